@@ -1,0 +1,139 @@
+//! The assembled server core that HTTP handlers share: storage, secrets, repositories and the
+//! settings they need, plus first-start bootstrap. Independent of actix.
+
+use crate::auth;
+use crate::clock;
+use crate::config::Config;
+use crate::domain::{TokenScope, User};
+use crate::git::Repos;
+use crate::secrets::{self, Secrets};
+use crate::storage::{NewUser, Store};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// Shared state of a running spur.
+pub struct Spur {
+    /// The database.
+    pub store: Store,
+    /// Keys derived from the data dir's secret.
+    pub secrets: Secrets,
+    /// Project repositories.
+    pub repos: Repos,
+    /// Base URL for links, without a trailing slash.
+    pub external_url: String,
+    /// The data dir.
+    pub data_dir: PathBuf,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+/// A start-up failure, with a message meant for the operator.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl Spur {
+    /// Opens the data dir (creating it on first start) and bootstraps `root` on an empty one.
+    pub async fn open(config: &Config) -> Result<Spur, StartError> {
+        let dir = &config.data_dir;
+        fs::create_dir_all(dir.join("repositories"))
+            .map_err(|e| StartError(format!("cannot create data dir {}: {e}", dir.display())))?;
+        let secrets = Secrets::load_or_create(&dir.join("secret.key")).map_err(|e| StartError(e.to_string()))?;
+        let store = Store::open(&dir.join("spur.redb")).map_err(|e| match e {
+            crate::storage::Error::AlreadyOpen => StartError(format!(
+                "another spur is already using the data dir {} (its database is locked); stop it or choose another --data-dir",
+                dir.display()
+            )),
+            other => StartError(format!("cannot open {}: {other}", dir.join("spur.redb").display())),
+        })?;
+        let spur = Spur {
+            store,
+            secrets,
+            repos: Repos::new(dir.join("repositories")),
+            external_url: config.external_url.clone(),
+            data_dir: dir.clone(),
+            max_body_bytes: config.max_body_bytes,
+        };
+        spur.bootstrap_root(config).await?;
+        Ok(spur)
+    }
+
+    /// Creates the administrator `root` on first start and writes its credentials to
+    /// `<data-dir>/initial_root_credentials` (mode 0600). Never logs them.
+    async fn bootstrap_root(&self, config: &Config) -> Result<(), StartError> {
+        let err = |e: String| StartError(format!("first start: {e}"));
+        if self
+            .store
+            .user_by_username("root")
+            .map_err(|e| err(e.to_string()))?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let password = match &config.root_password {
+            Some(p) => p.clone(),
+            None => secrets::hex(&secrets::random_array::<16>().map_err(|e| err(e.to_string()))?),
+        };
+        let token = match &config.root_token {
+            Some(t) => t.clone(),
+            None => secrets::new_token("glpat-").map_err(|e| err(e.to_string()))?,
+        };
+        let now = clock::now();
+        let new = NewUser {
+            username: "root".into(),
+            name: "Administrator".into(),
+            email: "admin@example.com".into(),
+            password_hash: auth::hash_password(&password).map_err(err)?,
+            admin: true,
+            now,
+        };
+        let user: User = self
+            .store
+            .create_user(new)
+            .await
+            .map_err(|e| err(e.to_string()))?
+            .map_err(|r| err(format!("{r:?}")))?;
+        let digest = self.secrets.digest(&token);
+        self.store
+            .create_personal_access_token(
+                digest,
+                user.id,
+                "initial root token".into(),
+                vec![TokenScope::Api],
+                None,
+                now,
+            )
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let path = self.data_dir.join("initial_root_credentials");
+        write_private(&path, &format!("# spur's first administrator; change or revoke these.\nusername: root\npassword: {password}\npersonal_access_token: {token}\n"))
+            .map_err(|e| err(format!("cannot write {}: {e}", path.display())))?;
+        tracing::info!(path = %path.display(), "created the administrator root; its credentials are in this file");
+        Ok(())
+    }
+
+    /// The URL of a path under the external URL.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.external_url, path.trim_start_matches('/'))
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}

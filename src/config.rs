@@ -1,0 +1,114 @@
+//! spur's configuration: defaults in code, then an optional TOML file, then `SPUR_*` environment
+//! variables and command-line flags (clap merges the last two). A leaf module.
+
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Everything `spur serve` needs to start.
+#[derive(Clone)]
+pub struct Config {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Folder holding `spur.redb`, the secret key and working folders.
+    pub data_dir: PathBuf,
+    /// Base URL for `web_url` fields and links spur hands out, without a trailing slash.
+    pub external_url: String,
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// Password for `root` on first start (else random).
+    pub root_password: Option<String>,
+    /// Personal access token for `root` on first start (else random).
+    pub root_token: Option<String>,
+    /// HTTP worker threads (0: one per core).
+    pub workers: usize,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("external_url", &self.external_url)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("root_password", &self.root_password.as_ref().map(|_| "<redacted>"))
+            .field("root_token", &self.root_token.as_ref().map(|_| "<redacted>"))
+            .field("workers", &self.workers)
+            .finish()
+    }
+}
+
+/// Default body limit: 1 MiB, like GitLab's default for API payloads of this kind.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
+impl Config {
+    /// A configuration for `data_dir` with every other setting at its default.
+    pub fn new(data_dir: PathBuf) -> Config {
+        let listen = SocketAddr::from(([127, 0, 0, 1], 8080));
+        Config {
+            listen,
+            data_dir,
+            external_url: format!("http://{listen}"),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            root_password: None,
+            root_token: None,
+            workers: 0,
+        }
+    }
+}
+
+/// The keys a `--config` TOML file may set; each is overridden by its flag or env var.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// See [`Config::listen`].
+    pub listen: Option<SocketAddr>,
+    /// See [`Config::data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// See [`Config::external_url`].
+    pub external_url: Option<String>,
+    /// See [`Config::max_body_bytes`].
+    pub max_body_bytes: Option<usize>,
+    /// See [`Config::workers`].
+    pub workers: Option<usize>,
+}
+
+impl FileConfig {
+    /// Reads and parses a TOML config file.
+    pub fn load(path: &std::path::Path) -> Result<FileConfig, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("invalid config file {}: {e}", path.display()))
+    }
+}
+
+/// Normalises an external URL: no trailing slash, must be http or https.
+pub fn normalize_external_url(url: &str) -> Result<String, String> {
+    let trimmed = url.trim().trim_end_matches('/');
+    if !(trimmed.starts_with("http://") || trimmed.starts_with("https://")) {
+        return Err(format!("external URL must start with http:// or https://, got {url:?}"));
+    }
+    Ok(trimmed.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_secrets() {
+        let mut c = Config::new("/tmp/x".into());
+        c.root_token = Some("glpat-secret".into());
+        assert!(!format!("{c:?}").contains("glpat-secret"));
+    }
+
+    #[test]
+    fn external_url_is_normalised() {
+        assert_eq!(
+            normalize_external_url("https://ci.example/").as_deref(),
+            Ok("https://ci.example")
+        );
+        assert!(normalize_external_url("ci.example").is_err());
+    }
+}

@@ -1,0 +1,533 @@
+//! The nouns of spur and their invariants: users, namespaces, projects, members, trigger tokens,
+//! pipelines and their variables. No IO, no HTTP, no wire shapes: storage encodes these records,
+//! and `http::api` turns them into GitLab's JSON at the edge.
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch, UTC; every timestamp spur stores.
+pub type Millis = i64;
+
+/// A GitLab access level on a project or group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum AccessLevel {
+    /// 10: may see a private project, not its code.
+    Guest,
+    /// 20: may read code and pipelines.
+    Reporter,
+    /// 30: may run pipelines and push.
+    Developer,
+    /// 40: may manage CI/CD settings and trigger tokens.
+    Maintainer,
+    /// 50: may delete the project and manage owners.
+    Owner,
+}
+
+impl AccessLevel {
+    /// The level's number as GitLab's API spells it.
+    pub fn as_number(self) -> u8 {
+        match self {
+            AccessLevel::Guest => 10,
+            AccessLevel::Reporter => 20,
+            AccessLevel::Developer => 30,
+            AccessLevel::Maintainer => 40,
+            AccessLevel::Owner => 50,
+        }
+    }
+
+    /// The level for one of GitLab's numbers, if it is one a member may hold.
+    pub fn from_number(n: i64) -> Option<AccessLevel> {
+        Some(match n {
+            10 => AccessLevel::Guest,
+            20 => AccessLevel::Reporter,
+            30 => AccessLevel::Developer,
+            40 => AccessLevel::Maintainer,
+            50 => AccessLevel::Owner,
+            _ => return None,
+        })
+    }
+}
+
+/// Who may see a project or group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Visibility {
+    /// Members and admins only.
+    Private,
+    /// Any signed-in user.
+    Internal,
+    /// Anyone, signed in or not.
+    Public,
+}
+
+impl Visibility {
+    /// GitLab's lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Private => "private",
+            Visibility::Internal => "internal",
+            Visibility::Public => "public",
+        }
+    }
+
+    /// Parses GitLab's lower-case name.
+    pub fn parse(s: &str) -> Option<Visibility> {
+        Some(match s {
+            "private" => Visibility::Private,
+            "internal" => Visibility::Internal,
+            "public" => Visibility::Public,
+            _ => return None,
+        })
+    }
+}
+
+/// A user account.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct User {
+    /// Numeric id, never reused.
+    pub id: u64,
+    /// Unique login name; also the path of the user's own namespace.
+    pub username: String,
+    /// Display name.
+    pub name: String,
+    /// Unique e-mail address.
+    pub email: String,
+    /// Argon2id PHC string; never the password itself.
+    pub password_hash: String,
+    /// Instance administrators may do everything.
+    pub admin: bool,
+    /// Blocked users cannot authenticate and their trigger tokens stop working.
+    pub blocked: bool,
+    /// The id of the user's personal namespace.
+    pub namespace_id: u64,
+    /// When the account was created.
+    pub created_at: Millis,
+}
+
+/// Scope of a personal access token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenScope {
+    /// Full read and write access to the API.
+    Api,
+    /// Read-only access to the API.
+    ReadApi,
+}
+
+impl TokenScope {
+    /// GitLab's name for the scope.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Api => "api",
+            TokenScope::ReadApi => "read_api",
+        }
+    }
+
+    /// Parses GitLab's name for a scope spur supports.
+    pub fn parse(s: &str) -> Option<TokenScope> {
+        match s {
+            "api" => Some(TokenScope::Api),
+            "read_api" => Some(TokenScope::ReadApi),
+            _ => None,
+        }
+    }
+}
+
+/// A personal access token's metadata; the secret itself is never stored, only its digest.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PersonalAccessToken {
+    /// Numeric id.
+    pub id: u64,
+    /// The user the token acts as.
+    pub user_id: u64,
+    /// A name to recognise the token by.
+    pub name: String,
+    /// What the token may do.
+    pub scopes: Vec<TokenScope>,
+    /// Revoked tokens never work again.
+    pub revoked: bool,
+    /// Creation time.
+    pub created_at: Millis,
+    /// The token stops working at the start of this day (UTC), if set.
+    pub expires_at: Option<Millis>,
+}
+
+/// Whether a namespace belongs to one user or is a shared group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NamespaceKind {
+    /// A user's personal namespace.
+    User,
+    /// A group that several members share.
+    Group,
+}
+
+/// A namespace: the first part of a project's path.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Namespace {
+    /// Numeric id.
+    pub id: u64,
+    /// Display name.
+    pub name: String,
+    /// URL path, unique among namespaces.
+    pub path: String,
+    /// User or group.
+    pub kind: NamespaceKind,
+    /// For user namespaces, the user; for groups, the creator.
+    pub owner_id: u64,
+    /// Who may see the group.
+    pub visibility: Visibility,
+    /// Free text.
+    pub description: String,
+    /// Creation time.
+    pub created_at: Millis,
+}
+
+/// The lowest role allowed to set pipeline variables (GitLab's
+/// `ci_pipeline_variables_minimum_override_role`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VariablesOverrideRole {
+    /// Nobody may set variables.
+    NoOneAllowed,
+    /// Owners only.
+    Owner,
+    /// Maintainers and owners.
+    Maintainer,
+    /// Developers and above (spur's default, so GitLab's documented examples work).
+    Developer,
+}
+
+impl VariablesOverrideRole {
+    /// GitLab's name for the setting's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VariablesOverrideRole::NoOneAllowed => "no_one_allowed",
+            VariablesOverrideRole::Owner => "owner",
+            VariablesOverrideRole::Maintainer => "maintainer",
+            VariablesOverrideRole::Developer => "developer",
+        }
+    }
+
+    /// Parses GitLab's name for the setting's value.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "no_one_allowed" => VariablesOverrideRole::NoOneAllowed,
+            "owner" => VariablesOverrideRole::Owner,
+            "maintainer" => VariablesOverrideRole::Maintainer,
+            "developer" => VariablesOverrideRole::Developer,
+            _ => return None,
+        })
+    }
+
+    /// Whether a caller with `level` may set pipeline variables.
+    pub fn allows(self, level: Option<AccessLevel>) -> bool {
+        let needed = match self {
+            VariablesOverrideRole::NoOneAllowed => return false,
+            VariablesOverrideRole::Owner => AccessLevel::Owner,
+            VariablesOverrideRole::Maintainer => AccessLevel::Maintainer,
+            VariablesOverrideRole::Developer => AccessLevel::Developer,
+        };
+        level.is_some_and(|l| l >= needed)
+    }
+}
+
+/// A project: a git repository and its CI settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Project {
+    /// Numeric id, never reused.
+    pub id: u64,
+    /// Display name.
+    pub name: String,
+    /// URL path inside the namespace.
+    pub path: String,
+    /// The namespace the project lives in.
+    pub namespace_id: u64,
+    /// `namespace/path`, kept with the record so lookups need one read.
+    pub full_path: String,
+    /// Free text.
+    pub description: String,
+    /// Who may see the project.
+    pub visibility: Visibility,
+    /// Where the repository comes from; `None` for a repository hosted by spur.
+    pub import_url: Option<String>,
+    /// Name of the project's folder under `<data-dir>/repositories` (mirrors, hosted repos).
+    pub repo_name: String,
+    /// The branch HEAD points at, when the repository has one.
+    pub default_branch: Option<String>,
+    /// Lowest role allowed to set pipeline variables.
+    pub variables_override_role: VariablesOverrideRole,
+    /// The user who created the project.
+    pub creator_id: u64,
+    /// Creation time.
+    pub created_at: Millis,
+    /// Last change to the record.
+    pub updated_at: Millis,
+}
+
+/// One user's membership of a project or group.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Membership {
+    /// The member's role.
+    pub access_level: AccessLevel,
+    /// When the membership was created.
+    pub created_at: Millis,
+    /// The membership ends at the start of this day, if set.
+    pub expires_at: Option<Millis>,
+}
+
+/// A pipeline trigger token's record. The secret is kept only encrypted and as a digest.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Trigger {
+    /// Numeric id.
+    pub id: u64,
+    /// The project the token may trigger.
+    pub project_id: u64,
+    /// The user pipelines run as.
+    pub owner_id: u64,
+    /// Free text, may be empty or absent.
+    pub description: Option<String>,
+    /// The token, encrypted with the data dir's key (nonce and ciphertext).
+    pub token_sealed: Vec<u8>,
+    /// The keyed digest under which the token is looked up.
+    pub token_digest: Vec<u8>,
+    /// The first four characters after the `glptt-` prefix, safe to show anyone allowed to list.
+    pub short_token: String,
+    /// Creation time.
+    pub created_at: Millis,
+    /// Last change to the record.
+    pub updated_at: Millis,
+    /// The token stops working at this time, if set.
+    pub expires_at: Option<Millis>,
+}
+
+impl Trigger {
+    /// Whether the token has expired at `now`.
+    pub fn is_expired(&self, now: Millis) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
+    }
+}
+
+/// What started a pipeline; GitLab's `source` and `CI_PIPELINE_SOURCE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PipelineSource {
+    /// A trigger token (`trigger`).
+    Trigger,
+    /// A running job's token or a `trigger:` job in another project (`pipeline`).
+    Pipeline,
+    /// A child pipeline of the same project (`parent_pipeline`).
+    ParentPipeline,
+    /// A push to the repository (`push`).
+    Push,
+    /// The "Run pipeline" form (`web`).
+    Web,
+    /// `POST /projects/:id/pipeline` (`api`).
+    Api,
+}
+
+impl PipelineSource {
+    /// GitLab's name for the source.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PipelineSource::Trigger => "trigger",
+            PipelineSource::Pipeline => "pipeline",
+            PipelineSource::ParentPipeline => "parent_pipeline",
+            PipelineSource::Push => "push",
+            PipelineSource::Web => "web",
+            PipelineSource::Api => "api",
+        }
+    }
+
+    /// Parses GitLab's name for a source.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "trigger" => PipelineSource::Trigger,
+            "pipeline" => PipelineSource::Pipeline,
+            "parent_pipeline" => PipelineSource::ParentPipeline,
+            "push" => PipelineSource::Push,
+            "web" => PipelineSource::Web,
+            "api" => PipelineSource::Api,
+            _ => return None,
+        })
+    }
+}
+
+/// A pipeline's status, GitLab's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PipelineStatus {
+    /// Recorded, jobs not yet planned or queued.
+    Created,
+    /// Waiting for a resource.
+    WaitingForResource,
+    /// Being prepared.
+    Preparing,
+    /// Jobs queued.
+    Pending,
+    /// At least one job running.
+    Running,
+    /// Finished successfully.
+    Success,
+    /// Finished with a failed job.
+    Failed,
+    /// Canceled by a user.
+    Canceled,
+    /// Nothing to run.
+    Skipped,
+    /// Waiting for a manual action.
+    Manual,
+    /// Waiting for a delayed job.
+    Scheduled,
+}
+
+impl PipelineStatus {
+    /// GitLab's name for the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PipelineStatus::Created => "created",
+            PipelineStatus::WaitingForResource => "waiting_for_resource",
+            PipelineStatus::Preparing => "preparing",
+            PipelineStatus::Pending => "pending",
+            PipelineStatus::Running => "running",
+            PipelineStatus::Success => "success",
+            PipelineStatus::Failed => "failed",
+            PipelineStatus::Canceled => "canceled",
+            PipelineStatus::Skipped => "skipped",
+            PipelineStatus::Manual => "manual",
+            PipelineStatus::Scheduled => "scheduled",
+        }
+    }
+
+    /// Parses GitLab's name for a status.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            PipelineStatus::Created,
+            PipelineStatus::WaitingForResource,
+            PipelineStatus::Preparing,
+            PipelineStatus::Pending,
+            PipelineStatus::Running,
+            PipelineStatus::Success,
+            PipelineStatus::Failed,
+            PipelineStatus::Canceled,
+            PipelineStatus::Skipped,
+            PipelineStatus::Manual,
+            PipelineStatus::Scheduled,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+/// A pipeline record. Its variables are stored apart, encrypted.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Pipeline {
+    /// Instance-wide id.
+    pub id: u64,
+    /// Per-project sequence number.
+    pub iid: u64,
+    /// The project.
+    pub project_id: u64,
+    /// The commit the pipeline runs for.
+    pub sha: String,
+    /// Short ref name (`main`, `v1.0`).
+    pub ref_name: String,
+    /// Whether `ref_name` is a tag.
+    pub tag: bool,
+    /// The previous commit of the ref, or forty zeros.
+    pub before_sha: String,
+    /// Current status.
+    pub status: PipelineStatus,
+    /// What started the pipeline.
+    pub source: PipelineSource,
+    /// The user the pipeline runs as.
+    pub user_id: u64,
+    /// The trigger token that started it, for `trigger` pipelines.
+    pub trigger_id: Option<u64>,
+    /// Creation time.
+    pub created_at: Millis,
+    /// Last change.
+    pub updated_at: Millis,
+    /// When the first job started.
+    pub started_at: Option<Millis>,
+    /// When the pipeline finished.
+    pub finished_at: Option<Millis>,
+    /// Configuration errors, when the pipeline could not be planned.
+    pub yaml_errors: Option<String>,
+}
+
+/// How a variable reaches a job: as its value, or as a path to a file holding it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VariableType {
+    /// `env_var`: the value itself.
+    EnvVar,
+    /// `file`: a path to a temporary file with the value.
+    File,
+}
+
+impl VariableType {
+    /// GitLab's name for the type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VariableType::EnvVar => "env_var",
+            VariableType::File => "file",
+        }
+    }
+}
+
+/// A pipeline variable (from a trigger, the API or the web form).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Variable {
+    /// Name: letters, digits and `_`, at most 255 characters.
+    pub key: String,
+    /// Value, any text.
+    pub value: String,
+    /// Environment value or file.
+    pub variable_type: VariableType,
+    /// `raw` variables are not `$`-expanded.
+    pub raw: bool,
+}
+
+/// Whether `key` is a valid variable name: `[A-Za-z0-9_]{1,255}`.
+pub fn is_valid_variable_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Whether `path` is a valid project, group or user path (GitLab's rules, simplified): starts
+/// with a letter, digit or `_`, then letters, digits, `_`, `-`, `.`; not ending in `.git` or
+/// `.atom`, at most 255 characters.
+pub fn is_valid_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    let Some(first) = bytes.first() else {
+        return false;
+    };
+    path.len() <= 255
+        && (first.is_ascii_alphanumeric() || *first == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && !path.ends_with('.')
+        && !path.ends_with(".git")
+        && !path.ends_with(".atom")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variable_keys() {
+        assert!(is_valid_variable_key("DEPLOY_ENV_2"));
+        assert!(!is_valid_variable_key("BAD-KEY"));
+        assert!(!is_valid_variable_key(""));
+        assert!(!is_valid_variable_key(&"A".repeat(256)));
+    }
+
+    #[test]
+    fn paths() {
+        assert!(is_valid_path("my-project.rs"));
+        assert!(!is_valid_path("-x"));
+        assert!(!is_valid_path("a/b"));
+        assert!(!is_valid_path("repo.git"));
+    }
+
+    #[test]
+    fn override_role() {
+        assert!(VariablesOverrideRole::Developer.allows(Some(AccessLevel::Developer)));
+        assert!(!VariablesOverrideRole::Maintainer.allows(Some(AccessLevel::Developer)));
+        assert!(!VariablesOverrideRole::NoOneAllowed.allows(Some(AccessLevel::Owner)));
+    }
+}

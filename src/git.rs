@@ -1,0 +1,328 @@
+//! All git access: where a project's repository lives, preparing it (validate a local path, clone
+//! a mirror of a remote, or init a hosted bare repository), fetching mirrors (one fetch in flight
+//! per project, shared by every caller), and resolving refs in process with gix, without
+//! spawning a process per request. The `git` CLI is used only for clone and fetch, with
+//! arguments as argv, never through a shell.
+
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a clone or fetch may take before it is abandoned.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Where a project's repository comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A repository on this machine, read in place (always fresh).
+    Local(PathBuf),
+    /// A remote repository, mirrored into the data dir and fetched before refs are resolved.
+    Remote(String),
+    /// No import URL: a bare repository hosted in the data dir.
+    Hosted,
+}
+
+impl Origin {
+    /// Classifies an `import_url`: a path or `file://` URL is local; `https://`, `http://`,
+    /// `ssh://`, `git://` and scp-like `user@host:path` are remote.
+    pub fn classify(import_url: Option<&str>) -> Result<Origin, String> {
+        let Some(url) = import_url.map(str::trim).filter(|u| !u.is_empty()) else {
+            return Ok(Origin::Hosted);
+        };
+        if let Some(path) = url.strip_prefix("file://") {
+            return Ok(Origin::Local(PathBuf::from(path)));
+        }
+        if url.starts_with('/') {
+            return Ok(Origin::Local(PathBuf::from(url)));
+        }
+        let remote_schemes = ["https://", "http://", "ssh://", "git://"];
+        let scp_like = url.contains('@') && url.contains(':') && !url.contains("://");
+        if remote_schemes.iter().any(|s| url.starts_with(s)) || scp_like {
+            return Ok(Origin::Remote(url.to_string()));
+        }
+        Err("is not a valid URL or absolute path".to_string())
+    }
+}
+
+/// A ref resolved the way GitLab resolves a pipeline's ref.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedRef {
+    /// Short name (`main`, `v1.0`).
+    pub short: String,
+    /// Whether it is a tag.
+    pub tag: bool,
+    /// The commit, 40 hex characters.
+    pub sha: String,
+}
+
+/// Why a ref did not resolve; the texts are GitLab's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefError {
+    /// No such branch or tag.
+    NotFound,
+    /// Both a branch and a tag have this short name.
+    Ambiguous,
+    /// The ref exists but does not lead to a commit.
+    NoCommit,
+    /// The repository could not be read.
+    Repository(String),
+}
+
+impl RefError {
+    /// GitLab's message for the error.
+    pub fn message(&self) -> &str {
+        match self {
+            RefError::NotFound => "Reference not found",
+            RefError::Ambiguous => "Ref is ambiguous",
+            RefError::NoCommit => "Commit not found",
+            RefError::Repository(_) => "Repository could not be read",
+        }
+    }
+}
+
+type FetchFuture = Shared<BoxFuture<'static, Result<(), String>>>;
+
+/// The repositories of every project, opened once and kept.
+pub struct Repos {
+    mirrors_dir: PathBuf,
+    open: Mutex<HashMap<PathBuf, gix::ThreadSafeRepository>>,
+    fetches: Arc<Mutex<HashMap<PathBuf, FetchFuture>>>,
+}
+
+impl Repos {
+    /// Repositories whose mirrors and hosted copies live in `mirrors_dir`.
+    pub fn new(mirrors_dir: PathBuf) -> Repos {
+        Repos {
+            mirrors_dir,
+            open: Mutex::new(HashMap::new()),
+            fetches: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Where the repository stored as `repo_name` with `origin` is read from.
+    pub fn path_of(&self, repo_name: &str, origin: &Origin) -> PathBuf {
+        match origin {
+            Origin::Local(p) => p.clone(),
+            Origin::Remote(_) | Origin::Hosted => self.mirrors_dir.join(format!("{repo_name}.git")),
+        }
+    }
+
+    /// Makes the repository of a new project ready: checks a local one, clones a remote one,
+    /// inits a hosted one. Returns the default branch, if any.
+    pub async fn prepare(&self, repo_name: &str, origin: &Origin) -> Result<Option<String>, String> {
+        let path = self.path_of(repo_name, origin);
+        match origin {
+            Origin::Local(p) => {
+                if !p.is_dir() {
+                    return Err("is not a git repository on this server".to_string());
+                }
+            }
+            Origin::Remote(url) => {
+                remove_stale(&path).await?;
+                let args = vec![
+                    "clone".into(),
+                    "--mirror".into(),
+                    "--quiet".into(),
+                    "--".into(),
+                    url.clone(),
+                    path.display().to_string(),
+                ];
+                run_git(None, args)
+                    .await
+                    .map_err(|_| "could not be cloned".to_string())?;
+            }
+            Origin::Hosted => {
+                remove_stale(&path).await?;
+                let args = vec![
+                    "init".into(),
+                    "--bare".into(),
+                    "--quiet".into(),
+                    path.display().to_string(),
+                ];
+                run_git(None, args).await?;
+            }
+        }
+        let path2 = path.clone();
+        let this_open = self
+            .open_repo(&path2)
+            .map_err(|_| "is not a git repository".to_string())?;
+        Ok(default_branch(&this_open.to_thread_local()))
+    }
+
+    /// Brings a remote mirror up to date; local and hosted repositories are always fresh.
+    /// Concurrent callers for one repository share a single fetch.
+    pub async fn refresh(&self, repo_name: &str, origin: &Origin) -> Result<(), String> {
+        if !matches!(origin, Origin::Remote(_)) {
+            return Ok(());
+        }
+        let path = self.path_of(repo_name, origin);
+        let fetch = {
+            let mut fetches = self.fetches.lock().map_err(|_| "fetch table poisoned".to_string())?;
+            match fetches.get(&path) {
+                Some(f) => f.clone(),
+                None => {
+                    let table = self.fetches.clone();
+                    let key = path.clone();
+                    let args = vec![
+                        "--git-dir".into(),
+                        path.display().to_string(),
+                        "fetch".into(),
+                        "--prune".into(),
+                        "--quiet".into(),
+                        "origin".into(),
+                    ];
+                    let f = async move {
+                        let result = run_git(None, args).await;
+                        if let Ok(mut t) = table.lock() {
+                            t.remove(&key);
+                        }
+                        result
+                    }
+                    .boxed()
+                    .shared();
+                    fetches.insert(path.clone(), f.clone());
+                    f
+                }
+            }
+        };
+        fetch.await
+    }
+
+    /// Resolves `name` as GitLab does: `refs/heads/X`, `refs/tags/X`, or a short name that must
+    /// be exactly one of a branch or a tag. A bare SHA is not a ref. Synchronous and in process.
+    pub fn resolve(&self, path: &Path, name: &str) -> Result<ResolvedRef, RefError> {
+        let repo = self.open_repo(path).map_err(RefError::Repository)?.to_thread_local();
+        let (short, tag, target) = if let Some(b) = name.strip_prefix("refs/heads/") {
+            (b, false, lookup(&repo, name)?)
+        } else if let Some(t) = name.strip_prefix("refs/tags/") {
+            (t, true, lookup(&repo, name)?)
+        } else {
+            let branch = lookup(&repo, &format!("refs/heads/{name}"))?;
+            let tag = lookup(&repo, &format!("refs/tags/{name}"))?;
+            match (branch, tag) {
+                (Some(_), Some(_)) => return Err(RefError::Ambiguous),
+                (Some(b), None) => (name, false, Some(b)),
+                (None, t) => (name, true, t),
+            }
+        };
+        let id = target.ok_or(RefError::NotFound)?;
+        let commit = repo.find_commit(id).map_err(|_| RefError::NoCommit)?;
+        Ok(ResolvedRef {
+            short: short.to_string(),
+            tag,
+            sha: commit.id.to_string(),
+        })
+    }
+
+    /// Forgets a repository (after its project is deleted); hosted and mirrored copies are removed.
+    pub async fn forget(&self, repo_name: &str, origin: &Origin) {
+        let path = self.path_of(repo_name, origin);
+        if let Ok(mut open) = self.open.lock() {
+            open.remove(&path);
+        }
+        if !matches!(origin, Origin::Local(_)) {
+            let _ = tokio::fs::remove_dir_all(&path).await;
+        }
+    }
+
+    fn open_repo(&self, path: &Path) -> Result<gix::ThreadSafeRepository, String> {
+        let mut open = self.open.lock().map_err(|_| "repository table poisoned".to_string())?;
+        if let Some(repo) = open.get(path) {
+            return Ok(repo.clone());
+        }
+        let repo = gix::open(path)
+            .map_err(|e| format!("cannot open repository: {e}"))?
+            .into_sync();
+        open.insert(path.to_path_buf(), repo.clone());
+        Ok(repo)
+    }
+}
+
+/// The fully peeled object a ref points at, if the ref exists.
+fn lookup(repo: &gix::Repository, full_name: &str) -> Result<Option<gix::ObjectId>, RefError> {
+    let reference = repo
+        .try_find_reference(full_name)
+        .map_err(|e| RefError::Repository(e.to_string()))?;
+    match reference {
+        None => Ok(None),
+        Some(mut r) => r
+            .peel_to_id()
+            .map(|id| Some(id.detach()))
+            .map_err(|_| RefError::NoCommit),
+    }
+}
+
+/// The branch HEAD points at, if HEAD is a branch.
+fn default_branch(repo: &gix::Repository) -> Option<String> {
+    let name = repo.head_name().ok()??;
+    let full = name.as_bstr().to_string();
+    full.strip_prefix("refs/heads/").map(str::to_string)
+}
+
+async fn remove_stale(path: &Path) -> Result<(), String> {
+    if path.exists() {
+        tokio::fs::remove_dir_all(path)
+            .await
+            .map_err(|e| format!("cannot clear {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Runs `git` with `args` (argv, no shell), no prompts, bounded in time.
+async fn run_git(dir: Option<&Path>, args: Vec<String>) -> Result<(), String> {
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.args(&args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ASKPASS", "true")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    let output = tokio::time::timeout(FETCH_TIMEOUT, cmd.output())
+        .await
+        .map_err(|_| "git timed out".to_string())?
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        // stderr may echo a URL with credentials: keep it out of messages and logs.
+        Err(format!(
+            "git {} failed with {}",
+            args.first().map_or("", String::as_str),
+            output.status
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_import_urls() {
+        assert_eq!(Origin::classify(None), Ok(Origin::Hosted));
+        assert_eq!(
+            Origin::classify(Some("/srv/repo")),
+            Ok(Origin::Local("/srv/repo".into()))
+        );
+        assert_eq!(
+            Origin::classify(Some("file:///srv/repo")),
+            Ok(Origin::Local("/srv/repo".into()))
+        );
+        assert!(matches!(
+            Origin::classify(Some("https://example.com/a.git")),
+            Ok(Origin::Remote(_))
+        ));
+        assert!(matches!(
+            Origin::classify(Some("git@example.com:a/b.git")),
+            Ok(Origin::Remote(_))
+        ));
+        assert!(Origin::classify(Some("relative/path")).is_err());
+    }
+}

@@ -1,0 +1,196 @@
+//! The redb file: opening it, its schema version, reads through MVCC snapshots and writes through
+//! the single group-committing writer. One function per logical operation lives in the
+//! submodules. Storage knows nothing of HTTP, roles or git.
+
+mod codec;
+mod pipelines;
+mod projects;
+mod tables;
+mod triggers;
+mod users;
+mod writer;
+
+pub use pipelines::{NewPipeline, PipelineFilter, PipelineOrder};
+pub use projects::{NewProject, ProjectChange};
+pub use triggers::NewTrigger;
+pub use users::{NewGroup, NewUser};
+pub use writer::{Writer, WriterStats};
+
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The schema version this binary writes. Opening a newer file is refused.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// A storage failure: the disk, the file, or a record that does not decode.
+#[derive(Debug)]
+pub enum Error {
+    /// redb reported an error.
+    Db(String),
+    /// A stored record did not decode.
+    Codec(String),
+    /// Another process holds the database.
+    AlreadyOpen,
+    /// The file was written by a newer spur.
+    TooNew(u64),
+    /// The writer thread is gone.
+    Closed,
+}
+
+impl Error {
+    /// A copy for fanning one batch failure out to every caller in it.
+    pub fn shallow_clone(&self) -> Error {
+        match self {
+            Error::Db(s) => Error::Db(s.clone()),
+            Error::Codec(s) => Error::Codec(s.clone()),
+            Error::AlreadyOpen => Error::AlreadyOpen,
+            Error::TooNew(v) => Error::TooNew(*v),
+            Error::Closed => Error::Closed,
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Db(e) => write!(f, "database error: {e}"),
+            Error::Codec(e) => write!(f, "stored record does not decode: {e}"),
+            Error::AlreadyOpen => write!(f, "the database is already open in another process"),
+            Error::TooNew(v) => write!(
+                f,
+                "the database has schema version {v}, newer than this spur understands ({SCHEMA_VERSION}); run a newer spur"
+            ),
+            Error::Closed => write!(f, "the storage writer has stopped"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Error {
+                Error::Db(e.to_string())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError
+);
+
+impl From<redb::DatabaseError> for Error {
+    fn from(e: redb::DatabaseError) -> Error {
+        match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::AlreadyOpen,
+            other => Error::Db(other.to_string()),
+        }
+    }
+}
+
+/// Why an operation was refused without changing anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// A unique field's value is taken (the field's name).
+    Taken(&'static str),
+    /// The record the operation needs does not exist.
+    NotFound,
+}
+
+/// The database: snapshot reads from any thread, writes through the group-commit writer.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    writer: Writer,
+}
+
+impl Store {
+    /// Opens (or creates) the database file, checks its schema version and starts the writer.
+    pub fn open(path: &Path) -> Result<Store, Error> {
+        let db = Database::builder().set_cache_size(32 << 20).create(path)?;
+        init_schema(&db)?;
+        let db = Arc::new(db);
+        let writer = Writer::start(db.clone()).map_err(|e| Error::Db(e.to_string()))?;
+        Ok(Store { db, writer })
+    }
+
+    /// Runs `f` on a consistent snapshot. Synchronous: async callers use `spawn_blocking`.
+    pub fn read<R>(&self, f: impl FnOnce(&ReadTransaction) -> Result<R, Error>) -> Result<R, Error> {
+        let tx = self.db.begin_read()?;
+        f(&tx)
+    }
+
+    /// Queues `op` for the writer; resolves after the batch that holds it is durable.
+    pub async fn write<R, F>(&self, op: F) -> Result<R, Error>
+    where
+        F: FnOnce(&WriteTransaction) -> Result<R, Error> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.writer.write(op).await
+    }
+
+    /// Group-commit counters.
+    pub fn writer_stats(&self) -> &WriterStats {
+        &self.writer.stats
+    }
+}
+
+/// Creates every table, records the schema version, refuses files from a newer spur.
+fn init_schema(db: &Database) -> Result<(), Error> {
+    let tx = db.begin_write()?;
+    {
+        let mut meta = tx.open_table(tables::META)?;
+        let version = meta.get("schema_version")?.map(|g| g.value());
+        match version {
+            Some(v) if v > SCHEMA_VERSION => return Err(Error::TooNew(v)),
+            Some(_) => {}
+            None => {
+                meta.insert("schema_version", SCHEMA_VERSION)?;
+            }
+        }
+    }
+    tx.open_table(tables::USERS)?;
+    tx.open_table(tables::USERNAMES)?;
+    tx.open_table(tables::EMAILS)?;
+    tx.open_table(tables::PATS)?;
+    tx.open_table(tables::PAT_IDS)?;
+    tx.open_table(tables::NAMESPACES)?;
+    tx.open_table(tables::NAMESPACE_PATHS)?;
+    tx.open_table(tables::GROUP_MEMBERS)?;
+    tx.open_table(tables::PROJECTS)?;
+    tx.open_table(tables::PROJECT_PATHS)?;
+    tx.open_table(tables::PROJECT_MEMBERS)?;
+    tx.open_table(tables::TRIGGERS)?;
+    tx.open_table(tables::TRIGGER_DIGESTS)?;
+    tx.open_table(tables::PROJECT_TRIGGERS)?;
+    tx.open_table(tables::TRIGGER_LAST_USED)?;
+    tx.open_table(tables::PIPELINES)?;
+    tx.open_table(tables::PROJECT_PIPELINES)?;
+    tx.open_table(tables::PIPELINE_IIDS)?;
+    tx.open_table(tables::PIPELINE_VARIABLES)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Hands out the next id of a kind (`next_<kind>_id` in `META`), starting at 1.
+fn next_id(tx: &WriteTransaction, kind: &'static str) -> Result<u64, Error> {
+    let mut meta = tx.open_table(tables::META)?;
+    let id = meta.get(kind)?.map_or(1, |g| g.value());
+    meta.insert(kind, id + 1)?;
+    Ok(id)
+}
+
+/// Reads all records of a JSON table whose `(u64, u64)` index has `first` as its first half.
+fn ids_under(index: &impl ReadableTable<(u64, u64), ()>, first: u64) -> Result<Vec<u64>, Error> {
+    let mut ids = Vec::new();
+    for entry in index.range((first, 0)..=(first, u64::MAX))? {
+        let (key, _) = entry?;
+        ids.push(key.value().1);
+    }
+    Ok(ids)
+}

@@ -1,0 +1,162 @@
+//! Pipelines, their per-project numbering, and their sealed variables.
+
+use super::codec::{decode, encode, get_json};
+use super::tables::{PIPELINE_IIDS, PIPELINE_VARIABLES, PIPELINES, PROJECT_PIPELINES, TRIGGER_LAST_USED};
+use super::{Error, Refusal, Store, next_id};
+use crate::domain::{Millis, Pipeline, PipelineSource, PipelineStatus};
+use redb::ReadableTable;
+
+/// What is needed to create a pipeline; ids are handed out inside the commit.
+#[derive(Debug, Clone)]
+pub struct NewPipeline {
+    /// The project.
+    pub project_id: u64,
+    /// The commit.
+    pub sha: String,
+    /// Short ref name.
+    pub ref_name: String,
+    /// Whether the ref is a tag.
+    pub tag: bool,
+    /// What started it.
+    pub source: PipelineSource,
+    /// The user it runs as.
+    pub user_id: u64,
+    /// The trigger token that started it.
+    pub trigger_id: Option<u64>,
+    /// Its variables, sealed with the data dir's key.
+    pub variables_sealed: Vec<u8>,
+    /// Creation time.
+    pub now: Millis,
+}
+
+/// Filters of the pipelines list.
+#[derive(Debug, Clone, Default)]
+pub struct PipelineFilter {
+    /// Only this ref.
+    pub ref_name: Option<String>,
+    /// Only this status.
+    pub status: Option<PipelineStatus>,
+    /// Only this source.
+    pub source: Option<PipelineSource>,
+}
+
+/// Sort orders of the pipelines list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipelineOrder {
+    /// By id (GitLab's default).
+    Id,
+    /// By status name.
+    Status,
+    /// By ref name.
+    Ref,
+    /// By last update.
+    UpdatedAt,
+    /// By user id.
+    UserId,
+}
+
+impl Store {
+    /// Records a pipeline and its variables durably; answers after the commit.
+    pub async fn create_pipeline(&self, new: NewPipeline) -> Result<Pipeline, Error> {
+        self.write(move |tx| {
+            let id = next_id(tx, "next_pipeline_id")?;
+            let iid = {
+                let mut iids = tx.open_table(PIPELINE_IIDS)?;
+                let iid = iids.get(new.project_id)?.map_or(0, |g| g.value()) + 1;
+                iids.insert(new.project_id, iid)?;
+                iid
+            };
+            let pipeline = Pipeline {
+                id,
+                iid,
+                project_id: new.project_id,
+                sha: new.sha,
+                ref_name: new.ref_name,
+                tag: new.tag,
+                before_sha: "0".repeat(40),
+                status: PipelineStatus::Created,
+                source: new.source,
+                user_id: new.user_id,
+                trigger_id: new.trigger_id,
+                created_at: new.now,
+                updated_at: new.now,
+                started_at: None,
+                finished_at: None,
+                yaml_errors: None,
+            };
+            tx.open_table(PIPELINES)?.insert(id, encode(&pipeline)?.as_slice())?;
+            tx.open_table(PROJECT_PIPELINES)?.insert((new.project_id, id), ())?;
+            tx.open_table(PIPELINE_VARIABLES)?
+                .insert(id, new.variables_sealed.as_slice())?;
+            if let Some(trigger_id) = new.trigger_id {
+                tx.open_table(TRIGGER_LAST_USED)?.insert(trigger_id, new.now)?;
+            }
+            Ok(pipeline)
+        })
+        .await
+    }
+
+    /// The pipeline with `id`.
+    pub fn pipeline(&self, id: u64) -> Result<Option<Pipeline>, Error> {
+        self.read(|tx| get_json(&tx.open_table(PIPELINES)?, id))
+    }
+
+    /// A pipeline's sealed variables.
+    pub fn pipeline_variables_sealed(&self, id: u64) -> Result<Option<Vec<u8>>, Error> {
+        self.read(|tx| Ok(tx.open_table(PIPELINE_VARIABLES)?.get(id)?.map(|g| g.value().to_vec())))
+    }
+
+    /// A project's pipelines matching `filter`, sorted by `order` (ascending; callers reverse).
+    pub fn project_pipelines(
+        &self,
+        project_id: u64,
+        filter: &PipelineFilter,
+        order: PipelineOrder,
+    ) -> Result<Vec<Pipeline>, Error> {
+        self.read(|tx| {
+            let index = tx.open_table(PROJECT_PIPELINES)?;
+            let pipelines = tx.open_table(PIPELINES)?;
+            let mut out = Vec::new();
+            for entry in index.range((project_id, 0)..=(project_id, u64::MAX))? {
+                let id = entry?.0.value().1;
+                let Some(g) = pipelines.get(id)? else { continue };
+                let p: Pipeline = decode(g.value())?;
+                if filter.ref_name.as_ref().is_some_and(|r| *r != p.ref_name)
+                    || filter.status.is_some_and(|s| s != p.status)
+                    || filter.source.is_some_and(|s| s != p.source)
+                {
+                    continue;
+                }
+                out.push(p);
+            }
+            match order {
+                PipelineOrder::Id => {}
+                PipelineOrder::Status => {
+                    out.sort_by(|a, b| a.status.as_str().cmp(b.status.as_str()).then(a.id.cmp(&b.id)))
+                }
+                PipelineOrder::Ref => out.sort_by(|a, b| a.ref_name.cmp(&b.ref_name).then(a.id.cmp(&b.id))),
+                PipelineOrder::UpdatedAt => out.sort_by_key(|p| (p.updated_at, p.id)),
+                PipelineOrder::UserId => out.sort_by_key(|p| (p.user_id, p.id)),
+            }
+            Ok(out)
+        })
+    }
+
+    /// Deletes a pipeline and its variables.
+    pub async fn delete_pipeline(&self, id: u64) -> Result<Result<(), Refusal>, Error> {
+        self.write(move |tx| {
+            let Some(p) = tx
+                .open_table(PIPELINES)?
+                .remove(id)?
+                .map(|g| decode::<Pipeline>(g.value()))
+                .transpose()?
+            else {
+                return Ok(Err(Refusal::NotFound));
+            };
+            tx.open_table(PROJECT_PIPELINES)?.remove((p.project_id, id))?;
+            tx.open_table(PIPELINE_VARIABLES)?.remove(id)?;
+            Ok(Ok(()))
+        })
+        .await
+    }
+}

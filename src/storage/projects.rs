@@ -1,0 +1,262 @@
+//! Projects, their paths and their members.
+
+use super::codec::{decode, encode, get_json};
+use super::tables::{
+    PIPELINE_IIDS, PIPELINE_VARIABLES, PIPELINES, PROJECT_MEMBERS, PROJECT_PATHS, PROJECT_PIPELINES, PROJECT_TRIGGERS,
+    PROJECTS, TRIGGER_DIGESTS, TRIGGER_LAST_USED, TRIGGERS,
+};
+use super::{Error, Refusal, Store, ids_under, next_id};
+use crate::domain::{AccessLevel, Membership, Millis, Project, Trigger, VariablesOverrideRole, Visibility};
+use redb::{ReadableTable, WriteTransaction};
+
+/// What is needed to create a project.
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    /// Display name.
+    pub name: String,
+    /// Path inside the namespace.
+    pub path: String,
+    /// The namespace.
+    pub namespace_id: u64,
+    /// The namespace's path, to build the full path.
+    pub namespace_path: String,
+    /// Free text.
+    pub description: String,
+    /// Who may see it.
+    pub visibility: Visibility,
+    /// Where the repository comes from.
+    pub import_url: Option<String>,
+    /// Folder name under `<data-dir>/repositories`.
+    pub repo_name: String,
+    /// The branch HEAD points at.
+    pub default_branch: Option<String>,
+    /// The creator, who becomes its Owner.
+    pub creator_id: u64,
+    /// Creation time.
+    pub now: Millis,
+}
+
+impl Store {
+    /// Creates a project; its creator becomes an Owner member.
+    pub async fn create_project(&self, new: NewProject) -> Result<Result<Project, Refusal>, Error> {
+        self.write(move |tx| create_project_in(tx, new)).await
+    }
+
+    /// The project with `id`.
+    pub fn project(&self, id: u64) -> Result<Option<Project>, Error> {
+        self.read(|tx| get_json(&tx.open_table(PROJECTS)?, id))
+    }
+
+    /// The project at `namespace/path` (case-insensitive).
+    pub fn project_by_path(&self, full_path: &str) -> Result<Option<Project>, Error> {
+        let key = full_path.to_lowercase();
+        self.read(|tx| {
+            let Some(id) = tx.open_table(PROJECT_PATHS)?.get(key.as_str())?.map(|g| g.value()) else {
+                return Ok(None);
+            };
+            get_json(&tx.open_table(PROJECTS)?, id)
+        })
+    }
+
+    /// Every project, by id.
+    pub fn projects(&self) -> Result<Vec<Project>, Error> {
+        self.read(|tx| {
+            let table = tx.open_table(PROJECTS)?;
+            let mut out = Vec::new();
+            for entry in table.iter()? {
+                out.push(decode(entry?.1.value())?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Changes a project's editable settings.
+    pub async fn update_project(
+        &self,
+        id: u64,
+        change: ProjectChange,
+        now: Millis,
+    ) -> Result<Result<Project, Refusal>, Error> {
+        self.write(move |tx| {
+            let mut projects = tx.open_table(PROJECTS)?;
+            let Some(mut project) = get_json::<_, Project>(&projects, id)? else {
+                return Ok(Err(Refusal::NotFound));
+            };
+            if let Some(v) = change.name {
+                project.name = v;
+            }
+            if let Some(v) = change.description {
+                project.description = v;
+            }
+            if let Some(v) = change.visibility {
+                project.visibility = v;
+            }
+            if let Some(v) = change.variables_override_role {
+                project.variables_override_role = v;
+            }
+            project.updated_at = now;
+            projects.insert(id, encode(&project)?.as_slice())?;
+            Ok(Ok(project))
+        })
+        .await
+    }
+
+    /// Deletes a project and everything that belongs to it: members, triggers, pipelines.
+    pub async fn delete_project(&self, id: u64) -> Result<Result<Project, Refusal>, Error> {
+        self.write(move |tx| delete_project_in(tx, id)).await
+    }
+
+    /// A user's direct membership of a project.
+    pub fn project_member(&self, project_id: u64, user_id: u64) -> Result<Option<Membership>, Error> {
+        self.read(|tx| get_json(&tx.open_table(PROJECT_MEMBERS)?, (project_id, user_id)))
+    }
+
+    /// A project's direct members, by user id.
+    pub fn project_members(&self, project_id: u64) -> Result<Vec<(u64, Membership)>, Error> {
+        self.read(|tx| {
+            let table = tx.open_table(PROJECT_MEMBERS)?;
+            let mut out = Vec::new();
+            for entry in table.range((project_id, 0)..=(project_id, u64::MAX))? {
+                let (key, value) = entry?;
+                out.push((key.value().1, decode(value.value())?));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Adds a member (`create_only`: refuse if already a member) or changes an existing one.
+    pub async fn put_project_member(
+        &self,
+        project_id: u64,
+        user_id: u64,
+        level: AccessLevel,
+        expires_at: Option<Millis>,
+        create_only: bool,
+        now: Millis,
+    ) -> Result<Result<Membership, Refusal>, Error> {
+        self.write(move |tx| {
+            let mut members = tx.open_table(PROJECT_MEMBERS)?;
+            let existing = get_json::<_, Membership>(&members, (project_id, user_id))?;
+            let member = match (existing, create_only) {
+                (Some(_), true) => return Ok(Err(Refusal::Taken("member"))),
+                (None, false) => return Ok(Err(Refusal::NotFound)),
+                (Some(m), false) => Membership {
+                    access_level: level,
+                    expires_at,
+                    ..m
+                },
+                (None, true) => Membership {
+                    access_level: level,
+                    created_at: now,
+                    expires_at,
+                },
+            };
+            members.insert((project_id, user_id), encode(&member)?.as_slice())?;
+            Ok(Ok(member))
+        })
+        .await
+    }
+
+    /// Removes a member.
+    pub async fn remove_project_member(&self, project_id: u64, user_id: u64) -> Result<Result<(), Refusal>, Error> {
+        self.write(move |tx| {
+            let removed = tx.open_table(PROJECT_MEMBERS)?.remove((project_id, user_id))?.is_some();
+            Ok(if removed { Ok(()) } else { Err(Refusal::NotFound) })
+        })
+        .await
+    }
+}
+
+/// The editable settings of a project; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectChange {
+    /// New display name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New visibility.
+    pub visibility: Option<Visibility>,
+    /// New minimum role for pipeline variables.
+    pub variables_override_role: Option<VariablesOverrideRole>,
+}
+
+fn create_project_in(tx: &WriteTransaction, new: NewProject) -> Result<Result<Project, Refusal>, Error> {
+    let full_path = format!("{}/{}", new.namespace_path, new.path);
+    let key = full_path.to_lowercase();
+    if tx.open_table(PROJECT_PATHS)?.get(key.as_str())?.is_some() {
+        return Ok(Err(Refusal::Taken("path")));
+    }
+    let project = Project {
+        id: next_id(tx, "next_project_id")?,
+        name: new.name,
+        path: new.path,
+        namespace_id: new.namespace_id,
+        full_path,
+        description: new.description,
+        visibility: new.visibility,
+        import_url: new.import_url,
+        repo_name: new.repo_name,
+        default_branch: new.default_branch,
+        variables_override_role: VariablesOverrideRole::Developer,
+        creator_id: new.creator_id,
+        created_at: new.now,
+        updated_at: new.now,
+    };
+    tx.open_table(PROJECTS)?
+        .insert(project.id, encode(&project)?.as_slice())?;
+    tx.open_table(PROJECT_PATHS)?.insert(key.as_str(), project.id)?;
+    let owner = Membership {
+        access_level: AccessLevel::Owner,
+        created_at: new.now,
+        expires_at: None,
+    };
+    tx.open_table(PROJECT_MEMBERS)?
+        .insert((project.id, new.creator_id), encode(&owner)?.as_slice())?;
+    Ok(Ok(project))
+}
+
+fn delete_project_in(tx: &WriteTransaction, id: u64) -> Result<Result<Project, Refusal>, Error> {
+    let Some(project) = tx
+        .open_table(PROJECTS)?
+        .remove(id)?
+        .map(|g| decode::<Project>(g.value()))
+        .transpose()?
+    else {
+        return Ok(Err(Refusal::NotFound));
+    };
+    tx.open_table(PROJECT_PATHS)?
+        .remove(project.full_path.to_lowercase().as_str())?;
+    tx.open_table(PROJECT_MEMBERS)?
+        .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
+    let trigger_ids = ids_under(&tx.open_table(PROJECT_TRIGGERS)?, id)?;
+    {
+        let mut triggers = tx.open_table(TRIGGERS)?;
+        let mut digests = tx.open_table(TRIGGER_DIGESTS)?;
+        let mut last_used = tx.open_table(TRIGGER_LAST_USED)?;
+        for tid in trigger_ids {
+            if let Some(t) = triggers
+                .remove(tid)?
+                .map(|g| decode::<Trigger>(g.value()))
+                .transpose()?
+            {
+                digests.remove(t.token_digest.as_slice())?;
+            }
+            last_used.remove(tid)?;
+        }
+    }
+    tx.open_table(PROJECT_TRIGGERS)?
+        .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
+    let pipeline_ids = ids_under(&tx.open_table(PROJECT_PIPELINES)?, id)?;
+    {
+        let mut pipelines = tx.open_table(PIPELINES)?;
+        let mut variables = tx.open_table(PIPELINE_VARIABLES)?;
+        for pid in pipeline_ids {
+            pipelines.remove(pid)?;
+            variables.remove(pid)?;
+        }
+    }
+    tx.open_table(PROJECT_PIPELINES)?
+        .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
+    tx.open_table(PIPELINE_IIDS)?.remove(id)?;
+    Ok(Ok(project))
+}

@@ -1,0 +1,56 @@
+//! Every table in `spur.redb`, with its key, value and invariants. Backups and migrations must
+//! know every table, so none is defined anywhere else. Values are JSON-encoded domain records
+//! (see `codec`) unless said otherwise.
+
+use redb::TableDefinition;
+
+/// Bytes of a JSON-encoded record.
+pub type Json = &'static [u8];
+
+/// Named counters and settings: `schema_version`, `next_<kind>_id`. Ids start at 1, never reused.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// User id → `domain::User`.
+pub const USERS: TableDefinition<u64, Json> = TableDefinition::new("users");
+/// Lower-cased username → user id. One entry per user; usernames are unique case-insensitively.
+pub const USERNAMES: TableDefinition<&str, u64> = TableDefinition::new("usernames");
+/// Lower-cased e-mail → user id. One entry per user.
+pub const EMAILS: TableDefinition<&str, u64> = TableDefinition::new("emails");
+
+/// Keyed blake3 digest of a personal access token → `domain::PersonalAccessToken`.
+/// The token itself is never stored.
+pub const PATS: TableDefinition<&[u8], Json> = TableDefinition::new("personal_access_tokens");
+/// Personal access token id → its digest (the key in `PATS`).
+pub const PAT_IDS: TableDefinition<u64, &[u8]> = TableDefinition::new("personal_access_token_ids");
+
+/// Namespace id → `domain::Namespace` (users' own namespaces and groups).
+pub const NAMESPACES: TableDefinition<u64, Json> = TableDefinition::new("namespaces");
+/// Lower-cased namespace path → namespace id; user and group paths share this space.
+pub const NAMESPACE_PATHS: TableDefinition<&str, u64> = TableDefinition::new("namespace_paths");
+/// (group namespace id, user id) → `domain::Membership`.
+pub const GROUP_MEMBERS: TableDefinition<(u64, u64), Json> = TableDefinition::new("group_members");
+
+/// Project id → `domain::Project`.
+pub const PROJECTS: TableDefinition<u64, Json> = TableDefinition::new("projects");
+/// Lower-cased `namespace/path` → project id.
+pub const PROJECT_PATHS: TableDefinition<&str, u64> = TableDefinition::new("project_paths");
+/// (project id, user id) → `domain::Membership`.
+pub const PROJECT_MEMBERS: TableDefinition<(u64, u64), Json> = TableDefinition::new("project_members");
+
+/// Trigger id → `domain::Trigger` (token sealed with the data dir's key).
+pub const TRIGGERS: TableDefinition<u64, Json> = TableDefinition::new("triggers");
+/// Keyed blake3 digest of a trigger token → trigger id.
+pub const TRIGGER_DIGESTS: TableDefinition<&[u8], u64> = TableDefinition::new("trigger_digests");
+/// (project id, trigger id) → (); lists a project's triggers in id order.
+pub const PROJECT_TRIGGERS: TableDefinition<(u64, u64), ()> = TableDefinition::new("project_triggers");
+/// Trigger id → creation time (ms) of the newest pipeline it created (`last_used`).
+pub const TRIGGER_LAST_USED: TableDefinition<u64, i64> = TableDefinition::new("trigger_last_used");
+
+/// Pipeline id → `domain::Pipeline`.
+pub const PIPELINES: TableDefinition<u64, Json> = TableDefinition::new("pipelines");
+/// (project id, pipeline id) → (); lists a project's pipelines in id order.
+pub const PROJECT_PIPELINES: TableDefinition<(u64, u64), ()> = TableDefinition::new("project_pipelines");
+/// Project id → the last pipeline iid handed out in it.
+pub const PIPELINE_IIDS: TableDefinition<u64, u64> = TableDefinition::new("pipeline_iids");
+/// Pipeline id → its variables (`Vec<domain::Variable>` as JSON), sealed with the data dir's key.
+pub const PIPELINE_VARIABLES: TableDefinition<u64, &[u8]> = TableDefinition::new("pipeline_variables");

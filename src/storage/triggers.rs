@@ -1,0 +1,141 @@
+//! Pipeline trigger tokens: records, the digest index, and `last_used`.
+
+use super::codec::{decode, encode, get_json};
+use super::tables::{PROJECT_TRIGGERS, TRIGGER_DIGESTS, TRIGGER_LAST_USED, TRIGGERS};
+use super::{Error, Refusal, Store, ids_under, next_id};
+use crate::domain::{Millis, Trigger};
+
+/// What is needed to create a trigger token.
+#[derive(Debug, Clone)]
+pub struct NewTrigger {
+    /// The project.
+    pub project_id: u64,
+    /// The creator, whom pipelines run as.
+    pub owner_id: u64,
+    /// Free text.
+    pub description: Option<String>,
+    /// The token sealed with the data dir's key.
+    pub token_sealed: Vec<u8>,
+    /// The token's keyed digest.
+    pub token_digest: [u8; 32],
+    /// The 4-character short token.
+    pub short_token: String,
+    /// Expiry, if any.
+    pub expires_at: Option<Millis>,
+    /// Creation time.
+    pub now: Millis,
+}
+
+impl Store {
+    /// Stores a new trigger token.
+    pub async fn create_trigger(&self, new: NewTrigger) -> Result<Trigger, Error> {
+        self.write(move |tx| {
+            let trigger = Trigger {
+                id: next_id(tx, "next_trigger_id")?,
+                project_id: new.project_id,
+                owner_id: new.owner_id,
+                description: new.description,
+                token_sealed: new.token_sealed,
+                token_digest: new.token_digest.to_vec(),
+                short_token: new.short_token,
+                created_at: new.now,
+                updated_at: new.now,
+                expires_at: new.expires_at,
+            };
+            tx.open_table(TRIGGERS)?
+                .insert(trigger.id, encode(&trigger)?.as_slice())?;
+            tx.open_table(TRIGGER_DIGESTS)?
+                .insert(new.token_digest.as_slice(), trigger.id)?;
+            tx.open_table(PROJECT_TRIGGERS)?
+                .insert((trigger.project_id, trigger.id), ())?;
+            Ok(trigger)
+        })
+        .await
+    }
+
+    /// The trigger with `id`, with its `last_used` time.
+    pub fn trigger(&self, id: u64) -> Result<Option<(Trigger, Option<Millis>)>, Error> {
+        self.read(|tx| {
+            let Some(t) = get_json::<_, Trigger>(&tx.open_table(TRIGGERS)?, id)? else {
+                return Ok(None);
+            };
+            let last = tx.open_table(TRIGGER_LAST_USED)?.get(id)?.map(|g| g.value());
+            Ok(Some((t, last)))
+        })
+    }
+
+    /// The trigger whose token has `digest`.
+    pub fn trigger_by_digest(&self, digest: &[u8; 32]) -> Result<Option<Trigger>, Error> {
+        self.read(|tx| {
+            let Some(id) = tx
+                .open_table(TRIGGER_DIGESTS)?
+                .get(digest.as_slice())?
+                .map(|g| g.value())
+            else {
+                return Ok(None);
+            };
+            get_json(&tx.open_table(TRIGGERS)?, id)
+        })
+    }
+
+    /// A project's triggers in id order, each with its `last_used` time.
+    pub fn project_triggers(&self, project_id: u64) -> Result<Vec<(Trigger, Option<Millis>)>, Error> {
+        self.read(|tx| {
+            let ids = ids_under(&tx.open_table(PROJECT_TRIGGERS)?, project_id)?;
+            let triggers = tx.open_table(TRIGGERS)?;
+            let last_used = tx.open_table(TRIGGER_LAST_USED)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(g) = triggers.get(id)? {
+                    let t: Trigger = decode(g.value())?;
+                    out.push((t, last_used.get(id)?.map(|g| g.value())));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Sets a trigger's description.
+    pub async fn update_trigger_description(
+        &self,
+        id: u64,
+        description: Option<String>,
+        now: Millis,
+    ) -> Result<Result<Trigger, Refusal>, Error> {
+        self.write(move |tx| {
+            let mut triggers = tx.open_table(TRIGGERS)?;
+            let Some(mut t) = get_json::<_, Trigger>(&triggers, id)? else {
+                return Ok(Err(Refusal::NotFound));
+            };
+            t.description = description;
+            t.updated_at = now;
+            triggers.insert(id, encode(&t)?.as_slice())?;
+            Ok(Ok(t))
+        })
+        .await
+    }
+
+    /// Deletes a trigger for good; its token never works again. With `unmodified_since`, refuses
+    /// (`Refusal::Taken("updated_at")`) if the trigger changed after that time.
+    pub async fn delete_trigger(
+        &self,
+        id: u64,
+        unmodified_since: Option<Millis>,
+    ) -> Result<Result<(), Refusal>, Error> {
+        self.write(move |tx| {
+            let mut triggers = tx.open_table(TRIGGERS)?;
+            let Some(t) = get_json::<_, Trigger>(&triggers, id)? else {
+                return Ok(Err(Refusal::NotFound));
+            };
+            if unmodified_since.is_some_and(|since| t.updated_at / 1000 > since / 1000) {
+                return Ok(Err(Refusal::Taken("updated_at")));
+            }
+            triggers.remove(id)?;
+            tx.open_table(TRIGGER_DIGESTS)?.remove(t.token_digest.as_slice())?;
+            tx.open_table(PROJECT_TRIGGERS)?.remove((t.project_id, id))?;
+            tx.open_table(TRIGGER_LAST_USED)?.remove(id)?;
+            Ok(Ok(()))
+        })
+        .await
+    }
+}
