@@ -1,0 +1,147 @@
+//! Project members: `GET/POST /projects/:id/members`, `GET/PUT/DELETE .../members/:user_id`.
+
+use super::{id_segment, segment};
+use crate::clock;
+use crate::domain::AccessLevel;
+use crate::http::error::ApiError;
+use crate::http::pagination::paginated;
+use crate::http::params::{Invalid, Params, Validation};
+use crate::http::{State, caller, json_response, signed_in, views, visible_project};
+use crate::storage::Refusal;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+/// `GET /projects/:id/members`: direct members.
+pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let actor = caller(&req, &spur).await?;
+    let (project, _) = visible_project(&spur, &segment(&req, "id"), actor.as_ref())?;
+    let mut items = Vec::new();
+    for (user_id, m) in spur.store.project_members(project.id)? {
+        if let Some(user) = spur.store.user(user_id)? {
+            items.push(views::member(&spur, &user, &m));
+        }
+    }
+    paginated(&req, items)
+}
+
+/// `GET /projects/:id/members/:user_id`.
+pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let actor = caller(&req, &spur).await?;
+    let (project, _) = visible_project(&spur, &segment(&req, "id"), actor.as_ref())?;
+    let user_id = id_segment(&req, "user_id")?;
+    let m = spur
+        .store
+        .project_member(project.id, user_id)?
+        .ok_or_else(|| ApiError::not_found("Member"))?;
+    let user = spur.store.user(user_id)?.ok_or_else(|| ApiError::not_found("Member"))?;
+    Ok(json_response(StatusCode::OK, &views::member(&spur, &user, &m)))
+}
+
+fn access_level(params: &Params, v: &mut Validation) -> Option<AccessLevel> {
+    match params.integer("access_level") {
+        Ok(Some(n)) => AccessLevel::from_number(n).or_else(|| {
+            v.fail("access_level", "does not have a valid value");
+            None
+        }),
+        Ok(None) => {
+            v.fail("access_level", "is missing");
+            None
+        }
+        Err(Invalid) => {
+            v.fail("access_level", "is invalid");
+            None
+        }
+    }
+}
+
+/// `POST /projects/:id/members` (Maintainer+; only Owners grant Owner): `user_id`, `access_level`.
+pub async fn create(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let actor = signed_in(&req, &spur).await?;
+    let params = Params::read(&req, payload, spur.max_body_bytes).await?;
+    let (project, access) = visible_project(&spur, &segment(&req, "id"), Some(&actor))?;
+    let mut v = Validation::default();
+    let user_id = match params.integer("user_id") {
+        Ok(Some(n)) if n > 0 => Some(n as u64),
+        Ok(Some(_)) | Err(Invalid) => {
+            v.fail("user_id", "is invalid");
+            None
+        }
+        Ok(None) => {
+            v.fail("user_id", "is missing");
+            None
+        }
+    };
+    let level = access_level(&params, &mut v);
+    let expires_at = v.optional_datetime(&params, "expires_at");
+    v.finish()?;
+    let (Some(user_id), Some(level)) = (user_id, level) else {
+        return Err(ApiError::internal("validated parameters missing"));
+    };
+    check_may_manage(&access, level)?;
+    let user = spur.store.user(user_id)?.ok_or_else(|| ApiError::not_found("User"))?;
+    match spur
+        .store
+        .put_project_member(project.id, user_id, level, expires_at, true, clock::now())
+        .await?
+    {
+        Ok(m) => Ok(json_response(StatusCode::CREATED, &views::member(&spur, &user, &m))),
+        Err(_) => Err(ApiError::conflict("Member already exists")),
+    }
+}
+
+/// `PUT /projects/:id/members/:user_id` (Maintainer+): `access_level`.
+pub async fn update(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let actor = signed_in(&req, &spur).await?;
+    let params = Params::read(&req, payload, spur.max_body_bytes).await?;
+    let (project, access) = visible_project(&spur, &segment(&req, "id"), Some(&actor))?;
+    let user_id = id_segment(&req, "user_id")?;
+    let mut v = Validation::default();
+    let level = access_level(&params, &mut v);
+    let expires_at = v.optional_datetime(&params, "expires_at");
+    v.finish()?;
+    let Some(level) = level else {
+        return Err(ApiError::internal("validated parameters missing"));
+    };
+    let existing = spur
+        .store
+        .project_member(project.id, user_id)?
+        .ok_or_else(|| ApiError::not_found("Member"))?;
+    check_may_manage(&access, level.max(existing.access_level))?;
+    let user = spur.store.user(user_id)?.ok_or_else(|| ApiError::not_found("Member"))?;
+    match spur
+        .store
+        .put_project_member(project.id, user_id, level, expires_at, false, clock::now())
+        .await?
+    {
+        Ok(m) => Ok(json_response(StatusCode::OK, &views::member(&spur, &user, &m))),
+        Err(Refusal::NotFound) | Err(_) => Err(ApiError::not_found("Member")),
+    }
+}
+
+/// `DELETE /projects/:id/members/:user_id` (Maintainer+, or the member leaving).
+pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let actor = signed_in(&req, &spur).await?;
+    let (project, access) = visible_project(&spur, &segment(&req, "id"), Some(&actor))?;
+    let user_id = id_segment(&req, "user_id")?;
+    let existing = spur
+        .store
+        .project_member(project.id, user_id)?
+        .ok_or_else(|| ApiError::not_found("Member"))?;
+    if user_id != actor.user.id {
+        check_may_manage(&access, existing.access_level)?;
+    }
+    match spur.store.remove_project_member(project.id, user_id).await? {
+        Ok(()) => Ok(HttpResponse::NoContent().finish()),
+        Err(_) => Err(ApiError::not_found("Member")),
+    }
+}
+
+/// Maintainers manage members up to Maintainer; only Owners (and admins) touch Owners.
+fn check_may_manage(access: &crate::auth::ProjectAccess, level: AccessLevel) -> Result<(), ApiError> {
+    if !access.at_least(AccessLevel::Maintainer)
+        || (level == AccessLevel::Owner && !access.at_least(AccessLevel::Owner))
+    {
+        return Err(ApiError::forbidden());
+    }
+    Ok(())
+}

@@ -1,0 +1,28 @@
+//! The GitLab-compatible `/api/v4` endpoints, one file per resource.
+
+pub mod groups;
+pub mod members;
+pub mod pipelines;
+pub mod projects;
+pub mod trigger;
+pub mod triggers;
+pub mod users;
+pub mod version;
+
+use actix_web::HttpRequest;
+
+/// A path segment of the matched route, percent-decoded.
+pub(crate) fn segment(req: &HttpRequest, name: &str) -> String {
+    super::percent_decode(req.match_info().get(name).unwrap_or_default())
+}
+
+/// A path segment that must be a positive integer; else Grape's `<name> is invalid`.
+pub(crate) fn id_segment(req: &HttpRequest, name: &str) -> Result<u64, super::error::ApiError> {
+    let raw = segment(req, name);
+    match raw.parse::<i64>() {
+        Ok(n) if n > 0 => Ok(n as u64),
+        // GitLab looks negative or zero ids up and finds nothing.
+        Ok(_) => Ok(0),
+        Err(_) => Err(super::error::ApiError::Params(format!("{name} is invalid"))),
+    }
+}

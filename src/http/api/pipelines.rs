@@ -1,0 +1,118 @@
+//! Pipelines: `GET /projects/:id/pipelines`, `GET/DELETE .../pipelines/:pipeline_id`,
+//! `GET .../pipelines/:pipeline_id/variables`.
+
+use super::{id_segment, segment};
+use crate::app::Spur;
+use crate::domain::{AccessLevel, Pipeline, PipelineSource, PipelineStatus, Project};
+use crate::http::error::ApiError;
+use crate::http::pagination::paginated;
+use crate::http::{State, caller, json_response, views, visible_project};
+use crate::pipeline_trigger::pipeline_variables_of;
+use crate::storage::{PipelineFilter, PipelineOrder};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::Value;
+
+/// `GET /projects/:id/pipelines`: filters `ref`, `status`, `source`; `order_by`
+/// (`id`, `status`, `ref`, `updated_at`, `user_id`) and `sort` (`asc`, `desc`, default desc).
+pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let actor = caller(&req, &spur).await?;
+    let (project, _) = visible_project(&spur, &segment(&req, "id"), actor.as_ref())?;
+    let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default();
+    let get = |k: &str| {
+        query
+            .iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    };
+    let invalid = |k: &str| ApiError::Params(format!("{k} does not have a valid value"));
+    let filter = PipelineFilter {
+        ref_name: get("ref"),
+        status: get("status")
+            .map(|s| PipelineStatus::parse(&s).ok_or_else(|| invalid("status")))
+            .transpose()?,
+        source: get("source")
+            .map(|s| PipelineSource::parse(&s).ok_or_else(|| invalid("source")))
+            .transpose()?,
+    };
+    let order = match get("order_by").as_deref() {
+        None | Some("id") => PipelineOrder::Id,
+        Some("status") => PipelineOrder::Status,
+        Some("ref") => PipelineOrder::Ref,
+        Some("updated_at") => PipelineOrder::UpdatedAt,
+        Some("user_id") => PipelineOrder::UserId,
+        Some(_) => return Err(invalid("order_by")),
+    };
+    let ascending = match get("sort").as_deref() {
+        None | Some("desc") => false,
+        Some("asc") => true,
+        Some(_) => return Err(invalid("sort")),
+    };
+    let s = spur.clone();
+    let pid = project.id;
+    let mut pipelines = web::block(move || s.store.project_pipelines(pid, &filter, order)).await??;
+    if !ascending {
+        pipelines.reverse();
+    }
+    let items: Vec<Value> = pipelines
+        .iter()
+        .map(|p| views::pipeline_basic(&spur, &project, p))
+        .collect();
+    paginated(&req, items)
+}
+
+fn find_pipeline(spur: &Spur, project: &Project, pipeline_id: u64) -> Result<Pipeline, ApiError> {
+    match spur.store.pipeline(pipeline_id)? {
+        Some(p) if p.project_id == project.id => Ok(p),
+        _ => Err(ApiError::record_not_found()),
+    }
+}
+
+/// `GET /projects/:id/pipelines/:pipeline_id`.
+pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let pipeline_id = id_segment(&req, "pipeline_id")?;
+    let actor = caller(&req, &spur).await?;
+    let (project, _) = visible_project(&spur, &segment(&req, "id"), actor.as_ref())?;
+    let p = find_pipeline(&spur, &project, pipeline_id)?;
+    let user = spur.store.user(p.user_id)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &views::pipeline(&spur, &project, &p, user.as_ref()),
+    ))
+}
+
+/// `GET /projects/:id/pipelines/:pipeline_id/variables` (Developer+), `TRIGGER_PAYLOAD` included.
+pub async fn variables(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let pipeline_id = id_segment(&req, "pipeline_id")?;
+    let actor = caller(&req, &spur).await?;
+    let (project, access) = visible_project(&spur, &segment(&req, "id"), actor.as_ref())?;
+    if actor.is_none() {
+        return Err(ApiError::unauthorized());
+    }
+    if !access.at_least(AccessLevel::Developer) {
+        return Err(ApiError::forbidden());
+    }
+    let p = find_pipeline(&spur, &project, pipeline_id)?;
+    let vars = pipeline_variables_of(&spur, p.id).map_err(|e| ApiError::internal(format!("{e:?}")))?;
+    let body = Value::Array(vars.iter().map(views::variable).collect());
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// `DELETE /projects/:id/pipelines/:pipeline_id` (Owner).
+pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let pipeline_id = id_segment(&req, "pipeline_id")?;
+    let actor = caller(&req, &spur).await?.ok_or_else(ApiError::unauthorized)?;
+    let (project, access) = visible_project(&spur, &segment(&req, "id"), Some(&actor))?;
+    if !access.at_least(AccessLevel::Owner) {
+        return Err(ApiError::forbidden());
+    }
+    let p = find_pipeline(&spur, &project, pipeline_id)?;
+    match spur.store.delete_pipeline(p.id).await? {
+        Ok(()) => Ok(HttpResponse::NoContent().finish()),
+        Err(_) => Err(ApiError::record_not_found()),
+    }
+}

@@ -1,0 +1,128 @@
+//! The trigger endpoints: `POST /projects/:id/trigger/pipeline` and the webhook form
+//! `POST /projects/:id/ref/:ref/trigger/pipeline`. Unauthenticated: the `token` parameter is the
+//! credential. Checks run in GitLab's order: parameters, the `Pipeline Hook` loop guard, variable
+//! types, the project, then the token, rights and ref in `pipeline_trigger`.
+
+use super::segment;
+use crate::http::error::ApiError;
+use crate::http::params::{Params, Validation};
+use crate::http::{State, json_response, lookup_project, views};
+use crate::pipeline_trigger::{TriggerError, TriggerRefusal, TriggerRequest, trigger_pipeline};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Map, Value, json};
+
+/// `POST /projects/:id/trigger/pipeline`.
+pub async fn by_params(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let params = Params::read(&req, payload, spur.max_body_bytes).await?;
+    handle(req, spur, params, None).await
+}
+
+/// `POST /projects/:id/ref/:ref/trigger/pipeline?token=...`: the path's ref wins, and the JSON
+/// body (a forge's webhook payload) becomes part of `TRIGGER_PAYLOAD`.
+pub async fn by_webhook(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let params = Params::read(&req, payload, spur.max_body_bytes).await?;
+    let path_ref = segment(&req, "ref");
+    handle(req, spur, params, Some(path_ref)).await
+}
+
+async fn handle(
+    req: HttpRequest,
+    spur: State,
+    mut params: Params,
+    path_ref: Option<String>,
+) -> Result<HttpResponse, ApiError> {
+    let project_id = segment(&req, "id");
+    if let Some(r) = &path_ref {
+        params.0.insert("ref".into(), Value::String(r.clone()));
+    }
+    let request = validate(&params, &project_id)?;
+    let hook = req.headers().get("x-gitlab-event").and_then(|v| v.to_str().ok());
+    if hook.is_some_and(|h| h.trim() == "Pipeline Hook") {
+        return Err(ApiError::forbidden());
+    }
+    let variables = string_variables(&params)?;
+    let Some(project) = lookup_project(&spur, &project_id)? else {
+        return Err(ApiError::not_found(""));
+    };
+    let request = TriggerRequest { variables, ..request };
+    let spur_arc = spur.clone().into_inner();
+    match trigger_pipeline(spur_arc, project.clone(), request).await {
+        Ok(Ok(pipeline)) => {
+            let user = spur.store.user(pipeline.user_id)?;
+            tracing::info!(project_id = project.id, pipeline_id = pipeline.id, "pipeline triggered");
+            Ok(json_response(
+                StatusCode::CREATED,
+                &views::pipeline(&spur, &project, &pipeline, user.as_ref()),
+            ))
+        }
+        Ok(Err(TriggerRefusal::NotFound)) => Err(ApiError::not_found("")),
+        Ok(Err(TriggerRefusal::Invalid(msg))) => Err(ApiError::invalid("base", &msg)),
+        Ok(Err(TriggerRefusal::Unprocessable(msg))) => Err(ApiError::Validation(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"base": [msg]}),
+        )),
+        Err(TriggerError::Storage(e)) => Err(ApiError::internal(e)),
+        Err(TriggerError::Internal(e)) => Err(ApiError::internal(e)),
+    }
+}
+
+/// Grape's parameter checks, in declaration order: `ref`, `token`, `variables`, `inputs`.
+/// Builds the request with `TRIGGER_PAYLOAD`: every parameter but `token`, plus the path's `id`
+/// (as a string) and `variables` (`{}` when none were sent).
+fn validate(params: &Params, project_id: &str) -> Result<TriggerRequest, ApiError> {
+    let mut v = Validation::default();
+    let ref_name = match params.string("ref") {
+        Ok(Some(r)) if r.trim().is_empty() => {
+            v.fail("ref", "is empty");
+            None
+        }
+        Ok(Some(r)) => Some(r),
+        Ok(None) => {
+            v.fail("ref", "is missing");
+            None
+        }
+        Err(_) => {
+            v.fail("ref", "is invalid");
+            None
+        }
+    };
+    let token = v.required_string(params, "token");
+    if params.get("variables").is_some_and(|x| !x.is_object()) {
+        v.fail("variables", "is invalid");
+    }
+    if params.get("inputs").is_some_and(|x| !x.is_object()) {
+        v.fail("inputs", "is invalid");
+    }
+    v.finish()?;
+    let (Some(ref_name), Some(token)) = (ref_name, token) else {
+        return Err(ApiError::internal("validated parameters missing"));
+    };
+    let mut payload: Map<String, Value> = params.0.clone();
+    payload.shift_remove("token");
+    payload.insert("id".into(), Value::String(project_id.to_string()));
+    if !matches!(payload.get("variables"), Some(Value::Object(_))) {
+        payload.insert("variables".into(), Value::Object(Map::new()));
+    }
+    Ok(TriggerRequest {
+        token,
+        ref_name,
+        variables: Vec::new(),
+        payload: Value::Object(payload).to_string(),
+    })
+}
+
+/// Every variable key and value must be a string.
+fn string_variables(params: &Params) -> Result<Vec<(String, String)>, ApiError> {
+    let Some(Value::Object(vars)) = params.get("variables") else {
+        return Ok(Vec::new());
+    };
+    vars.iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k.clone(), s.clone())),
+            _ => Err(ApiError::bad_request_plain(
+                "variables needs to be a map of key-valued strings",
+            )),
+        })
+        .collect()
+}

@@ -1,0 +1,213 @@
+//! Trigger tokens: `GET/POST /projects/:id/triggers`, `GET/PUT/DELETE .../triggers/:trigger_id`,
+//! with GitLab's roles: Maintainer+ lists, creates and revokes any token; only its owner, while
+//! still Maintainer+, updates it or sees it in full; everyone else sees the 4-character short token.
+
+use super::{id_segment, segment};
+use crate::app::Spur;
+use crate::auth::{Actor, ProjectAccess};
+use crate::clock;
+use crate::domain::{AccessLevel, Trigger};
+use crate::http::error::ApiError;
+use crate::http::pagination::paginated;
+use crate::http::params::{Params, Validation};
+use crate::http::{State, json_response, signed_in, views, visible_project};
+use crate::secrets;
+use crate::storage::{NewTrigger, Refusal};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Value, json};
+
+/// The prefix of trigger tokens.
+pub const TOKEN_PREFIX: &str = "glptt-";
+
+/// The JSON of a trigger as `actor` may see it.
+fn trigger_view(
+    spur: &Spur,
+    t: &Trigger,
+    last_used: Option<i64>,
+    actor: &Actor,
+    access: &ProjectAccess,
+) -> Result<Value, ApiError> {
+    let owner = spur.store.user(t.owner_id)?;
+    let full = if t.owner_id == actor.user.id && access.at_least(AccessLevel::Maintainer) {
+        let plain = spur.secrets.unseal(&t.token_sealed).map_err(ApiError::internal)?;
+        Some(String::from_utf8(plain).map_err(ApiError::internal)?)
+    } else {
+        None
+    };
+    Ok(views::trigger(spur, t, last_used, owner.as_ref(), full.as_deref()))
+}
+
+/// The project for a trigger endpoint: signed in (401), visible (404), Maintainer+ unless
+/// `any_role` (403).
+async fn project_for(
+    req: &HttpRequest,
+    spur: &State,
+    any_role: bool,
+) -> Result<(Actor, crate::domain::Project, ProjectAccess), ApiError> {
+    let actor = signed_in(req, spur).await?;
+    let (project, access) = visible_project(spur, &segment(req, "id"), Some(&actor))?;
+    if !any_role && !access.at_least(AccessLevel::Maintainer) {
+        return Err(ApiError::forbidden());
+    }
+    Ok((actor, project, access))
+}
+
+/// The project's trigger `trigger_id`, if it exists and has not expired.
+fn find_trigger(spur: &Spur, project_id: u64, trigger_id: u64) -> Result<(Trigger, Option<i64>), ApiError> {
+    match spur.store.trigger(trigger_id)? {
+        Some((t, last)) if t.project_id == project_id && !t.is_expired(clock::now()) => Ok((t, last)),
+        _ => Err(ApiError::record_not_found()),
+    }
+}
+
+/// `GET /projects/:id/triggers` (Maintainer+).
+pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let (actor, project, access) = project_for(&req, &spur, false).await?;
+    let now = clock::now();
+    let mut items = Vec::new();
+    for (t, last) in spur.store.project_triggers(project.id)? {
+        if !t.is_expired(now) {
+            items.push(trigger_view(&spur, &t, last, &actor, &access)?);
+        }
+    }
+    paginated(&req, items)
+}
+
+/// `GET /projects/:id/triggers/:trigger_id` (Maintainer+).
+pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let trigger_id = id_segment(&req, "trigger_id")?;
+    let (actor, project, access) = project_for(&req, &spur, false).await?;
+    let (t, last) = find_trigger(&spur, project.id, trigger_id)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &trigger_view(&spur, &t, last, &actor, &access)?,
+    ))
+}
+
+/// `POST /projects/:id/triggers` (Maintainer+): `description` (required, may be empty),
+/// `expires_at` (optional, less than a year ahead). The creator owns the token.
+pub async fn create(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let params = Params::read(&req, payload, spur.max_body_bytes).await?;
+    let (actor, project, access) = project_for(&req, &spur, false).await?;
+    let mut v = Validation::default();
+    let description = v.required_string(&params, "description");
+    let expires_at = v.optional_datetime(&params, "expires_at");
+    v.finish()?;
+    let now = clock::now();
+    let limit = now + 365 * clock::DAY;
+    if expires_at.is_some_and(|t| t >= limit) {
+        let errors = json!({"expires_at": [format!("must be before {}", clock::date(limit))]});
+        return Err(ApiError::bad_request(&errors.to_string()));
+    }
+    let token = secrets::new_token(TOKEN_PREFIX).map_err(ApiError::internal)?;
+    let new = NewTrigger {
+        project_id: project.id,
+        owner_id: actor.user.id,
+        description,
+        token_sealed: spur.secrets.seal(token.as_bytes()).map_err(ApiError::internal)?,
+        token_digest: spur.secrets.digest(&token),
+        short_token: short_token(&token),
+        expires_at,
+        now,
+    };
+    let t = spur.store.create_trigger(new).await?;
+    tracing::info!(project_id = project.id, trigger_id = t.id, "trigger token created");
+    Ok(json_response(
+        StatusCode::CREATED,
+        &trigger_view(&spur, &t, None, &actor, &access)?,
+    ))
+}
+
+/// The first 4 characters after the `glptt-` prefix (or of a legacy token).
+pub fn short_token(token: &str) -> String {
+    token
+        .strip_prefix(TOKEN_PREFIX)
+        .unwrap_or(token)
+        .chars()
+        .take(4)
+        .collect()
+}
+
+/// `PUT /projects/:id/triggers/:trigger_id`: only its owner, while Maintainer+, may change
+/// the description.
+pub async fn update(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let trigger_id = id_segment(&req, "trigger_id")?;
+    let params = Params::read(&req, payload, spur.max_body_bytes).await?;
+    let (actor, project, access) = project_for(&req, &spur, true).await?;
+    let mut v = Validation::default();
+    let description = v.optional_string(&params, "description");
+    v.finish()?;
+    let (t, last) = find_trigger(&spur, project.id, trigger_id)?;
+    if t.owner_id != actor.user.id || !access.at_least(AccessLevel::Maintainer) {
+        return Err(ApiError::forbidden_because(
+            "The current user is not authorized to update the pipeline trigger token",
+        ));
+    }
+    match spur
+        .store
+        .update_trigger_description(t.id, description, clock::now())
+        .await?
+    {
+        Ok(updated) => Ok(json_response(
+            StatusCode::OK,
+            &trigger_view(&spur, &updated, last, &actor, &access)?,
+        )),
+        Err(_) => Err(ApiError::record_not_found()),
+    }
+}
+
+/// `DELETE /projects/:id/triggers/:trigger_id` (Maintainer+, any token): revokes it for good.
+/// Honours `If-Unmodified-Since` (412 when the token changed after it).
+pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let trigger_id = id_segment(&req, "trigger_id")?;
+    let (_, project, _) = project_for(&req, &spur, false).await?;
+    let (t, _) = find_trigger(&spur, project.id, trigger_id)?;
+    let since = req
+        .headers()
+        .get("if-unmodified-since")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_http_date);
+    match spur.store.delete_trigger(t.id, since).await? {
+        Ok(()) => {
+            tracing::info!(project_id = project.id, trigger_id = t.id, "trigger token revoked");
+            Ok(HttpResponse::NoContent().finish())
+        }
+        Err(Refusal::Taken(_)) => Err(ApiError::Message(
+            StatusCode::PRECONDITION_FAILED,
+            "412 Precondition Failed".into(),
+        )),
+        Err(Refusal::NotFound) => Err(ApiError::record_not_found()),
+    }
+}
+
+/// Parses an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`) or an ISO-8601 time, in milliseconds.
+fn parse_http_date(s: &str) -> Option<i64> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::PrimitiveDateTime::parse(s.trim(), &format)
+        .ok()
+        .map(|t| (t.assume_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+        .or_else(|| clock::parse_datetime(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_tokens() {
+        assert_eq!(short_token("glptt-1234567890abcdef"), "1234");
+        assert_eq!(short_token("abcd5678"), "abcd");
+    }
+
+    #[test]
+    fn http_dates() {
+        assert_eq!(
+            parse_http_date("Thu, 07 Jan 2016 09:53:58 GMT"),
+            Some(1_452_160_438_000)
+        );
+        assert_eq!(parse_http_date("junk"), None);
+    }
+}

@@ -1,0 +1,207 @@
+//! Users and personal access tokens: `/user`, `/users`, `/users/:id/personal_access_tokens`,
+//! `/personal_access_tokens/:id`.
+
+use super::{id_segment, segment};
+use crate::auth;
+use crate::clock;
+use crate::domain::{TokenScope, is_valid_path};
+use crate::http::error::ApiError;
+use crate::http::pagination::paginated;
+use crate::http::params::{Invalid, Params, Validation};
+use crate::http::{State, json_response, signed_in, views};
+use crate::secrets;
+use crate::storage::{NewUser, Refusal};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+
+/// `GET /user`: the caller.
+pub async fn current(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let actor = signed_in(&req, &spur).await?;
+    Ok(json_response(StatusCode::OK, &views::user_full(&spur, &actor.user)))
+}
+
+/// `GET /users`: admins see everything, others the basic fields; `?username=` filters.
+pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let actor = signed_in(&req, &spur).await?;
+    let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default();
+    let username = query
+        .iter()
+        .find(|(k, _)| k == "username")
+        .map(|(_, v)| v.to_lowercase());
+    let users = spur.store.users()?;
+    let items = users
+        .iter()
+        .filter(|u| username.as_ref().is_none_or(|name| u.username.to_lowercase() == *name))
+        .map(|u| {
+            if actor.user.admin {
+                views::user_full(&spur, u)
+            } else {
+                views::user_basic(&spur, u)
+            }
+        })
+        .collect();
+    paginated(&req, items)
+}
+
+/// `GET /users/:id`.
+pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let actor = signed_in(&req, &spur).await?;
+    let id = id_segment(&req, "user_id")?;
+    let user = spur.store.user(id)?.ok_or_else(|| ApiError::not_found("User"))?;
+    let body = if actor.user.admin || actor.user.id == id {
+        views::user_full(&spur, &user)
+    } else {
+        views::user_basic(&spur, &user)
+    };
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// `POST /users` (admin): `email`, `name`, `username`, optional `password`, `admin`.
+pub async fn create(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let actor = signed_in(&req, &spur).await?;
+    let params = Params::read(&req, payload, spur.max_body_bytes).await?;
+    if !actor.user.admin {
+        return Err(ApiError::forbidden());
+    }
+    let mut v = Validation::default();
+    let email = v.required_string(&params, "email");
+    let name = v.required_string(&params, "name");
+    let username = v.required_string(&params, "username");
+    let password = v.optional_string(&params, "password");
+    let admin = v.optional_bool(&params, "admin").unwrap_or(false);
+    v.finish()?;
+    let (Some(email), Some(name), Some(username)) = (email, name, username) else {
+        return Err(ApiError::internal("validated parameters missing"));
+    };
+    if !is_valid_path(&username) {
+        return Err(ApiError::invalid(
+            "username",
+            "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-' or end in '.', '.git' or '.atom'.",
+        ));
+    }
+    if !email.contains('@') || email.trim() != email {
+        return Err(ApiError::invalid("email", "is invalid"));
+    }
+    let password = match password {
+        Some(p) if p.chars().count() < 8 => {
+            return Err(ApiError::invalid("password", "is too short (minimum is 8 characters)"));
+        }
+        Some(p) => p,
+        None => secrets::hex(&secrets::random_array::<16>().map_err(ApiError::internal)?),
+    };
+    let password_hash = web::block(move || auth::hash_password(&password))
+        .await?
+        .map_err(ApiError::internal)?;
+    let new = NewUser {
+        username,
+        name,
+        email,
+        password_hash,
+        admin,
+        now: clock::now(),
+    };
+    match spur.store.create_user(new).await? {
+        Ok(user) => Ok(json_response(StatusCode::CREATED, &views::user_full(&spur, &user))),
+        Err(Refusal::Taken("email")) => Err(ApiError::conflict("Email has already been taken")),
+        Err(_) => Err(ApiError::conflict("Username has already been taken")),
+    }
+}
+
+/// `POST /users/:id/block` (admin).
+pub async fn block(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    set_blocked(req, spur, true).await
+}
+
+/// `POST /users/:id/unblock` (admin).
+pub async fn unblock(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    set_blocked(req, spur, false).await
+}
+
+async fn set_blocked(req: HttpRequest, spur: State, blocked: bool) -> Result<HttpResponse, ApiError> {
+    let actor = signed_in(&req, &spur).await?;
+    if !actor.user.admin {
+        return Err(ApiError::forbidden());
+    }
+    let id = id_segment(&req, "user_id")?;
+    if id == actor.user.id && blocked {
+        return Err(ApiError::forbidden_because("You cannot block yourself"));
+    }
+    match spur.store.set_user_flags(id, Some(blocked), None).await? {
+        Ok(_) => Ok(json_response(StatusCode::CREATED, &json!(true))),
+        Err(_) => Err(ApiError::not_found("User")),
+    }
+}
+
+/// `POST /users/:id/personal_access_tokens` (admin): `name`, `scopes`, optional `expires_at`.
+/// The token is in this response only.
+pub async fn create_token(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let actor = signed_in(&req, &spur).await?;
+    let params = Params::read(&req, payload, spur.max_body_bytes).await?;
+    if !actor.user.admin {
+        return Err(ApiError::forbidden());
+    }
+    let user_id = id_segment(&req, "user_id")?;
+    let mut v = Validation::default();
+    let name = v.required_string(&params, "name");
+    let scopes = match params.string_list("scopes") {
+        Ok(Some(s)) if !s.is_empty() => Some(s),
+        Ok(_) => {
+            v.fail("scopes", "is missing");
+            None
+        }
+        Err(Invalid) => {
+            v.fail("scopes", "is invalid");
+            None
+        }
+    };
+    let expires_at = v.optional_datetime(&params, "expires_at");
+    v.finish()?;
+    let (Some(name), Some(scopes)) = (name, scopes) else {
+        return Err(ApiError::internal("validated parameters missing"));
+    };
+    let scopes = scopes
+        .iter()
+        .map(|s| TokenScope::parse(s))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| ApiError::Params("scopes does not have a valid value".into()))?;
+    if spur.store.user(user_id)?.is_none() {
+        return Err(ApiError::not_found("User"));
+    }
+    let now = clock::now();
+    if expires_at.is_some_and(|t| t < now - clock::DAY) {
+        return Err(ApiError::invalid("expires_at", "must not be in the past"));
+    }
+    let token = secrets::new_token("glpat-").map_err(ApiError::internal)?;
+    let digest = spur.secrets.digest(&token);
+    let pat = spur
+        .store
+        .create_personal_access_token(digest, user_id, name, scopes, expires_at, now)
+        .await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &views::personal_access_token(&pat, Some(&token), now),
+    ))
+}
+
+/// `DELETE /personal_access_tokens/:id`: its owner or an admin revokes it.
+pub async fn revoke_token(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let actor = signed_in(&req, &spur).await?;
+    let raw = segment(&req, "token_id");
+    let id = raw
+        .parse::<u64>()
+        .map_err(|_| ApiError::Params("token_id is invalid".into()))?;
+    let pat = spur
+        .store
+        .personal_access_token_by_id(id)?
+        .ok_or_else(|| ApiError::not_found(""))?;
+    if pat.user_id != actor.user.id && !actor.user.admin {
+        return Err(ApiError::not_found(""));
+    }
+    match spur.store.revoke_personal_access_token(id).await? {
+        Ok(()) => Ok(HttpResponse::NoContent().finish()),
+        Err(_) => Err(ApiError::not_found("")),
+    }
+}

@@ -1,0 +1,215 @@
+//! The HTTP server: one visible route table, the shared state, and the extractors every
+//! handler uses (the authenticated caller, the project named by `:id`).
+
+pub mod api;
+pub mod error;
+pub mod pagination;
+pub mod params;
+pub mod views;
+
+use crate::app::Spur;
+use crate::auth::{self, Actor, AuthFailure, ProjectAccess};
+use crate::clock;
+use crate::domain::Project;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use error::ApiError;
+use serde_json::json;
+
+/// Shared state of every handler.
+pub type State = web::Data<Spur>;
+
+/// The route table of the whole server.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    use api::*;
+    cfg.service(
+        web::scope("/api/v4")
+            .route("/version", web::get().to(version::show))
+            .route("/user", web::get().to(users::current))
+            .route("/users", web::get().to(users::list))
+            .route("/users", web::post().to(users::create))
+            .route("/users/{user_id}", web::get().to(users::show))
+            .route("/users/{user_id}/block", web::post().to(users::block))
+            .route("/users/{user_id}/unblock", web::post().to(users::unblock))
+            .route(
+                "/users/{user_id}/personal_access_tokens",
+                web::post().to(users::create_token),
+            )
+            .route(
+                "/personal_access_tokens/{token_id}",
+                web::delete().to(users::revoke_token),
+            )
+            .route("/groups", web::get().to(groups::list))
+            .route("/groups", web::post().to(groups::create))
+            .route("/groups/{group_id}", web::get().to(groups::show))
+            .route("/projects", web::get().to(projects::list))
+            .route("/projects", web::post().to(projects::create))
+            .route("/projects/{id}", web::get().to(projects::show))
+            .route("/projects/{id}", web::put().to(projects::update))
+            .route("/projects/{id}", web::delete().to(projects::delete))
+            .route("/projects/{id}/members", web::get().to(members::list))
+            .route("/projects/{id}/members", web::post().to(members::create))
+            .route("/projects/{id}/members/{user_id}", web::get().to(members::show))
+            .route("/projects/{id}/members/{user_id}", web::put().to(members::update))
+            .route("/projects/{id}/members/{user_id}", web::delete().to(members::delete))
+            .route("/projects/{id}/triggers", web::get().to(triggers::list))
+            .route("/projects/{id}/triggers", web::post().to(triggers::create))
+            .route("/projects/{id}/triggers/{trigger_id}", web::get().to(triggers::show))
+            .route("/projects/{id}/triggers/{trigger_id}", web::put().to(triggers::update))
+            .route(
+                "/projects/{id}/triggers/{trigger_id}",
+                web::delete().to(triggers::delete),
+            )
+            .route("/projects/{id}/trigger/pipeline", web::post().to(trigger::by_params))
+            .route(
+                "/projects/{id}/ref/{ref:.+}/trigger/pipeline",
+                web::post().to(trigger::by_webhook),
+            )
+            .route("/projects/{id}/pipelines", web::get().to(pipelines::list))
+            .route("/projects/{id}/pipelines/{pipeline_id}", web::get().to(pipelines::show))
+            .route(
+                "/projects/{id}/pipelines/{pipeline_id}",
+                web::delete().to(pipelines::delete),
+            )
+            .route(
+                "/projects/{id}/pipelines/{pipeline_id}/variables",
+                web::get().to(pipelines::variables),
+            )
+            .default_service(web::to(api_not_found)),
+    );
+}
+
+async fn api_not_found() -> HttpResponse {
+    HttpResponse::build(StatusCode::NOT_FOUND)
+        .insert_header(("Content-Type", "application/json"))
+        .body(json!({"error": "404 Not Found"}).to_string())
+}
+
+/// A JSON response with exactly `Content-Type: application/json`.
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header(("Content-Type", "application/json"))
+        .body(body.to_string())
+}
+
+/// The token a request presents: `PRIVATE-TOKEN`, `Authorization: Bearer`, or the
+/// `private_token`/`access_token` query parameter.
+fn presented_token(req: &HttpRequest) -> Option<String> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(t) = header("private-token").filter(|t| !t.is_empty()) {
+        return Some(t.to_string());
+    }
+    if let Some(auth) = header("authorization") {
+        let mut parts = auth.splitn(2, ' ');
+        if parts.next().is_some_and(|s| s.eq_ignore_ascii_case("bearer"))
+            && let Some(t) = parts.next().map(str::trim).filter(|t| !t.is_empty())
+        {
+            return Some(t.to_string());
+        }
+    }
+    serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
+        .ok()?
+        .into_iter()
+        .find(|(k, v)| (k == "private_token" || k == "access_token") && !v.is_empty())
+        .map(|(_, v)| v)
+}
+
+/// The authenticated caller, or `None` for an anonymous request. A presented but unusable token
+/// is a 401, as in GitLab; a `read_api` token on a write is a 403 `insufficient_scope`.
+pub async fn caller(req: &HttpRequest, spur: &State) -> Result<Option<Actor>, ApiError> {
+    let Some(token) = presented_token(req) else {
+        return Ok(None);
+    };
+    let s = spur.clone();
+    let outcome = web::block(move || auth::authenticate(&s.store, &s.secrets, &token, clock::now())).await??;
+    let actor = match outcome {
+        Ok(actor) => actor,
+        Err(failure) => {
+            tracing::debug!(reason = ?failure, "token refused");
+            return Err(match failure {
+                AuthFailure::Expired => ApiError::Token(
+                    StatusCode::UNAUTHORIZED,
+                    json!({"error": "invalid_token", "error_description": "Token has expired."}),
+                ),
+                AuthFailure::Revoked => ApiError::Token(
+                    StatusCode::UNAUTHORIZED,
+                    json!({"error": "invalid_token", "error_description": "Token was revoked. You have to re-authorize from the user."}),
+                ),
+                AuthFailure::Invalid | AuthFailure::Blocked => ApiError::unauthorized(),
+            });
+        }
+    };
+    let writes = !matches!(
+        *req.method(),
+        actix_web::http::Method::GET | actix_web::http::Method::HEAD
+    );
+    if writes && !actor.can_write() {
+        return Err(ApiError::Token(
+            StatusCode::FORBIDDEN,
+            json!({
+                "error": "insufficient_scope",
+                "error_description": "The request requires higher privileges than provided by the access token.",
+                "scope": "api",
+            }),
+        ));
+    }
+    Ok(Some(actor))
+}
+
+/// The authenticated caller; 401 for anonymous requests.
+pub async fn signed_in(req: &HttpRequest, spur: &State) -> Result<Actor, ApiError> {
+    caller(req, spur).await?.ok_or_else(ApiError::unauthorized)
+}
+
+/// Finds the project named by a `:id` segment (numeric id or URL-encoded full path) without
+/// any permission check. A bare name is not found, as in GitLab.
+pub fn lookup_project(spur: &Spur, id: &str) -> Result<Option<Project>, ApiError> {
+    let decoded = percent_decode(id);
+    if !decoded.is_empty() && decoded.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(decoded
+            .parse::<u64>()
+            .ok()
+            .map(|n| spur.store.project(n))
+            .transpose()?
+            .flatten());
+    }
+    if decoded.contains('/') {
+        return Ok(spur.store.project_by_path(&decoded)?);
+    }
+    Ok(None)
+}
+
+/// The project named by `:id` if `actor` may see it (else 404 `Project Not Found`), with the
+/// actor's access.
+pub fn visible_project(spur: &Spur, id: &str, actor: Option<&Actor>) -> Result<(Project, ProjectAccess), ApiError> {
+    let Some(project) = lookup_project(spur, id)? else {
+        return Err(ApiError::not_found("Project"));
+    };
+    let access = auth::project_access(&spur.store, actor.map(|a| &a.user), &project, clock::now())?;
+    if !access.can_read {
+        return Err(ApiError::not_found("Project"));
+    }
+    Ok((project, access))
+}
+
+/// Decodes `%XX` escapes (for `grp%2Fproj` in a path segment); invalid escapes stay as they are.
+pub fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            if let Some(b) = hex {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,308 @@
+//! Request parameters the way GitLab (Grape on Rack) sees them: the query string and the body
+//! (urlencoded, multipart or JSON) merged into one ordered map, body over query, with Rack's
+//! bracket syntax (`variables[KEY]=v`, `scopes[]=api`) turned into nested objects and arrays.
+
+use super::error::ApiError;
+use actix_web::HttpRequest;
+use actix_web::web::{Bytes, Payload};
+use futures_util::StreamExt;
+use serde_json::{Map, Value};
+
+/// A parameter whose value has the wrong type (Grape's `is invalid`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Invalid;
+
+/// Merged request parameters, in the order they were first seen.
+#[derive(Debug, Default, Clone)]
+pub struct Params(pub Map<String, Value>);
+
+impl Params {
+    /// Reads the query string and the body (at most `limit` bytes, else 413).
+    pub async fn read(req: &HttpRequest, payload: Payload, limit: usize) -> Result<Params, ApiError> {
+        let mut map = Map::new();
+        for (k, v) in form_pairs(req.query_string().as_bytes()) {
+            insert_bracketed(&mut map, &k, Value::String(v));
+        }
+        let body = read_body(req, payload, limit).await?;
+        if body.is_empty() {
+            return Ok(Params(map));
+        }
+        let content_type = req
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if content_type.starts_with("application/json") {
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(Value::Object(obj)) => map.extend(obj),
+                Ok(_) => return Err(ApiError::bad_request("the JSON body must be an object")),
+                Err(_) => return Err(ApiError::bad_request("the body is not valid JSON")),
+            }
+        } else if content_type.starts_with("multipart/form-data") {
+            for (k, v) in multipart_pairs(req, body).await? {
+                insert_bracketed(&mut map, &k, Value::String(v));
+            }
+        } else if content_type.starts_with("application/x-www-form-urlencoded") || content_type.is_empty() {
+            for (k, v) in form_pairs(&body) {
+                insert_bracketed(&mut map, &k, Value::String(v));
+            }
+        }
+        Ok(Params(map))
+    }
+
+    /// The raw value of `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key).filter(|v| !v.is_null())
+    }
+
+    /// `key` as a string: strings as they are, numbers and booleans as text; `Err` for objects
+    /// and arrays (Grape's `is invalid`).
+    pub fn string(&self, key: &str) -> Result<Option<String>, Invalid> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+            Some(_) => Err(Invalid),
+        }
+    }
+
+    /// `key` as a boolean (`true`/`false`, `1`/`0`, `yes`/`no`), `Err` if it is something else.
+    pub fn boolean(&self, key: &str) -> Result<Option<bool>, Invalid> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "t" => Ok(Some(true)),
+                "false" | "0" | "no" | "f" => Ok(Some(false)),
+                _ => Err(Invalid),
+            },
+            Some(Value::Number(n)) => Ok(Some(n.as_i64() != Some(0))),
+            Some(_) => Err(Invalid),
+        }
+    }
+
+    /// `key` as an integer, `Err` if it is not one.
+    pub fn integer(&self, key: &str) -> Result<Option<i64>, Invalid> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n.as_i64().map(Some).ok_or(Invalid),
+            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| Invalid),
+            Some(_) => Err(Invalid),
+        }
+    }
+
+    /// `key` as a list of strings (`a[]=x&a[]=y`, a JSON array, or one comma-separated string).
+    pub fn string_list(&self, key: &str) -> Result<Option<Vec<String>>, Invalid> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or(Invalid))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(Value::String(s)) => Ok(Some(
+                s.split(',')
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty())
+                    .collect(),
+            )),
+            Some(_) => Err(Invalid),
+        }
+    }
+}
+
+/// Collects Grape-style validation failures and reports them together, in declaration order.
+#[derive(Default)]
+pub struct Validation(Vec<String>);
+
+impl Validation {
+    /// Records `<param> <reason>`.
+    pub fn fail(&mut self, param: &str, reason: &str) {
+        self.0.push(format!("{param} {reason}"));
+    }
+
+    /// `Ok` if nothing failed, else the 400 `{"error": "a is missing, b is invalid"}`.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Params(self.0.join(", ")))
+        }
+    }
+
+    /// A required string parameter.
+    pub fn required_string(&mut self, params: &Params, key: &str) -> Option<String> {
+        match params.string(key) {
+            Ok(Some(s)) => Some(s),
+            Ok(None) => {
+                self.fail(key, "is missing");
+                None
+            }
+            Err(Invalid) => {
+                self.fail(key, "is invalid");
+                None
+            }
+        }
+    }
+
+    /// An optional string parameter.
+    pub fn optional_string(&mut self, params: &Params, key: &str) -> Option<String> {
+        params.string(key).unwrap_or_else(|Invalid| {
+            self.fail(key, "is invalid");
+            None
+        })
+    }
+
+    /// An optional boolean parameter.
+    pub fn optional_bool(&mut self, params: &Params, key: &str) -> Option<bool> {
+        params.boolean(key).unwrap_or_else(|Invalid| {
+            self.fail(key, "is invalid");
+            None
+        })
+    }
+
+    /// An optional integer parameter.
+    pub fn optional_int(&mut self, params: &Params, key: &str) -> Option<i64> {
+        params.integer(key).unwrap_or_else(|Invalid| {
+            self.fail(key, "is invalid");
+            None
+        })
+    }
+
+    /// An optional date or date-time parameter, as milliseconds.
+    pub fn optional_datetime(&mut self, params: &Params, key: &str) -> Option<i64> {
+        match params.string(key) {
+            Ok(None) => None,
+            Ok(Some(s)) if s.trim().is_empty() => None,
+            Ok(Some(s)) => crate::clock::parse_datetime(&s).or_else(|| {
+                self.fail(key, "is invalid");
+                None
+            }),
+            Err(Invalid) => {
+                self.fail(key, "is invalid");
+                None
+            }
+        }
+    }
+}
+
+async fn read_body(req: &HttpRequest, mut payload: Payload, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::too_large());
+    }
+    let mut body = actix_web::web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::bad_request("the request body could not be read"))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+fn form_pairs(bytes: &[u8]) -> Vec<(String, String)> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(bytes).unwrap_or_default()
+}
+
+async fn multipart_pairs(req: &HttpRequest, body: Bytes) -> Result<Vec<(String, String)>, ApiError> {
+    let stream = futures_util::stream::once(async move { Ok::<_, actix_web::error::PayloadError>(body) });
+    let mut multipart = actix_multipart::Multipart::new(req.headers(), stream);
+    let mut pairs = Vec::new();
+    while let Some(field) = multipart.next().await {
+        let mut field = field.map_err(|_| ApiError::bad_request("the multipart body is malformed"))?;
+        let name = field.name().unwrap_or_default().to_string();
+        let mut value = Vec::new();
+        while let Some(chunk) = field.next().await {
+            value.extend_from_slice(&chunk.map_err(|_| ApiError::bad_request("the multipart body is malformed"))?);
+        }
+        pairs.push((name, String::from_utf8_lossy(&value).into_owned()));
+    }
+    Ok(pairs)
+}
+
+/// Inserts `key=value` where `key` may use Rack's bracket syntax.
+fn insert_bracketed(map: &mut Map<String, Value>, key: &str, value: Value) {
+    let (head, rest) = match key.find('[') {
+        Some(i) if i > 0 && key.ends_with(']') => (&key[..i], &key[i..]),
+        _ => {
+            map.insert(key.to_string(), value);
+            return;
+        }
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    let mut rest = rest;
+    while let Some(stripped) = rest.strip_prefix('[') {
+        let Some(end) = stripped.find(']') else { break };
+        parts.push(&stripped[..end]);
+        rest = &stripped[end + 1..];
+    }
+    let slot = map.entry(head.to_string()).or_insert(Value::Null);
+    insert_path(slot, &parts, value);
+}
+
+fn insert_path(slot: &mut Value, parts: &[&str], value: Value) {
+    let Some((first, rest)) = parts.split_first() else {
+        *slot = value;
+        return;
+    };
+    if first.is_empty() {
+        if !slot.is_array() {
+            *slot = Value::Array(Vec::new());
+        }
+        if let Value::Array(items) = slot {
+            let mut item = Value::Null;
+            insert_path(&mut item, rest, value);
+            items.push(item);
+        }
+        return;
+    }
+    if !slot.is_object() {
+        *slot = Value::Object(Map::new());
+    }
+    if let Value::Object(obj) = slot {
+        let child = obj.entry(first.to_string()).or_insert(Value::Null);
+        insert_path(child, rest, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(pairs: &[(&str, &str)]) -> Value {
+        let mut map = Map::new();
+        for (k, v) in pairs {
+            insert_bracketed(&mut map, k, json!(v));
+        }
+        Value::Object(map)
+    }
+
+    #[test]
+    fn bracket_keys_nest_like_rack() {
+        assert_eq!(
+            parse(&[("variables[A]", "1"), ("variables[B]", "2")]),
+            json!({"variables": {"A": "1", "B": "2"}})
+        );
+        assert_eq!(
+            parse(&[("scopes[]", "api"), ("scopes[]", "read_api")]),
+            json!({"scopes": ["api", "read_api"]})
+        );
+        assert_eq!(parse(&[("variables", "x")]), json!({"variables": "x"}));
+        assert_eq!(parse(&[("variables[A][]", "x")]), json!({"variables": {"A": ["x"]}}));
+        assert_eq!(parse(&[("a[b][c]", "x")]), json!({"a": {"b": {"c": "x"}}}));
+        assert_eq!(parse(&[("[x]", "1")]), json!({"[x]": "1"}));
+        assert_eq!(
+            parse(&[("variables[A]", "1"), ("variables[A]", "2")]),
+            json!({"variables": {"A": "2"}})
+        );
+    }
+}

@@ -1,0 +1,252 @@
+//! GitLab's JSON entities, built from domain records at the edge. The only place that knows
+//! GitLab's field names.
+
+use crate::app::Spur;
+use crate::clock::{date, iso8601};
+use crate::domain::{
+    AccessLevel, Membership, Namespace, NamespaceKind, PersonalAccessToken, Pipeline, PipelineStatus, Project, Trigger,
+    User, Variable,
+};
+use serde_json::{Value, json};
+
+/// The GitLab version whose API spur follows; clients that check versions see this.
+pub const GITLAB_API_VERSION: &str = "17.11.0";
+
+fn opt_time(t: Option<i64>) -> Value {
+    t.map_or(Value::Null, |t| Value::String(iso8601(t)))
+}
+
+/// `UserBasic`.
+pub fn user_basic(spur: &Spur, user: &User) -> Value {
+    json!({
+        "id": user.id,
+        "username": user.username,
+        "name": user.name,
+        "state": if user.blocked { "blocked" } else { "active" },
+        "locked": false,
+        "avatar_url": null,
+        "web_url": spur.url(&user.username),
+    })
+}
+
+/// `User` as its owner or an admin sees it.
+pub fn user_full(spur: &Spur, user: &User) -> Value {
+    let mut v = user_basic(spur, user);
+    if let Value::Object(m) = &mut v {
+        m.insert("created_at".into(), json!(iso8601(user.created_at)));
+        m.insert("email".into(), json!(user.email));
+        m.insert("public_email".into(), Value::Null);
+        m.insert("is_admin".into(), json!(user.admin));
+        m.insert("bio".into(), json!(""));
+        m.insert("can_create_group".into(), json!(true));
+        m.insert("can_create_project".into(), json!(true));
+        m.insert("two_factor_enabled".into(), json!(false));
+        m.insert("external".into(), json!(false));
+        m.insert("namespace_id".into(), json!(user.namespace_id));
+    }
+    v
+}
+
+/// `PersonalAccessToken`, with the secret only at creation.
+pub fn personal_access_token(pat: &PersonalAccessToken, token: Option<&str>, now: i64) -> Value {
+    let mut v = json!({
+        "id": pat.id,
+        "name": pat.name,
+        "revoked": pat.revoked,
+        "created_at": iso8601(pat.created_at),
+        "scopes": pat.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "user_id": pat.user_id,
+        "active": !pat.revoked && pat.expires_at.is_none_or(|t| t > now),
+        "expires_at": pat.expires_at.map(date),
+        "last_used_at": null,
+    });
+    if let (Some(t), Value::Object(m)) = (token, &mut v) {
+        m.insert("token".into(), json!(t));
+    }
+    v
+}
+
+/// The `namespace` object inside a project.
+pub fn namespace(spur: &Spur, ns: &Namespace) -> Value {
+    json!({
+        "id": ns.id,
+        "name": ns.name,
+        "path": ns.path,
+        "kind": if ns.kind == NamespaceKind::Group { "group" } else { "user" },
+        "full_path": ns.path,
+        "parent_id": null,
+        "avatar_url": null,
+        "web_url": spur.url(&ns.path),
+    })
+}
+
+/// `Group`.
+pub fn group(spur: &Spur, ns: &Namespace) -> Value {
+    json!({
+        "id": ns.id,
+        "name": ns.name,
+        "path": ns.path,
+        "description": ns.description,
+        "visibility": ns.visibility.as_str(),
+        "full_name": ns.name,
+        "full_path": ns.path,
+        "parent_id": null,
+        "created_at": iso8601(ns.created_at),
+        "avatar_url": null,
+        "web_url": spur.url(&format!("groups/{}", ns.path)),
+    })
+}
+
+/// The caller's direct memberships, for a project's `permissions` field.
+pub struct Permissions {
+    /// Direct project membership.
+    pub project: Option<AccessLevel>,
+    /// Membership of the project's group.
+    pub group: Option<AccessLevel>,
+}
+
+/// `Project`, with the caller's permissions.
+pub fn project(spur: &Spur, p: &Project, ns: Option<&Namespace>, permissions: &Permissions) -> Value {
+    let level = |l: Option<AccessLevel>| l.map(|l| json!({"access_level": l.as_number(), "notification_level": 3}));
+    let ns_name = ns.map_or_else(|| p.full_path.clone(), |n| n.name.clone());
+    json!({
+        "id": p.id,
+        "description": p.description,
+        "name": p.name,
+        "name_with_namespace": format!("{ns_name} / {}", p.name),
+        "path": p.path,
+        "path_with_namespace": p.full_path,
+        "created_at": iso8601(p.created_at),
+        "updated_at": iso8601(p.updated_at),
+        "last_activity_at": iso8601(p.updated_at),
+        "default_branch": p.default_branch,
+        "visibility": p.visibility.as_str(),
+        "web_url": spur.url(&p.full_path),
+        "http_url_to_repo": spur.url(&format!("{}.git", p.full_path)),
+        "ssh_url_to_repo": null,
+        "readme_url": null,
+        "avatar_url": null,
+        "namespace": ns.map(|n| namespace(spur, n)),
+        "import_status": if p.import_url.is_some() { "finished" } else { "none" },
+        "creator_id": p.creator_id,
+        "jobs_enabled": true,
+        "builds_access_level": "enabled",
+        "public_jobs": true,
+        "archived": false,
+        "empty_repo": p.default_branch.is_none(),
+        "ci_config_path": null,
+        "ci_pipeline_variables_minimum_override_role": p.variables_override_role.as_str(),
+        "permissions": {
+            "project_access": level(permissions.project),
+            "group_access": level(permissions.group),
+        },
+        "_links": {
+            "self": spur.url(&format!("api/v4/projects/{}", p.id)),
+            "members": spur.url(&format!("api/v4/projects/{}/members", p.id)),
+        },
+    })
+}
+
+/// A project member: `UserBasic` plus the membership.
+pub fn member(spur: &Spur, user: &User, m: &Membership) -> Value {
+    let mut v = user_basic(spur, user);
+    if let Value::Object(map) = &mut v {
+        map.insert("access_level".into(), json!(m.access_level.as_number()));
+        map.insert("created_at".into(), json!(iso8601(m.created_at)));
+        map.insert("expires_at".into(), json!(m.expires_at.map(date)));
+    }
+    v
+}
+
+/// `Trigger`: the full token only when `token` is given (its owner with Maintainer+), else the
+/// 4-character short token.
+pub fn trigger(spur: &Spur, t: &Trigger, last_used: Option<i64>, owner: Option<&User>, token: Option<&str>) -> Value {
+    json!({
+        "id": t.id,
+        "token": token.unwrap_or(&t.short_token),
+        "description": t.description,
+        "created_at": iso8601(t.created_at),
+        "updated_at": iso8601(t.updated_at),
+        "last_used": opt_time(last_used),
+        "expires_at": opt_time(t.expires_at),
+        "owner": owner.map(|u| user_basic(spur, u)),
+    })
+}
+
+/// `PipelineBasic`, used in lists.
+pub fn pipeline_basic(spur: &Spur, project: &Project, p: &Pipeline) -> Value {
+    json!({
+        "id": p.id,
+        "iid": p.iid,
+        "project_id": p.project_id,
+        "sha": p.sha,
+        "ref": p.ref_name,
+        "status": p.status.as_str(),
+        "source": p.source.as_str(),
+        "created_at": iso8601(p.created_at),
+        "updated_at": iso8601(p.updated_at),
+        "web_url": spur.url(&format!("{}/-/pipelines/{}", project.full_path, p.id)),
+    })
+}
+
+/// `Pipeline`, the full entity.
+pub fn pipeline(spur: &Spur, project: &Project, p: &Pipeline, user: Option<&User>) -> Value {
+    let mut v = pipeline_basic(spur, project, p);
+    let duration = match (p.started_at, p.finished_at) {
+        (Some(s), Some(f)) => json!((f - s) / 1000),
+        _ => Value::Null,
+    };
+    if let Value::Object(m) = &mut v {
+        m.insert("before_sha".into(), json!(p.before_sha));
+        m.insert("tag".into(), json!(p.tag));
+        m.insert("yaml_errors".into(), json!(p.yaml_errors));
+        m.insert("user".into(), user.map_or(Value::Null, |u| user_basic(spur, u)));
+        m.insert("started_at".into(), opt_time(p.started_at));
+        m.insert("finished_at".into(), opt_time(p.finished_at));
+        m.insert("committed_at".into(), Value::Null);
+        m.insert("duration".into(), duration);
+        m.insert("queued_duration".into(), Value::Null);
+        m.insert("coverage".into(), Value::Null);
+        m.insert("detailed_status".into(), detailed_status(project, p));
+        m.insert("archived".into(), json!(false));
+    }
+    v
+}
+
+fn detailed_status(project: &Project, p: &Pipeline) -> Value {
+    let label = p.status.as_str();
+    let text = match p.status {
+        PipelineStatus::Created => "Created",
+        PipelineStatus::WaitingForResource => "Waiting",
+        PipelineStatus::Preparing => "Preparing",
+        PipelineStatus::Pending => "Pending",
+        PipelineStatus::Running => "Running",
+        PipelineStatus::Success => "Passed",
+        PipelineStatus::Failed => "Failed",
+        PipelineStatus::Canceled => "Canceled",
+        PipelineStatus::Skipped => "Skipped",
+        PipelineStatus::Manual => "Blocked",
+        PipelineStatus::Scheduled => "Scheduled",
+    };
+    let group = match p.status {
+        PipelineStatus::Success => "success",
+        PipelineStatus::Manual => "manual",
+        other => other.as_str(),
+    };
+    json!({
+        "icon": format!("status_{group}"),
+        "text": text,
+        "label": if p.status == PipelineStatus::Success { "passed" } else { label },
+        "group": group,
+        "tooltip": if p.status == PipelineStatus::Success { "passed" } else { label },
+        "has_details": true,
+        "details_path": format!("/{}/-/pipelines/{}", project.full_path, p.id),
+        "illustration": null,
+        "favicon": format!("/assets/ci_favicons/favicon_status_{group}.png"),
+    })
+}
+
+/// A pipeline variable.
+pub fn variable(v: &Variable) -> Value {
+    json!({ "key": v.key, "value": v.value, "variable_type": v.variable_type.as_str(), "raw": v.raw })
+}

@@ -1,0 +1,58 @@
+//! spur: a self-hosted CI server in one binary, wire-compatible with GitLab's pipeline trigger API.
+//!
+//! Codemap (details in `ARCHITECTURE.md`): `domain` holds the nouns; `storage` the redb file and
+//! its group-committing writer; `secrets` the data dir's key; `auth` credentials and roles;
+//! `git` repositories; `pipeline_trigger` creating triggered pipelines; `http` the GitLab API.
+
+pub mod app;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod git;
+pub mod http;
+pub mod pipeline_trigger;
+pub mod secrets;
+pub mod storage;
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use app::{Spur, StartError};
+use config::Config;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+/// A running server: where it listens and how to stop it.
+pub struct Running {
+    /// The bound address.
+    pub addr: std::net::SocketAddr,
+    /// The shared core, for embedding and benchmarks.
+    pub spur: Arc<Spur>,
+    /// The actix server; await it to run until a signal stops it.
+    pub server: actix_web::dev::Server,
+}
+
+/// Opens the data dir and starts serving on `listener`. The server runs when awaited.
+pub async fn serve(config: Config, listener: TcpListener) -> Result<Running, StartError> {
+    let spur = Arc::new(Spur::open(&config).await?);
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError(format!("listener: {e}")))?;
+    let data = web::Data::from(spur.clone());
+    let workers = if config.workers == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        config.workers
+    };
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .configure(http::routes)
+            .default_service(web::to(|| async { HttpResponse::NotFound().body("404 Not Found\n") }))
+    })
+    .workers(workers)
+    .backlog(2048)
+    .listen(listener)
+    .map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?
+    .run();
+    Ok(Running { addr, spur, server })
+}

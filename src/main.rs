@@ -1,0 +1,128 @@
+//! The `spur` command: parses flags, sets up logging, and starts the server.
+
+use clap::{Args, Parser, Subcommand};
+use spur::config::{Config, FileConfig, normalize_external_url};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// spur: a self-hosted CI server in one binary, speaking GitLab's pipeline trigger API.
+#[derive(Parser)]
+#[command(name = "spur", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("SPUR_REVISION"), ")"))]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the server.
+    Serve(ServeArgs),
+}
+
+/// Settings of `spur serve`. Each flag can also come from its environment variable or from the
+/// TOML file given with `--config` (flag beats variable beats file beats default).
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080; port 0 picks a free port].
+    #[arg(long, env = "SPUR_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Folder for the database (spur.redb), the secret key and repositories [default: ./spur-data].
+    #[arg(long, env = "SPUR_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Base URL used in web_url fields and links [default: http://<listen>].
+    #[arg(long, env = "SPUR_EXTERNAL_URL")]
+    external_url: Option<String>,
+    /// A TOML file with any of: listen, data_dir, external_url, max_body_bytes, workers.
+    #[arg(long, env = "SPUR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Largest request body in bytes; larger ones get 413 [default: 1048576].
+    #[arg(long, env = "SPUR_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// HTTP worker threads [default: one per core].
+    #[arg(long, env = "SPUR_WORKERS")]
+    workers: Option<usize>,
+    /// Password of the administrator `root`, used only when the data dir is new [default: random].
+    #[arg(long, env = "SPUR_ROOT_PASSWORD", hide_env_values = true)]
+    root_password: Option<String>,
+    /// Personal access token of `root`, used only when the data dir is new [default: random].
+    #[arg(long, env = "SPUR_ROOT_TOKEN", hide_env_values = true)]
+    root_token: Option<String>,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> Result<Config, String> {
+        let file = match &self.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = self
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("spur-data"));
+        let mut config = Config::new(data_dir);
+        if let Some(listen) = self.listen.or(file.listen) {
+            config.listen = listen;
+        }
+        config.external_url = match self.external_url.or(file.external_url) {
+            Some(url) => normalize_external_url(&url)?,
+            None => format!("http://{}", config.listen),
+        };
+        if let Some(n) = self.max_body_bytes.or(file.max_body_bytes) {
+            config.max_body_bytes = n;
+        }
+        if let Some(n) = self.workers.or(file.workers) {
+            config.workers = n;
+        }
+        config.root_password = self.root_password;
+        config.root_token = self.root_token;
+        Ok(config)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Serve(args) => match args.into_config() {
+            Ok(config) => run(config),
+            Err(e) => {
+                eprintln!("spur: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn run(config: Config) -> ExitCode {
+    let started = std::time::Instant::now();
+    let result = actix_web::rt::System::new().block_on(async move {
+        let listener =
+            TcpListener::bind(config.listen).map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let mut config = config;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        if config.listen.port() == 0 && config.external_url == format!("http://{}", config.listen) {
+            config.external_url = format!("http://{addr}");
+        }
+        let running = spur::serve(config, listener).await.map_err(|e| e.to_string())?;
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "spur is listening on http://{}",
+            running.addr
+        );
+        running.server.await.map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("spur: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
