@@ -1,0 +1,12 @@
+//! spur's integration tests: one binary, one module per feature. Every test starts the real
+//! `spur` binary on `127.0.0.1:0` with a temporary data dir and real git repositories.
+
+// Tests are meant to panic on anything unexpected.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod durability;
+mod projects;
+mod python_gitlab;
+mod support;
+mod trigger_api;
+mod triggers_crud;

@@ -1,0 +1,451 @@
+//! Users, tokens, groups, projects, members and the pipelines API: shapes, roles and errors.
+
+use crate::support::{ROOT_TOKEN, Repo, Server, send};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn version_and_current_user() {
+    let s = Server::start();
+    let (status, v) = send(s.root(Method::GET, "/version")).await;
+    assert_eq!(status, 200);
+    assert_eq!(v["version"], "17.11.0");
+    assert!(v["revision"].is_string());
+    assert_eq!(send(s.anon(Method::GET, "/version")).await.0, 401);
+    let (status, me) = send(s.root(Method::GET, "/user")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (me["username"].as_str(), me["is_admin"].as_bool()),
+        (Some("root"), Some(true))
+    );
+    // every way of presenting a token
+    let bearer = s.http.get(s.api("/user")).bearer_auth(ROOT_TOKEN);
+    assert_eq!(send(bearer).await.0, 200);
+    assert_eq!(
+        send(s.http.get(s.api(&format!("/user?private_token={ROOT_TOKEN}"))))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        send(s.anon(Method::GET, "/user")).await,
+        (401, json!({"message": "401 Unauthorized"}))
+    );
+    assert_eq!(
+        send(s.anon(Method::GET, "/nope")).await,
+        (404, json!({"error": "404 Not Found"}))
+    );
+    // the credentials file is private
+    use std::os::unix::fs::PermissionsExt;
+    let creds = s.data_dir.join("initial_root_credentials");
+    assert_eq!(std::fs::metadata(&creds).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read_to_string(&creds).unwrap().contains(ROOT_TOKEN));
+    assert_eq!(
+        std::fs::metadata(s.data_dir.join("secret.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert!(
+        !s.log_text().contains(ROOT_TOKEN),
+        "the root token must never be logged"
+    );
+}
+
+#[tokio::test]
+async fn users_and_personal_access_tokens() {
+    let s = Server::start();
+    let (uid, pat) = s.user("alice").await;
+    assert!(pat.starts_with("glpat-"));
+    // only admins create users and tokens
+    let (status, _) =
+        send(
+            s.as_token(&pat, Method::POST, "/users")
+                .form(&[("username", "x"), ("name", "x"), ("email", "x@x.io")]),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, body) = send(s.root(Method::POST, "/users").form(&[("name", "x")])).await;
+    assert_eq!(
+        (status, body),
+        (400, json!({"error": "email is missing, username is missing"}))
+    );
+    let (status, body) = send(s.root(Method::POST, "/users").form(&[
+        ("username", "alice"),
+        ("name", "x"),
+        ("email", "other@x.io"),
+        ("password", "password123"),
+    ]))
+    .await;
+    assert_eq!(
+        (status, body),
+        (409, json!({"message": "Username has already been taken"}))
+    );
+    let (status, body) = send(s.root(Method::POST, "/users").form(&[
+        ("username", "bob"),
+        ("name", "x"),
+        ("email", "alice@example.com"),
+        ("password", "password123"),
+    ]))
+    .await;
+    assert_eq!(
+        (status, body),
+        (409, json!({"message": "Email has already been taken"}))
+    );
+    let (status, body) = send(s.root(Method::POST, "/users").form(&[
+        ("username", "bob"),
+        ("name", "x"),
+        ("email", "b@x.io"),
+        ("password", "short"),
+    ]))
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"message": {"password": ["is too short (minimum is 8 characters)"]}})
+        )
+    );
+    // a read_api token may read but not write
+    let (status, ro) = send(
+        s.root(Method::POST, &format!("/users/{uid}/personal_access_tokens"))
+            .json(&json!({"name": "ro", "scopes": ["read_api"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{ro}");
+    let ro_token = ro["token"].as_str().unwrap();
+    assert_eq!(send(s.as_token(ro_token, Method::GET, "/user")).await.0, 200);
+    let (status, body) = send(
+        s.as_token(ro_token, Method::POST, "/groups")
+            .form(&[("name", "g"), ("path", "g")]),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"], "insufficient_scope");
+    let (status, body) = send(
+        s.root(Method::POST, &format!("/users/{uid}/personal_access_tokens"))
+            .form(&[("name", "x"), ("scopes[]", "sudo")]),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (400, json!({"error": "scopes does not have a valid value"}))
+    );
+    // revoked and expired tokens
+    let (status, _) = send(s.as_token(
+        ro_token,
+        Method::DELETE,
+        &format!("/personal_access_tokens/{}", ro["id"]),
+    ))
+    .await;
+    assert_eq!(status, 403, "a read_api token cannot revoke");
+    assert_eq!(
+        send(s.as_token(&pat, Method::DELETE, &format!("/personal_access_tokens/{}", ro["id"])))
+            .await
+            .0,
+        204
+    );
+    let (status, body) = send(s.as_token(ro_token, Method::GET, "/user")).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "invalid_token");
+    let (status, old) = send(
+        s.root(Method::POST, &format!("/users/{uid}/personal_access_tokens"))
+            .form(&[
+                ("name", "old"),
+                ("scopes[]", "api"),
+                ("expires_at", &crate::support::iso_date_in_days(0)),
+            ]),
+    )
+    .await;
+    assert_eq!(status, 201, "{old}");
+    let (status, body) = send(s.as_token(old["token"].as_str().unwrap(), Method::GET, "/user")).await;
+    assert_eq!(
+        (status, body),
+        (
+            401,
+            json!({"error": "invalid_token", "error_description": "Token has expired."})
+        )
+    );
+    // blocked users cannot authenticate
+    assert_eq!(send(s.root(Method::POST, &format!("/users/{uid}/block"))).await.0, 201);
+    assert_eq!(send(s.as_token(&pat, Method::GET, "/user")).await.0, 401);
+    assert_eq!(
+        send(s.root(Method::POST, &format!("/users/{uid}/unblock"))).await.0,
+        201
+    );
+    assert_eq!(send(s.as_token(&pat, Method::GET, "/user")).await.0, 200);
+    let (status, list) = send(s.root(Method::GET, "/users?username=alice")).await;
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn projects_groups_and_visibility() {
+    let s = Server::start();
+    let repo = Repo::new();
+    let (alice, alice_pat) = s.user("alice").await;
+    let (_, bob_pat) = s.user("bob").await;
+    let (status, g) = send(
+        s.as_token(&alice_pat, Method::POST, "/groups")
+            .form(&[("name", "Group"), ("path", "grp")]),
+    )
+    .await;
+    assert_eq!(status, 201, "{g}");
+    let (status, body) = send(
+        s.root(Method::POST, "/groups")
+            .form(&[("name", "Again"), ("path", "grp")]),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (400, json!({"message": {"path": ["has already been taken"]}}))
+    );
+    // only admins import a path on the server
+    let local = repo.path().display().to_string();
+    let (status, body) = send(
+        s.as_token(&alice_pat, Method::POST, "/projects")
+            .form(&[("name", "p"), ("import_url", local.as_str())]),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, p) = send(s.root(Method::POST, "/projects").form(&[
+        ("name", "Proj One"),
+        ("namespace_id", &g["id"].to_string()),
+        ("import_url", &format!("file://{local}")),
+    ]))
+    .await;
+    assert_eq!(status, 201, "{p}");
+    assert_eq!(p["path_with_namespace"], "grp/proj-one");
+    assert_eq!(p["visibility"], "private");
+    assert_eq!(p["default_branch"], "main");
+    assert_eq!(p["web_url"], format!("{}/grp/proj-one", s.base));
+    let (status, body) = send(s.root(Method::POST, "/projects").form(&[
+        ("name", "Proj One"),
+        ("namespace_id", "grp"),
+        ("import_url", local.as_str()),
+    ]))
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"message": {"name": ["has already been taken"], "path": ["has already been taken"]}})
+        )
+    );
+    let (status, body) = send(s.root(Method::POST, "/projects").form(&[("description", "x")])).await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"error": "name, path are missing, at least one parameter must be provided"})
+        )
+    );
+    let (status, body) = send(
+        s.root(Method::POST, "/projects")
+            .form(&[("name", "x"), ("import_url", "/does/not/exist")]),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    // group owner sees it by path; outsiders and anonymous get 404
+    let (status, got) = send(s.as_token(&alice_pat, Method::GET, "/projects/grp%2Fproj-one")).await;
+    assert_eq!(status, 200);
+    assert_eq!(got["id"], p["id"]);
+    assert_eq!(got["permissions"]["project_access"], Value::Null);
+    assert_eq!(got["permissions"]["group_access"]["access_level"], 50);
+    let not_found = json!({"message": "404 Project Not Found"});
+    assert_eq!(
+        send(s.as_token(&bob_pat, Method::GET, "/projects/grp%2Fproj-one")).await,
+        (404, not_found.clone())
+    );
+    assert_eq!(
+        send(s.anon(Method::GET, &format!("/projects/{}", p["id"]))).await,
+        (404, not_found.clone())
+    );
+    assert_eq!(
+        send(s.root(Method::GET, "/projects/proj-one")).await,
+        (404, not_found.clone())
+    );
+    // public projects are visible to anyone, internal ones to signed-in users
+    let pid = p["id"].as_u64().unwrap();
+    for (vis, anon_status, bob_status) in [("internal", 404, 200), ("public", 200, 200)] {
+        let (status, _) = send(
+            s.as_token(&alice_pat, Method::PUT, &format!("/projects/{pid}"))
+                .form(&[("visibility", vis)]),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            send(s.anon(Method::GET, &format!("/projects/{pid}"))).await.0,
+            anon_status,
+            "{vis}"
+        );
+        assert_eq!(
+            send(s.as_token(&bob_pat, Method::GET, &format!("/projects/{pid}")))
+                .await
+                .0,
+            bob_status,
+            "{vis}"
+        );
+    }
+    let (status, list) = send(s.anon(Method::GET, "/projects")).await;
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let (status, body) = send(
+        s.root(Method::PUT, &format!("/projects/{pid}"))
+            .form(&[("ci_pipeline_variables_minimum_override_role", "everyone")]),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"error": "ci_pipeline_variables_minimum_override_role does not have a valid value"})
+        )
+    );
+    // members: Maintainers manage, only Owners touch Owners; deletion needs Owner
+    let (bob, _) = (s.user("carol").await.0, ());
+    let add = |token: &str, level: &str| {
+        s.as_token(token, Method::POST, &format!("/projects/{pid}/members"))
+            .form(&[("user_id", bob.to_string()), ("access_level", level.to_string())])
+    };
+    assert_eq!(send(add(&bob_pat, "30")).await.0, 403);
+    assert_eq!(
+        send(add(&alice_pat, "31")).await,
+        (400, json!({"error": "access_level does not have a valid value"}))
+    );
+    assert_eq!(send(add(&alice_pat, "40")).await.0, 201);
+    assert_eq!(
+        send(add(&alice_pat, "40")).await,
+        (409, json!({"message": "Member already exists"}))
+    );
+    let (status, members) = send(s.root(Method::GET, &format!("/projects/{pid}/members"))).await;
+    assert_eq!(status, 200);
+    assert!(
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == bob && m["access_level"] == 40)
+    );
+    assert_eq!(
+        send(s.as_token(&bob_pat, Method::DELETE, &format!("/projects/{pid}")))
+            .await
+            .0,
+        403
+    );
+    let _ = alice;
+    let (status, body) = send(s.as_token(&alice_pat, Method::DELETE, &format!("/projects/{pid}"))).await;
+    assert_eq!((status, body), (202, json!({"message": "202 Accepted"})));
+    assert_eq!(
+        send(s.root(Method::GET, &format!("/projects/{pid}"))).await,
+        (404, not_found)
+    );
+}
+
+#[tokio::test]
+async fn pipelines_api_filters_and_roles() {
+    let s = Server::start();
+    let repo = Repo::new();
+    let pid = s.project("demo", repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let url = s.api(&format!("/projects/{pid}/trigger/pipeline"));
+    for r in ["main", "v1.0", "main"] {
+        let (status, _) =
+            send(
+                s.http
+                    .post(&url)
+                    .form(&[("token", token.as_str()), ("ref", r), ("variables[SECRET]", "value-1")]),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let list = |q: &str| s.root(Method::GET, &format!("/projects/{pid}/pipelines{q}"));
+    let ids = |v: &Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&send(list("")).await.1), vec![3, 2, 1]);
+    assert_eq!(ids(&send(list("?sort=asc")).await.1), vec![1, 2, 3]);
+    assert_eq!(ids(&send(list("?ref=main")).await.1), vec![3, 1]);
+    assert_eq!(
+        ids(&send(list("?source=trigger&status=created&order_by=ref&sort=asc"))
+            .await
+            .1),
+        vec![1, 3, 2]
+    );
+    assert_eq!(ids(&send(list("?source=push")).await.1), Vec::<u64>::new());
+    assert_eq!(
+        send(list("?status=bogus")).await,
+        (400, json!({"error": "status does not have a valid value"}))
+    );
+    assert_eq!(
+        send(list("?order_by=name")).await,
+        (400, json!({"error": "order_by does not have a valid value"}))
+    );
+    let (status, p) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/2"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (p["ref"].as_str(), p["tag"].as_bool(), p["iid"].as_u64()),
+        (Some("v1.0"), Some(true), Some(2))
+    );
+    assert_eq!(
+        send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/99"))).await,
+        (404, json!({"message": "404 Not found"}))
+    );
+    assert_eq!(
+        send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/abc"))).await,
+        (400, json!({"error": "pipeline_id is invalid"}))
+    );
+    // variables: Developer+; delete: Owner only
+    let (reporter, reporter_pat) = s.user("rep").await;
+    s.add_member(pid, reporter, 20).await;
+    let (maint, maint_pat) = s.user("maint").await;
+    s.add_member(pid, maint, 40).await;
+    assert_eq!(
+        send(s.as_token(&reporter_pat, Method::GET, &format!("/projects/{pid}/pipelines")))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        send(s.as_token(
+            &reporter_pat,
+            Method::GET,
+            &format!("/projects/{pid}/pipelines/1/variables")
+        ))
+        .await
+        .0,
+        403
+    );
+    let (status, vars) = send(s.as_token(
+        &maint_pat,
+        Method::GET,
+        &format!("/projects/{pid}/pipelines/1/variables"),
+    ))
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(vars[0]["value"], "value-1");
+    assert_eq!(
+        send(s.as_token(&maint_pat, Method::DELETE, &format!("/projects/{pid}/pipelines/1")))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        send(s.root(Method::DELETE, &format!("/projects/{pid}/pipelines/1")))
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/1")))
+            .await
+            .0,
+        404
+    );
+}

@@ -1,0 +1,44 @@
+//! python-gitlab, unchanged, against the real server: the calls GitLab's docs and python-gitlab's
+//! own functional tests make around triggers. The interpreter comes from the venv that
+//! `tests/run` creates (`SPUR_TEST_PYTHON`, default `target/test-venv/bin/python`).
+
+use crate::support::{ROOT_TOKEN, Repo, Server};
+use std::path::PathBuf;
+use std::process::Command;
+
+fn python() -> PathBuf {
+    let path = std::env::var_os("SPUR_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python"));
+    assert!(
+        path.exists(),
+        "no python with python-gitlab at {}: run tests/run, which creates it",
+        path.display()
+    );
+    path
+}
+
+#[tokio::test]
+async fn python_gitlab_drives_triggers_and_pipelines() {
+    let s = Server::start();
+    let repo = Repo::new();
+    let pid = s.project("demo", repo.path()).await;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/trigger_flow.py");
+    let base = s.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(script)
+            .env("SPUR_URL", base)
+            .env("SPUR_TOKEN", ROOT_TOKEN)
+            .env("SPUR_PROJECT", "root/demo")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "python-gitlab flow failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("python-gitlab flow OK"), "{stdout}");
+    let _ = pid;
+}

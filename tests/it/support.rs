@@ -1,0 +1,305 @@
+//! Test support: starts the real `spur` binary on `127.0.0.1:0` with a temporary data dir, makes
+//! real git repositories, and wraps HTTP calls.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Lines a server logged, collected by a background thread.
+pub type SharedLog = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// The personal access token of `root` in every test server.
+pub const ROOT_TOKEN: &str = "glpat-test-root-token-0123456789";
+
+/// A running spur process and its data dir.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The data dir (kept when `dir` is dropped only if the test keeps it).
+    pub data_dir: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+    /// Lines the server logged (stderr), collected in the background.
+    pub log: SharedLog,
+    /// The HTTP client.
+    pub http: reqwest::Client,
+}
+
+impl Server {
+    /// Starts spur on a fresh data dir.
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let mut s = Server::start_on(&data_dir, &[]);
+        s._dir = Some(dir);
+        s
+    }
+
+    /// Starts spur on `data_dir` (which may hold an earlier server's data) with extra flags.
+    pub fn start_on(data_dir: &Path, extra: &[&str]) -> Server {
+        let (child, base, log) = spawn(data_dir, extra).unwrap_or_else(|e| panic!("spur did not start: {e}"));
+        Server {
+            child,
+            base,
+            data_dir: data_dir.to_path_buf(),
+            _dir: None,
+            log,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The URL of an API path (`/projects` → `http://.../api/v4/projects`).
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/v4{}", self.base, path)
+    }
+
+    /// A request as root.
+    pub fn root(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.as_token(ROOT_TOKEN, method, path)
+    }
+
+    /// A request with a personal access token.
+    pub fn as_token(&self, token: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.api(path)).header("PRIVATE-TOKEN", token)
+    }
+
+    /// An anonymous request.
+    pub fn anon(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.api(path))
+    }
+
+    /// Creates a user and a personal access token for it; returns (user id, token).
+    pub async fn user(&self, username: &str) -> (u64, String) {
+        let (status, user) = send(self.root(reqwest::Method::POST, "/users").form(&[
+            ("username", username),
+            ("name", username),
+            ("email", &format!("{username}@example.com")),
+            ("password", "password123"),
+        ]))
+        .await;
+        assert_eq!(status, 201, "{user}");
+        let id = user["id"].as_u64().unwrap();
+        let (status, pat) = send(
+            self.root(reqwest::Method::POST, &format!("/users/{id}/personal_access_tokens"))
+                .form(&[("name", "t"), ("scopes[]", "api")]),
+        )
+        .await;
+        assert_eq!(status, 201, "{pat}");
+        (id, pat["token"].as_str().unwrap().to_string())
+    }
+
+    /// Creates a project as root from a local repository; returns its id.
+    pub async fn project(&self, name: &str, repo: &Path) -> u64 {
+        let (status, p) = send(
+            self.root(reqwest::Method::POST, "/projects")
+                .form(&[("name", name), ("import_url", &repo.display().to_string())]),
+        )
+        .await;
+        assert_eq!(status, 201, "{p}");
+        p["id"].as_u64().unwrap()
+    }
+
+    /// Adds `user_id` to project `pid` with `level`.
+    pub async fn add_member(&self, pid: u64, user_id: u64, level: u8) {
+        let (status, body) = send(
+            self.root(reqwest::Method::POST, &format!("/projects/{pid}/members"))
+                .form(&[("user_id", user_id.to_string()), ("access_level", level.to_string())]),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    /// Creates a trigger token in `pid` as the holder of `token`; returns (trigger id, secret).
+    pub async fn trigger_token(&self, token: &str, pid: u64) -> (u64, String) {
+        let (status, t) = send(
+            self.as_token(token, reqwest::Method::POST, &format!("/projects/{pid}/triggers"))
+                .form(&[("description", "ci")]),
+        )
+        .await;
+        assert_eq!(status, 201, "{t}");
+        (t["id"].as_u64().unwrap(), t["token"].as_str().unwrap().to_string())
+    }
+
+    /// The whole log so far.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns the binary and waits for its "listening" line.
+pub fn spawn(data_dir: &Path, extra: &[&str]) -> Result<(Child, String, SharedLog), String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spur"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(extra)
+        .env("SPUR_ROOT_TOKEN", ROOT_TOKEN)
+        .env("SPUR_ROOT_PASSWORD", "root-password-123")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel();
+    let log2 = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(i) = line.find("listening on http://") {
+                let addr = line[i + "listening on ".len()..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                let _ = tx.send(Ok(addr));
+            }
+            log2.lock().unwrap().push(line);
+        }
+        let _ = tx.send(Err("spur exited".to_string()));
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Ok(base)) => Ok((child, strip_ansi(&base), log)),
+        Ok(Err(e)) => {
+            let _ = child.wait();
+            Err(format!("{e}: {}", log.lock().unwrap().join("\n")))
+        }
+        Err(_) => {
+            let _ = child.kill();
+            Err("spur did not report listening within 30 s".into())
+        }
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c2 in chars.by_ref() {
+                if c2.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Sends a request; returns the status and the JSON body (`Null` when empty or not JSON).
+pub async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let resp = req.send().await.expect("request failed");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Sends a request; returns the whole response.
+pub async fn send_raw(req: reqwest::RequestBuilder) -> reqwest::Response {
+    req.send().await.expect("request failed")
+}
+
+/// Runs git with `args` in `dir`, panicking on failure; returns stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A real repository: `main` with a `.gitlab-ci.yml`, a branch `feature/x`, a lightweight tag
+/// `v1.0`, an annotated tag `v2.0`, and `both` as a branch and a tag at once.
+pub struct Repo {
+    /// Keeps the folder alive.
+    pub dir: tempfile::TempDir,
+}
+
+impl Repo {
+    /// Creates the repository.
+    pub fn new() -> Repo {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        git(p, &["init", "-q", "-b", "main"]);
+        std::fs::write(p.join(".gitlab-ci.yml"), "test:\n  script: echo hi\n").unwrap();
+        git(p, &["add", "."]);
+        git(p, &["commit", "-qm", "first [ci skip]"]);
+        git(p, &["branch", "feature/x"]);
+        git(p, &["tag", "v1.0"]);
+        git(p, &["tag", "-a", "v2.0", "-m", "annotated"]);
+        git(p, &["branch", "both"]);
+        git(p, &["tag", "both"]);
+        Repo { dir }
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The commit a ref points at.
+    pub fn sha(&self, rev: &str) -> String {
+        git(self.path(), &["rev-parse", &format!("{rev}^{{commit}}")])
+    }
+
+    /// Adds a commit on the current branch; returns its sha.
+    pub fn commit(&self, file: &str) -> String {
+        std::fs::write(self.path().join(file), file).unwrap();
+        git(self.path(), &["add", "."]);
+        git(self.path(), &["commit", "-qm", file]);
+        self.sha("HEAD")
+    }
+}
+
+/// The date `days` from today, `YYYY-MM-DD` (UTC).
+pub fn iso_date_in_days(days: i64) -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        + days * 86_400;
+    let out = Command::new("date")
+        .args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%d"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Kills a helper process when the test ends, even when it fails.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
