@@ -1,0 +1,281 @@
+//! Trigger benchmark (`cargo bench --bench trigger_load`): start-up time, idle memory, and
+//! durable triggers per second. Starts the release `spur` binary on a fresh data dir, has
+//! Debian's `wrk` drive 64 connections of valid trigger POSTs for 10 s (`SPUR_BENCH_SECONDS`),
+//! then kills the server with SIGKILL, restarts it, and checks that every pipeline acknowledged
+//! with 201 is in the database. Repeats `SPUR_BENCH_RUNS` times (default 3) and prints medians.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ROOT_TOKEN: &str = "glpat-bench-root-token-000000000000";
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("trigger_load: run with `cargo bench --bench trigger_load` (needs wrk)");
+        return;
+    }
+    let runs: usize = env_or("SPUR_BENCH_RUNS", 3);
+    let seconds: u64 = env_or("SPUR_BENCH_SECONDS", 10);
+    let connections: usize = env_or("SPUR_BENCH_CONNECTIONS", 64);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    let mut startup = Vec::new();
+    let mut rss = Vec::new();
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let started = Instant::now();
+        let (child, base) = start(&dir.path().join("data"));
+        rt.block_on(wait_ready(&base));
+        startup.push(started.elapsed().as_secs_f64() * 1000.0);
+        std::thread::sleep(Duration::from_secs(1));
+        rss.push(rss_kib(child.id()) as f64 / 1024.0);
+        kill(child);
+    }
+    println!(
+        "startup to first answer, empty data dir: median {:.1} ms {:?}",
+        median(&mut startup),
+        rounded(&startup)
+    );
+    println!(
+        "idle resident memory: median {:.1} MiB {:?}",
+        median(&mut rss),
+        rounded(&rss)
+    );
+
+    let mut rates = Vec::new();
+    let mut p50s = Vec::new();
+    let mut p99s = Vec::new();
+    for run in 1..=runs {
+        let r = rt.block_on(load_run(seconds, connections));
+        println!(
+            "run {run}: {} acknowledged in {:.2} s = {:.0} triggers/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, non-201 {}, socket errors {}, all {} found after kill -9",
+            r.created, r.seconds, r.rate, r.p50_ms, r.p99_ms, r.max_ms, r.other, r.socket_errors, r.verified
+        );
+        rates.push(r.rate);
+        p50s.push(r.p50_ms);
+        p99s.push(r.p99_ms);
+    }
+    println!(
+        "median of {runs} runs ({connections} connections, {seconds} s): {:.0} durable triggers/s, p50 {:.2} ms, p99 {:.2} ms",
+        median(&mut rates),
+        median(&mut p50s),
+        median(&mut p99s)
+    );
+}
+
+struct RunResult {
+    created: usize,
+    other: usize,
+    socket_errors: usize,
+    seconds: f64,
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    verified: usize,
+}
+
+async fn load_run(seconds: u64, connections: usize) -> RunResult {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    git(dir.path(), &["init", "-q", "-b", "main", repo.to_str().unwrap()]);
+    std::fs::write(repo.join(".gitlab-ci.yml"), "test:\n  script: echo hi\n").unwrap();
+    git(&repo, &["add", "."]);
+    git(
+        &repo,
+        &["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "init"],
+    );
+    let data = dir.path().join("data");
+    let (child, base) = start(&data);
+    wait_ready(&base).await;
+    let http = reqwest::Client::new();
+    let project: serde_json::Value = http
+        .post(format!("{base}/api/v4/projects"))
+        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .form(&[("name", "bench"), ("import_url", repo.to_str().unwrap())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pid = project["id"].as_u64().expect("project created");
+    let trigger: serde_json::Value = http
+        .post(format!("{base}/api/v4/projects/{pid}/triggers"))
+        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .form(&[("description", "bench")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = trigger["token"].as_str().unwrap().to_string();
+    let ids_file = dir.path().join("ids");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/trigger.lua");
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            "-s",
+        ])
+        .arg(&script)
+        .arg(format!("{base}/api/v4/projects/{pid}/trigger/pipeline"))
+        .env("SPUR_TOKEN", &token)
+        .env("SPUR_IDS", &ids_file)
+        .output()
+        .expect("wrk is installed (apt-get install wrk)");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("RESULT"))
+        .unwrap_or_else(|| panic!("wrk said: {stdout}"));
+    let field = |name: &str| -> f64 {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let acknowledged: Vec<u64> = std::fs::read_to_string(&ids_file)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    // crash the server, restart on the same data dir, and look for every acknowledged pipeline
+    kill(child);
+    let (child, base) = start(&data);
+    wait_ready(&base).await;
+    let stored = all_pipeline_ids(&http, &base, pid).await;
+    let missing = acknowledged.iter().filter(|id| !stored.contains(id)).count();
+    assert_eq!(missing, 0, "{missing} acknowledged pipelines were lost");
+    kill(child);
+    let seconds = field("duration_us") / 1e6;
+    RunResult {
+        created: field("created") as usize,
+        other: field("other") as usize,
+        socket_errors: (field("errors_connect") + field("errors_read") + field("errors_timeout")) as usize,
+        seconds,
+        rate: field("created") / seconds,
+        p50_ms: field("p50_us") / 1000.0,
+        p99_ms: field("p99_us") / 1000.0,
+        max_ms: field("max_us") / 1000.0,
+        verified: acknowledged.len(),
+    }
+}
+
+async fn all_pipeline_ids(http: &reqwest::Client, base: &str, pid: u64) -> HashSet<u64> {
+    let mut ids = HashSet::new();
+    let mut page = 1;
+    loop {
+        let resp = http
+            .get(format!(
+                "{base}/api/v4/projects/{pid}/pipelines?per_page=100&page={page}&sort=asc"
+            ))
+            .header("PRIVATE-TOKEN", ROOT_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let next = resp
+            .headers()
+            .get("x-next-page")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let list: Vec<serde_json::Value> = resp.json().await.unwrap();
+        ids.extend(list.iter().filter_map(|p| p["id"].as_u64()));
+        if next.is_empty() {
+            return ids;
+        }
+        page += 1;
+    }
+}
+
+fn start(data: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spur"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("SPUR_ROOT_TOKEN", ROOT_TOKEN)
+        .env("RUST_LOG", "warn,spur=info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines.next().expect("spur exited before listening").unwrap();
+        if let Some(i) = line.find("listening on http://") {
+            break line[i + "listening on ".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
+
+async fn wait_ready(base: &str) {
+    let http = reqwest::Client::new();
+    for _ in 0..5000 {
+        let answer = http
+            .get(format!("{base}/api/v4/version"))
+            .header("PRIVATE-TOKEN", ROOT_TOKEN)
+            .send()
+            .await;
+        if answer.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("spur did not answer");
+}
+
+fn kill(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn rounded(v: &[f64]) -> Vec<f64> {
+    v.iter().map(|x| (x * 10.0).round() / 10.0).collect()
+}
