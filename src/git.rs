@@ -85,10 +85,16 @@ impl RefError {
 
 type FetchFuture = Shared<BoxFuture<'static, Result<(), String>>>;
 
+/// Entries kept in the peel cache before it is cleared.
+const PEEL_CACHE_LIMIT: usize = 100_000;
+
 /// The repositories of every project, opened once and kept.
 pub struct Repos {
     mirrors_dir: PathBuf,
     open: Mutex<HashMap<PathBuf, gix::ThreadSafeRepository>>,
+    /// Object id → the commit it peels to. Objects never change, so this never goes stale; it
+    /// spares reading (and mapping) the object on every trigger.
+    peeled: Mutex<HashMap<gix::ObjectId, gix::ObjectId>>,
     fetches: Arc<Mutex<HashMap<PathBuf, FetchFuture>>>,
 }
 
@@ -98,6 +104,7 @@ impl Repos {
         Repos {
             mirrors_dir,
             open: Mutex::new(HashMap::new()),
+            peeled: Mutex::new(HashMap::new()),
             fetches: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -209,12 +216,31 @@ impl Repos {
             }
         };
         let id = target.ok_or(RefError::NotFound)?;
-        let commit = repo.find_commit(id).map_err(|_| RefError::NoCommit)?;
+        let commit = self.peel_to_commit(&repo, id)?;
         Ok(ResolvedRef {
             short: short.to_string(),
             tag,
-            sha: commit.id.to_string(),
+            sha: commit.to_string(),
         })
+    }
+
+    /// The commit `id` (a commit or a tag) peels to, from the cache or the object database.
+    fn peel_to_commit(&self, repo: &gix::Repository, id: gix::ObjectId) -> Result<gix::ObjectId, RefError> {
+        if let Some(commit) = self.peeled.lock().ok().and_then(|p| p.get(&id).copied()) {
+            return Ok(commit);
+        }
+        let object = repo.find_object(id).map_err(|_| RefError::NoCommit)?;
+        let commit = object
+            .peel_to_kind(gix::object::Kind::Commit)
+            .map_err(|_| RefError::NoCommit)?
+            .id;
+        if let Ok(mut peeled) = self.peeled.lock() {
+            if peeled.len() >= PEEL_CACHE_LIMIT {
+                peeled.clear();
+            }
+            peeled.insert(id, commit);
+        }
+        Ok(commit)
     }
 
     /// Forgets a repository (after its project is deleted); hosted and mirrored copies are removed.
@@ -241,17 +267,21 @@ impl Repos {
     }
 }
 
-/// The fully peeled object a ref points at, if the ref exists.
+/// The object a ref points at, if the ref exists; symbolic refs are followed. Reads only the
+/// ref, never the object.
 fn lookup(repo: &gix::Repository, full_name: &str) -> Result<Option<gix::ObjectId>, RefError> {
     let reference = repo
         .try_find_reference(full_name)
         .map_err(|e| RefError::Repository(e.to_string()))?;
     match reference {
         None => Ok(None),
-        Some(mut r) => r
-            .peel_to_id()
-            .map(|id| Some(id.detach()))
-            .map_err(|_| RefError::NoCommit),
+        Some(mut r) => match r.target().try_id() {
+            Some(id) => Ok(Some(id.to_owned())),
+            None => r
+                .peel_to_id()
+                .map(|id| Some(id.detach()))
+                .map_err(|_| RefError::NoCommit),
+        },
     }
 }
 

@@ -24,6 +24,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     use api::*;
     cfg.service(
         web::scope("/api/v4")
+            // The trigger routes come first: actix tries routes in order, and these are hot.
+            .route("/projects/{id}/trigger/pipeline", web::post().to(trigger::by_params))
+            .route(
+                "/projects/{id}/ref/{ref:.+}/trigger/pipeline",
+                web::post().to(trigger::by_webhook),
+            )
             .route("/version", web::get().to(version::show))
             .route("/user", web::get().to(users::current))
             .route("/users", web::get().to(users::list))
@@ -59,11 +65,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(
                 "/projects/{id}/triggers/{trigger_id}",
                 web::delete().to(triggers::delete),
-            )
-            .route("/projects/{id}/trigger/pipeline", web::post().to(trigger::by_params))
-            .route(
-                "/projects/{id}/ref/{ref:.+}/trigger/pipeline",
-                web::post().to(trigger::by_webhook),
             )
             .route("/projects/{id}/pipelines", web::get().to(pipelines::list))
             .route("/projects/{id}/pipelines/{pipeline_id}", web::get().to(pipelines::show))

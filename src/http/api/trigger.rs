@@ -50,7 +50,7 @@ async fn handle(
     match trigger_pipeline(spur_arc, project.clone(), request).await {
         Ok(Ok(pipeline)) => {
             let user = spur.store.user(pipeline.user_id)?;
-            tracing::info!(project_id = project.id, pipeline_id = pipeline.id, "pipeline triggered");
+            tracing::debug!(project_id = project.id, pipeline_id = pipeline.id, "pipeline triggered");
             Ok(json_response(
                 StatusCode::CREATED,
                 &views::pipeline(&spur, &project, &pipeline, user.as_ref()),
