@@ -62,6 +62,12 @@ impl Secrets {
                 file.write_all(&key).map_err(SecretsError::Io)?;
                 file.sync_all().map_err(SecretsError::Io)?;
                 fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(SecretsError::Io)?;
+                // Make the new directory entry durable too: losing the key loses every secret.
+                if let Some(dir) = path.parent() {
+                    fs::File::open(dir)
+                        .and_then(|d| d.sync_all())
+                        .map_err(SecretsError::Io)?;
+                }
                 key
             }
             Err(e) => return Err(SecretsError::Io(e)),

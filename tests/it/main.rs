@@ -7,6 +7,7 @@
 mod durability;
 mod projects;
 mod python_gitlab;
+mod role_matrix;
 mod support;
 mod trigger_api;
 mod triggers_crud;

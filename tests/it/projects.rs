@@ -449,3 +449,44 @@ async fn pipelines_api_filters_and_roles() {
         404
     );
 }
+
+#[tokio::test]
+async fn external_url_and_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("spur.toml");
+    std::fs::write(
+        &config,
+        "external_url = \"https://ci.example.com/\"\nmax_body_bytes = 4096\n",
+    )
+    .unwrap();
+    let s = Server::start_on(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
+    let repo = Repo::new();
+    let pid = s.project("demo", repo.path()).await;
+    let (_, p) = send(s.root(Method::GET, &format!("/projects/{pid}"))).await;
+    assert_eq!(p["web_url"], "https://ci.example.com/root/demo");
+    let big = "x".repeat(8192);
+    let (status, _) = send(
+        s.root(Method::PUT, &format!("/projects/{pid}"))
+            .form(&[("description", big.as_str())]),
+    )
+    .await;
+    assert_eq!(status, 413, "max_body_bytes from the file applies");
+    // a flag beats the file
+    drop(s);
+    let s = Server::start_on(
+        &dir.path().join("data"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--external-url",
+            "http://other.example",
+        ],
+    );
+    let (_, p) = send(s.root(Method::GET, &format!("/projects/{pid}"))).await;
+    assert_eq!(p["web_url"], "http://other.example/root/demo");
+    // an unknown key is refused with a clear message
+    std::fs::write(&config, "listen_on = 1\n").unwrap();
+    let err = crate::support::spawn(&dir.path().join("data2"), &["--config", config.to_str().unwrap()])
+        .expect_err("bad config");
+    assert!(err.contains("invalid config file"), "{err}");
+}
