@@ -10,32 +10,57 @@ const DEFAULT_PER_PAGE: usize = 20;
 /// Largest page size.
 const MAX_PER_PAGE: usize = 100;
 
-/// Answers 200 with one page of `items` and GitLab's pagination headers.
+/// The page a request asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    /// 1-based page number.
+    pub page: usize,
+    /// Items per page, 1 to 100.
+    pub per_page: usize,
+}
+
+impl PageRequest {
+    /// Reads `page` and `per_page` from the query (Grape's `is invalid` for non-numbers).
+    pub fn from_request(req: &HttpRequest) -> Result<PageRequest, ApiError> {
+        let query = query_pairs(req);
+        let number = |key: &str, default: usize| -> Result<usize, ApiError> {
+            match query.iter().rev().find(|(k, _)| k == key) {
+                None => Ok(default),
+                Some((_, v)) if v.is_empty() => Ok(default),
+                Some((_, v)) => v
+                    .trim()
+                    .parse::<i64>()
+                    .map(|n| n.max(0) as usize)
+                    .map_err(|_| ApiError::Params(format!("{key} is invalid"))),
+            }
+        };
+        let page = number("page", 1)?.max(1);
+        let per_page = match number("per_page", DEFAULT_PER_PAGE)? {
+            0 => DEFAULT_PER_PAGE,
+            n => n.min(MAX_PER_PAGE),
+        };
+        Ok(PageRequest { page, per_page })
+    }
+
+    /// How many items come before this page.
+    pub fn offset(&self) -> usize {
+        (self.page - 1).saturating_mul(self.per_page)
+    }
+}
+
+/// Answers 200 with one page of `items` (all of them, paged here) and GitLab's headers.
 pub fn paginated(req: &HttpRequest, items: Vec<Value>) -> Result<HttpResponse, ApiError> {
-    let query = query_pairs(req);
-    let number = |key: &str, default: usize| -> Result<usize, ApiError> {
-        match query.iter().rev().find(|(k, _)| k == key) {
-            None => Ok(default),
-            Some((_, v)) if v.is_empty() => Ok(default),
-            Some((_, v)) => v
-                .trim()
-                .parse::<i64>()
-                .map(|n| n.max(0) as usize)
-                .map_err(|_| ApiError::Params(format!("{key} is invalid"))),
-        }
-    };
-    let page = number("page", 1)?.max(1);
-    let per_page = match number("per_page", DEFAULT_PER_PAGE)? {
-        0 => DEFAULT_PER_PAGE,
-        n => n.min(MAX_PER_PAGE),
-    };
+    let page = PageRequest::from_request(req)?;
     let total = items.len();
+    let on_page = items.into_iter().skip(page.offset()).take(page.per_page).collect();
+    Ok(page_response(req, page, on_page, total))
+}
+
+/// Answers 200 with the items of one page, already selected, out of `total`.
+pub fn page_response(req: &HttpRequest, page: PageRequest, on_page: Vec<Value>, total: usize) -> HttpResponse {
+    let PageRequest { page, per_page } = page;
+    let query = query_pairs(req);
     let total_pages = total.div_ceil(per_page).max(1);
-    let page_items: Vec<Value> = items
-        .into_iter()
-        .skip((page - 1).saturating_mul(per_page))
-        .take(per_page)
-        .collect();
     let next = if page < total_pages { page + 1 } else { 0 };
     let prev = page.saturating_sub(1);
     let show = |n: usize| if n == 0 { String::new() } else { n.to_string() };
@@ -49,7 +74,7 @@ pub fn paginated(req: &HttpRequest, items: Vec<Value>) -> Result<HttpResponse, A
     }
     links.push(format!("<{}>; rel=\"first\"", link_to(1)));
     links.push(format!("<{}>; rel=\"last\"", link_to(total_pages)));
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .insert_header(("Content-Type", "application/json"))
         .insert_header(("X-Page", page.to_string()))
         .insert_header(("X-Per-Page", per_page.to_string()))
@@ -58,7 +83,7 @@ pub fn paginated(req: &HttpRequest, items: Vec<Value>) -> Result<HttpResponse, A
         .insert_header(("X-Next-Page", show(next)))
         .insert_header(("X-Prev-Page", show(prev)))
         .insert_header(("Link", links.join(", ")))
-        .body(Value::Array(page_items).to_string()))
+        .body(Value::Array(on_page).to_string())
 }
 
 fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {

@@ -40,6 +40,20 @@ pub struct PipelineFilter {
     pub source: Option<PipelineSource>,
 }
 
+impl PipelineFilter {
+    /// Whether no filter is set.
+    pub fn is_empty(&self) -> bool {
+        self.ref_name.is_none() && self.status.is_none() && self.source.is_none()
+    }
+
+    /// Whether `p` passes every filter.
+    pub fn matches(&self, p: &Pipeline) -> bool {
+        self.ref_name.as_ref().is_none_or(|r| *r == p.ref_name)
+            && self.status.is_none_or(|s| s == p.status)
+            && self.source.is_none_or(|s| s == p.source)
+    }
+}
+
 /// Sort orders of the pipelines list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PipelineOrder {
@@ -106,28 +120,55 @@ impl Store {
         self.read(|tx| Ok(tx.open_table(PIPELINE_VARIABLES)?.get(id)?.map(|g| g.value().to_vec())))
     }
 
-    /// A project's pipelines matching `filter`, sorted by `order` (ascending; callers reverse).
+    /// One page of a project's pipelines matching `filter`, sorted by `order`, and how many match
+    /// in all. Without filters in id order only the page's records are read.
     pub fn project_pipelines(
         &self,
         project_id: u64,
         filter: &PipelineFilter,
         order: PipelineOrder,
-    ) -> Result<Vec<Pipeline>, Error> {
+        descending: bool,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Pipeline>, usize), Error> {
         self.read(|tx| {
             let index = tx.open_table(PROJECT_PIPELINES)?;
             let pipelines = tx.open_table(PIPELINES)?;
+            let range = (project_id, 0)..=(project_id, u64::MAX);
+            if filter.is_empty() && order == PipelineOrder::Id {
+                let total = index.range(range.clone())?.count();
+                let ids: Vec<u64> = if descending {
+                    index
+                        .range(range)?
+                        .rev()
+                        .skip(offset)
+                        .take(limit)
+                        .map(|e| e.map(|(k, _)| k.value().1))
+                        .collect::<Result<_, _>>()?
+                } else {
+                    index
+                        .range(range)?
+                        .skip(offset)
+                        .take(limit)
+                        .map(|e| e.map(|(k, _)| k.value().1))
+                        .collect::<Result<_, _>>()?
+                };
+                let mut page = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(g) = pipelines.get(id)? {
+                        page.push(decode(g.value())?);
+                    }
+                }
+                return Ok((page, total));
+            }
             let mut out = Vec::new();
-            for entry in index.range((project_id, 0)..=(project_id, u64::MAX))? {
+            for entry in index.range(range)? {
                 let id = entry?.0.value().1;
                 let Some(g) = pipelines.get(id)? else { continue };
                 let p: Pipeline = decode(g.value())?;
-                if filter.ref_name.as_ref().is_some_and(|r| *r != p.ref_name)
-                    || filter.status.is_some_and(|s| s != p.status)
-                    || filter.source.is_some_and(|s| s != p.source)
-                {
-                    continue;
+                if filter.matches(&p) {
+                    out.push(p);
                 }
-                out.push(p);
             }
             match order {
                 PipelineOrder::Id => {}
@@ -138,7 +179,11 @@ impl Store {
                 PipelineOrder::UpdatedAt => out.sort_by_key(|p| (p.updated_at, p.id)),
                 PipelineOrder::UserId => out.sort_by_key(|p| (p.user_id, p.id)),
             }
-            Ok(out)
+            if descending {
+                out.reverse();
+            }
+            let total = out.len();
+            Ok((out.into_iter().skip(offset).take(limit).collect(), total))
         })
     }
 

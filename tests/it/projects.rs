@@ -379,6 +379,13 @@ async fn pipelines_api_filters_and_roles() {
         vec![1, 3, 2]
     );
     assert_eq!(ids(&send(list("?source=push")).await.1), Vec::<u64>::new());
+    // paging walks the index: page 2 of 1-per-page, newest first, and ascending
+    let resp = crate::support::send_raw(list("?per_page=1&page=2")).await;
+    assert_eq!(resp.headers()["x-total"], "3");
+    assert_eq!(resp.headers()["x-next-page"], "3");
+    assert_eq!(ids(&resp.json().await.unwrap()), vec![2]);
+    assert_eq!(ids(&send(list("?per_page=2&page=2&sort=asc")).await.1), vec![3]);
+    assert_eq!(ids(&send(list("?per_page=2&page=9")).await.1), Vec::<u64>::new());
     assert_eq!(
         send(list("?status=bogus")).await,
         (400, json!({"error": "status does not have a valid value"}))

@@ -5,7 +5,7 @@ use super::{id_segment, segment};
 use crate::app::Spur;
 use crate::domain::{AccessLevel, Pipeline, PipelineSource, PipelineStatus, Project};
 use crate::http::error::ApiError;
-use crate::http::pagination::paginated;
+use crate::http::pagination::{PageRequest, page_response};
 use crate::http::{State, caller, json_response, views, visible_project};
 use crate::pipeline_trigger::pipeline_variables_of;
 use crate::storage::{PipelineFilter, PipelineOrder};
@@ -52,17 +52,19 @@ pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
         Some("asc") => true,
         Some(_) => return Err(invalid("sort")),
     };
+    let page = PageRequest::from_request(&req)?;
     let s = spur.clone();
     let pid = project.id;
-    let mut pipelines = web::block(move || s.store.project_pipelines(pid, &filter, order)).await??;
-    if !ascending {
-        pipelines.reverse();
-    }
+    let (pipelines, total) = web::block(move || {
+        s.store
+            .project_pipelines(pid, &filter, order, !ascending, page.offset(), page.per_page)
+    })
+    .await??;
     let items: Vec<Value> = pipelines
         .iter()
         .map(|p| views::pipeline_basic(&spur, &project, p))
         .collect();
-    paginated(&req, items)
+    Ok(page_response(&req, page, items, total))
 }
 
 fn find_pipeline(spur: &Spur, project: &Project, pipeline_id: u64) -> Result<Pipeline, ApiError> {
