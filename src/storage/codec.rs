@@ -26,3 +26,14 @@ pub fn get_json<'a, K: Key + 'static, T: DeserializeOwned>(
         None => Ok(None),
     }
 }
+
+/// Decodes every record of a table of JSON values, in key order.
+pub fn all_json<K: Key + 'static, T: DeserializeOwned>(
+    table: &impl ReadableTable<K, &'static [u8]>,
+) -> Result<Vec<T>, Error> {
+    let mut out = Vec::new();
+    for entry in table.iter()? {
+        out.push(decode(entry?.1.value())?);
+    }
+    Ok(out)
+}

@@ -1,6 +1,6 @@
 //! Projects, their paths and their members.
 
-use super::codec::{decode, encode, get_json};
+use super::codec::{all_json, decode, encode, get_json};
 use super::tables::{
     PIPELINE_IIDS, PIPELINE_VARIABLES, PIPELINES, PROJECT_MEMBERS, PROJECT_PATHS, PROJECT_PIPELINES, PROJECT_TRIGGERS,
     PROJECTS, TRIGGER_DIGESTS, TRIGGER_LAST_USED, TRIGGERS,
@@ -60,14 +60,7 @@ impl Store {
 
     /// Every project, by id.
     pub fn projects(&self) -> Result<Vec<Project>, Error> {
-        self.read(|tx| {
-            let table = tx.open_table(PROJECTS)?;
-            let mut out = Vec::new();
-            for entry in table.iter()? {
-                out.push(decode(entry?.1.value())?);
-            }
-            Ok(out)
-        })
+        self.read(|tx| all_json(&tx.open_table(PROJECTS)?))
     }
 
     /// Changes a project's editable settings.

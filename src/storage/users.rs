@@ -1,6 +1,6 @@
 //! Users, their personal access tokens, and namespaces (users' own and groups).
 
-use super::codec::{decode, encode, get_json};
+use super::codec::{all_json, encode, get_json};
 use super::tables::{EMAILS, GROUP_MEMBERS, NAMESPACE_PATHS, NAMESPACES, PAT_IDS, PATS, USERNAMES, USERS};
 use super::{Error, Refusal, Store, next_id};
 use crate::domain::{
@@ -66,14 +66,7 @@ impl Store {
 
     /// Every user, by id.
     pub fn users(&self) -> Result<Vec<User>, Error> {
-        self.read(|tx| {
-            let table = tx.open_table(USERS)?;
-            let mut out = Vec::new();
-            for entry in table.iter()? {
-                out.push(decode(entry?.1.value())?);
-            }
-            Ok(out)
-        })
+        self.read(|tx| all_json(&tx.open_table(USERS)?))
     }
 
     /// Sets a user's blocked and admin flags.
@@ -178,17 +171,8 @@ impl Store {
 
     /// Every group namespace, by id.
     pub fn groups(&self) -> Result<Vec<Namespace>, Error> {
-        self.read(|tx| {
-            let table = tx.open_table(NAMESPACES)?;
-            let mut out = Vec::new();
-            for entry in table.iter()? {
-                let ns: Namespace = decode(entry?.1.value())?;
-                if ns.kind == NamespaceKind::Group {
-                    out.push(ns);
-                }
-            }
-            Ok(out)
-        })
+        let all: Vec<Namespace> = self.read(|tx| all_json(&tx.open_table(NAMESPACES)?))?;
+        Ok(all.into_iter().filter(|ns| ns.kind == NamespaceKind::Group).collect())
     }
 
     /// Creates a group whose creator is its Owner.
