@@ -56,3 +56,4 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<Running, Sta
     .run();
     Ok(Running { addr, spur, server })
 }
+pub mod rules;
