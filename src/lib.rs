@@ -56,4 +56,5 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<Running, Sta
     .run();
     Ok(Running { addr, spur, server })
 }
+pub mod ci_config;
 pub mod rules;
