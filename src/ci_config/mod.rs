@@ -1,4 +1,13 @@
-//! Turning `.gitlab-ci.yml` text into configuration (the pipeline engine's front end). So far:
-//! loading YAML as GitLab's Psych does. No IO: callers pass the file's text.
+//! Turning `.gitlab-ci.yml` text into a planned pipeline (the pipeline engine's front end):
+//! `yaml` loads as Psych does, `compose` applies include/extends/!reference, `variables` and
+//! `policy` decide values and inclusion, `plan` runs GitLab's algorithm. No IO: callers pass a
+//! file reader and the file list at the pipeline's commit.
 
+pub mod compose;
+pub mod plan;
+pub mod policy;
+pub mod variables;
 pub mod yaml;
+
+#[cfg(test)]
+mod cases;

@@ -48,6 +48,16 @@ impl Mapping {
         }
     }
 
+    /// The value of `key`, to change it.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Yaml> {
+        self.0.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// The entries, consuming the mapping.
+    pub fn into_entries(self) -> Vec<(String, Yaml)> {
+        self.0
+    }
+
     /// Removes `key`.
     pub fn remove(&mut self, key: &str) -> Option<Yaml> {
         let i = self.0.iter().position(|(k, _)| k == key)?;

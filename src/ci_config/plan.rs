@@ -1,0 +1,808 @@
+//! Planning a pipeline from `.gitlab-ci.yml` (spec section 1): compose, validate, decide which
+//! jobs run for this source, ref and variables, and with which attributes. Pure: the caller
+//! passes a file reader and the list of files at the pipeline's commit.
+
+use super::compose;
+use super::policy::{self, Situation};
+use super::variables::{self, VarList};
+use super::yaml::{self, Mapping, Yaml};
+use crate::rules::Expression;
+
+/// GitLab 14–16's text for a pipeline left without jobs.
+pub const NO_JOBS: &str = "Pipeline will not run for the selected trigger. The rules configuration prevented any jobs from being added to the pipeline.";
+/// GitLab 14–16's text for a pipeline that `workflow:rules` filtered out.
+pub const FILTERED_BY_WORKFLOW: &str = "Pipeline filtered out by workflow rules.";
+
+const GLOBAL_KEYS: [&str; 10] = [
+    "default",
+    "include",
+    "stages",
+    "variables",
+    "workflow",
+    "before_script",
+    "after_script",
+    "image",
+    "services",
+    "cache",
+];
+const DEFAULTABLE: [&str; 12] = [
+    "before_script",
+    "after_script",
+    "hooks",
+    "cache",
+    "image",
+    "services",
+    "interruptible",
+    "timeout",
+    "retry",
+    "tags",
+    "artifacts",
+    "id_tokens",
+];
+const JOB_KEYS: [&str; 38] = [
+    "script",
+    "before_script",
+    "after_script",
+    "stage",
+    "variables",
+    "rules",
+    "only",
+    "except",
+    "when",
+    "allow_failure",
+    "needs",
+    "dependencies",
+    "extends",
+    "inherit",
+    "environment",
+    "resource_group",
+    "interruptible",
+    "image",
+    "services",
+    "cache",
+    "artifacts",
+    "tags",
+    "retry",
+    "timeout",
+    "parallel",
+    "coverage",
+    "release",
+    "start_in",
+    "hooks",
+    "id_tokens",
+    "inputs",
+    "manual_confirmation",
+    "pages",
+    "publish",
+    "run",
+    "trigger",
+    "description",
+    "identity",
+];
+const JOB_WHEN: [&str; 5] = ["on_success", "on_failure", "always", "manual", "delayed"];
+const RULE_WHEN: [&str; 6] = ["on_success", "on_failure", "always", "never", "manual", "delayed"];
+
+/// What a pipeline is planned for.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// `CI_PIPELINE_SOURCE`: `trigger`, `pipeline`, `push`, `api`, `web`, ...
+    pub source: String,
+    /// Short ref name.
+    pub ref_name: String,
+    /// Whether the ref is a tag.
+    pub ref_is_tag: bool,
+    /// The project's default branch.
+    pub default_branch: String,
+    /// `namespace/project`.
+    pub project_path: String,
+    /// The project's id.
+    pub project_id: u64,
+    /// The commit.
+    pub sha: String,
+    /// The commit message.
+    pub commit_message: String,
+    /// Pipeline variables (trigger, API, web form): highest precedence.
+    pub pipeline_variables: Vec<(String, String)>,
+    /// Project CI/CD variables.
+    pub project_variables: Vec<(String, String)>,
+}
+
+/// A job the pipeline will have.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedJob {
+    /// Name (`name 1/3` for parallel instances).
+    pub name: String,
+    /// Stage.
+    pub stage: String,
+    /// `on_success`, `on_failure`, `always`, `manual` or `delayed`.
+    pub when: String,
+    /// Whether a failure is tolerated.
+    pub allow_failure: bool,
+    /// Exit codes that count as allowed failures.
+    pub allow_failure_exit_codes: Vec<i64>,
+    /// Needed jobs (`None`: stage order; `Some([])`: start at once).
+    pub needs: Option<Vec<String>>,
+    /// `before_script`, flattened.
+    pub before_script: Vec<String>,
+    /// `script`, flattened.
+    pub script: Vec<String>,
+    /// `after_script`, flattened.
+    pub after_script: Vec<String>,
+    /// Every variable the job sees, expanded, in precedence order.
+    pub variables: Vec<(String, String)>,
+    /// The raw `trigger:` of a bridge job.
+    pub trigger: Option<Yaml>,
+    /// The job mapping after composition and defaults, for keys the executor reads itself.
+    pub config: Mapping,
+}
+
+/// A planned pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Stages that hold at least one job, in order.
+    pub stages: Vec<String>,
+    /// Jobs in stage order, then file order.
+    pub jobs: Vec<PlannedJob>,
+}
+
+/// Why no pipeline is planned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanError {
+    /// The configuration is invalid (GitLab persists a failed pipeline; 422 through triggers).
+    Config(String),
+    /// Nothing to run: workflow rules or job rules filtered everything (400, not persisted).
+    Filtered(String),
+}
+
+/// Plans a pipeline. `read` returns a repository file's text; `files` lists every path.
+pub fn plan(read: &dyn Fn(&str) -> Option<String>, files: &[String], ctx: &Context) -> Result<Plan, PlanError> {
+    let config = compose_config(read).map_err(PlanError::Config)?;
+    let stages = stages(&config).map_err(PlanError::Config)?;
+    let jobs = job_definitions(&config).map_err(PlanError::Config)?;
+    let defaults = defaults(&config).map_err(PlanError::Config)?;
+    let has_workflow_rules = workflow_rules(&config).is_some();
+    validate(&config, &jobs, &stages).map_err(PlanError::Config)?;
+    let situation = Situation {
+        source: &ctx.source,
+        ref_name: &ctx.ref_name,
+        ref_is_tag: ctx.ref_is_tag,
+        project_path: &ctx.project_path,
+        files,
+    };
+    let top_vars = variables::from_yaml(config.get("variables"), "root").map_err(PlanError::Config)?;
+    let workflow_vars = evaluate_workflow(&config, &top_vars, ctx, &situation)?;
+    let mut planned = Vec::new();
+    for stage in &stages {
+        for (name, job) in jobs.iter().filter(|(_, j)| job_stage(j) == *stage) {
+            let job = with_defaults(job, &defaults);
+            for (instance, instance_vars) in parallel_instances(name, &job) {
+                if let Some(p) = plan_job(
+                    &instance,
+                    &job,
+                    stage,
+                    &instance_vars,
+                    &top_vars,
+                    &workflow_vars,
+                    ctx,
+                    &situation,
+                    has_workflow_rules,
+                )? {
+                    planned.push(p);
+                }
+            }
+        }
+    }
+    check_needs(&jobs, &planned).map_err(PlanError::Config)?;
+    resolve_needs(&mut planned);
+    let used: Vec<String> = stages
+        .iter()
+        .filter(|s| planned.iter().any(|j| j.stage == **s))
+        .cloned()
+        .collect();
+    if used.iter().all(|s| s == ".pre" || s == ".post") {
+        return Err(PlanError::Filtered(NO_JOBS.into()));
+    }
+    Ok(Plan {
+        stages: used,
+        jobs: planned,
+    })
+}
+
+fn compose_config(read: &dyn Fn(&str) -> Option<String>) -> Result<Mapping, String> {
+    let text = read(".gitlab-ci.yml").ok_or_else(|| "Missing CI config file".to_string())?;
+    let (config, _header) = yaml::load(&text).map_err(|e| e.to_string())?;
+    let config = compose::resolve_includes(config, read)?;
+    let config = compose::resolve_extends(&config)?;
+    compose::resolve_references(&config)
+}
+
+/// `.pre`, the user's stages (flattened, deduplicated) or `build, test, deploy`, then `.post`.
+fn stages(config: &Mapping) -> Result<Vec<String>, String> {
+    let mut listed = Vec::new();
+    match config.get("stages") {
+        None => listed.extend(["build", "test", "deploy"].map(String::from)),
+        Some(Yaml::Seq(items)) => flatten_strings(items, 0, &mut listed)
+            .map_err(|_| "stages config should be an array of strings".to_string())?,
+        Some(_) => return Err("stages config should be an array of strings".into()),
+    }
+    let mut out = vec![".pre".to_string()];
+    for s in listed {
+        if s != ".pre" && s != ".post" && !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out.push(".post".into());
+    Ok(out)
+}
+
+fn flatten_strings(items: &[Yaml], depth: usize, out: &mut Vec<String>) -> Result<(), ()> {
+    for item in items {
+        match item {
+            Yaml::Seq(inner) if depth < 10 => flatten_strings(inner, depth + 1, out)?,
+            other => out.push(variables::scalar_text(other).ok_or(())?),
+        }
+    }
+    Ok(())
+}
+
+/// A script-like value: a string or a nested list of strings, flattened.
+fn script_lines(y: Option<&Yaml>, location: &str, key: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    match y {
+        None | Some(Yaml::Null) => {}
+        Some(Yaml::Seq(items)) => flatten_strings(items, 0, &mut out).map_err(|_| {
+            format!("{location}:{key} config should be a string or a nested array of strings up to 10 levels deep")
+        })?,
+        Some(other) => out.push(variables::scalar_text(other).ok_or_else(|| {
+            format!("{location}:{key} config should be a string or a nested array of strings up to 10 levels deep")
+        })?),
+    }
+    Ok(out)
+}
+
+/// Visible jobs in file order; hidden keys and globals are skipped.
+fn job_definitions(config: &Mapping) -> Result<Vec<(String, Mapping)>, String> {
+    let mut jobs = Vec::new();
+    for (name, value) in config.iter() {
+        if GLOBAL_KEYS.contains(&name.as_str()) || name.starts_with('.') {
+            continue;
+        }
+        match value {
+            Yaml::Map(m) if m.get("script").is_some() || m.get("run").is_some() || m.get("trigger").is_some() => {
+                jobs.push((name.clone(), m.clone()));
+            }
+            _ => {
+                return Err(
+                    format!("jobs {name} config should implement the script:, run:, or trigger: keyword")
+                        .to_lowercase(),
+                );
+            }
+        }
+    }
+    if jobs.is_empty() {
+        return Err("jobs config should contain at least one visible job".into());
+    }
+    Ok(jobs)
+}
+
+fn job_stage(job: &Mapping) -> String {
+    job.get("stage")
+        .and_then(variables::scalar_text)
+        .unwrap_or_else(|| "test".into())
+}
+
+/// `default:` plus the deprecated top-level keys, refusing a key defined in both.
+fn defaults(config: &Mapping) -> Result<Mapping, String> {
+    let mut out = match config.get("default") {
+        Some(Yaml::Map(m)) => m.clone(),
+        _ => Mapping::default(),
+    };
+    for key in ["before_script", "after_script", "image", "services", "cache"] {
+        if let Some(v) = config.get(key) {
+            if out.get(key).is_some() {
+                return Err(format!("{key} is defined in top-level and `default:` entry"));
+            }
+            out.insert(key.into(), v.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Copies default keys the job does not define, honouring `inherit:default`.
+fn with_defaults(job: &Mapping, defaults: &Mapping) -> Mapping {
+    let allowed: Option<Vec<String>> = match job
+        .get("inherit")
+        .and_then(|i| if let Yaml::Map(m) = i { m.get("default") } else { None })
+    {
+        Some(Yaml::Bool(false)) => Some(Vec::new()),
+        Some(Yaml::Seq(items)) => Some(items.iter().filter_map(variables::scalar_text).collect()),
+        _ => None,
+    };
+    let mut out = job.clone();
+    for (key, value) in defaults.iter() {
+        let inherited = DEFAULTABLE.contains(&key.as_str()) && allowed.as_ref().is_none_or(|a| a.contains(key));
+        if inherited && out.get(key).is_none() {
+            out.insert(key.clone(), value.clone());
+        }
+    }
+    out
+}
+
+fn workflow_rules(config: &Mapping) -> Option<&Yaml> {
+    match config.get("workflow") {
+        Some(Yaml::Map(w)) => w.get("rules"),
+        _ => None,
+    }
+}
+
+/// Static validation: keys, `when`, expression syntax, stages, `needs` targets.
+fn validate(config: &Mapping, jobs: &[(String, Mapping)], stages: &[String]) -> Result<(), String> {
+    if let Some(rules) = workflow_rules(config) {
+        for rule in policy::flatten_rules(rules) {
+            let Yaml::Map(rule) = rule else { continue };
+            check_if(rule.get("if"), "workflow:rules:rule")?;
+            if let Some(when) = rule.get("when").and_then(variables::scalar_text)
+                && when != "always"
+                && when != "never"
+            {
+                return Err("workflow:rules:rule when should be one of: always, never".into());
+            }
+        }
+    }
+    for (name, job) in jobs {
+        let location = format!("jobs:{name}");
+        let lower = |s: String| s.to_lowercase();
+        let unknown: Vec<&str> = job
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| !JOB_KEYS.contains(k))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(lower(format!(
+                "{location} config contains unknown keys: {}",
+                unknown.join(", ")
+            )));
+        }
+        if job.get("script").is_some() && job.get("trigger").is_some() {
+            return Err(lower(format!(
+                "{location} config these keys cannot be used together: script, trigger"
+            )));
+        }
+        if let Some(when) = job.get("when").and_then(variables::scalar_text)
+            && !JOB_WHEN.contains(&when.as_str())
+        {
+            return Err(lower(format!(
+                "{location} when should be one of: {}",
+                JOB_WHEN.join(", ")
+            )));
+        }
+        if let Some(rules) = job.get("rules") {
+            let used: Vec<&str> = ["only", "except"]
+                .into_iter()
+                .filter(|k| job.get(k).is_some())
+                .collect();
+            if !used.is_empty() {
+                return Err(lower(format!(
+                    "{location} config key may not be used with `rules`: {}",
+                    used.join(", ")
+                )));
+            }
+            let flat = policy::flatten_rules(rules);
+            if flat.is_empty() {
+                return Err(lower(format!("{location}:rules config can't be blank")));
+            }
+            for rule in flat {
+                let Yaml::Map(rule) = rule else {
+                    return Err(lower(format!("{location}:rules:rule config should be a hash")));
+                };
+                check_if(rule.get("if"), &format!("{location}:rules:rule")).map_err(lower)?;
+                if let Some(when) = rule.get("when").and_then(variables::scalar_text)
+                    && !RULE_WHEN.contains(&when.as_str())
+                {
+                    return Err(lower(format!(
+                        "{location}:rules:rule when should be one of: {}",
+                        RULE_WHEN.join(", ")
+                    )));
+                }
+            }
+        }
+        for key in ["only", "except"] {
+            if let Some(Yaml::Map(spec)) = job.get(key)
+                && let Some(Yaml::Seq(exprs)) = spec.get("variables")
+            {
+                for e in exprs {
+                    check_if(Some(e), &format!("{location}:{key}"))
+                        .map_err(|_| lower(format!("{location}:{key} variables invalid expression syntax")))?;
+                }
+            }
+        }
+        let stage = job_stage(job);
+        if !stages.contains(&stage) {
+            return Err(format!(
+                "{name} job: chosen stage {stage} does not exist; available stages are {}",
+                stages.join(", ")
+            ));
+        }
+        check_static_needs(name, job, jobs, stages)?;
+    }
+    Ok(())
+}
+
+fn check_if(y: Option<&Yaml>, location: &str) -> Result<(), String> {
+    match y {
+        None => Ok(()),
+        Some(Yaml::Str(text)) => Expression::parse(text)
+            .map(|_| ())
+            .map_err(|_| format!("{location} if invalid expression syntax")),
+        Some(_) => Err(format!("{location} if should be a string")),
+    }
+}
+
+/// `(name, optional)` for each entry of a `needs:` value.
+fn needs_entries(y: &Yaml) -> Vec<(String, bool)> {
+    let Yaml::Seq(items) = y else { return Vec::new() };
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Yaml::Map(m) => m
+                .get("job")
+                .and_then(variables::scalar_text)
+                .map(|n| (n, matches!(m.get("optional"), Some(Yaml::Bool(true))))),
+            other => variables::scalar_text(other).map(|n| (n, false)),
+        })
+        .collect()
+}
+
+fn check_static_needs(name: &str, job: &Mapping, jobs: &[(String, Mapping)], stages: &[String]) -> Result<(), String> {
+    let Some(needs) = job.get("needs") else { return Ok(()) };
+    let position = |stage: &str| stages.iter().position(|s| s == stage);
+    let own = position(&job_stage(job));
+    let mut seen = Vec::new();
+    for (need, optional) in needs_entries(needs) {
+        if seen.contains(&need) {
+            return Err(format!("{name} has the following needs duplicated: {need}."));
+        }
+        seen.push(need.clone());
+        match jobs.iter().find(|(n, _)| *n == need) {
+            None if optional => {}
+            None => return Err(format!("{name} job: undefined need: {need}")),
+            Some((_, target)) => {
+                if position(&job_stage(target)) > own {
+                    return Err(format!(
+                        "{name} job: need {need} is not defined in current or prior stages"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Predefined variables of the pipeline (no `CI_JOB_*`).
+fn predefined(ctx: &Context) -> VarList {
+    let mut v = VarList::default();
+    let title = ctx.commit_message.lines().next().unwrap_or_default().to_string();
+    let slug: String = ctx
+        .ref_name
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(63)
+        .collect();
+    let pairs = [
+        ("CI", "true".to_string()),
+        ("GITLAB_CI", "true".to_string()),
+        ("CI_PIPELINE_SOURCE", ctx.source.clone()),
+        ("CI_COMMIT_REF_NAME", ctx.ref_name.clone()),
+        ("CI_COMMIT_REF_SLUG", slug.trim_matches('-').to_string()),
+        ("CI_DEFAULT_BRANCH", ctx.default_branch.clone()),
+        ("CI_COMMIT_SHA", ctx.sha.clone()),
+        ("CI_COMMIT_SHORT_SHA", ctx.sha.chars().take(8).collect()),
+        ("CI_COMMIT_BEFORE_SHA", "0".repeat(40)),
+        ("CI_COMMIT_MESSAGE", ctx.commit_message.clone()),
+        ("CI_COMMIT_TITLE", title),
+        ("CI_PROJECT_PATH", ctx.project_path.clone()),
+        ("CI_PROJECT_ID", ctx.project_id.to_string()),
+        (
+            "CI_PROJECT_NAME",
+            ctx.project_path.rsplit('/').next().unwrap_or_default().to_string(),
+        ),
+        (
+            "CI_PROJECT_NAMESPACE",
+            ctx.project_path
+                .rsplit_once('/')
+                .map_or(String::new(), |(ns, _)| ns.to_string()),
+        ),
+    ];
+    for (k, val) in pairs {
+        v.set(k, &val, false);
+    }
+    if ctx.ref_is_tag {
+        v.set("CI_COMMIT_TAG", &ctx.ref_name, false);
+    } else {
+        v.set("CI_COMMIT_BRANCH", &ctx.ref_name, false);
+    }
+    if ctx.source == "trigger" {
+        v.set("CI_PIPELINE_TRIGGERED", "true", false);
+    }
+    v
+}
+
+fn user_vars(pairs: &[(String, String)]) -> VarList {
+    let mut v = VarList::default();
+    for (k, val) in pairs {
+        v.set(k, val, false);
+    }
+    v
+}
+
+/// Runs `workflow:rules`; returns the matched rule's variables.
+fn evaluate_workflow(
+    config: &Mapping,
+    top: &VarList,
+    ctx: &Context,
+    situation: &Situation<'_>,
+) -> Result<VarList, PlanError> {
+    let Some(rules) = workflow_rules(config) else {
+        return Ok(VarList::default());
+    };
+    let mut vars = predefined(ctx);
+    vars.extend(top);
+    vars.extend(&user_vars(&ctx.project_variables));
+    vars.extend(&user_vars(&ctx.pipeline_variables));
+    let flat = policy::flatten_rules(rules);
+    match policy::first_match(&flat, &vars, situation, "workflow").map_err(PlanError::Config)? {
+        Some(m) if m.when.as_deref() != Some("never") => Ok(m.variables),
+        _ => Err(PlanError::Filtered(FILTERED_BY_WORKFLOW.into())),
+    }
+}
+
+/// `parallel: N` gives `name 1/N` ... `name N/N`; `parallel: matrix` gives `name: [v1, v2]`.
+fn parallel_instances(name: &str, job: &Mapping) -> Vec<(String, VarList)> {
+    match job.get("parallel") {
+        Some(Yaml::Int(n)) if *n > 1 => (1..=*n)
+            .map(|i| {
+                let mut v = VarList::default();
+                v.set("CI_NODE_INDEX", &i.to_string(), false);
+                v.set("CI_NODE_TOTAL", &n.to_string(), false);
+                (format!("{name} {i}/{n}"), v)
+            })
+            .collect(),
+        Some(Yaml::Map(m)) => match m.get("matrix") {
+            Some(Yaml::Seq(rows)) => matrix_instances(name, rows),
+            _ => vec![(name.to_string(), VarList::default())],
+        },
+        _ => vec![(name.to_string(), VarList::default())],
+    }
+}
+
+fn matrix_instances(name: &str, rows: &[Yaml]) -> Vec<(String, VarList)> {
+    let mut combos: Vec<Vec<(String, String)>> = Vec::new();
+    for row in rows {
+        let Yaml::Map(row) = row else { continue };
+        let mut partial: Vec<Vec<(String, String)>> = vec![Vec::new()];
+        for (key, values) in row.iter() {
+            let values: Vec<String> = match values {
+                Yaml::Seq(items) => items.iter().filter_map(variables::scalar_text).collect(),
+                other => variables::scalar_text(other).into_iter().collect(),
+            };
+            partial = partial
+                .into_iter()
+                .flat_map(|p| {
+                    values.iter().map(move |v| {
+                        let mut q = p.clone();
+                        q.push((key.clone(), v.clone()));
+                        q
+                    })
+                })
+                .collect();
+        }
+        combos.extend(partial);
+    }
+    let total = combos.len();
+    combos
+        .into_iter()
+        .enumerate()
+        .map(|(i, combo)| {
+            let mut v = VarList::default();
+            for (k, val) in &combo {
+                v.set(k, val, false);
+            }
+            v.set("CI_NODE_INDEX", &(i + 1).to_string(), false);
+            v.set("CI_NODE_TOTAL", &total.to_string(), false);
+            let label = combo.iter().map(|(_, val)| val.as_str()).collect::<Vec<_>>().join(", ");
+            (format!("{name}: [{label}]"), v)
+        })
+        .collect()
+}
+
+/// Decides one job (instance): rules or only/except, then its attributes.
+#[allow(clippy::too_many_arguments)]
+fn plan_job(
+    name: &str,
+    job: &Mapping,
+    stage: &str,
+    instance_vars: &VarList,
+    top: &VarList,
+    workflow_vars: &VarList,
+    ctx: &Context,
+    situation: &Situation<'_>,
+    has_workflow_rules: bool,
+) -> Result<Option<PlannedJob>, PlanError> {
+    let location = format!("jobs:{name}");
+    let config_err = |e: String| PlanError::Config(e);
+    let job_vars = variables::from_yaml(job.get("variables"), &location).map_err(config_err)?;
+    let mut vars = predefined(ctx);
+    vars.set("CI_JOB_NAME", name, false);
+    vars.set("CI_JOB_STAGE", stage, false);
+    vars.extend(instance_vars);
+    vars.extend(&inherited_top_vars(job, top, workflow_vars));
+    vars.extend(&job_vars);
+    let outside = {
+        let mut o = user_vars(&ctx.project_variables);
+        o.extend(&user_vars(&ctx.pipeline_variables));
+        o
+    };
+    let mut visible = vars.clone();
+    visible.extend(&outside);
+    let job_when = job.get("when").and_then(variables::scalar_text);
+    let (static_allow, exit_codes) = allow_failure(job.get("allow_failure"));
+    let mut needs = job.get("needs").cloned();
+    let (when, allow, codes) = match job.get("rules") {
+        Some(rules) => {
+            let flat = policy::flatten_rules(rules);
+            let Some(m) = policy::first_match(&flat, &visible, situation, &location).map_err(config_err)? else {
+                return Ok(None);
+            };
+            if m.when.as_deref() == Some("never") {
+                return Ok(None);
+            }
+            let when = m
+                .when
+                .clone()
+                .or(job_when.clone())
+                .unwrap_or_else(|| "on_success".into());
+            let allow = m
+                .allow_failure
+                .or(static_allow)
+                .unwrap_or(job_when.as_deref() == Some("manual"));
+            let codes = if m.allow_failure.is_some() {
+                Vec::new()
+            } else {
+                exit_codes
+            };
+            vars.extend(&m.variables);
+            if m.needs.is_some() {
+                needs = m.needs;
+            }
+            (when, allow, codes)
+        }
+        None => {
+            let implicit = job.get("only").is_none() && !has_workflow_rules;
+            if !policy::only_except_allows(job.get("only"), job.get("except"), implicit, &visible, situation) {
+                return Ok(None);
+            }
+            let when = job_when.clone().unwrap_or_else(|| "on_success".into());
+            let allow = static_allow.unwrap_or(when == "manual");
+            (when, allow, exit_codes)
+        }
+    };
+    vars.extend(&outside);
+    let variables = vars.expanded().map_err(config_err)?;
+    Ok(Some(PlannedJob {
+        name: name.to_string(),
+        stage: stage.to_string(),
+        when,
+        allow_failure: allow,
+        allow_failure_exit_codes: codes,
+        needs: needs.map(|n| {
+            needs_entries(&n)
+                .into_iter()
+                .map(|(n, optional)| if optional { format!("{OPTIONAL_MARK}{n}") } else { n })
+                .collect()
+        }),
+        before_script: script_lines(job.get("before_script"), &location, "before_script").map_err(config_err)?,
+        script: script_lines(job.get("script"), &location, "script").map_err(config_err)?,
+        after_script: script_lines(job.get("after_script"), &location, "after_script").map_err(config_err)?,
+        variables,
+        trigger: job.get("trigger").cloned(),
+        config: job.clone(),
+    }))
+}
+
+/// Top-level variables (overridden by workflow rule variables) as `inherit:variables` allows.
+fn inherited_top_vars(job: &Mapping, top: &VarList, workflow_vars: &VarList) -> VarList {
+    let mut all = top.clone();
+    all.extend(workflow_vars);
+    let inherit = job
+        .get("inherit")
+        .and_then(|i| if let Yaml::Map(m) = i { m.get("variables") } else { None });
+    match inherit {
+        Some(Yaml::Bool(false)) => VarList::default(),
+        Some(Yaml::Seq(names)) => {
+            let names: Vec<String> = names.iter().filter_map(variables::scalar_text).collect();
+            VarList(all.0.into_iter().filter(|v| names.contains(&v.name)).collect())
+        }
+        _ => all,
+    }
+}
+
+/// The static `allow_failure` flag and its exit codes.
+fn allow_failure(y: Option<&Yaml>) -> (Option<bool>, Vec<i64>) {
+    match y {
+        Some(Yaml::Map(m)) => {
+            let codes = match m.get("exit_codes") {
+                Some(Yaml::Int(c)) => vec![*c],
+                Some(Yaml::Seq(items)) => items
+                    .iter()
+                    .filter_map(|i| if let Yaml::Int(c) = i { Some(*c) } else { None })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            (Some(false), codes)
+        }
+        Some(other) => (policy::lenient_bool(other), Vec::new()),
+        None => (None, Vec::new()),
+    }
+}
+
+/// Marks an optional need until `resolve_needs` runs (job names cannot start with a NUL).
+const OPTIONAL_MARK: &str = "\0";
+
+/// Turns needs into edges between created jobs: a need on a parallel job becomes all its
+/// instances; an optional need on an absent job is dropped.
+fn resolve_needs(planned: &mut [PlannedJob]) {
+    let names: Vec<String> = planned.iter().map(|j| j.name.clone()).collect();
+    for job in planned.iter_mut() {
+        let Some(needs) = job.needs.take() else { continue };
+        let mut resolved = Vec::new();
+        for need in needs {
+            let (name, optional) = match need.strip_prefix(OPTIONAL_MARK) {
+                Some(n) => (n.to_string(), true),
+                None => (need, false),
+            };
+            let matching: Vec<&String> = names
+                .iter()
+                .filter(|n| **n == name || is_instance_of(n, &name))
+                .collect();
+            if matching.is_empty() && !optional {
+                resolved.push(name);
+            }
+            resolved.extend(matching.into_iter().cloned());
+        }
+        job.needs = Some(resolved);
+    }
+}
+
+/// Whether `job` is an instance (`name 1/3`, `name: [a, b]`) of the parallel job `name`.
+fn is_instance_of(job: &str, name: &str) -> bool {
+    job.strip_prefix(name).is_some_and(|rest| {
+        rest.strip_prefix(' ')
+            .is_some_and(|r| r.contains('/') && r.chars().next().is_some_and(|c| c.is_ascii_digit()))
+            || rest.starts_with(": [")
+    })
+}
+
+/// A job's job-level non-optional needs must all be in the pipeline (GitLab checks the
+/// job-level list even when a rule replaced it).
+fn check_needs(jobs: &[(String, Mapping)], planned: &[PlannedJob]) -> Result<(), String> {
+    for job in planned {
+        let Some((_, def)) = jobs
+            .iter()
+            .find(|(n, _)| *n == job.name || is_instance_of(&job.name, n))
+        else {
+            continue;
+        };
+        let Some(needs) = def.get("needs") else { continue };
+        for (need, optional) in needs_entries(needs) {
+            let present = planned.iter().any(|p| p.name == need || is_instance_of(&p.name, &need));
+            if !present && !optional {
+                return Err(format!(
+                    "'{}' job needs '{need}' job, but '{need}' does not exist in the pipeline. This might be because of the only, except, or rules keywords. To need a job that sometimes does not exist in the pipeline, use needs:optional.",
+                    job.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}

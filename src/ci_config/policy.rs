@@ -1,0 +1,260 @@
+//! Deciding whether a job (or the whole pipeline) is included: job `rules`, `only`/`except`
+//! with GitLab's refs keywords and the implicit `only: [branches, tags]`, and `workflow:rules`.
+
+use super::variables::{self, VarList};
+use super::yaml::Yaml;
+use crate::rules::Expression;
+use regex::Regex;
+
+/// What the decision depends on besides variables.
+pub struct Situation<'a> {
+    /// `CI_PIPELINE_SOURCE`.
+    pub source: &'a str,
+    /// The ref's short name.
+    pub ref_name: &'a str,
+    /// Whether the ref is a tag.
+    pub ref_is_tag: bool,
+    /// `namespace/project`.
+    pub project_path: &'a str,
+    /// Every file path in the repository at the pipeline's commit.
+    pub files: &'a [String],
+}
+
+/// The matched rule of a `rules:` list.
+#[derive(Debug, Clone, Default)]
+pub struct RuleMatch {
+    /// The rule's `when`, if set.
+    pub when: Option<String>,
+    /// The rule's `allow_failure`, if set.
+    pub allow_failure: Option<bool>,
+    /// The rule's `variables`.
+    pub variables: VarList,
+    /// The rule's `needs`, replacing the job's, if set.
+    pub needs: Option<Yaml>,
+    /// The rule's `interruptible`, if set.
+    pub interruptible: Option<bool>,
+}
+
+/// Flattens nested rule lists (from `!reference` or anchors), up to 10 levels.
+pub fn flatten_rules(y: &Yaml) -> Vec<Yaml> {
+    fn walk(y: &Yaml, depth: usize, out: &mut Vec<Yaml>) {
+        match y {
+            Yaml::Seq(items) if depth < 10 => items.iter().for_each(|i| walk(i, depth + 1, out)),
+            other => out.push(other.clone()),
+        }
+    }
+    let mut out = Vec::new();
+    if let Yaml::Seq(items) = y {
+        items.iter().for_each(|i| walk(i, 1, &mut out));
+    }
+    out
+}
+
+/// The first rule whose clauses all hold, if any. Expressions were validated beforehand.
+pub fn first_match(
+    rules: &[Yaml],
+    vars: &VarList,
+    situation: &Situation<'_>,
+    location: &str,
+) -> Result<Option<RuleMatch>, String> {
+    for rule in rules {
+        let Yaml::Map(rule) = rule else {
+            return Err(format!("{location}:rules:rule config should be a hash"));
+        };
+        let if_ok = match rule.get("if") {
+            None => true,
+            Some(Yaml::Str(text)) => expression_holds(text, vars),
+            Some(_) => return Err(format!("{location}:rules:rule if should be a string")),
+        };
+        // Without a push diff (every source but push), `changes` is true; spur has no diffs yet.
+        let exists_ok = rule.get("exists").is_none_or(|e| exists(e, vars, situation.files));
+        if if_ok && exists_ok {
+            return Ok(Some(RuleMatch {
+                when: rule.get("when").and_then(variables::scalar_text),
+                allow_failure: rule.get("allow_failure").and_then(lenient_bool),
+                variables: variables::from_yaml(rule.get("variables"), location)?,
+                needs: rule.get("needs").cloned(),
+                interruptible: rule.get("interruptible").and_then(lenient_bool),
+            }));
+        }
+    }
+    Ok(None)
+}
+
+fn expression_holds(text: &str, vars: &VarList) -> bool {
+    Expression::parse(text).is_ok_and(|e| e.matches(&|name| vars.get(name).map(str::to_string)))
+}
+
+/// A boolean as Psych reads it (`yes`/`on`/`true`, `no`/`off`/`false`).
+pub fn lenient_bool(y: &Yaml) -> Option<bool> {
+    match y {
+        Yaml::Bool(b) => Some(*b),
+        Yaml::Str(s) => match s.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" => Some(true),
+            "false" | "no" | "off" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn exists(spec: &Yaml, vars: &VarList, files: &[String]) -> bool {
+    let patterns: Vec<String> = match spec {
+        Yaml::Str(s) => vec![s.clone()],
+        Yaml::Seq(items) => items.iter().filter_map(variables::scalar_text).collect(),
+        Yaml::Map(m) => m.get("paths").map(exists_paths).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    patterns.iter().any(|p| {
+        let mut list = vars.clone();
+        list.set("__SPUR_PATTERN__", p, false);
+        let expanded = list
+            .expanded()
+            .ok()
+            .and_then(|e| e.into_iter().find(|(n, _)| n == "__SPUR_PATTERN__"))
+            .map(|(_, v)| v);
+        let pattern = expanded.unwrap_or_else(|| p.clone());
+        glob(&pattern).is_some_and(|re| files.iter().any(|f| re.is_match(f)))
+    })
+}
+
+fn exists_paths(p: &Yaml) -> Vec<String> {
+    match p {
+        Yaml::Seq(items) => items.iter().filter_map(variables::scalar_text).collect(),
+        other => variables::scalar_text(other).into_iter().collect(),
+    }
+}
+
+/// A glob as Ruby's `File.fnmatch` with `FNM_PATHNAME|FNM_DOTMATCH`: `*` stays within a path
+/// segment, `**/` spans directories, `?` is one character.
+pub fn glob(pattern: &str) -> Option<Regex> {
+    let pattern = pattern.trim_start_matches('/');
+    let mut re = String::from("^");
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' if chars.peek() == Some(&'*') => {
+                chars.next();
+                if chars.peek() == Some(&'/') {
+                    chars.next();
+                    re.push_str("(?:.*/)?");
+                } else {
+                    re.push_str(".*");
+                }
+            }
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            other => re.push_str(&regex::escape(&other.to_string())),
+        }
+    }
+    re.push('$');
+    Regex::new(&re).ok()
+}
+
+/// Whether `only`/`except` let the job in. `only` is `None` when absent; `implicit_only` adds
+/// GitLab's default `only: [branches, tags]` (no `rules`, no `workflow:rules`).
+pub fn only_except_allows(
+    only: Option<&Yaml>,
+    except: Option<&Yaml>,
+    implicit_only: bool,
+    vars: &VarList,
+    situation: &Situation<'_>,
+) -> bool {
+    let default_refs = Yaml::Seq(vec![Yaml::Str("branches".into()), Yaml::Str("tags".into())]);
+    let only_spec = match (only, implicit_only) {
+        (Some(Yaml::Map(m)), true) if m.get("refs").is_none() => {
+            let mut m = m.clone();
+            m.insert("refs".into(), default_refs);
+            Some(Yaml::Map(m))
+        }
+        (Some(o), _) => Some(o.clone()),
+        (None, true) => Some(default_refs),
+        (None, false) => None,
+    };
+    let only_ok = only_spec
+        .as_ref()
+        .is_none_or(|spec| spec_satisfied(spec, vars, situation, true));
+    let blocked = except.is_some_and(|spec| spec_satisfied(spec, vars, situation, false));
+    only_ok && !blocked
+}
+
+/// `all`: every present part must hold (`only`); otherwise any part suffices (`except`).
+fn spec_satisfied(spec: &Yaml, vars: &VarList, situation: &Situation<'_>, all: bool) -> bool {
+    let (refs, exprs) = match spec {
+        Yaml::Seq(_) | Yaml::Str(_) => (Some(spec), None),
+        Yaml::Map(m) => (m.get("refs"), m.get("variables")),
+        _ => (None, None),
+    };
+    let mut parts = Vec::new();
+    if let Some(refs) = refs {
+        let list: Vec<String> = match refs {
+            Yaml::Seq(items) => items.iter().filter_map(variables::scalar_text).collect(),
+            other => variables::scalar_text(other).into_iter().collect(),
+        };
+        parts.push(list.iter().any(|p| ref_pattern_matches(p, situation)));
+    }
+    if let Some(Yaml::Seq(items)) = exprs {
+        parts.push(
+            items
+                .iter()
+                .any(|e| matches!(e, Yaml::Str(t) if expression_holds(t, vars))),
+        );
+    }
+    if parts.is_empty() {
+        return all;
+    }
+    if all {
+        parts.iter().all(|p| *p)
+    } else {
+        parts.iter().any(|p| *p)
+    }
+}
+
+fn ref_pattern_matches(pattern: &str, s: &Situation<'_>) -> bool {
+    let (pattern, project) = match pattern.split_once('@') {
+        Some((p, proj)) => (p, Some(proj)),
+        None => (pattern, None),
+    };
+    if project.is_some_and(|p| p != s.project_path) {
+        return false;
+    }
+    let source = s.source.trim_end_matches("_event");
+    let plural = match source {
+        "push" => "pushes".to_string(),
+        other => format!("{other}s"),
+    };
+    match pattern {
+        "tags" => return s.ref_is_tag,
+        "branches" => return !s.ref_is_tag,
+        p if p == source || p == plural => return true,
+        _ => {}
+    }
+    if let Some(body) = pattern.strip_prefix('/')
+        && let Some(end) = body.rfind('/')
+    {
+        let (re, flags) = (&body[..end], &body[end + 1..]);
+        let source = if flags.is_empty() {
+            re.to_string()
+        } else {
+            format!("(?{flags}){re}")
+        };
+        return Regex::new(&source).is_ok_and(|r| r.is_match(s.ref_name));
+    }
+    pattern == s.ref_name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        let m = |p: &str, f: &str| glob(p).is_some_and(|r| r.is_match(f));
+        assert!(m("Dockerfile", "Dockerfile"));
+        assert!(m("*.md", "README.md"));
+        assert!(!m("*.md", "docs/README.md"));
+        assert!(m("docs/**/*.md", "docs/a/b/c.md"));
+        assert!(m("**/*.md", "README.md"));
+        assert!(m("a?c", "abc"));
+    }
+}

@@ -1,0 +1,181 @@
+//! CI/CD variables of a job: the definition forms, GitLab's precedence (later entries win), and
+//! `$NAME`/`${NAME}` expansion with `$$` escapes, raw values and cycle detection.
+
+use super::yaml::Yaml;
+
+/// One variable definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Var {
+    /// Name.
+    pub name: String,
+    /// Value, unexpanded.
+    pub value: String,
+    /// `expand: false`: never expanded, not even when referenced.
+    pub raw: bool,
+}
+
+/// An ordered list of variables where later definitions win.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VarList(pub Vec<Var>);
+
+impl VarList {
+    /// Adds or replaces a variable.
+    pub fn set(&mut self, name: &str, value: &str, raw: bool) {
+        self.0.retain(|v| v.name != name);
+        self.0.push(Var {
+            name: name.to_string(),
+            value: value.to_string(),
+            raw,
+        });
+    }
+
+    /// Adds every variable of `other`, replacing same-named ones.
+    pub fn extend(&mut self, other: &VarList) {
+        for v in &other.0 {
+            self.set(&v.name, &v.value, v.raw);
+        }
+    }
+
+    /// The raw (unexpanded) value of `name`, as `rules:if` sees it.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|v| v.name == name).map(|v| v.value.as_str())
+    }
+
+    /// Every variable with references expanded; a reference cycle is an error naming the cycle.
+    pub fn expanded(&self) -> Result<Vec<(String, String)>, String> {
+        let mut out = Vec::with_capacity(self.0.len());
+        for v in &self.0 {
+            let mut stack = Vec::new();
+            out.push((v.name.clone(), self.expand_var(v, &mut stack)?));
+        }
+        Ok(out)
+    }
+
+    fn expand_var(&self, v: &Var, stack: &mut Vec<String>) -> Result<String, String> {
+        if v.raw {
+            return Ok(v.value.clone());
+        }
+        if stack.contains(&v.name) {
+            let start = stack.iter().position(|n| *n == v.name).unwrap_or(0);
+            return Err(format!(
+                "circular variable reference detected: {}",
+                stack[start..].join(", ")
+            ));
+        }
+        stack.push(v.name.clone());
+        let result = self.expand_text(&v.value, stack);
+        stack.pop();
+        result
+    }
+
+    fn expand_text(&self, text: &str, stack: &mut Vec<String>) -> Result<String, String> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 1..];
+            if let Some(tail) = after.strip_prefix('$') {
+                out.push('$');
+                rest = tail;
+                continue;
+            }
+            let (name, tail) = if let Some(inner) = after.strip_prefix('{') {
+                match inner.find('}') {
+                    Some(end) => (&inner[..end], &inner[end + 1..]),
+                    None => ("", after),
+                }
+            } else {
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                (&after[..end], &after[end..])
+            };
+            if name.is_empty() {
+                out.push('$');
+                rest = after;
+                continue;
+            }
+            if let Some(var) = self.0.iter().find(|v| v.name == name) {
+                out.push_str(&self.expand_var(var, stack)?);
+            }
+            rest = tail;
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+}
+
+/// The text GitLab gives a scalar variable value (`true` → `"true"`, `1` → `"1"`, null → `""`).
+pub fn scalar_text(y: &Yaml) -> Option<String> {
+    match y {
+        Yaml::Null => Some(String::new()),
+        Yaml::Str(s) => Some(s.clone()),
+        Yaml::Int(i) => Some(i.to_string()),
+        Yaml::Float(f) => Some(f.to_string()),
+        Yaml::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Reads a `variables:` mapping (`NAME: value` or `NAME: {value:, expand:}`).
+pub fn from_yaml(y: Option<&Yaml>, location: &str) -> Result<VarList, String> {
+    let mut list = VarList::default();
+    match y {
+        None | Some(Yaml::Null) => {}
+        Some(Yaml::Map(m)) => {
+            for (name, value) in m.iter() {
+                let (value, raw) = match value {
+                    Yaml::Map(def) => {
+                        let v = def.get("value").map_or(Some(String::new()), scalar_text);
+                        let raw = matches!(def.get("expand"), Some(Yaml::Bool(false)));
+                        (v, raw)
+                    }
+                    other => (scalar_text(other), false),
+                };
+                let value =
+                    value.ok_or_else(|| format!("{location}:variables config should be a hash of key value pairs"))?;
+                list.set(name, &value, raw);
+            }
+        }
+        Some(_) => {
+            return Err(format!(
+                "{location}:variables config should be a hash of key value pairs"
+            ));
+        }
+    }
+    Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(vars: &[(&str, &str, bool)]) -> VarList {
+        let mut l = VarList::default();
+        for (n, v, raw) in vars {
+            l.set(n, v, *raw);
+        }
+        l
+    }
+
+    #[test]
+    fn expansion() {
+        let l = list(&[
+            ("A", "a", false),
+            ("B", "$A-${A}-$$A-$UNKNOWN.", false),
+            ("C", "$B", true),
+            ("D", "x$C", false),
+        ]);
+        let e = l.expanded().unwrap();
+        assert_eq!(e[1], ("B".into(), "a-a-$A-.".into()));
+        assert_eq!(e[2], ("C".into(), "$B".into()), "raw values are not expanded");
+        assert_eq!(e[3], ("D".into(), "x$B".into()), "nor when referenced");
+        let cyclic = list(&[("A", "$B", false), ("B", "$A", false)]);
+        assert!(
+            cyclic
+                .expanded()
+                .unwrap_err()
+                .starts_with("circular variable reference detected: A, B")
+        );
+    }
+}
