@@ -449,6 +449,91 @@ pub struct Pipeline {
     pub yaml_errors: Option<String>,
 }
 
+/// A job's status, GitLab's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobStatus {
+    /// Planned; not yet queued by the engine.
+    Created,
+    /// Queued for an executor.
+    Pending,
+    /// Running.
+    Running,
+    /// Finished successfully.
+    Success,
+    /// Finished with a failure.
+    Failed,
+    /// Canceled.
+    Canceled,
+    /// Not run (an earlier stage failed, or its `when` did not apply).
+    Skipped,
+    /// Waiting for a user to start it.
+    Manual,
+    /// Waiting for its delay.
+    Scheduled,
+}
+
+impl JobStatus {
+    /// GitLab's name for the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Created => "created",
+            JobStatus::Pending => "pending",
+            JobStatus::Running => "running",
+            JobStatus::Success => "success",
+            JobStatus::Failed => "failed",
+            JobStatus::Canceled => "canceled",
+            JobStatus::Skipped => "skipped",
+            JobStatus::Manual => "manual",
+            JobStatus::Scheduled => "scheduled",
+        }
+    }
+}
+
+/// A job of a pipeline. Its variables are stored apart, sealed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Job {
+    /// Instance-wide id.
+    pub id: u64,
+    /// The pipeline.
+    pub pipeline_id: u64,
+    /// The project.
+    pub project_id: u64,
+    /// Name (`rspec 1/3` for parallel instances).
+    pub name: String,
+    /// Stage name.
+    pub stage: String,
+    /// Position of the stage in the pipeline.
+    pub stage_index: usize,
+    /// Current status.
+    pub status: JobStatus,
+    /// `on_success`, `on_failure`, `always`, `manual` or `delayed`.
+    pub when: String,
+    /// Whether a failure is tolerated.
+    pub allow_failure: bool,
+    /// Exit codes that count as allowed failures.
+    pub allow_failure_exit_codes: Vec<i64>,
+    /// Needed jobs, when the job uses `needs`.
+    pub needs: Option<Vec<String>>,
+    /// `before_script` lines.
+    pub before_script: Vec<String>,
+    /// `script` lines.
+    pub script: Vec<String>,
+    /// `after_script` lines.
+    pub after_script: Vec<String>,
+    /// The raw `trigger:` of a bridge job, as JSON text.
+    pub trigger: Option<String>,
+    /// `tags`, for runners.
+    pub tags: Vec<String>,
+    /// The user the job runs as.
+    pub user_id: u64,
+    /// Creation time.
+    pub created_at: Millis,
+    /// Start time.
+    pub started_at: Option<Millis>,
+    /// End time.
+    pub finished_at: Option<Millis>,
+}
+
 /// How a variable reaches a job: as its value, or as a path to a file holding it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum VariableType {

@@ -87,6 +87,37 @@ type FetchFuture = Shared<BoxFuture<'static, Result<(), String>>>;
 
 /// Entries kept in the peel cache before it is cleared.
 const PEEL_CACHE_LIMIT: usize = 100_000;
+/// Commit trees kept in memory before the cache is cleared.
+const TREE_CACHE_LIMIT: usize = 64;
+/// Largest file read from a commit (a `.gitlab-ci.yml` or an included file).
+const MAX_FILE_BYTES: usize = 4 << 20;
+
+/// The files of one commit: every blob's path, and its object id for reading it.
+pub struct CommitFiles {
+    /// The commit message.
+    pub message: String,
+    paths: Vec<String>,
+    blobs: HashMap<String, gix::ObjectId>,
+    repo: gix::ThreadSafeRepository,
+}
+
+impl CommitFiles {
+    /// Every file path at the commit.
+    pub fn paths(&self) -> &[String] {
+        &self.paths
+    }
+
+    /// The text of `file` at the commit, if it exists, is text, and is not too large.
+    pub fn read(&self, file: &str) -> Option<String> {
+        let id = self.blobs.get(file.trim_start_matches('/'))?;
+        let repo = self.repo.to_thread_local();
+        let blob = repo.find_object(*id).ok()?;
+        if blob.data.len() > MAX_FILE_BYTES {
+            return None;
+        }
+        String::from_utf8(blob.data.clone()).ok()
+    }
+}
 
 /// The repositories of every project, opened once and kept.
 pub struct Repos {
@@ -95,6 +126,8 @@ pub struct Repos {
     /// Object id → the commit it peels to. Objects never change, so this never goes stale; it
     /// spares reading (and mapping) the object on every trigger.
     peeled: Mutex<HashMap<gix::ObjectId, gix::ObjectId>>,
+    /// Commit id → its file listing; a commit's tree never changes.
+    trees: Mutex<HashMap<gix::ObjectId, Arc<CommitFiles>>>,
     fetches: Arc<Mutex<HashMap<PathBuf, FetchFuture>>>,
 }
 
@@ -105,6 +138,7 @@ impl Repos {
             mirrors_dir,
             open: Mutex::new(HashMap::new()),
             peeled: Mutex::new(HashMap::new()),
+            trees: Mutex::new(HashMap::new()),
             fetches: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -241,6 +275,46 @@ impl Repos {
             peeled.insert(id, commit);
         }
         Ok(commit)
+    }
+
+    /// The files of commit `sha` (cached: a commit's tree never changes).
+    pub fn commit_files(&self, path: &Path, sha: &str) -> Result<Arc<CommitFiles>, String> {
+        let id = gix::ObjectId::from_hex(sha.as_bytes()).map_err(|e| format!("bad commit id: {e}"))?;
+        if let Some(files) = self.trees.lock().ok().and_then(|t| t.get(&id).cloned()) {
+            return Ok(files);
+        }
+        let sync = self.open_repo(path)?;
+        let repo = sync.to_thread_local();
+        let commit = repo
+            .find_commit(id)
+            .map_err(|e| format!("cannot read commit {sha}: {e}"))?;
+        let message = commit.message_raw_sloppy().to_string();
+        let tree = commit.tree().map_err(|e| format!("cannot read commit {sha}: {e}"))?;
+        let entries = tree
+            .traverse()
+            .breadthfirst
+            .files()
+            .map_err(|e| format!("cannot list commit {sha}: {e}"))?;
+        let mut paths = Vec::new();
+        let mut blobs = HashMap::new();
+        for entry in entries.into_iter().filter(|e| e.mode.is_blob()) {
+            let file = entry.filepath.to_string();
+            blobs.insert(file.clone(), entry.oid);
+            paths.push(file);
+        }
+        let files = Arc::new(CommitFiles {
+            message,
+            paths,
+            blobs,
+            repo: sync,
+        });
+        if let Ok(mut trees) = self.trees.lock() {
+            if trees.len() >= TREE_CACHE_LIMIT {
+                trees.clear();
+            }
+            trees.insert(id, files.clone());
+        }
+        Ok(files)
     }
 
     /// Forgets a repository (after its project is deleted); hosted and mirrored copies are removed.

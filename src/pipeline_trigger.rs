@@ -1,14 +1,19 @@
 //! Creating a pipeline from a trigger token, in GitLab's order of checks (after the HTTP layer
 //! has validated parameters and found the project): the token, its owner's rights, the
-//! variables, the ref. Answers only after the pipeline and its variables are durably committed.
+//! variables, the ref, then the pipeline's plan from `.gitlab-ci.yml` at the commit. Answers only
+//! after the pipeline, its jobs and their variables are durably committed.
 //! Knows nothing of HTTP; `http::api::trigger` maps the outcomes to GitLab's statuses and bodies.
 
 use crate::app::Spur;
 use crate::auth;
+use crate::ci_config::plan::{Context, Plan, PlanError, plan};
 use crate::clock;
-use crate::domain::{AccessLevel, Pipeline, PipelineSource, Project, Variable, VariableType, is_valid_variable_key};
+use crate::domain::{
+    AccessLevel, Job, JobStatus, Pipeline, PipelineSource, PipelineStatus, Project, Variable, VariableType,
+    is_valid_variable_key,
+};
 use crate::git::Origin;
-use crate::storage::{self, NewPipeline};
+use crate::storage::{self, NewJob, NewPipeline};
 use std::sync::Arc;
 
 /// The name of the variable that carries the request's parameters to jobs.
@@ -72,20 +77,28 @@ pub async fn trigger_pipeline(
     }
     let s = spur.clone();
     let checked = blocking(move || check(&s, &project, &origin, &request)).await?;
-    let new = match checked {
-        Ok(new) => new,
+    let (new, config_error) = match checked {
+        Ok(checked) => checked,
         Err(refusal) => return Ok(Err(refusal)),
     };
-    Ok(Ok(spur.store.create_pipeline(new).await?))
+    let pipeline = spur.store.create_pipeline(new).await?;
+    match config_error {
+        // GitLab stores a failed pipeline for a configuration error, then answers 422.
+        Some(message) => Ok(Err(TriggerRefusal::Unprocessable(message))),
+        None => Ok(Ok(pipeline)),
+    }
 }
 
-/// Everything that reads: token, owner, rights, variables, ref. Returns the pipeline to write.
+/// The pipeline to write, and the configuration error that makes it a failed one.
+type Checked = (NewPipeline, Option<String>);
+
+/// Everything that reads: token, owner, rights, variables, ref, and the pipeline's plan.
 fn check(
     spur: &Spur,
     project: &Project,
     origin: &Origin,
     request: &TriggerRequest,
-) -> Result<Result<NewPipeline, TriggerRefusal>, TriggerError> {
+) -> Result<Result<Checked, TriggerRefusal>, TriggerError> {
     let now = clock::now();
     let digest = spur.secrets.digest(&request.token);
     let Some(trigger) = spur.store.trigger_by_digest(&digest)? else {
@@ -125,11 +138,28 @@ fn check(
             return Ok(Err(TriggerRefusal::Invalid(e.message().to_string())));
         }
     };
-    let sealed = spur
-        .secrets
-        .seal(&serde_json::to_vec(&variables).map_err(|e| TriggerError::Internal(e.to_string()))?)
-        .map_err(|e| TriggerError::Internal(e.to_string()))?;
-    Ok(Ok(NewPipeline {
+    let files = spur
+        .repos
+        .commit_files(&path, &resolved.sha)
+        .map_err(TriggerError::Internal)?;
+    let ctx = Context {
+        source: PipelineSource::Trigger.as_str().into(),
+        ref_name: resolved.short.clone(),
+        ref_is_tag: resolved.tag,
+        default_branch: project.default_branch.clone().unwrap_or_else(|| "main".into()),
+        project_path: project.full_path.clone(),
+        project_id: project.id,
+        sha: resolved.sha.clone(),
+        commit_message: files.message.clone(),
+        pipeline_variables: request.variables.clone(),
+        project_variables: Vec::new(),
+    };
+    let (status, yaml_errors, jobs) = match plan(&|p| files.read(p), files.paths(), &ctx) {
+        Ok(plan) => (PipelineStatus::Created, None, planned_jobs(spur, plan, owner.id, now)?),
+        Err(PlanError::Filtered(message)) => return Ok(Err(TriggerRefusal::Invalid(message))),
+        Err(PlanError::Config(message)) => (PipelineStatus::Failed, Some(message), Vec::new()),
+    };
+    let new = NewPipeline {
         project_id: project.id,
         sha: resolved.sha,
         ref_name: resolved.short,
@@ -137,9 +167,62 @@ fn check(
         source: PipelineSource::Trigger,
         user_id: owner.id,
         trigger_id: Some(trigger.id),
-        variables_sealed: sealed,
+        variables_sealed: seal_json(spur, &variables)?,
+        status,
+        yaml_errors: yaml_errors.clone(),
+        jobs,
         now,
-    }))
+    };
+    Ok(Ok((new, yaml_errors)))
+}
+
+/// Serialises `value` to JSON and seals it with the data dir's key.
+fn seal_json<T: serde::Serialize>(spur: &Spur, value: &T) -> Result<Vec<u8>, TriggerError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| TriggerError::Internal(e.to_string()))?;
+    spur.secrets
+        .seal(&bytes)
+        .map_err(|e| TriggerError::Internal(e.to_string()))
+}
+
+/// The job records of a plan, each with its sealed variables.
+fn planned_jobs(spur: &Spur, plan: Plan, user_id: u64, now: i64) -> Result<Vec<NewJob>, TriggerError> {
+    let mut out = Vec::with_capacity(plan.jobs.len());
+    for planned in plan.jobs {
+        let stage_index = plan.stages.iter().position(|s| *s == planned.stage).unwrap_or(0);
+        let tags = match planned.config.get("tags") {
+            Some(crate::ci_config::yaml::Yaml::Seq(items)) => items
+                .iter()
+                .filter_map(crate::ci_config::variables::scalar_text)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let trigger = planned.trigger.as_ref().map(|t| format!("{t:?}"));
+        let variables_sealed = seal_json(spur, &planned.variables)?;
+        let job = Job {
+            id: 0,
+            pipeline_id: 0,
+            project_id: 0,
+            name: planned.name,
+            stage: planned.stage,
+            stage_index,
+            status: JobStatus::Created,
+            when: planned.when,
+            allow_failure: planned.allow_failure,
+            allow_failure_exit_codes: planned.allow_failure_exit_codes,
+            needs: planned.needs,
+            before_script: planned.before_script,
+            script: planned.script,
+            after_script: planned.after_script,
+            trigger,
+            tags,
+            user_id,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+        };
+        out.push(NewJob { job, variables_sealed });
+    }
+    Ok(out)
 }
 
 /// The pipeline's variables: the caller's, then `TRIGGER_PAYLOAD` (a raw file variable).

@@ -76,6 +76,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/projects/{id}/pipelines/{pipeline_id}/variables",
                 web::get().to(pipelines::variables),
             )
+            .route(
+                "/projects/{id}/pipelines/{pipeline_id}/jobs",
+                web::get().to(jobs::for_pipeline),
+            )
+            .route("/projects/{id}/jobs", web::get().to(jobs::list))
+            .route("/projects/{id}/jobs/{job_id}", web::get().to(jobs::show))
             .default_service(web::to(api_not_found)),
     );
 }

@@ -4,8 +4,8 @@
 use crate::app::Spur;
 use crate::clock::{date, iso8601};
 use crate::domain::{
-    AccessLevel, Membership, Namespace, NamespaceKind, PersonalAccessToken, Pipeline, PipelineStatus, Project, Trigger,
-    User, Variable,
+    AccessLevel, Job, Membership, Namespace, NamespaceKind, PersonalAccessToken, Pipeline, PipelineStatus, Project,
+    Trigger, User, Variable,
 };
 use serde_json::{Value, json};
 
@@ -249,4 +249,40 @@ fn detailed_status(project: &Project, p: &Pipeline) -> Value {
 /// A pipeline variable.
 pub fn variable(v: &Variable) -> Value {
     json!({ "key": v.key, "value": v.value, "variable_type": v.variable_type.as_str(), "raw": v.raw })
+}
+
+/// `Job`: a pipeline's job with its pipeline, commit and user.
+pub fn job(spur: &Spur, project: &Project, pipeline: &Pipeline, j: &Job, user: Option<&User>) -> Value {
+    let duration = match (j.started_at, j.finished_at) {
+        (Some(s), Some(f)) => json!((f - s) as f64 / 1000.0),
+        _ => Value::Null,
+    };
+    json!({
+        "id": j.id,
+        "status": j.status.as_str(),
+        "stage": j.stage,
+        "name": j.name,
+        "ref": pipeline.ref_name,
+        "tag": pipeline.tag,
+        "coverage": null,
+        "allow_failure": j.allow_failure,
+        "created_at": iso8601(j.created_at),
+        "started_at": opt_time(j.started_at),
+        "finished_at": opt_time(j.finished_at),
+        "erased_at": null,
+        "duration": duration,
+        "queued_duration": null,
+        "user": user.map(|u| user_basic(spur, u)),
+        "commit": {"id": pipeline.sha, "short_id": pipeline.sha.chars().take(8).collect::<String>()},
+        "pipeline": pipeline_basic(spur, project, pipeline),
+        "web_url": spur.url(&format!("{}/-/jobs/{}", project.full_path, j.id)),
+        "project": {"ci_job_token_scope_enabled": false},
+        "artifacts": [],
+        "artifacts_expire_at": null,
+        "runner": null,
+        "runner_manager": null,
+        "tag_list": j.tags,
+        "when": j.when,
+        "archived": false,
+    })
 }

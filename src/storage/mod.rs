@@ -10,7 +10,7 @@ mod triggers;
 mod users;
 mod writer;
 
-pub use pipelines::{NewPipeline, PipelineFilter, PipelineOrder};
+pub use pipelines::{NewJob, NewPipeline, PipelineFilter, PipelineOrder};
 pub use projects::{NewProject, ProjectChange};
 pub use triggers::NewTrigger;
 pub use users::{NewGroup, NewUser};
@@ -173,6 +173,10 @@ fn init_schema(db: &Database) -> Result<(), Error> {
     tx.open_table(tables::PROJECT_PIPELINES)?;
     tx.open_table(tables::PIPELINE_IIDS)?;
     tx.open_table(tables::PIPELINE_VARIABLES)?;
+    tx.open_table(tables::JOBS)?;
+    tx.open_table(tables::PIPELINE_JOBS)?;
+    tx.open_table(tables::PROJECT_JOBS)?;
+    tx.open_table(tables::JOB_VARIABLES)?;
     tx.commit()?;
     Ok(())
 }

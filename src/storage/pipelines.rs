@@ -1,9 +1,12 @@
-//! Pipelines, their per-project numbering, and their sealed variables.
+//! Pipelines, their per-project numbering, their jobs, and their sealed variables.
 
 use super::codec::{decode, encode, get_json};
-use super::tables::{PIPELINE_IIDS, PIPELINE_VARIABLES, PIPELINES, PROJECT_PIPELINES, TRIGGER_LAST_USED};
+use super::tables::{
+    JOB_VARIABLES, JOBS, PIPELINE_IIDS, PIPELINE_JOBS, PIPELINE_VARIABLES, PIPELINES, PROJECT_JOBS, PROJECT_PIPELINES,
+    TRIGGER_LAST_USED,
+};
 use super::{Error, Refusal, Store, next_id};
-use crate::domain::{Millis, Pipeline, PipelineSource, PipelineStatus};
+use crate::domain::{Job, Millis, Pipeline, PipelineSource, PipelineStatus};
 use redb::ReadableTable;
 
 /// What is needed to create a pipeline; ids are handed out inside the commit.
@@ -25,8 +28,24 @@ pub struct NewPipeline {
     pub trigger_id: Option<u64>,
     /// Its variables, sealed with the data dir's key.
     pub variables_sealed: Vec<u8>,
+    /// Its status at creation: `created` with jobs, `failed` for a configuration error.
+    pub status: PipelineStatus,
+    /// The configuration error, for a failed pipeline.
+    pub yaml_errors: Option<String>,
+    /// Its jobs; ids are handed out inside the commit.
+    pub jobs: Vec<NewJob>,
     /// Creation time.
     pub now: Millis,
+}
+
+/// A job to record with its pipeline: the record (ids filled in at commit) and its sealed
+/// variables.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// The job; `id`, `pipeline_id` are set when committed.
+    pub job: Job,
+    /// Its variables, sealed with the data dir's key.
+    pub variables_sealed: Vec<u8>,
 }
 
 /// Filters of the pipelines list.
@@ -88,15 +107,19 @@ impl Store {
                 ref_name: new.ref_name,
                 tag: new.tag,
                 before_sha: "0".repeat(40),
-                status: PipelineStatus::Created,
+                status: new.status,
                 source: new.source,
                 user_id: new.user_id,
                 trigger_id: new.trigger_id,
                 created_at: new.now,
                 updated_at: new.now,
                 started_at: None,
-                finished_at: None,
-                yaml_errors: None,
+                finished_at: if new.status == PipelineStatus::Failed {
+                    Some(new.now)
+                } else {
+                    None
+                },
+                yaml_errors: new.yaml_errors,
             };
             tx.open_table(PIPELINES)?.insert(id, encode(&pipeline)?.as_slice())?;
             tx.open_table(PROJECT_PIPELINES)?.insert((new.project_id, id), ())?;
@@ -104,6 +127,24 @@ impl Store {
                 .insert(id, new.variables_sealed.as_slice())?;
             if let Some(trigger_id) = new.trigger_id {
                 tx.open_table(TRIGGER_LAST_USED)?.insert(trigger_id, new.now)?;
+            }
+            if !new.jobs.is_empty() {
+                let mut jobs = tx.open_table(JOBS)?;
+                let mut by_pipeline = tx.open_table(PIPELINE_JOBS)?;
+                let mut by_project = tx.open_table(PROJECT_JOBS)?;
+                let mut sealed = tx.open_table(JOB_VARIABLES)?;
+                for new_job in new.jobs {
+                    let job = Job {
+                        id: next_id(tx, "next_job_id")?,
+                        pipeline_id: id,
+                        project_id: new.project_id,
+                        ..new_job.job
+                    };
+                    jobs.insert(job.id, encode(&job)?.as_slice())?;
+                    by_pipeline.insert((id, job.id), ())?;
+                    by_project.insert((new.project_id, job.id), ())?;
+                    sealed.insert(job.id, new_job.variables_sealed.as_slice())?;
+                }
             }
             Ok(pipeline)
         })
@@ -187,6 +228,43 @@ impl Store {
         })
     }
 
+    /// A pipeline's jobs in creation order.
+    pub fn pipeline_jobs(&self, pipeline_id: u64) -> Result<Vec<Job>, Error> {
+        self.read(|tx| {
+            let index = tx.open_table(PIPELINE_JOBS)?;
+            let jobs = tx.open_table(JOBS)?;
+            let mut out = Vec::new();
+            for entry in index.range((pipeline_id, 0)..=(pipeline_id, u64::MAX))? {
+                if let Some(job) = get_json(&jobs, entry?.0.value().1)? {
+                    out.push(job);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The job with `id`.
+    pub fn job(&self, id: u64) -> Result<Option<Job>, Error> {
+        self.read(|tx| get_json(&tx.open_table(JOBS)?, id))
+    }
+
+    /// One page of a project's jobs, newest first, and how many there are.
+    pub fn project_jobs(&self, project_id: u64, offset: usize, limit: usize) -> Result<(Vec<Job>, usize), Error> {
+        self.read(|tx| {
+            let index = tx.open_table(PROJECT_JOBS)?;
+            let jobs = tx.open_table(JOBS)?;
+            let range = (project_id, 0)..=(project_id, u64::MAX);
+            let total = index.range(range.clone())?.count();
+            let mut out = Vec::new();
+            for entry in index.range(range)?.rev().skip(offset).take(limit) {
+                if let Some(job) = get_json(&jobs, entry?.0.value().1)? {
+                    out.push(job);
+                }
+            }
+            Ok((out, total))
+        })
+    }
+
     /// Deletes a pipeline and its variables.
     pub async fn delete_pipeline(&self, id: u64) -> Result<Result<(), Refusal>, Error> {
         self.write(move |tx| {
@@ -200,8 +278,25 @@ impl Store {
             };
             tx.open_table(PROJECT_PIPELINES)?.remove((p.project_id, id))?;
             tx.open_table(PIPELINE_VARIABLES)?.remove(id)?;
+            remove_jobs(tx, p.project_id, id)?;
             Ok(Ok(()))
         })
         .await
     }
+}
+
+/// Removes a pipeline's jobs and their variables.
+pub(super) fn remove_jobs(tx: &redb::WriteTransaction, project_id: u64, pipeline_id: u64) -> Result<(), Error> {
+    let ids = super::ids_under(&tx.open_table(PIPELINE_JOBS)?, pipeline_id)?;
+    let mut jobs = tx.open_table(JOBS)?;
+    let mut by_project = tx.open_table(PROJECT_JOBS)?;
+    let mut sealed = tx.open_table(JOB_VARIABLES)?;
+    for id in ids {
+        jobs.remove(id)?;
+        by_project.remove((project_id, id))?;
+        sealed.remove(id)?;
+    }
+    tx.open_table(PIPELINE_JOBS)?
+        .retain_in((pipeline_id, 0)..=(pipeline_id, u64::MAX), |_, _| false)?;
+    Ok(())
 }

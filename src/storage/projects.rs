@@ -243,13 +243,16 @@ fn delete_project_in(tx: &WriteTransaction, id: u64) -> Result<Result<Project, R
     {
         let mut pipelines = tx.open_table(PIPELINES)?;
         let mut variables = tx.open_table(PIPELINE_VARIABLES)?;
-        for pid in pipeline_ids {
-            pipelines.remove(pid)?;
-            variables.remove(pid)?;
+        for pid in &pipeline_ids {
+            pipelines.remove(*pid)?;
+            variables.remove(*pid)?;
         }
     }
     tx.open_table(PROJECT_PIPELINES)?
         .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
+    for pid in pipeline_ids {
+        super::pipelines::remove_jobs(tx, id, pid)?;
+    }
     tx.open_table(PIPELINE_IIDS)?.remove(id)?;
     Ok(Ok(project))
 }

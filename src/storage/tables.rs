@@ -54,3 +54,12 @@ pub const PROJECT_PIPELINES: TableDefinition<(u64, u64), ()> = TableDefinition::
 pub const PIPELINE_IIDS: TableDefinition<u64, u64> = TableDefinition::new("pipeline_iids");
 /// Pipeline id → its variables (`Vec<domain::Variable>` as JSON), sealed with the data dir's key.
 pub const PIPELINE_VARIABLES: TableDefinition<u64, &[u8]> = TableDefinition::new("pipeline_variables");
+
+/// Job id → `domain::Job`.
+pub const JOBS: TableDefinition<u64, Json> = TableDefinition::new("jobs");
+/// (pipeline id, job id) → (); a pipeline's jobs in creation (stage, file) order.
+pub const PIPELINE_JOBS: TableDefinition<(u64, u64), ()> = TableDefinition::new("pipeline_jobs");
+/// (project id, job id) → (); a project's jobs in id order.
+pub const PROJECT_JOBS: TableDefinition<(u64, u64), ()> = TableDefinition::new("project_jobs");
+/// Job id → its variables (`Vec<(String, String)>` as JSON), sealed with the data dir's key.
+pub const JOB_VARIABLES: TableDefinition<u64, &[u8]> = TableDefinition::new("job_variables");

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod durability;
+mod planning;
 mod projects;
 mod python_gitlab;
 mod role_matrix;

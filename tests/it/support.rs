@@ -261,6 +261,21 @@ impl Repo {
         Repo { dir }
     }
 
+    /// A repository whose `main` holds exactly `files` (path, content).
+    pub fn with_files(files: &[(&str, &str)]) -> Repo {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        git(p, &["init", "-q", "-b", "main"]);
+        for (path, content) in files {
+            let full = p.join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, content).unwrap();
+        }
+        git(p, &["add", "-A"]);
+        git(p, &["commit", "-q", "--allow-empty", "-m", "files"]);
+        Repo { dir }
+    }
+
     /// The folder.
     pub fn path(&self) -> &Path {
         self.dir.path()

@@ -42,6 +42,9 @@ assert fetched.ref == "main" and fetched.status == "created" and fetched.source 
 variables = {v.key: v for v in fetched.variables.list()}
 assert variables["DEPLOY_ENV"].value == "staging"
 assert variables["TRIGGER_PAYLOAD"].variable_type == "file"
+jobs = fetched.jobs.list(get_all=True)
+assert [j.name for j in jobs] == ["test"], [j.name for j in jobs]
+assert jobs[0].stage == "test" and jobs[0].pipeline["id"] == pipeline.id
 
 # errors come back as python-gitlab exceptions with GitLab's codes and messages
 try:

@@ -1,6 +1,7 @@
 //! The GitLab-compatible `/api/v4` endpoints, one file per resource.
 
 pub mod groups;
+pub mod jobs;
 pub mod members;
 pub mod pipelines;
 pub mod projects;

@@ -1,0 +1,164 @@
+//! Triggered pipelines are planned from `.gitlab-ci.yml` at the commit: jobs are recorded with
+//! the pipeline; filter outcomes are refused with 400 and store nothing; configuration errors
+//! store a failed pipeline and answer 422, as current GitLab does.
+
+use crate::support::{ROOT_TOKEN, Repo, Server, send};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const CONFIG: &str = r#"
+include: ci/extra.yml
+variables:
+  GREETING: hello
+build:
+  stage: build
+  script: [echo "$GREETING"]
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "trigger"
+deploy:
+  stage: deploy
+  script: ./deploy.sh
+  rules:
+    - if: $DEPLOY_ENV == "production"
+      when: manual
+push-only:
+  script: echo push
+  only: [pushes]
+"#;
+
+const EXTRA: &str = "lint:\n  stage: test\n  script: cargo clippy\n  tags: [rust]\n";
+
+async fn setup(files: &[(&str, &str)]) -> (Server, Repo, u64, String) {
+    let s = Server::start();
+    let repo = Repo::with_files(files);
+    let pid = s.project("demo", repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    (s, repo, pid, token)
+}
+
+async fn trigger(s: &Server, pid: u64, token: &str, extra: &[(&str, &str)]) -> (u16, Value) {
+    let mut form = vec![("token", token), ("ref", "main")];
+    form.extend_from_slice(extra);
+    send(
+        s.http
+            .post(s.api(&format!("/projects/{pid}/trigger/pipeline")))
+            .form(&form),
+    )
+    .await
+}
+
+async fn job_names(s: &Server, pid: u64, pipeline: &Value) -> Vec<String> {
+    let (status, jobs) = send(s.root(
+        Method::GET,
+        &format!("/projects/{pid}/pipelines/{}/jobs", pipeline["id"]),
+    ))
+    .await;
+    assert_eq!(status, 200, "{jobs}");
+    jobs.as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn trigger_pipelines_get_the_jobs_their_rules_select() {
+    let (s, _repo, pid, token) = setup(&[(".gitlab-ci.yml", CONFIG), ("ci/extra.yml", EXTRA)]).await;
+    let (status, p) = trigger(&s, pid, &token, &[]).await;
+    assert_eq!(status, 201, "{p}");
+    assert_eq!(job_names(&s, pid, &p).await, vec!["build", "lint"]);
+    // a trigger variable selects the manual deploy job
+    let (status, p) = trigger(&s, pid, &token, &[("variables[DEPLOY_ENV]", "production")]).await;
+    assert_eq!(status, 201, "{p}");
+    assert_eq!(job_names(&s, pid, &p).await, vec!["build", "lint", "deploy"]);
+    let (_, jobs) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/{}/jobs", p["id"]))).await;
+    let deploy = jobs.as_array().unwrap().iter().find(|j| j["name"] == "deploy").unwrap();
+    assert_eq!(
+        (
+            deploy["stage"].as_str(),
+            deploy["when"].as_str(),
+            deploy["allow_failure"].as_bool()
+        ),
+        (Some("deploy"), Some("manual"), Some(false))
+    );
+    assert_eq!(deploy["status"], "created");
+    assert_eq!(deploy["pipeline"]["id"], p["id"]);
+    assert_eq!(deploy["user"]["username"], "root");
+    assert_eq!(
+        deploy["web_url"],
+        format!("{}/root/demo/-/jobs/{}", s.base, deploy["id"])
+    );
+    let lint = jobs.as_array().unwrap().iter().find(|j| j["name"] == "lint").unwrap();
+    assert_eq!(lint["tag_list"], json!(["rust"]));
+    // the job by id, and the project's job list, newest first
+    let (status, one) = send(s.root(Method::GET, &format!("/projects/{pid}/jobs/{}", deploy["id"]))).await;
+    assert_eq!((status, &one["name"]), (200, &json!("deploy")));
+    let (status, all) = send(s.root(Method::GET, &format!("/projects/{pid}/jobs?per_page=2"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(all[0]["name"], "deploy");
+    assert_eq!(
+        send(s.root(Method::GET, &format!("/projects/{pid}/jobs/9999"))).await.0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn filtered_pipelines_are_refused_and_store_nothing() {
+    let workflow = "workflow:\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"push\"\njob:\n  script: x\n";
+    let (s, _repo, pid, token) = setup(&[(".gitlab-ci.yml", workflow)]).await;
+    let (status, body) = trigger(&s, pid, &token, &[]).await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"message": {"base": ["Pipeline filtered out by workflow rules."]}})
+        )
+    );
+    let no_jobs = "job:\n  script: x\n  rules:\n    - if: $NEVER_SET\n";
+    let (s2, _repo2, pid2, token2) = setup(&[(".gitlab-ci.yml", no_jobs)]).await;
+    let (status, body) = trigger(&s2, pid2, &token2, &[]).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"]["base"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("Pipeline will not run for the selected trigger."),
+        "{body}"
+    );
+    for (server, project) in [(&s, pid), (&s2, pid2)] {
+        let (_, list) = send(server.root(Method::GET, &format!("/projects/{project}/pipelines"))).await;
+        assert_eq!(list, json!([]));
+    }
+}
+
+#[tokio::test]
+async fn configuration_errors_store_a_failed_pipeline_and_answer_422() {
+    let (s, _repo, pid, token) = setup(&[(".gitlab-ci.yml", "job:\n  script: x\n bad: indentation\n")]).await;
+    let (status, body) = trigger(&s, pid, &token, &[]).await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["message"]["base"][0].as_str().unwrap().to_string();
+    assert!(
+        message.starts_with("(<unknown>): did not find expected key"),
+        "{message}"
+    );
+    let (_, list) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines"))).await;
+    assert_eq!(list[0]["status"], "failed");
+    let (_, p) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/{}", list[0]["id"]))).await;
+    assert_eq!(p["yaml_errors"], message.as_str());
+    assert_eq!(job_names(&s, pid, &p).await, Vec::<String>::new());
+    // a repository without a configuration file
+    let (s, _repo, pid, token) = setup(&[("README.md", "no ci here")]).await;
+    let (status, body) = trigger(&s, pid, &token, &[]).await;
+    assert_eq!(
+        (status, body),
+        (422, json!({"message": {"base": ["Missing CI config file"]}}))
+    );
+    // validation errors use GitLab's lower-cased texts
+    let (s, _repo, pid, token) = setup(&[(".gitlab-ci.yml", "Job:\n  script: x\n  when: never\n")]).await;
+    let (status, body) = trigger(&s, pid, &token, &[]).await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        body["message"]["base"][0],
+        "jobs:job when should be one of: on_success, on_failure, always, manual, delayed"
+    );
+}
