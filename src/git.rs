@@ -98,6 +98,8 @@ pub struct CommitFiles {
     pub message: String,
     paths: Vec<String>,
     blobs: HashMap<String, gix::ObjectId>,
+    /// Files already read: a file at a commit never changes.
+    contents: Mutex<HashMap<String, Option<Arc<str>>>>,
     repo: gix::ThreadSafeRepository,
 }
 
@@ -109,13 +111,22 @@ impl CommitFiles {
 
     /// The text of `file` at the commit, if it exists, is text, and is not too large.
     pub fn read(&self, file: &str) -> Option<String> {
-        let id = self.blobs.get(file.trim_start_matches('/'))?;
-        let repo = self.repo.to_thread_local();
-        let blob = repo.find_object(*id).ok()?;
-        if blob.data.len() > MAX_FILE_BYTES {
-            return None;
+        let file = file.trim_start_matches('/');
+        if let Some(cached) = self.contents.lock().ok().and_then(|c| c.get(file).cloned()) {
+            return cached.map(|text| text.to_string());
         }
-        String::from_utf8(blob.data.clone()).ok()
+        let text: Option<Arc<str>> = self.blobs.get(file).and_then(|id| {
+            let repo = self.repo.to_thread_local();
+            let blob = repo.find_object(*id).ok()?;
+            if blob.data.len() > MAX_FILE_BYTES {
+                return None;
+            }
+            String::from_utf8(blob.data.clone()).ok().map(Arc::from)
+        });
+        if let Ok(mut contents) = self.contents.lock() {
+            contents.insert(file.to_string(), text.clone());
+        }
+        text.map(|t| t.to_string())
     }
 }
 
@@ -306,6 +317,7 @@ impl Repos {
             message,
             paths,
             blobs,
+            contents: Mutex::new(HashMap::new()),
             repo: sync,
         });
         if let Ok(mut trees) = self.trees.lock() {
