@@ -79,6 +79,8 @@ const JOB_KEYS: [&str; 38] = [
     "description",
     "identity",
 ];
+/// Most instances one `parallel:` job may have (GitLab's limit).
+const MAX_PARALLEL: usize = 200;
 const JOB_WHEN: [&str; 5] = ["on_success", "on_failure", "always", "manual", "delayed"];
 const RULE_WHEN: [&str; 6] = ["on_success", "on_failure", "always", "never", "manual", "delayed"];
 
@@ -416,6 +418,13 @@ fn validate(config: &Mapping, jobs: &[(String, Mapping)], stages: &[String]) -> 
                 }
             }
         }
+        if let Some(n) = parallel_count(job)
+            && !(2..=MAX_PARALLEL).contains(&n)
+        {
+            return Err(lower(format!(
+                "{location}:parallel config must be between 2 and {MAX_PARALLEL}"
+            )));
+        }
         let stage = job_stage(job);
         if !stages.contains(&stage) {
             return Err(format!(
@@ -555,6 +564,26 @@ fn evaluate_workflow(
         Some(m) if m.when.as_deref() != Some("never") => Ok(m.variables),
         _ => Err(PlanError::Filtered(FILTERED_BY_WORKFLOW.into())),
     }
+}
+
+/// How many instances `parallel:` asks for, if the job uses it.
+fn parallel_count(job: &Mapping) -> Option<usize> {
+    match job.get("parallel")? {
+        Yaml::Int(n) => Some(usize::try_from(*n).unwrap_or(0)),
+        Yaml::Map(m) => match m.get("matrix") {
+            Some(Yaml::Seq(rows)) => Some(rows.iter().map(matrix_row_size).fold(0usize, usize::saturating_add)),
+            _ => Some(0),
+        },
+        _ => Some(0),
+    }
+}
+
+/// The number of combinations one matrix row gives, saturating.
+fn matrix_row_size(row: &Yaml) -> usize {
+    let Yaml::Map(row) = row else { return 0 };
+    row.iter()
+        .map(|(_, values)| if let Yaml::Seq(items) = values { items.len() } else { 1 })
+        .fold(1usize, usize::saturating_mul)
 }
 
 /// `parallel: N` gives `name 1/N` ... `name N/N`; `parallel: matrix` gives `name: [v1, v2]`.
@@ -805,4 +834,40 @@ fn check_needs(jobs: &[(String, Mapping)], planned: &[PlannedJob]) -> Result<(),
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_text(text: &str) -> Result<Plan, PlanError> {
+        let ctx = Context {
+            source: "trigger".into(),
+            ref_name: "main".into(),
+            ..Context::default()
+        };
+        plan(
+            &|p| (p == ".gitlab-ci.yml").then(|| text.to_string()),
+            &[".gitlab-ci.yml".to_string()],
+            &ctx,
+        )
+    }
+
+    #[test]
+    fn parallel_is_bounded() {
+        assert_eq!(plan_text("job:\n  script: x\n  parallel: 3\n").unwrap().jobs.len(), 3);
+        for n in ["1", "201", "1000000000", "-5"] {
+            let err = plan_text(&format!("job:\n  script: x\n  parallel: {n}\n")).unwrap_err();
+            assert_eq!(
+                err,
+                PlanError::Config("jobs:job:parallel config must be between 2 and 200".into()),
+                "{n}"
+            );
+        }
+        let matrix = "job:\n  script: x\n  parallel:\n    matrix:\n      - A: [1,2,3,4,5,6,7,8,9,10]\n        B: [1,2,3,4,5,6,7,8,9,10]\n        C: [1,2,3]\n";
+        assert!(
+            matches!(plan_text(matrix), Err(PlanError::Config(_))),
+            "300 combinations"
+        );
+    }
 }

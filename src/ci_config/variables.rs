@@ -2,6 +2,10 @@
 //! `$NAME`/`${NAME}` expansion with `$$` escapes, raw values and cycle detection.
 
 use super::yaml::Yaml;
+use std::collections::HashMap;
+
+/// Largest expanded value, in bytes: references can otherwise grow a value exponentially.
+pub const MAX_EXPANDED_BYTES: usize = 1 << 20;
 
 /// One variable definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,19 +45,29 @@ impl VarList {
         self.0.iter().find(|v| v.name == name).map(|v| v.value.as_str())
     }
 
-    /// Every variable with references expanded; a reference cycle is an error naming the cycle.
+    /// Every variable with references expanded; a reference cycle is an error naming the cycle,
+    /// and so is a value that would grow past [`MAX_EXPANDED_BYTES`].
     pub fn expanded(&self) -> Result<Vec<(String, String)>, String> {
+        let mut done = HashMap::new();
         let mut out = Vec::with_capacity(self.0.len());
         for v in &self.0 {
             let mut stack = Vec::new();
-            out.push((v.name.clone(), self.expand_var(v, &mut stack)?));
+            out.push((v.name.clone(), self.expand_var(v, &mut stack, &mut done)?));
         }
         Ok(out)
     }
 
-    fn expand_var(&self, v: &Var, stack: &mut Vec<String>) -> Result<String, String> {
+    fn expand_var(
+        &self,
+        v: &Var,
+        stack: &mut Vec<String>,
+        done: &mut HashMap<String, String>,
+    ) -> Result<String, String> {
         if v.raw {
             return Ok(v.value.clone());
+        }
+        if let Some(value) = done.get(&v.name) {
+            return Ok(value.clone());
         }
         if stack.contains(&v.name) {
             let start = stack.iter().position(|n| *n == v.name).unwrap_or(0);
@@ -63,12 +77,20 @@ impl VarList {
             ));
         }
         stack.push(v.name.clone());
-        let result = self.expand_text(&v.value, stack);
+        let result = self.expand_text(&v.value, stack, done);
         stack.pop();
+        if let Ok(value) = &result {
+            done.insert(v.name.clone(), value.clone());
+        }
         result
     }
 
-    fn expand_text(&self, text: &str, stack: &mut Vec<String>) -> Result<String, String> {
+    fn expand_text(
+        &self,
+        text: &str,
+        stack: &mut Vec<String>,
+        done: &mut HashMap<String, String>,
+    ) -> Result<String, String> {
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         while let Some(i) = rest.find('$') {
@@ -96,7 +118,13 @@ impl VarList {
                 continue;
             }
             if let Some(var) = self.0.iter().find(|v| v.name == name) {
-                out.push_str(&self.expand_var(var, stack)?);
+                out.push_str(&self.expand_var(var, stack, done)?);
+                if out.len() > MAX_EXPANDED_BYTES {
+                    return Err(format!(
+                        "variable expansion is too large: {} exceeds {MAX_EXPANDED_BYTES} bytes",
+                        stack.join(", ")
+                    ));
+                }
             }
             rest = tail;
         }
@@ -170,6 +198,17 @@ mod tests {
         assert_eq!(e[1], ("B".into(), "a-a-$A-.".into()));
         assert_eq!(e[2], ("C".into(), "$B".into()), "raw values are not expanded");
         assert_eq!(e[3], ("D".into(), "x$B".into()), "nor when referenced");
+        let mut bomb = vec![("V0".to_string(), "x".repeat(100))];
+        for i in 1..12 {
+            bomb.push((format!("V{i}"), format!("$V{}", i - 1).repeat(10)));
+        }
+        let bomb: Vec<(&str, &str, bool)> = bomb.iter().map(|(n, v)| (n.as_str(), v.as_str(), false)).collect();
+        assert!(
+            list(&bomb)
+                .expanded()
+                .unwrap_err()
+                .starts_with("variable expansion is too large")
+        );
         let cyclic = list(&[("A", "$B", false), ("B", "$A", false)]);
         assert!(
             cyclic
