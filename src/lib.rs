@@ -12,6 +12,7 @@ pub mod domain;
 pub mod git;
 pub mod http;
 pub mod pipeline_trigger;
+pub mod plan_cli;
 pub mod secrets;
 pub mod storage;
 

@@ -18,6 +18,46 @@ struct Cli {
 enum Command {
     /// Runs the server.
     Serve(ServeArgs),
+    /// Works with `.gitlab-ci.yml` files without a server.
+    Ci {
+        #[command(subcommand)]
+        command: CiCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CiCommand {
+    /// Plans a pipeline from a `.gitlab-ci.yml` (its folder is the repository root) and prints
+    /// which jobs would run, as JSON.
+    Plan(PlanArgs),
+}
+
+/// Arguments of `spur ci plan`.
+#[derive(Args)]
+struct PlanArgs {
+    /// The `.gitlab-ci.yml` to plan.
+    config: PathBuf,
+    /// The pipeline source (`push`, `trigger`, `pipeline`, `api`, `web`, `schedule`, ...).
+    #[arg(long, default_value = "push")]
+    source: String,
+    /// The ref (a branch, or a tag with `--tag`).
+    #[arg(long = "ref", default_value = "main")]
+    ref_name: String,
+    /// The ref is a tag.
+    #[arg(long)]
+    tag: bool,
+    /// A pipeline variable, `KEY=VALUE` (repeatable).
+    #[arg(long = "var", value_parser = parse_pair)]
+    vars: Vec<(String, String)>,
+    /// A project CI/CD variable, `KEY=VALUE` (repeatable).
+    #[arg(long = "project-var", value_parser = parse_pair)]
+    project_vars: Vec<(String, String)>,
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
 /// Settings of `spur serve`. Each flag can also come from its environment variable or from the
@@ -90,6 +130,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
+        Command::Ci {
+            command: CiCommand::Plan(args),
+        } => plan(args),
         Command::Serve(args) => match args.into_config() {
             Ok(config) => run(config),
             Err(e) => {
@@ -97,6 +140,28 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+    }
+}
+
+fn plan(args: PlanArgs) -> ExitCode {
+    let request = spur::plan_cli::PlanRequest {
+        source: args.source,
+        ref_name: args.ref_name,
+        tag: args.tag,
+        variables: args.vars,
+        project_variables: args.project_vars,
+    };
+    match spur::plan_cli::plan_file(&args.config, &request) {
+        Ok(report) => {
+            use std::io::Write;
+            // A reader that stops early (`| head`) is not an error of ours.
+            let _ = writeln!(std::io::stdout(), "{report:#}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("spur: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 

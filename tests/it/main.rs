@@ -4,6 +4,7 @@
 // Tests are meant to panic on anything unexpected.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cli;
 mod durability;
 mod planning;
 mod projects;

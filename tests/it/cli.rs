@@ -1,0 +1,93 @@
+//! `spur ci plan`: the planner from the command line, on the spec's case folders.
+
+use serde_json::Value;
+use std::process::Command;
+
+fn plan(args: &[&str]) -> (i32, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_spur"))
+        .args(["ci", "plan"])
+        .args(args)
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        json,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn case(name: &str) -> String {
+    format!(
+        "{}/tests/data/ci-cases/{name}/.gitlab-ci.yml",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn names(report: &Value) -> Vec<&str> {
+    report["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn plans_for_each_source_and_variables() {
+    let config = case("01-rules-source-trigger");
+    let (code, report, _) = plan(&[&config, "--source", "trigger"]);
+    assert_eq!(code, 0);
+    assert_eq!(report["created"], true);
+    assert_eq!(names(&report), vec!["build-on-trigger", "test-always"]);
+    assert_eq!(report["stages"], serde_json::json!(["build", "test"]));
+    assert_eq!(report["jobs"][0]["needs"], Value::Null);
+    assert_eq!(report["jobs"][0]["variables"]["CI_PIPELINE_SOURCE"], "trigger");
+    let (_, report, _) = plan(&[&config]);
+    assert_eq!(
+        names(&report),
+        vec!["build-on-push", "test-always"],
+        "the default source is push"
+    );
+    // pipeline and project variables reach rules and jobs
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join(".gitlab-ci.yml");
+    std::fs::write(&config, "always:\n  script: x\ndeploy:\n  script: x\n  variables: {TARGET: $ENV_NAME}\n  rules:\n    - if: $DEPLOY == \"yes\"\n").unwrap();
+    let config = config.to_str().unwrap();
+    let (_, report, _) = plan(&[config, "--source", "trigger"]);
+    assert_eq!(names(&report), vec!["always"]);
+    let (_, report, _) = plan(&[
+        config,
+        "--source",
+        "trigger",
+        "--var",
+        "DEPLOY=yes",
+        "--project-var",
+        "ENV_NAME=prod",
+    ]);
+    assert_eq!(names(&report), vec!["always", "deploy"]);
+    assert_eq!(report["jobs"][1]["variables"]["TARGET"], "prod");
+}
+
+#[test]
+fn filtered_and_invalid_configs_report_created_false() {
+    let (code, report, _) = plan(&[&case("15-workflow-blocks-push"), "--source", "push"]);
+    assert_eq!(code, 0, "a plan was printed");
+    assert_eq!(report["created"], false);
+    assert!(report["error"].as_str().unwrap().contains("workflow"), "{report}");
+    let (code, report, _) = plan(&[&case("37-extends-unknown"), "--source", "trigger"]);
+    assert_eq!(code, 0);
+    assert!(
+        report["error"].as_str().unwrap().contains("unknown keys in `extends`"),
+        "{report}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let (code, report, stderr) = plan(&["/no/such/.gitlab-ci.yml"]);
+    assert_eq!((code, report), (2, Value::Null));
+    assert!(stderr.contains("cannot read"), "{stderr}");
+    let (code, _, stderr) = plan(&[&case("01-rules-source-trigger"), "--var", "NOEQUALS"]);
+    assert_eq!(code, 2, "{stderr}");
+}
