@@ -58,4 +58,5 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<Running, Sta
     Ok(Running { addr, spur, server })
 }
 pub mod ci_config;
+pub mod pipeline_create;
 pub mod rules;

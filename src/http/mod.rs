@@ -66,6 +66,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/projects/{id}/triggers/{trigger_id}",
                 web::delete().to(triggers::delete),
             )
+            .route(
+                "/projects/{id}/pipeline",
+                web::post().to(create_pipeline::create_api_pipeline),
+            )
             .route("/projects/{id}/pipelines", web::get().to(pipelines::list))
             .route("/projects/{id}/pipelines/{pipeline_id}", web::get().to(pipelines::show))
             .route(

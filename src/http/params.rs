@@ -258,6 +258,15 @@ fn insert_path(slot: &mut Value, parts: &[&str], value: Value) {
             *slot = Value::Array(Vec::new());
         }
         if let Value::Array(items) = slot {
+            // Rack: `a[][k]=1&a[][v]=2` fills the last hash until a key repeats.
+            let next = rest.first().copied().unwrap_or_default();
+            if let Some(last) = items.last_mut()
+                && !next.is_empty()
+                && last.as_object().is_some_and(|o| !o.contains_key(next))
+            {
+                insert_path(last, rest, value);
+                return;
+            }
             let mut item = Value::Null;
             insert_path(&mut item, rest, value);
             items.push(item);
@@ -299,6 +308,15 @@ mod tests {
         assert_eq!(parse(&[("variables", "x")]), json!({"variables": "x"}));
         assert_eq!(parse(&[("variables[A][]", "x")]), json!({"variables": {"A": ["x"]}}));
         assert_eq!(parse(&[("a[b][c]", "x")]), json!({"a": {"b": {"c": "x"}}}));
+        assert_eq!(
+            parse(&[
+                ("v[][key]", "A"),
+                ("v[][value]", "1"),
+                ("v[][key]", "B"),
+                ("v[][value]", "2")
+            ]),
+            json!({"v": [{"key": "A", "value": "1"}, {"key": "B", "value": "2"}]})
+        );
         assert_eq!(parse(&[("[x]", "1")]), json!({"[x]": "1"}));
         assert_eq!(
             parse(&[("variables[A]", "1"), ("variables[A]", "2")]),

@@ -162,3 +162,67 @@ async fn configuration_errors_store_a_failed_pipeline_and_answer_422() {
         "jobs:job when should be one of: on_success, on_failure, always, manual, delayed"
     );
 }
+
+#[tokio::test]
+async fn api_pipelines_need_developer_and_store_nothing_on_errors() {
+    let (s, _repo, pid, _) = setup(&[(".gitlab-ci.yml", CONFIG), ("ci/extra.yml", EXTRA)]).await;
+    let (dev, dev_pat) = s.user("dev").await;
+    s.add_member(pid, dev, 30).await;
+    let (rep, rep_pat) = s.user("rep").await;
+    s.add_member(pid, rep, 20).await;
+    let url = format!("/projects/{pid}/pipeline");
+    // python-gitlab's project.pipelines.create({"ref": ..., "variables": [...]}) sends JSON
+    let body = json!({"ref": "main", "variables": [{"key": "DEPLOY_ENV", "value": "production"}]});
+    let (status, p) = send(s.as_token(&dev_pat, Method::POST, &url).json(&body)).await;
+    assert_eq!(status, 201, "{p}");
+    assert_eq!(
+        (p["source"].as_str(), p["user"]["username"].as_str()),
+        (Some("api"), Some("dev"))
+    );
+    // rules see source api: build (trigger-only) is out, deploy (variable) is in
+    assert_eq!(job_names(&s, pid, &p).await, vec!["lint", "deploy"]);
+    // curl's form encoding of the same array
+    let form = [
+        ("ref", "main"),
+        ("variables[][key]", "DEPLOY_ENV"),
+        ("variables[][value]", "production"),
+    ];
+    let (status, p) = send(s.as_token(&dev_pat, Method::POST, &url).form(&form)).await;
+    assert_eq!(status, 201, "{p}");
+    assert_eq!(job_names(&s, pid, &p).await, vec!["lint", "deploy"]);
+    assert_eq!(
+        send(s.as_token(&rep_pat, Method::POST, &url).form(&[("ref", "main")]))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(send(s.anon(Method::POST, &url).form(&[("ref", "main")])).await.0, 401);
+    assert_eq!(
+        send(s.as_token(&dev_pat, Method::POST, &url)).await,
+        (400, json!({"error": "ref is missing"}))
+    );
+    let (status, body) = send(s.as_token(&dev_pat, Method::POST, &url).form(&[("ref", "nope")])).await;
+    assert_eq!(
+        (status, body),
+        (400, json!({"message": {"base": ["Reference not found"]}}))
+    );
+    let (_, list) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines"))).await;
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    // a configuration error is a 400 here, and nothing is stored
+    let (s, _repo, pid, _) = setup(&[(".gitlab-ci.yml", "job: [not, a, job]\n")]).await;
+    let (status, body) = send(
+        s.root(Method::POST, &format!("/projects/{pid}/pipeline"))
+            .form(&[("ref", "main")]),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]["base"][0]
+            .as_str()
+            .unwrap()
+            .contains("config should implement"),
+        "{body}"
+    );
+    let (_, list) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines"))).await;
+    assert_eq!(list, json!([]));
+}

@@ -1,5 +1,6 @@
 //! The GitLab-compatible `/api/v4` endpoints, one file per resource.
 
+pub mod create_pipeline;
 pub mod groups;
 pub mod jobs;
 pub mod members;

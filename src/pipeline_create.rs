@@ -1,0 +1,230 @@
+//! Creating a pipeline for a user allowed to see the project, whatever started it (a trigger
+//! token, the API): the user's rights, the project's minimum role for variables, the ref, the
+//! plan from `.gitlab-ci.yml` at the commit, and the durable record of the pipeline and its jobs.
+//! Knows nothing of HTTP; refusals are values that the API maps to GitLab's statuses.
+
+use crate::app::Spur;
+use crate::auth::ProjectAccess;
+use crate::ci_config::plan::{Context, Plan, PlanError, plan};
+use crate::clock;
+use crate::domain::{AccessLevel, Job, JobStatus, Pipeline, PipelineSource, PipelineStatus, Project, User, Variable};
+use crate::git::Origin;
+use crate::storage::{self, NewJob, NewPipeline};
+use std::sync::Arc;
+
+/// Why no pipeline was created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateRefusal {
+    /// The credential or project is not usable; indistinguishable on purpose (404).
+    NotFound,
+    /// The pipeline could not be created; nothing stored (400, `{"message":{"base":[...]}}`).
+    Invalid(String),
+    /// Refused after it was built; for configuration errors the failed pipeline is stored (422).
+    Unprocessable(String),
+}
+
+/// Why creation failed inside spur.
+#[derive(Debug)]
+pub enum CreateError {
+    /// The database failed.
+    Storage(storage::Error),
+    /// Something else failed (a blocking task, the key, a repository).
+    Internal(String),
+}
+
+impl From<storage::Error> for CreateError {
+    fn from(e: storage::Error) -> Self {
+        CreateError::Storage(e)
+    }
+}
+
+/// Who creates which pipeline.
+#[derive(Debug, Clone)]
+pub struct CreateRequest {
+    /// What starts it.
+    pub source: PipelineSource,
+    /// The user it runs as.
+    pub user: User,
+    /// That user's access to the project.
+    pub access: ProjectAccess,
+    /// The ref as sent (short or full).
+    pub ref_name: String,
+    /// Every pipeline variable, including ones spur adds (`TRIGGER_PAYLOAD`).
+    pub variables: Vec<Variable>,
+    /// How many of them the caller sent (only those need the minimum role).
+    pub user_variable_count: usize,
+    /// The trigger token that starts it, if any.
+    pub trigger_id: Option<u64>,
+}
+
+/// The pipeline to record, and the configuration error that makes it a failed one.
+pub type Prepared = (NewPipeline, Option<String>);
+
+/// Checks rights, the ref and the plan; returns what to record. Synchronous (reads redb and git).
+pub fn prepare(
+    spur: &Spur,
+    project: &Project,
+    origin: &Origin,
+    request: &CreateRequest,
+) -> Result<Result<Prepared, CreateRefusal>, CreateError> {
+    let now = clock::now();
+    if !request.access.at_least(AccessLevel::Developer) {
+        return Ok(Err(CreateRefusal::Invalid(
+            "Insufficient permissions to create a new pipeline".into(),
+        )));
+    }
+    if request.user_variable_count > 0 && !project.variables_override_role.allows(request.access.level) {
+        return Ok(Err(CreateRefusal::Invalid(
+            "Insufficient permissions to set pipeline variables".into(),
+        )));
+    }
+    let path = spur.repos.path_of(&project.repo_name, origin);
+    let resolved = match spur.repos.resolve(&path, &request.ref_name) {
+        Ok(r) => r,
+        Err(e) => {
+            if let crate::git::RefError::Repository(detail) = &e {
+                tracing::warn!(project_id = project.id, error = %detail, "repository could not be read");
+            }
+            return Ok(Err(CreateRefusal::Invalid(e.message().to_string())));
+        }
+    };
+    let files = spur
+        .repos
+        .commit_files(&path, &resolved.sha)
+        .map_err(CreateError::Internal)?;
+    let ctx = Context {
+        source: request.source.as_str().into(),
+        ref_name: resolved.short.clone(),
+        ref_is_tag: resolved.tag,
+        default_branch: project.default_branch.clone().unwrap_or_else(|| "main".into()),
+        project_path: project.full_path.clone(),
+        project_id: project.id,
+        sha: resolved.sha.clone(),
+        commit_message: files.message.clone(),
+        pipeline_variables: request
+            .variables
+            .iter()
+            .map(|v| (v.key.clone(), v.value.clone()))
+            .collect(),
+        project_variables: Vec::new(),
+    };
+    let (status, yaml_errors, jobs) = match plan(&|p| files.read(p), files.paths(), &ctx) {
+        Ok(plan) => (
+            PipelineStatus::Created,
+            None,
+            planned_jobs(spur, plan, request.user.id, now)?,
+        ),
+        Err(PlanError::Filtered(message)) => return Ok(Err(CreateRefusal::Invalid(message))),
+        Err(PlanError::Config(message)) => (PipelineStatus::Failed, Some(message), Vec::new()),
+    };
+    let new = NewPipeline {
+        project_id: project.id,
+        sha: resolved.sha,
+        ref_name: resolved.short,
+        tag: resolved.tag,
+        source: request.source,
+        user_id: request.user.id,
+        trigger_id: request.trigger_id,
+        variables_sealed: seal_json(spur, &request.variables)?,
+        status,
+        yaml_errors: yaml_errors.clone(),
+        jobs,
+        now,
+    };
+    Ok(Ok((new, yaml_errors)))
+}
+
+/// Records a prepared pipeline. A configuration error is stored as a failed pipeline and then
+/// refused with 422 when `store_config_errors` (trigger API, current GitLab); otherwise it is
+/// refused with 400 and nothing is stored (`POST /projects/:id/pipeline`).
+pub async fn record(
+    spur: &Spur,
+    prepared: Prepared,
+    store_config_errors: bool,
+) -> Result<Result<Pipeline, CreateRefusal>, CreateError> {
+    let (new, config_error) = prepared;
+    match config_error {
+        Some(message) if !store_config_errors => Ok(Err(CreateRefusal::Invalid(message))),
+        Some(message) => {
+            spur.store.create_pipeline(new).await?;
+            Ok(Err(CreateRefusal::Unprocessable(message)))
+        }
+        None => Ok(Ok(spur.store.create_pipeline(new).await?)),
+    }
+}
+
+/// Prepares on the blocking pool (after fetching a remote mirror) and records: the whole path
+/// for a caller already known to be allowed to see the project.
+pub async fn create(
+    spur: Arc<Spur>,
+    project: Project,
+    request: CreateRequest,
+) -> Result<Result<Pipeline, CreateRefusal>, CreateError> {
+    let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
+    if let Err(e) = spur.repos.refresh(&project.repo_name, &origin).await {
+        tracing::warn!(project_id = project.id, error = %e, "mirror fetch failed; resolving against the last fetched state");
+    }
+    let s = spur.clone();
+    let prepared = blocking(move || prepare(&s, &project, &origin, &request)).await?;
+    match prepared {
+        Ok(prepared) => record(&spur, prepared, false).await,
+        Err(refusal) => Ok(Err(refusal)),
+    }
+}
+
+/// Serialises `value` to JSON and seals it with the data dir's key.
+fn seal_json<T: serde::Serialize>(spur: &Spur, value: &T) -> Result<Vec<u8>, CreateError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| CreateError::Internal(e.to_string()))?;
+    spur.secrets
+        .seal(&bytes)
+        .map_err(|e| CreateError::Internal(e.to_string()))
+}
+
+/// The job records of a plan, each with its sealed variables.
+fn planned_jobs(spur: &Spur, plan: Plan, user_id: u64, now: i64) -> Result<Vec<NewJob>, CreateError> {
+    let mut out = Vec::with_capacity(plan.jobs.len());
+    for planned in plan.jobs {
+        let stage_index = plan.stages.iter().position(|s| *s == planned.stage).unwrap_or(0);
+        let tags = match planned.config.get("tags") {
+            Some(crate::ci_config::yaml::Yaml::Seq(items)) => items
+                .iter()
+                .filter_map(crate::ci_config::variables::scalar_text)
+                .collect(),
+            _ => Vec::new(),
+        };
+        let variables_sealed = seal_json(spur, &planned.variables)?;
+        let job = Job {
+            id: 0,
+            pipeline_id: 0,
+            project_id: 0,
+            name: planned.name,
+            stage: planned.stage,
+            stage_index,
+            status: JobStatus::Created,
+            when: planned.when,
+            allow_failure: planned.allow_failure,
+            allow_failure_exit_codes: planned.allow_failure_exit_codes,
+            needs: planned.needs,
+            before_script: planned.before_script,
+            script: planned.script,
+            after_script: planned.after_script,
+            trigger: planned.trigger.as_ref().map(|t| format!("{t:?}")),
+            tags,
+            user_id,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+        };
+        out.push(NewJob { job, variables_sealed });
+    }
+    Ok(out)
+}
+
+/// Runs `f` on the blocking pool.
+pub async fn blocking<R: Send + 'static>(
+    f: impl FnOnce() -> Result<R, CreateError> + Send + 'static,
+) -> Result<R, CreateError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| CreateError::Internal(e.to_string()))?
+}
