@@ -566,6 +566,34 @@ pub struct Variable {
     pub raw: bool,
 }
 
+/// A project CI/CD variable (Settings > CI/CD > Variables). Stored sealed: values are secrets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectVariable {
+    /// Name.
+    pub key: String,
+    /// Value.
+    pub value: String,
+    /// Environment value or file.
+    pub variable_type: VariableType,
+    /// Only for pipelines on protected refs (spur: the default branch).
+    pub protected: bool,
+    /// Hidden in job logs.
+    pub masked: bool,
+    /// Not `$`-expanded.
+    pub raw: bool,
+    /// Free text.
+    pub description: Option<String>,
+}
+
+/// Whether `value` may be masked (GitLab's rules): one line, at least 8 characters, from the
+/// Base64 alphabet plus `@ : . ~ - _`.
+pub fn is_maskable(value: &str) -> bool {
+    value.chars().count() >= 8
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '@' | ':' | '.' | '~' | '-' | '_'))
+}
+
 /// Whether `key` is a valid variable name: `[A-Za-z0-9_]{1,255}`.
 pub fn is_valid_variable_key(key: &str) -> bool {
     !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')

@@ -13,6 +13,7 @@ pub mod git;
 pub mod http;
 pub mod pipeline_trigger;
 pub mod plan_cli;
+pub mod project_variables;
 pub mod secrets;
 pub mod storage;
 

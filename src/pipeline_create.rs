@@ -92,6 +92,14 @@ pub fn prepare(
         .repos
         .commit_files(&path, &resolved.sha)
         .map_err(CreateError::Internal)?;
+    let project_variables = crate::project_variables::for_pipeline(
+        spur,
+        project.id,
+        &resolved.short,
+        resolved.tag,
+        project.default_branch.as_deref(),
+    )
+    .map_err(CreateError::Internal)?;
     let ctx = Context {
         source: request.source.as_str().into(),
         ref_name: resolved.short.clone(),
@@ -106,7 +114,7 @@ pub fn prepare(
             .iter()
             .map(|v| (v.key.clone(), v.value.clone()))
             .collect(),
-        project_variables: Vec::new(),
+        project_variables,
     };
     let (status, yaml_errors, jobs) = match plan(&|p| files.read(p), files.paths(), &ctx) {
         Ok(plan) => (

@@ -66,6 +66,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/projects/{id}/triggers/{trigger_id}",
                 web::delete().to(triggers::delete),
             )
+            .route("/projects/{id}/variables", web::get().to(variables::list))
+            .route("/projects/{id}/variables", web::post().to(variables::create))
+            .route("/projects/{id}/variables/{key}", web::get().to(variables::show))
+            .route("/projects/{id}/variables/{key}", web::put().to(variables::update))
+            .route("/projects/{id}/variables/{key}", web::delete().to(variables::delete))
             .route(
                 "/projects/{id}/pipeline",
                 web::post().to(create_pipeline::create_api_pipeline),

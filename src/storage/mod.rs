@@ -4,6 +4,7 @@
 
 mod codec;
 mod pipelines;
+mod project_variables;
 mod projects;
 mod tables;
 mod triggers;
@@ -177,6 +178,7 @@ fn init_schema(db: &Database) -> Result<(), Error> {
     tx.open_table(tables::PIPELINE_JOBS)?;
     tx.open_table(tables::PROJECT_JOBS)?;
     tx.open_table(tables::JOB_VARIABLES)?;
+    tx.open_table(tables::PROJECT_VARIABLES)?;
     tx.commit()?;
     Ok(())
 }

@@ -254,5 +254,7 @@ fn delete_project_in(tx: &WriteTransaction, id: u64) -> Result<Result<Project, R
         super::pipelines::remove_jobs(tx, id, pid)?;
     }
     tx.open_table(PIPELINE_IIDS)?.remove(id)?;
+    tx.open_table(super::tables::PROJECT_VARIABLES)?
+        .retain(|(pid, _), _| pid != id)?;
     Ok(Ok(project))
 }

@@ -63,3 +63,6 @@ pub const PIPELINE_JOBS: TableDefinition<(u64, u64), ()> = TableDefinition::new(
 pub const PROJECT_JOBS: TableDefinition<(u64, u64), ()> = TableDefinition::new("project_jobs");
 /// Job id → its variables (`Vec<(String, String)>` as JSON), sealed with the data dir's key.
 pub const JOB_VARIABLES: TableDefinition<u64, &[u8]> = TableDefinition::new("job_variables");
+
+/// (project id, key) → a `domain::ProjectVariable` as JSON, sealed with the data dir's key.
+pub const PROJECT_VARIABLES: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("project_variables");

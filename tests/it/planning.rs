@@ -226,3 +226,88 @@ async fn api_pipelines_need_developer_and_store_nothing_on_errors() {
     let (_, list) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines"))).await;
     assert_eq!(list, json!([]));
 }
+
+#[tokio::test]
+async fn project_variables_are_managed_by_maintainers_and_reach_planning() {
+    let config = "flagged:\n  script: x\n  rules:\n    - if: $FLAG == \"on\"\nsecret:\n  script: x\n  rules:\n    - if: $DEPLOY_KEY\n";
+    let (mut s, repo, pid, token) = setup(&[(".gitlab-ci.yml", config)]).await;
+    crate::support::git(repo.path(), &["branch", "feature"]);
+    let (dev, dev_pat) = s.user("dev").await;
+    s.add_member(pid, dev, 30).await;
+    let vars = format!("/projects/{pid}/variables");
+    let (status, body) = send(s.as_token(&dev_pat, Method::GET, &vars)).await;
+    assert_eq!(status, 403, "{body}");
+    let (status, v) = send(s.root(Method::POST, &vars).form(&[("key", "FLAG"), ("value", "on")])).await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(
+        (
+            v["variable_type"].as_str(),
+            v["protected"].as_bool(),
+            v["masked"].as_bool()
+        ),
+        (Some("env_var"), Some(false), Some(false))
+    );
+    let secret = "s3cr3t-deploy-key-0042";
+    let form = [
+        ("key", "DEPLOY_KEY"),
+        ("value", secret),
+        ("protected", "true"),
+        ("masked", "true"),
+    ];
+    assert_eq!(send(s.root(Method::POST, &vars).form(&form)).await.0, 201);
+    // GitLab's validation
+    let (status, body) = send(s.root(Method::POST, &vars).form(&[("key", "FLAG"), ("value", "x")])).await;
+    assert_eq!(
+        (status, body),
+        (400, json!({"message": {"key": ["(FLAG) has already been taken"]}}))
+    );
+    let (status, body) = send(s.root(Method::POST, &vars).form(&[("key", "BAD-KEY"), ("value", "x")])).await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"message": {"key": ["can contain only letters, digits and '_'."]}})
+        )
+    );
+    let (status, body) =
+        send(
+            s.root(Method::POST, &vars)
+                .form(&[("key", "SHORT"), ("value", "abc"), ("masked", "true")]),
+        )
+        .await;
+    assert_eq!((status, body), (400, json!({"message": {"value": ["is invalid"]}})));
+    assert_eq!(
+        send(s.root(Method::POST, &vars).form(&[("key", "X")])).await,
+        (400, json!({"error": "value is missing"}))
+    );
+    let (status, list) = send(s.root(Method::GET, &vars)).await;
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    // the default branch gets protected variables; another branch does not
+    let (status, p) = trigger(&s, pid, &token, &[]).await;
+    assert_eq!(status, 201, "{p}");
+    assert_eq!(job_names(&s, pid, &p).await, vec!["flagged", "secret"]);
+    let (status, p) = send(
+        s.http
+            .post(s.api(&format!("/projects/{pid}/trigger/pipeline")))
+            .form(&[("token", token.as_str()), ("ref", "feature")]),
+    )
+    .await;
+    assert_eq!(status, 201, "{p}");
+    assert_eq!(job_names(&s, pid, &p).await, vec!["flagged"]);
+    // update and delete
+    let (status, v) = send(s.root(Method::PUT, &format!("{vars}/FLAG")).form(&[("value", "off")])).await;
+    assert_eq!((status, v["value"].as_str()), (200, Some("off")));
+    assert_eq!(send(s.root(Method::DELETE, &format!("{vars}/FLAG"))).await.0, 204);
+    assert_eq!(
+        send(s.root(Method::GET, &format!("{vars}/FLAG"))).await,
+        (404, json!({"message": "404 Variable Not Found"}))
+    );
+    // values are sealed at rest
+    s.kill9();
+    let db = std::fs::read(s.data_dir.join("spur.redb")).unwrap();
+    assert!(
+        !db.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "a variable value is in the database file"
+    );
+}

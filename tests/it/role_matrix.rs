@@ -31,6 +31,9 @@ GET    /projects/{p}/pipelines                404 404 200 200 200 200 200 200
 GET    /projects/{p}/pipelines/{pl}           404 404 200 200 200 200 200 200
 GET    /projects/{p}/pipelines/{pl}/variables 404 404 403 403 200 200 200 200
 DELETE /projects/{p}/pipelines/{pl*}          401 404 403 403 403 403 204 204
+GET    /projects/{p}/variables                401 404 403 403 403 200 200 200
+GET    /projects/{p}/jobs                     404 404 200 200 200 200 200 200
+POST   /projects/{p}/pipeline                 401 404 403 403 400 400 400 400
 GET    /user                                  401 200 200 200 200 200 200 200
 GET    /users                                 401 200 200 200 200 200 200 200
 GET    /groups                                200 200 200 200 200 200 200 200

@@ -9,6 +9,7 @@ pub mod projects;
 pub mod trigger;
 pub mod triggers;
 pub mod users;
+pub mod variables;
 pub mod version;
 
 use actix_web::HttpRequest;

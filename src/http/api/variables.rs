@@ -1,0 +1,169 @@
+//! Project CI/CD variables: `GET/POST /projects/:id/variables`,
+//! `GET/PUT/DELETE /projects/:id/variables/:key` (Maintainer+), with GitLab's validation.
+
+use super::segment;
+use crate::domain::{AccessLevel, Project, ProjectVariable, VariableType, is_maskable, is_valid_variable_key};
+use crate::http::error::ApiError;
+use crate::http::pagination::paginated;
+use crate::http::params::{Params, Validation};
+use crate::http::{State, json_response, signed_in, visible_project};
+use crate::project_variables;
+use crate::storage::Refusal;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Value, json};
+
+fn view(v: &ProjectVariable) -> Value {
+    json!({
+        "key": v.key,
+        "value": v.value,
+        "variable_type": v.variable_type.as_str(),
+        "protected": v.protected,
+        "masked": v.masked,
+        "hidden": false,
+        "raw": v.raw,
+        "environment_scope": "*",
+        "description": v.description,
+    })
+}
+
+/// The project, for a Maintainer+ caller (401, 404, 403 otherwise).
+async fn project_for(req: &HttpRequest, spur: &State) -> Result<Project, ApiError> {
+    let actor = signed_in(req, spur).await?;
+    let (project, access) = visible_project(spur, &segment(req, "id"), Some(&actor))?;
+    if !access.at_least(AccessLevel::Maintainer) {
+        return Err(ApiError::forbidden());
+    }
+    Ok(project)
+}
+
+/// `GET /projects/:id/variables`.
+pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let project = project_for(&req, &spur).await?;
+    let all = project_variables::list(&spur, project.id).map_err(ApiError::internal)?;
+    paginated(&req, all.iter().map(view).collect())
+}
+
+/// `GET /projects/:id/variables/:key`.
+pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let project = project_for(&req, &spur).await?;
+    let key = segment(&req, "key");
+    match project_variables::get(&spur, project.id, &key).map_err(ApiError::internal)? {
+        Some(v) => Ok(json_response(StatusCode::OK, &view(&v))),
+        None => Err(ApiError::not_found("Variable")),
+    }
+}
+
+/// `POST /projects/:id/variables`: `key`, `value` required; `variable_type`, `protected`,
+/// `masked`, `raw`, `description` optional.
+pub async fn create(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let params = Params::read(&req, payload, spur.max_body_bytes).await?;
+    let project = project_for(&req, &spur).await?;
+    let mut v = Validation::default();
+    let key = v.required_string(&params, "key");
+    let value = v.required_string(&params, "value");
+    let variable = read_variable(
+        &params,
+        &mut v,
+        key.unwrap_or_default(),
+        value.unwrap_or_default(),
+        None,
+    );
+    v.finish()?;
+    let variable = validate(variable?)?;
+    let sealed = project_variables::seal(&spur, &variable).map_err(ApiError::internal)?;
+    match spur
+        .store
+        .put_project_variable(project.id, variable.key.clone(), sealed, true)
+        .await?
+    {
+        Ok(()) => Ok(json_response(StatusCode::CREATED, &view(&variable))),
+        Err(_) => Err(ApiError::invalid(
+            "key",
+            &format!("({}) has already been taken", variable.key),
+        )),
+    }
+}
+
+/// `PUT /projects/:id/variables/:key`: changes the given attributes.
+pub async fn update(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let params = Params::read(&req, payload, spur.max_body_bytes).await?;
+    let project = project_for(&req, &spur).await?;
+    let key = segment(&req, "key");
+    let existing = project_variables::get(&spur, project.id, &key)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("Variable"))?;
+    let mut v = Validation::default();
+    let value = v
+        .optional_string(&params, "value")
+        .unwrap_or_else(|| existing.value.clone());
+    let variable = read_variable(&params, &mut v, key, value, Some(&existing));
+    v.finish()?;
+    let variable = validate(variable?)?;
+    let sealed = project_variables::seal(&spur, &variable).map_err(ApiError::internal)?;
+    match spur
+        .store
+        .put_project_variable(project.id, variable.key.clone(), sealed, false)
+        .await?
+    {
+        Ok(()) => Ok(json_response(StatusCode::OK, &view(&variable))),
+        Err(_) => Err(ApiError::not_found("Variable")),
+    }
+}
+
+/// `DELETE /projects/:id/variables/:key`.
+pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let project = project_for(&req, &spur).await?;
+    match spur
+        .store
+        .delete_project_variable(project.id, segment(&req, "key"))
+        .await?
+    {
+        Ok(()) => Ok(HttpResponse::NoContent().finish()),
+        Err(Refusal::NotFound | Refusal::Taken(_)) => Err(ApiError::not_found("Variable")),
+    }
+}
+
+/// The variable the parameters describe, defaults from `existing` (an update) or GitLab's.
+fn read_variable(
+    params: &Params,
+    v: &mut Validation,
+    key: String,
+    value: String,
+    existing: Option<&ProjectVariable>,
+) -> Result<ProjectVariable, ApiError> {
+    let variable_type = match v.optional_string(params, "variable_type").as_deref() {
+        None => existing.map_or(VariableType::EnvVar, |e| e.variable_type),
+        Some("env_var") => VariableType::EnvVar,
+        Some("file") => VariableType::File,
+        Some(_) => return Err(ApiError::Params("variable_type does not have a valid value".into())),
+    };
+    Ok(ProjectVariable {
+        key,
+        value,
+        variable_type,
+        protected: v
+            .optional_bool(params, "protected")
+            .unwrap_or(existing.is_some_and(|e| e.protected)),
+        masked: v
+            .optional_bool(params, "masked")
+            .unwrap_or(existing.is_some_and(|e| e.masked)),
+        raw: v
+            .optional_bool(params, "raw")
+            .unwrap_or(existing.is_some_and(|e| e.raw)),
+        description: v
+            .optional_string(params, "description")
+            .or_else(|| existing.and_then(|e| e.description.clone())),
+    })
+}
+
+/// GitLab's model validation: key format and, for masked variables, the value's shape.
+fn validate(variable: ProjectVariable) -> Result<ProjectVariable, ApiError> {
+    if !is_valid_variable_key(&variable.key) {
+        return Err(ApiError::invalid("key", "can contain only letters, digits and '_'."));
+    }
+    if variable.masked && !is_maskable(&variable.value) {
+        return Err(ApiError::invalid("value", "is invalid"));
+    }
+    Ok(variable)
+}

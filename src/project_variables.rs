@@ -1,0 +1,48 @@
+//! Project CI/CD variables as the rest of spur sees them: sealed before storage, unsealed on
+//! read, and filtered for a pipeline (protected variables only reach the default branch, which
+//! spur treats as its one protected ref until protected refs exist).
+
+use crate::app::Spur;
+use crate::domain::ProjectVariable;
+
+/// Every variable of a project, unsealed, by key.
+pub fn list(spur: &Spur, project_id: u64) -> Result<Vec<ProjectVariable>, String> {
+    let sealed = spur
+        .store
+        .project_variables_sealed(project_id)
+        .map_err(|e| e.to_string())?;
+    sealed
+        .into_iter()
+        .map(|(_, bytes)| {
+            let plain = spur.secrets.unseal(&bytes).map_err(|e| e.to_string())?;
+            serde_json::from_slice(&plain).map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// The variable `key` of a project.
+pub fn get(spur: &Spur, project_id: u64, key: &str) -> Result<Option<ProjectVariable>, String> {
+    Ok(list(spur, project_id)?.into_iter().find(|v| v.key == key))
+}
+
+/// Seals a variable for storage.
+pub fn seal(spur: &Spur, variable: &ProjectVariable) -> Result<Vec<u8>, String> {
+    let bytes = serde_json::to_vec(variable).map_err(|e| e.to_string())?;
+    spur.secrets.seal(&bytes).map_err(|e| e.to_string())
+}
+
+/// The `(key, value)` pairs a pipeline on `ref_name` receives.
+pub fn for_pipeline(
+    spur: &Spur,
+    project_id: u64,
+    ref_name: &str,
+    is_tag: bool,
+    default_branch: Option<&str>,
+) -> Result<Vec<(String, String)>, String> {
+    let protected_ref = !is_tag && default_branch == Some(ref_name);
+    Ok(list(spur, project_id)?
+        .into_iter()
+        .filter(|v| !v.protected || protected_ref)
+        .map(|v| (v.key, v.value))
+        .collect())
+}

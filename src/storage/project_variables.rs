@@ -1,0 +1,59 @@
+//! Project CI/CD variables, stored sealed: storage sees only ciphertext, callers seal and unseal.
+
+use super::tables::PROJECT_VARIABLES;
+use super::{Error, Refusal, Store};
+use redb::ReadableTable;
+
+impl Store {
+    /// A project's sealed variables, by key.
+    pub fn project_variables_sealed(&self, project_id: u64) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        self.read(|tx| {
+            let table = tx.open_table(PROJECT_VARIABLES)?;
+            let mut out = Vec::new();
+            for entry in table.range((project_id, "")..)? {
+                let (key, value) = entry?;
+                let (pid, name) = key.value();
+                if pid != project_id {
+                    break;
+                }
+                out.push((name.to_string(), value.value().to_vec()));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Stores a sealed variable: `create_only` refuses an existing key (`Taken`), otherwise the
+    /// key must exist (`NotFound`).
+    pub async fn put_project_variable(
+        &self,
+        project_id: u64,
+        key: String,
+        sealed: Vec<u8>,
+        create_only: bool,
+    ) -> Result<Result<(), Refusal>, Error> {
+        self.write(move |tx| {
+            let mut table = tx.open_table(PROJECT_VARIABLES)?;
+            let exists = table.get((project_id, key.as_str()))?.is_some();
+            match (exists, create_only) {
+                (true, true) => return Ok(Err(Refusal::Taken("key"))),
+                (false, false) => return Ok(Err(Refusal::NotFound)),
+                _ => {}
+            }
+            table.insert((project_id, key.as_str()), sealed.as_slice())?;
+            Ok(Ok(()))
+        })
+        .await
+    }
+
+    /// Deletes a variable.
+    pub async fn delete_project_variable(&self, project_id: u64, key: String) -> Result<Result<(), Refusal>, Error> {
+        self.write(move |tx| {
+            let removed = tx
+                .open_table(PROJECT_VARIABLES)?
+                .remove((project_id, key.as_str()))?
+                .is_some();
+            Ok(if removed { Ok(()) } else { Err(Refusal::NotFound) })
+        })
+        .await
+    }
+}
