@@ -66,6 +66,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/projects/{id}/triggers/{trigger_id}",
                 web::delete().to(triggers::delete),
             )
+            .route("/projects/{id}/ci/lint", web::post().to(lint::lint))
             .route("/projects/{id}/variables", web::get().to(variables::list))
             .route("/projects/{id}/variables", web::post().to(variables::create))
             .route("/projects/{id}/variables/{key}", web::get().to(variables::show))

@@ -311,3 +311,48 @@ async fn project_variables_are_managed_by_maintainers_and_reach_planning() {
         "a variable value is in the database file"
     );
 }
+
+#[tokio::test]
+async fn ci_lint_explains_which_jobs_would_run() {
+    let (s, _repo, pid, _) = setup(&[(".gitlab-ci.yml", CONFIG), ("ci/extra.yml", EXTRA)]).await;
+    let lint = |body: Value| s.root(Method::POST, &format!("/projects/{pid}/ci/lint")).json(&body);
+    // the project's own file at its default branch, for a trigger with a variable
+    let (status, r) = send(lint(
+        json!({"source": "trigger", "variables": {"DEPLOY_ENV": "production"}}),
+    ))
+    .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!((r["valid"].as_bool(), r["errors"].clone()), (Some(true), json!([])));
+    let names: Vec<&str> = r["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["build", "lint", "deploy"]);
+    assert_eq!(r["stages"], json!(["build", "test", "deploy"]));
+    // given content; an invalid one; a filtered one
+    let (_, r) = send(lint(json!({"content": "job:\n  script: x\n  when: sometimes\n"}))).await;
+    assert_eq!(r["valid"], false);
+    assert_eq!(
+        r["errors"][0],
+        "jobs:job when should be one of: on_success, on_failure, always, manual, delayed"
+    );
+    let (_, r) = send(lint(
+        json!({"content": "workflow:\n  rules:\n    - when: never\njob:\n  script: x\n"}),
+    ))
+    .await;
+    assert_eq!(
+        (r["valid"].as_bool(), r["warnings"][0].as_str()),
+        (Some(true), Some("Pipeline filtered out by workflow rules."))
+    );
+    let (status, _) = send(lint(json!({"ref": "nope"}))).await;
+    assert_eq!(status, 400);
+    let (_, pat) = s.user("outsider").await;
+    assert_eq!(
+        send(s.as_token(&pat, Method::POST, &format!("/projects/{pid}/ci/lint")))
+            .await
+            .0,
+        404
+    );
+}

@@ -3,6 +3,7 @@
 pub mod create_pipeline;
 pub mod groups;
 pub mod jobs;
+pub mod lint;
 pub mod members;
 pub mod pipelines;
 pub mod projects;

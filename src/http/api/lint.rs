@@ -1,0 +1,93 @@
+//! `POST /projects/:id/ci/lint` (Developer+): validates `content` (or the project's
+//! `.gitlab-ci.yml` at `ref`) with the real planner and says which jobs a pipeline from `source`
+//! with `variables` would have: GitLab's `valid`/`errors`/`warnings`/`jobs`, plus spur's `stages`.
+
+use super::segment;
+use crate::ci_config::plan::{Context, PlanError, plan};
+use crate::domain::AccessLevel;
+use crate::git::Origin;
+use crate::http::error::ApiError;
+use crate::http::params::{Params, Validation};
+use crate::http::{State, json_response, signed_in, visible_project};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Value, json};
+
+/// Lints and explains.
+pub async fn lint(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let actor = signed_in(&req, &spur).await?;
+    let params = Params::read(&req, payload, spur.max_body_bytes).await?;
+    let (project, access) = visible_project(&spur, &segment(&req, "id"), Some(&actor))?;
+    if !access.at_least(AccessLevel::Developer) {
+        return Err(ApiError::forbidden());
+    }
+    let mut v = Validation::default();
+    let content = v.optional_string(&params, "content");
+    let ref_name = v
+        .optional_string(&params, "ref")
+        .or_else(|| project.default_branch.clone())
+        .unwrap_or_else(|| "main".into());
+    let source = v.optional_string(&params, "source").unwrap_or_else(|| "push".into());
+    let _dry_run = v.optional_bool(&params, "dry_run");
+    if params.get("variables").is_some_and(|x| !x.is_object()) {
+        v.fail("variables", "is invalid");
+    }
+    v.finish()?;
+    let variables: Vec<(String, String)> = match params.get("variables") {
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
+    spur.repos.refresh(&project.repo_name, &origin).await.ok();
+    let s = spur.clone();
+    let report = web::block(move || -> Result<Value, ApiError> {
+        let path = s.repos.path_of(&project.repo_name, &origin);
+        let resolved = s.repos.resolve(&path, &ref_name).map_err(|e| ApiError::invalid("base", e.message()))?;
+        let files = s.repos.commit_files(&path, &resolved.sha).map_err(ApiError::internal)?;
+        let project_variables = crate::project_variables::for_pipeline(&s, project.id, &resolved.short, resolved.tag, project.default_branch.as_deref())
+            .map_err(ApiError::internal)?;
+        let ctx = Context {
+            source,
+            ref_name: resolved.short,
+            ref_is_tag: resolved.tag,
+            default_branch: project.default_branch.clone().unwrap_or_else(|| "main".into()),
+            project_path: project.full_path.clone(),
+            project_id: project.id,
+            sha: resolved.sha,
+            commit_message: files.message.clone(),
+            pipeline_variables: variables,
+            project_variables,
+        };
+        let read = |p: &str| match (&content, p) {
+            (Some(text), ".gitlab-ci.yml") => Some(text.clone()),
+            _ => files.read(p),
+        };
+        Ok(match plan(&read, files.paths(), &ctx) {
+            Ok(plan) => {
+                let jobs: Vec<Value> = plan
+                    .jobs
+                    .iter()
+                    .map(|j| {
+                        json!({
+                            "name": j.name, "stage": j.stage, "when": j.when, "allow_failure": j.allow_failure,
+                            "needs": j.needs, "before_script": j.before_script, "script": j.script,
+                            "after_script": j.after_script,
+                        })
+                    })
+                    .collect();
+                json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": null, "includes": [], "stages": plan.stages, "jobs": jobs})
+            }
+            Err(PlanError::Filtered(message)) => {
+                json!({"valid": true, "errors": [], "warnings": [message], "merged_yaml": null, "includes": [], "stages": [], "jobs": []})
+            }
+            Err(PlanError::Config(message)) => {
+                json!({"valid": false, "errors": [message], "warnings": [], "merged_yaml": null, "includes": [], "stages": [], "jobs": []})
+            }
+        })
+    })
+    .await??;
+    Ok(json_response(StatusCode::OK, &report))
+}
