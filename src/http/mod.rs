@@ -209,6 +209,22 @@ pub fn visible_project(spur: &Spur, id: &str, actor: Option<&Actor>) -> Result<(
     Ok((project, access))
 }
 
+/// The project named by `:id` for a signed-in caller holding at least `level` (any role that
+/// sees the project when `None`): 401 anonymous, 404 `Project Not Found` when invisible, 403
+/// below `level`.
+pub async fn project_with_role(
+    req: &HttpRequest,
+    spur: &State,
+    level: Option<crate::domain::AccessLevel>,
+) -> Result<(Actor, Project, ProjectAccess), ApiError> {
+    let actor = signed_in(req, spur).await?;
+    let (project, access) = visible_project(spur, &api::segment(req, "id"), Some(&actor))?;
+    if level.is_some_and(|l| !access.at_least(l)) {
+        return Err(ApiError::forbidden());
+    }
+    Ok((actor, project, access))
+}
+
 /// Decodes `%XX` escapes (for `grp%2Fproj` in a path segment); invalid escapes stay as they are.
 pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();

@@ -2,11 +2,10 @@
 //! `variables` (an array of `{key, value, variable_type}`). Any failure is 400 and stores
 //! nothing, as GitLab does for this endpoint.
 
-use super::segment;
 use crate::domain::{AccessLevel, PipelineSource, Variable, VariableType, is_valid_variable_key};
 use crate::http::error::ApiError;
 use crate::http::params::{Params, Validation};
-use crate::http::{State, json_response, signed_in, views, visible_project};
+use crate::http::{State, json_response, project_with_role, views};
 use crate::pipeline_create::{CreateError, CreateRefusal, CreateRequest, create};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -18,12 +17,8 @@ pub async fn create_api_pipeline(
     spur: State,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = signed_in(&req, &spur).await?;
     let params = Params::read(&req, payload, spur.max_body_bytes).await?;
-    let (project, access) = visible_project(&spur, &segment(&req, "id"), Some(&actor))?;
-    if !access.at_least(AccessLevel::Developer) {
-        return Err(ApiError::forbidden());
-    }
+    let (actor, project, access) = project_with_role(&req, &spur, Some(AccessLevel::Developer)).await?;
     let mut v = Validation::default();
     let ref_name = v.required_string(&params, "ref");
     let variables = match params.get("variables") {

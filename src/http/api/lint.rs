@@ -2,25 +2,20 @@
 //! `.gitlab-ci.yml` at `ref`) with the real planner and says which jobs a pipeline from `source`
 //! with `variables` would have: GitLab's `valid`/`errors`/`warnings`/`jobs`, plus spur's `stages`.
 
-use super::segment;
 use crate::ci_config::plan::{Context, PlanError, plan};
 use crate::domain::AccessLevel;
 use crate::git::Origin;
 use crate::http::error::ApiError;
 use crate::http::params::{Params, Validation};
-use crate::http::{State, json_response, signed_in, visible_project};
+use crate::http::{State, json_response, project_with_role};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 /// Lints and explains.
 pub async fn lint(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
-    let actor = signed_in(&req, &spur).await?;
     let params = Params::read(&req, payload, spur.max_body_bytes).await?;
-    let (project, access) = visible_project(&spur, &segment(&req, "id"), Some(&actor))?;
-    if !access.at_least(AccessLevel::Developer) {
-        return Err(ApiError::forbidden());
-    }
+    let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Developer)).await?;
     let mut v = Validation::default();
     let content = v.optional_string(&params, "content");
     let ref_name = v

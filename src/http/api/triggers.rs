@@ -2,15 +2,15 @@
 //! with GitLab's roles: Maintainer+ lists, creates and revokes any token; only its owner, while
 //! still Maintainer+, updates it or sees it in full; everyone else sees the 4-character short token.
 
-use super::{id_segment, segment};
+use super::id_segment;
 use crate::app::Spur;
 use crate::auth::{Actor, ProjectAccess};
 use crate::clock;
-use crate::domain::{AccessLevel, Trigger};
+use crate::domain::{AccessLevel, Project, Trigger};
 use crate::http::error::ApiError;
 use crate::http::pagination::paginated;
 use crate::http::params::{Params, Validation};
-use crate::http::{State, json_response, signed_in, views, visible_project};
+use crate::http::{State, json_response, project_with_role, views};
 use crate::secrets;
 use crate::storage::{NewTrigger, Refusal};
 use actix_web::http::StatusCode;
@@ -44,13 +44,9 @@ async fn project_for(
     req: &HttpRequest,
     spur: &State,
     any_role: bool,
-) -> Result<(Actor, crate::domain::Project, ProjectAccess), ApiError> {
-    let actor = signed_in(req, spur).await?;
-    let (project, access) = visible_project(spur, &segment(req, "id"), Some(&actor))?;
-    if !any_role && !access.at_least(AccessLevel::Maintainer) {
-        return Err(ApiError::forbidden());
-    }
-    Ok((actor, project, access))
+) -> Result<(Actor, Project, ProjectAccess), ApiError> {
+    let level = if any_role { None } else { Some(AccessLevel::Maintainer) };
+    project_with_role(req, spur, level).await
 }
 
 /// The project's trigger `trigger_id`, if it exists and has not expired.

@@ -6,7 +6,7 @@ use crate::domain::{AccessLevel, Project, ProjectVariable, VariableType, is_mask
 use crate::http::error::ApiError;
 use crate::http::pagination::paginated;
 use crate::http::params::{Params, Validation};
-use crate::http::{State, json_response, signed_in, visible_project};
+use crate::http::{State, json_response, project_with_role};
 use crate::project_variables;
 use crate::storage::Refusal;
 use actix_web::http::StatusCode;
@@ -29,12 +29,7 @@ fn view(v: &ProjectVariable) -> Value {
 
 /// The project, for a Maintainer+ caller (401, 404, 403 otherwise).
 async fn project_for(req: &HttpRequest, spur: &State) -> Result<Project, ApiError> {
-    let actor = signed_in(req, spur).await?;
-    let (project, access) = visible_project(spur, &segment(req, "id"), Some(&actor))?;
-    if !access.at_least(AccessLevel::Maintainer) {
-        return Err(ApiError::forbidden());
-    }
-    Ok(project)
+    Ok(project_with_role(req, spur, Some(AccessLevel::Maintainer)).await?.1)
 }
 
 /// `GET /projects/:id/variables`.
