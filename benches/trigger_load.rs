@@ -108,27 +108,16 @@ async fn load_run(seconds: u64, connections: usize) -> RunResult {
     let (child, base) = start(&data);
     wait_ready(&base).await;
     let http = reqwest::Client::new();
-    let project: serde_json::Value = http
-        .post(format!("{base}/api/v4/projects"))
-        .header("PRIVATE-TOKEN", ROOT_TOKEN)
-        .form(&[("name", "bench"), ("import_url", repo.to_str().unwrap())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let project_url = format!("{base}/api/v4/projects");
+    let project = post_as_root(
+        &http,
+        &project_url,
+        &[("name", "bench"), ("import_url", repo.to_str().unwrap())],
+    )
+    .await;
     let pid = project["id"].as_u64().expect("project created");
-    let trigger: serde_json::Value = http
-        .post(format!("{base}/api/v4/projects/{pid}/triggers"))
-        .header("PRIVATE-TOKEN", ROOT_TOKEN)
-        .form(&[("description", "bench")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let triggers_url = format!("{base}/api/v4/projects/{pid}/triggers");
+    let trigger = post_as_root(&http, &triggers_url, &[("description", "bench")]).await;
     let token = trigger["token"].as_str().unwrap().to_string();
     let ids_file = dir.path().join("ids");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/trigger.lua");
@@ -200,6 +189,19 @@ async fn load_run(seconds: u64, connections: usize) -> RunResult {
         max_ms: field("max_us") / 1000.0,
         verified: acknowledged.len(),
     }
+}
+
+/// POSTs a form as root and returns the JSON answer.
+async fn post_as_root(http: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> serde_json::Value {
+    http.post(url)
+        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 fn start(data: &Path) -> (Child, String) {

@@ -1,9 +1,10 @@
-//! Project CI/CD variables as the rest of spur sees them: sealed before storage, unsealed on
+//! Project CI/CD variables as the rest of spur sees them: sealed here before storage, unsealed on
 //! read, and filtered for a pipeline (protected variables only reach the default branch, which
 //! spur treats as its one protected ref until protected refs exist).
 
 use crate::app::Spur;
 use crate::domain::ProjectVariable;
+use crate::storage::Refusal;
 
 /// Every variable of a project, unsealed, by key.
 pub fn list(spur: &Spur, project_id: u64) -> Result<Vec<ProjectVariable>, String> {
@@ -25,10 +26,20 @@ pub fn get(spur: &Spur, project_id: u64, key: &str) -> Result<Option<ProjectVari
     Ok(list(spur, project_id)?.into_iter().find(|v| v.key == key))
 }
 
-/// Seals a variable for storage.
-pub fn seal(spur: &Spur, variable: &ProjectVariable) -> Result<Vec<u8>, String> {
+/// Seals and stores a variable: `create_only` refuses an existing key (`Taken`), otherwise the
+/// key must exist (`NotFound`).
+pub async fn store(
+    spur: &Spur,
+    project_id: u64,
+    variable: &ProjectVariable,
+    create_only: bool,
+) -> Result<Result<(), Refusal>, String> {
     let bytes = serde_json::to_vec(variable).map_err(|e| e.to_string())?;
-    spur.secrets.seal(&bytes).map_err(|e| e.to_string())
+    let sealed = spur.secrets.seal(&bytes).map_err(|e| e.to_string())?;
+    spur.store
+        .put_project_variable(project_id, variable.key.clone(), sealed, create_only)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// The `(key, value)` pairs a pipeline on `ref_name` receives.

@@ -6,14 +6,43 @@ use reqwest::Method;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_triggers_survive_kill_9() {
+/// A server on a data dir that outlives it, with a project and a trigger token.
+struct Crashable {
+    _dir: tempfile::TempDir,
+    _repo: Repo,
+    data: std::path::PathBuf,
+    s: Server,
+    pid: u64,
+    token: String,
+}
+
+async fn crashable() -> Crashable {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let repo = Repo::new();
-    let mut s = Server::start_on(&data, &[]);
+    let s = Server::start_on(&data, &[]);
     let pid = s.project("demo", repo.path()).await;
     let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    Crashable {
+        _dir: dir,
+        _repo: repo,
+        data,
+        s,
+        pid,
+        token,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_triggers_survive_kill_9() {
+    let Crashable {
+        _dir,
+        _repo,
+        data,
+        mut s,
+        pid,
+        token,
+    } = crashable().await;
     let url = s.api(&format!("/projects/{pid}/trigger/pipeline"));
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
@@ -75,12 +104,14 @@ async fn a_second_server_on_the_same_data_dir_is_refused() {
 
 #[tokio::test]
 async fn tokens_and_variables_are_not_stored_in_plain_text() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let repo = Repo::new();
-    let mut s = Server::start_on(&data, &[]);
-    let pid = s.project("demo", repo.path()).await;
-    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let Crashable {
+        _dir,
+        _repo,
+        data,
+        mut s,
+        pid,
+        token,
+    } = crashable().await;
     let (_, pat) = s.user("someone").await;
     let secret_value = "s3cr3t-variable-value-7781";
     let (status, _) = send(s.http.post(s.api(&format!("/projects/{pid}/trigger/pipeline"))).form(&[

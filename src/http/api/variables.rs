@@ -66,11 +66,9 @@ pub async fn create(req: HttpRequest, spur: State, payload: web::Payload) -> Res
     );
     v.finish()?;
     let variable = validate(variable?)?;
-    let sealed = project_variables::seal(&spur, &variable).map_err(ApiError::internal)?;
-    match spur
-        .store
-        .put_project_variable(project.id, variable.key.clone(), sealed, true)
-        .await?
+    match project_variables::store(&spur, project.id, &variable, true)
+        .await
+        .map_err(ApiError::internal)?
     {
         Ok(()) => Ok(json_response(StatusCode::CREATED, &view(&variable))),
         Err(_) => Err(ApiError::invalid(
@@ -95,11 +93,9 @@ pub async fn update(req: HttpRequest, spur: State, payload: web::Payload) -> Res
     let variable = read_variable(&params, &mut v, key, value, Some(&existing));
     v.finish()?;
     let variable = validate(variable?)?;
-    let sealed = project_variables::seal(&spur, &variable).map_err(ApiError::internal)?;
-    match spur
-        .store
-        .put_project_variable(project.id, variable.key.clone(), sealed, false)
-        .await?
+    match project_variables::store(&spur, project.id, &variable, false)
+        .await
+        .map_err(ApiError::internal)?
     {
         Ok(()) => Ok(json_response(StatusCode::OK, &view(&variable))),
         Err(_) => Err(ApiError::not_found("Variable")),
