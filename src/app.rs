@@ -6,12 +6,15 @@ use crate::clock;
 use crate::config::Config;
 use crate::domain::{TokenScope, User};
 use crate::git::Repos;
+use crate::scheduler::{self, Inbox, Scheduler};
 use crate::secrets::{self, Secrets};
 use crate::storage::{NewUser, Store};
+use crate::trace::Traces;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// Shared state of a running spur.
 pub struct Spur {
@@ -27,6 +30,16 @@ pub struct Spur {
     pub data_dir: PathBuf,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// The owner of job state; every job change goes through it.
+    pub scheduler: Scheduler,
+    /// The scheduler's inbox until `start_engine` takes it.
+    inbox: Mutex<Option<Inbox>>,
+    /// Job logs.
+    pub traces: Traces,
+    /// Timeout of jobs whose configuration sets none, in seconds.
+    pub job_timeout_secs: u64,
+    /// Jobs the built-in executor runs at once (0: none).
+    pub concurrent: usize,
 }
 
 /// A start-up failure, with a message meant for the operator.
@@ -55,7 +68,18 @@ impl Spur {
             )),
             other => StartError(format!("cannot open {}: {other}", dir.join("spur.redb").display())),
         })?;
+        let traces = Traces::new(dir.join("traces"), config.max_trace_bytes)
+            .map_err(|e| StartError(format!("cannot create {}: {e}", dir.join("traces").display())))?;
+        let (scheduler, inbox) = scheduler::channel();
+        let concurrent = config
+            .concurrent
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         let spur = Spur {
+            scheduler,
+            inbox: Mutex::new(Some(inbox)),
+            traces,
+            job_timeout_secs: config.job_timeout_secs,
+            concurrent,
             store,
             secrets,
             repos: Repos::new(dir.join("repositories")),
@@ -118,6 +142,31 @@ impl Spur {
         write_private(&path, &format!("# spur's first administrator; change or revoke these.\nusername: root\npassword: {password}\npersonal_access_token: {token}\n"))
             .map_err(|e| err(format!("cannot write {}: {e}", path.display())))?;
         tracing::info!(path = %path.display(), "created the administrator root; its credentials are in this file");
+        Ok(())
+    }
+
+    /// Starts the pipeline engine on its own runtime thread: the scheduler (which first recovers
+    /// unfinished jobs) and the built-in executor's workers. Only the first call starts it.
+    pub fn start_engine(self: &Arc<Self>) -> Result<(), StartError> {
+        let Some(inbox) = self.inbox.lock().ok().and_then(|mut i| i.take()) else {
+            return Ok(());
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("spur-engine")
+            .enable_all()
+            .build()
+            .map_err(|e| StartError(format!("cannot start the pipeline engine: {e}")))?;
+        let spur = self.clone();
+        std::thread::Builder::new()
+            .name("spur-engine".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    crate::executor::start(spur.clone(), spur.concurrent);
+                    scheduler::run(spur, inbox).await;
+                })
+            })
+            .map_err(|e| StartError(format!("cannot start the pipeline engine: {e}")))?;
         Ok(())
     }
 

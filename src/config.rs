@@ -23,6 +23,12 @@ pub struct Config {
     pub root_token: Option<String>,
     /// HTTP worker threads (0: one per core).
     pub workers: usize,
+    /// Jobs the built-in shell executor runs at once (`None`: one per core; 0: off).
+    pub concurrent: Option<usize>,
+    /// A job's timeout when its configuration names none, in seconds.
+    pub job_timeout_secs: u64,
+    /// Largest job log kept, in bytes; output past it is dropped with a notice.
+    pub max_trace_bytes: u64,
 }
 
 impl fmt::Debug for Config {
@@ -35,12 +41,23 @@ impl fmt::Debug for Config {
             .field("root_password", &self.root_password.as_ref().map(|_| "<redacted>"))
             .field("root_token", &self.root_token.as_ref().map(|_| "<redacted>"))
             .field("workers", &self.workers)
+            .field("concurrent", &self.concurrent)
+            .field("job_timeout_secs", &self.job_timeout_secs)
+            .field("max_trace_bytes", &self.max_trace_bytes)
             .finish()
     }
 }
 
 /// Default body limit: 1 MiB, like GitLab's default for API payloads of this kind.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Default job timeout: one hour, GitLab's project default.
+pub const DEFAULT_JOB_TIMEOUT_SECS: u64 = 3600;
+
+/// Default log cap: 16 MiB. GitLab's runners stop at 4 MiB, which cuts off verbose builds; the
+/// log is a file on the server's own disk, so four times that costs little and still bounds a
+/// runaway job.
+pub const DEFAULT_MAX_TRACE_BYTES: u64 = 16 << 20;
 
 impl Config {
     /// A configuration for `data_dir` with every other setting at its default.
@@ -54,6 +71,9 @@ impl Config {
             root_password: None,
             root_token: None,
             workers: 0,
+            concurrent: None,
+            job_timeout_secs: DEFAULT_JOB_TIMEOUT_SECS,
+            max_trace_bytes: DEFAULT_MAX_TRACE_BYTES,
         }
     }
 }
@@ -72,6 +92,12 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     /// See [`Config::workers`].
     pub workers: Option<usize>,
+    /// See [`Config::concurrent`].
+    pub concurrent: Option<usize>,
+    /// See [`Config::job_timeout_secs`].
+    pub job_timeout_secs: Option<u64>,
+    /// See [`Config::max_trace_bytes`].
+    pub max_trace_bytes: Option<u64>,
 }
 
 impl FileConfig {

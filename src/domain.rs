@@ -473,6 +473,23 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    /// Parses GitLab's name for a status.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            JobStatus::Created,
+            JobStatus::Pending,
+            JobStatus::Running,
+            JobStatus::Success,
+            JobStatus::Failed,
+            JobStatus::Canceled,
+            JobStatus::Skipped,
+            JobStatus::Manual,
+            JobStatus::Scheduled,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
     /// GitLab's name for the status.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -532,6 +549,84 @@ pub struct Job {
     pub started_at: Option<Millis>,
     /// End time.
     pub finished_at: Option<Millis>,
+    /// Runtime settings read from the job's configuration.
+    #[serde(default)]
+    pub settings: JobSettings,
+    /// When the job was queued for an executor.
+    #[serde(default)]
+    pub queued_at: Option<Millis>,
+    /// When a `delayed` job becomes pending.
+    #[serde(default)]
+    pub scheduled_at: Option<Millis>,
+    /// Why it failed (GitLab's `failure_reason`: `script_failure`, `job_execution_timeout`, ...).
+    #[serde(default)]
+    pub failure_reason: Option<String>,
+    /// The exit code of the script, when it ran to an end.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// Replaced by a newer attempt (GitLab hides retried jobs by default).
+    #[serde(default)]
+    pub retried: bool,
+    /// Which attempt this is, counting from 0.
+    #[serde(default)]
+    pub attempt: u32,
+    /// What ran the job (`spur-shell`, or a runner's description).
+    #[serde(default)]
+    pub runner: Option<String>,
+}
+
+impl JobStatus {
+    /// Whether the status is final (nothing more happens without a retry).
+    pub fn is_complete(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Success | JobStatus::Failed | JobStatus::Canceled | JobStatus::Skipped
+        )
+    }
+
+    /// Whether the job is queued or running (cancelable).
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Created | JobStatus::Pending | JobStatus::Running | JobStatus::Scheduled
+        )
+    }
+}
+
+/// Runtime settings of a job, read from its configuration when the pipeline is created.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSettings {
+    /// `timeout` in seconds; the server's default when absent.
+    pub timeout_secs: Option<u64>,
+    /// `retry:max` (0..=2).
+    pub retry_max: u32,
+    /// `retry:when` failure reasons; empty means any failure (`always`).
+    pub retry_when: Vec<String>,
+    /// `retry:exit_codes`; empty means any exit code.
+    pub retry_exit_codes: Vec<i64>,
+    /// `start_in` of a delayed job, in seconds.
+    pub start_in_secs: Option<u64>,
+    /// `interruptible`.
+    pub interruptible: bool,
+    /// `image:name`, kept for runners; the shell executor ignores it with a warning.
+    pub image: Option<String>,
+    /// `services` names, kept for runners.
+    pub services: Vec<String>,
+    /// `cache:key` (after expansion), when the job has a cache.
+    pub cache_key: Option<String>,
+    /// `cache:paths`.
+    pub cache_paths: Vec<String>,
+}
+
+/// What a job's environment holds besides plain values: sealed with the job.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobVariables {
+    /// Every variable, in precedence order (later wins).
+    pub vars: Vec<(String, String)>,
+    /// Keys whose value the job receives as a path to a file holding it.
+    pub file_keys: Vec<String>,
+    /// Values that must never reach the log.
+    pub masked: Vec<String>,
 }
 
 /// How a variable reaches a job: as its value, or as a path to a file holding it.

@@ -2,20 +2,26 @@
 //!
 //! Codemap (details in `ARCHITECTURE.md`): `domain` holds the nouns; `storage` the redb file and
 //! its group-committing writer; `secrets` the data dir's key; `auth` credentials and roles;
-//! `git` repositories; `pipeline_trigger` creating triggered pipelines; `http` the GitLab API.
+//! `git` repositories; `ci_config` planning pipelines from `.gitlab-ci.yml`; `pipeline_create`
+//! and `pipeline_trigger` creating them; `scheduler` owning job state; `executor` the built-in
+//! shell executor; `trace` job logs; `http` the GitLab API.
 
 pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod executor;
 pub mod git;
 pub mod http;
+pub mod job_env;
 pub mod pipeline_trigger;
 pub mod plan_cli;
 pub mod project_variables;
+pub mod scheduler;
 pub mod secrets;
 pub mod storage;
+pub mod trace;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use app::{Spur, StartError};
@@ -36,6 +42,7 @@ pub struct Running {
 /// Opens the data dir and starts serving on `listener`. The server runs when awaited.
 pub async fn serve(config: Config, listener: TcpListener) -> Result<Running, StartError> {
     let spur = Arc::new(Spur::open(&config).await?);
+    spur.start_engine()?;
     let addr = listener
         .local_addr()
         .map_err(|e| StartError(format!("listener: {e}")))?;

@@ -73,7 +73,7 @@ struct ServeArgs {
     /// Base URL used in web_url fields and links [default: http://<listen>].
     #[arg(long, env = "SPUR_EXTERNAL_URL")]
     external_url: Option<String>,
-    /// A TOML file with any of: listen, data_dir, external_url, max_body_bytes, workers.
+    /// A TOML file with any of: listen, data_dir, external_url, max_body_bytes, workers, concurrent, job_timeout_secs, max_trace_bytes.
     #[arg(long, env = "SPUR_CONFIG")]
     config: Option<PathBuf>,
     /// Largest request body in bytes; larger ones get 413 [default: 1048576].
@@ -82,6 +82,15 @@ struct ServeArgs {
     /// HTTP worker threads [default: one per core].
     #[arg(long, env = "SPUR_WORKERS")]
     workers: Option<usize>,
+    /// Jobs the built-in shell executor runs at once; 0 leaves jobs for remote runners [default: one per core].
+    #[arg(long, env = "SPUR_CONCURRENT")]
+    concurrent: Option<usize>,
+    /// Timeout of jobs whose configuration sets none, in seconds [default: 3600].
+    #[arg(long, env = "SPUR_JOB_TIMEOUT")]
+    job_timeout: Option<u64>,
+    /// Largest job log kept, in bytes [default: 16777216].
+    #[arg(long, env = "SPUR_MAX_TRACE_BYTES")]
+    max_trace_bytes: Option<u64>,
     /// Password of the administrator `root`, used only when the data dir is new [default: random].
     #[arg(long, env = "SPUR_ROOT_PASSWORD", hide_env_values = true)]
     root_password: Option<String>,
@@ -113,6 +122,13 @@ impl ServeArgs {
         }
         if let Some(n) = self.workers.or(file.workers) {
             config.workers = n;
+        }
+        config.concurrent = self.concurrent.or(file.concurrent);
+        if let Some(n) = self.job_timeout.or(file.job_timeout_secs) {
+            config.job_timeout_secs = n;
+        }
+        if let Some(n) = self.max_trace_bytes.or(file.max_trace_bytes) {
+            config.max_trace_bytes = n;
         }
         config.root_password = self.root_password;
         config.root_token = self.root_token;

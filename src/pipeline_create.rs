@@ -5,10 +5,15 @@
 
 use crate::app::Spur;
 use crate::auth::ProjectAccess;
+use crate::ci_config::job_settings;
 use crate::ci_config::plan::{Context, Plan, PlanError, plan};
 use crate::clock;
-use crate::domain::{AccessLevel, Job, JobStatus, Pipeline, PipelineSource, PipelineStatus, Project, User, Variable};
+use crate::domain::{
+    AccessLevel, Job, JobStatus, JobVariables, Pipeline, PipelineSource, PipelineStatus, Project, ProjectVariable,
+    User, Variable, VariableType,
+};
 use crate::git::Origin;
+use crate::scheduler::decide;
 use crate::storage::{self, NewJob, NewPipeline};
 use std::sync::Arc;
 
@@ -92,7 +97,7 @@ pub fn prepare(
         .repos
         .commit_files(&path, &resolved.sha)
         .map_err(CreateError::Internal)?;
-    let project_variables = crate::project_variables::for_pipeline(
+    let project_variables = crate::project_variables::records_for_pipeline(
         spur,
         project.id,
         &resolved.short,
@@ -100,6 +105,8 @@ pub fn prepare(
         project.default_branch.as_deref(),
     )
     .map_err(CreateError::Internal)?;
+    let extras = VariableExtras::of(&project_variables, &request.variables);
+    let project_variables = project_variables.into_iter().map(|v| (v.key, v.value)).collect();
     let ctx = Context {
         source: request.source.as_str().into(),
         ref_name: resolved.short.clone(),
@@ -117,11 +124,15 @@ pub fn prepare(
         project_variables,
     };
     let (status, yaml_errors, jobs) = match plan(&|p| files.read(p), files.paths(), &ctx) {
-        Ok(plan) => (
-            PipelineStatus::Created,
-            None,
-            planned_jobs(spur, plan, request.user.id, now)?,
-        ),
+        Ok(plan) => {
+            let mut jobs = planned_jobs(spur, plan, request.user.id, &extras, now)?;
+            let mut records: Vec<Job> = jobs.iter().map(|j| j.job.clone()).collect();
+            decide::advance(&mut records, now);
+            for (new, decided) in jobs.iter_mut().zip(records.iter()) {
+                new.job = decided.clone();
+            }
+            (decide::pipeline_status(&records), None, jobs)
+        }
         Err(PlanError::Filtered(message)) => return Ok(Err(CreateRefusal::Invalid(message))),
         Err(PlanError::Config(message)) => (PipelineStatus::Failed, Some(message), Vec::new()),
     };
@@ -157,7 +168,11 @@ pub async fn record(
             spur.store.create_pipeline(new).await?;
             Ok(Err(CreateRefusal::Unprocessable(message)))
         }
-        None => Ok(Ok(spur.store.create_pipeline(new).await?)),
+        None => {
+            let (pipeline, jobs) = spur.store.create_pipeline(new).await?;
+            spur.scheduler.pipeline_created(&jobs);
+            Ok(Ok(pipeline))
+        }
     }
 }
 
@@ -188,8 +203,44 @@ fn seal_json<T: serde::Serialize>(spur: &Spur, value: &T) -> Result<Vec<u8>, Cre
         .map_err(|e| CreateError::Internal(e.to_string()))
 }
 
+/// What a job's environment needs beyond `(key, value)` pairs: which keys are files, which
+/// values are masked.
+struct VariableExtras {
+    file_keys: Vec<String>,
+    masked: Vec<String>,
+}
+
+impl VariableExtras {
+    /// From the project's variables and the pipeline's (which win for the same key).
+    fn of(project: &[ProjectVariable], pipeline: &[Variable]) -> VariableExtras {
+        let mut file: Vec<(String, bool)> = Vec::new();
+        let types = project
+            .iter()
+            .map(|v| (&v.key, v.variable_type))
+            .chain(pipeline.iter().map(|v| (&v.key, v.variable_type)));
+        for (key, kind) in types {
+            file.retain(|(k, _)| k != key);
+            file.push((key.clone(), kind == VariableType::File));
+        }
+        VariableExtras {
+            file_keys: file.into_iter().filter(|(_, f)| *f).map(|(k, _)| k).collect(),
+            masked: project
+                .iter()
+                .filter(|v| v.masked && !v.value.is_empty())
+                .map(|v| v.value.clone())
+                .collect(),
+        }
+    }
+}
+
 /// The job records of a plan, each with its sealed variables.
-fn planned_jobs(spur: &Spur, plan: Plan, user_id: u64, now: i64) -> Result<Vec<NewJob>, CreateError> {
+fn planned_jobs(
+    spur: &Spur,
+    plan: Plan,
+    user_id: u64,
+    extras: &VariableExtras,
+    now: i64,
+) -> Result<Vec<NewJob>, CreateError> {
     let mut out = Vec::with_capacity(plan.jobs.len());
     for planned in plan.jobs {
         let stage_index = plan.stages.iter().position(|s| *s == planned.stage).unwrap_or(0);
@@ -200,7 +251,13 @@ fn planned_jobs(spur: &Spur, plan: Plan, user_id: u64, now: i64) -> Result<Vec<N
                 .collect(),
             _ => Vec::new(),
         };
-        let variables_sealed = seal_json(spur, &planned.variables)?;
+        let settings = job_settings::read(&planned.config, &planned.variables);
+        let variables = JobVariables {
+            vars: planned.variables,
+            file_keys: extras.file_keys.clone(),
+            masked: extras.masked.clone(),
+        };
+        let variables_sealed = seal_json(spur, &variables)?;
         let job = Job {
             id: 0,
             pipeline_id: 0,
@@ -222,6 +279,14 @@ fn planned_jobs(spur: &Spur, plan: Plan, user_id: u64, now: i64) -> Result<Vec<N
             created_at: now,
             started_at: None,
             finished_at: None,
+            settings,
+            queued_at: None,
+            scheduled_at: None,
+            failure_reason: None,
+            exit_code: None,
+            retried: false,
+            attempt: 0,
+            runner: None,
         };
         out.push(NewJob { job, variables_sealed });
     }

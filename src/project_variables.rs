@@ -50,10 +50,25 @@ pub fn for_pipeline(
     is_tag: bool,
     default_branch: Option<&str>,
 ) -> Result<Vec<(String, String)>, String> {
+    Ok(
+        records_for_pipeline(spur, project_id, ref_name, is_tag, default_branch)?
+            .into_iter()
+            .map(|v| (v.key, v.value))
+            .collect(),
+    )
+}
+
+/// The variables a pipeline on `ref_name` receives, whole (type and masking included).
+pub fn records_for_pipeline(
+    spur: &Spur,
+    project_id: u64,
+    ref_name: &str,
+    is_tag: bool,
+    default_branch: Option<&str>,
+) -> Result<Vec<ProjectVariable>, String> {
     let protected_ref = !is_tag && default_branch == Some(ref_name);
     Ok(list(spur, project_id)?
         .into_iter()
         .filter(|v| !v.protected || protected_ref)
-        .map(|v| (v.key, v.value))
         .collect())
 }

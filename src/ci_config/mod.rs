@@ -4,6 +4,7 @@
 //! file reader and the file list at the pipeline's commit.
 
 pub mod compose;
+pub mod job_settings;
 pub mod plan;
 pub mod policy;
 pub mod variables;

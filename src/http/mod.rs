@@ -92,6 +92,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .route("/projects/{id}/jobs", web::get().to(jobs::list))
             .route("/projects/{id}/jobs/{job_id}", web::get().to(jobs::show))
+            .route("/projects/{id}/jobs/{job_id}/trace", web::get().to(jobs::trace))
+            .route("/projects/{id}/jobs/{job_id}/cancel", web::post().to(jobs::cancel))
+            .route("/projects/{id}/jobs/{job_id}/retry", web::post().to(jobs::retry))
+            .route("/projects/{id}/jobs/{job_id}/play", web::post().to(jobs::play))
+            .route(
+                "/projects/{id}/pipelines/{pipeline_id}/cancel",
+                web::post().to(pipelines::cancel),
+            )
+            .route(
+                "/projects/{id}/pipelines/{pipeline_id}/retry",
+                web::post().to(pipelines::retry),
+            )
+            .route("/job", web::get().to(jobs::current))
             .default_service(web::to(api_not_found)),
     );
 }

@@ -253,11 +253,12 @@ pub fn variable(v: &Variable) -> Value {
 
 /// `Job`: a pipeline's job with its pipeline, commit and user.
 pub fn job(spur: &Spur, project: &Project, pipeline: &Pipeline, j: &Job, user: Option<&User>) -> Value {
-    let duration = match (j.started_at, j.finished_at) {
-        (Some(s), Some(f)) => json!((f - s) as f64 / 1000.0),
+    let seconds = |from: Option<i64>, to: Option<i64>| match (from, to) {
+        (Some(a), Some(b)) => json!((b - a) as f64 / 1000.0),
+        (Some(a), None) => json!((crate::clock::now() - a) as f64 / 1000.0),
         _ => Value::Null,
     };
-    json!({
+    let mut body = json!({
         "id": j.id,
         "status": j.status.as_str(),
         "stage": j.stage,
@@ -270,8 +271,8 @@ pub fn job(spur: &Spur, project: &Project, pipeline: &Pipeline, j: &Job, user: O
         "started_at": opt_time(j.started_at),
         "finished_at": opt_time(j.finished_at),
         "erased_at": null,
-        "duration": duration,
-        "queued_duration": null,
+        "duration": seconds(j.started_at, j.finished_at),
+        "queued_duration": seconds(j.queued_at, j.started_at),
         "user": user.map(|u| user_basic(spur, u)),
         "commit": {"id": pipeline.sha, "short_id": pipeline.sha.chars().take(8).collect::<String>()},
         "pipeline": pipeline_basic(spur, project, pipeline),
@@ -279,10 +280,22 @@ pub fn job(spur: &Spur, project: &Project, pipeline: &Pipeline, j: &Job, user: O
         "project": {"ci_job_token_scope_enabled": false},
         "artifacts": [],
         "artifacts_expire_at": null,
-        "runner": null,
+        "runner": j.runner.as_ref().map(|r| json!({
+            "id": 0, "description": r, "active": true, "paused": false, "is_shared": true,
+            "runner_type": "instance_type", "name": r, "online": true, "status": "online",
+        })),
         "runner_manager": null,
         "tag_list": j.tags,
         "when": j.when,
         "archived": false,
-    })
+    });
+    if j.status == crate::domain::JobStatus::Failed
+        && let Some(obj) = body.as_object_mut()
+    {
+        obj.insert(
+            "failure_reason".into(),
+            json!(j.failure_reason.as_deref().unwrap_or("unknown_failure")),
+        );
+    }
+    body
 }

@@ -3,6 +3,7 @@
 //! submodules. Storage knows nothing of HTTP, roles or git.
 
 mod codec;
+mod jobs;
 mod pipelines;
 mod project_variables;
 mod projects;
@@ -11,6 +12,7 @@ mod triggers;
 mod users;
 mod writer;
 
+pub use jobs::{AddedJob, PipelineChange};
 pub use pipelines::{NewJob, NewPipeline, PipelineFilter, PipelineOrder};
 pub use projects::{NewProject, ProjectChange};
 pub use triggers::NewTrigger;
@@ -179,6 +181,8 @@ fn init_schema(db: &Database) -> Result<(), Error> {
     tx.open_table(tables::PROJECT_JOBS)?;
     tx.open_table(tables::JOB_VARIABLES)?;
     tx.open_table(tables::PROJECT_VARIABLES)?;
+    tx.open_table(tables::ACTIVE_JOBS)?;
+    tx.open_table(tables::JOB_TOKENS)?;
     tx.commit()?;
     Ok(())
 }

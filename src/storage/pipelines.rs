@@ -2,8 +2,8 @@
 
 use super::codec::{decode, encode, get_json};
 use super::tables::{
-    JOB_VARIABLES, JOBS, PIPELINE_IIDS, PIPELINE_JOBS, PIPELINE_VARIABLES, PIPELINES, PROJECT_JOBS, PROJECT_PIPELINES,
-    TRIGGER_LAST_USED,
+    ACTIVE_JOBS, JOB_VARIABLES, JOBS, PIPELINE_IIDS, PIPELINE_JOBS, PIPELINE_VARIABLES, PIPELINES, PROJECT_JOBS,
+    PROJECT_PIPELINES, TRIGGER_LAST_USED,
 };
 use super::{Error, Refusal, Store, next_id};
 use crate::domain::{Job, Millis, Pipeline, PipelineSource, PipelineStatus};
@@ -89,8 +89,9 @@ pub enum PipelineOrder {
 }
 
 impl Store {
-    /// Records a pipeline and its variables durably; answers after the commit.
-    pub async fn create_pipeline(&self, new: NewPipeline) -> Result<Pipeline, Error> {
+    /// Records a pipeline, its jobs and their variables durably; answers after the commit with
+    /// the records as stored (ids filled in).
+    pub async fn create_pipeline(&self, new: NewPipeline) -> Result<(Pipeline, Vec<Job>), Error> {
         self.write(move |tx| {
             let id = next_id(tx, "next_pipeline_id")?;
             let iid = {
@@ -128,7 +129,9 @@ impl Store {
             if let Some(trigger_id) = new.trigger_id {
                 tx.open_table(TRIGGER_LAST_USED)?.insert(trigger_id, new.now)?;
             }
+            let mut created = Vec::with_capacity(new.jobs.len());
             if !new.jobs.is_empty() {
+                let mut active = tx.open_table(ACTIVE_JOBS)?;
                 let mut jobs = tx.open_table(JOBS)?;
                 let mut by_pipeline = tx.open_table(PIPELINE_JOBS)?;
                 let mut by_project = tx.open_table(PROJECT_JOBS)?;
@@ -144,9 +147,13 @@ impl Store {
                     by_pipeline.insert((id, job.id), ())?;
                     by_project.insert((new.project_id, job.id), ())?;
                     sealed.insert(job.id, new_job.variables_sealed.as_slice())?;
+                    if !job.status.is_complete() {
+                        active.insert(job.id, ())?;
+                    }
+                    created.push(job);
                 }
             }
-            Ok(pipeline)
+            Ok((pipeline, created))
         })
         .await
     }
@@ -265,6 +272,34 @@ impl Store {
         })
     }
 
+    /// One page of a project's jobs that pass `keep`, newest first, and how many pass.
+    pub fn project_jobs_matching(
+        &self,
+        project_id: u64,
+        keep: &dyn Fn(&Job) -> bool,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Job>, usize), Error> {
+        self.read(|tx| {
+            let index = tx.open_table(PROJECT_JOBS)?;
+            let jobs = tx.open_table(JOBS)?;
+            let mut out = Vec::new();
+            let mut total = 0;
+            for entry in index.range((project_id, 0)..=(project_id, u64::MAX))?.rev() {
+                let Some(job): Option<Job> = get_json(&jobs, entry?.0.value().1)? else {
+                    continue;
+                };
+                if keep(&job) {
+                    if total >= offset && out.len() < limit {
+                        out.push(job);
+                    }
+                    total += 1;
+                }
+            }
+            Ok((out, total))
+        })
+    }
+
     /// Deletes a pipeline and its variables.
     pub async fn delete_pipeline(&self, id: u64) -> Result<Result<(), Refusal>, Error> {
         self.write(move |tx| {
@@ -291,7 +326,9 @@ pub(super) fn remove_jobs(tx: &redb::WriteTransaction, project_id: u64, pipeline
     let mut jobs = tx.open_table(JOBS)?;
     let mut by_project = tx.open_table(PROJECT_JOBS)?;
     let mut sealed = tx.open_table(JOB_VARIABLES)?;
+    let mut active = tx.open_table(ACTIVE_JOBS)?;
     for id in ids {
+        active.remove(id)?;
         jobs.remove(id)?;
         by_project.remove((project_id, id))?;
         sealed.remove(id)?;

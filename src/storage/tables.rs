@@ -64,5 +64,12 @@ pub const PROJECT_JOBS: TableDefinition<(u64, u64), ()> = TableDefinition::new("
 /// Job id → its variables (`Vec<(String, String)>` as JSON), sealed with the data dir's key.
 pub const JOB_VARIABLES: TableDefinition<u64, &[u8]> = TableDefinition::new("job_variables");
 
+/// Job id → (); every job not yet in a final status (created, pending, running, scheduled,
+/// manual). The scheduler rebuilds its queue from it on start.
+pub const ACTIVE_JOBS: TableDefinition<u64, ()> = TableDefinition::new("active_jobs");
+/// Keyed blake3 digest of a job's `CI_JOB_TOKEN` → job id. Kept after the job ends so that a
+/// stale token is recognised (401 `Job is not running`), never stored in the clear.
+pub const JOB_TOKENS: TableDefinition<&[u8], u64> = TableDefinition::new("job_tokens");
+
 /// (project id, key) → a `domain::ProjectVariable` as JSON, sealed with the data dir's key.
 pub const PROJECT_VARIABLES: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("project_variables");

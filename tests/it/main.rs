@@ -6,6 +6,7 @@
 
 mod cli;
 mod durability;
+mod execution;
 mod planning;
 mod projects;
 mod python_gitlab;

@@ -373,7 +373,7 @@ async fn pipelines_api_filters_and_roles() {
     assert_eq!(ids(&send(list("?sort=asc")).await.1), vec![1, 2, 3]);
     assert_eq!(ids(&send(list("?ref=main")).await.1), vec![3, 1]);
     assert_eq!(
-        ids(&send(list("?source=trigger&status=created&order_by=ref&sort=asc"))
+        ids(&send(list("?source=trigger&status=pending&order_by=ref&sort=asc"))
             .await
             .1),
         vec![1, 3, 2]

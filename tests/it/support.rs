@@ -29,11 +29,17 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts spur on a fresh data dir.
+    /// Starts spur on a fresh data dir with the built-in executor off (`--concurrent 0`), so
+    /// that pipelines stay as created: for tests of the API and planning.
     pub fn start() -> Server {
+        Server::start_with(&["--concurrent", "0"])
+    }
+
+    /// Starts spur on a fresh data dir with `extra` flags.
+    pub fn start_with(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
-        let mut s = Server::start_on(&data_dir, &[]);
+        let mut s = Server::start_on(&data_dir, extra);
         s._dir = Some(dir);
         s
     }

@@ -76,7 +76,7 @@ async fn documented_curl_forms_create_trigger_pipelines() {
     assert_eq!(p["ref"], "main");
     assert_eq!(p["sha"], main_sha);
     assert_eq!(p["tag"], false);
-    assert_eq!(p["status"], "created");
+    assert_eq!(p["status"], "pending", "its first stage is queued at once");
     assert_eq!(p["project_id"], f.pid);
     assert_eq!(p["before_sha"], "0".repeat(40));
     assert_eq!(p["user"]["username"], "root");

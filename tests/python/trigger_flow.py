@@ -38,7 +38,7 @@ assert pipeline.id and pipeline.project_id == project.id
 assert pipeline.source == "trigger" if hasattr(pipeline, "source") else True
 
 fetched = project.pipelines.get(pipeline.id)
-assert fetched.ref == "main" and fetched.status == "created" and fetched.source == "trigger"
+assert fetched.ref == "main" and fetched.status == "pending" and fetched.source == "trigger"
 variables = {v.key: v for v in fetched.variables.list()}
 assert variables["DEPLOY_ENV"].value == "staging"
 assert variables["TRIGGER_PAYLOAD"].variable_type == "file"

@@ -1,12 +1,14 @@
 //! Jobs: `GET /projects/:id/pipelines/:pipeline_id/jobs`, `GET /projects/:id/jobs`,
-//! `GET /projects/:id/jobs/:job_id`.
+//! `GET /projects/:id/jobs/:job_id`, its `trace`, `POST .../jobs/:job_id/cancel|retry|play`, and
+//! `GET /job` for a running job's `CI_JOB_TOKEN`.
 
 use super::{id_segment, segment};
 use crate::app::Spur;
-use crate::domain::{Job, Project};
+use crate::domain::{AccessLevel, Job, JobStatus, Project};
 use crate::http::error::ApiError;
 use crate::http::pagination::{PageRequest, page_response, paginated};
-use crate::http::{State, caller, json_response, views, visible_project};
+use crate::http::{State, caller, json_response, project_with_role, views, visible_project};
+use crate::scheduler::{Refusal, Target};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
@@ -29,8 +31,13 @@ pub async fn for_pipeline(req: HttpRequest, spur: State) -> Result<HttpResponse,
         Some(p) if p.project_id == project.id => p,
         _ => return Err(ApiError::not_found("Pipeline")),
     };
+    let scope = scope_filter(&req)?;
+    let include_retried = query_pairs(&req)
+        .iter()
+        .any(|(k, v)| k == "include_retried" && v == "true");
     let s = spur.clone();
-    let jobs = web::block(move || s.store.pipeline_jobs(pipeline_id)).await??;
+    let mut jobs = web::block(move || s.store.pipeline_jobs(pipeline_id)).await??;
+    jobs.retain(|j| (include_retried || !j.retried) && scope.as_ref().is_none_or(|sc| sc.contains(&j.status)));
     let user_cache = jobs.first().map(|j| spur.store.user(j.user_id)).transpose()?.flatten();
     let items = jobs
         .iter()
@@ -39,14 +46,42 @@ pub async fn for_pipeline(req: HttpRequest, spur: State) -> Result<HttpResponse,
     paginated(&req, items)
 }
 
-/// `GET /projects/:id/jobs`: newest first.
+fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
+    serde_urlencoded::from_str(req.query_string()).unwrap_or_default()
+}
+
+/// `scope` / `scope[]`: the statuses to list, or `None` for all. Unknown ones are GitLab's 400.
+fn scope_filter(req: &HttpRequest) -> Result<Option<Vec<JobStatus>>, ApiError> {
+    let wanted: Vec<String> = query_pairs(req)
+        .into_iter()
+        .filter(|(k, _)| k == "scope" || k == "scope[]")
+        .map(|(_, v)| v)
+        .collect();
+    if wanted.is_empty() {
+        return Ok(None);
+    }
+    wanted
+        .iter()
+        .map(|w| JobStatus::parse(w).ok_or_else(|| ApiError::bad_request_plain("Scope contains invalid value(s)")))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// `GET /projects/:id/jobs`: newest first, optionally only some statuses (`scope[]`).
 pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let actor = caller(&req, &spur).await?;
     let (project, _) = visible_project(&spur, &segment(&req, "id"), actor.as_ref())?;
     let page = PageRequest::from_request(&req)?;
+    let scope = scope_filter(&req)?;
     let s = spur.clone();
     let pid = project.id;
-    let (jobs, total) = web::block(move || s.store.project_jobs(pid, page.offset(), page.per_page)).await??;
+    let (jobs, total) = web::block(move || match scope {
+        None => s.store.project_jobs(pid, page.offset(), page.per_page),
+        Some(scope) => s
+            .store
+            .project_jobs_matching(pid, &|j| scope.contains(&j.status), page.offset(), page.per_page),
+    })
+    .await??;
     let items = jobs
         .iter()
         .map(|j| job_view(&spur, &project, j))
@@ -54,15 +89,130 @@ pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
     Ok(page_response(&req, page, items, total))
 }
 
+fn find_job(spur: &Spur, project: &Project, job_id: u64) -> Result<Job, ApiError> {
+    match spur.store.job(job_id)? {
+        Some(job) if job.project_id == project.id => Ok(job),
+        _ => Err(ApiError::not_found("")),
+    }
+}
+
 /// `GET /projects/:id/jobs/:job_id`.
 pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let job_id = id_segment(&req, "job_id")?;
     let actor = caller(&req, &spur).await?;
     let (project, _) = visible_project(&spur, &segment(&req, "id"), actor.as_ref())?;
-    match spur.store.job(job_id)? {
-        Some(job) if job.project_id == project.id => {
-            Ok(json_response(StatusCode::OK, &job_view(&spur, &project, &job)?))
+    let job = find_job(&spur, &project, job_id)?;
+    Ok(json_response(StatusCode::OK, &job_view(&spur, &project, &job)?))
+}
+
+/// `GET /projects/:id/jobs/:job_id/trace`: the log so far, as plain text, streamed from its file
+/// (also while the job runs).
+pub async fn trace(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let job_id = id_segment(&req, "job_id")?;
+    let actor = caller(&req, &spur).await?;
+    let (project, _) = visible_project(&spur, &segment(&req, "id"), actor.as_ref())?;
+    let job = find_job(&spur, &project, job_id)?;
+    let file = match tokio::fs::File::open(spur.traces.path(job.id)).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(HttpResponse::Ok().content_type("text/plain").body(""));
         }
-        _ => Err(ApiError::not_found("")),
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+    let len = file.metadata().await.map_err(ApiError::internal)?.len();
+    let stream = futures_util::stream::unfold((file, len), |(mut file, left)| async move {
+        use tokio::io::AsyncReadExt;
+        if left == 0 {
+            return None;
+        }
+        let mut buf = vec![0u8; (64 * 1024).min(left as usize)];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(web::Bytes::from(buf)), (file, left - n as u64)))
+            }
+            Err(e) => Some((Err(e), (file, 0))),
+        }
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain")
+        .insert_header(("Content-Disposition", format!("inline; filename=\"{}.log\"", job.id)))
+        .body(actix_web::body::SizedStream::new(len, stream)))
+}
+
+fn refusal(r: Refusal) -> ApiError {
+    match r {
+        Refusal::NotFound => ApiError::not_found(""),
+        Refusal::NotRetryable => ApiError::forbidden_because("Job is not retryable"),
+        Refusal::NotPlayable => ApiError::bad_request("Unplayable Job"),
+        Refusal::Storage(e) => ApiError::internal(e),
     }
+}
+
+/// `POST /projects/:id/jobs/:job_id/cancel` (Developer+): 201 with the job; a finished job is
+/// answered unchanged.
+pub async fn cancel(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let job_id = id_segment(&req, "job_id")?;
+    let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Developer)).await?;
+    let job = find_job(&spur, &project, job_id)?;
+    spur.scheduler.cancel(Target::Job(job.id)).await.map_err(refusal)?;
+    let job = find_job(&spur, &project, job_id)?;
+    Ok(json_response(StatusCode::CREATED, &job_view(&spur, &project, &job)?))
+}
+
+/// `POST /projects/:id/jobs/:job_id/retry` (Developer+): 201 with the new job.
+pub async fn retry(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let job_id = id_segment(&req, "job_id")?;
+    let (actor, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Developer)).await?;
+    let job = find_job(&spur, &project, job_id)?;
+    let new_id = spur
+        .scheduler
+        .retry(Target::Job(job.id), actor.user.id)
+        .await
+        .map_err(refusal)?
+        .ok_or_else(|| ApiError::internal("retry created no job"))?;
+    let job = find_job(&spur, &project, new_id)?;
+    Ok(json_response(StatusCode::CREATED, &job_view(&spur, &project, &job)?))
+}
+
+/// `POST /projects/:id/jobs/:job_id/play` (Developer+): starts a manual (or delayed) job; 200.
+pub async fn play(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let job_id = id_segment(&req, "job_id")?;
+    let (actor, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Developer)).await?;
+    let job = find_job(&spur, &project, job_id)?;
+    spur.scheduler.play(job.id, actor.user.id).await.map_err(refusal)?;
+    let job = find_job(&spur, &project, job_id)?;
+    Ok(json_response(StatusCode::OK, &job_view(&spur, &project, &job)?))
+}
+
+/// `GET /job` with a job's token (`JOB-TOKEN` header or `job_token` parameter): the running job.
+/// A token of a finished job gets GitLab's 401 `Job is not running`.
+pub async fn current(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let token = req
+        .headers()
+        .get("job-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| {
+            query_pairs(&req)
+                .into_iter()
+                .find(|(k, _)| k == "job_token")
+                .map(|(_, v)| v)
+        });
+    let Some(token) = token.filter(|t| t.starts_with("glcbt-")) else {
+        return Err(ApiError::unauthorized());
+    };
+    let digest = spur.secrets.digest(&token);
+    let Some(job) = spur.store.job_by_token_digest(&digest)? else {
+        return Err(ApiError::unauthorized());
+    };
+    if job.status != JobStatus::Running {
+        return Err(ApiError::Message(StatusCode::UNAUTHORIZED, "Job is not running".into()));
+    }
+    let project = spur
+        .store
+        .project(job.project_id)?
+        .ok_or_else(|| ApiError::not_found("Job"))?;
+    Ok(json_response(StatusCode::OK, &job_view(&spur, &project, &job)?))
 }

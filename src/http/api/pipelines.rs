@@ -1,13 +1,14 @@
 //! Pipelines: `GET /projects/:id/pipelines`, `GET/DELETE .../pipelines/:pipeline_id`,
-//! `GET .../pipelines/:pipeline_id/variables`.
+//! `GET .../pipelines/:pipeline_id/variables`, `POST .../pipelines/:pipeline_id/cancel|retry`.
 
 use super::{id_segment, segment};
 use crate::app::Spur;
 use crate::domain::{AccessLevel, Pipeline, PipelineSource, PipelineStatus, Project};
 use crate::http::error::ApiError;
 use crate::http::pagination::{PageRequest, page_response};
-use crate::http::{State, caller, json_response, views, visible_project};
+use crate::http::{State, caller, json_response, project_with_role, views, visible_project};
 use crate::pipeline_trigger::pipeline_variables_of;
+use crate::scheduler::Target;
 use crate::storage::{PipelineFilter, PipelineOrder};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -113,8 +114,53 @@ pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiEr
         return Err(ApiError::forbidden());
     }
     let p = find_pipeline(&spur, &project, pipeline_id)?;
+    spur.scheduler
+        .cancel(Target::Pipeline(p.id))
+        .await
+        .map_err(|e| ApiError::internal(format!("{e:?}")))?;
+    let jobs = spur.store.pipeline_jobs(p.id)?;
     match spur.store.delete_pipeline(p.id).await? {
-        Ok(()) => Ok(HttpResponse::NoContent().finish()),
+        Ok(()) => {
+            for job in jobs {
+                spur.traces.remove(job.id);
+            }
+            Ok(HttpResponse::NoContent().finish())
+        }
         Err(_) => Err(ApiError::record_not_found()),
     }
+}
+
+/// `POST /projects/:id/pipelines/:pipeline_id/cancel` (Developer+): cancels every unfinished
+/// job; 201 with the pipeline.
+pub async fn cancel(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let pipeline_id = id_segment(&req, "pipeline_id")?;
+    let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Developer)).await?;
+    let p = find_pipeline(&spur, &project, pipeline_id)?;
+    spur.scheduler
+        .cancel(Target::Pipeline(p.id))
+        .await
+        .map_err(|e| ApiError::internal(format!("{e:?}")))?;
+    present(&spur, &project, pipeline_id)
+}
+
+/// `POST /projects/:id/pipelines/:pipeline_id/retry` (Developer+): retries the failed and
+/// canceled jobs; 201 with the pipeline.
+pub async fn retry(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let pipeline_id = id_segment(&req, "pipeline_id")?;
+    let (actor, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Developer)).await?;
+    let p = find_pipeline(&spur, &project, pipeline_id)?;
+    spur.scheduler
+        .retry(Target::Pipeline(p.id), actor.user.id)
+        .await
+        .map_err(|e| ApiError::internal(format!("{e:?}")))?;
+    present(&spur, &project, pipeline_id)
+}
+
+fn present(spur: &Spur, project: &Project, pipeline_id: u64) -> Result<HttpResponse, ApiError> {
+    let p = find_pipeline(spur, project, pipeline_id)?;
+    let user = spur.store.user(p.user_id)?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &views::pipeline(spur, project, &p, user.as_ref()),
+    ))
 }

@@ -1,0 +1,224 @@
+//! The runtime settings of a planned job that the scheduler and executors read: `timeout`,
+//! `retry`, `start_in`, `interruptible`, `image`, `services` and `cache`. Values GitLab would
+//! reject are read leniently here (the planner validates structure); durations follow
+//! ChronicDuration's common forms (`1h 30m`, `3600 seconds`, `2h20min`, `90`).
+
+use super::variables::scalar_text;
+use super::yaml::{Mapping, Yaml};
+use crate::domain::JobSettings;
+
+/// Reads a job's settings from its composed configuration; `vars` expands `cache:key`.
+pub fn read(config: &Mapping, vars: &[(String, String)]) -> JobSettings {
+    let mut s = JobSettings {
+        timeout_secs: config
+            .get("timeout")
+            .and_then(scalar_text)
+            .and_then(|t| parse_duration(&t)),
+        start_in_secs: config
+            .get("start_in")
+            .and_then(scalar_text)
+            .and_then(|t| parse_duration(&t)),
+        interruptible: matches!(config.get("interruptible"), Some(Yaml::Bool(true))),
+        image: config.get("image").and_then(image_name),
+        services: match config.get("services") {
+            Some(Yaml::Seq(items)) => items.iter().filter_map(image_name).collect(),
+            _ => Vec::new(),
+        },
+        ..JobSettings::default()
+    };
+    read_retry(config.get("retry"), &mut s);
+    read_cache(config.get("cache"), vars, &mut s);
+    s
+}
+
+fn image_name(y: &Yaml) -> Option<String> {
+    match y {
+        Yaml::Map(m) => m.get("name").and_then(scalar_text),
+        other => scalar_text(other).filter(|s| !s.is_empty()),
+    }
+}
+
+fn read_retry(retry: Option<&Yaml>, s: &mut JobSettings) {
+    match retry {
+        Some(Yaml::Int(n)) => s.retry_max = (*n).clamp(0, 2) as u32,
+        Some(Yaml::Map(m)) => {
+            if let Some(Yaml::Int(n)) = m.get("max") {
+                s.retry_max = (*n).clamp(0, 2) as u32;
+            }
+            s.retry_when = strings(m.get("when"));
+            s.retry_when.retain(|w| w != "always");
+            s.retry_exit_codes = match m.get("exit_codes") {
+                Some(Yaml::Int(n)) => vec![*n],
+                Some(Yaml::Seq(items)) => items
+                    .iter()
+                    .filter_map(|i| if let Yaml::Int(n) = i { Some(*n) } else { None })
+                    .collect(),
+                _ => Vec::new(),
+            };
+        }
+        _ => {}
+    }
+}
+
+fn read_cache(cache: Option<&Yaml>, vars: &[(String, String)], s: &mut JobSettings) {
+    let first = match cache {
+        Some(Yaml::Seq(items)) => items.first(),
+        other => other,
+    };
+    let Some(Yaml::Map(m)) = first else { return };
+    let paths = strings(m.get("paths"));
+    if paths.is_empty() {
+        return;
+    }
+    let key = m.get("key").and_then(|k| match k {
+        Yaml::Map(km) => km.get("prefix").and_then(scalar_text),
+        other => scalar_text(other),
+    });
+    let key = expand(&key.unwrap_or_else(|| "default".into()), vars);
+    s.cache_key = Some(sanitize_cache_key(&key));
+    s.cache_paths = paths.iter().map(|p| expand(p, vars)).collect();
+}
+
+fn strings(y: Option<&Yaml>) -> Vec<String> {
+    match y {
+        Some(Yaml::Seq(items)) => items.iter().filter_map(scalar_text).collect(),
+        Some(other) => scalar_text(other).into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+/// A cache key that is one safe path component (GitLab refuses `/` and `.`/`..` keys).
+fn sanitize_cache_key(key: &str) -> String {
+    let cleaned: String = key
+        .chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    match cleaned.as_str() {
+        "" | "." | ".." => "default".into(),
+        _ => cleaned,
+    }
+}
+
+/// Expands `$NAME` and `${NAME}` with already-expanded values; unknown names become empty.
+pub fn expand(text: &str, vars: &[(String, String)]) -> String {
+    let lookup = |name: &str| {
+        vars.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, tail) = match after.strip_prefix('{') {
+            Some(inner) => match inner.find('}') {
+                Some(end) => (&inner[..end], &inner[end + 1..]),
+                None => ("", after),
+            },
+            None => {
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                (&after[..end], &after[end..])
+            }
+        };
+        if name.is_empty() {
+            out.push('$');
+        } else {
+            out.push_str(lookup(name));
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Parses a duration as ChronicDuration does for the common forms; `None` when unreadable.
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let text = text.trim().to_ascii_lowercase();
+    if let Ok(n) = text.parse::<u64>() {
+        return Some(n);
+    }
+    let mut total = 0u64;
+    let mut number = String::new();
+    let mut unit = String::new();
+    let mut seen = false;
+    let mut flush = |number: &mut String, unit: &mut String| -> Option<()> {
+        if number.is_empty() {
+            return if unit.is_empty() { Some(()) } else { None };
+        }
+        let n: f64 = number.parse().ok()?;
+        let factor = match unit.as_str() {
+            "" | "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
+            "h" | "hr" | "hrs" | "hour" | "hours" => 3600.0,
+            "d" | "day" | "days" => 86400.0,
+            "w" | "week" | "weeks" => 604800.0,
+            _ => return None,
+        };
+        total += (n * factor) as u64;
+        seen = true;
+        number.clear();
+        unit.clear();
+        Some(())
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() || c == '.' {
+            if !unit.is_empty() {
+                flush(&mut number, &mut unit)?;
+            }
+            number.push(c);
+        } else if c.is_ascii_alphabetic() {
+            unit.push(c);
+        } else if c == ' ' || c == ',' {
+            if !unit.is_empty() {
+                flush(&mut number, &mut unit)?;
+            }
+        } else if unit != "and" {
+            return None;
+        }
+        if unit == "and" {
+            unit.clear();
+        }
+    }
+    flush(&mut number, &mut unit)?;
+    seen.then_some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_chronic_duration() {
+        let cases = [
+            ("3600", Some(3600)),
+            ("1h 30m", Some(5400)),
+            ("3600 seconds", Some(3600)),
+            ("2h20min", Some(8400)),
+            ("30 minutes", Some(1800)),
+            ("1 day", Some(86400)),
+            ("1.5h", Some(5400)),
+            ("10 mins and 5 seconds", Some(605)),
+            ("soon", None),
+            ("", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_duration(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn expansion_uses_the_latest_value_and_blanks_unknown_names() {
+        let vars = vec![("A".to_string(), "1".to_string()), ("A".to_string(), "2".to_string())];
+        assert_eq!(expand("x-$A-${A}-$B-$", &vars), "x-2-2--$");
+    }
+}

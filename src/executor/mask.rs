@@ -1,0 +1,125 @@
+//! Replaces secrets in a job's output stream with `[MASKED]`, also when a secret is split across
+//! chunks: the tail that could still begin a secret is held back until the next chunk.
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
+const MASK: &[u8] = b"[MASKED]";
+
+/// A streaming masker for one job's output.
+pub struct Masker {
+    finder: Option<AhoCorasick>,
+    longest: usize,
+    carry: Vec<u8>,
+}
+
+impl Masker {
+    /// A masker for `secrets` (empty ones are ignored).
+    pub fn new(secrets: &[String]) -> Masker {
+        let secrets: Vec<&str> = secrets.iter().map(String::as_str).filter(|s| !s.is_empty()).collect();
+        let longest = secrets.iter().map(|s| s.len()).max().unwrap_or(0);
+        let finder = if secrets.is_empty() {
+            None
+        } else {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&secrets)
+                .ok()
+        };
+        Masker {
+            finder,
+            longest,
+            carry: Vec::new(),
+        }
+    }
+
+    /// Masks `chunk` and passes on what is safe to write now.
+    pub fn push(&mut self, chunk: &[u8], out: &mut impl FnMut(&[u8])) {
+        let Some(finder) = &self.finder else {
+            out(chunk);
+            return;
+        };
+        let held = std::mem::take(&mut self.carry);
+        let owned;
+        let buf: &[u8] = if held.is_empty() {
+            chunk
+        } else {
+            owned = [held.as_slice(), chunk].concat();
+            &owned
+        };
+        // A secret that continues in the next chunk starts within the last `longest - 1` bytes.
+        let safe = buf.len().saturating_sub(self.longest - 1);
+        let mut written = 0;
+        for m in finder.find_iter(buf) {
+            if m.start() >= safe {
+                break;
+            }
+            out(&buf[written..m.start()]);
+            out(MASK);
+            written = m.end();
+        }
+        let keep_from = written.max(safe);
+        out(&buf[written..keep_from]);
+        self.carry = buf[keep_from..].to_vec();
+    }
+
+    /// Masks and passes on what was held back.
+    pub fn finish(&mut self, out: &mut impl FnMut(&[u8])) {
+        let held = std::mem::take(&mut self.carry);
+        let Some(finder) = &self.finder else {
+            out(&held);
+            return;
+        };
+        let mut written = 0;
+        for m in finder.find_iter(&held) {
+            out(&held[written..m.start()]);
+            out(MASK);
+            written = m.end();
+        }
+        out(&held[written..]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(secrets: &[&str], chunks: &[&str]) -> String {
+        let secrets: Vec<String> = secrets.iter().map(|s| s.to_string()).collect();
+        let mut m = Masker::new(&secrets);
+        let mut out = Vec::new();
+        for c in chunks {
+            m.push(c.as_bytes(), &mut |b| out.extend_from_slice(b));
+        }
+        m.finish(&mut |b| out.extend_from_slice(b));
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn masks_whole_and_split_secrets() {
+        assert_eq!(run(&["s3cr3tvalue"], &["a s3cr3tvalue b"]), "a [MASKED] b");
+        assert_eq!(run(&["s3cr3tvalue"], &["a s3cr", "3tva", "lue b"]), "a [MASKED] b");
+        assert_eq!(
+            run(
+                &["s3cr3tvalue"],
+                &["s", "3", "c", "r", "3", "t", "v", "a", "l", "u", "e"]
+            ),
+            "[MASKED]"
+        );
+        assert_eq!(
+            run(&["token-1", "token-12"], &["x token-12 y token-1"]),
+            "x [MASKED] y [MASKED]"
+        );
+        assert_eq!(run(&[], &["plain ", "text"]), "plain text");
+        assert_eq!(run(&["abcdefgh"], &["abcdefg"]), "abcdefg");
+    }
+
+    #[test]
+    fn every_split_point_is_masked() {
+        let text = "before glcbt-0123456789 middle glcbt-0123456789 after";
+        for cut in 0..text.len() {
+            let (a, b) = text.split_at(cut);
+            let got = run(&["glcbt-0123456789"], &[a, b]);
+            assert_eq!(got, "before [MASKED] middle [MASKED] after", "cut at {cut}");
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! The built-in shell executor: `--concurrent` workers take untagged jobs from the scheduler's
+//! queue, ask the scheduler to start them, run them (`shell`) in a fresh workspace
+//! (`workspace`) with their output masked (`mask`) into the job log, and report how they ended.
+//! It never changes job state itself.
+
+pub mod mask;
+pub mod shell;
+pub mod workspace;
+
+use crate::app::Spur;
+use std::sync::Arc;
+
+/// The name jobs run by this executor show as their runner.
+pub const RUNNER_NAME: &str = "spur-shell";
+
+/// Starts `concurrent` workers (none for 0). Removes workspaces a previous run left behind.
+pub fn start(spur: Arc<Spur>, concurrent: usize) {
+    workspace::clean_builds_dir(&spur.data_dir);
+    for _ in 0..concurrent {
+        let spur = spur.clone();
+        tokio::spawn(async move { worker(spur).await });
+    }
+}
+
+async fn worker(spur: Arc<Spur>) {
+    loop {
+        let queued = spur.scheduler.queue.next(|j| j.tags.is_empty()).await;
+        let Some(started) = spur.scheduler.start(queued.job_id, RUNNER_NAME).await else {
+            continue;
+        };
+        let job_id = started.job.id;
+        let end = shell::run(spur.clone(), started).await;
+        spur.scheduler.finish(job_id, end);
+    }
+}

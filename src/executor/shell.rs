@@ -1,0 +1,583 @@
+//! Runs one job with bash, as gitlab-runner's shell executor does: a fresh checkout, the job's
+//! variables as the whole environment (file variables as paths to private files), one bash for
+//! `before_script` + `script` that stops at the first failing command, another for
+//! `after_script`, each in its own process group with stdin from `/dev/null`, the output masked
+//! into the job log with GitLab's sections and final line. Timeout and cancel kill the group.
+
+use super::mask::Masker;
+use super::workspace::{self, Workspace};
+use crate::app::Spur;
+use crate::domain::{Job, Pipeline, Project};
+use crate::git::Origin;
+use crate::scheduler::{JobEnd, Started};
+use crate::trace::TraceWriter;
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How long `after_script` may run (gitlab-runner's default).
+const AFTER_SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
+/// `PATH` of every job unless a variable sets it.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A job's log: the trace file behind the masker.
+struct Log {
+    /// `None` only after the log pump was lost (a panic): the rest of the log is dropped.
+    writer: Option<TraceWriter>,
+    masker: Masker,
+    failed: Option<io::Error>,
+}
+
+impl Log {
+    fn framing(&mut self, text: &str) {
+        if let Some(Err(e)) = self.writer.as_mut().map(|w| w.write_framing(text)) {
+            self.failed.get_or_insert(e);
+        }
+    }
+
+    fn output(&mut self, bytes: &[u8]) {
+        let Log { writer, masker, failed } = self;
+        masker.push(bytes, &mut |b| {
+            if let Some(Err(e)) = writer.as_mut().map(|w| w.write_output(b)) {
+                failed.get_or_insert(e);
+            }
+        });
+    }
+
+    fn end_output(&mut self) {
+        let Log { writer, masker, failed } = self;
+        masker.finish(&mut |b| {
+            if let Some(Err(e)) = writer.as_mut().map(|w| w.write_output(b)) {
+                failed.get_or_insert(e);
+            }
+        });
+    }
+
+    fn section_start(&mut self, name: &str, header: &str) {
+        self.framing(&format!(
+            "\x1b[0Ksection_start:{}:{name}\r\x1b[0K\x1b[0K\x1b[36;1m{header}\x1b[0;m\n",
+            unix_now()
+        ));
+    }
+
+    fn section_end(&mut self, name: &str) {
+        self.framing(&format!("\x1b[0Ksection_end:{}:{name}\r\x1b[0K\n", unix_now()));
+    }
+}
+
+fn unix_now() -> i64 {
+    crate::clock::now() / 1000
+}
+
+/// How one shell ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ShellEnd {
+    Exited(i32),
+    TimedOut,
+    Canceled,
+}
+
+/// Runs a started job to its end and says how it ended. Never panics; every failure of spur's
+/// own (a checkout, a file) fails the job with `runner_system_failure`.
+pub async fn run(spur: Arc<Spur>, started: Started) -> JobEnd {
+    let Started {
+        job,
+        pipeline,
+        token,
+        mut cancel,
+    } = started;
+    let writer = match spur.traces.writer(job.id) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(job_id = job.id, error = %e, "cannot open the job log");
+            return system_failure();
+        }
+    };
+    let vars = match crate::job_env::job_variables(&spur, job.id) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(job_id = job.id, error = %e, "cannot read the job's variables");
+            return system_failure();
+        }
+    };
+    let mut secrets = vars.masked.clone();
+    secrets.push(token.clone());
+    let log = Log {
+        writer: Some(writer),
+        masker: Masker::new(&secrets),
+        failed: None,
+    };
+    let ws = match Workspace::create(&spur.data_dir, job.id) {
+        Ok(ws) => ws,
+        Err(e) => {
+            tracing::error!(job_id = job.id, error = %e, "cannot create the job's workspace");
+            return system_failure();
+        }
+    };
+    let job_run = JobRun {
+        spur: &spur,
+        job: &job,
+        pipeline: &pipeline,
+        token: &token,
+        ws: &ws,
+    };
+    let (end, mut log) = job_run.execute(log, &vars, &mut cancel).await;
+    log.framing(&final_line(
+        &end,
+        job.settings.timeout_secs.unwrap_or(spur.job_timeout_secs),
+    ));
+    if let Some(e) = log.failed {
+        tracing::warn!(job_id = job.id, error = %e, "could not write all of the job log");
+    }
+    let dirs = (ws.project_dir.clone(), ws.private_dir.clone());
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = std::fs::remove_dir_all(dirs.0);
+        let _ = std::fs::remove_dir_all(dirs.1);
+    })
+    .await;
+    end
+}
+
+fn system_failure() -> JobEnd {
+    JobEnd::Failed {
+        reason: "runner_system_failure".into(),
+        exit_code: None,
+    }
+}
+
+fn final_line(end: &JobEnd, timeout_secs: u64) -> String {
+    match end {
+        JobEnd::Success => "\x1b[32;1mJob succeeded\x1b[0;m\n".into(),
+        JobEnd::Canceled => "\x1b[31;1mERROR: Job failed: canceled\x1b[0;m\n".into(),
+        JobEnd::Failed { reason, exit_code } => match (reason.as_str(), exit_code) {
+            ("job_execution_timeout", _) => format!(
+                "\x1b[31;1mERROR: Job failed: execution took longer than {} seconds\x1b[0;m\n",
+                go_duration(timeout_secs)
+            ),
+            (_, Some(code)) => format!("\x1b[31;1mERROR: Job failed: exit code {code}\x1b[0;m\n"),
+            (reason, None) => format!("\x1b[31;1mERROR: Job failed: {reason}\x1b[0;m\n"),
+        },
+    }
+}
+
+/// A duration as Go prints it (`1h0m0s`, `1m30s`, `10s`), as gitlab-runner's messages show it.
+fn go_duration(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
+    }
+}
+
+struct JobRun<'a> {
+    spur: &'a Spur,
+    job: &'a Job,
+    pipeline: &'a Pipeline,
+    token: &'a str,
+    ws: &'a Workspace,
+}
+
+impl JobRun<'_> {
+    async fn execute(
+        &self,
+        mut log: Log,
+        vars: &crate::domain::JobVariables,
+        cancel: &mut watch::Receiver<bool>,
+    ) -> (JobEnd, Log) {
+        let job = self.job;
+        log.framing(&format!(
+            "\x1b[0KRunning with spur {} (shell executor)\x1b[0;m\n",
+            env!("CARGO_PKG_VERSION")
+        ));
+        log.section_start("prepare_executor", "Preparing the \"shell\" executor");
+        log.framing("\x1b[0KUsing Shell (bash) executor...\x1b[0;m\n");
+        if job.settings.image.is_some() || !job.settings.services.is_empty() {
+            log.framing("\x1b[0;33mWARNING: the shell executor ignores image and services; the job runs on the spur host\x1b[0;m\n");
+        }
+        log.section_end("prepare_executor");
+        let Some(project) = self.spur.store.project(job.project_id).ok().flatten() else {
+            log.framing("ERROR: the job's project no longer exists\n");
+            return (system_failure(), log);
+        };
+        log.section_start("get_sources", "Getting source from Git repository");
+        log.framing("\x1b[32;1mFetching changes...\x1b[0;m\n");
+        let checked_out = self.checkout(&project).await;
+        if let Err(e) = checked_out {
+            log.framing(&format!(
+                "\x1b[31;1mERROR: cannot check out {}: {e}\x1b[0;m\n",
+                self.pipeline.sha
+            ));
+            return (system_failure(), log);
+        }
+        log.framing(&format!(
+            "\x1b[32;1mChecking out {} as detached HEAD (ref is {})...\x1b[0;m\n\n\x1b[32;1mSkipping Git submodules setup\x1b[0;m\n",
+            &self.pipeline.sha.get(..8).unwrap_or(&self.pipeline.sha),
+            self.pipeline.ref_name
+        ));
+        log.section_end("get_sources");
+        self.restore_cache(&mut log).await;
+        let env = match self.environment(&project, vars) {
+            Ok(env) => env,
+            Err(e) => {
+                log.framing(&format!(
+                    "\x1b[31;1mERROR: cannot prepare the job's variables: {e}\x1b[0;m\n"
+                ));
+                return (system_failure(), log);
+            }
+        };
+        let steps: Vec<String> = job.before_script.iter().chain(&job.script).cloned().collect();
+        let timeout = Duration::from_secs(job.settings.timeout_secs.unwrap_or(self.spur.job_timeout_secs));
+        log.section_start("step_script", "Executing \"step_script\" stage of the job script");
+        let (ended, returned) = self
+            .shell("step_script", &steps, &env, timeout, Some(cancel), log)
+            .await;
+        log = returned;
+        log.section_end("step_script");
+        let end = match ended {
+            Ok(ShellEnd::Exited(0)) => JobEnd::Success,
+            Ok(ShellEnd::Exited(code)) => JobEnd::Failed {
+                reason: "script_failure".into(),
+                exit_code: Some(code),
+            },
+            Ok(ShellEnd::TimedOut) => JobEnd::Failed {
+                reason: "job_execution_timeout".into(),
+                exit_code: None,
+            },
+            Ok(ShellEnd::Canceled) => JobEnd::Canceled,
+            Err(e) => {
+                log.framing(&format!("\x1b[31;1mERROR: cannot run the script: {e}\x1b[0;m\n"));
+                system_failure()
+            }
+        };
+        if !job.after_script.is_empty() {
+            log = self.after_script(log, &env, &end).await;
+        }
+        if end == JobEnd::Success {
+            self.save_cache(&mut log).await;
+        }
+        (end, log)
+    }
+
+    async fn checkout(&self, project: &Project) -> Result<(), String> {
+        let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
+        let repository = self.spur.repos.path_of(&project.repo_name, &origin);
+        let sha = self.pipeline.sha.clone();
+        let project_dir = self.ws.project_dir.clone();
+        let private_dir = self.ws.private_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let ws = Workspace {
+                project_dir,
+                private_dir,
+            };
+            ws.checkout(&repository, &sha)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    /// The whole environment: a fixed base, predefined variables, then the job's variables
+    /// (later wins); file variables become paths to private files.
+    fn environment(&self, project: &Project, vars: &crate::domain::JobVariables) -> io::Result<Vec<(String, String)>> {
+        let home = self.ws.private_dir.join("home");
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), DEFAULT_PATH.into()),
+            ("HOME".into(), home.to_string_lossy().into()),
+            ("LANG".into(), "C.UTF-8".into()),
+            ("SHELL".into(), "/bin/bash".into()),
+            ("CI_PROJECT_DIR".into(), self.ws.project_dir.to_string_lossy().into()),
+            (
+                "CI_BUILDS_DIR".into(),
+                workspace::builds_dir(&self.spur.data_dir).to_string_lossy().into(),
+            ),
+        ];
+        env.extend(crate::job_env::runtime_variables(
+            self.spur,
+            project,
+            self.pipeline,
+            self.job,
+            self.token,
+        ));
+        env.extend(vars.vars.iter().cloned());
+        let mut last: HashMap<String, String> = HashMap::new();
+        let mut order = Vec::new();
+        for (k, v) in env {
+            if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+                continue;
+            }
+            if !last.contains_key(&k) {
+                order.push(k.clone());
+            }
+            last.insert(k, v);
+        }
+        let mut out = Vec::with_capacity(order.len());
+        for k in order {
+            let Some(mut v) = last.remove(&k) else { continue };
+            if vars.file_keys.contains(&k) {
+                v = self.ws.private_file(&k, v.as_bytes())?.to_string_lossy().into();
+            }
+            out.push((k, v));
+        }
+        Ok(out)
+    }
+
+    /// Runs `lines` in one bash with GitLab's `$ command` echo lines.
+    async fn shell(
+        &self,
+        name: &str,
+        lines: &[String],
+        env: &[(String, String)],
+        timeout: Duration,
+        cancel: Option<&mut watch::Receiver<bool>>,
+        log: Log,
+    ) -> (io::Result<ShellEnd>, Log) {
+        let script = match self
+            .ws
+            .private_file(&format!("{name}.sh"), script_text(lines).as_bytes())
+        {
+            Ok(path) => path,
+            Err(e) => return (Err(e), log),
+        };
+        run_bash(&script, &self.ws.project_dir, env, timeout, cancel, log).await
+    }
+
+    async fn after_script(&self, mut log: Log, env: &[(String, String)], end: &JobEnd) -> Log {
+        let status = match end {
+            JobEnd::Success => "success",
+            JobEnd::Canceled => "canceled",
+            JobEnd::Failed { .. } => "failed",
+        };
+        let mut env = env.to_vec();
+        env.push(("CI_JOB_STATUS".into(), status.into()));
+        log.section_start("after_script", "Running after_script");
+        log.framing("\x1b[32;1mRunning after script...\x1b[0;m\n");
+        let (ended, mut log) = self
+            .shell(
+                "after_script",
+                &self.job.after_script,
+                &env,
+                AFTER_SCRIPT_TIMEOUT,
+                None,
+                log,
+            )
+            .await;
+        match ended {
+            Ok(ShellEnd::Exited(0)) => {}
+            Ok(ShellEnd::Exited(code)) => log.framing(&format!(
+                "\x1b[0;33mWARNING: after_script failed, but job will continue unaffected: exit code {code}\x1b[0;m\n"
+            )),
+            Ok(_) => {
+                log.framing("\x1b[0;33mWARNING: after_script timed out, but job will continue unaffected\x1b[0;m\n")
+            }
+            Err(e) => log.framing(&format!("\x1b[0;33mWARNING: cannot run after_script: {e}\x1b[0;m\n")),
+        }
+        log.section_end("after_script");
+        log
+    }
+
+    async fn restore_cache(&self, log: &mut Log) {
+        let Some(key) = self.job.settings.cache_key.clone() else {
+            return;
+        };
+        log.section_start("restore_cache", "Restoring cache");
+        log.framing(&format!("\x1b[32;1mChecking cache for {key}...\x1b[0;m\n"));
+        let (data_dir, project_id, dir) = (
+            self.spur.data_dir.clone(),
+            self.job.project_id,
+            self.ws.project_dir.clone(),
+        );
+        let k = key.clone();
+        let restored =
+            tokio::task::spawn_blocking(move || workspace::restore_cache(&data_dir, project_id, &k, &dir)).await;
+        match restored {
+            Ok(Ok(true)) => log.framing("\x1b[32;1mSuccessfully extracted cache\x1b[0;m\n"),
+            Ok(Ok(false)) => log.framing(&format!(
+                "\x1b[0;33mWARNING: cache for {key} not found; the job runs without it\x1b[0;m\n"
+            )),
+            Ok(Err(e)) => log.framing(&format!("\x1b[0;33mWARNING: cannot restore the cache: {e}\x1b[0;m\n")),
+            Err(e) => log.framing(&format!("\x1b[0;33mWARNING: cannot restore the cache: {e}\x1b[0;m\n")),
+        }
+        log.section_end("restore_cache");
+    }
+
+    async fn save_cache(&self, log: &mut Log) {
+        let Some(key) = self.job.settings.cache_key.clone() else {
+            return;
+        };
+        log.section_start("archive_cache", "Saving cache for successful job");
+        log.framing(&format!("\x1b[32;1mCreating cache {key}...\x1b[0;m\n"));
+        let (data_dir, project_id, dir) = (
+            self.spur.data_dir.clone(),
+            self.job.project_id,
+            self.ws.project_dir.clone(),
+        );
+        let paths = self.job.settings.cache_paths.clone();
+        let k = key.clone();
+        let saved =
+            tokio::task::spawn_blocking(move || workspace::save_cache(&data_dir, project_id, &k, &dir, &paths)).await;
+        match saved {
+            Ok(Ok(found)) => log.framing(&format!(
+                "{found} of {} cache paths found\n\x1b[32;1mCreated cache\x1b[0;m\n",
+                self.job.settings.cache_paths.len()
+            )),
+            Ok(Err(e)) => log.framing(&format!("\x1b[0;33mWARNING: cannot save the cache: {e}\x1b[0;m\n")),
+            Err(e) => log.framing(&format!("\x1b[0;33mWARNING: cannot save the cache: {e}\x1b[0;m\n")),
+        }
+        log.section_end("archive_cache");
+    }
+}
+
+/// A bash script that echoes each command as `$ command` (green, like gitlab-runner) and runs
+/// it; `set -eo pipefail` stops at the first failing command. Only the repository's own script
+/// lines are written here: variables reach the shell as environment, never as text.
+fn script_text(lines: &[String]) -> String {
+    let mut s = String::from("set -eo pipefail\nset +o noclobber\n");
+    for line in lines {
+        let mut shown = line.lines().next().unwrap_or_default().to_string();
+        if line.trim_end().contains('\n') {
+            shown.push_str(" # collapsed multi-line command");
+        }
+        s.push_str("printf '%s\\n' ");
+        s.push_str(&single_quote(&format!("\x1b[32;1m$ {shown}\x1b[0;m")));
+        s.push('\n');
+        s.push_str(line);
+        s.push('\n');
+    }
+    s
+}
+
+/// Quotes text for bash: `'...'`, with each `'` written as `'\''`.
+fn single_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// Runs `bash script` in `dir` with exactly `env`, its output (stdout and stderr in one pipe)
+/// streamed into the log, until it exits, times out or is canceled; then kills its process
+/// group so nothing it started outlives it.
+async fn run_bash(
+    script: &Path,
+    dir: &PathBuf,
+    env: &[(String, String)],
+    timeout: Duration,
+    cancel: Option<&mut watch::Receiver<bool>>,
+    log: Log,
+) -> (io::Result<ShellEnd>, Log) {
+    let (reader, writer) = match io::pipe() {
+        Ok(p) => p,
+        Err(e) => return (Err(e), log),
+    };
+    let stderr = match writer.try_clone() {
+        Ok(w) => w,
+        Err(e) => return (Err(e), log),
+    };
+    let mut cmd = tokio::process::Command::new("bash");
+    cmd.arg("--noprofile")
+        .arg("--norc")
+        .arg(script)
+        .current_dir(dir)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(stderr)
+        .process_group(0)
+        .kill_on_drop(true);
+    let spawned = cmd.spawn();
+    drop(cmd);
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => return (Err(e), log),
+    };
+    let pid = child.id();
+    let masker_for_loss = Masker::new(&[]);
+    let pump = tokio::task::spawn_blocking(move || pump(reader, log));
+    let ended = tokio::select! {
+        status = child.wait() => match status {
+            Ok(s) => Ok(ShellEnd::Exited(s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)))),
+            Err(e) => Err(e),
+        },
+        _ = tokio::time::sleep(timeout) => Ok(ShellEnd::TimedOut),
+        _ = canceled(cancel) => Ok(ShellEnd::Canceled),
+    };
+    if let Some(pid) = pid {
+        kill_process_group(pid);
+    }
+    let _ = child.wait().await;
+    match pump.await {
+        Ok(log) => (ended, log),
+        Err(e) => {
+            tracing::error!(error = %e, "the log pump stopped; the rest of this job's log is lost");
+            let lost = Log {
+                writer: None,
+                masker: masker_for_loss,
+                failed: None,
+            };
+            (ended, lost)
+        }
+    }
+}
+
+/// Resolves when the cancel switch turns on; never without one.
+async fn canceled(cancel: Option<&mut watch::Receiver<bool>>) {
+    let Some(rx) = cancel else {
+        return std::future::pending().await;
+    };
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
+/// Copies the pipe into the log until every writer closed it.
+fn pump(mut reader: io::PipeReader, mut log: Log) -> Log {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => log.output(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                log.failed.get_or_insert(e);
+                break;
+            }
+        }
+    }
+    log.end_output();
+    log
+}
+
+/// Sends SIGKILL to a process group.
+fn kill_process_group(pgid: u32) {
+    let Ok(pgid) = i32::try_from(pgid) else { return };
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours; a negative pid
+    // addresses the process group the job's shell leads (spawned with process_group(0)).
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_echoes_and_quotes_commands() {
+        let text = script_text(&["echo 'hi' $X".to_string(), "a\nb\n".to_string()]);
+        assert!(text.starts_with("set -eo pipefail\n"));
+        assert!(text.contains("printf '%s\\n' '\x1b[32;1m$ echo '\\''hi'\\'' $X\x1b[0;m'\necho 'hi' $X\n"));
+        assert!(text.contains("$ a # collapsed multi-line command"));
+    }
+
+    #[test]
+    fn durations_print_as_go_does() {
+        assert_eq!(go_duration(3600), "1h0m0s");
+        assert_eq!(go_duration(90), "1m30s");
+        assert_eq!(go_duration(5), "5s");
+    }
+}

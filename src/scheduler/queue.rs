@@ -1,0 +1,95 @@
+//! The queue of pending jobs that executors take from. It only hands out job ids: an executor
+//! must then ask the scheduler to start the job, which alone decides whether it still may run.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use tokio::sync::Notify;
+
+/// A pending job as executors see it in the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedJob {
+    /// The job.
+    pub job_id: u64,
+    /// Its `tags` (the built-in executor takes untagged jobs only).
+    pub tags: Vec<String>,
+}
+
+/// Pending jobs in arrival order, shared by every executor.
+#[derive(Default)]
+pub struct JobQueue {
+    jobs: Mutex<VecDeque<QueuedJob>>,
+    arrived: Notify,
+}
+
+impl JobQueue {
+    /// Adds a job and wakes the executors.
+    pub fn push(&self, job: QueuedJob) {
+        if let Ok(mut jobs) = self.jobs.lock()
+            && !jobs.iter().any(|j| j.job_id == job.job_id)
+        {
+            jobs.push_back(job);
+        }
+        self.arrived.notify_waiters();
+    }
+
+    /// Takes the oldest job `accept` agrees to run.
+    pub fn take(&self, accept: impl Fn(&QueuedJob) -> bool) -> Option<QueuedJob> {
+        let mut jobs = self.jobs.lock().ok()?;
+        let i = jobs.iter().position(accept)?;
+        jobs.remove(i)
+    }
+
+    /// Waits until a job `accept` agrees to run is taken.
+    pub async fn next(&self, accept: impl Fn(&QueuedJob) -> bool) -> QueuedJob {
+        loop {
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if let Some(job) = self.take(&accept) {
+                return job;
+            }
+            arrived.await;
+        }
+    }
+
+    /// How many jobs wait.
+    pub fn len(&self) -> usize {
+        self.jobs.lock().map_or(0, |j| j.len())
+    }
+
+    /// Whether no job waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn executors_take_only_what_they_accept_in_order() {
+        let q = JobQueue::default();
+        q.push(QueuedJob {
+            job_id: 1,
+            tags: vec!["docker".into()],
+        });
+        q.push(QueuedJob {
+            job_id: 2,
+            tags: vec![],
+        });
+        q.push(QueuedJob {
+            job_id: 3,
+            tags: vec![],
+        });
+        q.push(QueuedJob {
+            job_id: 3,
+            tags: vec![],
+        });
+        let untagged = |j: &QueuedJob| j.tags.is_empty();
+        assert_eq!(q.next(untagged).await.job_id, 2);
+        assert_eq!(q.next(untagged).await.job_id, 3);
+        assert!(q.take(untagged).is_none());
+        assert_eq!(q.len(), 1);
+    }
+}

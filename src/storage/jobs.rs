@@ -1,0 +1,119 @@
+//! Job state changes as the scheduler writes them: a pipeline and its changed and added jobs in
+//! one transaction, the active-jobs index, and `CI_JOB_TOKEN` digests.
+
+use super::codec::{encode, get_json};
+use super::tables::{ACTIVE_JOBS, JOB_TOKENS, JOB_VARIABLES, JOBS, PIPELINE_JOBS, PIPELINES, PROJECT_JOBS};
+use super::{Error, Store, next_id};
+use crate::domain::{Job, Pipeline};
+use redb::{ReadableTable, WriteTransaction};
+
+/// A job to add to a pipeline (a retry): the record (`id` set at commit) and the job whose sealed
+/// variables it shares.
+#[derive(Debug, Clone)]
+pub struct AddedJob {
+    /// The new job.
+    pub job: Job,
+    /// The job whose variables it copies.
+    pub variables_from: u64,
+}
+
+/// One pipeline's new state as the scheduler decided it.
+#[derive(Debug, Clone)]
+pub struct PipelineChange {
+    /// The pipeline record to store.
+    pub pipeline: Pipeline,
+    /// Jobs whose record changed.
+    pub updated: Vec<Job>,
+    /// Jobs to add.
+    pub added: Vec<AddedJob>,
+    /// `(token digest, job id)` of job tokens handed out.
+    pub tokens: Vec<(Vec<u8>, u64)>,
+}
+
+impl Store {
+    /// Stores every change in one durable commit and answers, per change, the added jobs with
+    /// their ids. A pipeline deleted meanwhile is left deleted (its change is dropped).
+    pub async fn apply_changes(&self, changes: Vec<PipelineChange>) -> Result<Vec<Vec<Job>>, Error> {
+        self.write(move |tx| {
+            let mut out = Vec::with_capacity(changes.len());
+            for change in changes {
+                out.push(apply_change(tx, change)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// A job's sealed variables.
+    pub fn job_variables_sealed(&self, job_id: u64) -> Result<Option<Vec<u8>>, Error> {
+        self.read(|tx| Ok(tx.open_table(JOB_VARIABLES)?.get(job_id)?.map(|g| g.value().to_vec())))
+    }
+
+    /// Every job not in a final status.
+    pub fn active_jobs(&self) -> Result<Vec<Job>, Error> {
+        self.read(|tx| {
+            let index = tx.open_table(ACTIVE_JOBS)?;
+            let jobs = tx.open_table(JOBS)?;
+            let mut out = Vec::new();
+            for entry in index.iter()? {
+                if let Some(job) = get_json(&jobs, entry?.0.value())? {
+                    out.push(job);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The job whose `CI_JOB_TOKEN` has this digest.
+    pub fn job_by_token_digest(&self, digest: &[u8]) -> Result<Option<Job>, Error> {
+        self.read(|tx| {
+            let Some(id) = tx.open_table(JOB_TOKENS)?.get(digest)?.map(|g| g.value()) else {
+                return Ok(None);
+            };
+            get_json(&tx.open_table(JOBS)?, id)
+        })
+    }
+}
+
+fn apply_change(tx: &WriteTransaction, change: PipelineChange) -> Result<Vec<Job>, Error> {
+    let pipeline = change.pipeline;
+    let mut pipelines = tx.open_table(PIPELINES)?;
+    if pipelines.get(pipeline.id)?.is_none() {
+        return Ok(Vec::new());
+    }
+    pipelines.insert(pipeline.id, encode(&pipeline)?.as_slice())?;
+    let mut jobs = tx.open_table(JOBS)?;
+    let mut active = tx.open_table(ACTIVE_JOBS)?;
+    for job in &change.updated {
+        jobs.insert(job.id, encode(job)?.as_slice())?;
+        if job.status.is_complete() {
+            active.remove(job.id)?;
+        } else {
+            active.insert(job.id, ())?;
+        }
+    }
+    let mut added = Vec::with_capacity(change.added.len());
+    let mut variables = tx.open_table(JOB_VARIABLES)?;
+    for new in change.added {
+        let job = Job {
+            id: next_id(tx, "next_job_id")?,
+            ..new.job
+        };
+        let sealed = variables.get(new.variables_from)?.map(|g| g.value().to_vec());
+        if let Some(sealed) = sealed {
+            variables.insert(job.id, sealed.as_slice())?;
+        }
+        jobs.insert(job.id, encode(&job)?.as_slice())?;
+        tx.open_table(PIPELINE_JOBS)?.insert((pipeline.id, job.id), ())?;
+        tx.open_table(PROJECT_JOBS)?.insert((pipeline.project_id, job.id), ())?;
+        if !job.status.is_complete() {
+            active.insert(job.id, ())?;
+        }
+        added.push(job);
+    }
+    let mut tokens = tx.open_table(JOB_TOKENS)?;
+    for (digest, job_id) in &change.tokens {
+        tokens.insert(digest.as_slice(), *job_id)?;
+    }
+    Ok(added)
+}

@@ -1,0 +1,124 @@
+//! Job logs ("traces"): one append-only file per job under `<data-dir>/traces/`, written as the
+//! job prints and readable while it runs. Logs live beside the database, not in it: they are
+//! large, written at hundreds of MB/s and need no transaction; the job record in redb says how
+//! the job ended. Each log is capped; output past the cap is dropped with GitLab runner's notice.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+/// Where job logs live, and how large one may grow.
+pub struct Traces {
+    dir: PathBuf,
+    max_bytes: u64,
+}
+
+impl Traces {
+    /// Job logs under `dir`, each capped at `max_bytes`.
+    pub fn new(dir: PathBuf, max_bytes: u64) -> io::Result<Traces> {
+        fs::create_dir_all(&dir)?;
+        Ok(Traces { dir, max_bytes })
+    }
+
+    /// The file of a job's log.
+    pub fn path(&self, job_id: u64) -> PathBuf {
+        self.dir.join(format!("{job_id}.log"))
+    }
+
+    /// Opens a job's log for appending.
+    pub fn writer(&self, job_id: u64) -> io::Result<TraceWriter> {
+        let path = self.path(job_id);
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let written = file.metadata()?.len();
+        Ok(TraceWriter {
+            file,
+            written,
+            max_bytes: self.max_bytes,
+            capped: written >= self.max_bytes,
+        })
+    }
+
+    /// Appends one line outside the job's own output (a crash notice), ignoring the cap.
+    pub fn append_notice(&self, job_id: u64, line: &str) {
+        let result = self
+            .writer(job_id)
+            .and_then(|mut w| w.write_framing(&format!("\n{line}\n")));
+        if let Err(e) = result {
+            tracing::warn!(job_id, error = %e, "could not append to a job log");
+        }
+    }
+
+    /// Removes a job's log (when its pipeline is deleted).
+    pub fn remove(&self, job_id: u64) {
+        let _ = fs::remove_file(self.path(job_id));
+    }
+}
+
+/// Appends to one job's log, dropping the job's output past the cap.
+pub struct TraceWriter {
+    file: File,
+    written: u64,
+    max_bytes: u64,
+    capped: bool,
+}
+
+impl TraceWriter {
+    /// Appends the job's output; past the cap it is dropped after one notice.
+    pub fn write_output(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.capped {
+            return Ok(());
+        }
+        let room = self.max_bytes.saturating_sub(self.written);
+        if (bytes.len() as u64) <= room {
+            self.file.write_all(bytes)?;
+            self.written += bytes.len() as u64;
+            return Ok(());
+        }
+        self.file.write_all(&bytes[..room as usize])?;
+        self.written += room;
+        self.capped = true;
+        let notice = format!(
+            "\n\x1b[31;1mJob's log exceeded limit of {} bytes.\nJob execution will continue but no more output will be collected.\x1b[0;m\n",
+            self.max_bytes
+        );
+        self.write_framing(&notice)
+    }
+
+    /// Appends spur's own lines (section markers, the final status), which the cap never drops.
+    pub fn write_framing(&mut self, text: &str) -> io::Result<()> {
+        self.file.write_all(text.as_bytes())?;
+        self.written += text.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes in the log so far.
+    pub fn len(&self) -> u64 {
+        self.written
+    }
+
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.written == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_past_the_cap_is_dropped_but_framing_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let traces = Traces::new(dir.path().into(), 10).unwrap();
+        let mut w = traces.writer(7).unwrap();
+        w.write_output(b"12345").unwrap();
+        w.write_output(b"6789abcdef").unwrap();
+        w.write_output(b"zzz").unwrap();
+        w.write_framing("Job succeeded\n").unwrap();
+        let text = fs::read_to_string(traces.path(7)).unwrap();
+        assert!(text.starts_with("123456789a\n"), "{text}");
+        assert!(text.contains("exceeded limit of 10 bytes"));
+        assert!(!text.contains("zzz"));
+        assert!(text.ends_with("Job succeeded\n"));
+    }
+}
