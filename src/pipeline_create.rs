@@ -5,14 +5,15 @@
 
 use crate::app::Spur;
 use crate::auth::ProjectAccess;
+use crate::ci_config::compose::{self, FileSource};
 use crate::ci_config::job_settings;
 use crate::ci_config::plan::{Context, Plan, PlanError, plan};
 use crate::clock;
 use crate::domain::{
     AccessLevel, Job, JobStatus, JobVariables, Pipeline, PipelineSource, PipelineStatus, Project, ProjectVariable,
-    User, Variable, VariableType,
+    User, Variable, VariableType, Visibility,
 };
-use crate::git::Origin;
+use crate::git::{CommitFiles, Origin};
 use crate::scheduler::decide;
 use crate::storage::{self, NewJob, NewPipeline};
 use std::sync::Arc;
@@ -123,7 +124,12 @@ pub fn prepare(
             .collect(),
         project_variables,
     };
-    let (status, yaml_errors, jobs) = match plan(&|p| files.read(p), files.paths(), &ctx) {
+    let source = RepoSource {
+        spur,
+        user: Some(&request.user),
+        files: files.clone(),
+    };
+    let (status, yaml_errors, jobs) = match plan(&source, files.paths(), &ctx) {
         Ok(plan) => {
             let mut jobs = planned_jobs(spur, plan, request.user.id, &extras, now)?;
             let mut records: Vec<Job> = jobs.iter().map(|j| j.job.clone()).collect();
@@ -192,6 +198,59 @@ pub async fn create(
     match prepared {
         Ok(prepared) => record(&spur, prepared, false).await,
         Err(refusal) => Ok(Err(refusal)),
+    }
+}
+
+/// Configuration files as a pipeline's user may read them: its own repository at the commit,
+/// and for `include:project` other projects the user may download code from (Reporter+, or
+/// any signed-in user for public and internal projects).
+pub struct RepoSource<'a> {
+    /// The server.
+    pub spur: &'a Spur,
+    /// The user the pipeline runs as.
+    pub user: Option<&'a User>,
+    /// The repository's files at the commit.
+    pub files: Arc<CommitFiles>,
+}
+
+impl FileSource for RepoSource<'_> {
+    fn read(&self, path: &str) -> Option<String> {
+        self.files.read(path)
+    }
+
+    fn project(&self, path: &str, ref_name: Option<&str>) -> Result<Box<dyn FileSource + '_>, String> {
+        let not_found = || compose::project_not_found(path);
+        let project = self
+            .spur
+            .store
+            .project_by_path(path)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(not_found)?;
+        let access = crate::auth::project_access(&self.spur.store, self.user, &project, clock::now())
+            .map_err(|e| e.to_string())?;
+        let may_download =
+            access.at_least(AccessLevel::Reporter) || (access.can_read && project.visibility != Visibility::Private);
+        if !may_download {
+            return Err(not_found());
+        }
+        let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
+        let repository = self.spur.repos.path_of(&project.repo_name, &origin);
+        let wanted = ref_name
+            .map(str::to_string)
+            .or_else(|| project.default_branch.clone())
+            .unwrap_or_else(|| "HEAD".into());
+        let resolved = self.spur.repos.resolve(&repository, &wanted).map_err(|_| {
+            format!(
+                "Project `{path}` reference `{}` does not exist!",
+                ref_name.unwrap_or("HEAD")
+            )
+        })?;
+        let files = self.spur.repos.commit_files(&repository, &resolved.sha)?;
+        Ok(Box::new(RepoSource {
+            spur: self.spur,
+            user: self.user,
+            files,
+        }))
     }
 }
 

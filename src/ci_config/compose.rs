@@ -21,54 +21,141 @@ pub fn deep_merge(a: &mut Mapping, b: Mapping) {
     }
 }
 
-/// Resolves `include` (local files only) with `read` giving a repository file's text.
-pub fn resolve_includes(mut config: Mapping, read: &dyn Fn(&str) -> Option<String>) -> Result<Mapping, String> {
+/// Where configuration files come from: the pipeline's repository at its commit and, for
+/// `include:project`, other projects that the pipeline's user may read.
+pub trait FileSource {
+    /// A file of this repository, or `None`.
+    fn read(&self, path: &str) -> Option<String>;
+
+    /// The files of project `path` at `ref_name` (`None`: its default branch), or GitLab's error
+    /// when it does not exist, may not be read, or has no such ref.
+    fn project(&self, path: &str, ref_name: Option<&str>) -> Result<Box<dyn FileSource + '_>, String> {
+        let _ = ref_name;
+        Err(project_not_found(path))
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> FileSource for F {
+    fn read(&self, path: &str) -> Option<String> {
+        self(path)
+    }
+}
+
+/// GitLab's answer for a project that does not exist or may not be read (indistinguishable).
+pub fn project_not_found(path: &str) -> String {
+    format!(
+        "Project `{path}` not found or access denied! Make sure any includes in the pipeline configuration are correctly defined."
+    )
+}
+
+/// One entry of `include`.
+enum Include {
+    Local(String),
+    Project {
+        project: String,
+        ref_name: Option<String>,
+        files: Vec<String>,
+    },
+}
+
+/// Resolves `include` (`local` and `project`) with `source` giving files' text.
+pub fn resolve_includes(mut config: Mapping, source: &dyn FileSource) -> Result<Mapping, String> {
     let mut count = 0;
-    resolve_includes_in(&mut config, read, &mut count)?;
+    resolve_includes_in(&mut config, source, &mut count)?;
     Ok(config)
 }
 
-fn resolve_includes_in(
-    config: &mut Mapping,
-    read: &dyn Fn(&str) -> Option<String>,
-    count: &mut usize,
-) -> Result<(), String> {
+fn resolve_includes_in(config: &mut Mapping, source: &dyn FileSource, count: &mut usize) -> Result<(), String> {
     let Some(include) = config.remove("include") else {
         return Ok(());
     };
     let mut merged = Mapping::default();
-    for path in include_paths(&include)? {
-        *count += 1;
-        if *count > MAX_INCLUDES {
-            return Err(format!("Maximum of {MAX_INCLUDES} nested includes are allowed!"));
+    for item in includes(&include)? {
+        match item {
+            Include::Local(path) => {
+                let text = included_text(source, &path, count, |p| format!("Local file `{p}` does not exist!"))?;
+                let mut included = load_included(&text, &format!("Local file `{path}`"))?;
+                resolve_includes_in(&mut included, source, count)?;
+                deep_merge(&mut merged, included);
+            }
+            Include::Project {
+                project,
+                ref_name,
+                files,
+            } => {
+                let other = source.project(&project, ref_name.as_deref())?;
+                for path in files {
+                    let missing = |p: &str| format!("Project `{project}` file `{p}` does not exist!");
+                    let text = included_text(other.as_ref(), &path, count, missing)?;
+                    if text.trim().is_empty() {
+                        return Err(format!("Project `{project}` file `{path}` is empty!"));
+                    }
+                    let mut included = load_included(&text, &format!("Project `{project}` file `{path}`"))?;
+                    resolve_includes_in(&mut included, other.as_ref(), count)?;
+                    deep_merge(&mut merged, included);
+                }
+            }
         }
-        let relative = path.trim_start_matches('/');
-        if !(relative.ends_with(".yml") || relative.ends_with(".yaml")) {
-            return Err(format!("Included file `{path}` does not have YAML extension!"));
-        }
-        let text = read(relative).ok_or_else(|| format!("Local file `{path}` does not exist!"))?;
-        let (mut included, _) = yaml::load(&text)
-            .map_err(|e| format!("Local file `{path}` does not have valid YAML syntax! Error: {e}"))?;
-        resolve_includes_in(&mut included, read, count)?;
-        deep_merge(&mut merged, included);
     }
     deep_merge(&mut merged, std::mem::take(config));
     *config = merged;
     Ok(())
 }
 
-fn include_paths(include: &Yaml) -> Result<Vec<String>, String> {
-    let one = |item: &Yaml| -> Result<String, String> {
+/// Counts an include against the limit, checks its extension and reads it.
+fn included_text(
+    source: &dyn FileSource,
+    path: &str,
+    count: &mut usize,
+    missing: impl Fn(&str) -> String,
+) -> Result<String, String> {
+    *count += 1;
+    if *count > MAX_INCLUDES {
+        return Err(format!("Maximum of {MAX_INCLUDES} nested includes are allowed!"));
+    }
+    let relative = path.trim_start_matches('/');
+    if !(relative.ends_with(".yml") || relative.ends_with(".yaml")) {
+        return Err(format!("Included file `{path}` does not have YAML extension!"));
+    }
+    source.read(relative).ok_or_else(|| missing(path))
+}
+
+fn load_included(text: &str, what: &str) -> Result<Mapping, String> {
+    yaml::load(text)
+        .map(|(m, _)| m)
+        .map_err(|e| format!("{what} does not have valid YAML syntax! Error: {e}"))
+}
+
+fn includes(include: &Yaml) -> Result<Vec<Include>, String> {
+    let text = |y: Option<&Yaml>| match y {
+        Some(Yaml::Str(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let one = |item: &Yaml| -> Result<Include, String> {
         match item {
             Yaml::Str(s) if s.starts_with("http://") || s.starts_with("https://") => Err(format!(
                 "Remote file `{s}` could not be fetched: include:remote is not supported by spur"
             )),
-            Yaml::Str(s) => Ok(s.clone()),
+            Yaml::Str(s) => Ok(Include::Local(s.clone())),
             Yaml::Map(m) => match (m.get("local"), m.get("remote"), m.get("template"), m.get("project")) {
-                (Some(Yaml::Str(s)), _, _, _) => Ok(s.clone()),
+                (Some(Yaml::Str(s)), _, _, _) => Ok(Include::Local(s.clone())),
                 (_, Some(_), _, _) => Err("include:remote is not supported by spur".to_string()),
                 (_, _, Some(_), _) => Err("include:template is not supported by spur".to_string()),
-                (_, _, _, Some(_)) => Err("include:project is not supported yet".to_string()),
+                (_, _, _, Some(Yaml::Str(project))) => {
+                    let files = match m.get("file") {
+                        Some(Yaml::Str(f)) => vec![f.clone()],
+                        Some(Yaml::Seq(items)) => items.iter().filter_map(|i| text(Some(i))).collect(),
+                        _ => Vec::new(),
+                    };
+                    if files.is_empty() {
+                        return Err("Include `project` needs a `file`".to_string());
+                    }
+                    Ok(Include::Project {
+                        project: project.trim_matches('/').to_string(),
+                        ref_name: text(m.get("ref")),
+                        files,
+                    })
+                }
                 _ => Err("Include config must be a string or a hash with a local key".to_string()),
             },
             _ => Err("Include config must be a string or a list".to_string()),

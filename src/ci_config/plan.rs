@@ -2,7 +2,7 @@
 //! jobs run for this source, ref and variables, and with which attributes. Pure: the caller
 //! passes a file reader and the list of files at the pipeline's commit.
 
-use super::compose;
+use super::compose::{self, FileSource};
 use super::policy::{self, Situation};
 use super::variables::{self, VarList};
 use super::yaml::{self, Mapping, Yaml};
@@ -156,9 +156,10 @@ pub enum PlanError {
     Filtered(String),
 }
 
-/// Plans a pipeline. `read` returns a repository file's text; `files` lists every path.
-pub fn plan(read: &dyn Fn(&str) -> Option<String>, files: &[String], ctx: &Context) -> Result<Plan, PlanError> {
-    let config = compose_config(read).map_err(PlanError::Config)?;
+/// Plans a pipeline. `source` gives configuration files; `files` lists every path of the
+/// pipeline's repository (for `rules:exists`).
+pub fn plan(source: &dyn FileSource, files: &[String], ctx: &Context) -> Result<Plan, PlanError> {
+    let config = compose_config(source).map_err(PlanError::Config)?;
     let stages = stages(&config).map_err(PlanError::Config)?;
     let jobs = job_definitions(&config).map_err(PlanError::Config)?;
     let defaults = defaults(&config).map_err(PlanError::Config)?;
@@ -210,10 +211,12 @@ pub fn plan(read: &dyn Fn(&str) -> Option<String>, files: &[String], ctx: &Conte
     })
 }
 
-fn compose_config(read: &dyn Fn(&str) -> Option<String>) -> Result<Mapping, String> {
-    let text = read(".gitlab-ci.yml").ok_or_else(|| "Missing CI config file".to_string())?;
+fn compose_config(source: &dyn FileSource) -> Result<Mapping, String> {
+    let text = source
+        .read(".gitlab-ci.yml")
+        .ok_or_else(|| "Missing CI config file".to_string())?;
     let (config, _header) = yaml::load(&text).map_err(|e| e.to_string())?;
-    let config = compose::resolve_includes(config, read)?;
+    let config = compose::resolve_includes(config, source)?;
     let config = compose::resolve_extends(&config)?;
     compose::resolve_references(&config)
 }
@@ -847,7 +850,7 @@ mod tests {
             ..Context::default()
         };
         plan(
-            &|p| (p == ".gitlab-ci.yml").then(|| text.to_string()),
+            &|p: &str| (p == ".gitlab-ci.yml").then(|| text.to_string()),
             &[".gitlab-ci.yml".to_string()],
             &ctx,
         )

@@ -533,3 +533,30 @@ async fn the_api_pipeline_endpoint_runs_jobs_and_pipelines_can_be_canceled() {
     let (_, p) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/{id}"))).await;
     assert_eq!(p["source"], "api");
 }
+
+#[tokio::test]
+async fn needs_skip_stage_order_and_delayed_jobs_wait_their_delay() {
+    let config = "slow:\n  stage: build\n  script: [sleep 1.5]\nquick:\n  stage: build\n  script: [echo q]\nafter-quick:\n  stage: test\n  needs: [quick]\n  script: [echo aq]\nlater:\n  stage: deploy\n  when: delayed\n  start_in: 1 second\n  script: [echo later]\n";
+    let (s, _repo, pid, token) = setup(config, &[]).await;
+    let id = trigger(&s, pid, &token, &[]).await;
+    let p = finished_pipeline(&s, pid, id).await;
+    assert_eq!(p["status"], "success", "{p}");
+    let all = jobs(&s, pid, id, "").await;
+    let at = |name: &str, k: &str| job(&all, name)[k].as_str().unwrap().to_string();
+    assert!(
+        at("after-quick", "started_at") < at("slow", "finished_at"),
+        "a job with needs starts before its stage's turn: {all:?}"
+    );
+    let gap = time_ms(&at("later", "started_at")) - time_ms(&at("slow", "finished_at"));
+    assert!(gap >= 900, "the delayed job started {gap} ms after its stage's turn");
+}
+
+/// Milliseconds of a `2026-01-02T03:04:05.678Z` timestamp within its day (enough for gaps).
+fn time_ms(iso: &str) -> i64 {
+    let t = &iso[11..23];
+    let h: i64 = t[0..2].parse().unwrap();
+    let m: i64 = t[3..5].parse().unwrap();
+    let s: i64 = t[6..8].parse().unwrap();
+    let ms: i64 = t[9..12].parse().unwrap();
+    ((h * 60 + m) * 60 + s) * 1000 + ms
+}

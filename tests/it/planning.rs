@@ -356,3 +356,57 @@ async fn ci_lint_explains_which_jobs_would_run() {
         404
     );
 }
+
+#[tokio::test]
+async fn include_project_reads_another_project_the_user_may_read() {
+    let s = Server::start();
+    let templates = Repo::with_files(&[
+        (
+            "ci/build.yml",
+            "include: ci/more.yml\nshared-build:\n  script: [make]\n",
+        ),
+        ("ci/more.yml", "shared-more:\n  script: [make more]\n"),
+    ]);
+    s.project("templates", templates.path()).await;
+    templates.commit("later.txt");
+    let config = "include:\n  - project: root/templates\n    file: /ci/build.yml\nown:\n  script: [echo own]\n";
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", config)]);
+    let pid = s.project("app", repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let (status, p) = trigger(&s, pid, &token, &[]).await;
+    assert_eq!(status, 201, "{p}");
+    let mut names = job_names(&s, pid, &p).await;
+    names.sort();
+    assert_eq!(names, vec!["own", "shared-build", "shared-more"]);
+
+    // A maintainer of the app who cannot read the templates gets GitLab's error, as a 422.
+    let (uid, maintainer) = s.user("mia").await;
+    s.add_member(pid, uid, 40).await;
+    let (_, their_token) = s.trigger_token(&maintainer, pid).await;
+    let (status, body) = trigger(&s, pid, &their_token, &[]).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        body["message"]["base"][0],
+        "Project `root/templates` not found or access denied! Make sure any includes in the pipeline configuration are correctly defined."
+    );
+
+    // Missing files and refs are named.
+    for (include, want) in [
+        (
+            "include:\n  project: root/templates\n    \n  file: nope.yml\n",
+            "Project `root/templates` file `nope.yml` does not exist!",
+        ),
+        (
+            "include:\n  project: root/templates\n  ref: no-such-ref\n  file: ci/build.yml\n",
+            "Project `root/templates` reference `no-such-ref` does not exist!",
+        ),
+    ] {
+        let (status, lint) = send(
+            s.root(Method::POST, &format!("/projects/{pid}/ci/lint"))
+                .json(&json!({"content": format!("{include}x:\n  script: [a]\n")})),
+        )
+        .await;
+        assert_eq!(status, 200, "{lint}");
+        assert_eq!(lint["errors"][0], want, "{lint}");
+    }
+}

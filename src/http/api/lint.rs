@@ -2,12 +2,14 @@
 //! `.gitlab-ci.yml` at `ref`) with the real planner and says which jobs a pipeline from `source`
 //! with `variables` would have: GitLab's `valid`/`errors`/`warnings`/`jobs`, plus spur's `stages`.
 
+use crate::ci_config::compose::FileSource;
 use crate::ci_config::plan::{Context, PlanError, plan};
 use crate::domain::AccessLevel;
 use crate::git::Origin;
 use crate::http::error::ApiError;
 use crate::http::params::{Params, Validation};
 use crate::http::{State, json_response, project_with_role};
+use crate::pipeline_create::RepoSource;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
@@ -15,7 +17,7 @@ use serde_json::{Value, json};
 /// Lints and explains.
 pub async fn lint(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let params = Params::read(&req, payload, spur.max_body_bytes).await?;
-    let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Developer)).await?;
+    let (actor, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Developer)).await?;
     let mut v = Validation::default();
     let content = v.optional_string(&params, "content");
     let ref_name = v
@@ -56,11 +58,15 @@ pub async fn lint(req: HttpRequest, spur: State, payload: web::Payload) -> Resul
             pipeline_variables: variables,
             project_variables,
         };
-        let read = |p: &str| match (&content, p) {
-            (Some(text), ".gitlab-ci.yml") => Some(text.clone()),
-            _ => files.read(p),
+        let source = LintSource {
+            repository: RepoSource {
+                spur: &s,
+                user: Some(&actor.user),
+                files: files.clone(),
+            },
+            content,
         };
-        Ok(match plan(&read, files.paths(), &ctx) {
+        Ok(match plan(&source, files.paths(), &ctx) {
             Ok(plan) => {
                 let jobs: Vec<Value> = plan
                     .jobs
@@ -85,4 +91,23 @@ pub async fn lint(req: HttpRequest, spur: State, payload: web::Payload) -> Resul
     })
     .await??;
     Ok(json_response(StatusCode::OK, &report))
+}
+
+/// The project's files, with `content` (when given) in place of its `.gitlab-ci.yml`.
+struct LintSource<'a> {
+    repository: RepoSource<'a>,
+    content: Option<String>,
+}
+
+impl FileSource for LintSource<'_> {
+    fn read(&self, path: &str) -> Option<String> {
+        match (&self.content, path) {
+            (Some(text), ".gitlab-ci.yml") => Some(text.clone()),
+            _ => self.repository.read(path),
+        }
+    }
+
+    fn project(&self, path: &str, ref_name: Option<&str>) -> Result<Box<dyn FileSource + '_>, String> {
+        self.repository.project(path, ref_name)
+    }
 }
