@@ -6,12 +6,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+#[path = "common/mod.rs"]
+mod common;
 
-const ROOT_TOKEN: &str = "glpat-bench-root-token-000000000000";
+use common::{ROOT_TOKEN, env_or, kill, median, post_as_root, rounded, rss_kib, start, wait_ready};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
@@ -33,14 +34,14 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let started = Instant::now();
-        let (child, base) = start(&data);
+        let (child, base) = start(&data, &[]);
         rt.block_on(wait_ready(&base));
         startup.push(started.elapsed().as_secs_f64() * 1000.0);
         std::thread::sleep(Duration::from_secs(1));
         rss.push(rss_kib(child.id()) as f64 / 1024.0);
         kill(child);
         let started = Instant::now();
-        let (child, base) = start(&data);
+        let (child, base) = start(&data, &[]);
         rt.block_on(wait_ready(&base));
         restart.push(started.elapsed().as_secs_f64() * 1000.0);
         kill(child);
@@ -96,16 +97,10 @@ struct RunResult {
 
 async fn load_run(seconds: u64, connections: usize) -> RunResult {
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("repo");
-    git(dir.path(), &["init", "-q", "-b", "main", repo.to_str().unwrap()]);
-    std::fs::write(repo.join(".gitlab-ci.yml"), "test:\n  script: echo hi\n").unwrap();
-    git(&repo, &["add", "."]);
-    git(
-        &repo,
-        &["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "init"],
-    );
+    let repo = common::repository(dir.path(), "test:\n  script: echo hi\n");
     let data = dir.path().join("data");
-    let (child, base) = start(&data);
+    // Jobs stay pending: this measures the trigger path, not the executor.
+    let (child, base) = start(&data, &["--concurrent", "0"]);
     wait_ready(&base).await;
     let http = reqwest::Client::new();
     let project_url = format!("{base}/api/v4/projects");
@@ -162,7 +157,7 @@ async fn load_run(seconds: u64, connections: usize) -> RunResult {
     assert_eq!(missing, 0, "{missing} acknowledged pipelines were lost");
     drop(store);
     std::thread::sleep(Duration::from_millis(200));
-    let (child, base) = start(&data);
+    let (child, base) = start(&data, &["--concurrent", "0"]);
     wait_ready(&base).await;
     let resp = http
         .get(format!("{base}/api/v4/projects/{pid}/pipelines?per_page=1"))
@@ -189,97 +184,4 @@ async fn load_run(seconds: u64, connections: usize) -> RunResult {
         max_ms: field("max_us") / 1000.0,
         verified: acknowledged.len(),
     }
-}
-
-/// POSTs a form as root and returns the JSON answer.
-async fn post_as_root(http: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> serde_json::Value {
-    http.post(url)
-        .header("PRIVATE-TOKEN", ROOT_TOKEN)
-        .form(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
-fn start(data: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spur"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .env("SPUR_ROOT_TOKEN", ROOT_TOKEN)
-        .env("RUST_LOG", "warn,spur=info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let base = loop {
-        let line = lines.next().expect("spur exited before listening").unwrap();
-        if let Some(i) = line.find("listening on http://") {
-            break line[i + "listening on ".len()..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, base)
-}
-
-async fn wait_ready(base: &str) {
-    let http = reqwest::Client::new();
-    for _ in 0..5000 {
-        let answer = http
-            .get(format!("{base}/api/v4/version"))
-            .header("PRIVATE-TOKEN", ROOT_TOKEN)
-            .send()
-            .await;
-        if answer.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    panic!("spur did not answer");
-}
-
-fn kill(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "git {args:?}");
-}
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-fn rounded(v: &[f64]) -> Vec<f64> {
-    v.iter().map(|x| (x * 10.0).round() / 10.0).collect()
 }

@@ -1,0 +1,127 @@
+//! What the benchmarks share: starting the release binary, waiting for it, a repository with a
+//! given `.gitlab-ci.yml`, resident memory, and medians.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The administrator token the benchmarks' servers start with.
+pub const ROOT_TOKEN: &str = "glpat-bench-root-token-000000000000";
+
+/// A repository in `dir/repo` whose `main` holds `ci_yaml` as `.gitlab-ci.yml`.
+pub fn repository(dir: &Path, ci_yaml: &str) -> PathBuf {
+    let repo = dir.join("repo");
+    git(dir, &["init", "-q", "-b", "main", repo.to_str().unwrap()]);
+    std::fs::write(repo.join(".gitlab-ci.yml"), ci_yaml).unwrap();
+    git(&repo, &["add", "."]);
+    git(
+        &repo,
+        &["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "init"],
+    );
+    repo
+}
+
+/// POSTs a form as root and returns the JSON answer.
+pub async fn post_as_root(http: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> serde_json::Value {
+    http.post(url)
+        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Starts the release binary on `data` with `extra` flags; returns it and its base URL.
+pub fn start(data: &Path, extra: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spur"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .args(extra)
+        .env("SPUR_ROOT_TOKEN", ROOT_TOKEN)
+        .env("RUST_LOG", "warn,spur=info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines.next().expect("spur exited before listening").unwrap();
+        if let Some(i) = line.find("listening on http://") {
+            break line[i + "listening on ".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
+}
+
+/// Waits until the server answers.
+pub async fn wait_ready(base: &str) {
+    let http = reqwest::Client::new();
+    for _ in 0..5000 {
+        let answer = http
+            .get(format!("{base}/api/v4/version"))
+            .header("PRIVATE-TOKEN", ROOT_TOKEN)
+            .send()
+            .await;
+        if answer.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("spur did not answer");
+}
+
+/// Kills a server at once (SIGKILL).
+pub fn kill(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Runs git in `dir`; panics if it fails.
+pub fn git(dir: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
+/// An environment setting, or `default`.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The median (sorts `v`).
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Values rounded to one decimal, for printing.
+pub fn rounded(v: &[f64]) -> Vec<f64> {
+    v.iter().map(|x| (x * 10.0).round() / 10.0).collect()
+}

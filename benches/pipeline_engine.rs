@@ -1,0 +1,335 @@
+//! Pipeline engine benchmark (`cargo bench --bench pipeline_engine`), against the release binary
+//! on a fresh data dir each run:
+//! 1. trigger to first script line: the client notes the time, POSTs a trigger, and the job's
+//!    first script line writes bash's `$EPOCHREALTIME` to a file; one trigger at a time with
+//!    idle executors (`SPUR_BENCH_TRIGGERS`, default 200 per run);
+//! 2. log ingestion: one job prints 1 GiB (`yes ... | head -c 1073741824`) with the log cap at
+//!    2 GiB; its duration and the server's peak resident memory against its idle memory;
+//! 3. fan-out: 50 pipelines of 20 jobs triggered at once; the time until all are final and the
+//!    most jobs seen running at once (from the jobs' start and end times) against `--concurrent`.
+//!
+//! `SPUR_BENCH_RUNS` (default 3) repeats each part; medians are printed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{ROOT_TOKEN, env_or, kill, median, post_as_root, rounded, rss_kib, start, wait_ready};
+use serde_json::Value;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const CONCURRENT: usize = 2;
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("pipeline_engine: run with `cargo bench --bench pipeline_engine`");
+        return;
+    }
+    let runs: usize = env_or("SPUR_BENCH_RUNS", 3).max(1);
+    let triggers: usize = env_or("SPUR_BENCH_TRIGGERS", 200).max(10);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
+    for run in 1..=runs {
+        let mut lat = rt.block_on(latency_run(triggers));
+        lat.sort_by(|a, b| a.total_cmp(b));
+        let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
+        println!(
+            "latency run {run}: {} triggers, trigger to first script line p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            lat.len(),
+            pct(0.50),
+            pct(0.99),
+            pct(1.0)
+        );
+        p50s.push(pct(0.50));
+        p99s.push(pct(0.99));
+    }
+    println!(
+        "trigger to first script line, median of {runs} runs: p50 {:.2} ms {:?}, p99 {:.2} ms {:?}",
+        median(&mut p50s),
+        rounded(&p50s),
+        median(&mut p99s),
+        rounded(&p99s)
+    );
+
+    let (mut secs, mut rates, mut growth) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 1..=runs {
+        let r = rt.block_on(ingestion_run());
+        println!(
+            "ingestion run {run}: 1 GiB log in {:.2} s = {:.0} MB/s, job {}, log file {} bytes, idle RSS {:.1} MiB, peak RSS {:.1} MiB",
+            r.seconds,
+            1073.741824 / r.seconds,
+            r.status,
+            r.log_bytes,
+            r.idle_mib,
+            r.peak_mib
+        );
+        secs.push(r.seconds);
+        rates.push(1073.741824 / r.seconds);
+        growth.push(r.peak_mib - r.idle_mib);
+    }
+    println!(
+        "log ingestion, median of {runs} runs: {:.2} s per GiB = {:.0} MB/s, server memory growth {:.1} MiB {:?}",
+        median(&mut secs),
+        median(&mut rates),
+        median(&mut growth),
+        rounded(&growth)
+    );
+
+    let (mut totals, mut peaks) = (Vec::new(), Vec::new());
+    for run in 1..=runs {
+        let r = rt.block_on(fan_out_run());
+        println!(
+            "fan-out run {run}: 50 pipelines x 20 jobs, all {} final in {:.2} s ({:.0} jobs/s), {} successful, at most {} running at once (--concurrent {CONCURRENT})",
+            r.pipelines,
+            r.seconds,
+            1000.0 / r.seconds,
+            r.successful,
+            r.peak_running
+        );
+        assert!(r.peak_running <= CONCURRENT, "--concurrent was not respected");
+        totals.push(r.seconds);
+        peaks.push(r.peak_running as f64);
+    }
+    println!(
+        "fan-out, median of {runs} runs: {:.2} s for 1000 jobs, at most {} running at once",
+        median(&mut totals),
+        median(&mut peaks)
+    );
+}
+
+/// A server with a project whose `.gitlab-ci.yml` is `config`, and a trigger token.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    child: std::process::Child,
+    base: String,
+    pid: u64,
+    token: String,
+    http: reqwest::Client,
+}
+
+async fn fixture(config: &str, extra: &[&str]) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = common::repository(dir.path(), config);
+    let (child, base) = start(&dir.path().join("data"), extra);
+    wait_ready(&base).await;
+    let http = reqwest::Client::new();
+    let project = post_as_root(
+        &http,
+        &format!("{base}/api/v4/projects"),
+        &[("name", "bench"), ("import_url", repo.to_str().unwrap())],
+    )
+    .await;
+    let pid = project["id"].as_u64().expect("project created");
+    let trigger = post_as_root(
+        &http,
+        &format!("{base}/api/v4/projects/{pid}/triggers"),
+        &[("description", "bench")],
+    )
+    .await;
+    let token = trigger["token"].as_str().unwrap().to_string();
+    Fixture {
+        _dir: dir,
+        child,
+        base,
+        pid,
+        token,
+        http,
+    }
+}
+
+impl Fixture {
+    async fn trigger(&self, vars: &[(&str, &str)]) -> u64 {
+        let mut form = vec![("token".to_string(), self.token.clone()), ("ref".into(), "main".into())];
+        for (k, v) in vars {
+            form.push((format!("variables[{k}]"), v.to_string()));
+        }
+        let url = format!("{}/api/v4/projects/{}/trigger/pipeline", self.base, self.pid);
+        let p: Value = self
+            .http
+            .post(url)
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        p["id"].as_u64().unwrap_or_else(|| panic!("trigger failed: {p}"))
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}/api/v4/projects/{}{path}", self.base, self.pid))
+            .header("PRIVATE-TOKEN", ROOT_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn wait_final(&self, pipeline: u64) -> Value {
+        loop {
+            let p = self.get(&format!("/pipelines/{pipeline}")).await;
+            if ["success", "failed", "canceled", "skipped"].contains(&p["status"].as_str().unwrap_or("")) {
+                return p;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+fn now_us() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64() * 1e6
+}
+
+async fn latency_run(triggers: usize) -> Vec<f64> {
+    let out = tempfile::tempdir().unwrap();
+    let config = "stamp:\n  script:\n    - echo \"$EPOCHREALTIME\" > \"$OUT_DIR/$RUN\"\n";
+    let concurrent = CONCURRENT.to_string();
+    let f = fixture(config, &["--concurrent", &concurrent]).await;
+    let dir = out.path().to_str().unwrap().to_string();
+    let mut latencies = Vec::with_capacity(triggers);
+    for i in 0..triggers + 5 {
+        let run = i.to_string();
+        let sent = now_us();
+        let id = f.trigger(&[("OUT_DIR", &dir), ("RUN", &run)]).await;
+        let stamp = wait_stamp(&out.path().join(&run)).await;
+        f.wait_final(id).await;
+        if i >= 5 {
+            latencies.push((stamp - sent) / 1000.0);
+        }
+    }
+    kill(f.child);
+    latencies
+}
+
+/// Waits for the job's `$EPOCHREALTIME` (seconds with microseconds) and returns it in µs.
+async fn wait_stamp(path: &Path) -> f64 {
+    let start = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(secs) = text.trim().replace(',', ".").parse::<f64>()
+        {
+            return secs * 1e6;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no stamp in {path:?}");
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+struct Ingestion {
+    seconds: f64,
+    status: String,
+    log_bytes: u64,
+    idle_mib: f64,
+    peak_mib: f64,
+}
+
+async fn ingestion_run() -> Ingestion {
+    let config = "flood:\n  script:\n    - yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 1073741824\n";
+    let f = fixture(config, &["--max-trace-bytes", "2147483648"]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let server = f.child.id();
+    let idle = rss_kib(server);
+    let id = f.trigger(&[]).await;
+    let mut peak = idle;
+    let p = loop {
+        peak = peak.max(rss_kib(server));
+        let p = f.get(&format!("/pipelines/{id}")).await;
+        if ["success", "failed", "canceled"].contains(&p["status"].as_str().unwrap_or("")) {
+            break p;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let jobs = f.get(&format!("/pipelines/{id}/jobs")).await;
+    let job = &jobs[0];
+    let job_id = job["id"].as_u64().unwrap();
+    let log_bytes = f
+        .http
+        .get(format!("{}/api/v4/projects/{}/jobs/{job_id}/trace", f.base, f.pid))
+        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .content_length()
+        .unwrap_or(0);
+    let seconds = job["duration"].as_f64().unwrap_or(0.0);
+    let status = format!(
+        "{} ({})",
+        p["status"].as_str().unwrap_or("?"),
+        job["failure_reason"].as_str().unwrap_or("-")
+    );
+    kill(f.child);
+    Ingestion {
+        seconds,
+        status,
+        log_bytes,
+        idle_mib: idle as f64 / 1024.0,
+        peak_mib: peak as f64 / 1024.0,
+    }
+}
+
+struct FanOut {
+    pipelines: usize,
+    successful: usize,
+    seconds: f64,
+    peak_running: usize,
+}
+
+async fn fan_out_run() -> FanOut {
+    let mut config = String::from("stages: [one, two, three, four]\n");
+    for i in 0..20 {
+        let stage = ["one", "two", "three", "four"][i % 4];
+        config.push_str(&format!("job-{i}:\n  stage: {stage}\n  script: [echo {i}]\n"));
+    }
+    let concurrent = CONCURRENT.to_string();
+    let f = fixture(&config, &["--concurrent", &concurrent]).await;
+    let started = Instant::now();
+    let ids = futures_util::future::join_all((0..50).map(|_| f.trigger(&[]))).await;
+    let mut successful = 0;
+    for id in &ids {
+        if f.wait_final(*id).await["status"] == "success" {
+            successful += 1;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut events = Vec::new();
+    for id in &ids {
+        let jobs = f.get(&format!("/pipelines/{id}/jobs?per_page=100")).await;
+        for j in jobs.as_array().unwrap() {
+            if let (Some(s), Some(e)) = (j["started_at"].as_str(), j["finished_at"].as_str()) {
+                events.push((ms_of_day(s), 1i32));
+                events.push((ms_of_day(e), -1i32));
+            }
+        }
+    }
+    // Ends sort before starts at the same millisecond: a worker takes its next job at once.
+    events.sort();
+    let (mut running, mut peak) = (0i32, 0i32);
+    for (_, delta) in events {
+        running += delta;
+        peak = peak.max(running);
+    }
+    kill(f.child);
+    FanOut {
+        pipelines: ids.len(),
+        successful,
+        seconds,
+        peak_running: peak as usize,
+    }
+}
+
+/// Milliseconds within the day of a `2026-01-02T03:04:05.678Z` timestamp.
+fn ms_of_day(iso: &str) -> i64 {
+    let t = &iso[11..23];
+    let field = |r: std::ops::Range<usize>| t[r].parse::<i64>().unwrap();
+    ((field(0..2) * 60 + field(3..5)) * 60 + field(6..8)) * 1000 + field(9..12)
+}
