@@ -387,6 +387,19 @@ fn start(
         let _ = reply.send(None);
         return Ok(());
     }
+    if job.trigger.is_some() {
+        // A `trigger:` job starts a downstream pipeline; no executor runs it.
+        job.status = JobStatus::Failed;
+        job.failure_reason = Some("downstream_pipeline_creation_failed".into());
+        job.finished_at = Some(now);
+        w.changed.insert(i);
+        batch.spur.traces.append_notice(
+            job_id,
+            "ERROR: downstream pipeline can not be created, multi-project and child pipelines are not supported by spur yet",
+        );
+        let _ = reply.send(None);
+        return Ok(());
+    }
     job.status = JobStatus::Running;
     job.started_at = Some(now);
     job.runner = Some(runner);
