@@ -29,7 +29,8 @@ async fn worker(spur: Arc<Spur>) {
             continue;
         };
         let job_id = started.job.id;
-        let end = shell::run(spur.clone(), started).await;
-        spur.scheduler.finish(job_id, end);
+        if let Some(end) = shell::run(spur.clone(), started).await {
+            spur.scheduler.finish(job_id, end);
+        }
     }
 }

@@ -82,27 +82,29 @@ enum ShellEnd {
     Canceled,
 }
 
-/// Runs a started job to its end and says how it ended. Never panics; every failure of spur's
-/// own (a checkout, a file) fails the job with `runner_system_failure`.
-pub async fn run(spur: Arc<Spur>, started: Started) -> JobEnd {
+/// Runs a started job to its end and says how it ended; `None` when it must not run after all
+/// (its start could not be stored). Never panics; every failure of spur's own (a checkout, a
+/// file) fails the job with `runner_system_failure`.
+pub async fn run(spur: Arc<Spur>, started: Started) -> Option<JobEnd> {
     let Started {
         job,
         pipeline,
         token,
         mut cancel,
+        durable,
     } = started;
     let writer = match spur.traces.writer(job.id) {
         Ok(w) => w,
         Err(e) => {
             tracing::error!(job_id = job.id, error = %e, "cannot open the job log");
-            return system_failure();
+            return Some(system_failure());
         }
     };
     let vars = match crate::job_env::job_variables(&spur, job.id) {
         Ok(v) => v,
         Err(e) => {
             tracing::error!(job_id = job.id, error = %e, "cannot read the job's variables");
-            return system_failure();
+            return Some(system_failure());
         }
     };
     let mut secrets = vars.masked.clone();
@@ -116,7 +118,7 @@ pub async fn run(spur: Arc<Spur>, started: Started) -> JobEnd {
         Ok(ws) => ws,
         Err(e) => {
             tracing::error!(job_id = job.id, error = %e, "cannot create the job's workspace");
-            return system_failure();
+            return Some(system_failure());
         }
     };
     let job_run = JobRun {
@@ -126,11 +128,13 @@ pub async fn run(spur: Arc<Spur>, started: Started) -> JobEnd {
         token: &token,
         ws: &ws,
     };
-    let (end, mut log) = job_run.execute(log, &vars, &mut cancel).await;
-    log.framing(&final_line(
-        &end,
-        job.settings.timeout_secs.unwrap_or(spur.job_timeout_secs),
-    ));
+    let (end, mut log) = job_run.execute(log, &vars, &mut cancel, durable).await;
+    if let Some(end) = &end {
+        log.framing(&final_line(
+            end,
+            job.settings.timeout_secs.unwrap_or(spur.job_timeout_secs),
+        ));
+    }
     if let Some(e) = log.failed {
         tracing::warn!(job_id = job.id, error = %e, "could not write all of the job log");
     }
@@ -189,7 +193,8 @@ impl JobRun<'_> {
         mut log: Log,
         vars: &crate::domain::JobVariables,
         cancel: &mut watch::Receiver<bool>,
-    ) -> (JobEnd, Log) {
+        durable: tokio::sync::oneshot::Receiver<bool>,
+    ) -> (Option<JobEnd>, Log) {
         let job = self.job;
         log.framing(&format!(
             "\x1b[0KRunning with spur {} (shell executor)\x1b[0;m\n",
@@ -203,7 +208,7 @@ impl JobRun<'_> {
         log.section_end("prepare_executor");
         let Some(project) = self.spur.store.project(job.project_id).ok().flatten() else {
             log.framing("ERROR: the job's project no longer exists\n");
-            return (system_failure(), log);
+            return (Some(system_failure()), log);
         };
         log.section_start("get_sources", "Getting source from Git repository");
         log.framing("\x1b[32;1mFetching changes...\x1b[0;m\n");
@@ -213,7 +218,7 @@ impl JobRun<'_> {
                 "\x1b[31;1mERROR: cannot check out {}: {e}\x1b[0;m\n",
                 self.pipeline.sha
             ));
-            return (system_failure(), log);
+            return (Some(system_failure()), log);
         }
         log.framing(&format!(
             "\x1b[32;1mChecking out {} as detached HEAD (ref is {})...\x1b[0;m\n\n\x1b[32;1mSkipping Git submodules setup\x1b[0;m\n",
@@ -221,6 +226,10 @@ impl JobRun<'_> {
             self.pipeline.ref_name
         ));
         log.section_end("get_sources");
+        if !durable.await.unwrap_or(false) {
+            tracing::warn!(job_id = job.id, "the job's start was not stored; it stays queued");
+            return (None, log);
+        }
         self.restore_cache(&mut log).await;
         let env = match self.environment(&project, vars) {
             Ok(env) => env,
@@ -228,7 +237,7 @@ impl JobRun<'_> {
                 log.framing(&format!(
                     "\x1b[31;1mERROR: cannot prepare the job's variables: {e}\x1b[0;m\n"
                 ));
-                return (system_failure(), log);
+                return (Some(system_failure()), log);
             }
         };
         let steps: Vec<String> = job.before_script.iter().chain(&job.script).cloned().collect();
@@ -261,7 +270,7 @@ impl JobRun<'_> {
         if end == JobEnd::Success {
             self.save_cache(&mut log).await;
         }
-        (end, log)
+        (Some(end), log)
     }
 
     async fn checkout(&self, project: &Project) -> Result<(), String> {

@@ -49,14 +49,31 @@ impl Workspace {
         Ok(ws)
     }
 
-    /// Checks out `sha` of `repository` into the project folder, `.git` included.
+    /// Checks out `sha` of `repository` into the project folder, `.git` included. The `.git` is
+    /// what `git clone --shared` makes (objects borrowed through `objects/info/alternates`, an
+    /// `origin` remote), written directly, so that one `git checkout` process does the rest.
     pub fn checkout(&self, repository: &Path, sha: &str) -> Result<(), String> {
-        let target = self.project_dir.to_string_lossy().to_string();
-        let source = repository.to_string_lossy().to_string();
-        git(
-            None,
-            &["clone", "--quiet", "--shared", "--no-checkout", &source, &target],
+        let objects = objects_dir(repository)?;
+        let dot_git = self.project_dir.join(".git");
+        let write = |path: &str, text: &str| -> Result<(), String> {
+            let file = dot_git.join(path);
+            if let Some(parent) = file.parent() {
+                fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            fs::write(&file, text).map_err(|e| format!("cannot write {}: {e}", file.display()))
+        };
+        write("objects/info/alternates", &format!("{}\n", objects.display()))?;
+        write("HEAD", &format!("{sha}\n"))?;
+        write(
+            "config",
+            &format!(
+                "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n[remote \"origin\"]\n\turl = {}\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n",
+                repository.display()
+            ),
         )?;
+        for dir in ["refs/heads", "refs/tags", "objects/pack"] {
+            fs::create_dir_all(dot_git.join(dir)).map_err(|e| e.to_string())?;
+        }
         git(
             Some(&self.project_dir),
             &[
@@ -64,6 +81,7 @@ impl Workspace {
                 "advice.detachedHead=false",
                 "checkout",
                 "--quiet",
+                "--force",
                 "--detach",
                 sha,
             ],
@@ -85,6 +103,17 @@ impl Workspace {
     }
 }
 
+/// The object store of a repository: `<repo>/.git/objects` for a working copy, `<repo>/objects`
+/// for a bare one.
+fn objects_dir(repository: &Path) -> Result<PathBuf, String> {
+    let candidates = [repository.join(".git").join("objects"), repository.join("objects")];
+    candidates
+        .into_iter()
+        .find(|p| p.is_dir())
+        .and_then(|p| p.canonicalize().ok())
+        .ok_or_else(|| format!("{} is not a git repository spur can read", repository.display()))
+}
+
 fn git(dir: Option<&Path>, args: &[&str]) -> Result<(), String> {
     let mut cmd = Command::new("git");
     if let Some(dir) = dir {
@@ -92,6 +121,9 @@ fn git(dir: Option<&Path>, args: &[&str]) -> Result<(), String> {
     }
     let out = cmd
         .args(args)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .env_remove("GIT_INDEX_FILE")
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(Stdio::null())
         .output()

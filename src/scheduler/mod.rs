@@ -43,6 +43,9 @@ pub struct Started {
     pub token: String,
     /// Turns `true` when the job is canceled.
     pub cancel: watch::Receiver<bool>,
+    /// Answers whether the `running` state (and the token's digest) is durable. The executor
+    /// may prepare the workspace meanwhile but must not run the job's script before `true`.
+    pub durable: oneshot::Receiver<bool>,
 }
 
 /// What a request targets.
@@ -240,9 +243,9 @@ struct Working {
     tokens: Vec<(Vec<u8>, u64)>,
 }
 
-/// Replies held until the batch is durable.
+/// Replies held until the batch is durable (a start is answered at once, its durability later).
 enum Reply {
-    Start(oneshot::Sender<Option<Started>>, Box<Started>),
+    Start(oneshot::Sender<Option<Started>>, Box<Started>, oneshot::Sender<bool>),
     Done(Answer, Option<(u64, usize)>),
 }
 
@@ -407,13 +410,15 @@ fn start(
     w.tokens.push((digest, job_id));
     let (switch, cancel) = watch::channel(false);
     state.running.insert(job_id, switch);
+    let (made_durable, durable) = oneshot::channel();
     let started = Started {
         job: w.jobs[i].clone(),
         pipeline: w.pipeline.clone(),
         token,
         cancel,
+        durable,
     };
-    batch.replies.push(Reply::Start(reply, Box::new(started)));
+    batch.replies.push(Reply::Start(reply, Box::new(started), made_durable));
     Ok(())
 }
 
@@ -581,23 +586,49 @@ async fn commit(mut batch: Batch<'_>, state: &mut State) {
         });
         order.push((*pid, added_idx));
     }
+    // Starts are answered before the commit so that the executor prepares the workspace while
+    // the commit is in flight; it waits for `durable` before running anything.
+    let mut replies = Vec::with_capacity(batch.replies.len());
+    let mut durability = Vec::new();
+    for reply in batch.replies {
+        match reply {
+            Reply::Start(tx, started, made_durable) => {
+                let id = started.job.id;
+                if tx.send(Some(*started)).is_err() {
+                    state.running.remove(&id);
+                }
+                durability.push((id, made_durable));
+            }
+            done => replies.push(done),
+        }
+    }
     let result = if changes.is_empty() {
         Ok(Vec::new())
     } else {
         batch.spur.store.apply_changes(changes).await
     };
+    for (id, made_durable) in durability {
+        if made_durable.send(result.is_ok()).is_err() || result.is_err() {
+            state.running.remove(&id);
+        }
+    }
     let added = match result {
         Ok(added) => added,
         Err(e) => {
             tracing::error!(error = %e, "the scheduler could not store a batch; its requests were refused");
-            for reply in batch.replies {
-                match reply {
-                    Reply::Start(tx, started) => {
-                        state.running.remove(&started.job.id);
-                        let _ = tx.send(None);
-                    }
-                    Reply::Done(tx, _) => {
-                        let _ = tx.send(Err(Refusal::Storage(e.to_string())));
+            for reply in replies {
+                if let Reply::Done(tx, _) = reply {
+                    let _ = tx.send(Err(Refusal::Storage(e.to_string())));
+                }
+            }
+            // Jobs whose start was not stored are still pending: queue them again.
+            for w in batch.pipelines.values() {
+                for &i in &w.changed {
+                    if w.jobs[i].status == JobStatus::Running {
+                        batch.spur.scheduler.queue.push(QueuedJob {
+                            job_id: w.jobs[i].id,
+                            tags: w.jobs[i].tags.clone(),
+                        });
                     }
                 }
             }
@@ -614,17 +645,9 @@ async fn commit(mut batch: Batch<'_>, state: &mut State) {
             }
         }
     }
-    for reply in batch.replies {
-        match reply {
-            Reply::Start(tx, started) => {
-                let id = started.job.id;
-                if tx.send(Some(*started)).is_err() {
-                    state.running.remove(&id);
-                }
-            }
-            Reply::Done(tx, added) => {
-                let _ = tx.send(Ok(added.and_then(|k| new_ids.get(&k).copied())));
-            }
+    for reply in replies {
+        if let Reply::Done(tx, added) = reply {
+            let _ = tx.send(Ok(added.and_then(|k| new_ids.get(&k).copied())));
         }
     }
     for w in batch.pipelines.values() {

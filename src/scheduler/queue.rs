@@ -1,7 +1,7 @@
 //! The queue of pending jobs that executors take from. It only hands out job ids: an executor
 //! must then ask the scheduler to start the job, which alone decides whether it still may run.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 use tokio::sync::Notify;
 
@@ -17,17 +17,24 @@ pub struct QueuedJob {
 /// Pending jobs in arrival order, shared by every executor.
 #[derive(Default)]
 pub struct JobQueue {
-    jobs: Mutex<VecDeque<QueuedJob>>,
+    jobs: Mutex<Waiting>,
     arrived: Notify,
+}
+
+/// The queue itself and the ids in it (a job is queued once).
+#[derive(Default)]
+struct Waiting {
+    order: VecDeque<QueuedJob>,
+    ids: HashSet<u64>,
 }
 
 impl JobQueue {
     /// Adds a job and wakes the executors.
     pub fn push(&self, job: QueuedJob) {
         if let Ok(mut jobs) = self.jobs.lock()
-            && !jobs.iter().any(|j| j.job_id == job.job_id)
+            && jobs.ids.insert(job.job_id)
         {
-            jobs.push_back(job);
+            jobs.order.push_back(job);
         }
         self.arrived.notify_waiters();
     }
@@ -35,8 +42,10 @@ impl JobQueue {
     /// Takes the oldest job `accept` agrees to run.
     pub fn take(&self, accept: impl Fn(&QueuedJob) -> bool) -> Option<QueuedJob> {
         let mut jobs = self.jobs.lock().ok()?;
-        let i = jobs.iter().position(accept)?;
-        jobs.remove(i)
+        let i = jobs.order.iter().position(accept)?;
+        let job = jobs.order.remove(i)?;
+        jobs.ids.remove(&job.job_id);
+        Some(job)
     }
 
     /// Waits until a job `accept` agrees to run is taken.
@@ -54,7 +63,7 @@ impl JobQueue {
 
     /// How many jobs wait.
     pub fn len(&self) -> usize {
-        self.jobs.lock().map_or(0, |j| j.len())
+        self.jobs.lock().map_or(0, |j| j.order.len())
     }
 
     /// Whether no job waits.
