@@ -22,6 +22,7 @@ pub mod scheduler;
 pub mod secrets;
 pub mod storage;
 pub mod trace;
+pub mod trigger_tokens;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use app::{Spur, StartError};

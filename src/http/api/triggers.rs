@@ -11,14 +11,11 @@ use crate::http::error::ApiError;
 use crate::http::pagination::paginated;
 use crate::http::params::{Params, Validation};
 use crate::http::{State, json_response, project_with_role, views};
-use crate::secrets;
-use crate::storage::{NewTrigger, Refusal};
+use crate::storage::Refusal;
+use crate::trigger_tokens;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
-
-/// The prefix of trigger tokens.
-pub const TOKEN_PREFIX: &str = "glptt-";
 
 /// The JSON of a trigger as `actor` may see it.
 fn trigger_view(
@@ -29,12 +26,7 @@ fn trigger_view(
     access: &ProjectAccess,
 ) -> Result<Value, ApiError> {
     let owner = spur.store.user(t.owner_id)?;
-    let full = if t.owner_id == actor.user.id && access.at_least(AccessLevel::Maintainer) {
-        let plain = spur.secrets.unseal(&t.token_sealed).map_err(ApiError::internal)?;
-        Some(String::from_utf8(plain).map_err(ApiError::internal)?)
-    } else {
-        None
-    };
+    let full = trigger_tokens::full_token(spur, t, &actor.user, access).map_err(ApiError::internal)?;
     Ok(views::trigger(spur, t, last_used, owner.as_ref(), full.as_deref()))
 }
 
@@ -90,39 +82,18 @@ pub async fn create(req: HttpRequest, spur: State, payload: web::Payload) -> Res
     let description = v.required_string(&params, "description");
     let expires_at = v.optional_datetime(&params, "expires_at");
     v.finish()?;
-    let now = clock::now();
-    let limit = now + 365 * clock::DAY;
-    if expires_at.is_some_and(|t| t >= limit) {
-        let errors = json!({"expires_at": [format!("must be before {}", clock::date(limit))]});
-        return Err(ApiError::bad_request(&errors.to_string()));
-    }
-    let token = secrets::new_token(TOKEN_PREFIX).map_err(ApiError::internal)?;
-    let new = NewTrigger {
-        project_id: project.id,
-        owner_id: actor.user.id,
-        description,
-        token_sealed: spur.secrets.seal(token.as_bytes()).map_err(ApiError::internal)?,
-        token_digest: spur.secrets.digest(&token),
-        short_token: short_token(&token),
-        expires_at,
-        now,
+    let (t, _) = match trigger_tokens::create(&spur, &project, &actor.user, description, expires_at).await {
+        Ok(created) => created,
+        Err(trigger_tokens::CreateError::ExpiresTooLate(text)) => {
+            let errors = json!({"expires_at": [text]});
+            return Err(ApiError::bad_request(&errors.to_string()));
+        }
+        Err(trigger_tokens::CreateError::Internal(e)) => return Err(ApiError::internal(e)),
     };
-    let t = spur.store.create_trigger(new).await?;
-    tracing::info!(project_id = project.id, trigger_id = t.id, "trigger token created");
     Ok(json_response(
         StatusCode::CREATED,
         &trigger_view(&spur, &t, None, &actor, &access)?,
     ))
-}
-
-/// The first 4 characters after the `glptt-` prefix (or of a legacy token).
-pub fn short_token(token: &str) -> String {
-    token
-        .strip_prefix(TOKEN_PREFIX)
-        .unwrap_or(token)
-        .chars()
-        .take(4)
-        .collect()
 }
 
 /// `PUT /projects/:id/triggers/:trigger_id`: only its owner, while Maintainer+, may change
@@ -191,12 +162,6 @@ fn parse_http_date(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn short_tokens() {
-        assert_eq!(short_token("glptt-1234567890abcdef"), "1234");
-        assert_eq!(short_token("abcd5678"), "abcd");
-    }
 
     #[test]
     fn http_dates() {

@@ -1,0 +1,117 @@
+//! Trigger tokens as the API and the UI manage them: creating one (a fresh `glptt-` token, sealed
+//! and digested), GitLab's visibility rule (only the owner who is Maintainer+ sees the full
+//! token), and the short form everyone else sees. Knows nothing of HTTP.
+
+use crate::app::Spur;
+use crate::auth::ProjectAccess;
+use crate::clock;
+use crate::domain::{AccessLevel, Millis, Project, Trigger, User};
+use crate::secrets;
+use crate::storage::NewTrigger;
+
+/// GitLab's prefix of trigger tokens.
+pub const TOKEN_PREFIX: &str = "glptt-";
+
+/// Why a trigger token was not created.
+#[derive(Debug)]
+pub enum CreateError {
+    /// `expires_at` is not before a year from now (GitLab's rule; the text is GitLab's).
+    ExpiresTooLate(String),
+    /// Something inside spur failed.
+    Internal(String),
+}
+
+/// Creates a trigger token owned by `owner`; returns the record and the token (shown once to
+/// the API caller, and later only to its owner).
+pub async fn create(
+    spur: &Spur,
+    project: &Project,
+    owner: &User,
+    description: Option<String>,
+    expires_at: Option<Millis>,
+) -> Result<(Trigger, String), CreateError> {
+    let now = clock::now();
+    let limit = now + 365 * clock::DAY;
+    if expires_at.is_some_and(|t| t >= limit) {
+        return Err(CreateError::ExpiresTooLate(format!(
+            "must be before {}",
+            clock::date(limit)
+        )));
+    }
+    let internal = |e: String| CreateError::Internal(e);
+    let token = secrets::new_token(TOKEN_PREFIX).map_err(|e| internal(e.to_string()))?;
+    let new = NewTrigger {
+        project_id: project.id,
+        owner_id: owner.id,
+        description,
+        token_sealed: spur
+            .secrets
+            .seal(token.as_bytes())
+            .map_err(|e| internal(e.to_string()))?,
+        token_digest: spur.secrets.digest(&token),
+        short_token: short_token(&token),
+        expires_at,
+        now,
+    };
+    let trigger = spur
+        .store
+        .create_trigger(new)
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    tracing::info!(
+        project_id = project.id,
+        trigger_id = trigger.id,
+        "trigger token created"
+    );
+    Ok((trigger, token))
+}
+
+/// Whether `viewer` (with `access` to the project) may see `trigger`'s full token: its owner,
+/// while a Maintainer or Owner (GitLab's `admin_trigger`).
+pub fn may_see_full(trigger: &Trigger, viewer: &User, access: &ProjectAccess) -> bool {
+    trigger.owner_id == viewer.id && access.at_least(AccessLevel::Maintainer)
+}
+
+/// The full token, unsealed, if `viewer` may see it.
+pub fn full_token(
+    spur: &Spur,
+    trigger: &Trigger,
+    viewer: &User,
+    access: &ProjectAccess,
+) -> Result<Option<String>, String> {
+    if !may_see_full(trigger, viewer, access) {
+        return Ok(None);
+    }
+    let plain = spur.secrets.unseal(&trigger.token_sealed).map_err(|e| e.to_string())?;
+    String::from_utf8(plain).map(Some).map_err(|e| e.to_string())
+}
+
+/// The four characters after the prefix, which anyone allowed to list tokens may see.
+pub fn short_token(token: &str) -> String {
+    token
+        .strip_prefix(TOKEN_PREFIX)
+        .unwrap_or(token)
+        .chars()
+        .take(4)
+        .collect()
+}
+
+/// Whether the owner can still run pipelines (else GitLab shows the token as `invalid`).
+pub fn owner_can_run(spur: &Spur, trigger: &Trigger, project: &Project) -> bool {
+    let Ok(Some(owner)) = spur.store.user(trigger.owner_id) else {
+        return false;
+    };
+    crate::auth::project_access(&spur.store, Some(&owner), project, clock::now())
+        .is_ok_and(|a| !owner.blocked && a.at_least(AccessLevel::Developer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_tokens() {
+        assert_eq!(short_token("glptt-1234567890abcdef"), "1234");
+        assert_eq!(short_token("abcd5678"), "abcd");
+    }
+}
