@@ -34,6 +34,17 @@ impl AccessLevel {
         }
     }
 
+    /// The role's name as GitLab's UI shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AccessLevel::Guest => "Guest",
+            AccessLevel::Reporter => "Reporter",
+            AccessLevel::Developer => "Developer",
+            AccessLevel::Maintainer => "Maintainer",
+            AccessLevel::Owner => "Owner",
+        }
+    }
+
     /// The level for one of GitLab's numbers, if it is one a member may hold.
     pub fn from_number(n: i64) -> Option<AccessLevel> {
         Some(match n {
@@ -627,6 +638,20 @@ pub struct JobVariables {
     pub file_keys: Vec<String>,
     /// Values that must never reach the log.
     pub masked: Vec<String>,
+}
+
+/// A signed-in browser session. Stored under a digest of its id; the id lives only in the
+/// browser's cookie.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Session {
+    /// Who signed in.
+    pub user_id: u64,
+    /// The CSRF token every form of this session carries (`authenticity_token`).
+    pub csrf_token: String,
+    /// When the session began.
+    pub created_at: Millis,
+    /// When it ends.
+    pub expires_at: Millis,
 }
 
 /// How a variable reaches a job: as its value, or as a path to a file holding it.

@@ -6,6 +6,17 @@ use crate::app::Spur;
 use crate::domain::ProjectVariable;
 use crate::storage::Refusal;
 
+/// Checks a variable as GitLab does; the refusal names the attribute and says why.
+pub fn validate(variable: &ProjectVariable) -> Result<(), (&'static str, &'static str)> {
+    if !crate::domain::is_valid_variable_key(&variable.key) {
+        return Err(("key", "can contain only letters, digits and '_'."));
+    }
+    if variable.masked && !crate::domain::is_maskable(&variable.value) {
+        return Err(("value", "is invalid"));
+    }
+    Ok(())
+}
+
 /// Every variable of a project, unsealed, by key.
 pub fn list(spur: &Spur, project_id: u64) -> Result<Vec<ProjectVariable>, String> {
     let sealed = spur

@@ -5,6 +5,7 @@ pub mod api;
 pub mod error;
 pub mod pagination;
 pub mod params;
+pub mod ui;
 pub mod views;
 
 use crate::app::Spur;
@@ -107,6 +108,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/job", web::get().to(jobs::current))
             .default_service(web::to(api_not_found)),
     );
+    ui::routes(cfg);
 }
 
 async fn api_not_found() -> HttpResponse {

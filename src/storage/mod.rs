@@ -7,6 +7,7 @@ mod jobs;
 mod pipelines;
 mod project_variables;
 mod projects;
+mod sessions;
 mod tables;
 mod triggers;
 mod users;
@@ -183,6 +184,7 @@ fn init_schema(db: &Database) -> Result<(), Error> {
     tx.open_table(tables::PROJECT_VARIABLES)?;
     tx.open_table(tables::ACTIVE_JOBS)?;
     tx.open_table(tables::JOB_TOKENS)?;
+    tx.open_table(tables::SESSIONS)?;
     tx.commit()?;
     Ok(())
 }

@@ -71,5 +71,9 @@ pub const ACTIVE_JOBS: TableDefinition<u64, ()> = TableDefinition::new("active_j
 /// stale token is recognised (401 `Job is not running`), never stored in the clear.
 pub const JOB_TOKENS: TableDefinition<&[u8], u64> = TableDefinition::new("job_tokens");
 
+/// Keyed blake3 digest of a browser session id (the cookie) → `domain::Session`. The id itself
+/// is never stored.
+pub const SESSIONS: TableDefinition<&[u8], Json> = TableDefinition::new("sessions");
+
 /// (project id, key) → a `domain::ProjectVariable` as JSON, sealed with the data dir's key.
 pub const PROJECT_VARIABLES: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("project_variables");

@@ -4,6 +4,7 @@
 // Tests are meant to panic on anything unexpected.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod browser;
 mod cli;
 mod durability;
 mod execution;
@@ -14,3 +15,4 @@ mod role_matrix;
 mod support;
 mod trigger_api;
 mod triggers_crud;
+mod ui;

@@ -2,21 +2,9 @@
 //! own functional tests make around triggers. The interpreter comes from the venv that
 //! `tests/run` creates (`SPUR_TEST_PYTHON`, default `target/test-venv/bin/python`).
 
-use crate::support::{ROOT_TOKEN, Repo, Server};
+use crate::support::{ROOT_TOKEN, Repo, Server, python};
 use std::path::PathBuf;
 use std::process::Command;
-
-fn python() -> PathBuf {
-    let path = std::env::var_os("SPUR_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python"));
-    assert!(
-        path.exists(),
-        "no python with python-gitlab at {}: run tests/run, which creates it",
-        path.display()
-    );
-    path
-}
 
 #[tokio::test]
 async fn python_gitlab_drives_triggers_and_pipelines() {

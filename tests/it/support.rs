@@ -324,3 +324,17 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// The venv's Python that `tests/run` creates (`SPUR_TEST_PYTHON`, default
+/// `target/test-venv/bin/python`), with python-gitlab and selenium.
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("SPUR_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python"));
+    assert!(
+        path.exists(),
+        "no python with python-gitlab at {}: run tests/run, which creates it",
+        path.display()
+    );
+    path
+}

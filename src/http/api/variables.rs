@@ -2,7 +2,7 @@
 //! `GET/PUT/DELETE /projects/:id/variables/:key` (Maintainer+), with GitLab's validation.
 
 use super::segment;
-use crate::domain::{AccessLevel, Project, ProjectVariable, VariableType, is_maskable, is_valid_variable_key};
+use crate::domain::{AccessLevel, Project, ProjectVariable, VariableType};
 use crate::http::error::ApiError;
 use crate::http::pagination::paginated;
 use crate::http::params::{Params, Validation};
@@ -150,11 +150,6 @@ fn read_variable(
 
 /// GitLab's model validation: key format and, for masked variables, the value's shape.
 fn validate(variable: ProjectVariable) -> Result<ProjectVariable, ApiError> {
-    if !is_valid_variable_key(&variable.key) {
-        return Err(ApiError::invalid("key", "can contain only letters, digits and '_'."));
-    }
-    if variable.masked && !is_maskable(&variable.value) {
-        return Err(ApiError::invalid("value", "is invalid"));
-    }
+    project_variables::validate(&variable).map_err(|(attr, text)| ApiError::invalid(attr, text))?;
     Ok(variable)
 }

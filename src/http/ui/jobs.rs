@@ -1,0 +1,268 @@
+//! Jobs pages: the paginated list (jobs of trigger-token pipelines carry a `triggered` badge),
+//! one job with its log (ANSI colours, collapsible sections, followed live by polling
+//! `trace.json`), the Trigger block, and cancel, retry and play.
+
+use super::{Form, Layout, UiError, ago, duration, html, id_in_path, page_number, project_page, redirect};
+use crate::app::Spur;
+use crate::clock;
+use crate::domain::{AccessLevel, Job, JobStatus, Pipeline, PipelineSource, Project};
+use crate::scheduler::Target;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde_json::json;
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+
+/// Rows per page.
+const PER_PAGE: usize = 30;
+/// The most of a log a page shows (its end); the API has the whole log.
+const MAX_LOG_BYTES: u64 = 1 << 20;
+
+/// A job as the pages show it.
+pub struct JobRow {
+    id: u64,
+    name: String,
+    status: &'static str,
+    warning: bool,
+    stage: String,
+    pipeline_id: u64,
+    ref_name: String,
+    triggered: bool,
+    allow_failure: bool,
+    duration: String,
+    created_iso: String,
+    created_ago: String,
+}
+
+fn row(j: &Job, pipeline: Option<&Pipeline>, now: i64) -> JobRow {
+    JobRow {
+        id: j.id,
+        name: j.name.clone(),
+        status: j.status.as_str(),
+        warning: j.status == JobStatus::Failed && j.allow_failure,
+        stage: j.stage.clone(),
+        pipeline_id: j.pipeline_id,
+        ref_name: pipeline.map(|p| p.ref_name.clone()).unwrap_or_default(),
+        triggered: pipeline.is_some_and(|p| p.source == PipelineSource::Trigger),
+        allow_failure: j.allow_failure,
+        duration: duration(j.started_at, j.finished_at, now),
+        created_iso: clock::iso8601(j.created_at),
+        created_ago: ago(j.created_at, now),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "jobs.html")]
+struct ListPage {
+    l: Layout,
+    full_path: String,
+    rows: Vec<JobRow>,
+    page: usize,
+    total: usize,
+    prev_page: Option<usize>,
+    next_page: Option<usize>,
+}
+
+/// `GET /{ns}/{project}/-/jobs?page=N`: newest first.
+pub async fn list(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpResponse, UiError> {
+    let (visitor, project, access) = project_page(&req, &spur, None).await?;
+    let page = page_number(&req);
+    let (jobs, total) = spur.store.project_jobs(project.id, (page - 1) * PER_PAGE, PER_PAGE)?;
+    let now = clock::now();
+    let mut pipelines: HashMap<u64, Option<Pipeline>> = HashMap::new();
+    let mut rows = Vec::with_capacity(jobs.len());
+    for j in &jobs {
+        if let std::collections::hash_map::Entry::Vacant(slot) = pipelines.entry(j.pipeline_id) {
+            slot.insert(spur.store.pipeline(j.pipeline_id)?);
+        }
+        rows.push(row(j, pipelines.get(&j.pipeline_id).and_then(Option::as_ref), now));
+    }
+    let l = Layout::new(&req, &visitor, "Jobs").in_project(&project, &access, "jobs");
+    html(
+        &req,
+        &ListPage {
+            l,
+            full_path: project.full_path.clone(),
+            rows,
+            page,
+            total,
+            prev_page: (page > 1).then(|| page - 1),
+            next_page: (page * PER_PAGE < total).then_some(page + 1),
+        },
+    )
+}
+
+/// A trigger variable: its key always, its value only for Maintainers and Owners.
+pub struct TriggerVariable {
+    key: String,
+    value: Option<String>,
+}
+
+/// The Trigger block of a job of a trigger-token pipeline.
+pub struct TriggerBlock {
+    short_token: String,
+    variables: Vec<TriggerVariable>,
+    values_visible: bool,
+}
+
+#[derive(Template)]
+#[template(path = "job.html")]
+struct ShowPage {
+    l: Layout,
+    full_path: String,
+    project_id: u64,
+    j: JobRow,
+    source: &'static str,
+    log_html: String,
+    log_size: u64,
+    truncated: bool,
+    live: bool,
+    failure_reason: Option<String>,
+    runner: Option<String>,
+    trigger: Option<TriggerBlock>,
+    can_act: bool,
+    cancelable: bool,
+    retryable: bool,
+    playable: bool,
+}
+
+fn find_job(spur: &Spur, project: &Project, id: u64) -> Result<(Job, Pipeline), UiError> {
+    let job = spur
+        .store
+        .job(id)?
+        .filter(|j| j.project_id == project.id)
+        .ok_or(UiError::NotFound)?;
+    let pipeline = spur.store.pipeline(job.pipeline_id)?.ok_or(UiError::NotFound)?;
+    Ok((job, pipeline))
+}
+
+/// The end of a job's log (at most `MAX_LOG_BYTES`), its size, and whether it was cut.
+fn read_log(spur: &Spur, job_id: u64) -> Result<(String, u64, bool), UiError> {
+    let mut file = match std::fs::File::open(spur.traces.path(job_id)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((String::new(), 0, false)),
+        Err(e) => return Err(UiError::Internal(e.to_string())),
+    };
+    let size = file.metadata().map_err(|e| UiError::Internal(e.to_string()))?.len();
+    let start = size.saturating_sub(MAX_LOG_BYTES);
+    file.seek(SeekFrom::Start(start))
+        .map_err(|e| UiError::Internal(e.to_string()))?;
+    let mut bytes = Vec::with_capacity((size - start) as usize);
+    file.take(size - start)
+        .read_to_end(&mut bytes)
+        .map_err(|e| UiError::Internal(e.to_string()))?;
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    if start > 0
+        && let Some(i) = text.find('\n')
+    {
+        text.drain(..=i);
+    }
+    Ok((text, size, start > 0))
+}
+
+fn trigger_block(spur: &Spur, pipeline: &Pipeline, values_visible: bool) -> Result<Option<TriggerBlock>, UiError> {
+    if pipeline.source != PipelineSource::Trigger {
+        return Ok(None);
+    }
+    let short_token = match pipeline.trigger_id.map(|id| spur.store.trigger(id)).transpose()? {
+        Some(Some((t, _))) => t.short_token,
+        _ => "(revoked)".into(),
+    };
+    let variables = crate::pipeline_trigger::pipeline_variables_of(spur, pipeline.id)
+        .map_err(|e| UiError::Internal(format!("{e:?}")))?
+        .into_iter()
+        .map(|v| TriggerVariable {
+            key: v.key,
+            value: values_visible.then_some(v.value),
+        })
+        .collect();
+    Ok(Some(TriggerBlock {
+        short_token,
+        variables,
+        values_visible,
+    }))
+}
+
+/// `GET /{ns}/{project}/-/jobs/{id}`.
+pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpResponse, UiError> {
+    let (visitor, project, access) = project_page(&req, &spur, None).await?;
+    let (job, pipeline) = find_job(&spur, &project, id_in_path(&req, "id")?)?;
+    let (log, log_size, truncated) = read_log(&spur, job.id)?;
+    let now = clock::now();
+    let can_act = visitor.user.is_some() && access.at_least(AccessLevel::Developer);
+    let l =
+        Layout::new(&req, &visitor, format!("{} · job #{}", job.name, job.id)).in_project(&project, &access, "jobs");
+    let page = ShowPage {
+        l,
+        full_path: project.full_path.clone(),
+        project_id: project.id,
+        j: row(&job, Some(&pipeline), now),
+        source: pipeline.source.as_str(),
+        log_html: super::log_html::render(&log),
+        log_size,
+        truncated,
+        live: job.status.is_active(),
+        failure_reason: job.failure_reason.clone().filter(|_| job.status == JobStatus::Failed),
+        runner: job.runner.clone(),
+        trigger: trigger_block(&spur, &pipeline, access.at_least(AccessLevel::Maintainer))?,
+        can_act,
+        cancelable: !job.retried && job.status.is_active(),
+        retryable: !job.retried && matches!(job.status, JobStatus::Success | JobStatus::Failed | JobStatus::Canceled),
+        playable: !job.retried && matches!(job.status, JobStatus::Manual | JobStatus::Scheduled),
+    };
+    html(&req, &page)
+}
+
+/// `GET /{ns}/{project}/-/jobs/{id}/trace.json?size=N`: the rendered log when it grew past `N`
+/// bytes (else `html: null`), the job's status, and whether it is complete.
+pub async fn trace(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpResponse, UiError> {
+    let (_, project, _) = project_page(&req, &spur, None).await?;
+    let (job, _) = find_job(&spur, &project, id_in_path(&req, "id")?)?;
+    let known: u64 = super::query(&req, "size").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let (log, size, _) = read_log(&spur, job.id)?;
+    let html = (size != known).then(|| super::log_html::render(&log));
+    let body = json!({
+        "size": size,
+        "html": html,
+        "status": job.status.as_str(),
+        "complete": !job.status.is_active(),
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(body.to_string()))
+}
+
+/// `POST /{ns}/{project}/-/jobs/{id}/cancel|retry|play` (Developer+).
+pub async fn act(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload) -> Result<HttpResponse, UiError> {
+    let form = Form::read(&spur, payload).await?;
+    let (visitor, project, _) = project_page(&req, &spur, Some(AccessLevel::Developer)).await?;
+    visitor.check_csrf(&form)?;
+    let user = visitor.signed_in()?;
+    let (job, _) = find_job(&spur, &project, id_in_path(&req, "id")?)?;
+    let back = |id: u64| format!("/{}/-/jobs/{id}", project.full_path);
+    let refused = |e: crate::scheduler::Refusal| match e {
+        crate::scheduler::Refusal::NotRetryable => UiError::BadRequest("Job is not retryable".into()),
+        crate::scheduler::Refusal::NotPlayable => UiError::BadRequest("Unplayable Job".into()),
+        crate::scheduler::Refusal::NotFound => UiError::NotFound,
+        crate::scheduler::Refusal::Storage(e) => UiError::Internal(e),
+    };
+    let target = match req.match_info().get("action") {
+        Some("cancel") => {
+            spur.scheduler.cancel(Target::Job(job.id)).await.map_err(refused)?;
+            job.id
+        }
+        Some("retry") => spur
+            .scheduler
+            .retry(Target::Job(job.id), user.id)
+            .await
+            .map_err(refused)?
+            .unwrap_or(job.id),
+        Some("play") => {
+            spur.scheduler.play(job.id, user.id).await.map_err(refused)?;
+            job.id
+        }
+        _ => return Err(UiError::NotFound),
+    };
+    Ok(redirect(&req, &back(target), None))
+}

@@ -1,0 +1,385 @@
+//! The browser UI: server-rendered pages (askama templates in `templates/`) at GitLab's URLs,
+//! signed-in through a session cookie, every form carrying a CSRF token. The pages call the same
+//! services as the API (`pipeline_create`, `trigger_tokens`, `project_variables`, the
+//! scheduler); this module only reads requests and renders.
+
+mod assets;
+mod jobs;
+pub mod log_html;
+mod pipelines;
+mod projects;
+mod session;
+mod settings;
+
+use crate::app::Spur;
+use crate::auth::ProjectAccess;
+use crate::clock;
+use crate::domain::{AccessLevel, Millis, Project};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use askama::Template;
+pub use session::Visitor;
+
+/// The UI's routes (registered after the API's).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/assets/{name}", web::get().to(assets::serve))
+        .route("/users/sign_in", web::get().to(session::sign_in_form))
+        .route("/users/sign_in", web::post().to(session::sign_in))
+        .route("/users/sign_out", web::post().to(session::sign_out))
+        .route("/", web::get().to(projects::home))
+        .route("/{ns}/{project}/badges/{tail:.*}", web::get().to(projects::badge))
+        .route("/{ns}/{project}/-/project_members", web::get().to(projects::members))
+        .route("/{ns}/{project}/-/pipelines", web::get().to(pipelines::list))
+        .route("/{ns}/{project}/-/pipelines", web::post().to(pipelines::run))
+        .route("/{ns}/{project}/-/pipelines/{id}", web::get().to(pipelines::show))
+        .route(
+            "/{ns}/{project}/-/pipelines/{id}/{action}",
+            web::post().to(pipelines::act),
+        )
+        .route("/{ns}/{project}/-/jobs", web::get().to(jobs::list))
+        .route("/{ns}/{project}/-/jobs/{id}", web::get().to(jobs::show))
+        .route("/{ns}/{project}/-/jobs/{id}/trace.json", web::get().to(jobs::trace))
+        .route("/{ns}/{project}/-/jobs/{id}/{action}", web::post().to(jobs::act))
+        .route("/{ns}/{project}/-/settings/ci_cd", web::get().to(settings::show))
+        .route(
+            "/{ns}/{project}/-/settings/ci_cd/pipeline_variables",
+            web::post().to(settings::pipeline_variables),
+        )
+        .route("/{ns}/{project}/-/triggers", web::post().to(settings::create_trigger))
+        .route(
+            "/{ns}/{project}/-/triggers/{id}",
+            web::post().to(settings::change_trigger),
+        )
+        .route("/{ns}/{project}/-/variables", web::post().to(settings::create_variable))
+        .route(
+            "/{ns}/{project}/-/variables/{key}",
+            web::post().to(settings::change_variable),
+        );
+}
+
+/// What every page's frame shows.
+pub struct Layout {
+    /// The page title.
+    pub title: String,
+    /// The signed-in user.
+    pub user: Option<UserNav>,
+    /// The session's CSRF token for the page's forms.
+    pub csrf: String,
+    /// Cache-busting version of the assets.
+    pub asset_version: &'static str,
+    /// The project the page belongs to.
+    pub project: Option<ProjectNav>,
+    /// Which project tab is current.
+    pub current: &'static str,
+    /// A message from the previous request.
+    pub flash: Option<Flash>,
+}
+
+/// The signed-in user in the header.
+pub struct UserNav {
+    /// Username.
+    pub username: String,
+    /// Whether an administrator.
+    pub admin: bool,
+}
+
+/// The project tabs.
+pub struct ProjectNav {
+    /// `namespace/project`.
+    pub full_path: String,
+    /// Whether the Settings tab shows (Maintainer+).
+    pub can_admin: bool,
+}
+
+/// A one-time message shown at the top of the next page.
+pub struct Flash {
+    /// `notice` or `alert`.
+    pub kind: &'static str,
+    /// The text.
+    pub text: String,
+}
+
+impl Layout {
+    /// The frame for `visitor` on a page titled `title`.
+    pub fn new(req: &HttpRequest, visitor: &Visitor, title: impl Into<String>) -> Layout {
+        Layout {
+            title: title.into(),
+            user: visitor.user.as_ref().map(|u| UserNav {
+                username: u.username.clone(),
+                admin: u.admin,
+            }),
+            csrf: visitor.csrf().to_string(),
+            asset_version: assets::version(),
+            project: None,
+            current: "",
+            flash: session::take_flash(req),
+        }
+    }
+
+    /// The same frame inside `project`'s tabs, with `current` highlighted.
+    pub fn in_project(mut self, project: &Project, access: &ProjectAccess, current: &'static str) -> Layout {
+        self.project = Some(ProjectNav {
+            full_path: project.full_path.clone(),
+            can_admin: access.at_least(AccessLevel::Maintainer),
+        });
+        self.current = current;
+        self
+    }
+}
+
+/// Why a page was not shown; rendered as a readable page (or a redirect to sign in).
+#[derive(Debug)]
+pub enum UiError {
+    /// 404: no such page, or not for this user (no existence leak).
+    NotFound,
+    /// Not signed in: go to the sign-in form.
+    SignIn,
+    /// 422: the form's CSRF token did not match.
+    Csrf,
+    /// 400 with a message.
+    BadRequest(String),
+    /// 500; the detail is logged, not shown.
+    Internal(String),
+}
+
+impl std::fmt::Display for UiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    l: Layout,
+    heading: String,
+    message: String,
+}
+
+impl ResponseError for UiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            UiError::NotFound => StatusCode::NOT_FOUND,
+            UiError::SignIn => StatusCode::FOUND,
+            UiError::Csrf => StatusCode::UNPROCESSABLE_ENTITY,
+            UiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            UiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (heading, message) = match self {
+            UiError::SignIn => {
+                return HttpResponse::Found()
+                    .insert_header((header::LOCATION, "/users/sign_in"))
+                    .finish();
+            }
+            UiError::NotFound => (
+                "Page not found",
+                "The page could not be found or you don't have permission to view it.".to_string(),
+            ),
+            UiError::Csrf => (
+                "The change you requested was rejected",
+                "Your session may have ended. Reload the page and try again.".to_string(),
+            ),
+            UiError::BadRequest(text) => ("That did not work", text.clone()),
+            UiError::Internal(detail) => {
+                tracing::error!(error = %detail, "page failed inside spur");
+                (
+                    "Something went wrong",
+                    "spur could not show this page. The error is in its log.".to_string(),
+                )
+            }
+        };
+        let page = ErrorPage {
+            l: Layout {
+                title: heading.to_string(),
+                user: None,
+                csrf: String::new(),
+                asset_version: assets::version(),
+                project: None,
+                current: "",
+                flash: None,
+            },
+            heading: heading.to_string(),
+            message,
+        };
+        let body = page.render().unwrap_or_else(|_| heading.to_string());
+        HttpResponse::build(self.status_code())
+            .content_type("text/html; charset=utf-8")
+            .body(body)
+    }
+}
+
+impl From<crate::storage::Error> for UiError {
+    fn from(e: crate::storage::Error) -> UiError {
+        UiError::Internal(e.to_string())
+    }
+}
+
+impl From<askama::Error> for UiError {
+    fn from(e: askama::Error) -> UiError {
+        UiError::Internal(e.to_string())
+    }
+}
+
+/// A rendered page (never cached: pages show live state and CSRF tokens). A flash message the
+/// request carried is cleared.
+pub fn html(req: &HttpRequest, page: &impl Template) -> Result<HttpResponse, UiError> {
+    let body = page.render()?;
+    let mut response = HttpResponse::Ok().content_type("text/html; charset=utf-8").body(body);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if session::has_flash(req) {
+        let _ = response.add_cookie(&session::clear_flash());
+    }
+    Ok(response)
+}
+
+/// 302 to `location`, with an optional flash message for the next page.
+pub fn redirect(req: &HttpRequest, location: &str, flash: Option<(&'static str, &str)>) -> HttpResponse {
+    let mut response = HttpResponse::Found();
+    response.insert_header((header::LOCATION, location.to_string()));
+    if let Some((kind, text)) = flash {
+        response.cookie(session::flash_cookie(req, kind, text));
+    }
+    response.finish()
+}
+
+/// The project of a `/{ns}/{project}/...` page if the visitor may see it; with `min` the visitor
+/// must hold that role too. Anyone who may not gets 404 (signed-out visitors go to sign in).
+pub async fn project_page(
+    req: &HttpRequest,
+    spur: &Spur,
+    min: Option<AccessLevel>,
+) -> Result<(Visitor, Project, ProjectAccess), UiError> {
+    let visitor = session::visitor(req, spur).await?;
+    let full_path = format!(
+        "{}/{}",
+        req.match_info().get("ns").unwrap_or_default(),
+        req.match_info().get("project").unwrap_or_default()
+    );
+    let project = spur.store.project_by_path(&full_path)?;
+    let access = match &project {
+        Some(p) => crate::auth::project_access(&spur.store, visitor.user.as_ref(), p, clock::now())?,
+        None => ProjectAccess {
+            level: None,
+            can_read: false,
+        },
+    };
+    let Some(project) = project.filter(|_| access.can_read) else {
+        return Err(if visitor.user.is_none() {
+            UiError::SignIn
+        } else {
+            UiError::NotFound
+        });
+    };
+    if min.is_some_and(|level| !access.at_least(level)) {
+        return Err(UiError::NotFound);
+    }
+    Ok((visitor, project, access))
+}
+
+/// A numeric path segment, or 404.
+pub fn id_in_path(req: &HttpRequest, name: &str) -> Result<u64, UiError> {
+    req.match_info()
+        .get(name)
+        .and_then(|s| s.parse().ok())
+        .ok_or(UiError::NotFound)
+}
+
+/// The `page` query parameter (1-based).
+pub fn page_number(req: &HttpRequest) -> usize {
+    query(req, "page").and_then(|p| p.parse().ok()).unwrap_or(1).max(1)
+}
+
+/// One query parameter.
+pub fn query(req: &HttpRequest, name: &str) -> Option<String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+/// A submitted form: its fields as sent, in order.
+pub struct Form(Vec<(String, String)>);
+
+impl Form {
+    /// Reads an urlencoded body of at most `spur.max_body_bytes`.
+    pub async fn read(spur: &Spur, mut payload: web::Payload) -> Result<Form, UiError> {
+        use futures_util::StreamExt;
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| UiError::BadRequest(e.to_string()))?;
+            if body.len() + chunk.len() > spur.max_body_bytes {
+                return Err(UiError::BadRequest("The form is too large.".into()));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_urlencoded::from_bytes(&body)
+            .map(Form)
+            .map_err(|_| UiError::BadRequest("The form could not be read.".into()))
+    }
+
+    /// The last value of a field.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a field, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// Whether a checkbox was ticked.
+    pub fn checked(&self, name: &str) -> bool {
+        matches!(self.get(name), Some("true" | "1" | "on"))
+    }
+}
+
+/// "3 minutes ago", for times shown with their exact value on hover.
+pub fn ago(then: Millis, now: Millis) -> String {
+    let secs = (now - then).max(0) / 1000;
+    let (n, unit) = match secs {
+        0..=9 => return "just now".into(),
+        10..=59 => (secs, "second"),
+        60..=3599 => (secs / 60, "minute"),
+        3600..=86_399 => (secs / 3600, "hour"),
+        _ => (secs / 86_400, "day"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
+/// A duration as CI tools show it: `42s`, `3m 05s`, `1h 02m`.
+pub fn duration(from: Option<Millis>, to: Option<Millis>, now: Millis) -> String {
+    let Some(from) = from else { return String::new() };
+    let secs = (to.unwrap_or(now) - from).max(0) / 1000;
+    match secs {
+        0..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m {:02}s", secs / 60, secs % 60),
+        _ => format!("{}h {:02}m", secs / 3600, secs / 60 % 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_times_and_durations() {
+        let now = 10_000_000;
+        assert_eq!(ago(now - 3_000, now), "just now");
+        assert_eq!(ago(now - 60_000, now), "1 minute ago");
+        assert_eq!(ago(now - 3 * 3_600_000, now), "3 hours ago");
+        assert_eq!(duration(Some(0), Some(42_000), now), "42s");
+        assert_eq!(duration(Some(0), Some(185_000), now), "3m 05s");
+        assert_eq!(duration(None, None, now), "");
+    }
+}

@@ -1,0 +1,250 @@
+//! Pipelines pages: the paginated list with the "Run pipeline" form, one pipeline drawn as
+//! stages of jobs, and its cancel and retry buttons.
+
+use super::{Form, Layout, UiError, ago, duration, html, id_in_path, page_number, project_page, redirect};
+use crate::app::Spur;
+use crate::clock;
+use crate::domain::{AccessLevel, Job, JobStatus, Pipeline, PipelineSource, Variable, VariableType};
+use crate::pipeline_create::{CreateRefusal, CreateRequest};
+use crate::scheduler::Target;
+use crate::storage::{PipelineFilter, PipelineOrder};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use std::collections::HashMap;
+
+/// Rows per page.
+const PER_PAGE: usize = 20;
+
+/// A pipeline as the pages show it.
+pub struct PipelineRow {
+    id: u64,
+    status: &'static str,
+    source: &'static str,
+    ref_name: String,
+    short_sha: String,
+    user: String,
+    duration: String,
+    created_iso: String,
+    created_ago: String,
+}
+
+fn row(spur: &Spur, p: &Pipeline, users: &mut HashMap<u64, String>, now: i64) -> PipelineRow {
+    let user = users
+        .entry(p.user_id)
+        .or_insert_with(|| {
+            spur.store
+                .user(p.user_id)
+                .ok()
+                .flatten()
+                .map_or_else(|| "unknown".into(), |u| u.username)
+        })
+        .clone();
+    PipelineRow {
+        id: p.id,
+        status: p.status.as_str(),
+        source: p.source.as_str(),
+        ref_name: p.ref_name.clone(),
+        short_sha: p.sha.chars().take(8).collect(),
+        user,
+        duration: duration(p.started_at, p.finished_at, now),
+        created_iso: clock::iso8601(p.created_at),
+        created_ago: ago(p.created_at, now),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pipelines.html")]
+struct ListPage {
+    l: Layout,
+    full_path: String,
+    rows: Vec<PipelineRow>,
+    can_run: bool,
+    run_open: bool,
+    default_ref: String,
+    page: usize,
+    total: usize,
+    prev_page: Option<usize>,
+    next_page: Option<usize>,
+}
+
+/// `GET /{ns}/{project}/-/pipelines?page=N`: newest first, reading only the page's records.
+pub async fn list(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpResponse, UiError> {
+    let (visitor, project, access) = project_page(&req, &spur, None).await?;
+    let page = page_number(&req);
+    let (pipelines, total) = spur.store.project_pipelines(
+        project.id,
+        &PipelineFilter::default(),
+        PipelineOrder::Id,
+        true,
+        (page - 1) * PER_PAGE,
+        PER_PAGE,
+    )?;
+    let now = clock::now();
+    let mut users = HashMap::new();
+    let rows = pipelines.iter().map(|p| row(&spur, p, &mut users, now)).collect();
+    let l = Layout::new(&req, &visitor, "Pipelines").in_project(&project, &access, "pipelines");
+    html(
+        &req,
+        &ListPage {
+            l,
+            full_path: project.full_path.clone(),
+            rows,
+            can_run: visitor.user.is_some() && access.at_least(AccessLevel::Developer),
+            run_open: total == 0,
+            default_ref: project.default_branch.clone().unwrap_or_else(|| "main".into()),
+            page,
+            total,
+            prev_page: (page > 1).then(|| page - 1),
+            next_page: (page * PER_PAGE < total).then_some(page + 1),
+        },
+    )
+}
+
+/// `POST /{ns}/{project}/-/pipelines`: "Run pipeline" (Developer+) with a ref and variables.
+pub async fn run(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload) -> Result<HttpResponse, UiError> {
+    let form = Form::read(&spur, payload).await?;
+    let (visitor, project, access) = project_page(&req, &spur, Some(AccessLevel::Developer)).await?;
+    visitor.check_csrf(&form)?;
+    let user = visitor.signed_in()?.clone();
+    let back = format!("/{}/-/pipelines", project.full_path);
+    let keys = form.all("variables[][key]");
+    let values = form.all("variables[][value]");
+    let mut variables = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let key = key.trim();
+        if key.is_empty() {
+            continue;
+        }
+        if !crate::domain::is_valid_variable_key(key) {
+            let text = format!("Variable key {key:?} can contain only letters, digits and '_'.");
+            return Ok(redirect(&req, &back, Some(("alert", &text))));
+        }
+        variables.push(Variable {
+            key: key.to_string(),
+            value: values.get(i).copied().unwrap_or_default().to_string(),
+            variable_type: VariableType::EnvVar,
+            raw: false,
+        });
+    }
+    let request = CreateRequest {
+        source: PipelineSource::Web,
+        user,
+        access,
+        ref_name: form.get("ref").unwrap_or_default().trim().to_string(),
+        user_variable_count: variables.len(),
+        variables,
+        trigger_id: None,
+    };
+    let created = crate::pipeline_create::create(spur.clone().into_inner(), project.clone(), request)
+        .await
+        .map_err(|e| UiError::Internal(format!("{e:?}")))?;
+    match created {
+        Ok(p) => Ok(redirect(&req, &format!("{back}/{}", p.id), None)),
+        Err(CreateRefusal::NotFound) => Err(UiError::NotFound),
+        Err(CreateRefusal::Invalid(text) | CreateRefusal::Unprocessable(text)) => {
+            Ok(redirect(&req, &back, Some(("alert", &text))))
+        }
+    }
+}
+
+/// A job in the pipeline graph or a list.
+pub struct JobCell {
+    id: u64,
+    name: String,
+    status: &'static str,
+    warning: bool,
+}
+
+/// One stage column.
+pub struct StageColumn {
+    name: String,
+    jobs: Vec<JobCell>,
+}
+
+#[derive(Template)]
+#[template(path = "pipeline.html")]
+struct ShowPage {
+    l: Layout,
+    full_path: String,
+    p: PipelineRow,
+    yaml_errors: Option<String>,
+    stages: Vec<StageColumn>,
+    can_act: bool,
+    cancelable: bool,
+    retryable: bool,
+}
+
+/// The latest attempt of each job, grouped into stage columns in stage order.
+fn stage_columns(jobs: &[Job]) -> Vec<StageColumn> {
+    let mut latest: Vec<&Job> = jobs.iter().filter(|j| !j.retried).collect();
+    latest.sort_by_key(|j| (j.stage_index, j.id));
+    let mut columns: Vec<StageColumn> = Vec::new();
+    for j in latest {
+        let cell = JobCell {
+            id: j.id,
+            name: j.name.clone(),
+            status: j.status.as_str(),
+            warning: j.status == JobStatus::Failed && j.allow_failure,
+        };
+        match columns.last_mut() {
+            Some(c) if c.name == j.stage => c.jobs.push(cell),
+            _ => columns.push(StageColumn {
+                name: j.stage.clone(),
+                jobs: vec![cell],
+            }),
+        }
+    }
+    columns
+}
+
+/// `GET /{ns}/{project}/-/pipelines/{id}`.
+pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpResponse, UiError> {
+    let (visitor, project, access) = project_page(&req, &spur, None).await?;
+    let id = id_in_path(&req, "id")?;
+    let pipeline = spur
+        .store
+        .pipeline(id)?
+        .filter(|p| p.project_id == project.id)
+        .ok_or(UiError::NotFound)?;
+    let jobs = spur.store.pipeline_jobs(id)?;
+    let latest = || jobs.iter().filter(|j| !j.retried);
+    let now = clock::now();
+    let l = Layout::new(&req, &visitor, format!("Pipeline #{id}")).in_project(&project, &access, "pipelines");
+    html(
+        &req,
+        &ShowPage {
+            l,
+            full_path: project.full_path.clone(),
+            p: row(&spur, &pipeline, &mut HashMap::new(), now),
+            yaml_errors: pipeline.yaml_errors.clone(),
+            stages: stage_columns(&jobs),
+            can_act: visitor.user.is_some() && access.at_least(AccessLevel::Developer),
+            cancelable: latest().any(|j| j.status.is_active()),
+            retryable: latest().any(|j| matches!(j.status, JobStatus::Failed | JobStatus::Canceled)),
+        },
+    )
+}
+
+/// `POST /{ns}/{project}/-/pipelines/{id}/cancel|retry` (Developer+).
+pub async fn act(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload) -> Result<HttpResponse, UiError> {
+    let form = Form::read(&spur, payload).await?;
+    let (visitor, project, _) = project_page(&req, &spur, Some(AccessLevel::Developer)).await?;
+    visitor.check_csrf(&form)?;
+    let user = visitor.signed_in()?;
+    let id = id_in_path(&req, "id")?;
+    spur.store
+        .pipeline(id)?
+        .filter(|p| p.project_id == project.id)
+        .ok_or(UiError::NotFound)?;
+    let outcome = match req.match_info().get("action") {
+        Some("cancel") => spur.scheduler.cancel(Target::Pipeline(id)).await.map(|_| None),
+        Some("retry") => spur.scheduler.retry(Target::Pipeline(id), user.id).await,
+        _ => return Err(UiError::NotFound),
+    };
+    outcome.map_err(|e| UiError::BadRequest(format!("{e:?}")))?;
+    Ok(redirect(
+        &req,
+        &format!("/{}/-/pipelines/{id}", project.full_path),
+        None,
+    ))
+}

@@ -1,0 +1,306 @@
+//! Settings > CI/CD (Maintainer+): pipeline trigger tokens (add, reveal, copy, edit, revoke,
+//! with the curl examples for this project), project variables (add, edit, delete, values
+//! hidden until revealed) and the minimum role for pipeline variables.
+
+use super::{Form, Layout, UiError, ago, html, id_in_path, project_page, redirect};
+use crate::app::Spur;
+use crate::clock;
+use crate::domain::{AccessLevel, Project, ProjectVariable, VariableType, VariablesOverrideRole};
+use crate::storage::ProjectChange;
+use crate::trigger_tokens;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+/// A trigger token row as the viewer may see it.
+struct TriggerRow {
+    id: u64,
+    /// The full token, only for its owner while Maintainer+ (GitLab's `admin_trigger`).
+    full: Option<String>,
+    short_token: String,
+    description: String,
+    owner: String,
+    last_used: String,
+    expires: String,
+    valid: bool,
+}
+
+struct VariableRow {
+    key: String,
+    value: String,
+    file: bool,
+    protected: bool,
+    masked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "settings_ci_cd.html")]
+struct SettingsPage {
+    l: Layout,
+    full_path: String,
+    project_id: u64,
+    api_url: String,
+    stars: &'static str,
+    triggers: Vec<TriggerRow>,
+    variables: Vec<VariableRow>,
+    roles: Vec<RoleOption>,
+}
+
+/// One choice of the minimum role for pipeline variables.
+struct RoleOption {
+    value: &'static str,
+    text: &'static str,
+    selected: bool,
+}
+
+/// GitLab masks a token as 47 asterisks until it is revealed.
+const STARS: &str = "***********************************************";
+
+/// `GET /{ns}/{project}/-/settings/ci_cd`.
+pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpResponse, UiError> {
+    let (visitor, project, access) = project_page(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    let viewer = visitor.signed_in()?;
+    let now = clock::now();
+    let mut triggers = Vec::new();
+    for (t, last_used) in spur.store.project_triggers(project.id)? {
+        if t.is_expired(now) {
+            continue;
+        }
+        let owner = spur
+            .store
+            .user(t.owner_id)?
+            .map_or_else(|| "unknown".into(), |u| u.username);
+        triggers.push(TriggerRow {
+            id: t.id,
+            full: trigger_tokens::full_token(&spur, &t, viewer, &access).map_err(UiError::Internal)?,
+            short_token: t.short_token.clone(),
+            description: t.description.clone().unwrap_or_default(),
+            owner,
+            last_used: last_used.map_or_else(|| "Never".into(), |at| ago(at, now)),
+            expires: t.expires_at.map_or_else(|| "Never".into(), clock::date),
+            valid: trigger_tokens::owner_can_run(&spur, &t, &project),
+        });
+    }
+    let variables = crate::project_variables::list(&spur, project.id)
+        .map_err(UiError::Internal)?
+        .into_iter()
+        .map(|v| VariableRow {
+            key: v.key,
+            value: v.value,
+            file: v.variable_type == VariableType::File,
+            protected: v.protected,
+            masked: v.masked,
+        })
+        .collect();
+    let l = Layout::new(&req, &visitor, "CI/CD Settings").in_project(&project, &access, "settings");
+    html(
+        &req,
+        &SettingsPage {
+            l,
+            full_path: project.full_path.clone(),
+            project_id: project.id,
+            api_url: spur.url("api/v4"),
+            stars: STARS,
+            triggers,
+            variables,
+            roles: [
+                ("no_one_allowed", "No one allowed"),
+                ("owner", "Owner"),
+                ("maintainer", "Maintainer"),
+                ("developer", "Developer"),
+            ]
+            .into_iter()
+            .map(|(value, text)| RoleOption {
+                value,
+                text,
+                selected: value == project.variables_override_role.as_str(),
+            })
+            .collect(),
+        },
+    )
+}
+
+fn settings_url(project: &Project, anchor: &str) -> String {
+    format!("/{}/-/settings/ci_cd#{anchor}", project.full_path)
+}
+
+/// `POST /{ns}/{project}/-/triggers`: "Add new token".
+pub async fn create_trigger(
+    req: HttpRequest,
+    spur: web::Data<Spur>,
+    payload: web::Payload,
+) -> Result<HttpResponse, UiError> {
+    let form = Form::read(&spur, payload).await?;
+    let (visitor, project, _) = project_page(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    visitor.check_csrf(&form)?;
+    let owner = visitor.signed_in()?;
+    let back = settings_url(&project, "js-pipeline-triggers");
+    let description = form.get("trigger[description]").map(str::to_string);
+    let expires_at = match form.get("trigger[expires_at]").filter(|d| !d.is_empty()) {
+        None => None,
+        Some(date) => match clock::parse_datetime(date) {
+            Some(t) => Some(t),
+            None => return Ok(redirect(&req, &back, Some(("alert", "Expiration date is invalid.")))),
+        },
+    };
+    match trigger_tokens::create(&spur, &project, owner, description, expires_at).await {
+        Ok(_) => Ok(redirect(
+            &req,
+            &back,
+            Some(("notice", "Trigger token was created successfully.")),
+        )),
+        Err(trigger_tokens::CreateError::ExpiresTooLate(text)) => {
+            Ok(redirect(&req, &back, Some(("alert", &format!("Expires at {text}")))))
+        }
+        Err(trigger_tokens::CreateError::Internal(e)) => Err(UiError::Internal(e)),
+    }
+}
+
+/// `POST /{ns}/{project}/-/triggers/{id}`: edit the description (its owner, Maintainer+), or
+/// revoke with `_method=delete` (any Maintainer).
+pub async fn change_trigger(
+    req: HttpRequest,
+    spur: web::Data<Spur>,
+    payload: web::Payload,
+) -> Result<HttpResponse, UiError> {
+    let form = Form::read(&spur, payload).await?;
+    let (visitor, project, access) = project_page(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    visitor.check_csrf(&form)?;
+    let viewer = visitor.signed_in()?;
+    let back = settings_url(&project, "js-pipeline-triggers");
+    let id = id_in_path(&req, "id")?;
+    let (trigger, _) = spur
+        .store
+        .trigger(id)?
+        .filter(|(t, _)| t.project_id == project.id)
+        .ok_or(UiError::NotFound)?;
+    if form.get("_method") == Some("delete") {
+        spur.store
+            .delete_trigger(trigger.id, None)
+            .await?
+            .map_err(|_| UiError::NotFound)?;
+        tracing::info!(
+            project_id = project.id,
+            trigger_id = trigger.id,
+            "trigger token revoked"
+        );
+        return Ok(redirect(&req, &back, Some(("notice", "Trigger token removed."))));
+    }
+    if !trigger_tokens::may_see_full(&trigger, viewer, &access) {
+        return Err(UiError::NotFound);
+    }
+    let description = form.get("trigger[description]").map(str::to_string);
+    spur.store
+        .update_trigger_description(trigger.id, description, clock::now())
+        .await?
+        .map_err(|_| UiError::NotFound)?;
+    Ok(redirect(&req, &back, Some(("notice", "Trigger token was updated."))))
+}
+
+/// `POST /{ns}/{project}/-/variables`: add a variable.
+pub async fn create_variable(
+    req: HttpRequest,
+    spur: web::Data<Spur>,
+    payload: web::Payload,
+) -> Result<HttpResponse, UiError> {
+    let form = Form::read(&spur, payload).await?;
+    let (visitor, project, _) = project_page(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    visitor.check_csrf(&form)?;
+    let variable = variable_from(&form, form.get("variable[key]").unwrap_or_default().trim().to_string());
+    save_variable(&req, &spur, &project, variable, true).await
+}
+
+/// `POST /{ns}/{project}/-/variables/{key}`: update, or delete with `_method=delete`.
+pub async fn change_variable(
+    req: HttpRequest,
+    spur: web::Data<Spur>,
+    payload: web::Payload,
+) -> Result<HttpResponse, UiError> {
+    let form = Form::read(&spur, payload).await?;
+    let (visitor, project, _) = project_page(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    visitor.check_csrf(&form)?;
+    let key = req.match_info().get("key").unwrap_or_default().to_string();
+    if form.get("_method") == Some("delete") {
+        spur.store
+            .delete_project_variable(project.id, key)
+            .await?
+            .map_err(|_| UiError::NotFound)?;
+        let back = settings_url(&project, "js-cicd-variables-settings");
+        return Ok(redirect(&req, &back, Some(("notice", "Variable was deleted."))));
+    }
+    let existing = crate::project_variables::get(&spur, project.id, &key)
+        .map_err(UiError::Internal)?
+        .ok_or(UiError::NotFound)?;
+    let mut variable = variable_from(&form, key);
+    variable.raw = existing.raw;
+    variable.description = existing.description;
+    save_variable(&req, &spur, &project, variable, false).await
+}
+
+fn variable_from(form: &Form, key: String) -> ProjectVariable {
+    ProjectVariable {
+        key,
+        value: form.get("variable[value]").unwrap_or_default().to_string(),
+        variable_type: if form.checked("variable[file]") {
+            VariableType::File
+        } else {
+            VariableType::EnvVar
+        },
+        protected: form.checked("variable[protected]"),
+        masked: form.checked("variable[masked]"),
+        raw: false,
+        description: None,
+    }
+}
+
+async fn save_variable(
+    req: &HttpRequest,
+    spur: &Spur,
+    project: &Project,
+    variable: ProjectVariable,
+    create_only: bool,
+) -> Result<HttpResponse, UiError> {
+    let back = settings_url(project, "js-cicd-variables-settings");
+    if let Err((attr, text)) = crate::project_variables::validate(&variable) {
+        let message = format!("Variable {}: {attr} {text}", variable.key);
+        return Ok(redirect(req, &back, Some(("alert", &message))));
+    }
+    match crate::project_variables::store(spur, project.id, &variable, create_only)
+        .await
+        .map_err(UiError::Internal)?
+    {
+        Ok(()) => Ok(redirect(req, &back, Some(("notice", "Variable was saved.")))),
+        Err(_) => {
+            let message = format!("Variable {}: key has already been taken", variable.key);
+            Ok(redirect(req, &back, Some(("alert", &message))))
+        }
+    }
+}
+
+/// `POST /{ns}/{project}/-/settings/ci_cd/pipeline_variables`: the minimum role.
+pub async fn pipeline_variables(
+    req: HttpRequest,
+    spur: web::Data<Spur>,
+    payload: web::Payload,
+) -> Result<HttpResponse, UiError> {
+    let form = Form::read(&spur, payload).await?;
+    let (visitor, project, _) = project_page(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    visitor.check_csrf(&form)?;
+    let role = form
+        .get("minimum_role")
+        .and_then(VariablesOverrideRole::parse)
+        .ok_or_else(|| UiError::BadRequest("Unknown role.".into()))?;
+    let change = ProjectChange {
+        variables_override_role: Some(role),
+        ..ProjectChange::default()
+    };
+    spur.store
+        .update_project(project.id, change, clock::now())
+        .await?
+        .map_err(|_| UiError::NotFound)?;
+    let back = settings_url(&project, "js-pipeline-variables");
+    Ok(redirect(
+        &req,
+        &back,
+        Some(("notice", "Pipeline settings were updated.")),
+    ))
+}

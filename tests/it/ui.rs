@@ -1,0 +1,281 @@
+//! The browser UI over plain HTTP: sign-in and its cookie, CSRF checks, what each role may
+//! open (404 without access, sign-in redirect for strangers), escaping, the badge, and the live
+//! log endpoint. The full browser flow is in `browser.rs`.
+
+use crate::support::{ROOT_TOKEN, Repo, Server, send};
+use reqwest::Method;
+use reqwest::redirect::Policy;
+
+/// A browser-like client that keeps its cookies by hand (reqwest's store is a feature we skip).
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookies: Vec<(String, String)>,
+}
+
+impl Browser {
+    fn new(s: &Server) -> Browser {
+        Browser {
+            http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(),
+            base: s.base.clone(),
+            cookies: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, resp: &reqwest::Response) -> Vec<String> {
+        let mut raw = Vec::new();
+        for h in resp.headers().get_all("set-cookie") {
+            let line = h.to_str().unwrap().to_string();
+            let (pair, _) = line.split_once(';').unwrap_or((&line, ""));
+            let (k, v) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(name, _)| name != k);
+            if !v.is_empty() {
+                self.cookies.push((k.to_string(), v.to_string()));
+            }
+            raw.push(line);
+        }
+        raw
+    }
+
+    async fn get(&mut self, path: &str) -> (u16, String, Option<String>) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("Cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(&resp);
+        let status = resp.status().as_u16();
+        let location = resp.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+        (status, resp.text().await.unwrap(), location)
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>, Vec<String>) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("Cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let raw = self.keep(&resp);
+        let status = resp.status().as_u16();
+        let location = resp.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+        (status, resp.text().await.unwrap(), location, raw)
+    }
+
+    async fn sign_in(&mut self, login: &str, password: &str) -> (u16, Vec<String>) {
+        let (_, page, _) = self.get("/users/sign_in").await;
+        let csrf = csrf_of(&page);
+        let (status, _, _, raw) = self
+            .post(
+                "/users/sign_in",
+                &[
+                    ("authenticity_token", &csrf),
+                    ("user[login]", login),
+                    ("user[password]", password),
+                ],
+            )
+            .await;
+        (status, raw)
+    }
+}
+
+fn csrf_of(page: &str) -> String {
+    let marker = "name=\"authenticity_token\" value=\"";
+    let i = page.find(marker).expect("a form with a CSRF token") + marker.len();
+    page[i..i + 64].to_string()
+}
+
+async fn setup() -> (Server, Repo, u64) {
+    let s = Server::start();
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", "build:\n  script: [echo hi]\n")]);
+    let pid = s.project("demo", repo.path()).await;
+    for (name, level) in [("mia", 40), ("dev", 30)] {
+        let (status, user) = send(s.root(Method::POST, "/users").form(&[
+            ("username", name),
+            ("name", name),
+            ("email", &format!("{name}@example.com")),
+            ("password", "password123"),
+        ]))
+        .await;
+        assert_eq!(status, 201, "{user}");
+        s.add_member(pid, user["id"].as_u64().unwrap(), level).await;
+    }
+    (s, repo, pid)
+}
+
+#[tokio::test]
+async fn sign_in_sets_a_safe_session_cookie_and_sign_out_ends_it() {
+    let (s, _repo, _) = setup().await;
+    let mut b = Browser::new(&s);
+    let (status, _, location) = b.get("/").await;
+    assert_eq!((status, location.as_deref()), (302, Some("/users/sign_in")));
+    let (status, _) = b.sign_in("mia", "wrong-password").await;
+    assert_eq!(status, 200, "a wrong password re-renders the form");
+    let (_, page, _) = b.get("/users/sign_in").await;
+    assert!(!page.contains("Invalid login") || page.contains("Sign in"));
+    let (status, raw) = b.sign_in("mia", "password123").await;
+    assert_eq!(status, 302);
+    let session = raw
+        .iter()
+        .find(|c| c.starts_with("_spur_session="))
+        .expect("a session cookie");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Lax"),
+        "{session}"
+    );
+    assert!(!session.contains("Secure"), "plain http: no Secure flag");
+    let (status, page, _) = b.get("/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("root/demo"));
+    // Sign-out needs the CSRF token, then the old cookie is worthless.
+    let old = b.cookie_header();
+    let (status, _, _, _) = b.post("/users/sign_out", &[("authenticity_token", "forged")]).await;
+    assert_eq!(status, 422);
+    let csrf = csrf_of(&page);
+    let (status, _, location, _) = b.post("/users/sign_out", &[("authenticity_token", &csrf)]).await;
+    assert_eq!((status, location.as_deref()), (302, Some("/users/sign_in")));
+    let resp = b
+        .http
+        .get(format!("{}/", s.base))
+        .header("Cookie", old)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302, "the ended session no longer signs in");
+}
+
+#[tokio::test]
+async fn forms_without_the_csrf_token_change_nothing() {
+    let (s, _repo, pid) = setup().await;
+    let mut b = Browser::new(&s);
+    b.sign_in("mia", "password123").await;
+    let (status, body, _, _) = b
+        .post(
+            "/root/demo/-/triggers",
+            &[("trigger[description]", "forged"), ("authenticity_token", "x")],
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (_, triggers) = send(s.root(Method::GET, &format!("/projects/{pid}/triggers"))).await;
+    assert_eq!(triggers.as_array().unwrap().len(), 0);
+    let (_, page, _) = b.get("/root/demo/-/settings/ci_cd").await;
+    let csrf = csrf_of(&page);
+    let (status, _, location, _) = b
+        .post(
+            "/root/demo/-/triggers",
+            &[
+                ("trigger[description]", "<script>alert(1)</script>"),
+                ("authenticity_token", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(status, 302);
+    assert!(
+        location
+            .unwrap()
+            .ends_with("/root/demo/-/settings/ci_cd#js-pipeline-triggers")
+    );
+    let (_, page, _) = b.get("/root/demo/-/settings/ci_cd").await;
+    assert!(page.contains("Trigger token was created successfully."));
+    assert!(
+        page.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
+        "descriptions are escaped: {page}"
+    );
+    assert!(!page.contains("<script>alert(1)</script>"));
+    let (_, page, _) = b.get("/root/demo/-/settings/ci_cd").await;
+    assert!(
+        !page.contains("Trigger token was created successfully."),
+        "a flash shows once"
+    );
+}
+
+#[tokio::test]
+async fn pages_answer_404_without_access_and_settings_need_maintainer() {
+    let (s, _repo, pid) = setup().await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let (status, _) = send(
+        s.http
+            .post(s.api(&format!("/projects/{pid}/trigger/pipeline")))
+            .form(&[("token", token.as_str()), ("ref", "main")]),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, outsider) = send(s.root(Method::POST, "/users").form(&[
+        ("username", "olga"),
+        ("name", "olga"),
+        ("email", "olga@example.com"),
+        ("password", "password123"),
+    ]))
+    .await;
+    assert_eq!(status, 201, "{outsider}");
+    let pages = [
+        "/root/demo/-/pipelines",
+        "/root/demo/-/pipelines/1",
+        "/root/demo/-/jobs",
+        "/root/demo/-/jobs/1",
+        "/root/demo/-/settings/ci_cd",
+        "/root/demo/-/project_members",
+    ];
+    // Strangers are sent to sign in; outsiders get 404 everywhere, as for a missing project.
+    let mut anon = Browser::new(&s);
+    for p in pages {
+        let (status, _, location) = anon.get(p).await;
+        assert_eq!((status, location.as_deref()), (302, Some("/users/sign_in")), "{p}");
+    }
+    let mut olga = Browser::new(&s);
+    olga.sign_in("olga", "password123").await;
+    for p in pages.iter().chain(&["/root/nope/-/pipelines"]) {
+        let (status, page, _) = olga.get(p).await;
+        assert_eq!(status, 404, "{p}");
+        assert!(page.contains("Page not found"), "{p}");
+    }
+    let mut dev = Browser::new(&s);
+    dev.sign_in("dev", "password123").await;
+    for p in pages {
+        let (status, _, _) = dev.get(p).await;
+        let want = if p.ends_with("settings/ci_cd") { 404 } else { 200 };
+        assert_eq!(status, want, "{p}");
+    }
+    let (_, page, _) = dev.get("/root/demo/-/jobs").await;
+    assert!(page.contains("triggered"), "jobs of trigger pipelines carry the label");
+    let (_, page, _) = dev.get("/root/demo/-/jobs/1").await;
+    assert!(page.contains("Trigger token:") && page.contains(&token[6..10]));
+    assert!(!page.contains(&token), "the full token never reaches a job page");
+}
+
+#[tokio::test]
+async fn the_badge_and_the_log_endpoint() {
+    let (s, _repo, pid) = setup().await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    send(
+        s.http
+            .post(s.api(&format!("/projects/{pid}/trigger/pipeline")))
+            .form(&[("token", token.as_str()), ("ref", "main")]),
+    )
+    .await;
+    let mut b = Browser::new(&s);
+    b.sign_in("mia", "password123").await;
+    let (status, svg, _) = b.get("/root/demo/badges/main/pipeline.svg").await;
+    assert_eq!(status, 200);
+    assert!(svg.starts_with("<svg") && svg.contains("pipeline: pending"), "{svg}");
+    let (status, body, _) = b.get("/root/demo/-/jobs/1/trace.json?size=0").await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "pending");
+    assert_eq!(v["complete"], false);
+    let (status, css, _) = b.get("/assets/spur.css").await;
+    assert_eq!(status, 200);
+    assert!(css.contains(".status-success"));
+}

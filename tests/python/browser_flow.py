@@ -1,0 +1,175 @@
+"""The trigger workflow through spur's UI in headless Chromium (selenium + chromium-driver).
+
+Run by tests/it/browser.rs with SPUR_URL, SPUR_PROJECT, SPUR_PROJECT_ID and SPUR_SCREENSHOTS.
+Users mia and max (Maintainers) and dev (Developer) exist with password "password123".
+"""
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+URL = os.environ["SPUR_URL"]
+PROJECT = os.environ["SPUR_PROJECT"]
+PROJECT_ID = os.environ["SPUR_PROJECT_ID"]
+SHOTS = os.environ["SPUR_SCREENSHOTS"]
+
+
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def shot(driver, name):
+    driver.save_screenshot(os.path.join(SHOTS, f"{name}.png"))
+
+
+def wait(driver, condition, timeout=20):
+    return WebDriverWait(driver, timeout).until(condition)
+
+
+def sign_in(driver, login):
+    driver.delete_all_cookies()
+    driver.get(URL + "/users/sign_in")
+    driver.find_element(By.NAME, "user[login]").send_keys(login)
+    driver.find_element(By.NAME, "user[password]").send_keys("password123")
+    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    wait(driver, EC.url_to_be(URL + "/"))
+
+
+def trigger(token):
+    data = urllib.parse.urlencode({"token": token, "ref": "main", "variables[DEPLOY_ENV]": "staging"}).encode()
+    request = urllib.request.Request(f"{URL}/api/v4/projects/{PROJECT_ID}/trigger/pipeline", data=data)
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def main():
+    driver = browser()
+    try:
+        # A Maintainer signs in and adds a trigger token.
+        driver.get(URL + "/users/sign_in")
+        assert driver.find_element(By.NAME, "authenticity_token").get_attribute("value")
+        shot(driver, "01-sign-in")
+        sign_in(driver, "mia")
+        assert PROJECT in driver.page_source
+        shot(driver, "02-projects")
+        settings = f"{URL}/{PROJECT}/-/settings/ci_cd"
+        driver.get(settings)
+        driver.find_element(By.ID, "trigger_description").send_keys("deploy from the browser")
+        driver.find_element(By.XPATH, "//button[text()='Add new token']").click()
+        wait(driver, EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"), "Trigger token was created successfully."))
+        assert f"{URL}/api/v4/projects/{PROJECT_ID}/trigger/pipeline" in driver.page_source, "curl example"
+        rows = driver.find_elements(By.CSS_SELECTOR, "tr[data-trigger-id]")
+        assert len(rows) == 2, len(rows)
+        own = [r for r in rows if "deploy from the browser" in r.text][0]
+        other = [r for r in rows if "deploy from the browser" not in r.text][0]
+        token_el = own.find_element(By.CSS_SELECTOR, ".revealed.token")
+        assert not token_el.is_displayed(), "tokens are masked until revealed"
+        assert "*" * 47 in own.text
+        shot(driver, "03-settings-masked")
+        driver.find_element(By.CSS_SELECTOR, "[data-reveal=trigger-tokens]").click()
+        wait(driver, lambda d: token_el.is_displayed())
+        token = token_el.text.strip()
+        assert token.startswith("glptt-") and len(token) > 20, token
+        copy = own.find_element(By.CSS_SELECTOR, "[data-copy]")
+        copy.click()
+        wait(driver, lambda d: copy.get_attribute("data-copied") == "true")
+        other_token = other.find_element(By.CSS_SELECTOR, ".revealed.token").text.strip()
+        assert len(other_token) == 4, f"another Maintainer's token shows 4 characters, not {other_token!r}"
+        assert not other.find_elements(By.CSS_SELECTOR, "[data-copy]"), "no copy button for others' tokens"
+        shot(driver, "04-settings-revealed")
+
+        # curl-equivalent trigger with the token; the pipeline shows as triggered.
+        status, pipeline = trigger(token)
+        assert status == 201, (status, pipeline)
+        driver.get(f"{URL}/{PROJECT}/-/pipelines")
+        assert "triggered" in driver.find_element(By.CSS_SELECTOR, "table.list").text
+        shot(driver, "05-pipelines")
+        driver.get(f"{URL}/{PROJECT}/-/pipelines/{pipeline['id']}")
+        shot(driver, "06-pipeline")
+        driver.get(f"{URL}/{PROJECT}/-/jobs")
+        assert "triggered" in driver.find_element(By.CSS_SELECTOR, "table.list").text
+        shot(driver, "07-jobs")
+
+        # The job page follows the log live, without reloading.
+        driver.find_element(By.CSS_SELECTOR, "table.list tbody tr a").click()
+        driver.execute_script("window.__spurNoReload = true;")
+        wait(driver, EC.text_to_be_present_in_element((By.ID, "job-log"), "step one for staging"))
+        wait(driver, EC.text_to_be_present_in_element((By.ID, "job-log"), "step two done"), timeout=30)
+        wait(driver, EC.text_to_be_present_in_element((By.ID, "job-status"), "success"), timeout=30)
+        assert driver.execute_script("return window.__spurNoReload === true;"), "the page reloaded"
+        block = driver.find_element(By.ID, "trigger-block")
+        assert f"Trigger token: {token[6:10]}" in block.text, block.text
+        value = block.find_element(By.CSS_SELECTOR, "#trigger-variables .revealed")
+        assert not value.is_displayed()
+        block.find_element(By.CSS_SELECTOR, "[data-reveal=trigger-variables]").click()
+        wait(driver, lambda d: value.is_displayed())
+        assert "staging" in block.text
+        shot(driver, "08-job")
+
+        # Variables: add one, values hidden until revealed.
+        driver.get(settings)
+        driver.find_element(By.ID, "variable_key").send_keys("DEPLOY_KEY")
+        driver.find_element(By.ID, "variable_value").send_keys("s3cr3t-value-123")
+        driver.find_element(By.XPATH, "//button[text()='Add variable']").click()
+        wait(driver, EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"), "Variable was saved."))
+        secret = driver.find_element(By.CSS_SELECTOR, "#project-variables .revealed")
+        assert not secret.is_displayed()
+        driver.find_element(By.CSS_SELECTOR, "[data-reveal=project-variables]").click()
+        wait(driver, lambda d: secret.is_displayed())
+        assert secret.text == "s3cr3t-value-123"
+        shot(driver, "09-variables")
+
+        # Another Maintainer sees mia's token only as its 4 characters; a Developer gets 404.
+        sign_in(driver, "max")
+        driver.get(settings)
+        driver.find_element(By.CSS_SELECTOR, "[data-reveal=trigger-tokens]").click()
+        row = [r for r in driver.find_elements(By.CSS_SELECTOR, "tr[data-trigger-id]") if "deploy from the browser" in r.text][0]
+        assert row.find_element(By.CSS_SELECTOR, ".revealed.token").text.strip() == token[6:10]
+        assert token not in driver.page_source, "another member's full token reached the browser"
+        shot(driver, "10-other-maintainer")
+        sign_in(driver, "dev")
+        driver.get(settings)
+        assert "Page not found" in driver.page_source
+        shot(driver, "11-developer-404")
+
+        # mia revokes the token; the next trigger with it gets 404.
+        sign_in(driver, "mia")
+        driver.get(settings)
+        row = [r for r in driver.find_elements(By.CSS_SELECTOR, "tr[data-trigger-id]") if "deploy from the browser" in r.text][0]
+        row.find_element(By.XPATH, ".//button[@title='Revoke trigger']").click()
+        alert = wait(driver, EC.alert_is_present())
+        assert "By revoking a trigger token you will break any processes making use of it." in alert.text
+        alert.accept()
+        wait(driver, EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"), "Trigger token removed."))
+        shot(driver, "12-revoked")
+        status, body = trigger(token)
+        assert status == 404, (status, body)
+    finally:
+        driver.quit()
+    print("browser flow OK")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        sys.exit(1)
