@@ -10,6 +10,8 @@ use std::time::Duration;
 
 /// The administrator token the benchmarks' servers start with.
 pub const ROOT_TOKEN: &str = "glpat-bench-root-token-000000000000";
+/// The administrator's password on the benchmarks' servers.
+pub const ROOT_PASSWORD: &str = "bench-root-password";
 
 /// A repository in `dir/repo` whose `main` holds `ci_yaml` as `.gitlab-ci.yml`.
 pub fn repository(dir: &Path, ci_yaml: &str) -> PathBuf {
@@ -44,6 +46,7 @@ pub fn start(data: &Path, extra: &[&str]) -> (Child, String) {
         .arg(data)
         .args(extra)
         .env("SPUR_ROOT_TOKEN", ROOT_TOKEN)
+        .env("SPUR_ROOT_PASSWORD", ROOT_PASSWORD)
         .env("RUST_LOG", "warn,spur=info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())

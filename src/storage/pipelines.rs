@@ -235,6 +235,24 @@ impl Store {
         })
     }
 
+    /// The newest pipeline of a project on `ref_name`: walks the project's pipelines newest
+    /// first and stops at the first match (the badge's question).
+    pub fn latest_pipeline_for_ref(&self, project_id: u64, ref_name: &str) -> Result<Option<Pipeline>, Error> {
+        self.read(|tx| {
+            let index = tx.open_table(PROJECT_PIPELINES)?;
+            let pipelines = tx.open_table(PIPELINES)?;
+            for entry in index.range((project_id, 0)..=(project_id, u64::MAX))?.rev() {
+                let Some(p): Option<Pipeline> = get_json(&pipelines, entry?.0.value().1)? else {
+                    continue;
+                };
+                if p.ref_name == ref_name {
+                    return Ok(Some(p));
+                }
+            }
+            Ok(None)
+        })
+    }
+
     /// A pipeline's jobs in creation order.
     pub fn pipeline_jobs(&self, pipeline_id: u64) -> Result<Vec<Job>, Error> {
         self.read(|tx| {

@@ -91,14 +91,8 @@ pub async fn badge(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespon
     let Some(ref_name) = tail.strip_suffix("/pipeline.svg") else {
         return Err(UiError::NotFound);
     };
-    let filter = PipelineFilter {
-        ref_name: Some(ref_name.to_string()),
-        ..PipelineFilter::default()
-    };
-    let (latest, _) = spur
-        .store
-        .project_pipelines(project.id, &filter, PipelineOrder::Id, true, 0, 1)?;
-    let status = latest.first().map_or("unknown", |p| p.status.as_str());
+    let latest = spur.store.latest_pipeline_for_ref(project.id, ref_name)?;
+    let status = latest.as_ref().map_or("unknown", |p| p.status.as_str());
     Ok(HttpResponse::Ok()
         .content_type("image/svg+xml")
         .insert_header((header::CACHE_CONTROL, "no-cache, no-store"))
