@@ -94,6 +94,12 @@ impl ProjectAccess {
     pub fn at_least(&self, level: AccessLevel) -> bool {
         self.level.is_some_and(|l| l >= level)
     }
+
+    /// Whether the caller may grant, change or remove a membership at `level`: Maintainers
+    /// manage members up to Maintainer; only Owners (and admins) touch Owners.
+    pub fn may_manage_member(&self, level: AccessLevel) -> bool {
+        self.at_least(AccessLevel::Maintainer) && (level != AccessLevel::Owner || self.at_least(AccessLevel::Owner))
+    }
 }
 
 /// The access `user` has on `project`.

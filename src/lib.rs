@@ -6,6 +6,7 @@
 //! and `pipeline_trigger` creating them; `scheduler` owning job state; `executor` the built-in
 //! shell executor; `trace` job logs; `http` the GitLab API.
 
+pub mod accounts;
 pub mod app;
 pub mod auth;
 pub mod clock;
@@ -17,6 +18,7 @@ pub mod http;
 pub mod job_env;
 pub mod pipeline_trigger;
 pub mod plan_cli;
+pub mod project_create;
 pub mod project_variables;
 pub mod scheduler;
 pub mod secrets;

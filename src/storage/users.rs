@@ -136,6 +136,23 @@ impl Store {
         })
     }
 
+    /// A user's personal access tokens, oldest first.
+    pub fn user_personal_access_tokens(&self, user_id: u64) -> Result<Vec<PersonalAccessToken>, Error> {
+        self.read(|tx| {
+            let pats = tx.open_table(PATS)?;
+            let mut out = Vec::new();
+            for entry in tx.open_table(PAT_IDS)?.iter()? {
+                let (_, digest) = entry?;
+                if let Some(pat) = get_json::<_, PersonalAccessToken>(&pats, digest.value())?
+                    && pat.user_id == user_id
+                {
+                    out.push(pat);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Revokes a personal access token for good.
     pub async fn revoke_personal_access_token(&self, id: u64) -> Result<Result<(), Refusal>, Error> {
         self.write(move |tx| {

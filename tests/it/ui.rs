@@ -279,3 +279,118 @@ async fn the_badge_and_the_log_endpoint() {
     assert_eq!(status, 200);
     assert!(css.contains(".status-success"));
 }
+
+#[tokio::test]
+async fn admins_create_users_and_projects_users_manage_tokens_and_members() {
+    let (s, repo, pid) = setup().await;
+    let mut root = Browser::new(&s);
+    root.sign_in("root", "root-password-123").await;
+    let (status, page, _) = root.get("/admin/users").await;
+    assert_eq!(status, 200);
+    let csrf = csrf_of(&page);
+    let (status, _, location, _) = root
+        .post(
+            "/admin/users",
+            &[
+                ("authenticity_token", &csrf),
+                ("user[name]", "Nina"),
+                ("user[username]", "nina"),
+                ("user[email]", "nina@example.com"),
+                ("user[password]", "password123"),
+            ],
+        )
+        .await;
+    assert_eq!((status, location.as_deref()), (302, Some("/admin/users")));
+    let (_, page, _) = root.get("/admin/users").await;
+    assert!(page.contains("User was created.") && page.contains("@nina"), "{page}");
+    let (status, _, location, _) = root
+        .post(
+            "/projects",
+            &[
+                ("authenticity_token", &csrf),
+                ("project[name]", "second"),
+                ("project[import_url]", repo.path().to_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!((status, location.as_deref()), (302, Some("/root/second/-/pipelines")));
+
+    // A Maintainer invites nina as Developer; a Developer may not manage members.
+    let mut mia = Browser::new(&s);
+    mia.sign_in("mia", "password123").await;
+    let (_, page, _) = mia.get("/root/demo/-/project_members").await;
+    let csrf = csrf_of(&page);
+    assert!(!page.contains("value=\"50\""), "a Maintainer cannot grant Owner");
+    let (status, _, _, _) = mia
+        .post(
+            "/root/demo/-/project_members",
+            &[
+                ("authenticity_token", &csrf),
+                ("username", "nina"),
+                ("access_level", "30"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 302);
+    let (_, members) = send(s.root(Method::GET, &format!("/projects/{pid}/members"))).await;
+    assert!(
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["username"] == "nina" && m["access_level"] == 30)
+    );
+    let mut dev = Browser::new(&s);
+    dev.sign_in("dev", "password123").await;
+    let (_, page, _) = dev.get("/root/demo/-/project_members").await;
+    assert!(!page.contains("Invite a member"));
+    let (status, _, _, _) = dev
+        .post(
+            "/root/demo/-/project_members",
+            &[
+                ("authenticity_token", &csrf_of(&page)),
+                ("username", "olga"),
+                ("access_level", "30"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // nina makes a token (shown once), uses it, revokes it.
+    let mut nina = Browser::new(&s);
+    nina.sign_in("nina", "password123").await;
+    let (_, page, _) = nina.get("/-/user_settings/personal_access_tokens").await;
+    let csrf = csrf_of(&page);
+    let (status, page, _, _) = nina
+        .post(
+            "/-/user_settings/personal_access_tokens",
+            &[
+                ("authenticity_token", &csrf),
+                ("personal_access_token[name]", "laptop"),
+                ("personal_access_token[scopes][]", "api"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let i = page.find("id=\"new-token\">").unwrap() + "id=\"new-token\">".len();
+    let token = page[i..].split('<').next().unwrap().to_string();
+    assert!(token.starts_with("glpat-"), "{token}");
+    let (status, me) = send(s.as_token(&token, Method::GET, "/user")).await;
+    assert_eq!((status, me["username"].as_str()), (200, Some("nina")));
+    let (_, page, _) = nina.get("/-/user_settings/personal_access_tokens").await;
+    assert!(
+        page.contains("laptop") && !page.contains(&token),
+        "the token is shown once"
+    );
+    let marker = "/-/user_settings/personal_access_tokens/";
+    let i = page.find(marker).unwrap() + marker.len();
+    let id = page[i..].split('/').next().unwrap().to_string();
+    let (status, _, _, _) = nina
+        .post(&format!("{marker}{id}/revoke"), &[("authenticity_token", &csrf)])
+        .await;
+    assert_eq!(status, 302);
+    let (status, _) = send(s.as_token(&token, Method::GET, "/user")).await;
+    assert_eq!(status, 401);
+    let (status, _, _) = nina.get("/admin/users").await;
+    assert_eq!(status, 404, "only administrators see the user list");
+}

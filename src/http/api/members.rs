@@ -138,9 +138,7 @@ pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiEr
 
 /// Maintainers manage members up to Maintainer; only Owners (and admins) touch Owners.
 fn check_may_manage(access: &crate::auth::ProjectAccess, level: AccessLevel) -> Result<(), ApiError> {
-    if !access.at_least(AccessLevel::Maintainer)
-        || (level == AccessLevel::Owner && !access.at_least(AccessLevel::Owner))
-    {
+    if !access.may_manage_member(level) {
         return Err(ApiError::forbidden());
     }
     Ok(())

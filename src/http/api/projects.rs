@@ -4,13 +4,14 @@ use super::segment;
 use crate::app::Spur;
 use crate::auth::{self, Actor};
 use crate::clock;
-use crate::domain::{AccessLevel, NamespaceKind, Project, VariablesOverrideRole, Visibility, is_valid_path};
+use crate::domain::{AccessLevel, Project, VariablesOverrideRole, Visibility};
 use crate::git::Origin;
 use crate::http::error::ApiError;
 use crate::http::pagination::paginated;
 use crate::http::params::{Params, Validation};
 use crate::http::{State, caller, json_response, signed_in, views, visible_project};
-use crate::storage::{NewProject, ProjectChange};
+use crate::project_create::{self, ProjectRefusal, ProjectRequest};
+use crate::storage::ProjectChange;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
@@ -99,83 +100,23 @@ pub async fn create(req: HttpRequest, spur: State, payload: web::Payload) -> Res
             Visibility::parse(&s).ok_or_else(|| ApiError::Params("visibility does not have a valid value".into()))?
         }
     };
-    let path = path.unwrap_or_else(|| slug(name.as_deref().unwrap_or_default()));
-    let name = name.unwrap_or_else(|| path.clone());
-    if !is_valid_path(&path) {
-        return Err(ApiError::invalid(
-            "path",
-            "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-' or end in '.', '.git' or '.atom'.",
-        ));
-    }
-    let ns = match namespace {
-        None => spur.store.namespace(actor.user.namespace_id)?,
-        Some(n) => match n.parse::<u64>() {
-            Ok(id) => spur.store.namespace(id)?,
-            Err(_) => spur.store.namespace_by_path(&n)?,
-        },
-    }
-    .ok_or_else(|| ApiError::not_found("Namespace"))?;
-    let may_create = actor.user.admin
-        || ns.id == actor.user.namespace_id
-        || (ns.kind == NamespaceKind::Group
-            && spur
-                .store
-                .group_member(ns.id, actor.user.id)?
-                .is_some_and(|m| m.access_level >= AccessLevel::Maintainer));
-    if !may_create {
-        if ns.kind == NamespaceKind::Group
-            && spur.store.group_member(ns.id, actor.user.id)?.is_none()
-            && ns.visibility == Visibility::Private
-        {
-            return Err(ApiError::not_found("Namespace"));
-        }
-        return Err(ApiError::forbidden());
-    }
-    let origin = Origin::classify(import_url.as_deref())
-        .map_err(|e| ApiError::invalid("import_url", &format!("is blocked: {e}")))?;
-    if matches!(origin, Origin::Local(_)) && !actor.user.admin {
-        return Err(ApiError::invalid(
-            "import_url",
-            "is blocked: only administrators may import a path on the server",
-        ));
-    }
-    if spur.store.project_by_path(&format!("{}/{}", ns.path, path))?.is_some() {
-        return Err(taken());
-    }
-    let repo_name = uuid::Uuid::now_v7().simple().to_string();
-    let default_branch = spur
-        .repos
-        .prepare(&repo_name, &origin)
-        .await
-        .map_err(|e| ApiError::invalid("import_url", &e))?;
-    let new = NewProject {
+    let request = ProjectRequest {
         name,
         path,
-        namespace_id: ns.id,
-        namespace_path: ns.path.clone(),
-        description,
+        namespace,
         visibility,
-        import_url: import_url.map(|u| match &origin {
-            Origin::Local(p) => p.display().to_string(),
-            _ => u,
-        }),
-        repo_name: repo_name.clone(),
-        default_branch,
-        creator_id: actor.user.id,
-        now: clock::now(),
+        description,
+        import_url,
     };
-    match spur.store.create_project(new).await? {
-        Ok(project) => {
-            tracing::info!(project_id = project.id, path = %project.full_path, "project created");
-            Ok(json_response(
-                StatusCode::CREATED,
-                &project_view(&spur, &project, Some(&actor))?,
-            ))
-        }
-        Err(_) => {
-            spur.repos.forget(&repo_name, &origin).await;
-            Err(taken())
-        }
+    match project_create::create(&spur, &actor.user, request).await? {
+        Ok(project) => Ok(json_response(
+            StatusCode::CREATED,
+            &project_view(&spur, &project, Some(&actor))?,
+        )),
+        Err(ProjectRefusal::Invalid(attr, text)) => Err(ApiError::invalid(attr, &text)),
+        Err(ProjectRefusal::Taken) => Err(taken()),
+        Err(ProjectRefusal::NamespaceNotFound) => Err(ApiError::not_found("Namespace")),
+        Err(ProjectRefusal::Forbidden) => Err(ApiError::forbidden()),
     }
 }
 
@@ -184,19 +125,6 @@ fn taken() -> ApiError {
         StatusCode::BAD_REQUEST,
         json!({"name": ["has already been taken"], "path": ["has already been taken"]}),
     )
-}
-
-/// A path from a name: lower case, runs of other characters become `-`.
-fn slug(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.trim().chars() {
-        if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    out.trim_matches('-').to_string()
 }
 
 /// `PUT /projects/:id` (Maintainer+): `name`, `description`, `visibility`,

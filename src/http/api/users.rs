@@ -2,15 +2,13 @@
 //! `/personal_access_tokens/:id`.
 
 use super::{id_segment, segment};
-use crate::auth;
+use crate::accounts::{self, AccountRefusal, NewAccount};
 use crate::clock;
-use crate::domain::{TokenScope, is_valid_path};
+use crate::domain::TokenScope;
 use crate::http::error::ApiError;
 use crate::http::pagination::paginated;
 use crate::http::params::{Invalid, Params, Validation};
 use crate::http::{State, json_response, signed_in, views};
-use crate::secrets;
-use crate::storage::{NewUser, Refusal};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
@@ -76,37 +74,17 @@ pub async fn create(req: HttpRequest, spur: State, payload: web::Payload) -> Res
     let (Some(email), Some(name), Some(username)) = (email, name, username) else {
         return Err(ApiError::internal("validated parameters missing"));
     };
-    if !is_valid_path(&username) {
-        return Err(ApiError::invalid(
-            "username",
-            "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-' or end in '.', '.git' or '.atom'.",
-        ));
-    }
-    if !email.contains('@') || email.trim() != email {
-        return Err(ApiError::invalid("email", "is invalid"));
-    }
-    let password = match password {
-        Some(p) if p.chars().count() < 8 => {
-            return Err(ApiError::invalid("password", "is too short (minimum is 8 characters)"));
-        }
-        Some(p) => p,
-        None => secrets::hex(&secrets::random_array::<16>().map_err(ApiError::internal)?),
-    };
-    let password_hash = web::block(move || auth::hash_password(&password))
-        .await?
-        .map_err(ApiError::internal)?;
-    let new = NewUser {
+    let new = NewAccount {
         username,
         name,
         email,
-        password_hash,
+        password,
         admin,
-        now: clock::now(),
     };
-    match spur.store.create_user(new).await? {
+    match accounts::create_user(&spur, new).await.map_err(ApiError::internal)? {
         Ok(user) => Ok(json_response(StatusCode::CREATED, &views::user_full(&spur, &user))),
-        Err(Refusal::Taken("email")) => Err(ApiError::conflict("Email has already been taken")),
-        Err(_) => Err(ApiError::conflict("Username has already been taken")),
+        Err(AccountRefusal::Invalid(attr, text)) => Err(ApiError::invalid(attr, text)),
+        Err(AccountRefusal::Taken(text)) => Err(ApiError::conflict(text)),
     }
 }
 
@@ -170,20 +148,17 @@ pub async fn create_token(req: HttpRequest, spur: State, payload: web::Payload) 
     if spur.store.user(user_id)?.is_none() {
         return Err(ApiError::not_found("User"));
     }
-    let now = clock::now();
-    if expires_at.is_some_and(|t| t < now - clock::DAY) {
-        return Err(ApiError::invalid("expires_at", "must not be in the past"));
+    match accounts::create_token(&spur, user_id, name, scopes, expires_at)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Ok((pat, token)) => Ok(json_response(
+            StatusCode::CREATED,
+            &views::personal_access_token(&pat, Some(&token), clock::now()),
+        )),
+        Err(AccountRefusal::Invalid(attr, text)) => Err(ApiError::invalid(attr, text)),
+        Err(AccountRefusal::Taken(text)) => Err(ApiError::conflict(text)),
     }
-    let token = secrets::new_token("glpat-").map_err(ApiError::internal)?;
-    let digest = spur.secrets.digest(&token);
-    let pat = spur
-        .store
-        .create_personal_access_token(digest, user_id, name, scopes, expires_at, now)
-        .await?;
-    Ok(json_response(
-        StatusCode::CREATED,
-        &views::personal_access_token(&pat, Some(&token), now),
-    ))
 }
 
 /// `DELETE /personal_access_tokens/:id`: its owner or an admin revokes it.

@@ -3,6 +3,7 @@
 //! services as the API (`pipeline_create`, `trigger_tokens`, `project_variables`, the
 //! scheduler); this module only reads requests and renders.
 
+mod account;
 mod assets;
 mod jobs;
 pub mod log_html;
@@ -28,8 +29,32 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/users/sign_in", web::post().to(session::sign_in))
         .route("/users/sign_out", web::post().to(session::sign_out))
         .route("/", web::get().to(projects::home))
+        .route("/projects", web::post().to(projects::create))
+        .route(
+            "/-/user_settings/personal_access_tokens",
+            web::get().to(account::tokens),
+        )
+        .route(
+            "/-/user_settings/personal_access_tokens",
+            web::post().to(account::create_token),
+        )
+        .route(
+            "/-/user_settings/personal_access_tokens/{id}/revoke",
+            web::post().to(account::revoke_token),
+        )
+        .route("/admin/users", web::get().to(account::users))
+        .route("/admin/users", web::post().to(account::create_user))
+        .route("/admin/users/{id}/{action}", web::post().to(account::change_user))
         .route("/{ns}/{project}/badges/{tail:.*}", web::get().to(projects::badge))
         .route("/{ns}/{project}/-/project_members", web::get().to(projects::members))
+        .route(
+            "/{ns}/{project}/-/project_members",
+            web::post().to(projects::add_member),
+        )
+        .route(
+            "/{ns}/{project}/-/project_members/{user_id}",
+            web::post().to(projects::change_member),
+        )
         .route("/{ns}/{project}/-/pipelines", web::get().to(pipelines::list))
         .route("/{ns}/{project}/-/pipelines", web::post().to(pipelines::run))
         .route("/{ns}/{project}/-/pipelines/{id}", web::get().to(pipelines::show))

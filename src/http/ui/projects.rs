@@ -1,8 +1,11 @@
-//! The project list (`/`), a project's members, and its pipeline status badge.
+//! The project list (`/`) with "New project" for admins, a project's members (managed by
+//! Maintainers), and its pipeline status badge.
 
-use super::{Layout, UiError, html, project_page};
+use super::{Form, Layout, UiError, html, id_in_path, project_page, redirect};
 use crate::app::Spur;
 use crate::clock;
+use crate::domain::{AccessLevel, Visibility};
+use crate::project_create::{ProjectRefusal, ProjectRequest};
 use crate::storage::{PipelineFilter, PipelineOrder};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -19,6 +22,7 @@ struct ProjectRow {
 struct Home {
     l: Layout,
     projects: Vec<ProjectRow>,
+    admin: bool,
 }
 
 /// `GET /`: the projects the signed-in user can see, with their last pipeline's status.
@@ -41,47 +45,178 @@ pub async fn home(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
             last_status: last.first().map(|l| l.status.as_str()),
         });
     }
+    let admin = user.admin;
     let l = Layout::new(&req, &visitor, "Projects");
-    html(&req, &Home { l, projects })
+    html(&req, &Home { l, projects, admin })
+}
+
+/// `POST /projects`: "New project" (administrators).
+pub async fn create(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload) -> Result<HttpResponse, UiError> {
+    let form = Form::read(&spur, payload).await?;
+    let visitor = super::session::visitor(&req, &spur).await?;
+    visitor.check_csrf(&form)?;
+    let user = visitor.signed_in()?;
+    if !user.admin {
+        return Err(UiError::NotFound);
+    }
+    let text = |name: &str| {
+        form.get(name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let request = ProjectRequest {
+        name: text("project[name]"),
+        path: None,
+        namespace: text("project[namespace]"),
+        visibility: text("project[visibility]")
+            .and_then(|v| Visibility::parse(&v))
+            .unwrap_or(Visibility::Private),
+        description: String::new(),
+        import_url: text("project[import_url]"),
+    };
+    let alert = |message: String| Ok(redirect(&req, "/", Some(("alert", &message))));
+    match crate::project_create::create(&spur, user, request).await? {
+        Ok(project) => Ok(redirect(&req, &format!("/{}/-/pipelines", project.full_path), None)),
+        Err(ProjectRefusal::Invalid(attr, text)) => alert(format!("Project {attr} {text}")),
+        Err(ProjectRefusal::Taken) => alert("Project name has already been taken".into()),
+        Err(ProjectRefusal::NamespaceNotFound) => alert("Namespace not found".into()),
+        Err(ProjectRefusal::Forbidden) => alert("You may not create projects in that namespace".into()),
+    }
 }
 
 struct MemberRow {
+    user_id: u64,
     name: String,
     username: String,
     role: &'static str,
     expires: String,
+    manageable: bool,
 }
 
 #[derive(Template)]
 #[template(path = "members.html")]
 struct Members {
     l: Layout,
-    project_id: u64,
+    full_path: String,
     members: Vec<MemberRow>,
+    can_manage: bool,
+    roles: Vec<(u8, &'static str)>,
 }
 
-/// `GET /{ns}/{project}/-/project_members`: who has which role (read-only here).
+const ROLES: [AccessLevel; 5] = [
+    AccessLevel::Guest,
+    AccessLevel::Reporter,
+    AccessLevel::Developer,
+    AccessLevel::Maintainer,
+    AccessLevel::Owner,
+];
+
+/// `GET /{ns}/{project}/-/project_members`: who has which role; Maintainers manage them.
 pub async fn members(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpResponse, UiError> {
     let (visitor, project, access) = project_page(&req, &spur, None).await?;
+    let can_manage = visitor.user.is_some() && access.at_least(AccessLevel::Maintainer);
     let mut members = Vec::new();
     for (user_id, m) in spur.store.project_members(project.id)? {
         let Some(u) = spur.store.user(user_id)? else { continue };
         members.push(MemberRow {
+            user_id,
             name: u.name,
             username: u.username,
             role: m.access_level.name(),
             expires: m.expires_at.map(clock::date).unwrap_or_else(|| "Never".into()),
+            manageable: access.may_manage_member(m.access_level),
         });
     }
+    let roles = ROLES
+        .iter()
+        .filter(|r| access.may_manage_member(**r))
+        .map(|r| (r.as_number(), r.name()))
+        .collect();
     let l = Layout::new(&req, &visitor, "Members").in_project(&project, &access, "members");
     html(
         &req,
         &Members {
             l,
-            project_id: project.id,
+            full_path: project.full_path.clone(),
             members,
+            can_manage,
+            roles,
         },
     )
+}
+
+fn level_from(form: &Form) -> Result<AccessLevel, UiError> {
+    form.get("access_level")
+        .and_then(|l| l.parse::<i64>().ok())
+        .and_then(AccessLevel::from_number)
+        .ok_or_else(|| UiError::BadRequest("Unknown role.".into()))
+}
+
+/// `POST /{ns}/{project}/-/project_members`: invite a user by username (Maintainer+).
+pub async fn add_member(
+    req: HttpRequest,
+    spur: web::Data<Spur>,
+    payload: web::Payload,
+) -> Result<HttpResponse, UiError> {
+    let form = Form::read(&spur, payload).await?;
+    let (visitor, project, access) = project_page(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    visitor.check_csrf(&form)?;
+    let back = format!("/{}/-/project_members", project.full_path);
+    let level = level_from(&form)?;
+    if !access.may_manage_member(level) {
+        return Err(UiError::NotFound);
+    }
+    let username = form.get("username").unwrap_or_default().trim();
+    let Some(user) = spur.store.user_by_username(username)? else {
+        return Ok(redirect(&req, &back, Some(("alert", "User not found."))));
+    };
+    let added = spur
+        .store
+        .put_project_member(project.id, user.id, level, None, true, clock::now())
+        .await?;
+    let flash = match added {
+        Ok(_) => ("notice", "Member was added."),
+        Err(_) => ("alert", "Member already exists."),
+    };
+    Ok(redirect(&req, &back, Some(flash)))
+}
+
+/// `POST /{ns}/{project}/-/project_members/{user_id}`: change the role, or remove with
+/// `_method=delete` (Maintainer+; only Owners touch Owners).
+pub async fn change_member(
+    req: HttpRequest,
+    spur: web::Data<Spur>,
+    payload: web::Payload,
+) -> Result<HttpResponse, UiError> {
+    let form = Form::read(&spur, payload).await?;
+    let (visitor, project, access) = project_page(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    visitor.check_csrf(&form)?;
+    let back = format!("/{}/-/project_members", project.full_path);
+    let user_id = id_in_path(&req, "user_id")?;
+    let existing = spur
+        .store
+        .project_member(project.id, user_id)?
+        .ok_or(UiError::NotFound)?;
+    if !access.may_manage_member(existing.access_level) {
+        return Err(UiError::NotFound);
+    }
+    if form.get("_method") == Some("delete") {
+        spur.store
+            .remove_project_member(project.id, user_id)
+            .await?
+            .map_err(|_| UiError::NotFound)?;
+        return Ok(redirect(&req, &back, Some(("notice", "Member was removed."))));
+    }
+    let level = level_from(&form)?;
+    if !access.may_manage_member(level) {
+        return Err(UiError::NotFound);
+    }
+    spur.store
+        .put_project_member(project.id, user_id, level, existing.expires_at, false, clock::now())
+        .await?
+        .map_err(|_| UiError::NotFound)?;
+    Ok(redirect(&req, &back, Some(("notice", "Role was changed."))))
 }
 
 /// `GET /{ns}/{project}/badges/{ref}/pipeline.svg`: the status of the ref's latest pipeline.

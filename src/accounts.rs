@@ -1,0 +1,98 @@
+//! User accounts and personal access tokens as the API and the UI create them: GitLab's
+//! validation, Argon2id hashing off the async threads, `glpat-` tokens stored only as keyed
+//! digests. Knows nothing of HTTP; refusals are values.
+
+use crate::app::Spur;
+use crate::auth;
+use crate::clock;
+use crate::domain::{Millis, PersonalAccessToken, TokenScope, User, is_valid_path};
+use crate::secrets;
+use crate::storage::{NewUser, Refusal};
+
+/// A user to create.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    /// Login name (a path).
+    pub username: String,
+    /// Display name.
+    pub name: String,
+    /// E-mail address.
+    pub email: String,
+    /// Password (at least 8 characters); random when absent.
+    pub password: Option<String>,
+    /// Whether an administrator.
+    pub admin: bool,
+}
+
+/// Why an account or token was not created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountRefusal {
+    /// An attribute is invalid (the attribute, GitLab's text).
+    Invalid(&'static str, &'static str),
+    /// The username or e-mail is taken (GitLab's text).
+    Taken(&'static str),
+}
+
+/// Creates a user.
+pub async fn create_user(spur: &Spur, new: NewAccount) -> Result<Result<User, AccountRefusal>, String> {
+    if !is_valid_path(&new.username) {
+        return Ok(Err(AccountRefusal::Invalid(
+            "username",
+            "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-' or end in '.', '.git' or '.atom'.",
+        )));
+    }
+    if !new.email.contains('@') || new.email.trim() != new.email {
+        return Ok(Err(AccountRefusal::Invalid("email", "is invalid")));
+    }
+    let password = match new.password {
+        Some(p) if p.chars().count() < 8 => {
+            return Ok(Err(AccountRefusal::Invalid(
+                "password",
+                "is too short (minimum is 8 characters)",
+            )));
+        }
+        Some(p) => p,
+        None => secrets::hex(&secrets::random_array::<16>().map_err(|e| e.to_string())?),
+    };
+    let password_hash = tokio::task::spawn_blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(|e| e.to_string())??;
+    let record = NewUser {
+        username: new.username,
+        name: new.name,
+        email: new.email,
+        password_hash,
+        admin: new.admin,
+        now: clock::now(),
+    };
+    Ok(match spur.store.create_user(record).await.map_err(|e| e.to_string())? {
+        Ok(user) => Ok(user),
+        Err(Refusal::Taken("email")) => Err(AccountRefusal::Taken("Email has already been taken")),
+        Err(_) => Err(AccountRefusal::Taken("Username has already been taken")),
+    })
+}
+
+/// Creates a personal access token for `user_id`; the token is returned once, never stored.
+pub async fn create_token(
+    spur: &Spur,
+    user_id: u64,
+    name: String,
+    scopes: Vec<TokenScope>,
+    expires_at: Option<Millis>,
+) -> Result<Result<(PersonalAccessToken, String), AccountRefusal>, String> {
+    let now = clock::now();
+    if expires_at.is_some_and(|t| t < now - clock::DAY) {
+        return Ok(Err(AccountRefusal::Invalid("expires_at", "must not be in the past")));
+    }
+    if scopes.is_empty() {
+        return Ok(Err(AccountRefusal::Invalid("scopes", "can't be blank")));
+    }
+    let token = secrets::new_token("glpat-").map_err(|e| e.to_string())?;
+    let digest = spur.secrets.digest(&token);
+    let pat = spur
+        .store
+        .create_personal_access_token(digest, user_id, name, scopes, expires_at, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Ok((pat, token)))
+}

@@ -1,0 +1,147 @@
+//! Creating a project for a user, whatever asks (the API, the UI's "New project" form): the
+//! path from the name, the namespace and the user's right to create in it, the repository
+//! (a local path for admins, a remote URL to mirror, or a new hosted one), and the record.
+//! Knows nothing of HTTP; refusals are values.
+
+use crate::app::Spur;
+use crate::clock;
+use crate::domain::{AccessLevel, NamespaceKind, Project, User, Visibility, is_valid_path};
+use crate::git::Origin;
+use crate::storage::{self, NewProject};
+
+/// What to create.
+#[derive(Debug, Clone)]
+pub struct ProjectRequest {
+    /// Display name (the path is made from it when absent).
+    pub name: Option<String>,
+    /// URL path (the name is the path when absent).
+    pub path: Option<String>,
+    /// Namespace id or path; the user's own when absent.
+    pub namespace: Option<String>,
+    /// Who may see it.
+    pub visibility: Visibility,
+    /// Free text.
+    pub description: String,
+    /// A local path or URL to read or mirror; a new hosted repository when absent.
+    pub import_url: Option<String>,
+}
+
+/// Why no project was created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectRefusal {
+    /// An attribute is invalid (the attribute, GitLab's text).
+    Invalid(&'static str, String),
+    /// The path is taken in the namespace.
+    Taken,
+    /// No such namespace, or one the user may not see.
+    NamespaceNotFound,
+    /// The user may not create projects in the namespace.
+    Forbidden,
+}
+
+/// Creates the project and prepares its repository.
+pub async fn create(
+    spur: &Spur,
+    user: &User,
+    request: ProjectRequest,
+) -> Result<Result<Project, ProjectRefusal>, storage::Error> {
+    let ProjectRequest {
+        name,
+        path,
+        namespace,
+        visibility,
+        description,
+        import_url,
+    } = request;
+    let path = path.unwrap_or_else(|| slug(name.as_deref().unwrap_or_default()));
+    let name = name.unwrap_or_else(|| path.clone());
+    if !is_valid_path(&path) {
+        return Ok(Err(ProjectRefusal::Invalid(
+            "path",
+            "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-' or end in '.', '.git' or '.atom'.".into(),
+        )));
+    }
+    let ns = match namespace {
+        None => spur.store.namespace(user.namespace_id)?,
+        Some(n) => match n.parse::<u64>() {
+            Ok(id) => spur.store.namespace(id)?,
+            Err(_) => spur.store.namespace_by_path(&n)?,
+        },
+    };
+    let Some(ns) = ns else {
+        return Ok(Err(ProjectRefusal::NamespaceNotFound));
+    };
+    let may_create = user.admin
+        || ns.id == user.namespace_id
+        || (ns.kind == NamespaceKind::Group
+            && spur
+                .store
+                .group_member(ns.id, user.id)?
+                .is_some_and(|m| m.access_level >= AccessLevel::Maintainer));
+    if !may_create {
+        if ns.kind == NamespaceKind::Group
+            && spur.store.group_member(ns.id, user.id)?.is_none()
+            && ns.visibility == Visibility::Private
+        {
+            return Ok(Err(ProjectRefusal::NamespaceNotFound));
+        }
+        return Ok(Err(ProjectRefusal::Forbidden));
+    }
+    let origin = match Origin::classify(import_url.as_deref()) {
+        Ok(o) => o,
+        Err(e) => return Ok(Err(ProjectRefusal::Invalid("import_url", format!("is blocked: {e}")))),
+    };
+    if matches!(origin, Origin::Local(_)) && !user.admin {
+        return Ok(Err(ProjectRefusal::Invalid(
+            "import_url",
+            "is blocked: only administrators may import a path on the server".into(),
+        )));
+    }
+    if spur.store.project_by_path(&format!("{}/{}", ns.path, path))?.is_some() {
+        return Ok(Err(ProjectRefusal::Taken));
+    }
+    let repo_name = uuid::Uuid::now_v7().simple().to_string();
+    let default_branch = match spur.repos.prepare(&repo_name, &origin).await {
+        Ok(b) => b,
+        Err(e) => return Ok(Err(ProjectRefusal::Invalid("import_url", e))),
+    };
+    let new = NewProject {
+        name,
+        path,
+        namespace_id: ns.id,
+        namespace_path: ns.path.clone(),
+        description,
+        visibility,
+        import_url: import_url.map(|u| match &origin {
+            Origin::Local(p) => p.display().to_string(),
+            _ => u,
+        }),
+        repo_name: repo_name.clone(),
+        default_branch,
+        creator_id: user.id,
+        now: clock::now(),
+    };
+    match spur.store.create_project(new).await? {
+        Ok(project) => {
+            tracing::info!(project_id = project.id, path = %project.full_path, "project created");
+            Ok(Ok(project))
+        }
+        Err(_) => {
+            spur.repos.forget(&repo_name, &origin).await;
+            Ok(Err(ProjectRefusal::Taken))
+        }
+    }
+}
+
+/// A path from a name: lower case, runs of other characters become `-`.
+fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.trim().chars() {
+        if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
+}
