@@ -394,3 +394,56 @@ async fn admins_create_users_and_projects_users_manage_tokens_and_members() {
     let (status, _, _) = nina.get("/admin/users").await;
     assert_eq!(status, 404, "only administrators see the user list");
 }
+
+#[tokio::test]
+async fn settings_edit_descriptions_flag_invalid_tokens_and_set_the_variables_role() {
+    let (s, _repo, pid) = setup().await;
+    let (tom_id, tom_token) = s.user("tom").await;
+    s.add_member(pid, tom_id, 40).await;
+    s.trigger_token(&tom_token, pid).await;
+    let (status, _) = send(
+        s.root(Method::PUT, &format!("/projects/{pid}/members/{tom_id}"))
+            .form(&[("access_level", "20")]),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut mia = Browser::new(&s);
+    mia.sign_in("mia", "password123").await;
+    let (_, page, _) = mia.get("/root/demo/-/settings/ci_cd").await;
+    assert!(
+        page.contains("Trigger user has insufficient permissions to project"),
+        "tom's token is invalid now"
+    );
+    let csrf = csrf_of(&page);
+    mia.post(
+        "/root/demo/-/triggers",
+        &[("trigger[description]", "first"), ("authenticity_token", &csrf)],
+    )
+    .await;
+    let (_, triggers) = send(s.root(Method::GET, &format!("/projects/{pid}/triggers"))).await;
+    let mine = triggers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["description"] == "first")
+        .unwrap()["id"]
+        .clone();
+    let (status, _, _, _) = mia
+        .post(
+            &format!("/root/demo/-/triggers/{mine}"),
+            &[("trigger[description]", "renamed"), ("authenticity_token", &csrf)],
+        )
+        .await;
+    assert_eq!(status, 302);
+    let (_, t) = send(s.root(Method::GET, &format!("/projects/{pid}/triggers/{mine}"))).await;
+    assert_eq!(t["description"], "renamed");
+    let (status, _, _, _) = mia
+        .post(
+            "/root/demo/-/settings/ci_cd/pipeline_variables",
+            &[("minimum_role", "maintainer"), ("authenticity_token", &csrf)],
+        )
+        .await;
+    assert_eq!(status, 302);
+    let (_, project) = send(s.root(Method::GET, &format!("/projects/{pid}"))).await;
+    assert_eq!(project["ci_pipeline_variables_minimum_override_role"], "maintainer");
+}

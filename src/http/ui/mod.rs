@@ -99,6 +99,8 @@ pub struct Layout {
     pub current: &'static str,
     /// A message from the previous request.
     pub flash: Option<Flash>,
+    /// Reload the page after this many seconds (pages of unfinished pipelines).
+    pub refresh: Option<u32>,
 }
 
 /// The signed-in user in the header.
@@ -139,6 +141,7 @@ impl Layout {
             project: None,
             current: "",
             flash: session::take_flash(req),
+            refresh: None,
         }
     }
 
@@ -226,6 +229,7 @@ impl ResponseError for UiError {
                 project: None,
                 current: "",
                 flash: None,
+                refresh: None,
             },
             heading: heading.to_string(),
             message,

@@ -209,7 +209,10 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
     let jobs = spur.store.pipeline_jobs(id)?;
     let latest = || jobs.iter().filter(|j| !j.retried);
     let now = clock::now();
-    let l = Layout::new(&req, &visitor, format!("Pipeline #{id}")).in_project(&project, &access, "pipelines");
+    let mut l = Layout::new(&req, &visitor, format!("Pipeline #{id}")).in_project(&project, &access, "pipelines");
+    if latest().any(|j| matches!(j.status, JobStatus::Created | JobStatus::Pending | JobStatus::Running)) {
+        l.refresh = Some(5);
+    }
     html(
         &req,
         &ShowPage {
