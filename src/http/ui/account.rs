@@ -1,7 +1,7 @@
 //! The signed-in user's personal access tokens (create with scopes and expiry, shown once,
 //! revoke) and the administrators' user list (create, block, make admin).
 
-use super::{Form, Layout, UiError, html, id_in_path, redirect};
+use super::{Layout, Posted, UiError, html, id_in_path, posted, redirect};
 use crate::accounts::{self, AccountRefusal, NewAccount};
 use crate::app::Spur;
 use crate::clock;
@@ -62,10 +62,7 @@ pub async fn create_token(
     spur: web::Data<Spur>,
     payload: web::Payload,
 ) -> Result<HttpResponse, UiError> {
-    let form = Form::read(&spur, payload).await?;
-    let visitor = super::session::visitor(&req, &spur).await?;
-    visitor.check_csrf(&form)?;
-    let user = visitor.signed_in()?;
+    let Posted { form, user } = posted(&req, &spur, payload).await?;
     let back = "/-/user_settings/personal_access_tokens";
     let name = form
         .get("personal_access_token[name]")
@@ -93,7 +90,10 @@ pub async fn create_token(
         .await
         .map_err(UiError::Internal)?
     {
-        Ok((_, token)) => tokens_page(&req, &spur, &visitor, Some(token)).await,
+        Ok((_, token)) => {
+            let visitor = super::session::visitor(&req, &spur).await?;
+            tokens_page(&req, &spur, &visitor, Some(token)).await
+        }
         Err(AccountRefusal::Invalid(attr, text)) => {
             Ok(redirect(&req, back, Some(("alert", &format!("Token {attr} {text}")))))
         }
@@ -107,10 +107,7 @@ pub async fn revoke_token(
     spur: web::Data<Spur>,
     payload: web::Payload,
 ) -> Result<HttpResponse, UiError> {
-    let form = Form::read(&spur, payload).await?;
-    let visitor = super::session::visitor(&req, &spur).await?;
-    visitor.check_csrf(&form)?;
-    let user = visitor.signed_in()?;
+    let Posted { user, .. } = posted(&req, &spur, payload).await?;
     let id = id_in_path(&req, "id")?;
     let token = spur
         .store
@@ -173,10 +170,8 @@ pub async fn create_user(
     spur: web::Data<Spur>,
     payload: web::Payload,
 ) -> Result<HttpResponse, UiError> {
-    let form = Form::read(&spur, payload).await?;
-    let visitor = super::session::visitor(&req, &spur).await?;
-    visitor.check_csrf(&form)?;
-    if !visitor.signed_in()?.admin {
+    let Posted { form, user } = posted(&req, &spur, payload).await?;
+    if !user.admin {
         return Err(UiError::NotFound);
     }
     let field = |name: &str| form.get(name).unwrap_or_default().trim().to_string();
@@ -201,10 +196,7 @@ pub async fn change_user(
     spur: web::Data<Spur>,
     payload: web::Payload,
 ) -> Result<HttpResponse, UiError> {
-    let form = Form::read(&spur, payload).await?;
-    let visitor = super::session::visitor(&req, &spur).await?;
-    visitor.check_csrf(&form)?;
-    let me = visitor.signed_in()?;
+    let Posted { user: me, .. } = posted(&req, &spur, payload).await?;
     if !me.admin {
         return Err(UiError::NotFound);
     }

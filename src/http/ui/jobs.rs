@@ -2,7 +2,9 @@
 //! one job with its log (ANSI colours, collapsible sections, followed live by polling
 //! `trace.json`), the Trigger block, and cancel, retry and play.
 
-use super::{Form, Layout, UiError, ago, duration, html, id_in_path, page_number, project_page, redirect};
+use super::{
+    Layout, ProjectPost, UiError, ago, duration, html, id_in_path, page_number, project_page, project_post, redirect,
+};
 use crate::app::Spur;
 use crate::clock;
 use crate::domain::{AccessLevel, Job, JobStatus, Pipeline, PipelineSource, Project};
@@ -235,10 +237,7 @@ pub async fn trace(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespon
 
 /// `POST /{ns}/{project}/-/jobs/{id}/cancel|retry|play` (Developer+).
 pub async fn act(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload) -> Result<HttpResponse, UiError> {
-    let form = Form::read(&spur, payload).await?;
-    let (visitor, project, _) = project_page(&req, &spur, Some(AccessLevel::Developer)).await?;
-    visitor.check_csrf(&form)?;
-    let user = visitor.signed_in()?;
+    let ProjectPost { user, project, .. } = project_post(&req, &spur, payload, AccessLevel::Developer).await?;
     let (job, _) = find_job(&spur, &project, id_in_path(&req, "id")?)?;
     let back = |id: u64| format!("/{}/-/jobs/{id}", project.full_path);
     let refused = |e: crate::scheduler::Refusal| match e {

@@ -311,6 +311,54 @@ pub async fn project_page(
     Ok((visitor, project, access))
 }
 
+/// A form posted by a signed-in user, its CSRF token checked.
+pub struct Posted {
+    /// The form.
+    pub form: Form,
+    /// Who posted it.
+    pub user: crate::domain::User,
+}
+
+/// Reads a posted form and checks its sender and CSRF token.
+pub async fn posted(req: &HttpRequest, spur: &Spur, payload: web::Payload) -> Result<Posted, UiError> {
+    let form = Form::read(spur, payload).await?;
+    let visitor = session::visitor(req, spur).await?;
+    visitor.check_csrf(&form)?;
+    let user = visitor.signed_in()?.clone();
+    Ok(Posted { form, user })
+}
+
+/// A form posted to a project's page by a user holding at least `min`, CSRF checked.
+pub struct ProjectPost {
+    /// The form.
+    pub form: Form,
+    /// Who posted it.
+    pub user: crate::domain::User,
+    /// The project.
+    pub project: Project,
+    /// The user's access to it.
+    pub access: ProjectAccess,
+}
+
+/// Reads a form posted to a project page: 404 without `min`, 422 with a wrong CSRF token.
+pub async fn project_post(
+    req: &HttpRequest,
+    spur: &Spur,
+    payload: web::Payload,
+    min: AccessLevel,
+) -> Result<ProjectPost, UiError> {
+    let form = Form::read(spur, payload).await?;
+    let (visitor, project, access) = project_page(req, spur, Some(min)).await?;
+    visitor.check_csrf(&form)?;
+    let user = visitor.signed_in()?.clone();
+    Ok(ProjectPost {
+        form,
+        user,
+        project,
+        access,
+    })
+}
+
 /// A numeric path segment, or 404.
 pub fn id_in_path(req: &HttpRequest, name: &str) -> Result<u64, UiError> {
     req.match_info()

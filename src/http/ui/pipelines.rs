@@ -1,7 +1,9 @@
 //! Pipelines pages: the paginated list with the "Run pipeline" form, one pipeline drawn as
 //! stages of jobs, and its cancel and retry buttons.
 
-use super::{Form, Layout, UiError, ago, duration, html, id_in_path, page_number, project_page, redirect};
+use super::{
+    Layout, ProjectPost, UiError, ago, duration, html, id_in_path, page_number, project_page, project_post, redirect,
+};
 use crate::app::Spur;
 use crate::clock;
 use crate::domain::{AccessLevel, Job, JobStatus, Pipeline, PipelineSource, Variable, VariableType};
@@ -102,10 +104,12 @@ pub async fn list(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
 
 /// `POST /{ns}/{project}/-/pipelines`: "Run pipeline" (Developer+) with a ref and variables.
 pub async fn run(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload) -> Result<HttpResponse, UiError> {
-    let form = Form::read(&spur, payload).await?;
-    let (visitor, project, access) = project_page(&req, &spur, Some(AccessLevel::Developer)).await?;
-    visitor.check_csrf(&form)?;
-    let user = visitor.signed_in()?.clone();
+    let ProjectPost {
+        form,
+        user,
+        project,
+        access,
+    } = project_post(&req, &spur, payload, AccessLevel::Developer).await?;
     let back = format!("/{}/-/pipelines", project.full_path);
     let keys = form.all("variables[][key]");
     let values = form.all("variables[][value]");
@@ -230,10 +234,7 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
 
 /// `POST /{ns}/{project}/-/pipelines/{id}/cancel|retry` (Developer+).
 pub async fn act(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload) -> Result<HttpResponse, UiError> {
-    let form = Form::read(&spur, payload).await?;
-    let (visitor, project, _) = project_page(&req, &spur, Some(AccessLevel::Developer)).await?;
-    visitor.check_csrf(&form)?;
-    let user = visitor.signed_in()?;
+    let ProjectPost { user, project, .. } = project_post(&req, &spur, payload, AccessLevel::Developer).await?;
     let id = id_in_path(&req, "id")?;
     spur.store
         .pipeline(id)?

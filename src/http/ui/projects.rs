@@ -1,7 +1,9 @@
 //! The project list (`/`) with "New project" for admins, a project's members (managed by
 //! Maintainers), and its pipeline status badge.
 
-use super::{Form, Layout, UiError, html, id_in_path, project_page, redirect};
+use super::{
+    Form, Layout, Posted, ProjectPost, UiError, html, id_in_path, posted, project_page, project_post, redirect,
+};
 use crate::app::Spur;
 use crate::clock;
 use crate::domain::{AccessLevel, Visibility};
@@ -52,10 +54,7 @@ pub async fn home(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
 
 /// `POST /projects`: "New project" (administrators).
 pub async fn create(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload) -> Result<HttpResponse, UiError> {
-    let form = Form::read(&spur, payload).await?;
-    let visitor = super::session::visitor(&req, &spur).await?;
-    visitor.check_csrf(&form)?;
-    let user = visitor.signed_in()?;
+    let Posted { form, user } = posted(&req, &spur, payload).await?;
     if !user.admin {
         return Err(UiError::NotFound);
     }
@@ -76,7 +75,7 @@ pub async fn create(req: HttpRequest, spur: web::Data<Spur>, payload: web::Paylo
         import_url: text("project[import_url]"),
     };
     let alert = |message: String| Ok(redirect(&req, "/", Some(("alert", &message))));
-    match crate::project_create::create(&spur, user, request).await? {
+    match crate::project_create::create(&spur, &user, request).await? {
         Ok(project) => Ok(redirect(&req, &format!("/{}/-/pipelines", project.full_path), None)),
         Err(ProjectRefusal::Invalid(attr, text)) => alert(format!("Project {attr} {text}")),
         Err(ProjectRefusal::Taken) => alert("Project name has already been taken".into()),
@@ -159,9 +158,9 @@ pub async fn add_member(
     spur: web::Data<Spur>,
     payload: web::Payload,
 ) -> Result<HttpResponse, UiError> {
-    let form = Form::read(&spur, payload).await?;
-    let (visitor, project, access) = project_page(&req, &spur, Some(AccessLevel::Maintainer)).await?;
-    visitor.check_csrf(&form)?;
+    let ProjectPost {
+        form, project, access, ..
+    } = project_post(&req, &spur, payload, AccessLevel::Maintainer).await?;
     let back = format!("/{}/-/project_members", project.full_path);
     let level = level_from(&form)?;
     if !access.may_manage_member(level) {
@@ -189,9 +188,9 @@ pub async fn change_member(
     spur: web::Data<Spur>,
     payload: web::Payload,
 ) -> Result<HttpResponse, UiError> {
-    let form = Form::read(&spur, payload).await?;
-    let (visitor, project, access) = project_page(&req, &spur, Some(AccessLevel::Maintainer)).await?;
-    visitor.check_csrf(&form)?;
+    let ProjectPost {
+        form, project, access, ..
+    } = project_post(&req, &spur, payload, AccessLevel::Maintainer).await?;
     let back = format!("/{}/-/project_members", project.full_path);
     let user_id = id_in_path(&req, "user_id")?;
     let existing = spur

@@ -2,7 +2,7 @@
 //! with the curl examples for this project), project variables (add, edit, delete, values
 //! hidden until revealed) and the minimum role for pipeline variables.
 
-use super::{Form, Layout, UiError, ago, html, id_in_path, project_page, redirect};
+use super::{Form, Layout, ProjectPost, UiError, ago, html, id_in_path, project_page, project_post, redirect};
 use crate::app::Spur;
 use crate::clock;
 use crate::domain::{AccessLevel, Project, ProjectVariable, VariableType, VariablesOverrideRole};
@@ -129,10 +129,12 @@ pub async fn create_trigger(
     spur: web::Data<Spur>,
     payload: web::Payload,
 ) -> Result<HttpResponse, UiError> {
-    let form = Form::read(&spur, payload).await?;
-    let (visitor, project, _) = project_page(&req, &spur, Some(AccessLevel::Maintainer)).await?;
-    visitor.check_csrf(&form)?;
-    let owner = visitor.signed_in()?;
+    let ProjectPost {
+        form,
+        user: owner,
+        project,
+        ..
+    } = project_post(&req, &spur, payload, AccessLevel::Maintainer).await?;
     let back = settings_url(&project, "js-pipeline-triggers");
     let description = form.get("trigger[description]").map(str::to_string);
     let expires_at = match form.get("trigger[expires_at]").filter(|d| !d.is_empty()) {
@@ -142,7 +144,7 @@ pub async fn create_trigger(
             None => return Ok(redirect(&req, &back, Some(("alert", "Expiration date is invalid.")))),
         },
     };
-    match trigger_tokens::create(&spur, &project, owner, description, expires_at).await {
+    match trigger_tokens::create(&spur, &project, &owner, description, expires_at).await {
         Ok(_) => Ok(redirect(
             &req,
             &back,
@@ -162,10 +164,12 @@ pub async fn change_trigger(
     spur: web::Data<Spur>,
     payload: web::Payload,
 ) -> Result<HttpResponse, UiError> {
-    let form = Form::read(&spur, payload).await?;
-    let (visitor, project, access) = project_page(&req, &spur, Some(AccessLevel::Maintainer)).await?;
-    visitor.check_csrf(&form)?;
-    let viewer = visitor.signed_in()?;
+    let ProjectPost {
+        form,
+        user: viewer,
+        project,
+        access,
+    } = project_post(&req, &spur, payload, AccessLevel::Maintainer).await?;
     let back = settings_url(&project, "js-pipeline-triggers");
     let id = id_in_path(&req, "id")?;
     let (trigger, _) = spur
@@ -185,7 +189,7 @@ pub async fn change_trigger(
         );
         return Ok(redirect(&req, &back, Some(("notice", "Trigger token removed."))));
     }
-    if !trigger_tokens::may_see_full(&trigger, viewer, &access) {
+    if !trigger_tokens::may_see_full(&trigger, &viewer, &access) {
         return Err(UiError::NotFound);
     }
     let description = form.get("trigger[description]").map(str::to_string);
@@ -202,9 +206,7 @@ pub async fn create_variable(
     spur: web::Data<Spur>,
     payload: web::Payload,
 ) -> Result<HttpResponse, UiError> {
-    let form = Form::read(&spur, payload).await?;
-    let (visitor, project, _) = project_page(&req, &spur, Some(AccessLevel::Maintainer)).await?;
-    visitor.check_csrf(&form)?;
+    let ProjectPost { form, project, .. } = project_post(&req, &spur, payload, AccessLevel::Maintainer).await?;
     let variable = variable_from(&form, form.get("variable[key]").unwrap_or_default().trim().to_string());
     save_variable(&req, &spur, &project, variable, true).await
 }
@@ -215,9 +217,7 @@ pub async fn change_variable(
     spur: web::Data<Spur>,
     payload: web::Payload,
 ) -> Result<HttpResponse, UiError> {
-    let form = Form::read(&spur, payload).await?;
-    let (visitor, project, _) = project_page(&req, &spur, Some(AccessLevel::Maintainer)).await?;
-    visitor.check_csrf(&form)?;
+    let ProjectPost { form, project, .. } = project_post(&req, &spur, payload, AccessLevel::Maintainer).await?;
     let key = req.match_info().get("key").unwrap_or_default().to_string();
     if form.get("_method") == Some("delete") {
         spur.store
@@ -282,9 +282,7 @@ pub async fn pipeline_variables(
     spur: web::Data<Spur>,
     payload: web::Payload,
 ) -> Result<HttpResponse, UiError> {
-    let form = Form::read(&spur, payload).await?;
-    let (visitor, project, _) = project_page(&req, &spur, Some(AccessLevel::Maintainer)).await?;
-    visitor.check_csrf(&form)?;
+    let ProjectPost { form, project, .. } = project_post(&req, &spur, payload, AccessLevel::Maintainer).await?;
     let role = form
         .get("minimum_role")
         .and_then(VariablesOverrideRole::parse)
