@@ -40,6 +40,8 @@ pub struct Spur {
     pub job_timeout_secs: u64,
     /// Jobs the built-in executor runs at once (0: none).
     pub concurrent: usize,
+    /// How many multi-project hops a downstream chain may make.
+    pub max_downstream_depth: u32,
 }
 
 /// A start-up failure, with a message meant for the operator.
@@ -80,6 +82,7 @@ impl Spur {
             traces,
             job_timeout_secs: config.job_timeout_secs,
             concurrent,
+            max_downstream_depth: config.max_downstream_depth,
             store,
             secrets,
             repos: Repos::new(dir.join("repositories")),

@@ -16,6 +16,8 @@ pub struct Actor {
     pub user: User,
     /// What the credential may do.
     pub scopes: Vec<TokenScope>,
+    /// For a `CI_JOB_TOKEN`: the job's project, whose allowlists decide what it may read.
+    pub job_project: Option<u64>,
 }
 
 impl Actor {
@@ -60,6 +62,7 @@ pub fn authenticate(
         Some(user) if !user.blocked => Ok(Ok(Actor {
             user,
             scopes: pat.scopes,
+            job_project: None,
         })),
         _ => Ok(Err(AuthFailure::Blocked)),
     }

@@ -29,6 +29,8 @@ pub struct Config {
     pub job_timeout_secs: u64,
     /// Largest job log kept, in bytes; output past it is dropped with a notice.
     pub max_trace_bytes: u64,
+    /// How many multi-project hops a chain of downstream pipelines may make.
+    pub max_downstream_depth: u32,
 }
 
 impl fmt::Debug for Config {
@@ -44,12 +46,17 @@ impl fmt::Debug for Config {
             .field("concurrent", &self.concurrent)
             .field("job_timeout_secs", &self.job_timeout_secs)
             .field("max_trace_bytes", &self.max_trace_bytes)
+            .field("max_downstream_depth", &self.max_downstream_depth)
             .finish()
     }
 }
 
 /// Default body limit: 1 MiB, like GitLab's default for API payloads of this kind.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Default depth of multi-project chains: deep enough for real fan-outs, short enough that a
+/// project triggering itself stops quickly.
+pub const DEFAULT_MAX_DOWNSTREAM_DEPTH: u32 = 10;
 
 /// Default job timeout: one hour, GitLab's project default.
 pub const DEFAULT_JOB_TIMEOUT_SECS: u64 = 3600;
@@ -74,6 +81,7 @@ impl Config {
             concurrent: None,
             job_timeout_secs: DEFAULT_JOB_TIMEOUT_SECS,
             max_trace_bytes: DEFAULT_MAX_TRACE_BYTES,
+            max_downstream_depth: DEFAULT_MAX_DOWNSTREAM_DEPTH,
         }
     }
 }
@@ -98,6 +106,8 @@ pub struct FileConfig {
     pub job_timeout_secs: Option<u64>,
     /// See [`Config::max_trace_bytes`].
     pub max_trace_bytes: Option<u64>,
+    /// See [`Config::max_downstream_depth`].
+    pub max_downstream_depth: Option<u32>,
 }
 
 impl FileConfig {

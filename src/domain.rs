@@ -458,6 +458,28 @@ pub struct Pipeline {
     pub finished_at: Option<Millis>,
     /// Configuration errors, when the pipeline could not be planned.
     pub yaml_errors: Option<String>,
+    /// The job that started it, for multi-project and child pipelines.
+    #[serde(default)]
+    pub upstream: Option<Upstream>,
+}
+
+/// Where a downstream pipeline comes from, and how deep it sits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upstream {
+    /// The upstream job (a bridge, or the job whose `CI_JOB_TOKEN` triggered).
+    pub job_id: u64,
+    /// Its pipeline.
+    pub pipeline_id: u64,
+    /// Its project.
+    pub project_id: u64,
+    /// The first pipeline of the hierarchy.
+    pub root_id: u64,
+    /// Multi-project hops from the root.
+    pub depth: u32,
+    /// Child levels below the nearest multi-project pipeline (at most 2, as GitLab).
+    pub child_depth: u32,
+    /// Whether the upstream job waits for this pipeline and takes its status (`strategy: depend`).
+    pub mirrored: bool,
 }
 
 /// A job's status, GitLab's names.

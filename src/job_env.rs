@@ -59,6 +59,11 @@ pub fn runtime_variables(
         vars.push(("GITLAB_USER_NAME", user.name.clone()));
         vars.push(("GITLAB_USER_EMAIL", user.email.clone()));
     }
+    if let Some(up) = &pipeline.upstream {
+        vars.push(("CI_UPSTREAM_PIPELINE_ID", up.pipeline_id.to_string()));
+        vars.push(("CI_UPSTREAM_JOB_ID", up.job_id.to_string()));
+        vars.push(("CI_UPSTREAM_PROJECT_ID", up.project_id.to_string()));
+    }
     if let Some(trigger_id) = pipeline.trigger_id
         && let Ok(Some((trigger, _))) = spur.store.trigger(trigger_id)
     {

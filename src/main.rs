@@ -73,7 +73,8 @@ struct ServeArgs {
     /// Base URL used in web_url fields and links [default: http://<listen>].
     #[arg(long, env = "SPUR_EXTERNAL_URL")]
     external_url: Option<String>,
-    /// A TOML file with any of: listen, data_dir, external_url, max_body_bytes, workers, concurrent, job_timeout_secs, max_trace_bytes.
+    /// A TOML file with any of: listen, data_dir, external_url, max_body_bytes, workers, concurrent, job_timeout_secs, max_trace_bytes,
+    /// max_downstream_depth.
     #[arg(long, env = "SPUR_CONFIG")]
     config: Option<PathBuf>,
     /// Largest request body in bytes; larger ones get 413 [default: 1048576].
@@ -91,6 +92,9 @@ struct ServeArgs {
     /// Largest job log kept, in bytes [default: 16777216].
     #[arg(long, env = "SPUR_MAX_TRACE_BYTES")]
     max_trace_bytes: Option<u64>,
+    /// Multi-project hops a chain of downstream pipelines may make [default: 10].
+    #[arg(long, env = "SPUR_MAX_DOWNSTREAM_DEPTH")]
+    max_downstream_depth: Option<u32>,
     /// Password of the administrator `root`, used only when the data dir is new [default: random].
     #[arg(long, env = "SPUR_ROOT_PASSWORD", hide_env_values = true)]
     root_password: Option<String>,
@@ -129,6 +133,9 @@ impl ServeArgs {
         }
         if let Some(n) = self.max_trace_bytes.or(file.max_trace_bytes) {
             config.max_trace_bytes = n;
+        }
+        if let Some(n) = self.max_downstream_depth.or(file.max_downstream_depth) {
+            config.max_downstream_depth = n;
         }
         config.root_password = self.root_password;
         config.root_token = self.root_token;

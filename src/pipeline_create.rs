@@ -11,9 +11,9 @@ use crate::ci_config::plan::{Context, Plan, PlanError, plan};
 use crate::clock;
 use crate::domain::{
     AccessLevel, Job, JobStatus, JobVariables, Pipeline, PipelineSource, PipelineStatus, Project, ProjectVariable,
-    User, Variable, VariableType, Visibility,
+    Upstream, User, Variable, VariableType, Visibility,
 };
-use crate::git::{CommitFiles, Origin};
+use crate::git::{CommitFiles, Origin, ResolvedRef};
 use crate::scheduler::decide;
 use crate::storage::{self, NewJob, NewPipeline};
 use std::sync::Arc;
@@ -27,6 +27,8 @@ pub enum CreateRefusal {
     Invalid(String),
     /// Refused after it was built; for configuration errors the failed pipeline is stored (422).
     Unprocessable(String),
+    /// A job token that is known but not usable (401 `{"message":"..."}`).
+    Unauthorized(String),
 }
 
 /// Why creation failed inside spur.
@@ -61,7 +63,41 @@ pub struct CreateRequest {
     pub user_variable_count: usize,
     /// The trigger token that starts it, if any.
     pub trigger_id: Option<u64>,
+    /// The upstream job of a multi-project or child pipeline.
+    pub upstream: Option<Upstream>,
+    /// A child pipeline's configuration: these files of the commit instead of `.gitlab-ci.yml`.
+    pub child_include: Option<Vec<String>>,
+    /// A child pipeline's commit (the parent's), instead of resolving `ref_name`.
+    pub commit: Option<ResolvedRef>,
 }
+
+impl CreateRequest {
+    /// A request with no upstream, started by `source` as `user`.
+    pub fn new(
+        source: PipelineSource,
+        user: User,
+        access: ProjectAccess,
+        ref_name: String,
+        variables: Vec<Variable>,
+        user_variable_count: usize,
+    ) -> CreateRequest {
+        CreateRequest {
+            source,
+            user,
+            access,
+            ref_name,
+            variables,
+            user_variable_count,
+            trigger_id: None,
+            upstream: None,
+            child_include: None,
+            commit: None,
+        }
+    }
+}
+
+/// At most this many pipelines in one hierarchy (GitLab's limit).
+pub const MAX_HIERARCHY_SIZE: u64 = 1000;
 
 /// The pipeline to record, and the configuration error that makes it a failed one.
 pub type Prepared = (NewPipeline, Option<String>);
@@ -84,8 +120,19 @@ pub fn prepare(
             "Insufficient permissions to set pipeline variables".into(),
         )));
     }
+    if let Some(up) = &request.upstream
+        && spur.store.hierarchy_size(up.root_id)? >= MAX_HIERARCHY_SIZE
+    {
+        return Ok(Err(CreateRefusal::Invalid(format!(
+            "Pipeline hierarchy is too large: a hierarchy holds at most {MAX_HIERARCHY_SIZE} pipelines"
+        ))));
+    }
     let path = spur.repos.path_of(&project.repo_name, origin);
-    let resolved = match spur.repos.resolve(&path, &request.ref_name) {
+    let resolved = match request
+        .commit
+        .clone()
+        .map_or_else(|| spur.repos.resolve(&path, &request.ref_name), Ok)
+    {
         Ok(r) => r,
         Err(e) => {
             if let crate::git::RefError::Repository(detail) = &e {
@@ -128,6 +175,7 @@ pub fn prepare(
         spur,
         user: Some(&request.user),
         files: files.clone(),
+        main_config: request.child_include.as_deref().map(child_config),
     };
     let (status, yaml_errors, jobs) = match plan(&source, files.paths(), &ctx) {
         Ok(plan) => {
@@ -155,6 +203,7 @@ pub fn prepare(
         yaml_errors: yaml_errors.clone(),
         jobs,
         now,
+        upstream: request.upstream.clone(),
     };
     Ok(Ok((new, yaml_errors)))
 }
@@ -211,11 +260,26 @@ pub struct RepoSource<'a> {
     pub user: Option<&'a User>,
     /// The repository's files at the commit.
     pub files: Arc<CommitFiles>,
+    /// Text that stands in for `.gitlab-ci.yml` (a child pipeline's includes).
+    pub main_config: Option<String>,
+}
+
+/// A child pipeline's configuration: its `trigger:include` files, included locally.
+fn child_config(files: &[String]) -> String {
+    let mut text = String::from("include:\n");
+    for f in files {
+        let quoted = serde_json::to_string(f).unwrap_or_else(|_| "\"\"".into());
+        text.push_str(&format!("  - local: {quoted}\n"));
+    }
+    text
 }
 
 impl FileSource for RepoSource<'_> {
     fn read(&self, path: &str) -> Option<String> {
-        self.files.read(path)
+        match (&self.main_config, path) {
+            (Some(text), ".gitlab-ci.yml") => Some(text.clone()),
+            _ => self.files.read(path),
+        }
     }
 
     fn project(&self, path: &str, ref_name: Option<&str>) -> Result<Box<dyn FileSource + '_>, String> {
@@ -250,6 +314,7 @@ impl FileSource for RepoSource<'_> {
             spur: self.spur,
             user: self.user,
             files,
+            main_config: None,
         }))
     }
 }

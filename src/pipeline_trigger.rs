@@ -7,7 +7,9 @@
 use crate::app::Spur;
 use crate::auth;
 use crate::clock;
-use crate::domain::{Pipeline, PipelineSource, Project, Variable, VariableType, is_valid_variable_key};
+use crate::domain::{
+    JobStatus, Pipeline, PipelineSource, Project, Upstream, Variable, VariableType, is_valid_variable_key,
+};
 use crate::git::Origin;
 use crate::pipeline_create::{self, CreateRequest, Prepared, blocking};
 use std::sync::Arc;
@@ -64,7 +66,7 @@ fn check(
     let now = clock::now();
     let digest = spur.secrets.digest(&request.token);
     let Some(trigger) = spur.store.trigger_by_digest(&digest)? else {
-        return Ok(Err(TriggerRefusal::NotFound));
+        return job_token_trigger(spur, project, origin, request, &digest);
     };
     if trigger.project_id != project.id || trigger.is_expired(now) {
         return Ok(Err(TriggerRefusal::NotFound));
@@ -81,16 +83,118 @@ fn check(
         Err(refusal) => return Ok(Err(refusal)),
     };
     let request = CreateRequest {
-        source: PipelineSource::Trigger,
-        user: owner,
-        access,
-        ref_name: request.ref_name.clone(),
-        user_variable_count: request.variables.len(),
-        variables,
         trigger_id: Some(trigger.id),
+        ..CreateRequest::new(
+            PipelineSource::Trigger,
+            owner,
+            access,
+            request.ref_name.clone(),
+            variables,
+            request.variables.len(),
+        )
     };
     pipeline_create::prepare(spur, project, origin, &request)
 }
+
+/// The `CI_JOB_TOKEN` form: a running job's token starts a multi-project pipeline (source
+/// `pipeline`) as the job's user, if the target project's allowlist admits the job's project.
+fn job_token_trigger(
+    spur: &Spur,
+    project: &Project,
+    origin: &Origin,
+    request: &TriggerRequest,
+    digest: &[u8],
+) -> Result<Result<Prepared, TriggerRefusal>, TriggerError> {
+    if !request.token.starts_with(JOB_TOKEN_PREFIX) {
+        return Ok(Err(TriggerRefusal::NotFound));
+    }
+    let Some(job) = spur.store.job_by_token_digest(digest)? else {
+        return Ok(Err(TriggerRefusal::NotFound));
+    };
+    if job.status != JobStatus::Running {
+        return Ok(Err(TriggerRefusal::Unauthorized("Job is not running".into())));
+    }
+    let (Some(source), Some(upstream)) = (
+        spur.store.project(job.project_id)?,
+        spur.store.pipeline(job.pipeline_id)?,
+    ) else {
+        return Ok(Err(TriggerRefusal::Unauthorized("Project has been deleted!".into())));
+    };
+    let Some(user) = spur.store.user(job.user_id)?.filter(|u| !u.blocked) else {
+        return Ok(Err(TriggerRefusal::NotFound));
+    };
+    let access = auth::project_access(&spur.store, Some(&user), project, clock::now())?;
+    if !access.can_read || !spur.store.job_token_allowed(project.id, source.id)? {
+        return Ok(Err(TriggerRefusal::NotFound));
+    }
+    let link = match downstream_link(spur, &upstream, job.id, false, false) {
+        Ok(link) => link,
+        Err(message) => return Ok(Err(TriggerRefusal::Invalid(message))),
+    };
+    let variables = match pipeline_variables(request) {
+        Ok(v) => v,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let create = CreateRequest {
+        upstream: Some(link),
+        ..CreateRequest::new(
+            PipelineSource::Pipeline,
+            user,
+            access,
+            request.ref_name.clone(),
+            variables,
+            request.variables.len(),
+        )
+    };
+    pipeline_create::prepare(spur, project, origin, &create)
+}
+
+/// The link of a new downstream pipeline to `upstream`'s job `job_id`: a child sits one level
+/// deeper (at most two), a multi-project pipeline one hop further (at most
+/// `--max-downstream-depth`). Refused with a message when a limit is reached.
+pub fn downstream_link(
+    spur: &Spur,
+    upstream: &Pipeline,
+    job_id: u64,
+    child: bool,
+    mirrored: bool,
+) -> Result<Upstream, String> {
+    let (root_id, depth, child_depth) = match &upstream.upstream {
+        Some(up) => (up.root_id, up.depth, up.child_depth),
+        None => (upstream.id, 0, 0),
+    };
+    let (depth, child_depth) = if child {
+        (depth, child_depth + 1)
+    } else {
+        (depth + 1, 0)
+    };
+    if child && child_depth > MAX_CHILD_DEPTH {
+        return Err(format!(
+            "Maximum number of nested child pipelines reached: child pipelines nest at most {MAX_CHILD_DEPTH} levels"
+        ));
+    }
+    if !child && depth > spur.max_downstream_depth {
+        return Err(format!(
+            "Pipeline chain is too deep: multi-project pipelines chain at most {} levels",
+            spur.max_downstream_depth
+        ));
+    }
+    Ok(Upstream {
+        job_id,
+        pipeline_id: upstream.id,
+        project_id: upstream.project_id,
+        root_id,
+        depth,
+        child_depth,
+        mirrored,
+    })
+}
+
+/// Child pipelines nest at most this deep below their parent (GitLab's limit).
+pub const MAX_CHILD_DEPTH: u32 = 2;
+
+/// The prefix of `CI_JOB_TOKEN` values.
+pub const JOB_TOKEN_PREFIX: &str = "glcbt-";
 
 /// The pipeline's variables: the caller's, then `TRIGGER_PAYLOAD` (a raw file variable).
 fn pipeline_variables(request: &TriggerRequest) -> Result<Vec<Variable>, TriggerRefusal> {

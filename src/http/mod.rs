@@ -106,6 +106,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::post().to(pipelines::retry),
             )
             .route("/job", web::get().to(jobs::current))
+            .route("/projects/{id}/job_token_scope", web::get().to(job_token_scope::show))
+            .route(
+                "/projects/{id}/job_token_scope/allowlist",
+                web::get().to(job_token_scope::list),
+            )
+            .route(
+                "/projects/{id}/job_token_scope/allowlist",
+                web::post().to(job_token_scope::add),
+            )
+            .route(
+                "/projects/{id}/job_token_scope/allowlist/{target_project_id}",
+                web::delete().to(job_token_scope::remove),
+            )
             .default_service(web::to(api_not_found)),
     );
     ui::routes(cfg);
@@ -150,7 +163,10 @@ fn presented_token(req: &HttpRequest) -> Option<String> {
 /// is a 401, as in GitLab; a `read_api` token on a write is a 403 `insufficient_scope`.
 pub async fn caller(req: &HttpRequest, spur: &State) -> Result<Option<Actor>, ApiError> {
     let Some(token) = presented_token(req) else {
-        return Ok(None);
+        return match presented_job_token(req) {
+            Some(job_token) => job_token_caller(req, spur, &job_token).map(Some),
+            None => Ok(None),
+        };
     };
     let s = spur.clone();
     let outcome = web::block(move || auth::authenticate(&s.store, &s.secrets, &token, clock::now())).await??;
@@ -188,6 +204,53 @@ pub async fn caller(req: &HttpRequest, spur: &State) -> Result<Option<Actor>, Ap
     Ok(Some(actor))
 }
 
+/// A `CI_JOB_TOKEN` sent as the `JOB-TOKEN` header or the `job_token` parameter.
+fn presented_job_token(req: &HttpRequest) -> Option<String> {
+    if let Some(t) = req.headers().get("job-token").and_then(|v| v.to_str().ok()) {
+        return Some(t.trim().to_string());
+    }
+    serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
+        .ok()?
+        .into_iter()
+        .find(|(k, v)| k == "job_token" && !v.is_empty())
+        .map(|(_, v)| v)
+}
+
+/// The reads a job token may make: its own (or an allowlisting) project's pipelines and jobs.
+fn job_token_route(req: &HttpRequest) -> bool {
+    let read = matches!(
+        *req.method(),
+        actix_web::http::Method::GET | actix_web::http::Method::HEAD
+    );
+    let mut parts = req.path().trim_start_matches("/api/v4/").split('/');
+    read && parts.next() == Some("projects")
+        && parts.next().is_some()
+        && matches!(parts.next(), Some("pipelines" | "jobs"))
+}
+
+/// The job's user, limited to reads, for a running job's token; GitLab's 401s otherwise.
+fn job_token_caller(req: &HttpRequest, spur: &State, token: &str) -> Result<Actor, ApiError> {
+    let digest = spur.secrets.digest(token);
+    let job = match spur.store.job_by_token_digest(&digest)? {
+        Some(job) if token.starts_with(crate::pipeline_trigger::JOB_TOKEN_PREFIX) => job,
+        _ => return Err(ApiError::unauthorized()),
+    };
+    if job.status != crate::domain::JobStatus::Running {
+        return Err(ApiError::Message(StatusCode::UNAUTHORIZED, "Job is not running".into()));
+    }
+    if !job_token_route(req) {
+        return Err(ApiError::unauthorized());
+    }
+    let Some(user) = spur.store.user(job.user_id)?.filter(|u| !u.blocked) else {
+        return Err(ApiError::unauthorized());
+    };
+    Ok(Actor {
+        user,
+        scopes: vec![crate::domain::TokenScope::ReadApi],
+        job_project: Some(job.project_id),
+    })
+}
+
 /// The authenticated caller; 401 for anonymous requests.
 pub async fn signed_in(req: &HttpRequest, spur: &State) -> Result<Actor, ApiError> {
     caller(req, spur).await?.ok_or_else(ApiError::unauthorized)
@@ -219,6 +282,11 @@ pub fn visible_project(spur: &Spur, id: &str, actor: Option<&Actor>) -> Result<(
     };
     let access = auth::project_access(&spur.store, actor.map(|a| &a.user), &project, clock::now())?;
     if !access.can_read {
+        return Err(ApiError::not_found("Project"));
+    }
+    if let Some(source) = actor.and_then(|a| a.job_project)
+        && !spur.store.job_token_allowed(project.id, source)?
+    {
         return Err(ApiError::not_found("Project"));
     }
     Ok((project, access))

@@ -3,6 +3,7 @@
 //! submodules. Storage knows nothing of HTTP, roles or git.
 
 mod codec;
+mod downstream;
 mod jobs;
 mod pipelines;
 mod project_variables;
@@ -185,6 +186,9 @@ fn init_schema(db: &Database) -> Result<(), Error> {
     tx.open_table(tables::ACTIVE_JOBS)?;
     tx.open_table(tables::JOB_TOKENS)?;
     tx.open_table(tables::SESSIONS)?;
+    tx.open_table(tables::JOB_TOKEN_ALLOWLIST)?;
+    tx.open_table(tables::DOWNSTREAM)?;
+    tx.open_table(tables::HIERARCHY_SIZES)?;
     tx.commit()?;
     Ok(())
 }

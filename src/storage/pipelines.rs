@@ -2,8 +2,8 @@
 
 use super::codec::{decode, encode, get_json};
 use super::tables::{
-    ACTIVE_JOBS, JOB_VARIABLES, JOBS, PIPELINE_IIDS, PIPELINE_JOBS, PIPELINE_VARIABLES, PIPELINES, PROJECT_JOBS,
-    PROJECT_PIPELINES, TRIGGER_LAST_USED,
+    ACTIVE_JOBS, DOWNSTREAM, HIERARCHY_SIZES, JOB_VARIABLES, JOBS, PIPELINE_IIDS, PIPELINE_JOBS, PIPELINE_VARIABLES,
+    PIPELINES, PROJECT_JOBS, PROJECT_PIPELINES, TRIGGER_LAST_USED,
 };
 use super::{Error, Refusal, Store, next_id};
 use crate::domain::{Job, Millis, Pipeline, PipelineSource, PipelineStatus};
@@ -36,6 +36,8 @@ pub struct NewPipeline {
     pub jobs: Vec<NewJob>,
     /// Creation time.
     pub now: Millis,
+    /// The upstream job, for multi-project and child pipelines.
+    pub upstream: Option<crate::domain::Upstream>,
 }
 
 /// A job to record with its pipeline: the record (ids filled in at commit) and its sealed
@@ -121,8 +123,15 @@ impl Store {
                     None
                 },
                 yaml_errors: new.yaml_errors,
+                upstream: new.upstream,
             };
             tx.open_table(PIPELINES)?.insert(id, encode(&pipeline)?.as_slice())?;
+            if let Some(up) = &pipeline.upstream {
+                tx.open_table(DOWNSTREAM)?.insert(up.job_id, id)?;
+                let mut sizes = tx.open_table(HIERARCHY_SIZES)?;
+                let size = sizes.get(up.root_id)?.map_or(1, |g| g.value());
+                sizes.insert(up.root_id, size + 1)?;
+            }
             tx.open_table(PROJECT_PIPELINES)?.insert((new.project_id, id), ())?;
             tx.open_table(PIPELINE_VARIABLES)?
                 .insert(id, new.variables_sealed.as_slice())?;

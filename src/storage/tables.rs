@@ -71,6 +71,14 @@ pub const ACTIVE_JOBS: TableDefinition<u64, ()> = TableDefinition::new("active_j
 /// stale token is recognised (401 `Job is not running`), never stored in the clear.
 pub const JOB_TOKENS: TableDefinition<&[u8], u64> = TableDefinition::new("job_tokens");
 
+/// (target project id, source project id) → (): the target's CI/CD job token inbound
+/// allowlist. A project's own job tokens are always allowed; nothing else is by default.
+pub const JOB_TOKEN_ALLOWLIST: TableDefinition<(u64, u64), ()> = TableDefinition::new("job_token_allowlist");
+/// Upstream job id → the downstream pipeline it created.
+pub const DOWNSTREAM: TableDefinition<u64, u64> = TableDefinition::new("downstream");
+/// Root pipeline id → how many pipelines its hierarchy holds (GitLab caps it at 1,000).
+pub const HIERARCHY_SIZES: TableDefinition<u64, u64> = TableDefinition::new("hierarchy_sizes");
+
 /// Keyed blake3 digest of a browser session id (the cookie) → `domain::Session`. The id itself
 /// is never stored.
 pub const SESSIONS: TableDefinition<&[u8], Json> = TableDefinition::new("sessions");

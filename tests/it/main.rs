@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod durability;
 mod execution;
+mod multi_project;
 mod planning;
 mod projects;
 mod python_gitlab;

@@ -41,22 +41,24 @@ pub async fn create_api_pipeline(
             ),
         ));
     }
-    let request = CreateRequest {
-        source: PipelineSource::Api,
-        user: actor.user.clone(),
+    let count = variables.len();
+    let request = CreateRequest::new(
+        PipelineSource::Api,
+        actor.user.clone(),
         access,
         ref_name,
-        user_variable_count: variables.len(),
         variables,
-        trigger_id: None,
-    };
+        count,
+    );
     match create(spur.clone().into_inner(), project.clone(), request).await {
         Ok(Ok(pipeline)) => Ok(json_response(
             StatusCode::CREATED,
             &views::pipeline(&spur, &project, &pipeline, Some(&actor.user)),
         )),
         Ok(Err(CreateRefusal::NotFound)) => Err(ApiError::not_found("Project")),
-        Ok(Err(CreateRefusal::Invalid(m) | CreateRefusal::Unprocessable(m))) => Err(ApiError::invalid("base", &m)),
+        Ok(Err(CreateRefusal::Invalid(m) | CreateRefusal::Unprocessable(m) | CreateRefusal::Unauthorized(m))) => {
+            Err(ApiError::invalid("base", &m))
+        }
         Err(CreateError::Storage(e)) => Err(ApiError::internal(e)),
         Err(CreateError::Internal(e)) => Err(ApiError::internal(e)),
     }

@@ -63,6 +63,7 @@ pub async fn lint(req: HttpRequest, spur: State, payload: web::Payload) -> Resul
                 spur: &s,
                 user: Some(&actor.user),
                 files: files.clone(),
+                main_config: None,
             },
             content,
         };

@@ -2,6 +2,7 @@
 
 pub mod create_pipeline;
 pub mod groups;
+pub mod job_token_scope;
 pub mod jobs;
 pub mod lint;
 pub mod members;

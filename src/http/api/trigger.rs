@@ -57,6 +57,7 @@ async fn handle(
             ))
         }
         Ok(Err(TriggerRefusal::NotFound)) => Err(ApiError::not_found("")),
+        Ok(Err(TriggerRefusal::Unauthorized(msg))) => Err(ApiError::Message(StatusCode::UNAUTHORIZED, msg)),
         Ok(Err(TriggerRefusal::Invalid(msg))) => Err(ApiError::invalid("base", &msg)),
         Ok(Err(TriggerRefusal::Unprocessable(msg))) => Err(ApiError::Validation(
             StatusCode::UNPROCESSABLE_ENTITY,

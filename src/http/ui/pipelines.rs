@@ -130,22 +130,16 @@ pub async fn run(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload)
             raw: false,
         });
     }
-    let request = CreateRequest {
-        source: PipelineSource::Web,
-        user,
-        access,
-        ref_name: form.get("ref").unwrap_or_default().trim().to_string(),
-        user_variable_count: variables.len(),
-        variables,
-        trigger_id: None,
-    };
+    let count = variables.len();
+    let ref_name = form.get("ref").unwrap_or_default().trim().to_string();
+    let request = CreateRequest::new(PipelineSource::Web, user, access, ref_name, variables, count);
     let created = crate::pipeline_create::create(spur.clone().into_inner(), project.clone(), request)
         .await
         .map_err(|e| UiError::Internal(format!("{e:?}")))?;
     match created {
         Ok(p) => Ok(redirect(&req, &format!("{back}/{}", p.id), None)),
         Err(CreateRefusal::NotFound) => Err(UiError::NotFound),
-        Err(CreateRefusal::Invalid(text) | CreateRefusal::Unprocessable(text)) => {
+        Err(CreateRefusal::Invalid(text) | CreateRefusal::Unprocessable(text) | CreateRefusal::Unauthorized(text)) => {
             Ok(redirect(&req, &back, Some(("alert", &text))))
         }
     }

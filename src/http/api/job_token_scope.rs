@@ -1,0 +1,86 @@
+//! A project's CI/CD job token inbound allowlist (Maintainer+): which other projects' jobs may
+//! use their `CI_JOB_TOKEN` on it. `GET /projects/:id/job_token_scope`,
+//! `GET/POST /projects/:id/job_token_scope/allowlist`,
+//! `DELETE /projects/:id/job_token_scope/allowlist/:target_project_id`.
+
+use super::id_segment;
+use crate::domain::{AccessLevel, Project};
+use crate::http::error::ApiError;
+use crate::http::pagination::paginated;
+use crate::http::params::{Params, Validation};
+use crate::http::{State, json_response, lookup_project, project_with_role, views};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+
+fn basic(spur: &State, p: &Project) -> serde_json::Value {
+    let ns = spur.store.namespace(p.namespace_id).ok().flatten();
+    json!({
+        "id": p.id,
+        "name": p.name,
+        "name_with_namespace": format!("{} / {}", ns.as_ref().map_or("", |n| n.name.as_str()), p.name),
+        "path": p.path,
+        "path_with_namespace": p.full_path,
+        "created_at": crate::clock::iso8601(p.created_at),
+        "default_branch": p.default_branch,
+        "web_url": spur.url(&p.full_path),
+        "namespace": ns.as_ref().map(|n| views::namespace(spur, n)),
+    })
+}
+
+/// `GET /projects/:id/job_token_scope`: the inbound allowlist is always enforced.
+pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"inbound_enabled": true, "outbound_enabled": false}),
+    ))
+}
+
+/// `GET /projects/:id/job_token_scope/allowlist`: the project itself, then the allowed ones.
+pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    let mut items = vec![basic(&spur, &project)];
+    for id in spur.store.job_token_allowlist(project.id)? {
+        if let Some(p) = spur.store.project(id)? {
+            items.push(basic(&spur, &p));
+        }
+    }
+    paginated(&req, items)
+}
+
+/// `POST /projects/:id/job_token_scope/allowlist` with `target_project_id`: admits that
+/// project's jobs. 201 `{source_project_id, target_project_id}`.
+pub async fn add(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let params = Params::read(&req, payload, spur.max_body_bytes).await?;
+    let (actor, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    let mut v = Validation::default();
+    let target = v.required_string(&params, "target_project_id");
+    v.finish()?;
+    let target = target.unwrap_or_default();
+    let other = lookup_project(&spur, &target)?.ok_or_else(|| ApiError::not_found("Project"))?;
+    let access = crate::auth::project_access(&spur.store, Some(&actor.user), &other, crate::clock::now())?;
+    if !access.can_read {
+        return Err(ApiError::not_found("Project"));
+    }
+    match spur.store.allow_job_token(project.id, other.id).await? {
+        Ok(()) => Ok(json_response(
+            StatusCode::CREATED,
+            &json!({"source_project_id": project.id, "target_project_id": other.id}),
+        )),
+        Err(_) => Err(ApiError::invalid(
+            "target_project_id",
+            "Target project is already in the job token scope",
+        )),
+    }
+}
+
+/// `DELETE /projects/:id/job_token_scope/allowlist/:target_project_id`.
+pub async fn remove(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let target = id_segment(&req, "target_project_id")?;
+    let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    match spur.store.disallow_job_token(project.id, target).await? {
+        Ok(()) => Ok(HttpResponse::NoContent().finish()),
+        Err(_) => Err(ApiError::not_found("")),
+    }
+}
