@@ -606,6 +606,29 @@ pub struct Job {
     /// What ran the job (`spur-shell`, or a runner's description).
     #[serde(default)]
     pub runner: Option<String>,
+    /// For a `trigger:` job: the downstream pipeline it creates.
+    #[serde(default)]
+    pub bridge: Option<Bridge>,
+}
+
+/// What a `trigger:` job (a bridge) starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bridge {
+    /// A multi-project pipeline in this project (`trigger: group/project`).
+    pub project: Option<String>,
+    /// Its branch (the target's default branch when absent).
+    pub branch: Option<String>,
+    /// A child pipeline from these files of the same commit (`trigger: include`).
+    pub include: Vec<String>,
+    /// `strategy: depend` (or `mirror`): the bridge takes the downstream pipeline's status.
+    pub mirror: bool,
+    /// The bridge's YAML variables, passed as downstream pipeline variables
+    /// (`forward:yaml_variables`, on by default).
+    pub yaml_variables: Vec<(String, String)>,
+    /// `forward:pipeline_variables`: pass this pipeline's own variables too (off by default).
+    pub forward_pipeline_variables: bool,
+    /// Why the `trigger:` cannot work, found when the pipeline was planned.
+    pub invalid: Option<String>,
 }
 
 impl JobStatus {

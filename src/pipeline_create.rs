@@ -376,6 +376,10 @@ fn planned_jobs(
             _ => Vec::new(),
         };
         let settings = job_settings::read(&planned.config, &planned.variables);
+        let bridge = planned
+            .trigger
+            .as_ref()
+            .map(|t| crate::ci_config::bridge::read(t, &planned.variables, planned.yaml_variables.clone()));
         let variables = JobVariables {
             vars: planned.variables,
             file_keys: extras.file_keys.clone(),
@@ -411,6 +415,7 @@ fn planned_jobs(
             retried: false,
             attempt: 0,
             runner: None,
+            bridge,
         };
         out.push(NewJob { job, variables_sealed });
     }

@@ -3,6 +3,7 @@
 //! `policy` decide values and inclusion, `plan` runs GitLab's algorithm. No IO: callers pass a
 //! file reader and the file list at the pipeline's commit.
 
+pub mod bridge;
 pub mod compose;
 pub mod job_settings;
 pub mod plan;

@@ -134,6 +134,9 @@ pub struct PlannedJob {
     pub variables: Vec<(String, String)>,
     /// The raw `trigger:` of a bridge job.
     pub trigger: Option<Yaml>,
+    /// The job's YAML variables (top-level as inherited, job, rule), expanded: what a bridge
+    /// forwards downstream.
+    pub yaml_variables: Vec<(String, String)>,
     /// The job mapping after composition and defaults, for keys the executor reads itself.
     pub config: Mapping,
 }
@@ -668,7 +671,9 @@ fn plan_job(
     vars.set("CI_JOB_NAME", name, false);
     vars.set("CI_JOB_STAGE", stage, false);
     vars.extend(instance_vars);
-    vars.extend(&inherited_top_vars(job, top, workflow_vars));
+    let inherited = inherited_top_vars(job, top, workflow_vars);
+    let mut yaml_names: Vec<String> = inherited.0.iter().chain(&job_vars.0).map(|v| v.name.clone()).collect();
+    vars.extend(&inherited);
     vars.extend(&job_vars);
     let outside = {
         let mut o = user_vars(&ctx.project_variables);
@@ -704,6 +709,7 @@ fn plan_job(
                 exit_codes
             };
             vars.extend(&m.variables);
+            yaml_names.extend(m.variables.0.iter().map(|v| v.name.clone()));
             if m.needs.is_some() {
                 needs = m.needs;
             }
@@ -719,8 +725,23 @@ fn plan_job(
             (when, allow, exit_codes)
         }
     };
+    let yaml_only = {
+        let mut own = VarList::default();
+        for v in vars.0.iter().filter(|v| yaml_names.contains(&v.name)) {
+            own.set(&v.name, &v.value, v.raw);
+        }
+        own
+    };
     vars.extend(&outside);
     let variables = vars.expanded().map_err(config_err)?;
+    let mut context = vars.clone();
+    context.extend(&yaml_only);
+    let yaml_variables = context
+        .expanded()
+        .map_err(config_err)?
+        .into_iter()
+        .filter(|(k, _)| yaml_names.contains(k))
+        .collect();
     Ok(Some(PlannedJob {
         name: name.to_string(),
         stage: stage.to_string(),
@@ -738,6 +759,7 @@ fn plan_job(
         after_script: script_lines(job.get("after_script"), &location, "after_script").map_err(config_err)?,
         variables,
         trigger: job.get("trigger").cloned(),
+        yaml_variables,
         config: job.clone(),
     }))
 }

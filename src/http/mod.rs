@@ -91,6 +91,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/projects/{id}/pipelines/{pipeline_id}/jobs",
                 web::get().to(jobs::for_pipeline),
             )
+            .route(
+                "/projects/{id}/pipelines/{pipeline_id}/bridges",
+                web::get().to(jobs::bridges),
+            )
             .route("/projects/{id}/jobs", web::get().to(jobs::list))
             .route("/projects/{id}/jobs/{job_id}", web::get().to(jobs::show))
             .route("/projects/{id}/jobs/{job_id}/trace", web::get().to(jobs::trace))

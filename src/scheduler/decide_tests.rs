@@ -57,6 +57,7 @@ fn job(line: &str) -> Job {
         retried: false,
         attempt: 0,
         runner: None,
+        bridge: None,
     }
 }
 

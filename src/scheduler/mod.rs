@@ -250,11 +250,13 @@ enum Reply {
 }
 
 struct Batch<'a> {
-    spur: &'a Spur,
+    spur: &'a Arc<Spur>,
     now: Millis,
     pipelines: HashMap<u64, Working>,
     replies: Vec<Reply>,
     cancel_signals: Vec<u64>,
+    /// Bridges started in this batch, run once it is stored.
+    bridges: Vec<(Job, Pipeline)>,
 }
 
 impl Batch<'_> {
@@ -289,13 +291,14 @@ impl Batch<'_> {
     }
 }
 
-async fn process(spur: &Spur, state: &mut State, commands: Vec<Command>) {
+async fn process(spur: &Arc<Spur>, state: &mut State, commands: Vec<Command>) {
     let mut batch = Batch {
         spur,
         now: clock::now(),
         pipelines: HashMap::new(),
         replies: Vec::new(),
         cancel_signals: Vec::new(),
+        bridges: Vec::new(),
     };
     for command in commands {
         if let Err(e) = apply(&mut batch, state, command) {
@@ -390,8 +393,20 @@ fn start(
         let _ = reply.send(None);
         return Ok(());
     }
+    if job.bridge.is_some() {
+        // A `trigger:` job starts a downstream pipeline (after this batch is stored); no
+        // executor runs it.
+        job.status = JobStatus::Running;
+        job.started_at = Some(now);
+        job.runner = Some("bridge".into());
+        w.changed.insert(i);
+        let started = (w.jobs[i].clone(), w.pipeline.clone());
+        batch.bridges.push(started);
+        let _ = reply.send(None);
+        return Ok(());
+    }
     if job.trigger.is_some() {
-        // A `trigger:` job starts a downstream pipeline; no executor runs it.
+        // A bridge recorded before bridges ran: it cannot start a downstream pipeline.
         job.status = JobStatus::Failed;
         job.failure_reason = Some("downstream_pipeline_creation_failed".into());
         job.finished_at = Some(now);
@@ -556,6 +571,7 @@ async fn commit(mut batch: Batch<'_>, state: &mut State) {
     let now = batch.now;
     let mut order = Vec::new();
     let mut changes = Vec::new();
+    let mut mirrors = Vec::new();
     for (pid, w) in batch.pipelines.iter_mut() {
         for i in decide::advance(&mut w.jobs, now) {
             w.changed.insert(i);
@@ -563,7 +579,14 @@ async fn commit(mut batch: Batch<'_>, state: &mut State) {
         if w.changed.is_empty() && w.tokens.is_empty() {
             continue;
         }
+        let was_final = is_final(w.pipeline.status);
         update_pipeline(&mut w.pipeline, &w.jobs, now);
+        if !was_final
+            && let Some(up) = w.pipeline.upstream.as_ref().filter(|u| u.mirrored)
+            && let Some(end) = crate::bridge::mirrored_end(w.pipeline.status)
+        {
+            mirrors.push((up.job_id, end));
+        }
         let updated = w
             .changed
             .iter()
@@ -670,6 +693,19 @@ async fn commit(mut batch: Batch<'_>, state: &mut State) {
             let _ = switch.send(true);
         }
     }
+    for (job, pipeline) in batch.bridges {
+        tokio::spawn(crate::bridge::run(batch.spur.clone(), job, pipeline));
+    }
+    for (bridge_job, end) in mirrors {
+        batch.spur.scheduler.finish(bridge_job, end);
+    }
+}
+
+fn is_final(status: PipelineStatus) -> bool {
+    matches!(
+        status,
+        PipelineStatus::Success | PipelineStatus::Failed | PipelineStatus::Canceled | PipelineStatus::Skipped
+    )
 }
 
 /// Sets a pipeline's status and times from its jobs.
@@ -679,18 +715,14 @@ fn update_pipeline(p: &mut Pipeline, jobs: &[Job], now: Millis) {
     if p.started_at.is_none() && jobs.iter().any(|j| j.started_at.is_some()) {
         p.started_at = jobs.iter().filter_map(|j| j.started_at).min();
     }
-    let done = matches!(
-        status,
-        PipelineStatus::Success | PipelineStatus::Failed | PipelineStatus::Canceled | PipelineStatus::Skipped
-    );
-    p.finished_at = if done { Some(now) } else { None };
+    p.finished_at = if is_final(status) { Some(now) } else { None };
     p.status = status;
 }
 
 /// After a restart: jobs that were running failed (their process died with the old server),
 /// pending ones are queued again, delayed ones get their timers back, and every touched
 /// pipeline is moved on.
-async fn recover(spur: &Spur, state: &mut State) -> Result<(), String> {
+async fn recover(spur: &Arc<Spur>, state: &mut State) -> Result<(), String> {
     let jobs = spur.store.active_jobs().map_err(|e| e.to_string())?;
     if jobs.is_empty() {
         return Ok(());
@@ -701,6 +733,7 @@ async fn recover(spur: &Spur, state: &mut State) -> Result<(), String> {
         pipelines: HashMap::new(),
         replies: Vec::new(),
         cancel_signals: Vec::new(),
+        bridges: Vec::new(),
     };
     let mut interrupted = 0;
     for job in &jobs {

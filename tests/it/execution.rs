@@ -560,16 +560,3 @@ fn time_ms(iso: &str) -> i64 {
     let ms: i64 = t[9..12].parse().unwrap();
     ((h * 60 + m) * 60 + s) * 1000 + ms
 }
-
-#[tokio::test]
-async fn trigger_jobs_fail_clearly_until_downstream_pipelines_exist() {
-    let config = "build:\n  script: [echo b]\ndownstream:\n  stage: deploy\n  trigger: group/other\n";
-    let (s, _repo, pid, token) = setup(config, &[]).await;
-    let id = trigger(&s, pid, &token, &[]).await;
-    assert_eq!(finished_pipeline(&s, pid, id).await["status"], "failed");
-    let all = jobs(&s, pid, id, "").await;
-    let bridge = job(&all, "downstream");
-    assert_eq!(bridge["failure_reason"], "downstream_pipeline_creation_failed");
-    let log = trace(&s, pid, bridge["id"].as_u64().unwrap()).await;
-    assert!(log.contains("downstream pipeline can not be created"), "{log}");
-}

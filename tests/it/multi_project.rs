@@ -168,3 +168,167 @@ async fn a_running_jobs_token_triggers_an_allowlisting_project() {
     let (status, _) = send(s.root(Method::DELETE, &format!("/projects/{b}/job_token_scope/allowlist/{a}"))).await;
     assert_eq!(status, 204);
 }
+
+async fn bridges(s: &Server, pid: u64, pipeline: u64) -> Vec<Value> {
+    let (status, v) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/{pipeline}/bridges"))).await;
+    assert_eq!(status, 200, "{v}");
+    v.as_array().unwrap().clone()
+}
+
+fn bridge<'a>(all: &'a [Value], name: &str) -> &'a Value {
+    all.iter()
+        .find(|j| j["name"] == name)
+        .unwrap_or_else(|| panic!("no bridge {name}: {all:?}"))
+}
+
+const PARENT: &str = r#"
+build:
+  stage: build
+  script: [echo built]
+deploy-ok:
+  stage: deploy
+  variables: {TARGET_ENV: staging}
+  trigger: {project: root/beta, strategy: depend}
+deploy-bad:
+  stage: deploy
+  allow_failure: true
+  variables: {TARGET_ENV: broken}
+  trigger: {project: root/beta, strategy: depend}
+fire-and-forget:
+  stage: deploy
+  variables: {TARGET_ENV: broken}
+  trigger: root/beta
+missing:
+  stage: deploy
+  allow_failure: true
+  trigger: root/nowhere
+child:
+  stage: deploy
+  trigger: {include: ci/child.yml, strategy: depend}
+"#;
+const BETA: &str = "check:\n  script: [echo \"env=$TARGET_ENV source=$CI_PIPELINE_SOURCE\", test \"$TARGET_ENV\" = staging]\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"pipeline\"\n";
+const CHILD: &str =
+    "child-job:\n  script: [echo \"child source=$CI_PIPELINE_SOURCE upstream=$CI_UPSTREAM_PIPELINE_ID\"]\n";
+
+#[tokio::test]
+async fn trigger_jobs_create_multi_project_and_child_pipelines() {
+    let s = Server::start_with(&["--concurrent", "3"]);
+    let a_repo = Repo::with_files(&[(".gitlab-ci.yml", PARENT), ("ci/child.yml", CHILD)]);
+    let b_repo = Repo::with_files(&[(".gitlab-ci.yml", BETA)]);
+    let a = s.project("alpha", a_repo.path()).await;
+    let b = s.project("beta", b_repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, a).await;
+    let (status, p) = trigger(&s, a, &token, &[]).await;
+    assert_eq!(status, 201, "{p}");
+    let id = p["id"].as_u64().unwrap();
+    let p = finished(&s, a, id).await;
+    let all = bridges(&s, a, id).await;
+    assert_eq!(p["status"], "success", "allowed failures leave it successful: {all:?}");
+    let ok = bridge(&all, "deploy-ok");
+    assert_eq!(ok["status"], "success");
+    assert_eq!(ok["downstream_pipeline"]["project_id"], b);
+    let bad = bridge(&all, "deploy-bad");
+    assert_eq!(bad["status"], "failed", "depend mirrors the failed downstream pipeline");
+    assert_eq!(bad["failure_reason"], "downstream_pipeline_failed");
+    let forget = bridge(&all, "fire-and-forget");
+    assert_eq!(
+        forget["status"], "success",
+        "without depend the bridge succeeds once created"
+    );
+    let missing = bridge(&all, "missing");
+    assert_eq!(missing["failure_reason"], "downstream_pipeline_creation_failed");
+    let log = s
+        .root(Method::GET, &format!("/projects/{a}/jobs/{}/trace", missing["id"]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        log.contains("downstream pipeline can not be created, downstream project could not be found"),
+        "{log}"
+    );
+    // The downstream pipeline ran with the forwarded YAML variable and source `pipeline`.
+    let down = ok["downstream_pipeline"]["id"].as_u64().unwrap();
+    let (_, dp) = send(s.root(Method::GET, &format!("/projects/{b}/pipelines/{down}"))).await;
+    assert_eq!(dp["source"], "pipeline");
+    assert!(
+        trace_of(&s, b, down, "check")
+            .await
+            .contains("env=staging source=pipeline")
+    );
+    // The child pipeline: same project and commit, source parent_pipeline.
+    let child = bridge(&all, "child");
+    assert_eq!(child["status"], "success");
+    let c = child["downstream_pipeline"]["id"].as_u64().unwrap();
+    let (_, cp) = send(s.root(Method::GET, &format!("/projects/{a}/pipelines/{c}"))).await;
+    assert_eq!(
+        (cp["source"].as_str(), cp["sha"].as_str()),
+        (Some("parent_pipeline"), p["sha"].as_str())
+    );
+    assert!(
+        trace_of(&s, a, c, "child-job")
+            .await
+            .contains(&format!("child source=parent_pipeline upstream={id}"))
+    );
+    // Bridges are not in the jobs list, as in GitLab.
+    let (_, jobs) = send(s.root(Method::GET, &format!("/projects/{a}/pipelines/{id}/jobs"))).await;
+    assert_eq!(jobs.as_array().unwrap().len(), 1, "{jobs}");
+}
+
+#[tokio::test]
+async fn self_triggering_configs_stop_at_the_depth_limits() {
+    let s = Server::start_with(&["--concurrent", "2", "--max-downstream-depth", "3"]);
+    let repo = Repo::with_files(&[
+        (
+            ".gitlab-ci.yml",
+            "again:\n  trigger: root/loop\nnest:\n  trigger: {include: ci/nest.yml}\n",
+        ),
+        ("ci/nest.yml", "deeper:\n  trigger: {include: ci/nest.yml}\n"),
+    ]);
+    let pid = s.project("loop", repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let (status, _) = trigger(&s, pid, &token, &[]).await;
+    assert_eq!(status, 201);
+    // Each multi-project level adds a pipeline and two nested children below it: 1 + 3 hops,
+    // each with 2 child levels.
+    let start = Instant::now();
+    let total = loop {
+        let (_, list) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines?per_page=100"))).await;
+        let all = list.as_array().unwrap().clone();
+        let settled = all.iter().all(|p| FINAL.contains(&p["status"].as_str().unwrap_or("")));
+        if settled && all.len() >= 12 {
+            break all;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{} pipelines: {all:?}",
+            all.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(total.len(), 12, "4 multi-project levels x (1 + 2 children)");
+    let mut chain_cut = false;
+    let mut nest_cut = false;
+    for p in &total {
+        for b in bridges(&s, pid, p["id"].as_u64().unwrap()).await {
+            if b["failure_reason"] == "downstream_pipeline_creation_failed" {
+                let log = s
+                    .root(Method::GET, &format!("/projects/{pid}/jobs/{}/trace", b["id"]))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                chain_cut |= log.contains("Pipeline chain is too deep");
+                nest_cut |= log.contains("Maximum number of nested child pipelines reached");
+            }
+        }
+    }
+    assert!(
+        chain_cut && nest_cut,
+        "both limits fail their bridge with a clear message"
+    );
+}

@@ -37,12 +37,52 @@ pub async fn for_pipeline(req: HttpRequest, spur: State) -> Result<HttpResponse,
         .any(|(k, v)| k == "include_retried" && v == "true");
     let s = spur.clone();
     let mut jobs = web::block(move || s.store.pipeline_jobs(pipeline_id)).await??;
-    jobs.retain(|j| (include_retried || !j.retried) && scope.as_ref().is_none_or(|sc| sc.contains(&j.status)));
+    // Bridges (`trigger:` jobs) are listed by `/bridges`, as in GitLab.
+    jobs.retain(|j| {
+        j.bridge.is_none() && (include_retried || !j.retried) && scope.as_ref().is_none_or(|sc| sc.contains(&j.status))
+    });
     let user_cache = jobs.first().map(|j| spur.store.user(j.user_id)).transpose()?.flatten();
     let items = jobs
         .iter()
         .map(|j| views::job(&spur, &project, &pipeline, j, user_cache.as_ref()))
         .collect();
+    paginated(&req, items)
+}
+
+/// `GET /projects/:id/pipelines/:pipeline_id/bridges`: the pipeline's `trigger:` jobs, each with
+/// its `downstream_pipeline`.
+pub async fn bridges(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let pipeline_id = id_segment(&req, "pipeline_id")?;
+    let actor = caller(&req, &spur).await?;
+    let (project, _) = visible_project(&spur, &segment(&req, "id"), actor.as_ref())?;
+    let pipeline = match spur.store.pipeline(pipeline_id)? {
+        Some(p) if p.project_id == project.id => p,
+        _ => return Err(ApiError::not_found("Pipeline")),
+    };
+    let scope = scope_filter(&req)?;
+    let user = spur.store.user(pipeline.user_id)?;
+    let mut items = Vec::new();
+    for job in spur.store.pipeline_jobs(pipeline_id)? {
+        if job.bridge.is_none() || job.retried || !scope.as_ref().is_none_or(|sc| sc.contains(&job.status)) {
+            continue;
+        }
+        let mut view = views::job(&spur, &project, &pipeline, &job, user.as_ref());
+        let downstream = match spur.store.downstream_of(job.id)? {
+            Some(id) => spur.store.pipeline(id)?,
+            None => None,
+        };
+        let downstream = match downstream {
+            Some(d) => match spur.store.project(d.project_id)? {
+                Some(dp) => views::pipeline_basic(&spur, &dp, &d),
+                None => Value::Null,
+            },
+            None => Value::Null,
+        };
+        if let Some(obj) = view.as_object_mut() {
+            obj.insert("downstream_pipeline".into(), downstream);
+        }
+        items.push(view);
+    }
     paginated(&req, items)
 }
 
