@@ -447,3 +447,63 @@ async fn settings_edit_descriptions_flag_invalid_tokens_and_set_the_variables_ro
     let (_, project) = send(s.root(Method::GET, &format!("/projects/{pid}"))).await;
     assert_eq!(project["ci_pipeline_variables_minimum_override_role"], "maintainer");
 }
+
+#[tokio::test]
+async fn pipeline_pages_link_upstream_and_downstream_and_settings_manage_the_allowlist() {
+    let s = Server::start_with(&["--concurrent", "2"]);
+    let a_repo = Repo::with_files(&[(
+        ".gitlab-ci.yml",
+        "go:\n  trigger: {project: root/beta, strategy: depend}\n",
+    )]);
+    let b_repo = Repo::with_files(&[(".gitlab-ci.yml", "check:\n  script: [echo ok]\n")]);
+    let a = s.project("alpha", a_repo.path()).await;
+    let b = s.project("beta", b_repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, a).await;
+    let (status, p) = send(
+        s.http
+            .post(s.api(&format!("/projects/{a}/trigger/pipeline")))
+            .form(&[("token", token.as_str()), ("ref", "main")]),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let id = p["id"].as_u64().unwrap();
+    let start = std::time::Instant::now();
+    let down = loop {
+        let (_, bridges) = send(s.root(Method::GET, &format!("/projects/{a}/pipelines/{id}/bridges"))).await;
+        if let Some(d) = bridges[0]["downstream_pipeline"]["id"].as_u64() {
+            break d;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let mut root = Browser::new(&s);
+    root.sign_in("root", "root-password-123").await;
+    let (_, page, _) = root.get(&format!("/root/alpha/-/pipelines/{id}")).await;
+    assert!(
+        page.contains(&format!("href=\"/root/beta/-/pipelines/{down}\"")),
+        "bridge links downstream"
+    );
+    let (_, page, _) = root.get(&format!("/root/beta/-/pipelines/{down}")).await;
+    assert!(page.contains("Triggered by job") && page.contains(&format!("/root/alpha/-/pipelines/{id}")));
+    let (_, page, _) = root.get("/root/beta/-/settings/ci_cd").await;
+    assert!(page.contains("No other project is allowed."));
+    let csrf = csrf_of(&page);
+    let (status, _, _, _) = root
+        .post(
+            "/root/beta/-/settings/ci_cd/job_token_scope",
+            &[("authenticity_token", &csrf), ("project_path", "root/alpha")],
+        )
+        .await;
+    assert_eq!(status, 302);
+    let (_, list) = send(s.root(Method::GET, &format!("/projects/{b}/job_token_scope/allowlist"))).await;
+    assert_eq!(list.as_array().unwrap().len(), 2, "beta itself and alpha");
+    let (status, _, _, _) = root
+        .post(
+            &format!("/root/beta/-/settings/ci_cd/job_token_scope/{a}"),
+            &[("authenticity_token", &csrf)],
+        )
+        .await;
+    assert_eq!(status, 302);
+    let (_, list) = send(s.root(Method::GET, &format!("/projects/{b}/job_token_scope/allowlist"))).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}

@@ -71,6 +71,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/{ns}/{project}/-/settings/ci_cd/pipeline_variables",
             web::post().to(settings::pipeline_variables),
         )
+        .route(
+            "/{ns}/{project}/-/settings/ci_cd/job_token_scope",
+            web::post().to(settings::allow_project),
+        )
+        .route(
+            "/{ns}/{project}/-/settings/ci_cd/job_token_scope/{id}",
+            web::post().to(settings::disallow_project),
+        )
         .route("/{ns}/{project}/-/triggers", web::post().to(settings::create_trigger))
         .route(
             "/{ns}/{project}/-/triggers/{id}",

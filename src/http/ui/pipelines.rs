@@ -151,6 +151,15 @@ pub struct JobCell {
     name: String,
     status: &'static str,
     warning: bool,
+    /// For a bridge: the downstream pipeline (`path`, id, status).
+    downstream: Option<(String, u64, &'static str)>,
+}
+
+/// A link to another pipeline.
+pub struct PipelineLink {
+    path: String,
+    id: u64,
+    job_id: u64,
 }
 
 /// One stage column.
@@ -166,23 +175,31 @@ struct ShowPage {
     full_path: String,
     p: PipelineRow,
     yaml_errors: Option<String>,
+    upstream: Option<PipelineLink>,
     stages: Vec<StageColumn>,
     can_act: bool,
     cancelable: bool,
     retryable: bool,
 }
 
-/// The latest attempt of each job, grouped into stage columns in stage order.
-fn stage_columns(jobs: &[Job]) -> Vec<StageColumn> {
+/// The latest attempt of each job, grouped into stage columns in stage order; bridges carry
+/// their downstream pipeline.
+fn stage_columns(spur: &Spur, jobs: &[Job]) -> Vec<StageColumn> {
     let mut latest: Vec<&Job> = jobs.iter().filter(|j| !j.retried).collect();
     latest.sort_by_key(|j| (j.stage_index, j.id));
     let mut columns: Vec<StageColumn> = Vec::new();
     for j in latest {
+        let downstream = if j.bridge.is_some() {
+            downstream_of(spur, j.id)
+        } else {
+            None
+        };
         let cell = JobCell {
             id: j.id,
             name: j.name.clone(),
             status: j.status.as_str(),
             warning: j.status == JobStatus::Failed && j.allow_failure,
+            downstream,
         };
         match columns.last_mut() {
             Some(c) if c.name == j.stage => c.jobs.push(cell),
@@ -193,6 +210,23 @@ fn stage_columns(jobs: &[Job]) -> Vec<StageColumn> {
         }
     }
     columns
+}
+
+fn downstream_of(spur: &Spur, job_id: u64) -> Option<(String, u64, &'static str)> {
+    let id = spur.store.downstream_of(job_id).ok()??;
+    let p = spur.store.pipeline(id).ok()??;
+    let project = spur.store.project(p.project_id).ok()??;
+    Some((project.full_path, p.id, p.status.as_str()))
+}
+
+fn upstream_of(spur: &Spur, pipeline: &Pipeline) -> Option<PipelineLink> {
+    let up = pipeline.upstream.as_ref()?;
+    let project = spur.store.project(up.project_id).ok()??;
+    Some(PipelineLink {
+        path: project.full_path,
+        id: up.pipeline_id,
+        job_id: up.job_id,
+    })
 }
 
 /// `GET /{ns}/{project}/-/pipelines/{id}`.
@@ -218,7 +252,8 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
             full_path: project.full_path.clone(),
             p: row(&spur, &pipeline, &mut HashMap::new(), now),
             yaml_errors: pipeline.yaml_errors.clone(),
-            stages: stage_columns(&jobs),
+            upstream: upstream_of(&spur, &pipeline),
+            stages: stage_columns(&spur, &jobs),
             can_act: visitor.user.is_some() && access.at_least(AccessLevel::Developer),
             cancelable: latest().any(|j| j.status.is_active()),
             retryable: latest().any(|j| matches!(j.status, JobStatus::Failed | JobStatus::Canceled)),

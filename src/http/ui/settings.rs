@@ -43,6 +43,13 @@ struct SettingsPage {
     triggers: Vec<TriggerRow>,
     variables: Vec<VariableRow>,
     roles: Vec<RoleOption>,
+    allowlist: Vec<AllowedProject>,
+}
+
+/// A project on the job token allowlist.
+struct AllowedProject {
+    id: u64,
+    path: String,
 }
 
 /// One choice of the minimum role for pipeline variables.
@@ -91,6 +98,12 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
             masked: v.masked,
         })
         .collect();
+    let mut allowlist = Vec::new();
+    for id in spur.store.job_token_allowlist(project.id)? {
+        if let Some(p) = spur.store.project(id)? {
+            allowlist.push(AllowedProject { id, path: p.full_path });
+        }
+    }
     let l = Layout::new(&req, &visitor, "CI/CD Settings").in_project(&project, &access, "settings");
     html(
         &req,
@@ -115,6 +128,7 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
                 selected: value == project.variables_override_role.as_str(),
             })
             .collect(),
+            allowlist,
         },
     )
 }
@@ -300,5 +314,56 @@ pub async fn pipeline_variables(
         &req,
         &back,
         Some(("notice", "Pipeline settings were updated.")),
+    ))
+}
+
+/// `POST /{ns}/{project}/-/settings/ci_cd/job_token_scope`: allow another project's jobs.
+pub async fn allow_project(
+    req: HttpRequest,
+    spur: web::Data<Spur>,
+    payload: web::Payload,
+) -> Result<HttpResponse, UiError> {
+    let ProjectPost {
+        form, user, project, ..
+    } = project_post(&req, &spur, payload, AccessLevel::Maintainer).await?;
+    let back = settings_url(&project, "js-job-token-scope");
+    let path = form
+        .get("project_path")
+        .unwrap_or_default()
+        .trim()
+        .trim_matches('/')
+        .to_string();
+    let other = spur.store.project_by_path(&path)?;
+    let visible = match &other {
+        Some(p) => crate::auth::project_access(&spur.store, Some(&user), p, clock::now())?.can_read,
+        None => false,
+    };
+    let Some(other) = other.filter(|_| visible) else {
+        return Ok(redirect(&req, &back, Some(("alert", "Project not found."))));
+    };
+    let flash = match spur.store.allow_job_token(project.id, other.id).await? {
+        Ok(()) => ("notice", "Project was added to the allowlist."),
+        Err(_) => ("alert", "That project is already allowed."),
+    };
+    Ok(redirect(&req, &back, Some(flash)))
+}
+
+/// `POST /{ns}/{project}/-/settings/ci_cd/job_token_scope/{id}`: remove a project.
+pub async fn disallow_project(
+    req: HttpRequest,
+    spur: web::Data<Spur>,
+    payload: web::Payload,
+) -> Result<HttpResponse, UiError> {
+    let ProjectPost { project, .. } = project_post(&req, &spur, payload, AccessLevel::Maintainer).await?;
+    let id = id_in_path(&req, "id")?;
+    spur.store
+        .disallow_job_token(project.id, id)
+        .await?
+        .map_err(|_| UiError::NotFound)?;
+    let back = settings_url(&project, "js-job-token-scope");
+    Ok(redirect(
+        &req,
+        &back,
+        Some(("notice", "Project was removed from the allowlist.")),
     ))
 }
