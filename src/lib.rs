@@ -59,6 +59,7 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<Running, Sta
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .wrap_fn(http::log_request)
             .configure(http::routes)
             .default_service(web::to(|| async { HttpResponse::NotFound().body("404 Not Found\n") }))
     })

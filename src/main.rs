@@ -95,6 +95,9 @@ struct ServeArgs {
     /// Multi-project hops a chain of downstream pipelines may make [default: 10].
     #[arg(long, env = "SPUR_MAX_DOWNSTREAM_DEPTH")]
     max_downstream_depth: Option<u32>,
+    /// Log format: `text` or `json` (one JSON object per line) [default: text].
+    #[arg(long, env = "SPUR_LOG_FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
     /// Password of the administrator `root`, used only when the data dir is new [default: random].
     #[arg(long, env = "SPUR_ROOT_PASSWORD", hide_env_values = true)]
     root_password: Option<String>,
@@ -145,13 +148,17 @@ impl ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json_logs = matches!(&cli.command, Command::Serve(a) if a.log_format.as_deref() == Some("json"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json_logs {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     match cli.command {
         Command::Ci {
             command: CiCommand::Plan(args),

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod error;
+pub mod health;
 pub mod pagination;
 pub mod params;
 pub mod ui;
@@ -16,6 +17,40 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use error::ApiError;
 use serde_json::json;
+
+/// Logs one line per request: method, the matched route's pattern (never the path itself,
+/// which may hold a token in its query), status and duration.
+pub fn log_request<S>(
+    req: actix_web::dev::ServiceRequest,
+    service: &S,
+) -> impl std::future::Future<Output = Result<actix_web::dev::ServiceResponse, actix_web::Error>> + use<S>
+where
+    S: actix_web::dev::Service<
+            actix_web::dev::ServiceRequest,
+            Response = actix_web::dev::ServiceResponse,
+            Error = actix_web::Error,
+        >,
+{
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let call = service.call(req);
+    async move {
+        let response = call.await?;
+        let route = response
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "(unmatched)".into());
+        tracing::info!(
+            target: "spur::request",
+            method = %method,
+            route = %route,
+            status = response.status().as_u16(),
+            duration_us = started.elapsed().as_micros() as u64,
+            "request"
+        );
+        Ok(response)
+    }
+}
 
 /// Shared state of every handler.
 pub type State = web::Data<Spur>;
@@ -125,6 +160,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .default_service(web::to(api_not_found)),
     );
+    cfg.route("/-/health", web::get().to(health::health))
+        .route("/-/liveness", web::get().to(health::liveness))
+        .route("/-/readiness", web::get().to(health::readiness));
     ui::routes(cfg);
 }
 

@@ -140,6 +140,11 @@ impl Scheduler {
         }
     }
 
+    /// Whether the scheduler task still runs (its inbox is open).
+    pub fn is_running(&self) -> bool {
+        !self.commands.is_closed()
+    }
+
     /// Asks to start a queued job; `None` if it may no longer run (canceled meanwhile).
     pub async fn start(&self, job_id: u64, runner: &str) -> Option<Started> {
         let (reply, answer) = oneshot::channel();

@@ -9,6 +9,7 @@ mod cli;
 mod durability;
 mod execution;
 mod multi_project;
+mod operations;
 mod planning;
 mod projects;
 mod python_gitlab;
