@@ -5,6 +5,7 @@
 mod codec;
 mod downstream;
 mod jobs;
+mod migrations;
 mod pipelines;
 mod project_variables;
 mod projects;
@@ -25,8 +26,9 @@ use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTran
 use std::path::Path;
 use std::sync::Arc;
 
-/// The schema version this binary writes. Opening a newer file is refused.
-pub const SCHEMA_VERSION: u64 = 1;
+/// The schema version this binary writes. Opening a newer file is refused; an older one is
+/// migrated (see `migrations`).
+pub const SCHEMA_VERSION: u64 = migrations::LATEST;
 
 /// A storage failure: the disk, the file, or a record that does not decode.
 #[derive(Debug)]
@@ -161,14 +163,11 @@ impl Store {
 fn init_schema(db: &Database) -> Result<(), Error> {
     let tx = db.begin_write()?;
     {
-        let mut meta = tx.open_table(tables::META)?;
-        let version = meta.get("schema_version")?.map(|g| g.value());
-        match version {
-            Some(v) if v > SCHEMA_VERSION => return Err(Error::TooNew(v)),
-            Some(_) => {}
-            None => {
-                meta.insert("schema_version", SCHEMA_VERSION)?;
-            }
+        let meta = tx.open_table(tables::META)?;
+        if let Some(v) = meta.get("schema_version")?.map(|g| g.value())
+            && v > SCHEMA_VERSION
+        {
+            return Err(Error::TooNew(v));
         }
     }
     tx.open_table(tables::USERS)?;
@@ -201,6 +200,7 @@ fn init_schema(db: &Database) -> Result<(), Error> {
     tx.open_table(tables::JOB_TOKEN_ALLOWLIST)?;
     tx.open_table(tables::DOWNSTREAM)?;
     tx.open_table(tables::HIERARCHY_SIZES)?;
+    migrations::run(&tx)?;
     tx.commit()?;
     Ok(())
 }
