@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod bridge;
 pub mod clock;
 pub mod config;

@@ -23,6 +23,38 @@ enum Command {
         #[command(subcommand)]
         command: CiCommand,
     },
+    /// Writes a backup (the database and the secret key) to FILE: from a running server with
+    /// --url and an administrator's --token, or from a stopped one's --data-dir.
+    Backup(BackupArgs),
+    /// Restores a backup into a data dir (empty, or with --force).
+    Restore(RestoreArgs),
+}
+
+#[derive(Args)]
+struct BackupArgs {
+    /// The running server's base URL (http), e.g. http://127.0.0.1:8080.
+    #[arg(long, conflicts_with = "data_dir", requires = "token")]
+    url: Option<String>,
+    /// An administrator's personal access token (with --url).
+    #[arg(long, env = "SPUR_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// The data dir of a stopped server.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Where to write the backup (must not exist).
+    file: PathBuf,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    /// The data dir to restore into.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Replace a database that is there already.
+    #[arg(long)]
+    force: bool,
+    /// The backup file.
+    file: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -163,6 +195,17 @@ fn main() -> ExitCode {
         Command::Ci {
             command: CiCommand::Plan(args),
         } => plan(args),
+        Command::Backup(args) => backup(args),
+        Command::Restore(args) => match spur::backup::restore(&args.file, &args.data_dir, args.force) {
+            Ok(()) => {
+                println!("restored {} into {}", args.file.display(), args.data_dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("spur: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve(args) => match args.into_config() {
             Ok(config) => run(config),
             Err(e) => {
@@ -193,6 +236,66 @@ fn plan(args: PlanArgs) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn backup(args: BackupArgs) -> ExitCode {
+    let outcome = match (&args.url, &args.data_dir) {
+        (Some(url), _) => download_backup(url, args.token.as_deref().unwrap_or_default(), &args.file),
+        (None, Some(dir)) => spur::backup::backup_offline(dir, &args.file)
+            .map(|info| format!("{} rows, schema version {}", info.rows, info.schema_version)),
+        (None, None) => Err("say where from: --url (a running server) or --data-dir (a stopped one)".into()),
+    };
+    match outcome {
+        Ok(what) => {
+            println!("wrote {} ({what})", args.file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("spur: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Asks a running server for a backup and writes it to `file`, chunk by chunk.
+fn download_backup(url: &str, token: &str, file: &std::path::Path) -> Result<String, String> {
+    use std::io::Write;
+    if file.exists() {
+        return Err(format!("{} exists already", file.display()));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let endpoint = format!("{}/api/v4/admin/backup", url.trim_end_matches('/'));
+        let mut response = reqwest::Client::new()
+            .post(&endpoint)
+            .header("PRIVATE-TOKEN", token)
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach {endpoint}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("{endpoint} answered {}", response.status()));
+        }
+        let schema = response
+            .headers()
+            .get("x-spur-schema-version")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("?")
+            .to_string();
+        let partial = file.with_extension("partial");
+        let mut out =
+            std::fs::File::create(&partial).map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+        let mut bytes = 0u64;
+        while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+            out.write_all(&chunk).map_err(|e| e.to_string())?;
+            bytes += chunk.len() as u64;
+        }
+        out.sync_all().map_err(|e| e.to_string())?;
+        std::fs::rename(&partial, file).map_err(|e| e.to_string())?;
+        Ok(format!("{bytes} bytes, schema version {schema}"))
+    })
 }
 
 fn run(config: Config) -> ExitCode {

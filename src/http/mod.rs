@@ -67,6 +67,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::post().to(trigger::by_webhook),
             )
             .route("/version", web::get().to(version::show))
+            .route("/admin/backup", web::post().to(admin::backup))
             .route("/user", web::get().to(users::current))
             .route("/users", web::get().to(users::list))
             .route("/users", web::post().to(users::create))

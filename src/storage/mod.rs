@@ -2,6 +2,7 @@
 //! the single group-committing writer. One function per logical operation lives in the
 //! submodules. Storage knows nothing of HTTP, roles or git.
 
+mod backup;
 mod codec;
 mod downstream;
 mod jobs;
@@ -15,6 +16,7 @@ mod triggers;
 mod users;
 mod writer;
 
+pub use backup::{BackupInfo, restore_backup};
 pub use jobs::{AddedJob, PipelineChange};
 pub use pipelines::{NewJob, NewPipeline, PipelineFilter, PipelineOrder};
 pub use projects::{NewProject, ProjectChange};
@@ -170,36 +172,12 @@ fn init_schema(db: &Database) -> Result<(), Error> {
             return Err(Error::TooNew(v));
         }
     }
-    tx.open_table(tables::USERS)?;
-    tx.open_table(tables::USERNAMES)?;
-    tx.open_table(tables::EMAILS)?;
-    tx.open_table(tables::PATS)?;
-    tx.open_table(tables::PAT_IDS)?;
-    tx.open_table(tables::NAMESPACES)?;
-    tx.open_table(tables::NAMESPACE_PATHS)?;
-    tx.open_table(tables::GROUP_MEMBERS)?;
-    tx.open_table(tables::PROJECTS)?;
-    tx.open_table(tables::PROJECT_PATHS)?;
-    tx.open_table(tables::PROJECT_MEMBERS)?;
-    tx.open_table(tables::TRIGGERS)?;
-    tx.open_table(tables::TRIGGER_DIGESTS)?;
-    tx.open_table(tables::PROJECT_TRIGGERS)?;
-    tx.open_table(tables::TRIGGER_LAST_USED)?;
-    tx.open_table(tables::PIPELINES)?;
-    tx.open_table(tables::PROJECT_PIPELINES)?;
-    tx.open_table(tables::PIPELINE_IIDS)?;
-    tx.open_table(tables::PIPELINE_VARIABLES)?;
-    tx.open_table(tables::JOBS)?;
-    tx.open_table(tables::PIPELINE_JOBS)?;
-    tx.open_table(tables::PROJECT_JOBS)?;
-    tx.open_table(tables::JOB_VARIABLES)?;
-    tx.open_table(tables::PROJECT_VARIABLES)?;
-    tx.open_table(tables::ACTIVE_JOBS)?;
-    tx.open_table(tables::JOB_TOKENS)?;
-    tx.open_table(tables::SESSIONS)?;
-    tx.open_table(tables::JOB_TOKEN_ALLOWLIST)?;
-    tx.open_table(tables::DOWNSTREAM)?;
-    tx.open_table(tables::HIERARCHY_SIZES)?;
+    macro_rules! create {
+        ($table:ident) => {
+            tx.open_table(tables::$table)?;
+        };
+    }
+    tables::for_every_table!(create);
     migrations::run(&tx)?;
     tx.commit()?;
     Ok(())

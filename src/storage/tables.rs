@@ -85,3 +85,42 @@ pub const SESSIONS: TableDefinition<&[u8], Json> = TableDefinition::new("session
 
 /// (project id, key) → a `domain::ProjectVariable` as JSON, sealed with the data dir's key.
 pub const PROJECT_VARIABLES: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("project_variables");
+
+/// Runs `$each!(TABLE)` for every table above, in this order. Schema creation and backups use
+/// it, so a new table is created and backed up once it is listed here.
+macro_rules! for_every_table {
+    ($each:ident) => {
+        $each!(META);
+        $each!(USERS);
+        $each!(USERNAMES);
+        $each!(EMAILS);
+        $each!(PATS);
+        $each!(PAT_IDS);
+        $each!(NAMESPACES);
+        $each!(NAMESPACE_PATHS);
+        $each!(GROUP_MEMBERS);
+        $each!(PROJECTS);
+        $each!(PROJECT_PATHS);
+        $each!(PROJECT_MEMBERS);
+        $each!(TRIGGERS);
+        $each!(TRIGGER_DIGESTS);
+        $each!(PROJECT_TRIGGERS);
+        $each!(TRIGGER_LAST_USED);
+        $each!(PIPELINES);
+        $each!(PROJECT_PIPELINES);
+        $each!(PIPELINE_IIDS);
+        $each!(PIPELINE_VARIABLES);
+        $each!(JOBS);
+        $each!(PIPELINE_JOBS);
+        $each!(PROJECT_JOBS);
+        $each!(JOB_VARIABLES);
+        $each!(ACTIVE_JOBS);
+        $each!(JOB_TOKENS);
+        $each!(JOB_TOKEN_ALLOWLIST);
+        $each!(DOWNSTREAM);
+        $each!(HIERARCHY_SIZES);
+        $each!(SESSIONS);
+        $each!(PROJECT_VARIABLES);
+    };
+}
+pub(super) use for_every_table;

@@ -129,3 +129,110 @@ async fn a_database_of_the_first_layout_is_migrated_and_its_jobs_run() {
     }
     assert!(s.log_text().contains("migrating the database"));
 }
+
+fn spur_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_spur"))
+        .args(args)
+        .env_remove("SPUR_TOKEN")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_backup_taken_under_trigger_load_restores_every_acknowledged_pipeline() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let repo = Repo::new();
+    let mut s = Server::start_on(&data, &["--concurrent", "0"]);
+    let pid = s.project("demo", repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let acked = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (acked, stop, http, url, token) = (
+            acked.clone(),
+            stop.clone(),
+            s.http.clone(),
+            s.api(&format!("/projects/{pid}/trigger/pipeline")),
+            token.clone(),
+        );
+        tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = http
+                    .post(&url)
+                    .form(&[("token", token.as_str()), ("ref", "main")])
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+                let p: serde_json::Value = r.json().await.unwrap();
+                acked.lock().unwrap().push(p["id"].as_u64().unwrap());
+            }
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let before: Vec<u64> = acked.lock().unwrap().clone();
+    let file = dir.path().join("online.redb");
+    let (base, file_arg) = (s.base.clone(), file.to_str().unwrap().to_string());
+    let out =
+        tokio::task::spawn_blocking(move || spur_cli(&["backup", "--url", &base, "--token", ROOT_TOKEN, &file_arg]))
+            .await
+            .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.await.unwrap();
+    assert!(before.len() > 10, "the load ran: {}", before.len());
+    let (status, _) = send(s.anon(reqwest::Method::POST, "/admin/backup")).await;
+    assert_eq!(status, 401, "backups need an administrator");
+
+    let restored = dir.path().join("restored");
+    let out = spur_cli(&[
+        "restore",
+        "--data-dir",
+        restored.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = Server::start_on(&restored, &["--concurrent", "0"]);
+    for id in &before {
+        let (status, _) = send(r.root(reqwest::Method::GET, &format!("/projects/{pid}/pipelines/{id}"))).await;
+        assert_eq!(status, 200, "pipeline {id} acknowledged before the backup is missing");
+    }
+    let (status, _) = send(
+        r.http
+            .post(r.api(&format!("/projects/{pid}/trigger/pipeline")))
+            .form(&[("token", token.as_str()), ("ref", "main")]),
+    )
+    .await;
+    assert_eq!(status, 201, "the restored key still opens the trigger token");
+
+    // A stopped server is backed up from its data dir; restoring over a database needs --force.
+    s.kill9();
+    let offline = dir.path().join("offline.redb");
+    let out = spur_cli(&[
+        "backup",
+        "--data-dir",
+        data.to_str().unwrap(),
+        offline.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    drop(r);
+    let out = spur_cli(&[
+        "restore",
+        "--data-dir",
+        restored.to_str().unwrap(),
+        offline.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    let out = spur_cli(&[
+        "restore",
+        "--force",
+        "--data-dir",
+        restored.to_str().unwrap(),
+        offline.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -1,5 +1,6 @@
 //! The GitLab-compatible `/api/v4` endpoints, one file per resource.
 
+pub mod admin;
 pub mod create_pipeline;
 pub mod groups;
 pub mod job_token_scope;
