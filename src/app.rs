@@ -42,6 +42,8 @@ pub struct Spur {
     pub concurrent: usize,
     /// How many multi-project hops a downstream chain may make.
     pub max_downstream_depth: u32,
+    /// Counters for `/-/metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// A start-up failure, with a message meant for the operator.
@@ -83,6 +85,7 @@ impl Spur {
             job_timeout_secs: config.job_timeout_secs,
             concurrent,
             max_downstream_depth: config.max_downstream_depth,
+            metrics: crate::metrics::Metrics::default(),
             store,
             secrets,
             repos: Repos::new(dir.join("repositories")),

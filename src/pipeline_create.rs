@@ -225,6 +225,7 @@ pub async fn record(
         }
         None => {
             let (pipeline, jobs) = spur.store.create_pipeline(new).await?;
+            spur.metrics.pipeline_created(pipeline.source.as_str());
             spur.scheduler.pipeline_created(&jobs);
             Ok(Ok(pipeline))
         }

@@ -6,6 +6,10 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Bytes written to job logs since start (for `/-/metrics`).
+pub static BYTES_WRITTEN: AtomicU64 = AtomicU64::new(0);
 
 /// Where job logs live, and how large one may grow.
 pub struct Traces {
@@ -72,6 +76,7 @@ impl TraceWriter {
         if (bytes.len() as u64) <= room {
             self.file.write_all(bytes)?;
             self.written += bytes.len() as u64;
+            BYTES_WRITTEN.fetch_add(bytes.len() as u64, Ordering::Relaxed);
             return Ok(());
         }
         self.file.write_all(&bytes[..room as usize])?;

@@ -163,7 +163,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     );
     cfg.route("/-/health", web::get().to(health::health))
         .route("/-/liveness", web::get().to(health::liveness))
-        .route("/-/readiness", web::get().to(health::readiness));
+        .route("/-/readiness", web::get().to(health::readiness))
+        .route("/-/metrics", web::get().to(health::metrics));
     ui::routes(cfg);
 }
 

@@ -392,6 +392,7 @@ fn start(
     let token = crate::secrets::new_token("glcbt-").map_err(|e| e.to_string())?;
     let digest = batch.spur.secrets.digest(&token).to_vec();
     let now = batch.now;
+    let spur = batch.spur.clone();
     let Some(w) = batch.pipeline(pid)? else { return Ok(()) };
     let job = &mut w.jobs[i];
     if job.status != JobStatus::Pending || job.retried {
@@ -426,6 +427,11 @@ fn start(
     job.status = JobStatus::Running;
     job.started_at = Some(now);
     job.runner = Some(runner);
+    if let Some(queued) = job.queued_at {
+        spur.metrics
+            .job_wait_seconds
+            .observe((now - queued).max(0) as f64 / 1000.0);
+    }
     w.changed.insert(i);
     w.tokens.push((digest, job_id));
     let (switch, cancel) = watch::channel(false);
@@ -451,6 +457,11 @@ fn finish(batch: &mut Batch, pid: u64, i: usize, end: &JobEnd) {
     }
     job.finished_at = Some(now);
     w.changed.insert(i);
+    batch.spur.metrics.job_finished(match end {
+        JobEnd::Success => "success",
+        JobEnd::Failed { .. } => "failed",
+        JobEnd::Canceled => "canceled",
+    });
     match end {
         JobEnd::Success => job.status = JobStatus::Success,
         JobEnd::Canceled => job.status = JobStatus::Canceled,

@@ -236,3 +236,60 @@ async fn a_backup_taken_under_trigger_load_restores_every_acknowledged_pipeline(
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[tokio::test]
+async fn metrics_count_triggers_jobs_and_pipelines_for_administrators_only() {
+    let s = Server::start_with(&["--concurrent", "1"]);
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", "job:\n  script: [echo metrics]\n")]);
+    let pid = s.project("demo", repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let url = s.api(&format!("/projects/{pid}/trigger/pipeline"));
+    let (status, p) = send(s.http.post(&url).form(&[("token", token.as_str()), ("ref", "main")])).await;
+    assert_eq!(status, 201);
+    let (status, _) = send(s.http.post(&url).form(&[("token", "wrong"), ("ref", "main")])).await;
+    assert_eq!(status, 404);
+    let id = p["id"].as_u64().unwrap();
+    let start = std::time::Instant::now();
+    while send(s.root(reqwest::Method::GET, &format!("/projects/{pid}/pipelines/{id}")))
+        .await
+        .1["status"]
+        != "success"
+    {
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let text = s
+        .http
+        .get(format!("{}/-/metrics", s.base))
+        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for want in [
+        "spur_triggers_total{outcome=\"created\"} 1",
+        "spur_triggers_total{outcome=\"not_found\"} 1",
+        "spur_trigger_duration_seconds_count 2",
+        "spur_job_wait_seconds_count 1",
+        "spur_jobs_finished_total{status=\"success\"} 1",
+        "spur_pipelines_created_total{source=\"trigger\"} 1",
+        "spur_jobs{status=\"running\"} 0",
+        "spur_queue_depth 0",
+        "# TYPE process_resident_memory_bytes gauge",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    let (_, user_token) = s.user("someone").await;
+    let resp = s
+        .http
+        .get(format!("{}/-/metrics", s.base))
+        .header("PRIVATE-TOKEN", user_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let resp = s.http.get(format!("{}/-/metrics", s.base)).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+}

@@ -14,16 +14,43 @@ use serde_json::{Map, Value, json};
 
 /// `POST /projects/:id/trigger/pipeline`.
 pub async fn by_params(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
-    let params = Params::read(&req, payload, spur.max_body_bytes).await?;
-    handle(req, spur, params, None).await
+    let started = std::time::Instant::now();
+    let s = spur.clone();
+    let answer = async {
+        let params = Params::read(&req, payload, spur.max_body_bytes).await?;
+        handle(req, spur, params, None).await
+    }
+    .await;
+    counted(&s, answer, started)
+}
+
+/// Counts a trigger request's outcome and latency for `/-/metrics`.
+fn counted(
+    spur: &State,
+    answer: Result<HttpResponse, ApiError>,
+    started: std::time::Instant,
+) -> Result<HttpResponse, ApiError> {
+    use actix_web::ResponseError;
+    let status = match &answer {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => e.status_code().as_u16(),
+    };
+    spur.metrics.trigger(status, started.elapsed().as_secs_f64());
+    answer
 }
 
 /// `POST /projects/:id/ref/:ref/trigger/pipeline?token=...`: the path's ref wins, and the JSON
 /// body (a forge's webhook payload) becomes part of `TRIGGER_PAYLOAD`.
 pub async fn by_webhook(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
-    let params = Params::read(&req, payload, spur.max_body_bytes).await?;
-    let path_ref = segment(&req, "ref");
-    handle(req, spur, params, Some(path_ref)).await
+    let started = std::time::Instant::now();
+    let s = spur.clone();
+    let answer = async {
+        let params = Params::read(&req, payload, spur.max_body_bytes).await?;
+        let path_ref = segment(&req, "ref");
+        handle(req, spur, params, Some(path_ref)).await
+    }
+    .await;
+    counted(&s, answer, started)
 }
 
 async fn handle(
