@@ -44,6 +44,8 @@ pub struct Spur {
     pub max_downstream_depth: u32,
     /// Counters for `/-/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// What retention deletes, and how often it runs.
+    pub retention: crate::retention::Policy,
 }
 
 /// A start-up failure, with a message meant for the operator.
@@ -86,6 +88,11 @@ impl Spur {
             concurrent,
             max_downstream_depth: config.max_downstream_depth,
             metrics: crate::metrics::Metrics::default(),
+            retention: crate::retention::Policy {
+                keep_pipelines_secs: config.keep_pipelines_secs,
+                keep_logs_secs: config.keep_logs_secs,
+                interval_secs: config.retention_interval_secs,
+            },
             store,
             secrets,
             repos: Repos::new(dir.join("repositories")),
@@ -169,6 +176,7 @@ impl Spur {
             .spawn(move || {
                 runtime.block_on(async move {
                     crate::executor::start(spur.clone(), spur.concurrent);
+                    tokio::spawn(crate::retention::run(spur.clone()));
                     scheduler::run(spur, inbox).await;
                 })
             })

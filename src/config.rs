@@ -31,6 +31,12 @@ pub struct Config {
     pub max_trace_bytes: u64,
     /// How many multi-project hops a chain of downstream pipelines may make.
     pub max_downstream_depth: u32,
+    /// Finished pipelines older than this many seconds are deleted (0: kept forever).
+    pub keep_pipelines_secs: u64,
+    /// Job logs older than this many seconds are deleted (0: kept forever).
+    pub keep_logs_secs: u64,
+    /// How often retention runs, in seconds.
+    pub retention_interval_secs: u64,
 }
 
 impl fmt::Debug for Config {
@@ -47,6 +53,9 @@ impl fmt::Debug for Config {
             .field("job_timeout_secs", &self.job_timeout_secs)
             .field("max_trace_bytes", &self.max_trace_bytes)
             .field("max_downstream_depth", &self.max_downstream_depth)
+            .field("keep_pipelines_secs", &self.keep_pipelines_secs)
+            .field("keep_logs_secs", &self.keep_logs_secs)
+            .field("retention_interval_secs", &self.retention_interval_secs)
             .finish()
     }
 }
@@ -82,6 +91,9 @@ impl Config {
             job_timeout_secs: DEFAULT_JOB_TIMEOUT_SECS,
             max_trace_bytes: DEFAULT_MAX_TRACE_BYTES,
             max_downstream_depth: DEFAULT_MAX_DOWNSTREAM_DEPTH,
+            keep_pipelines_secs: 0,
+            keep_logs_secs: 0,
+            retention_interval_secs: 3600,
         }
     }
 }
@@ -108,6 +120,12 @@ pub struct FileConfig {
     pub max_trace_bytes: Option<u64>,
     /// See [`Config::max_downstream_depth`].
     pub max_downstream_depth: Option<u32>,
+    /// See [`Config::keep_pipelines_secs`] (a duration: `90d`, `12h`, seconds).
+    pub keep_pipelines: Option<String>,
+    /// See [`Config::keep_logs_secs`] (a duration).
+    pub keep_logs: Option<String>,
+    /// See [`Config::retention_interval_secs`] (a duration).
+    pub retention_interval: Option<String>,
 }
 
 impl FileConfig {

@@ -17,7 +17,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Works with `.gitlab-ci.yml` files without a server.
     Ci {
         #[command(subcommand)]
@@ -127,6 +127,15 @@ struct ServeArgs {
     /// Multi-project hops a chain of downstream pipelines may make [default: 10].
     #[arg(long, env = "SPUR_MAX_DOWNSTREAM_DEPTH")]
     max_downstream_depth: Option<u32>,
+    /// Delete finished pipelines (with their jobs and logs) older than this: `90d`, `12h`, seconds [default: never].
+    #[arg(long, env = "SPUR_KEEP_PIPELINES")]
+    keep_pipelines: Option<String>,
+    /// Delete job logs older than this [default: never].
+    #[arg(long, env = "SPUR_KEEP_LOGS")]
+    keep_logs: Option<String>,
+    /// How often retention runs [default: 1h].
+    #[arg(long, env = "SPUR_RETENTION_INTERVAL")]
+    retention_interval: Option<String>,
     /// Log format: `text` or `json` (one JSON object per line) [default: text].
     #[arg(long, env = "SPUR_LOG_FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
@@ -171,6 +180,25 @@ impl ServeArgs {
         }
         if let Some(n) = self.max_downstream_depth.or(file.max_downstream_depth) {
             config.max_downstream_depth = n;
+        }
+        let duration = |name: &str, v: Option<String>| -> Result<Option<u64>, String> {
+            v.map(|text| {
+                spur::ci_config::job_settings::parse_duration(&text)
+                    .ok_or_else(|| format!("--{name}: {text:?} is not a duration (like 90d, 12h, 3600)"))
+            })
+            .transpose()
+        };
+        if let Some(n) = duration("keep-pipelines", self.keep_pipelines.or(file.keep_pipelines))? {
+            config.keep_pipelines_secs = n;
+        }
+        if let Some(n) = duration("keep-logs", self.keep_logs.or(file.keep_logs))? {
+            config.keep_logs_secs = n;
+        }
+        if let Some(n) = duration(
+            "retention-interval",
+            self.retention_interval.or(file.retention_interval),
+        )? {
+            config.retention_interval_secs = n.max(1);
         }
         config.root_password = self.root_password;
         config.root_token = self.root_token;

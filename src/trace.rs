@@ -52,6 +52,24 @@ impl Traces {
         }
     }
 
+    /// Every job log: the job id and when the file last changed.
+    pub fn all(&self) -> io::Result<Vec<(u64, std::time::SystemTime)>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".log"))
+                .and_then(|n| n.parse().ok())
+            else {
+                continue;
+            };
+            out.push((id, entry.metadata()?.modified()?));
+        }
+        Ok(out)
+    }
+
     /// Removes a job's log (when its pipeline is deleted).
     pub fn remove(&self, job_id: u64) {
         let _ = fs::remove_file(self.path(job_id));

@@ -327,6 +327,24 @@ impl Store {
         })
     }
 
+    /// Up to `limit` pipelines that finished before `cutoff` (retention's candidates).
+    pub fn pipelines_finished_before(&self, cutoff: Millis, limit: usize) -> Result<Vec<u64>, Error> {
+        self.read(|tx| {
+            let mut out = Vec::new();
+            for entry in tx.open_table(PIPELINES)?.iter()? {
+                let (id, bytes) = entry?;
+                let p: Pipeline = decode(bytes.value())?;
+                if p.finished_at.is_some_and(|f| f < cutoff) {
+                    out.push(id.value());
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Deletes a pipeline and its variables.
     pub async fn delete_pipeline(&self, id: u64) -> Result<Result<(), Refusal>, Error> {
         self.write(move |tx| {

@@ -293,3 +293,39 @@ async fn metrics_count_triggers_jobs_and_pipelines_for_administrators_only() {
     let resp = s.http.get(format!("{}/-/metrics", s.base)).send().await.unwrap();
     assert_eq!(resp.status(), 401);
 }
+
+#[tokio::test]
+async fn retention_deletes_old_finished_pipelines_and_their_logs() {
+    let s = Server::start_with(&[
+        "--concurrent",
+        "1",
+        "--keep-pipelines",
+        "2s",
+        "--retention-interval",
+        "1s",
+    ]);
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", "job:\n  script: [echo old]\n")]);
+    let pid = s.project("demo", repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let url = s.api(&format!("/projects/{pid}/trigger/pipeline"));
+    let (_, p) = send(s.http.post(&url).form(&[("token", token.as_str()), ("ref", "main")])).await;
+    let id = p["id"].as_u64().unwrap();
+    let start = std::time::Instant::now();
+    let path = format!("/projects/{pid}/pipelines/{id}");
+    while send(s.root(reqwest::Method::GET, &path)).await.1["status"] != "success" {
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let traces = s.data_dir.join("traces");
+    assert_eq!(std::fs::read_dir(&traces).unwrap().count(), 1);
+    loop {
+        let (status, _) = send(s.root(reqwest::Method::GET, &path)).await;
+        if status == 404 {
+            break;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "never pruned");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(std::fs::read_dir(&traces).unwrap().count(), 0, "its log went with it");
+    assert!(s.log_text().contains("retention deleted old pipelines and logs"));
+}

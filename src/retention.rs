@@ -1,0 +1,86 @@
+//! Retention: a background task that, every `--retention-interval`, deletes finished pipelines
+//! older than `--keep-pipelines` (with their jobs, variables and logs) and job logs older than
+//! `--keep-logs`, in small batches so that triggers never wait behind it. Off by default.
+
+use crate::app::Spur;
+use crate::clock;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// What retention keeps.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Policy {
+    /// Finished pipelines older than this are deleted (0: never).
+    pub keep_pipelines_secs: u64,
+    /// Job logs older than this are deleted (0: never).
+    pub keep_logs_secs: u64,
+    /// How often retention runs.
+    pub interval_secs: u64,
+}
+
+/// Pipelines deleted per write; the writer commits them with whatever else arrives.
+const BATCH: usize = 100;
+
+/// Runs retention forever (returns at once when nothing is to be deleted).
+pub async fn run(spur: Arc<Spur>) {
+    let policy = spur.retention;
+    if policy.keep_pipelines_secs == 0 && policy.keep_logs_secs == 0 {
+        return;
+    }
+    loop {
+        tokio::time::sleep(Duration::from_secs(policy.interval_secs.max(1))).await;
+        match sweep(&spur, policy).await {
+            Ok((pipelines, logs)) if pipelines + logs > 0 => {
+                tracing::info!(pipelines, logs, "retention deleted old pipelines and logs");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention failed; it runs again later"),
+        }
+    }
+}
+
+/// One pass: old pipelines first, then old logs. Answers how many of each went.
+pub async fn sweep(spur: &Spur, policy: Policy) -> Result<(usize, usize), String> {
+    let mut pipelines = 0;
+    if policy.keep_pipelines_secs > 0 {
+        let cutoff = clock::now() - policy.keep_pipelines_secs as i64 * 1000;
+        loop {
+            let ids = spur
+                .store
+                .pipelines_finished_before(cutoff, BATCH)
+                .map_err(|e| e.to_string())?;
+            if ids.is_empty() {
+                break;
+            }
+            for id in ids {
+                let jobs = spur.store.pipeline_jobs(id).map_err(|e| e.to_string())?;
+                if spur.store.delete_pipeline(id).await.map_err(|e| e.to_string())?.is_ok() {
+                    for job in jobs {
+                        spur.traces.remove(job.id);
+                    }
+                    pipelines += 1;
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+    let mut logs = 0;
+    if policy.keep_logs_secs > 0 {
+        let cutoff = SystemTime::now() - Duration::from_secs(policy.keep_logs_secs);
+        for (job_id, modified) in spur.traces.all().map_err(|e| e.to_string())? {
+            if modified >= cutoff {
+                continue;
+            }
+            let active = spur
+                .store
+                .job(job_id)
+                .map_err(|e| e.to_string())?
+                .is_some_and(|j| j.status.is_active());
+            if !active {
+                spur.traces.remove(job_id);
+                logs += 1;
+            }
+        }
+    }
+    Ok((pipelines, logs))
+}
