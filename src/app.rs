@@ -46,6 +46,8 @@ pub struct Spur {
     pub metrics: crate::metrics::Metrics,
     /// What retention deletes, and how often it runs.
     pub retention: crate::retention::Policy,
+    /// Set when the server shuts down: executors start no more jobs.
+    pub stopping: std::sync::atomic::AtomicBool,
 }
 
 /// A start-up failure, with a message meant for the operator.
@@ -88,6 +90,7 @@ impl Spur {
             concurrent,
             max_downstream_depth: config.max_downstream_depth,
             metrics: crate::metrics::Metrics::default(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             retention: crate::retention::Policy {
                 keep_pipelines_secs: config.keep_pipelines_secs,
                 keep_logs_secs: config.keep_logs_secs,

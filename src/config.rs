@@ -37,6 +37,8 @@ pub struct Config {
     pub keep_logs_secs: u64,
     /// How often retention runs, in seconds.
     pub retention_interval_secs: u64,
+    /// On SIGTERM, how long running jobs may go on before they are failed, in seconds.
+    pub shutdown_grace_secs: u64,
 }
 
 impl fmt::Debug for Config {
@@ -56,6 +58,7 @@ impl fmt::Debug for Config {
             .field("keep_pipelines_secs", &self.keep_pipelines_secs)
             .field("keep_logs_secs", &self.keep_logs_secs)
             .field("retention_interval_secs", &self.retention_interval_secs)
+            .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .finish()
     }
 }
@@ -94,6 +97,7 @@ impl Config {
             keep_pipelines_secs: 0,
             keep_logs_secs: 0,
             retention_interval_secs: 3600,
+            shutdown_grace_secs: 30,
         }
     }
 }
@@ -126,6 +130,8 @@ pub struct FileConfig {
     pub keep_logs: Option<String>,
     /// See [`Config::retention_interval_secs`] (a duration).
     pub retention_interval: Option<String>,
+    /// See [`Config::shutdown_grace_secs`] (a duration).
+    pub shutdown_grace: Option<String>,
 }
 
 impl FileConfig {

@@ -46,6 +46,44 @@ pub struct Running {
     pub server: actix_web::dev::Server,
 }
 
+/// Stops the pipeline engine after the HTTP server stopped: no new job starts, running jobs get
+/// `grace` to finish, then the rest are killed and failed with a clear reason. Pending jobs stay
+/// pending and run after the next start.
+pub async fn shutdown(spur: &Arc<Spur>, grace: std::time::Duration) {
+    spur.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + grace;
+    loop {
+        let running = spur
+            .store
+            .active_jobs()
+            .map(|jobs| jobs.iter().filter(|j| j.status == domain::JobStatus::Running).count())
+            .unwrap_or(0);
+        if running == 0 {
+            tracing::info!("spur stopped; no job was running");
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            match spur
+                .scheduler
+                .abort_running("spur was stopped while the job was running")
+                .await
+            {
+                Ok(n) => tracing::info!(jobs = n, "spur stopped; running jobs were failed"),
+                Err(e) => tracing::error!(error = ?e, "could not fail the running jobs"),
+            }
+            // Give the executors a moment to kill and reap the jobs' process groups.
+            let reaped = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while executor::shell::LIVE_SHELLS.load(std::sync::atomic::Ordering::SeqCst) > 0
+                && std::time::Instant::now() < reaped
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// Opens the data dir and starts serving on `listener`. The server runs when awaited.
 pub async fn serve(config: Config, listener: TcpListener) -> Result<Running, StartError> {
     let spur = Arc::new(Spur::open(&config).await?);
@@ -67,6 +105,7 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<Running, Sta
             .default_service(web::to(|| async { HttpResponse::NotFound().body("404 Not Found\n") }))
     })
     .workers(workers)
+    .shutdown_timeout(10)
     .backlog(2048)
     .listen(listener)
     .map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?

@@ -136,6 +136,9 @@ struct ServeArgs {
     /// How often retention runs [default: 1h].
     #[arg(long, env = "SPUR_RETENTION_INTERVAL")]
     retention_interval: Option<String>,
+    /// On SIGTERM, how long running jobs may finish before they are failed [default: 30s].
+    #[arg(long, env = "SPUR_SHUTDOWN_GRACE")]
+    shutdown_grace: Option<String>,
     /// Log format: `text` or `json` (one JSON object per line) [default: text].
     #[arg(long, env = "SPUR_LOG_FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
@@ -199,6 +202,9 @@ impl ServeArgs {
             self.retention_interval.or(file.retention_interval),
         )? {
             config.retention_interval_secs = n.max(1);
+        }
+        if let Some(n) = duration("shutdown-grace", self.shutdown_grace.or(file.shutdown_grace))? {
+            config.shutdown_grace_secs = n;
         }
         config.root_password = self.root_password;
         config.root_token = self.root_token;
@@ -336,13 +342,17 @@ fn run(config: Config) -> ExitCode {
         if config.listen.port() == 0 && config.external_url == format!("http://{}", config.listen) {
             config.external_url = format!("http://{addr}");
         }
+        let grace = std::time::Duration::from_secs(config.shutdown_grace_secs);
         let running = spur::serve(config, listener).await.map_err(|e| e.to_string())?;
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "spur is listening on http://{}",
             running.addr
         );
-        running.server.await.map_err(|e| e.to_string())
+        // actix stops on SIGTERM/SIGINT: no new connections, in-flight requests finish.
+        running.server.await.map_err(|e| e.to_string())?;
+        spur::shutdown(&running.spur, grace).await;
+        Ok::<(), String>(())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

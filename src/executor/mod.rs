@@ -25,6 +25,11 @@ pub fn start(spur: Arc<Spur>, concurrent: usize) {
 async fn worker(spur: Arc<Spur>) {
     loop {
         let queued = spur.scheduler.queue.next(|j| j.tags.is_empty()).await;
+        if spur.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            // Shutting down: the job stays pending and runs after the next start.
+            spur.scheduler.queue.push(queued);
+            return;
+        }
         let Some(started) = spur.scheduler.start(queued.job_id, RUNNER_NAME).await else {
             continue;
         };

@@ -20,6 +20,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// Job shells alive now (shutdown waits for them to be killed and reaped).
+pub static LIVE_SHELLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// How long `after_script` may run (gitlab-runner's default).
 const AFTER_SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
 /// `PATH` of every job unless a variable sets it.
@@ -264,7 +267,8 @@ impl JobRun<'_> {
                 system_failure()
             }
         };
-        if !job.after_script.is_empty() {
+        let stopping = self.spur.stopping.load(std::sync::atomic::Ordering::SeqCst);
+        if !job.after_script.is_empty() && !stopping {
             log = self.after_script(log, &env, &end).await;
         }
         if end == JobEnd::Success {
@@ -503,6 +507,7 @@ async fn run_bash(
         Err(e) => return (Err(e), log),
     };
     let pid = child.id();
+    LIVE_SHELLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let masker_for_loss = Masker::new(&[]);
     let pump = tokio::task::spawn_blocking(move || pump(reader, log));
     let ended = tokio::select! {
@@ -517,6 +522,7 @@ async fn run_bash(
         kill_process_group(pid);
     }
     let _ = child.wait().await;
+    LIVE_SHELLS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     match pump.await {
         Ok(log) => (ended, log),
         Err(e) => {

@@ -100,6 +100,10 @@ enum Command {
         job_id: u64,
         at: Millis,
     },
+    Abort {
+        message: String,
+        reply: Answer,
+    },
 }
 
 /// The handle every part of spur uses to talk to the scheduler.
@@ -167,6 +171,15 @@ impl Scheduler {
     /// jobs.
     pub async fn retry(&self, target: Target, user_id: u64) -> Result<Option<u64>, Refusal> {
         self.ask(|reply| Command::Retry { target, user_id, reply }).await
+    }
+
+    /// Fails every running job with `runner_system_failure` and `message` in its log, and stops
+    /// their processes (server shutdown after the grace period). Answers how many.
+    pub async fn abort_running(&self, message: &str) -> Result<usize, Refusal> {
+        let message = message.to_string();
+        self.ask(|reply| Command::Abort { message, reply })
+            .await
+            .map(|n| n.unwrap_or(0) as usize)
     }
 
     /// Starts a manual job, or a delayed one at once.
@@ -360,6 +373,24 @@ fn apply(batch: &mut Batch, state: &mut State, command: Command) -> Result<(), S
         }
         Command::Scheduled { job_id, at } => {
             state.timers.insert((at, job_id));
+            Ok(())
+        }
+        Command::Abort { message, reply } => {
+            let ids: Vec<u64> = state.running.keys().copied().collect();
+            let mut aborted = 0;
+            for id in ids {
+                let Some((pid, i)) = batch.job(id)? else { continue };
+                let notice = format!("ERROR: Job failed: {message} (runner_system_failure)");
+                batch.spur.traces.append_notice(id, &notice);
+                let end = JobEnd::Failed {
+                    reason: "runner_system_failure".into(),
+                    exit_code: None,
+                };
+                finish(batch, pid, i, &end);
+                batch.cancel_signals.push(id);
+                aborted += 1;
+            }
+            let _ = reply.send(Ok(Some(aborted)));
             Ok(())
         }
     }

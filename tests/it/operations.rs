@@ -329,3 +329,75 @@ async fn retention_deletes_old_finished_pipelines_and_their_logs() {
     assert_eq!(std::fs::read_dir(&traces).unwrap().count(), 0, "its log went with it");
     assert!(s.log_text().contains("retention deleted old pipelines and logs"));
 }
+
+#[tokio::test]
+async fn sigterm_fails_running_jobs_after_the_grace_period_and_pending_ones_run_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let repo = Repo::with_files(&[(
+        ".gitlab-ci.yml",
+        "job:\n  script: [sleep $SLEEP]\n  after_script: [echo after]\n",
+    )]);
+    let mut s = Server::start_on(&data, &["--concurrent", "1", "--shutdown-grace", "1s"]);
+    let pid = s.project("demo", repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let url = s.api(&format!("/projects/{pid}/trigger/pipeline"));
+    let mut ids = Vec::new();
+    for sleep in ["30", "0"] {
+        let (status, p) =
+            send(
+                s.http
+                    .post(&url)
+                    .form(&[("token", token.as_str()), ("ref", "main"), ("variables[SLEEP]", sleep)]),
+            )
+            .await;
+        assert_eq!(status, 201);
+        ids.push(p["id"].as_u64().unwrap());
+    }
+    let start = std::time::Instant::now();
+    while send(s.root(reqwest::Method::GET, &format!("/projects/{pid}/pipelines/{}", ids[0])))
+        .await
+        .1["status"]
+        != "running"
+    {
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let stopped = tokio::task::spawn_blocking(move || {
+        let ok = s.terminate(std::time::Duration::from_secs(15));
+        (ok, s)
+    })
+    .await
+    .unwrap();
+    assert!(stopped.0, "spur did not exit cleanly on SIGTERM");
+    assert!(stopped.1.log_text().contains("running jobs were failed"));
+    drop(stopped);
+    let s = Server::start_on(&data, &["--concurrent", "1"]);
+    let (_, jobs) = send(s.root(
+        reqwest::Method::GET,
+        &format!("/projects/{pid}/pipelines/{}/jobs", ids[0]),
+    ))
+    .await;
+    assert_eq!(jobs[0]["status"], "failed");
+    assert_eq!(jobs[0]["failure_reason"], "runner_system_failure");
+    let log = s
+        .root(
+            reqwest::Method::GET,
+            &format!("/projects/{pid}/jobs/{}/trace", jobs[0]["id"]),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(log.contains("spur was stopped while the job was running"), "{log}");
+    let path = format!("/projects/{pid}/pipelines/{}", ids[1]);
+    while send(s.root(reqwest::Method::GET, &path)).await.1["status"] != "success" {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(40),
+            "the pending pipeline never ran"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

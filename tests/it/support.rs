@@ -57,6 +57,22 @@ impl Server {
         }
     }
 
+    /// Asks the process to stop (SIGTERM) and waits for it to exit; answers whether it exited
+    /// cleanly within `timeout`.
+    pub fn terminate(&mut self, timeout: Duration) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     /// Kills the process at once (SIGKILL), as a crash would.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
