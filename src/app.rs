@@ -48,6 +48,10 @@ pub struct Spur {
     pub retention: crate::retention::Policy,
     /// Set when the server shuts down: executors start no more jobs.
     pub stopping: std::sync::atomic::AtomicBool,
+    /// Failed sign-ins per client.
+    pub sign_in_limiter: crate::rate_limit::Limiter,
+    /// Failed trigger requests per client.
+    pub trigger_limiter: crate::rate_limit::Limiter,
 }
 
 /// A start-up failure, with a message meant for the operator.
@@ -91,6 +95,14 @@ impl Spur {
             max_downstream_depth: config.max_downstream_depth,
             metrics: crate::metrics::Metrics::default(),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            sign_in_limiter: crate::rate_limit::Limiter::new(
+                config.sign_in_rate_limit,
+                std::time::Duration::from_secs(60),
+            ),
+            trigger_limiter: crate::rate_limit::Limiter::new(
+                config.trigger_rate_limit,
+                std::time::Duration::from_secs(60),
+            ),
             retention: crate::retention::Policy {
                 keep_pipelines_secs: config.keep_pipelines_secs,
                 keep_logs_secs: config.keep_logs_secs,

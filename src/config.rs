@@ -39,6 +39,10 @@ pub struct Config {
     pub retention_interval_secs: u64,
     /// On SIGTERM, how long running jobs may go on before they are failed, in seconds.
     pub shutdown_grace_secs: u64,
+    /// Failed sign-ins per client per minute before 429 (0: no limit).
+    pub sign_in_rate_limit: u32,
+    /// Failed trigger requests per client per minute before 429 (0: no limit, GitLab's default).
+    pub trigger_rate_limit: u32,
 }
 
 impl fmt::Debug for Config {
@@ -59,6 +63,8 @@ impl fmt::Debug for Config {
             .field("keep_logs_secs", &self.keep_logs_secs)
             .field("retention_interval_secs", &self.retention_interval_secs)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
+            .field("sign_in_rate_limit", &self.sign_in_rate_limit)
+            .field("trigger_rate_limit", &self.trigger_rate_limit)
             .finish()
     }
 }
@@ -98,6 +104,8 @@ impl Config {
             keep_logs_secs: 0,
             retention_interval_secs: 3600,
             shutdown_grace_secs: 30,
+            sign_in_rate_limit: 10,
+            trigger_rate_limit: 0,
         }
     }
 }
@@ -132,6 +140,10 @@ pub struct FileConfig {
     pub retention_interval: Option<String>,
     /// See [`Config::shutdown_grace_secs`] (a duration).
     pub shutdown_grace: Option<String>,
+    /// See [`Config::sign_in_rate_limit`].
+    pub sign_in_rate_limit: Option<u32>,
+    /// See [`Config::trigger_rate_limit`].
+    pub trigger_rate_limit: Option<u32>,
 }
 
 impl FileConfig {

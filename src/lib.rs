@@ -23,6 +23,7 @@ pub mod pipeline_trigger;
 pub mod plan_cli;
 pub mod project_create;
 pub mod project_variables;
+pub mod rate_limit;
 pub mod retention;
 pub mod scheduler;
 pub mod secrets;

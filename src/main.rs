@@ -139,6 +139,12 @@ struct ServeArgs {
     /// On SIGTERM, how long running jobs may finish before they are failed [default: 30s].
     #[arg(long, env = "SPUR_SHUTDOWN_GRACE")]
     shutdown_grace: Option<String>,
+    /// Failed sign-ins per client address per minute before 429 (0: no limit) [default: 10].
+    #[arg(long, env = "SPUR_SIGN_IN_RATE_LIMIT")]
+    sign_in_rate_limit: Option<u32>,
+    /// Failed trigger requests per client address per minute before 429 (0: no limit) [default: 0].
+    #[arg(long, env = "SPUR_TRIGGER_RATE_LIMIT")]
+    trigger_rate_limit: Option<u32>,
     /// Log format: `text` or `json` (one JSON object per line) [default: text].
     #[arg(long, env = "SPUR_LOG_FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
@@ -205,6 +211,12 @@ impl ServeArgs {
         }
         if let Some(n) = duration("shutdown-grace", self.shutdown_grace.or(file.shutdown_grace))? {
             config.shutdown_grace_secs = n;
+        }
+        if let Some(n) = self.sign_in_rate_limit.or(file.sign_in_rate_limit) {
+            config.sign_in_rate_limit = n;
+        }
+        if let Some(n) = self.trigger_rate_limit.or(file.trigger_rate_limit) {
+            config.trigger_rate_limit = n;
         }
         config.root_password = self.root_password;
         config.root_token = self.root_token;

@@ -52,6 +52,19 @@ where
     }
 }
 
+/// Rack::Attack's answer to a throttled client: 429 `Retry later` with `Retry-After`.
+pub fn retry_later(retry_after: std::time::Duration) -> HttpResponse {
+    HttpResponse::TooManyRequests()
+        .content_type("text/plain")
+        .insert_header(("Retry-After", retry_after.as_secs().max(1).to_string()))
+        .body("Retry later\n")
+}
+
+/// The client's address (the peer; spur does not trust forwarding headers).
+pub fn client_ip(req: &HttpRequest) -> std::net::IpAddr {
+    req.peer_addr().map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip())
+}
+
 /// Shared state of every handler.
 pub type State = web::Data<Spur>;
 

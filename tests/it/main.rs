@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod durability;
 mod execution;
+mod hardening;
 mod multi_project;
 mod operations;
 mod planning;

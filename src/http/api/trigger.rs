@@ -15,13 +15,17 @@ use serde_json::{Map, Value, json};
 /// `POST /projects/:id/trigger/pipeline`.
 pub async fn by_params(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let started = std::time::Instant::now();
+    let ip = crate::http::client_ip(&req);
+    if let Err(retry) = spur.trigger_limiter.check(ip) {
+        return Ok(crate::http::retry_later(retry));
+    }
     let s = spur.clone();
     let answer = async {
         let params = Params::read(&req, payload, spur.max_body_bytes).await?;
         handle(req, spur, params, None).await
     }
     .await;
-    counted(&s, answer, started)
+    counted(&s, answer, started, ip)
 }
 
 /// Counts a trigger request's outcome and latency for `/-/metrics`.
@@ -29,6 +33,7 @@ fn counted(
     spur: &State,
     answer: Result<HttpResponse, ApiError>,
     started: std::time::Instant,
+    ip: std::net::IpAddr,
 ) -> Result<HttpResponse, ApiError> {
     use actix_web::ResponseError;
     let status = match &answer {
@@ -36,6 +41,12 @@ fn counted(
         Err(e) => e.status_code().as_u16(),
     };
     spur.metrics.trigger(status, started.elapsed().as_secs_f64());
+    // Wrong or stale tokens count against the client; anything it got right clears them.
+    match status {
+        401 | 404 => spur.trigger_limiter.failed(ip),
+        201 => spur.trigger_limiter.succeeded(ip),
+        _ => {}
+    }
     answer
 }
 
@@ -43,6 +54,10 @@ fn counted(
 /// body (a forge's webhook payload) becomes part of `TRIGGER_PAYLOAD`.
 pub async fn by_webhook(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let started = std::time::Instant::now();
+    let ip = crate::http::client_ip(&req);
+    if let Err(retry) = spur.trigger_limiter.check(ip) {
+        return Ok(crate::http::retry_later(retry));
+    }
     let s = spur.clone();
     let answer = async {
         let params = Params::read(&req, payload, spur.max_body_bytes).await?;
@@ -50,7 +65,7 @@ pub async fn by_webhook(req: HttpRequest, spur: State, payload: web::Payload) ->
         handle(req, spur, params, Some(path_ref)).await
     }
     .await;
-    counted(&s, answer, started)
+    counted(&s, answer, started, ip)
 }
 
 async fn handle(

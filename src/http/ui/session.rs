@@ -140,6 +140,10 @@ fn render_sign_in(req: &HttpRequest, spur: &Spur, login: String, alert: Option<&
 
 /// `POST /users/sign_in` with `user[login]`, `user[password]` and `authenticity_token`.
 pub async fn sign_in(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload) -> Result<HttpResponse, UiError> {
+    let ip = crate::http::client_ip(&req);
+    if let Err(retry) = spur.sign_in_limiter.check(ip) {
+        return Ok(crate::http::retry_later(retry));
+    }
     let form = Form::read(&spur, payload).await?;
     let expected = req
         .cookie(SIGN_IN_CSRF_COOKIE)
@@ -165,8 +169,10 @@ pub async fn sign_in(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payl
     .await
     .map_err(|e| UiError::Internal(e.to_string()))??;
     let Some(user) = user else {
+        spur.sign_in_limiter.failed(ip);
         return render_sign_in(&req, &spur, login, Some("Invalid login or password."));
     };
+    spur.sign_in_limiter.succeeded(ip);
     let id = secrets::hex(&secrets::random_array::<32>().map_err(|e| UiError::Internal(e.to_string()))?);
     let csrf = secrets::hex(&secrets::random_array::<32>().map_err(|e| UiError::Internal(e.to_string()))?);
     let now = clock::now();
