@@ -68,3 +68,99 @@ async fn failed_triggers_are_throttled_only_when_configured() {
         assert_eq!(status, want, "limit {limit}");
     }
 }
+
+/// A small xorshift generator: random kill points without another dependency.
+fn next(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+#[tokio::test]
+async fn twenty_crashes_under_load_lose_no_acknowledged_pipeline_and_run_no_job_twice() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let marks = dir.path().join("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    let config = "mark:\n  script: [echo run >> \"$MARKS/$CI_JOB_ID\"]\n";
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", config)]);
+    let mut s = Server::start_on(&data, &["--concurrent", "2"]);
+    let pid = s.project("demo", repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    let acked: Arc<Mutex<Vec<u64>>> = Arc::default();
+    for cycle in 0..20 {
+        let url = s.api(&format!("/projects/{pid}/trigger/pipeline"));
+        let mut senders = Vec::new();
+        for _ in 0..8 {
+            let (http, url, token, acked, marks) =
+                (s.http.clone(), url.clone(), token.clone(), acked.clone(), marks.clone());
+            senders.push(tokio::spawn(async move {
+                loop {
+                    let form = [
+                        ("token", token.as_str()),
+                        ("ref", "main"),
+                        ("variables[MARKS]", marks.to_str().unwrap()),
+                    ];
+                    let Ok(r) = http.post(&url).form(&form).send().await else {
+                        return;
+                    };
+                    if r.status() != 201 {
+                        return;
+                    }
+                    let Ok(p) = r.json::<serde_json::Value>().await else {
+                        return;
+                    };
+                    acked.lock().unwrap().push(p["id"].as_u64().unwrap());
+                }
+            }));
+        }
+        let wait = 100 + next(&mut seed) % 400;
+        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+        s.kill9();
+        for sender in senders {
+            let _ = sender.await;
+        }
+        s = Server::start_on(&data, &["--concurrent", "2"]);
+        let ids = acked.lock().unwrap().clone();
+        for id in ids.iter().rev().take(50) {
+            let (status, _) = send(s.root(reqwest::Method::GET, &format!("/projects/{pid}/pipelines/{id}"))).await;
+            assert_eq!(status, 200, "cycle {cycle}: acknowledged pipeline {id} is lost");
+        }
+    }
+    // Let everything finish: nothing is left running, every acknowledged pipeline exists.
+    let ids = acked.lock().unwrap().clone();
+    assert!(ids.len() > 100, "the load ran: {}", ids.len());
+    eprintln!("crash test: {} pipelines acknowledged across 20 kill -9 cycles", ids.len());
+    let start = std::time::Instant::now();
+    loop {
+        let (_, running) = send(s.root(
+            reqwest::Method::GET,
+            &format!("/projects/{pid}/jobs?scope[]=running&scope[]=pending"),
+        ))
+        .await;
+        if running.as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(90),
+            "jobs never settled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    for id in &ids {
+        let (status, _) = send(s.root(reqwest::Method::GET, &format!("/projects/{pid}/pipelines/{id}"))).await;
+        assert_eq!(status, 200, "acknowledged pipeline {id} is lost");
+    }
+    for entry in std::fs::read_dir(&marks).unwrap() {
+        let entry = entry.unwrap();
+        let runs = std::fs::read_to_string(entry.path()).unwrap().lines().count();
+        assert_eq!(runs, 1, "job {:?} ran {runs} times", entry.file_name());
+    }
+}
