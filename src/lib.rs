@@ -116,3 +116,6 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<Running, Sta
 pub mod ci_config;
 pub mod pipeline_create;
 pub mod rules;
+
+#[cfg(test)]
+mod fuzz_tests;

@@ -208,6 +208,16 @@ async fn read_body(req: &HttpRequest, mut payload: Payload, limit: usize) -> Res
     Ok(body.freeze())
 }
 
+/// Runs a body through the urlencoded reader and the bracket-key merger (for fuzzing).
+#[cfg(test)]
+pub(crate) fn merge_form(bytes: &[u8]) -> Map<String, Value> {
+    let mut map = Map::new();
+    for (k, v) in form_pairs(bytes) {
+        insert_bracketed(&mut map, &k, Value::String(v));
+    }
+    map
+}
+
 fn form_pairs(bytes: &[u8]) -> Vec<(String, String)> {
     serde_urlencoded::from_bytes::<Vec<(String, String)>>(bytes).unwrap_or_default()
 }
