@@ -137,7 +137,10 @@ async fn twenty_crashes_under_load_lose_no_acknowledged_pipeline_and_run_no_job_
     // Let everything finish: nothing is left running, every acknowledged pipeline exists.
     let ids = acked.lock().unwrap().clone();
     assert!(ids.len() > 100, "the load ran: {}", ids.len());
-    eprintln!("crash test: {} pipelines acknowledged across 20 kill -9 cycles", ids.len());
+    eprintln!(
+        "crash test: {} pipelines acknowledged across 20 kill -9 cycles",
+        ids.len()
+    );
     let start = std::time::Instant::now();
     loop {
         let (_, running) = send(s.root(
@@ -162,5 +165,100 @@ async fn twenty_crashes_under_load_lose_no_acknowledged_pipeline_and_run_no_job_
         let entry = entry.unwrap();
         let runs = std::fs::read_to_string(entry.path()).unwrap().lines().count();
         assert_eq!(runs, 1, "job {:?} ran {runs} times", entry.file_name());
+    }
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_log_or_the_database_in_plain_text() {
+    let out = tempfile::tempdir().unwrap();
+    let s = Server::start_with(&["--concurrent", "1"]);
+    let config = "use:\n  script:\n    - printf '%s' \"$CI_JOB_TOKEN\" > \"$OUT/job-token\"\n    - echo \"$MASKED_ONE $DEPLOY_KEY\"\n";
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", config)]);
+    let pid = s.project("demo", repo.path()).await;
+    let (uid, user_token) = s.user("sam").await;
+    s.add_member(pid, uid, 40).await;
+    let (status, _) = send(
+        s.root(reqwest::Method::POST, &format!("/projects/{pid}/variables"))
+            .form(&[
+                ("key", "MASKED_ONE"),
+                ("value", "MaskedSecret-1234"),
+                ("masked", "true"),
+            ]),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, trigger_token) = s.trigger_token(&user_token, pid).await;
+    let (status, p) = send(s.http.post(s.api(&format!("/projects/{pid}/trigger/pipeline"))).form(&[
+        ("token", trigger_token.as_str()),
+        ("ref", "main"),
+        ("variables[DEPLOY_KEY]", "payload-secret-5678"),
+        ("variables[OUT]", out.path().to_str().unwrap()),
+    ]))
+    .await;
+    assert_eq!(status, 201, "{p}");
+    // A browser session too.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = client.get(format!("{}/users/sign_in", s.base)).send().await.unwrap();
+    let csrf_cookie = form
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|h| h.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("_spur_csrf="))
+        .unwrap();
+    let page = form.text().await.unwrap();
+    let marker = "name=\"authenticity_token\" value=\"";
+    let i = page.find(marker).unwrap() + marker.len();
+    let signed_in = client
+        .post(format!("{}/users/sign_in", s.base))
+        .header("Cookie", csrf_cookie)
+        .form(&[
+            ("authenticity_token", &page[i..i + 64]),
+            ("user[login]", "sam"),
+            ("user[password]", "password123"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let session = signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|h| h.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("_spur_session="))
+        .unwrap();
+    let start = std::time::Instant::now();
+    let job_token = loop {
+        if let Ok(t) = std::fs::read_to_string(out.path().join("job-token"))
+            && !t.is_empty()
+        {
+            break t;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let secrets = [
+        ROOT_TOKEN.to_string(),
+        "root-password-123".to_string(),
+        "password123".to_string(),
+        user_token.clone(),
+        trigger_token.clone(),
+        "MaskedSecret-1234".to_string(),
+        "payload-secret-5678".to_string(),
+        session.trim_start_matches("_spur_session=").to_string(),
+        job_token.clone(),
+    ];
+    let log = s.log_text();
+    let db = std::fs::read(s.data_dir.join("spur.redb")).unwrap();
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "the log holds a secret");
+        assert!(
+            !db.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the database holds a secret in plain text"
+        );
     }
 }
