@@ -4,8 +4,11 @@
 use crate::support::{ROOT_TOKEN, Repo, Server, send};
 use reqwest::Method;
 
-/// Callers, in column order.
-const CALLERS: [&str; 8] = [
+/// Callers, in column order: anonymous, a user who is no member, each role, an administrator,
+/// then credentials that must not work (a blocked member's token, an expired and a revoked
+/// token of a Maintainer), a Maintainer's `read_api` token, a running and a finished job's
+/// `CI_JOB_TOKEN` (sent as `JOB-TOKEN`), and a trigger token used as a personal token.
+const CALLERS: [&str; 15] = [
     "anon",
     "outsider",
     "guest",
@@ -14,37 +17,71 @@ const CALLERS: [&str; 8] = [
     "maintainer",
     "owner",
     "admin",
+    "blocked",
+    "expired",
+    "revoked",
+    "read_api",
+    "job_running",
+    "job_finished",
+    "trigger_as_pat",
 ];
 
 /// `METHOD path: statuses per caller`. `{p}` is the private project; `{t}` a standing trigger
 /// owned by root, `{t*}` a fresh one per cell; `{pl}` a standing pipeline, `{pl*}` a fresh one.
 const MATRIX: &str = "
-GET    /projects/{p}                          404 404 200 200 200 200 200 200
-PUT    /projects/{p}                          401 404 403 403 403 200 200 200
-GET    /projects/{p}/members                  404 404 200 200 200 200 200 200
-GET    /projects/{p}/triggers                 401 404 403 403 403 200 200 200
-POST   /projects/{p}/triggers                 401 404 403 403 403 201 201 201
-GET    /projects/{p}/triggers/{t}             401 404 403 403 403 200 200 200
-PUT    /projects/{p}/triggers/{t}             401 404 403 403 403 403 403 200
-DELETE /projects/{p}/triggers/{t*}            401 404 403 403 403 204 204 204
-GET    /projects/{p}/pipelines                404 404 200 200 200 200 200 200
-GET    /projects/{p}/pipelines/{pl}           404 404 200 200 200 200 200 200
-GET    /projects/{p}/pipelines/{pl}/variables 404 404 403 403 200 200 200 200
-DELETE /projects/{p}/pipelines/{pl*}          401 404 403 403 403 403 204 204
-GET    /projects/{p}/variables                401 404 403 403 403 200 200 200
-GET    /projects/{p}/jobs                     404 404 200 200 200 200 200 200
-POST   /projects/{p}/pipeline                 401 404 403 403 400 400 400 400
-GET    /user                                  401 200 200 200 200 200 200 200
-GET    /users                                 401 200 200 200 200 200 200 200
-GET    /groups                                200 200 200 200 200 200 200 200
+GET    /projects/{p}                          404 404 200 200 200 200 200 200 401 401 401 200 401 401 401
+PUT    /projects/{p}                          401 404 403 403 403 200 200 200 401 401 401 403 401 401 401
+GET    /projects/{p}/members                  404 404 200 200 200 200 200 200 401 401 401 200 401 401 401
+GET    /projects/{p}/triggers                 401 404 403 403 403 200 200 200 401 401 401 200 401 401 401
+POST   /projects/{p}/triggers                 401 404 403 403 403 201 201 201 401 401 401 403 401 401 401
+GET    /projects/{p}/triggers/{t}             401 404 403 403 403 200 200 200 401 401 401 200 401 401 401
+PUT    /projects/{p}/triggers/{t}             401 404 403 403 403 403 403 200 401 401 401 403 401 401 401
+DELETE /projects/{p}/triggers/{t*}            401 404 403 403 403 204 204 204 401 401 401 403 401 401 401
+GET    /projects/{p}/pipelines                404 404 200 200 200 200 200 200 401 401 401 200 200 401 401
+GET    /projects/{p}/pipelines/{pl}           404 404 200 200 200 200 200 200 401 401 401 200 200 401 401
+GET    /projects/{p}/pipelines/{pl}/variables 404 404 403 403 200 200 200 200 401 401 401 200 200 401 401
+GET    /projects/{p}/pipelines/{pl}/bridges   404 404 200 200 200 200 200 200 401 401 401 200 200 401 401
+POST   /projects/{p}/pipelines/{pl*}/cancel   401 404 403 403 201 201 201 201 401 401 401 403 401 401 401
+DELETE /projects/{p}/pipelines/{pl*}          401 404 403 403 403 403 204 204 401 401 401 403 401 401 401
+GET    /projects/{p}/variables                401 404 403 403 403 200 200 200 401 401 401 200 401 401 401
+GET    /projects/{p}/jobs                     404 404 200 200 200 200 200 200 401 401 401 200 200 401 401
+GET    /projects/{p}/job_token_scope/allowlist 401 404 403 403 403 200 200 200 401 401 401 200 401 401 401
+POST   /projects/{p}/pipeline                 401 404 403 403 400 400 400 400 401 401 401 403 401 401 401
+GET    /user                                  401 200 200 200 200 200 200 200 401 401 401 200 401 401 401
+GET    /users                                 401 200 200 200 200 200 200 200 401 401 401 200 401 401 401
+GET    /groups                                200 200 200 200 200 200 200 200 401 401 401 200 401 401 401
 ";
+
+/// How a caller presents its credential.
+enum Credential {
+    Anonymous,
+    Private(String),
+    Job(String),
+}
+
+/// The job script: writes its token where the test finds it, and holds until told when `HOLD`.
+const CONFIG: &str = "job:\n  script:\n    - printf '%s' \"$CI_JOB_TOKEN\" > \"$OUT/$NAME\"\n    - while [ \"$HOLD\" = yes ] && [ ! -f \"$OUT/release\" ]; do sleep 0.05; done\n";
+
+async fn read_token(path: &std::path::Path) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        if let Ok(t) = std::fs::read_to_string(path)
+            && !t.is_empty()
+        {
+            return t;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(20), "{path:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
 
 #[tokio::test]
 async fn every_endpoint_against_every_caller() {
-    let s = Server::start();
-    let repo = Repo::new();
+    let s = Server::start_with(&["--concurrent", "1"]);
+    let out = tempfile::tempdir().unwrap();
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", CONFIG)]);
     let pid = s.project("private", repo.path()).await;
-    let mut tokens = vec![None, Some(s.user("outsider").await.1)];
+    let mut tokens = vec![Credential::Anonymous, Credential::Private(s.user("outsider").await.1)];
     for (name, level) in [
         ("guest", 10),
         ("reporter", 20),
@@ -54,10 +91,73 @@ async fn every_endpoint_against_every_caller() {
     ] {
         let (id, token) = s.user(name).await;
         s.add_member(pid, id, level).await;
-        tokens.push(Some(token));
+        tokens.push(Credential::Private(token));
     }
-    tokens.push(Some(ROOT_TOKEN.to_string()));
+    tokens.push(Credential::Private(ROOT_TOKEN.to_string()));
+    // A blocked Developer.
+    let (blocked_id, blocked) = s.user("blocked").await;
+    s.add_member(pid, blocked_id, 30).await;
+    assert_eq!(
+        send(s.root(Method::POST, &format!("/users/{blocked_id}/block")))
+            .await
+            .0,
+        201
+    );
+    tokens.push(Credential::Private(blocked));
+    // Maintainers' expired, revoked and read_api tokens.
+    let (m2, _) = s.user("maint2").await;
+    s.add_member(pid, m2, 40).await;
+    let pat = |scope: &'static str, expires: Option<String>| {
+        let mut form = vec![("name", "t".to_string()), ("scopes[]", scope.to_string())];
+        if let Some(e) = expires {
+            form.push(("expires_at", e));
+        }
+        send(
+            s.root(Method::POST, &format!("/users/{m2}/personal_access_tokens"))
+                .form(&form),
+        )
+    };
+    let (status, expired) = pat("api", Some(crate::support::iso_date_in_days(0))).await;
+    assert_eq!(status, 201, "{expired}");
+    tokens.push(Credential::Private(expired["token"].as_str().unwrap().to_string()));
+    let (_, revoked) = pat("api", None).await;
+    assert_eq!(
+        send(s.root(Method::DELETE, &format!("/personal_access_tokens/{}", revoked["id"])))
+            .await
+            .0,
+        204
+    );
+    tokens.push(Credential::Private(revoked["token"].as_str().unwrap().to_string()));
+    let (_, read_api) = pat("read_api", None).await;
+    tokens.push(Credential::Private(read_api["token"].as_str().unwrap().to_string()));
+    // A finished and a running job's tokens (the running one holds the only executor slot, so
+    // the pipelines made below stay pending).
     let (standing_trigger, trigger_token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let url = s.api(&format!("/projects/{pid}/trigger/pipeline"));
+    let dir = out.path().to_str().unwrap().to_string();
+    for (name, hold) in [("done", "no"), ("running", "yes")] {
+        let form = [
+            ("token", trigger_token.as_str()),
+            ("ref", "main"),
+            ("variables[OUT]", dir.as_str()),
+            ("variables[NAME]", name),
+            ("variables[HOLD]", hold),
+        ];
+        assert_eq!(send(s.http.post(&url).form(&form)).await.0, 201);
+        let token = read_token(&out.path().join(name)).await;
+        if name == "done" {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        tokens.push(Credential::Job(token));
+    }
+    let job_tokens: Vec<Credential> = tokens.drain(tokens.len() - 2..).collect();
+    let mut job_tokens = job_tokens.into_iter();
+    let finished = job_tokens.next().unwrap();
+    let running = job_tokens.next().unwrap();
+    tokens.push(running);
+    tokens.push(finished);
+    tokens.push(Credential::Private(trigger_token.clone()));
+    assert_eq!(tokens.len(), CALLERS.len());
     let new_pipeline = || async {
         let url = s.api(&format!("/projects/{pid}/trigger/pipeline"));
         let (status, p) = send(
@@ -88,8 +188,9 @@ async fn every_endpoint_against_every_caller() {
             }
             let method = Method::from_bytes(method.as_bytes()).unwrap();
             let req = match &tokens[i] {
-                Some(token) => s.as_token(token, method.clone(), &path),
-                None => s.anon(method.clone(), &path),
+                Credential::Private(token) => s.as_token(token, method.clone(), &path),
+                Credential::Job(token) => s.anon(method.clone(), &path).header("JOB-TOKEN", token),
+                Credential::Anonymous => s.anon(method.clone(), &path),
             };
             let req = if method == Method::POST || method == Method::PUT {
                 req.form(&[("description", "x")])
@@ -105,5 +206,10 @@ async fn every_endpoint_against_every_caller() {
             }
         }
     }
+    std::fs::write(out.path().join("release"), "").unwrap();
+    eprintln!(
+        "role matrix: {} cells",
+        MATRIX.lines().filter(|l| !l.trim().is_empty()).count() * CALLERS.len()
+    );
     assert!(failures.is_empty(), "role matrix deviations:\n{}", failures.join("\n"));
 }
