@@ -52,6 +52,8 @@ pub struct Spur {
     pub sign_in_limiter: crate::rate_limit::Limiter,
     /// Failed trigger requests per client.
     pub trigger_limiter: crate::rate_limit::Limiter,
+    /// The user jobs run as, when not spur's own.
+    pub job_user: Option<crate::executor::job_user::JobUser>,
 }
 
 /// A start-up failure, with a message meant for the operator.
@@ -82,6 +84,20 @@ impl Spur {
         })?;
         let traces = Traces::new(dir.join("traces"), config.max_trace_bytes)
             .map_err(|e| StartError(format!("cannot create {}: {e}", dir.join("traces").display())))?;
+        let job_user = match &config.job_user {
+            None => None,
+            Some(name) => {
+                let user = crate::executor::job_user::JobUser::lookup(name).map_err(StartError)?;
+                if std::fs::metadata("/proc/self")
+                    .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+                    .unwrap_or(1)
+                    != 0
+                {
+                    return Err(StartError("--job-user needs spur to run as root".into()));
+                }
+                Some(user)
+            }
+        };
         let (scheduler, inbox) = scheduler::channel();
         let concurrent = config
             .concurrent
@@ -95,6 +111,7 @@ impl Spur {
             max_downstream_depth: config.max_downstream_depth,
             metrics: crate::metrics::Metrics::default(),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            job_user,
             sign_in_limiter: crate::rate_limit::Limiter::new(
                 config.sign_in_rate_limit,
                 std::time::Duration::from_secs(60),
@@ -116,6 +133,10 @@ impl Spur {
             max_body_bytes: config.max_body_bytes,
         };
         spur.bootstrap_root(config).await?;
+        if spur.job_user.is_some() {
+            crate::executor::job_user::lock_down(dir)
+                .map_err(|e| StartError(format!("cannot lock down {}: {e}", dir.display())))?;
+        }
         Ok(spur)
     }
 

@@ -43,6 +43,8 @@ pub struct Config {
     pub sign_in_rate_limit: u32,
     /// Failed trigger requests per client per minute before 429 (0: no limit, GitLab's default).
     pub trigger_rate_limit: u32,
+    /// The unprivileged user jobs of the built-in executor run as (spur must run as root).
+    pub job_user: Option<String>,
 }
 
 impl fmt::Debug for Config {
@@ -65,6 +67,7 @@ impl fmt::Debug for Config {
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("sign_in_rate_limit", &self.sign_in_rate_limit)
             .field("trigger_rate_limit", &self.trigger_rate_limit)
+            .field("job_user", &self.job_user)
             .finish()
     }
 }
@@ -106,6 +109,7 @@ impl Config {
             shutdown_grace_secs: 30,
             sign_in_rate_limit: 10,
             trigger_rate_limit: 0,
+            job_user: None,
         }
     }
 }
@@ -144,6 +148,8 @@ pub struct FileConfig {
     pub sign_in_rate_limit: Option<u32>,
     /// See [`Config::trigger_rate_limit`].
     pub trigger_rate_limit: Option<u32>,
+    /// See [`Config::job_user`].
+    pub job_user: Option<String>,
 }
 
 impl FileConfig {

@@ -145,6 +145,10 @@ struct ServeArgs {
     /// Failed trigger requests per client address per minute before 429 (0: no limit) [default: 0].
     #[arg(long, env = "SPUR_TRIGGER_RATE_LIMIT")]
     trigger_rate_limit: Option<u32>,
+    /// Run the built-in executor's jobs as this unprivileged user (spur must run as root); jobs
+    /// then cannot read the data dir [default: spur's own user].
+    #[arg(long, env = "SPUR_JOB_USER")]
+    job_user: Option<String>,
     /// Log format: `text` or `json` (one JSON object per line) [default: text].
     #[arg(long, env = "SPUR_LOG_FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
@@ -218,6 +222,7 @@ impl ServeArgs {
         if let Some(n) = self.trigger_rate_limit.or(file.trigger_rate_limit) {
             config.trigger_rate_limit = n;
         }
+        config.job_user = self.job_user.or(file.job_user);
         config.root_password = self.root_password;
         config.root_token = self.root_token;
         Ok(config)

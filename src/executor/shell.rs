@@ -117,7 +117,7 @@ pub async fn run(spur: Arc<Spur>, started: Started) -> Option<JobEnd> {
         masker: Masker::new(&secrets),
         failed: None,
     };
-    let ws = match Workspace::create(&spur.data_dir, job.id) {
+    let ws = match Workspace::create(&spur.data_dir, job.id, spur.job_user.clone()) {
         Ok(ws) => ws,
         Err(e) => {
             tracing::error!(job_id = job.id, error = %e, "cannot create the job's workspace");
@@ -234,6 +234,14 @@ impl JobRun<'_> {
             return (None, log);
         }
         self.restore_cache(&mut log).await;
+        if let Some(user) = self.ws.owner.clone() {
+            let dir = self.ws.project_dir.clone();
+            let handed = tokio::task::spawn_blocking(move || user.give(&dir)).await;
+            if !matches!(handed, Ok(Ok(()))) {
+                log.framing("\x1b[31;1mERROR: cannot hand the workspace to the job's user\x1b[0;m\n");
+                return (Some(system_failure()), log);
+            }
+        }
         let env = match self.environment(&project, vars) {
             Ok(env) => env,
             Err(e) => {
@@ -283,10 +291,12 @@ impl JobRun<'_> {
         let sha = self.pipeline.sha.clone();
         let project_dir = self.ws.project_dir.clone();
         let private_dir = self.ws.private_dir.clone();
+        let owner = self.ws.owner.clone();
         tokio::task::spawn_blocking(move || {
             let ws = Workspace {
                 project_dir,
                 private_dir,
+                owner,
             };
             ws.checkout(&repository, &sha)
         })
@@ -356,7 +366,8 @@ impl JobRun<'_> {
             Ok(path) => path,
             Err(e) => return (Err(e), log),
         };
-        run_bash(&script, &self.ws.project_dir, env, timeout, cancel, log).await
+        let owner = self.ws.owner.as_ref().map(|u| (u.uid, u.gid));
+        run_bash(&script, &self.ws.project_dir, env, timeout, cancel, owner, log).await
     }
 
     async fn after_script(&self, mut log: Log, env: &[(String, String)], end: &JobEnd) -> Log {
@@ -478,6 +489,7 @@ async fn run_bash(
     env: &[(String, String)],
     timeout: Duration,
     cancel: Option<&mut watch::Receiver<bool>>,
+    owner: Option<(u32, u32)>,
     log: Log,
 ) -> (io::Result<ShellEnd>, Log) {
     let (reader, writer) = match io::pipe() {
@@ -500,6 +512,10 @@ async fn run_bash(
         .stderr(stderr)
         .process_group(0)
         .kill_on_drop(true);
+    if let Some((uid, gid)) = owner {
+        // As root, std drops the supplementary groups too before switching to the job's user.
+        cmd.uid(uid).gid(gid);
+    }
     let spawned = cmd.spawn();
     drop(cmd);
     let mut child = match spawned {

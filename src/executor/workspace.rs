@@ -9,12 +9,16 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use super::job_user::JobUser;
+
 /// The folders of one running job.
 pub struct Workspace {
     /// The checkout (`CI_PROJECT_DIR`).
     pub project_dir: PathBuf,
     /// Private files: file variables, `HOME`, the generated scripts.
     pub private_dir: PathBuf,
+    /// The user the job runs as, when not spur's own: its files are handed over.
+    pub owner: Option<JobUser>,
 }
 
 /// The folder holding every job's workspace (`CI_BUILDS_DIR`).
@@ -33,11 +37,12 @@ pub fn clean_builds_dir(data_dir: &Path) {
 
 impl Workspace {
     /// Creates the folders of job `job_id` (the private one readable by its owner only).
-    pub fn create(data_dir: &Path, job_id: u64) -> io::Result<Workspace> {
+    pub fn create(data_dir: &Path, job_id: u64, owner: Option<JobUser>) -> io::Result<Workspace> {
         let builds = builds_dir(data_dir);
         let ws = Workspace {
             project_dir: builds.join(job_id.to_string()),
             private_dir: builds.join(format!("{job_id}.tmp")),
+            owner,
         };
         let _ = fs::remove_dir_all(&ws.project_dir);
         let _ = fs::remove_dir_all(&ws.private_dir);
@@ -46,6 +51,9 @@ impl Workspace {
             .mode(0o700)
             .create(&ws.private_dir)?;
         fs::create_dir_all(ws.private_dir.join("home"))?;
+        if let Some(user) = &ws.owner {
+            user.give(&ws.private_dir)?;
+        }
         Ok(ws)
     }
 
@@ -53,6 +61,29 @@ impl Workspace {
     /// what `git clone --shared` makes (objects borrowed through `objects/info/alternates`, an
     /// `origin` remote), written directly, so that one `git checkout` process does the rest.
     pub fn checkout(&self, repository: &Path, sha: &str) -> Result<(), String> {
+        if let Some(user) = &self.owner {
+            // The job's user cannot read spur's mirrors: its checkout gets its own objects
+            // (hard links where the file system allows), then everything is handed over.
+            let target = self.project_dir.to_string_lossy().to_string();
+            let source = repository.to_string_lossy().to_string();
+            git(
+                None,
+                &["clone", "--quiet", "--local", "--no-checkout", &source, &target],
+            )?;
+            git(
+                Some(&self.project_dir),
+                &[
+                    "-c",
+                    "advice.detachedHead=false",
+                    "checkout",
+                    "--quiet",
+                    "--force",
+                    "--detach",
+                    sha,
+                ],
+            )?;
+            return user.give(&self.project_dir).map_err(|e| e.to_string());
+        }
         let objects = objects_dir(repository)?;
         let dot_git = self.project_dir.join(".git");
         let write = |path: &str, text: &str| -> Result<(), String> {
@@ -93,6 +124,9 @@ impl Workspace {
         let path = self.private_dir.join(name);
         fs::write(&path, contents)?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+        if let Some(user) = &self.owner {
+            user.give(&path)?;
+        }
         Ok(path)
     }
 

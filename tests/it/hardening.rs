@@ -262,3 +262,101 @@ async fn no_secret_reaches_the_log_or_the_database_in_plain_text() {
         );
     }
 }
+
+const JOB_USER: &str = "spur-job-test";
+
+/// Creates the unprivileged job user (the tests run as root in CI); `None` when not root.
+fn job_user() -> Option<&'static str> {
+    let root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    if !root.unwrap_or(false) {
+        eprintln!("not root: the --job-user test needs root to create and switch users; skipped");
+        return None;
+    }
+    let exists = std::fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with(&format!("{JOB_USER}:")));
+    if !exists {
+        let status = std::process::Command::new("useradd")
+            .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", JOB_USER])
+            .status()
+            .unwrap();
+        assert!(status.success(), "useradd failed");
+    }
+    Some(JOB_USER)
+}
+
+#[tokio::test]
+async fn jobs_run_as_the_job_user_cannot_read_the_data_dir() {
+    let Some(user) = job_user() else { return };
+    // The data dir's parent must be traversable by the job user, as /var/lib is.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let data = dir.path().join("data");
+    let config = r#"probe:
+  script:
+    - test "$(id -u)" != 0
+    - id
+    - cat README.md
+    - git log --oneline -1
+    - if cat "$DATA/secret.key" > /dev/null 2>&1; then echo LEAKED-KEY; exit 1; fi
+    - echo secret key unreadable
+    - if ls "$DATA/repositories" > /dev/null 2>&1; then echo LEAKED-MIRRORS; exit 1; fi
+    - if cat "$DATA/spur.redb" > /dev/null 2>&1; then echo LEAKED-DB; exit 1; fi
+    - echo data dir closed
+"#;
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", config), ("README.md", "hello from the checkout\n")]);
+    std::fs::set_permissions(repo.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let s = Server::start_on(&data, &["--concurrent", "1", "--job-user", user]);
+    let pid = s.project("demo", repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let (status, p) = send(s.http.post(s.api(&format!("/projects/{pid}/trigger/pipeline"))).form(&[
+        ("token", token.as_str()),
+        ("ref", "main"),
+        ("variables[DATA]", data.to_str().unwrap()),
+    ]))
+    .await;
+    assert_eq!(status, 201, "{p}");
+    let id = p["id"].as_u64().unwrap();
+    let start = std::time::Instant::now();
+    let pipeline = loop {
+        let (_, p) = send(s.root(reqwest::Method::GET, &format!("/projects/{pid}/pipelines/{id}"))).await;
+        if ["success", "failed"].contains(&p["status"].as_str().unwrap_or("")) {
+            break p;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(30));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let (_, jobs) = send(s.root(reqwest::Method::GET, &format!("/projects/{pid}/pipelines/{id}/jobs"))).await;
+    let log = s
+        .root(
+            reqwest::Method::GET,
+            &format!("/projects/{pid}/jobs/{}/trace", jobs[0]["id"]),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(pipeline["status"], "success", "{log}");
+    for want in [
+        "hello from the checkout",
+        "secret key unreadable",
+        "data dir closed",
+        &format!("({user})"),
+    ] {
+        assert!(log.contains(want), "missing {want:?}:\n{log}");
+    }
+}
+
+#[test]
+fn a_root_or_unknown_job_user_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (user, want) in [("root", "must not be root"), ("no-such-user-here", "no user")] {
+        let Err(err) = crate::support::spawn(&dir.path().join(user), &["--job-user", user]) else {
+            panic!("spur must refuse to start with --job-user {user}");
+        };
+        assert!(err.contains(want), "{err}");
+    }
+}
