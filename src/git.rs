@@ -246,6 +246,9 @@ impl Repos {
     /// Resolves `name` as GitLab does: `refs/heads/X`, `refs/tags/X`, or a short name that must
     /// be exactly one of a branch or a tag. A bare SHA is not a ref. Synchronous and in process.
     pub fn resolve(&self, path: &Path, name: &str) -> Result<ResolvedRef, RefError> {
+        if !valid_ref_name(name) {
+            return Err(RefError::NotFound);
+        }
         let repo = self.open_repo(path).map_err(RefError::Repository)?.to_thread_local();
         let (short, tag, target) = if let Some(b) = name.strip_prefix("refs/heads/") {
             (b, false, lookup(&repo, name)?)
@@ -440,5 +443,70 @@ mod tests {
             Ok(Origin::Remote(_))
         ));
         assert!(Origin::classify(Some("relative/path")).is_err());
+    }
+}
+
+/// Whether `name` is a ref name `git check-ref-format --allow-onelevel` accepts: no `..`, `@{`,
+/// control characters, spaces or any of `~^:?*[\`; no component that starts with `.` or ends
+/// with `.lock`; no empty component, no leading `-`, no trailing `/` or `.`; not `@`.
+pub fn valid_ref_name(name: &str) -> bool {
+    if name.is_empty() || name == "@" || name.starts_with('-') || name.ends_with('/') || name.ends_with('.') {
+        return false;
+    }
+    if name.contains("..") || name.contains("@{") || name.contains("//") {
+        return false;
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || c == ' ' || "~^:?*[\\".contains(c))
+    {
+        return false;
+    }
+    name.split('/')
+        .all(|part| !part.is_empty() && !part.starts_with('.') && !part.ends_with(".lock"))
+}
+
+#[cfg(test)]
+mod ref_name_tests {
+    use super::valid_ref_name;
+
+    #[test]
+    fn ref_names_follow_check_ref_format() {
+        for good in [
+            "main",
+            "feature/x",
+            "v1.0",
+            "refs/heads/main",
+            "a-b_c",
+            "release-2026.11",
+        ] {
+            assert!(valid_ref_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "@",
+            "-main",
+            "main/",
+            "main.",
+            "../main",
+            "a..b",
+            "a@{1}",
+            "a//b",
+            "ma in",
+            "a~1",
+            "a^",
+            "a:b",
+            "a?",
+            "a*",
+            "a[",
+            "a\\b",
+            ".hidden",
+            "x/.y",
+            "main.lock",
+            "x/y.lock",
+            "tab\t",
+        ] {
+            assert!(!valid_ref_name(bad), "{bad:?}");
+        }
     }
 }

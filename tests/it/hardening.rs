@@ -360,3 +360,148 @@ fn a_root_or_unknown_job_user_is_refused_at_start() {
         assert!(err.contains(want), "{err}");
     }
 }
+
+#[tokio::test]
+async fn includes_and_refs_cannot_escape_the_repository() {
+    let s = Server::start();
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", "a:\n  script: [x]\n")]);
+    let pid = s.project("demo", repo.path()).await;
+    for (include, want) in [
+        ("../../../../etc/passwd.yml", "does not exist"),
+        ("/etc/passwd.yml", "does not exist"),
+        ("/proc/self/environ", "does not have YAML extension"),
+    ] {
+        let (status, lint) = send(
+            s.root(reqwest::Method::POST, &format!("/projects/{pid}/ci/lint"))
+                .json(&serde_json::json!({"content": format!("include: '{include}'\na:\n  script: [x]\n")})),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(
+            lint["errors"][0].as_str().unwrap_or("").contains(want),
+            "{include}: {lint}"
+        );
+    }
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    for bad in [
+        "../main",
+        "main/../main",
+        "ma..in",
+        "main.lock",
+        "refs/heads/../../HEAD",
+        "-main",
+        "ma in",
+    ] {
+        let (status, body) = send(
+            s.http
+                .post(s.api(&format!("/projects/{pid}/trigger/pipeline")))
+                .form(&[("token", token.as_str()), ("ref", bad)]),
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["message"]["base"][0], "Reference not found", "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_answers_errors_loses_nothing_acknowledged_and_recovers() {
+    let root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    if !root.unwrap_or(false) {
+        eprintln!("not root: cannot mount a small tmpfs; skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mount = dir.path().join("small");
+    std::fs::create_dir_all(&mount).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=6m", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("cannot mount a tmpfs here; skipped");
+        return;
+    }
+    let unmount = scopeguard(mount.clone());
+    let data = mount.join("data");
+    let repo = Repo::new();
+    let mut s = Server::start_on(&data, &["--concurrent", "0"]);
+    let pid = s.project("demo", repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let url = s.api(&format!("/projects/{pid}/trigger/pipeline"));
+    let big = "x".repeat(60_000);
+    let mut acked = Vec::new();
+    let mut refused = 0;
+    for _ in 0..2000 {
+        if s.log_text().contains("panicked") {
+            panic!("spur panicked:\n{}", s.log_text());
+        }
+        let resp = s
+            .http
+            .post(&url)
+            .form(&[
+                ("token", token.as_str()),
+                ("ref", "main"),
+                ("variables[BIG]", big.as_str()),
+            ])
+            .send()
+            .await;
+        let Ok(resp) = resp else {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            panic!("spur stopped answering:\n{}", s.log_text());
+        };
+        let status = resp.status().as_u16();
+        let p: serde_json::Value = resp.json().await.unwrap_or_default();
+        match status {
+            201 => acked.push(p["id"].as_u64().unwrap()),
+            500 => {
+                refused += 1;
+                if refused >= 5 {
+                    break;
+                }
+            }
+            other => panic!("unexpected {other}: {p}"),
+        }
+    }
+    assert!(refused >= 5, "the disk never filled ({} pipelines)", acked.len());
+    // Space returns; a restart finds every acknowledged pipeline and takes new triggers.
+    let grown = std::process::Command::new("mount")
+        .args(["-o", "remount,size=64m"])
+        .arg(&mount)
+        .status()
+        .unwrap();
+    assert!(grown.success());
+    let (without_restart, _) = send(s.http.post(&url).form(&[("token", token.as_str()), ("ref", "main")])).await;
+    eprintln!(
+        "full disk: {} acknowledged, then 500s; after space returned, without a restart: {without_restart}",
+        acked.len()
+    );
+    s.kill9();
+    let s = Server::start_on(&data, &["--concurrent", "0"]);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    if s.http.get(format!("{}/-/health", s.base)).send().await.is_err() {
+        panic!("spur died after the disk filled:\n{}", s.log_text());
+    }
+    for id in &acked {
+        let (status, _) = send(s.root(reqwest::Method::GET, &format!("/projects/{pid}/pipelines/{id}"))).await;
+        assert_eq!(status, 200, "acknowledged pipeline {id} lost on a full disk");
+    }
+    let url = s.api(&format!("/projects/{pid}/trigger/pipeline"));
+    let (status, _) = send(s.http.post(&url).form(&[("token", token.as_str()), ("ref", "main")])).await;
+    assert_eq!(status, 201, "spur recovers once space returns");
+    drop(s);
+    drop(unmount);
+}
+
+/// Unmounts the tmpfs when dropped.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn scopeguard(path: std::path::PathBuf) -> Unmount {
+    Unmount(path)
+}
