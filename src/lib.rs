@@ -18,6 +18,7 @@ pub mod executor;
 pub mod git;
 pub mod http;
 pub mod job_env;
+pub mod memory;
 pub mod metrics;
 pub mod pipeline_trigger;
 pub mod plan_cli;

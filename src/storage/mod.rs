@@ -121,7 +121,9 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the database file, checks its schema version and starts the writer.
     pub fn open(path: &Path) -> Result<Store, Error> {
-        let db = Database::builder().set_cache_size(32 << 20).create(path)?;
+        // A small page cache: the hot paths touch few pages, and the OS caches the file anyway;
+        // a bigger one holds memory long after a burst of work.
+        let db = Database::builder().set_cache_size(4 << 20).create(path)?;
         init_schema(&db)?;
         let db = Arc::new(db);
         let writer = Writer::start(db.clone()).map_err(|e| Error::Db(e.to_string()))?;

@@ -505,3 +505,142 @@ impl Drop for Unmount {
 fn scopeguard(path: std::path::PathBuf) -> Unmount {
     Unmount(path)
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn env_secs(name: &str, default: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default))
+}
+
+/// A mixed load (`SPUR_LOAD_SECONDS`, default 60): valid triggers running jobs, wrong tokens,
+/// malformed bodies, API reads, page loads and live-log readers. No answer may be a 5xx, no
+/// acknowledged pipeline may be missing, and a minute later (`SPUR_LOAD_SETTLE`) resident
+/// memory is back within idle + 20 % + 5 MB.
+#[tokio::test]
+async fn a_mixed_load_gets_no_server_error_and_memory_settles() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    let s = Server::start_with(&["--concurrent", "2"]);
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", "job:\n  script: [\"seq 1 50\"]\n")]);
+    let pid = s.project("demo", repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let trigger_url = s.api(&format!("/projects/{pid}/trigger/pipeline"));
+    // Warm up, then take the idle figure.
+    for _ in 0..20 {
+        send(
+            s.http
+                .post(&trigger_url)
+                .form(&[("token", token.as_str()), ("ref", "main")]),
+        )
+        .await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let idle = rss_kib(s.pid());
+    let stop = Arc::new(AtomicBool::new(false));
+    let server_errors = Arc::new(AtomicU64::new(0));
+    let requests = Arc::new(AtomicU64::new(0));
+    let acked: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let mut tasks = Vec::new();
+    // (kind, requests per second per task, tasks)
+    for (kind, per_second, count) in [
+        ("trigger", 25u64, 4),
+        ("wrong", 25, 2),
+        ("malformed", 20, 1),
+        ("read", 50, 2),
+        ("page", 25, 2),
+        ("log", 10, 2),
+    ] {
+        for _ in 0..count {
+            let (stop, errors, requests, acked) =
+                (stop.clone(), server_errors.clone(), requests.clone(), acked.clone());
+            let (http, base, api, url, token) = (
+                s.http.clone(),
+                s.base.clone(),
+                s.api(""),
+                trigger_url.clone(),
+                token.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let pause = std::time::Duration::from_millis(1000 / per_second);
+                while !stop.load(Ordering::Relaxed) {
+                    let req = match kind {
+                        "trigger" => http.post(&url).form(&[("token", token.as_str()), ("ref", "main")]),
+                        "wrong" => http
+                            .post(&url)
+                            .form(&[("token", "glptt-not-a-real-token"), ("ref", "main")]),
+                        "malformed" => http
+                            .post(&url)
+                            .header("Content-Type", "application/json")
+                            .body("{\"ref\": [unclosed"),
+                        "read" => http
+                            .get(format!("{api}/projects/{pid}/pipelines?per_page=20"))
+                            .header("PRIVATE-TOKEN", ROOT_TOKEN),
+                        "page" => http.get(format!("{base}/users/sign_in")),
+                        _ => http
+                            .get(format!("{api}/projects/{pid}/jobs/1/trace"))
+                            .header("PRIVATE-TOKEN", ROOT_TOKEN),
+                    };
+                    if let Ok(resp) = req.send().await {
+                        requests.fetch_add(1, Ordering::Relaxed);
+                        let status = resp.status().as_u16();
+                        if status >= 500 {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                        if kind == "trigger" && status == 201 {
+                            let p: serde_json::Value = resp.json().await.unwrap_or_default();
+                            if let Some(id) = p["id"].as_u64() {
+                                acked.lock().unwrap().push(id);
+                            }
+                        } else {
+                            let _ = resp.bytes().await;
+                        }
+                    } else {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+            }));
+        }
+    }
+    let load = env_secs("SPUR_LOAD_SECONDS", 60);
+    tokio::time::sleep(load).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let peak = rss_kib(s.pid());
+    let ids = acked.lock().unwrap().clone();
+    for id in &ids {
+        let (status, _) = send(s.root(reqwest::Method::GET, &format!("/projects/{pid}/pipelines/{id}"))).await;
+        assert_eq!(status, 200, "acknowledged pipeline {id} is missing");
+    }
+    tokio::time::sleep(env_secs("SPUR_LOAD_SETTLE", 60)).await;
+    let settled = rss_kib(s.pid());
+    eprintln!(
+        "load mix: {} requests in {} s ({:.0}/s), {} pipelines acknowledged, {} server errors; RSS idle {} KiB, end of load {} KiB, settled {} KiB",
+        requests.load(Ordering::Relaxed),
+        load.as_secs(),
+        requests.load(Ordering::Relaxed) as f64 / load.as_secs_f64(),
+        ids.len(),
+        server_errors.load(Ordering::Relaxed),
+        idle,
+        peak,
+        settled
+    );
+    assert_eq!(
+        server_errors.load(Ordering::Relaxed),
+        0,
+        "5xx answers or dropped connections under load"
+    );
+    assert!(
+        settled <= idle + idle / 5 + 5 * 1024,
+        "memory did not settle: idle {idle} KiB, a minute after the load {settled} KiB"
+    );
+}

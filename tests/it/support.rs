@@ -73,6 +73,11 @@ impl Server {
         false
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process at once (SIGKILL), as a crash would.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
