@@ -52,6 +52,30 @@ where
     }
 }
 
+/// The body of an open file of `len` bytes, streamed in chunks (job logs, backups): memory stays
+/// flat whatever the size.
+pub fn file_body(
+    file: tokio::fs::File,
+    len: u64,
+) -> actix_web::body::SizedStream<impl futures_util::Stream<Item = Result<web::Bytes, std::io::Error>>> {
+    let stream = futures_util::stream::unfold((file, len), |(mut file, left)| async move {
+        use tokio::io::AsyncReadExt;
+        if left == 0 {
+            return None;
+        }
+        let mut buf = vec![0u8; (256 * 1024).min(left as usize)];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(web::Bytes::from(buf)), (file, left - n as u64)))
+            }
+            Err(e) => Some((Err(e), (file, 0))),
+        }
+    });
+    actix_web::body::SizedStream::new(len, stream)
+}
+
 /// Rack::Attack's answer to a throttled client: 429 `Retry later` with `Retry-After`.
 pub fn retry_later(retry_after: std::time::Duration) -> HttpResponse {
     HttpResponse::TooManyRequests()

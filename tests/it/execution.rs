@@ -2,13 +2,11 @@
 //! executor, in stage order, with GitLab's statuses, logs, variables, masking, cancel, timeout,
 //! retry, manual jobs, caches, the job token, the log cap, and recovery after a crash.
 
-use crate::support::{ROOT_TOKEN, Repo, Server, send, send_raw};
+use crate::support::{ROOT_TOKEN, Repo, Server, finished_pipeline, send, send_raw, wait_file, wait_for};
 use reqwest::Method;
 use serde_json::Value;
-use std::path::Path;
-use std::time::{Duration, Instant};
 
-const FINAL: [&str; 4] = ["success", "failed", "canceled", "skipped"];
+use std::time::{Duration, Instant};
 
 /// A server with the shell executor on, a project from `config` and a trigger token.
 async fn setup(config: &str, extra: &[&str]) -> (Server, Repo, u64, String) {
@@ -34,29 +32,6 @@ async fn trigger(s: &Server, pid: u64, token: &str, vars: &[(&str, &str)]) -> u6
     .await;
     assert_eq!(status, 201, "{p}");
     p["id"].as_u64().unwrap()
-}
-
-/// Polls until `done` accepts the value at `path`, or fails after 30 s.
-async fn wait_for(s: &Server, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        let (status, v) = send(s.root(Method::GET, path)).await;
-        if status == 200 && done(&v) {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "gave up waiting on {path}: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn finished_pipeline(s: &Server, pid: u64, id: u64) -> Value {
-    wait_for(s, &format!("/projects/{pid}/pipelines/{id}"), |p| {
-        FINAL.contains(&p["status"].as_str().unwrap_or(""))
-    })
-    .await
 }
 
 async fn jobs(s: &Server, pid: u64, id: u64, query: &str) -> Vec<Value> {
@@ -264,19 +239,6 @@ async fn the_job_token_works_while_the_job_runs_and_then_says_job_is_not_running
     assert_eq!((status, body["message"].as_str()), (401, Some("Job is not running")));
     let (status, _) = send(s.http.get(s.api("/job")).header("JOB-TOKEN", "glcbt-not-a-token")).await;
     assert_eq!(status, 401);
-}
-
-async fn wait_file(path: &Path) -> String {
-    let start = Instant::now();
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && !text.is_empty()
-        {
-            return text;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "{path:?} never appeared");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]

@@ -3,48 +3,11 @@
 //! token read, and stops working when the job ends; `trigger:` jobs create downstream and child
 //! pipelines, mirror them with `strategy: depend`, and loops are cut by the depth limits.
 
-use crate::support::{ROOT_TOKEN, Repo, Server, send};
+use crate::support::{FINAL, ROOT_TOKEN, Repo, Server, finished_pipeline, send, wait_file};
 use reqwest::Method;
 use serde_json::Value;
-use std::path::Path;
+
 use std::time::{Duration, Instant};
-
-const FINAL: [&str; 4] = ["success", "failed", "canceled", "skipped"];
-
-async fn wait_for(s: &Server, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        let (status, v) = send(s.root(Method::GET, path)).await;
-        if status == 200 && done(&v) {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "gave up waiting on {path}: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn finished(s: &Server, pid: u64, id: u64) -> Value {
-    wait_for(s, &format!("/projects/{pid}/pipelines/{id}"), |p| {
-        FINAL.contains(&p["status"].as_str().unwrap_or(""))
-    })
-    .await
-}
-
-async fn wait_file(path: &Path) -> String {
-    let start = Instant::now();
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && !text.is_empty()
-        {
-            return text;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "{path:?} never appeared");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 async fn trigger(s: &Server, pid: u64, token: &str, vars: &[(&str, &str)]) -> (u16, Value) {
     let mut form = vec![("token".to_string(), token.to_string()), ("ref".into(), "main".into())];
@@ -120,7 +83,7 @@ async fn a_running_jobs_token_triggers_an_allowlisting_project() {
     assert_eq!(downstream["source"], "pipeline");
     assert_eq!(downstream["user"]["username"], "root");
     let d = downstream["id"].as_u64().unwrap();
-    assert_eq!(finished(&s, b, d).await["status"], "success");
+    assert_eq!(finished_pipeline(&s, b, d).await["status"], "success");
     let (_, up_jobs) = send(s.root(Method::GET, &format!("/projects/{a}/pipelines/{}/jobs", upstream["id"]))).await;
     let up_job = up_jobs[0]["id"].as_u64().unwrap();
     let log = trace_of(&s, b, d, "report").await;
@@ -160,7 +123,7 @@ async fn a_running_jobs_token_triggers_an_allowlisting_project() {
 
     // When the job ends, its token is recognised but refused.
     std::fs::write(out.path().join("go"), "").unwrap();
-    finished(&s, a, upstream["id"].as_u64().unwrap()).await;
+    finished_pipeline(&s, a, upstream["id"].as_u64().unwrap()).await;
     let (status, body) = trigger(&s, b, &job_token, &[]).await;
     assert_eq!((status, body["message"].as_str()), (401, Some("Job is not running")));
     let (status, body) = send(with_job(Method::GET, &format!("/projects/{a}/pipelines"))).await;
@@ -221,7 +184,7 @@ async fn trigger_jobs_create_multi_project_and_child_pipelines() {
     let (status, p) = trigger(&s, a, &token, &[]).await;
     assert_eq!(status, 201, "{p}");
     let id = p["id"].as_u64().unwrap();
-    let p = finished(&s, a, id).await;
+    let p = finished_pipeline(&s, a, id).await;
     let all = bridges(&s, a, id).await;
     assert_eq!(p["status"], "success", "allowed failures leave it successful: {all:?}");
     let ok = bridge(&all, "deploy-ok");

@@ -359,3 +359,44 @@ pub fn python() -> PathBuf {
     );
     path
 }
+
+/// The statuses a pipeline ends in.
+pub const FINAL: [&str; 4] = ["success", "failed", "canceled", "skipped"];
+
+/// Polls `path` as root until `done` accepts the answer, or fails after 30 s.
+pub async fn wait_for(s: &Server, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let start = std::time::Instant::now();
+    loop {
+        let (status, v) = send(s.root(reqwest::Method::GET, path)).await;
+        if status == 200 && done(&v) {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "gave up waiting on {path}: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until pipeline `id` of project `pid` is final and answers it.
+pub async fn finished_pipeline(s: &Server, pid: u64, id: u64) -> Value {
+    wait_for(s, &format!("/projects/{pid}/pipelines/{id}"), |p| {
+        FINAL.contains(&p["status"].as_str().unwrap_or(""))
+    })
+    .await
+}
+
+/// Waits until a job has written `path` and answers its content.
+pub async fn wait_file(path: &Path) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && !text.is_empty()
+        {
+            return text;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{path:?} never appeared");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -26,24 +26,9 @@ pub async fn backup(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiEr
     let _ = tokio::fs::remove_file(&path).await;
     let len = file.metadata().await.map_err(ApiError::internal)?.len();
     tracing::info!(rows = info.rows, bytes = len, "backup taken");
-    let stream = futures_util::stream::unfold((file, len), |(mut file, left)| async move {
-        use tokio::io::AsyncReadExt;
-        if left == 0 {
-            return None;
-        }
-        let mut buf = vec![0u8; (256 * 1024).min(left as usize)];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(web::Bytes::from(buf)), (file, left - n as u64)))
-            }
-            Err(e) => Some((Err(e), (file, 0))),
-        }
-    });
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
         .insert_header(("Content-Disposition", "attachment; filename=\"spur-backup.redb\""))
         .insert_header(("X-Spur-Schema-Version", info.schema_version.to_string()))
-        .body(actix_web::body::SizedStream::new(len, stream)))
+        .body(crate::http::file_body(file, len)))
 }

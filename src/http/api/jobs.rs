@@ -160,25 +160,10 @@ pub async fn trace(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErr
         Err(e) => return Err(ApiError::internal(e)),
     };
     let len = file.metadata().await.map_err(ApiError::internal)?.len();
-    let stream = futures_util::stream::unfold((file, len), |(mut file, left)| async move {
-        use tokio::io::AsyncReadExt;
-        if left == 0 {
-            return None;
-        }
-        let mut buf = vec![0u8; (64 * 1024).min(left as usize)];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(web::Bytes::from(buf)), (file, left - n as u64)))
-            }
-            Err(e) => Some((Err(e), (file, 0))),
-        }
-    });
     Ok(HttpResponse::Ok()
         .content_type("text/plain")
         .insert_header(("Content-Disposition", format!("inline; filename=\"{}.log\"", job.id)))
-        .body(actix_web::body::SizedStream::new(len, stream)))
+        .body(crate::http::file_body(file, len)))
 }
 
 fn refusal(r: Refusal) -> ApiError {
