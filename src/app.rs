@@ -54,6 +54,8 @@ pub struct Spur {
     pub trigger_limiter: crate::rate_limit::Limiter,
     /// The user jobs run as, when not spur's own.
     pub job_user: Option<crate::executor::job_user::JobUser>,
+    /// Whether job shells run in a bubblewrap namespace that hides the data dir.
+    pub job_sandbox: bool,
 }
 
 /// A start-up failure, with a message meant for the operator.
@@ -98,6 +100,9 @@ impl Spur {
                 Some(user)
             }
         };
+        if config.job_sandbox {
+            crate::executor::sandbox::check_available().map_err(StartError)?;
+        }
         let (scheduler, inbox) = scheduler::channel();
         let concurrent = config
             .concurrent
@@ -112,6 +117,7 @@ impl Spur {
             metrics: crate::metrics::Metrics::default(),
             stopping: std::sync::atomic::AtomicBool::new(false),
             job_user,
+            job_sandbox: config.job_sandbox,
             sign_in_limiter: crate::rate_limit::Limiter::new(
                 config.sign_in_rate_limit,
                 std::time::Duration::from_secs(60),

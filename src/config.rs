@@ -45,6 +45,8 @@ pub struct Config {
     pub trigger_rate_limit: u32,
     /// The unprivileged user jobs of the built-in executor run as (spur must run as root).
     pub job_user: Option<String>,
+    /// Run job shells inside a bubblewrap mount namespace that hides the data dir.
+    pub job_sandbox: bool,
 }
 
 impl fmt::Debug for Config {
@@ -68,6 +70,7 @@ impl fmt::Debug for Config {
             .field("sign_in_rate_limit", &self.sign_in_rate_limit)
             .field("trigger_rate_limit", &self.trigger_rate_limit)
             .field("job_user", &self.job_user)
+            .field("job_sandbox", &self.job_sandbox)
             .finish()
     }
 }
@@ -110,6 +113,7 @@ impl Config {
             sign_in_rate_limit: 10,
             trigger_rate_limit: 0,
             job_user: None,
+            job_sandbox: false,
         }
     }
 }
@@ -150,6 +154,8 @@ pub struct FileConfig {
     pub trigger_rate_limit: Option<u32>,
     /// See [`Config::job_user`].
     pub job_user: Option<String>,
+    /// `bwrap` or `none`; see [`Config::job_sandbox`].
+    pub job_sandbox: Option<String>,
 }
 
 impl FileConfig {

@@ -149,6 +149,10 @@ struct ServeArgs {
     /// then cannot read the data dir [default: spur's own user].
     #[arg(long, env = "SPUR_JOB_USER")]
     job_user: Option<String>,
+    /// Sandbox for the built-in executor's jobs: `bwrap` runs each shell in a bubblewrap mount
+    /// namespace that hides the data dir (works without root); `none` [default: none].
+    #[arg(long, env = "SPUR_JOB_SANDBOX", value_parser = ["none", "bwrap"])]
+    job_sandbox: Option<String>,
     /// Log format: `text` or `json` (one JSON object per line) [default: text].
     #[arg(long, env = "SPUR_LOG_FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
@@ -223,6 +227,7 @@ impl ServeArgs {
             config.trigger_rate_limit = n;
         }
         config.job_user = self.job_user.or(file.job_user);
+        config.job_sandbox = self.job_sandbox.or(file.job_sandbox).as_deref() == Some("bwrap");
         config.root_password = self.root_password;
         config.root_token = self.root_token;
         Ok(config)

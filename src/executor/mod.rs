@@ -5,6 +5,7 @@
 
 pub mod job_user;
 pub mod mask;
+pub mod sandbox;
 pub mod shell;
 pub mod workspace;
 

@@ -117,7 +117,7 @@ pub async fn run(spur: Arc<Spur>, started: Started) -> Option<JobEnd> {
         masker: Masker::new(&secrets),
         failed: None,
     };
-    let ws = match Workspace::create(&spur.data_dir, job.id, spur.job_user.clone()) {
+    let ws = match Workspace::create(&spur.data_dir, job.id, spur.job_user.clone(), spur.job_sandbox) {
         Ok(ws) => ws,
         Err(e) => {
             tracing::error!(job_id = job.id, error = %e, "cannot create the job's workspace");
@@ -292,11 +292,13 @@ impl JobRun<'_> {
         let project_dir = self.ws.project_dir.clone();
         let private_dir = self.ws.private_dir.clone();
         let owner = self.ws.owner.clone();
+        let own_objects = self.ws.own_objects;
         tokio::task::spawn_blocking(move || {
             let ws = Workspace {
                 project_dir,
                 private_dir,
                 owner,
+                own_objects,
             };
             ws.checkout(&repository, &sha)
         })
@@ -367,7 +369,12 @@ impl JobRun<'_> {
             Err(e) => return (Err(e), log),
         };
         let owner = self.ws.owner.as_ref().map(|u| (u.uid, u.gid));
-        run_bash(&script, &self.ws.project_dir, env, timeout, cancel, owner, log).await
+        let sandbox = self
+            .spur
+            .job_sandbox
+            .then(|| super::sandbox::arguments(&self.spur.data_dir, &self.ws.project_dir, &self.ws.private_dir));
+        let how = Launch { owner, sandbox };
+        run_bash(&script, &self.ws.project_dir, env, timeout, cancel, how, log).await
     }
 
     async fn after_script(&self, mut log: Log, env: &[(String, String)], end: &JobEnd) -> Log {
@@ -480,6 +487,14 @@ fn single_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
 }
 
+/// How a job shell is launched: as which user, inside which sandbox.
+struct Launch {
+    /// `(uid, gid)` of the job's user, when not spur's own.
+    owner: Option<(u32, u32)>,
+    /// `bwrap` arguments, when jobs are sandboxed.
+    sandbox: Option<Vec<String>>,
+}
+
 /// Runs `bash script` in `dir` with exactly `env`, its output (stdout and stderr in one pipe)
 /// streamed into the log, until it exits, times out or is canceled; then kills its process
 /// group so nothing it started outlives it.
@@ -489,7 +504,7 @@ async fn run_bash(
     env: &[(String, String)],
     timeout: Duration,
     cancel: Option<&mut watch::Receiver<bool>>,
-    owner: Option<(u32, u32)>,
+    how: Launch,
     log: Log,
 ) -> (io::Result<ShellEnd>, Log) {
     let (reader, writer) = match io::pipe() {
@@ -500,7 +515,14 @@ async fn run_bash(
         Ok(w) => w,
         Err(e) => return (Err(e), log),
     };
-    let mut cmd = tokio::process::Command::new("bash");
+    let mut cmd = match &how.sandbox {
+        Some(args) => {
+            let mut c = tokio::process::Command::new("bwrap");
+            c.args(args).arg("bash");
+            c
+        }
+        None => tokio::process::Command::new("bash"),
+    };
     cmd.arg("--noprofile")
         .arg("--norc")
         .arg(script)
@@ -512,7 +534,7 @@ async fn run_bash(
         .stderr(stderr)
         .process_group(0)
         .kill_on_drop(true);
-    if let Some((uid, gid)) = owner {
+    if let Some((uid, gid)) = how.owner {
         // As root, std drops the supplementary groups too before switching to the job's user.
         cmd.uid(uid).gid(gid);
     }

@@ -19,6 +19,9 @@ pub struct Workspace {
     pub private_dir: PathBuf,
     /// The user the job runs as, when not spur's own: its files are handed over.
     pub owner: Option<JobUser>,
+    /// Whether the checkout needs objects of its own (the job cannot see spur's mirrors:
+    /// another user, or a sandbox that hides the data dir).
+    pub own_objects: bool,
 }
 
 /// The folder holding every job's workspace (`CI_BUILDS_DIR`).
@@ -37,11 +40,12 @@ pub fn clean_builds_dir(data_dir: &Path) {
 
 impl Workspace {
     /// Creates the folders of job `job_id` (the private one readable by its owner only).
-    pub fn create(data_dir: &Path, job_id: u64, owner: Option<JobUser>) -> io::Result<Workspace> {
+    pub fn create(data_dir: &Path, job_id: u64, owner: Option<JobUser>, sandboxed: bool) -> io::Result<Workspace> {
         let builds = builds_dir(data_dir);
         let ws = Workspace {
             project_dir: builds.join(job_id.to_string()),
             private_dir: builds.join(format!("{job_id}.tmp")),
+            own_objects: owner.is_some() || sandboxed,
             owner,
         };
         let _ = fs::remove_dir_all(&ws.project_dir);
@@ -61,9 +65,9 @@ impl Workspace {
     /// what `git clone --shared` makes (objects borrowed through `objects/info/alternates`, an
     /// `origin` remote), written directly, so that one `git checkout` process does the rest.
     pub fn checkout(&self, repository: &Path, sha: &str) -> Result<(), String> {
-        if let Some(user) = &self.owner {
-            // The job's user cannot read spur's mirrors: its checkout gets its own objects
-            // (hard links where the file system allows), then everything is handed over.
+        if self.own_objects {
+            // The job cannot read spur's mirrors (another user, or a sandbox): its checkout
+            // gets its own objects (hard links where the file system allows).
             let target = self.project_dir.to_string_lossy().to_string();
             let source = repository.to_string_lossy().to_string();
             git(
@@ -82,7 +86,10 @@ impl Workspace {
                     sha,
                 ],
             )?;
-            return user.give(&self.project_dir).map_err(|e| e.to_string());
+            return match &self.owner {
+                Some(user) => user.give(&self.project_dir).map_err(|e| e.to_string()),
+                None => Ok(()),
+            };
         }
         let objects = objects_dir(repository)?;
         let dot_git = self.project_dir.join(".git");

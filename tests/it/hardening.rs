@@ -644,3 +644,84 @@ async fn a_mixed_load_gets_no_server_error_and_memory_settles() {
         "memory did not settle: idle {idle} KiB, a minute after the load {settled} KiB"
     );
 }
+
+const SANDBOX_PROBE: &str = r#"probe:
+  script:
+    - cat README.md
+    - git log --oneline -1
+    - echo written > "$CI_PROJECT_DIR/out.txt"
+    - if cat "$DATA/secret.key" > /dev/null 2>&1; then echo LEAKED-KEY; exit 1; fi
+    - if ls "$DATA/repositories" > /dev/null 2>&1; then echo LEAKED-MIRRORS; exit 1; fi
+    - if ls "$DATA/traces" > /dev/null 2>&1; then echo LEAKED-LOGS; exit 1; fi
+    - if touch /usr/spur-was-here 2> /dev/null; then echo WROTE-HOST; exit 1; fi
+    - echo sandbox holds
+"#;
+
+/// Runs the sandbox probe on a server started as `user` (or as the test's own user) with
+/// `--job-sandbox bwrap` and answers the job's log and the pipeline's status.
+async fn sandbox_probe(user: Option<&str>) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let repo = Repo::with_files(&[
+        (".gitlab-ci.yml", SANDBOX_PROBE),
+        ("README.md", "hello from the checkout\n"),
+    ]);
+    std::fs::set_permissions(repo.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    if let Some(user) = user {
+        // The server and its repository belong to that user (git refuses others' repositories).
+        for path in [&data, &repo.path().to_path_buf()] {
+            let ok = std::process::Command::new("chown")
+                .args(["-R", &format!("{user}:"), path.to_str().unwrap()])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok);
+        }
+    }
+    let s = Server::start_as(user, &data, &["--concurrent", "1", "--job-sandbox", "bwrap"]);
+    let pid = s.project("demo", repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let (status, p) = send(s.http.post(s.api(&format!("/projects/{pid}/trigger/pipeline"))).form(&[
+        ("token", token.as_str()),
+        ("ref", "main"),
+        ("variables[DATA]", data.to_str().unwrap()),
+    ]))
+    .await;
+    assert_eq!(status, 201, "{p}");
+    let id = p["id"].as_u64().unwrap();
+    let p = crate::support::finished_pipeline(&s, pid, id).await;
+    let (_, jobs) = send(s.root(reqwest::Method::GET, &format!("/projects/{pid}/pipelines/{id}/jobs"))).await;
+    let log = s
+        .root(
+            reqwest::Method::GET,
+            &format!("/projects/{pid}/jobs/{}/trace", jobs[0]["id"]),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    (log, p["status"].as_str().unwrap_or("").to_string())
+}
+
+#[tokio::test]
+async fn the_bwrap_sandbox_hides_the_data_dir_from_jobs() {
+    if std::process::Command::new("bwrap").arg("--version").output().is_err() {
+        panic!("bubblewrap is not installed: tests/run installs it");
+    }
+    // As the test's own user (root in CI), then as an unprivileged user (user namespaces).
+    let mut runs = vec![None];
+    if job_user().is_some() {
+        runs.push(Some(JOB_USER));
+    }
+    for user in runs {
+        let (log, status) = sandbox_probe(user).await;
+        assert_eq!(status, "success", "as {user:?}:\n{log}");
+        for want in ["hello from the checkout", "sandbox holds"] {
+            assert!(log.contains(want), "as {user:?}, missing {want:?}:\n{log}");
+        }
+    }
+}

@@ -46,7 +46,12 @@ impl Server {
 
     /// Starts spur on `data_dir` (which may hold an earlier server's data) with extra flags.
     pub fn start_on(data_dir: &Path, extra: &[&str]) -> Server {
-        let (child, base, log) = spawn(data_dir, extra).unwrap_or_else(|e| panic!("spur did not start: {e}"));
+        Server::start_as(None, data_dir, extra)
+    }
+
+    /// Starts spur as `user` (the tests run as root in CI).
+    pub fn start_as(user: Option<&str>, data_dir: &Path, extra: &[&str]) -> Server {
+        let (child, base, log) = spawn_as(user, data_dir, extra).unwrap_or_else(|e| panic!("spur did not start: {e}"));
         Server {
             child,
             base,
@@ -171,7 +176,27 @@ impl Drop for Server {
 
 /// Spawns the binary and waits for its "listening" line.
 pub fn spawn(data_dir: &Path, extra: &[&str]) -> Result<(Child, String, SharedLog), String> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spur"))
+    spawn_as(None, data_dir, extra)
+}
+
+/// Spawns the binary, as `user` when given (through `setpriv`, which execs: killing the child
+/// kills spur), and waits for its "listening" line.
+pub fn spawn_as(user: Option<&str>, data_dir: &Path, extra: &[&str]) -> Result<(Child, String, SharedLog), String> {
+    let mut command = match user {
+        Some(user) => {
+            let mut c = Command::new("setpriv");
+            c.args([
+                &format!("--reuid={user}"),
+                &format!("--regid={user}"),
+                "--clear-groups",
+                "--",
+                env!("CARGO_BIN_EXE_spur"),
+            ]);
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_spur")),
+    };
+    let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .args(extra)
