@@ -85,6 +85,8 @@ impl Mapping {
 pub enum LoadError {
     /// A YAML syntax error: `(<unknown>): <problem> ... at line L column C`.
     Syntax(String),
+    /// Over GitLab's size or depth limit: `The parsed YAML is too big`.
+    TooBig,
     /// The document is empty: `Please provide content of .gitlab-ci.yml`.
     Empty,
     /// The root is not a mapping: `Invalid configuration format`.
@@ -97,6 +99,7 @@ impl fmt::Display for LoadError {
             LoadError::Syntax(message) => write!(f, "(<unknown>): {message}"),
             LoadError::Empty => write!(f, "Please provide content of .gitlab-ci.yml"),
             LoadError::NotAMapping => write!(f, "Invalid configuration format"),
+            LoadError::TooBig => write!(f, "The parsed YAML is too big"),
         }
     }
 }
@@ -106,6 +109,11 @@ impl std::error::Error for LoadError {}
 /// Loads a `.gitlab-ci.yml`: the configuration mapping (the second document when the first is a
 /// `spec:` header), and the header, if any.
 pub fn load(text: &str) -> Result<(Mapping, Option<Mapping>), LoadError> {
+    // GitLab's limits (max_yaml_size_bytes, max_yaml_depth), checked before the parser sees the
+    // text: deeply nested flow collections cost the parser quadratic time.
+    if text.len() > MAX_YAML_BYTES || flow_depth(text) > MAX_YAML_DEPTH {
+        return Err(LoadError::TooBig);
+    }
     let (first, second) = split_documents(text);
     let first = parse(first)?;
     let Some(second) = second else {
@@ -116,6 +124,43 @@ pub fn load(text: &str) -> Result<(Mapping, Option<Mapping>), LoadError> {
         Some(Yaml::Map(header)) if header.get("spec").is_some() => Ok((root_mapping(parse(second)?)?, Some(header))),
         Some(other) => Ok((root_mapping(Some(other))?, None)),
     }
+}
+
+/// The largest configuration file accepted (GitLab's default `max_yaml_size_bytes`).
+pub const MAX_YAML_BYTES: usize = 2 << 20;
+/// The deepest nesting of flow collections accepted (GitLab's default `max_yaml_depth`).
+pub const MAX_YAML_DEPTH: usize = 100;
+
+/// The deepest nesting of `[`/`{` outside quoted scalars and comments (a cheap bound, not a
+/// parser). A quote opens a scalar only where one can start (after a space, `[`, `{`, `,`, `:`
+/// or a line start), so an apostrophe inside a word cannot hide brackets from it.
+fn flow_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut previous = '\n';
+    for c in text.chars() {
+        if comment {
+            comment = c != '\n';
+        } else {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') if matches!(previous, ' ' | '\t' | '\n' | '[' | '{' | ',' | ':' | '-') => {
+                    quote = Some(c)
+                }
+                (None, '#') if matches!(previous, ' ' | '\t' | '\n') => comment = true,
+                (None, '[' | '{') => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                (None, ']' | '}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        previous = c;
+    }
+    deepest
 }
 
 fn root_mapping(doc: Option<Yaml>) -> Result<Mapping, LoadError> {
@@ -395,5 +440,26 @@ mod tests {
         assert!(load(&bomb).is_err());
         let deep = format!("a: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
         assert!(load(&deep).is_err());
+    }
+
+    #[test]
+    fn huge_and_deeply_nested_documents_are_refused_before_parsing() {
+        let deep = format!("a: {}{}\n", "[".repeat(101), "]".repeat(101));
+        assert!(matches!(load(&deep), Err(LoadError::TooBig)));
+        let fine = format!("a: {}{}\n", "[".repeat(100), "]".repeat(100));
+        assert!(!matches!(load(&fine), Err(LoadError::TooBig)));
+        let hidden = format!("a: it's {}{}\n", "[".repeat(101), "]".repeat(101));
+        assert!(
+            matches!(load(&hidden), Err(LoadError::TooBig)),
+            "an apostrophe hides nothing"
+        );
+        let quoted = format!("a: '{}'\n", "[".repeat(500));
+        assert!(
+            !matches!(load(&quoted), Err(LoadError::TooBig)),
+            "brackets in quotes are text"
+        );
+        let big = format!("a: '{}'\n", "x".repeat(MAX_YAML_BYTES));
+        assert!(matches!(load(&big), Err(LoadError::TooBig)));
+        assert_eq!(LoadError::TooBig.to_string(), "The parsed YAML is too big");
     }
 }
