@@ -27,7 +27,9 @@ const CALLERS: [&str; 15] = [
 ];
 
 /// `METHOD path: statuses per caller`. `{p}` is the private project; `{t}` a standing trigger
-/// owned by root, `{t*}` a fresh one per cell; `{pl}` a standing pipeline, `{pl*}` a fresh one.
+/// owned by root, `{t*}` a fresh one per cell; `{pl}` a standing pipeline, `{pl*}` a fresh one;
+/// `{j}` the standing pipeline's (pending) job, `{j*}` a fresh pipeline's job; `KEPT` a
+/// standing project variable.
 const MATRIX: &str = "
 GET    /projects/{p}                          404 404 200 200 200 200 200 200 401 401 401 200 401 401 401
 PUT    /projects/{p}                          401 404 403 403 403 200 200 200 401 401 401 403 401 401 401
@@ -47,6 +49,18 @@ GET    /projects/{p}/variables                401 404 403 403 403 200 200 200 40
 GET    /projects/{p}/jobs                     404 404 200 200 200 200 200 200 401 401 401 200 200 401 401
 GET    /projects/{p}/job_token_scope/allowlist 401 404 403 403 403 200 200 200 401 401 401 200 401 401 401
 POST   /projects/{p}/pipeline                 401 404 403 403 400 400 400 400 401 401 401 403 401 401 401
+GET    /projects/{p}/jobs/{j}                 404 404 200 200 200 200 200 200 401 401 401 200 200 401 401
+GET    /projects/{p}/jobs/{j}/trace           404 404 200 200 200 200 200 200 401 401 401 200 200 401 401
+POST   /projects/{p}/jobs/{j*}/cancel         401 404 403 403 201 201 201 201 401 401 401 403 401 401 401
+POST   /projects/{p}/jobs/{j}/play            401 404 403 403 400 400 400 400 401 401 401 403 401 401 401
+POST   /projects/{p}/pipelines/{pl*}/retry    401 404 403 403 201 201 201 201 401 401 401 403 401 401 401
+GET    /projects/{p}/variables/KEPT           401 404 403 403 403 200 200 200 401 401 401 200 401 401 401
+POST   /projects/{p}/variables                401 404 403 403 403 400 400 400 401 401 401 403 401 401 401
+POST   /projects/{p}/ci/lint                  401 404 403 403 200 200 200 200 401 401 401 403 401 401 401
+GET    /projects/{p}/job_token_scope          401 404 403 403 403 200 200 200 401 401 401 200 401 401 401
+GET    /projects                              200 200 200 200 200 200 200 200 401 401 401 200 401 401 401
+GET    /job                                   401 401 401 401 401 401 401 401 401 401 401 401 200 401 401
+POST   /admin/backup                          401 403 403 403 403 403 403 200 401 401 401 403 401 401 401
 GET    /user                                  401 200 200 200 200 200 200 200 401 401 401 200 401 401 401
 GET    /users                                 401 200 200 200 200 200 200 200 401 401 401 200 401 401 401
 GET    /groups                                200 200 200 200 200 200 200 200 401 401 401 200 401 401 401
@@ -61,6 +75,12 @@ enum Credential {
 
 /// The job script: writes its token where the test finds it, and holds until told when `HOLD`.
 const CONFIG: &str = "job:\n  script:\n    - printf '%s' \"$CI_JOB_TOKEN\" > \"$OUT/$NAME\"\n    - while [ \"$HOLD\" = yes ] && [ ! -f \"$OUT/release\" ]; do sleep 0.05; done\n";
+
+/// The first job of a pipeline.
+async fn job_of(s: &Server, pid: u64, pipeline: u64) -> u64 {
+    let path = format!("/projects/{pid}/pipelines/{pipeline}/jobs");
+    send(s.root(Method::GET, &path)).await.1[0]["id"].as_u64().unwrap()
+}
 
 async fn read_token(path: &std::path::Path) -> String {
     let start = std::time::Instant::now();
@@ -170,6 +190,13 @@ async fn every_endpoint_against_every_caller() {
         p["id"].as_u64().unwrap()
     };
     let standing_pipeline = new_pipeline().await;
+    let standing_job = job_of(&s, pid, standing_pipeline).await;
+    let (status, _) = send(
+        s.root(Method::POST, &format!("/projects/{pid}/variables"))
+            .form(&[("key", "KEPT"), ("value", "v")]),
+    )
+    .await;
+    assert_eq!(status, 201);
     let mut failures = Vec::new();
     for row in MATRIX.lines().filter(|l| !l.trim().is_empty()) {
         let cols: Vec<&str> = row.split_whitespace().collect();
@@ -185,6 +212,11 @@ async fn every_endpoint_against_every_caller() {
             }
             if path.contains("{pl*}") {
                 path = path.replace("{pl*}", &new_pipeline().await.to_string());
+            }
+            path = path.replace("{j}", &standing_job.to_string());
+            if path.contains("{j*}") {
+                let job = job_of(&s, pid, new_pipeline().await).await;
+                path = path.replace("{j*}", &job.to_string());
             }
             let method = Method::from_bytes(method.as_bytes()).unwrap();
             let req = match &tokens[i] {
