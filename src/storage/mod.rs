@@ -45,6 +45,9 @@ pub enum Error {
     TooNew(u64),
     /// The writer thread is gone.
     Closed,
+    /// The disk failed a write (full, or an I/O error): redb must be reopened before it writes
+    /// again.
+    Io(String),
 }
 
 impl Error {
@@ -56,6 +59,7 @@ impl Error {
             Error::AlreadyOpen => Error::AlreadyOpen,
             Error::TooNew(v) => Error::TooNew(*v),
             Error::Closed => Error::Closed,
+            Error::Io(s) => Error::Io(s.clone()),
         }
     }
 }
@@ -71,6 +75,7 @@ impl std::fmt::Display for Error {
                 "the database has schema version {v}, newer than this spur understands ({SCHEMA_VERSION}); run a newer spur"
             ),
             Error::Closed => write!(f, "the storage writer has stopped"),
+            Error::Io(e) => write!(f, "the disk failed a write: {e}"),
         }
     }
 }
@@ -86,12 +91,25 @@ macro_rules! from_redb {
         }
     )*};
 }
-from_redb!(
-    redb::StorageError,
-    redb::TableError,
-    redb::TransactionError,
-    redb::CommitError
-);
+from_redb!(redb::TableError, redb::TransactionError);
+
+impl From<redb::StorageError> for Error {
+    fn from(e: redb::StorageError) -> Error {
+        match e {
+            redb::StorageError::Io(_) | redb::StorageError::PreviousIo => Error::Io(e.to_string()),
+            other => Error::Db(other.to_string()),
+        }
+    }
+}
+
+impl From<redb::CommitError> for Error {
+    fn from(e: redb::CommitError) -> Error {
+        match e {
+            redb::CommitError::Storage(storage) => storage.into(),
+            other => Error::Db(other.to_string()),
+        }
+    }
+}
 
 impl From<redb::DatabaseError> for Error {
     fn from(e: redb::DatabaseError) -> Error {

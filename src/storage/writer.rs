@@ -110,6 +110,18 @@ fn run_writer(db: &Database, jobs: &mpsc::Receiver<Box<dyn Job>>, stats: &Writer
             }
         }
         let outcome = commit_batch(db, &mut batch);
+        if let Err(Error::Io(e)) = &outcome {
+            // redb refuses every later write until the file is reopened. Nothing of this batch
+            // was acknowledged; stopping lets the supervisor (systemd's Restart=on-failure)
+            // start spur again, which reopens the file once the disk takes writes.
+            tracing::error!(error = %e, size = batch.len(), "the disk failed a commit (full?); spur stops so that it can be restarted");
+            for job in batch {
+                job.finish(Err(Error::Io(e.clone())));
+            }
+            // Let the refused callers' 500 answers go out before the process ends.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            std::process::exit(74);
+        }
         if outcome.is_ok() {
             stats.commits.fetch_add(1, Ordering::Relaxed);
             stats.operations.fetch_add(batch.len() as u64, Ordering::Relaxed);

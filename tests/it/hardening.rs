@@ -430,12 +430,11 @@ async fn a_full_disk_answers_errors_loses_nothing_acknowledged_and_recovers() {
     let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
     let url = s.api(&format!("/projects/{pid}/trigger/pipeline"));
     let big = "x".repeat(60_000);
+    // Once the disk fails a commit, redb writes nothing more until reopened: spur answers no
+    // more and exits, for its supervisor to restart it.
     let mut acked = Vec::new();
-    let mut refused = 0;
+    let mut stopped = false;
     for _ in 0..2000 {
-        if s.log_text().contains("panicked") {
-            panic!("spur panicked:\n{}", s.log_text());
-        }
         let resp = s
             .http
             .post(&url)
@@ -447,23 +446,24 @@ async fn a_full_disk_answers_errors_loses_nothing_acknowledged_and_recovers() {
             .send()
             .await;
         let Ok(resp) = resp else {
-            std::thread::sleep(std::time::Duration::from_millis(300));
-            panic!("spur stopped answering:\n{}", s.log_text());
+            stopped = true;
+            break;
         };
         let status = resp.status().as_u16();
         let p: serde_json::Value = resp.json().await.unwrap_or_default();
         match status {
             201 => acked.push(p["id"].as_u64().unwrap()),
-            500 => {
-                refused += 1;
-                if refused >= 5 {
-                    break;
-                }
-            }
+            500 => {}
             other => panic!("unexpected {other}: {p}"),
         }
     }
-    assert!(refused >= 5, "the disk never filled ({} pipelines)", acked.len());
+    assert!(stopped, "the disk never filled ({} pipelines)", acked.len());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(
+        s.log_text().contains("spur stops so that it can be restarted"),
+        "{}",
+        s.log_text()
+    );
     // Space returns; a restart finds every acknowledged pipeline and takes new triggers.
     let grown = std::process::Command::new("mount")
         .args(["-o", "remount,size=64m"])
@@ -471,11 +471,7 @@ async fn a_full_disk_answers_errors_loses_nothing_acknowledged_and_recovers() {
         .status()
         .unwrap();
     assert!(grown.success());
-    let (without_restart, _) = send(s.http.post(&url).form(&[("token", token.as_str()), ("ref", "main")])).await;
-    eprintln!(
-        "full disk: {} acknowledged, then 500s; after space returned, without a restart: {without_restart}",
-        acked.len()
-    );
+    eprintln!("full disk: {} pipelines acknowledged before spur stopped", acked.len());
     s.kill9();
     let s = Server::start_on(&data, &["--concurrent", "0"]);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
