@@ -219,6 +219,7 @@ impl Spur {
                 runtime.block_on(async move {
                     crate::executor::start(spur.clone(), spur.concurrent);
                     tokio::spawn(crate::retention::run(spur.clone()));
+                    tokio::spawn(crate::retention::sweep_sessions(spur.clone()));
                     tokio::spawn(crate::memory::return_freed_memory());
                     scheduler::run(spur, inbox).await;
                 })

@@ -21,6 +21,19 @@ pub struct Policy {
 /// Pipelines deleted per write; the writer commits them with whatever else arrives.
 const BATCH: usize = 100;
 
+/// Deletes browser sessions that have ended, every hour (they are otherwise only removed when
+/// presented again).
+pub async fn sweep_sessions(spur: Arc<Spur>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        match spur.store.delete_expired_sessions(clock::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "deleted ended browser sessions"),
+            Err(e) => tracing::warn!(error = %e, "could not delete ended sessions"),
+        }
+    }
+}
+
 /// Runs retention forever (returns at once when nothing is to be deleted).
 pub async fn run(spur: Arc<Spur>) {
     let policy = spur.retention;
