@@ -344,6 +344,9 @@ fn apply(batch: &mut Batch, state: &mut State, command: Command) -> Result<(), S
                 }
                 Some((pid, indices)) => {
                     cancel(batch, pid, &indices);
+                    if matches!(target, Target::Pipeline(_)) {
+                        cancel_children(batch, pid)?;
+                    }
                     batch.replies.push(Reply::Done(reply, None));
                 }
             }
@@ -558,6 +561,40 @@ fn cancel(batch: &mut Batch, pid: u64, indices: &[usize]) {
         job.finished_at = Some(now);
         w.changed.insert(i);
     }
+}
+
+/// Cancels the child pipelines (`trigger: include`) below pipeline `pid`, all the way down, as
+/// GitLab cascades a cancel to children. Multi-project downstream pipelines are left alone.
+fn cancel_children(batch: &mut Batch, pid: u64) -> Result<(), String> {
+    let mut pending = vec![pid];
+    let mut seen = 0;
+    while let Some(parent) = pending.pop() {
+        seen += 1;
+        if seen > crate::pipeline_create::MAX_HIERARCHY_SIZE {
+            break;
+        }
+        let bridges: Vec<u64> = match batch.pipelines.get(&parent) {
+            Some(w) => w.jobs.iter().filter(|j| j.bridge.is_some()).map(|j| j.id).collect(),
+            None => continue,
+        };
+        for bridge in bridges {
+            let Some(child) = batch.spur.store.downstream_of(bridge).map_err(|e| e.to_string())? else {
+                continue;
+            };
+            let Some((cid, indices)) = batch.target_jobs(Target::Pipeline(child))? else {
+                continue;
+            };
+            let is_child = batch
+                .pipelines
+                .get(&cid)
+                .is_some_and(|w| w.pipeline.source == crate::domain::PipelineSource::ParentPipeline);
+            if is_child {
+                cancel(batch, cid, &indices);
+                pending.push(cid);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn retry(batch: &mut Batch, target: Target, user_id: u64, reply: Answer) -> Result<(), String> {

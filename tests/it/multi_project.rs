@@ -295,3 +295,39 @@ async fn self_triggering_configs_stop_at_the_depth_limits() {
         "both limits fail their bridge with a clear message"
     );
 }
+
+#[tokio::test]
+async fn canceling_a_parent_cancels_its_child_pipelines() {
+    let s = Server::start_with(&["--concurrent", "2"]);
+    let repo = Repo::with_files(&[
+        (
+            ".gitlab-ci.yml",
+            "child:\n  trigger: {include: ci/child.yml, strategy: depend}\n",
+        ),
+        ("ci/child.yml", "slow:\n  script: [sleep 30]\n"),
+    ]);
+    let pid = s.project("demo", repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let (status, p) = trigger(&s, pid, &token, &[]).await;
+    assert_eq!(status, 201);
+    let id = p["id"].as_u64().unwrap();
+    let start = Instant::now();
+    let child = loop {
+        let all = bridges(&s, pid, id).await;
+        if let Some(c) = all[0]["downstream_pipeline"]["id"].as_u64() {
+            let (_, cp) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/{c}"))).await;
+            if cp["status"] == "running" {
+                break c;
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "the child never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (status, parent) = send(s.root(Method::POST, &format!("/projects/{pid}/pipelines/{id}/cancel"))).await;
+    assert_eq!((status, parent["status"].as_str()), (201, Some("canceled")));
+    let cp = finished_pipeline(&s, pid, child).await;
+    assert_eq!(
+        cp["status"], "canceled",
+        "the child pipeline is canceled with its parent"
+    );
+}
