@@ -214,6 +214,13 @@ pub fn plan(source: &dyn FileSource, files: &[String], ctx: &Context) -> Result<
     })
 }
 
+/// The configuration after includes, `extends` and `!reference`, as YAML text: the lint API's
+/// `merged_yaml`.
+pub fn merged_yaml(source: &dyn FileSource) -> Result<String, String> {
+    let config = compose_config(source)?;
+    yaml_serde::to_string(&yaml::to_json(&Yaml::Map(config))).map_err(|e| e.to_string())
+}
+
 fn compose_config(source: &dyn FileSource) -> Result<Mapping, String> {
     let text = source
         .read(".gitlab-ci.yml")

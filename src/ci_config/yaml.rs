@@ -126,6 +126,21 @@ pub fn load(text: &str) -> Result<(Mapping, Option<Mapping>), LoadError> {
     }
 }
 
+/// A value as JSON (a tag becomes `{"!tag": value}`), for `merged_yaml` and tests.
+pub fn to_json(y: &Yaml) -> serde_json::Value {
+    use serde_json::{Value, json};
+    match y {
+        Yaml::Null => Value::Null,
+        Yaml::Bool(b) => json!(b),
+        Yaml::Int(i) => json!(i),
+        Yaml::Float(f) => json!(f),
+        Yaml::Str(s) => json!(s),
+        Yaml::Seq(items) => Value::Array(items.iter().map(to_json).collect()),
+        Yaml::Map(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+        Yaml::Tagged(tag, v) => json!({ format!("!{tag}"): to_json(v) }),
+    }
+}
+
 /// The largest configuration file accepted (GitLab's default `max_yaml_size_bytes`).
 pub const MAX_YAML_BYTES: usize = 2 << 20;
 /// The deepest nesting of flow collections accepted (GitLab's default `max_yaml_depth`).
@@ -314,19 +329,6 @@ fn merge(target: &mut Mapping, source: Yaml) {
 mod tests {
     use super::*;
     use serde_json::{Value, json};
-
-    fn to_json(y: &Yaml) -> Value {
-        match y {
-            Yaml::Null => Value::Null,
-            Yaml::Bool(b) => json!(b),
-            Yaml::Int(i) => json!(i),
-            Yaml::Float(f) => json!(f),
-            Yaml::Str(s) => json!(s),
-            Yaml::Seq(items) => Value::Array(items.iter().map(to_json).collect()),
-            Yaml::Map(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
-            Yaml::Tagged(tag, v) => json!({ format!("!{tag}"): to_json(v) }),
-        }
-    }
 
     /// (YAML text, expected configuration as JSON, or `{"error": substring}`).
     fn cases() -> Vec<(&'static str, Value)> {

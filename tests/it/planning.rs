@@ -331,6 +331,12 @@ async fn ci_lint_explains_which_jobs_would_run() {
         .collect();
     assert_eq!(names, vec!["build", "lint", "deploy"]);
     assert_eq!(r["stages"], json!(["build", "test", "deploy"]));
+    // merged_yaml holds the included file's job in the merged configuration
+    let merged = r["merged_yaml"].as_str().expect("merged_yaml");
+    assert!(
+        merged.contains("lint:") && merged.contains("cargo clippy") && !merged.contains("include:"),
+        "{merged}"
+    );
     // given content; an invalid one; a filtered one
     let (_, r) = send(lint(json!({"content": "job:\n  script: x\n  when: sometimes\n"}))).await;
     assert_eq!(r["valid"], false);

@@ -67,6 +67,7 @@ pub async fn lint(req: HttpRequest, spur: State, payload: web::Payload) -> Resul
             },
             content,
         };
+        let merged = crate::ci_config::plan::merged_yaml(&source).ok();
         Ok(match plan(&source, files.paths(), &ctx) {
             Ok(plan) => {
                 let jobs: Vec<Value> = plan
@@ -80,10 +81,10 @@ pub async fn lint(req: HttpRequest, spur: State, payload: web::Payload) -> Resul
                         })
                     })
                     .collect();
-                json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": null, "includes": [], "stages": plan.stages, "jobs": jobs})
+                json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": merged, "includes": [], "stages": plan.stages, "jobs": jobs})
             }
             Err(PlanError::Filtered(message)) => {
-                json!({"valid": true, "errors": [], "warnings": [message], "merged_yaml": null, "includes": [], "stages": [], "jobs": []})
+                json!({"valid": true, "errors": [], "warnings": [message], "merged_yaml": merged, "includes": [], "stages": [], "jobs": []})
             }
             Err(PlanError::Config(message)) => {
                 json!({"valid": false, "errors": [message], "warnings": [], "merged_yaml": null, "includes": [], "stages": [], "jobs": []})
