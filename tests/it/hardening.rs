@@ -328,17 +328,7 @@ async fn jobs_run_as_the_job_user_cannot_read_the_data_dir() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     let (_, jobs) = send(s.root(reqwest::Method::GET, &format!("/projects/{pid}/pipelines/{id}/jobs"))).await;
-    let log = s
-        .root(
-            reqwest::Method::GET,
-            &format!("/projects/{pid}/jobs/{}/trace", jobs[0]["id"]),
-        )
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let log = crate::support::job_log(&s, pid, &jobs[0]["id"]).await;
     assert_eq!(pipeline["status"], "success", "{log}");
     for want in [
         "hello from the checkout",
@@ -689,17 +679,7 @@ async fn sandbox_probe(user: Option<&str>) -> (String, String) {
     let id = p["id"].as_u64().unwrap();
     let p = crate::support::finished_pipeline(&s, pid, id).await;
     let (_, jobs) = send(s.root(reqwest::Method::GET, &format!("/projects/{pid}/pipelines/{id}/jobs"))).await;
-    let log = s
-        .root(
-            reqwest::Method::GET,
-            &format!("/projects/{pid}/jobs/{}/trace", jobs[0]["id"]),
-        )
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let log = crate::support::job_log(&s, pid, &jobs[0]["id"]).await;
     (log, p["status"].as_str().unwrap_or("").to_string())
 }
 

@@ -31,12 +31,7 @@ async fn trace_of(s: &Server, pid: u64, pipeline: u64, name: &str) -> String {
         .find(|j| j["name"] == name)
         .unwrap()
         .clone();
-    let resp = s
-        .root(Method::GET, &format!("/projects/{pid}/jobs/{}/trace", job["id"]))
-        .send()
-        .await
-        .unwrap();
-    resp.text().await.unwrap()
+    crate::support::job_log(s, pid, &job["id"]).await
 }
 
 const UPSTREAM: &str = "hold:\n  script:\n    - printf '%s' \"$CI_JOB_TOKEN\" > \"$OUT_DIR/token\"\n    - while [ ! -f \"$OUT_DIR/go\" ]; do sleep 0.05; done\n";
@@ -200,14 +195,7 @@ async fn trigger_jobs_create_multi_project_and_child_pipelines() {
     );
     let missing = bridge(&all, "missing");
     assert_eq!(missing["failure_reason"], "downstream_pipeline_creation_failed");
-    let log = s
-        .root(Method::GET, &format!("/projects/{a}/jobs/{}/trace", missing["id"]))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let log = crate::support::job_log(&s, a, &missing["id"]).await;
     assert!(
         log.contains("downstream pipeline can not be created, downstream project could not be found"),
         "{log}"
@@ -277,14 +265,7 @@ async fn self_triggering_configs_stop_at_the_depth_limits() {
     for p in &total {
         for b in bridges(&s, pid, p["id"].as_u64().unwrap()).await {
             if b["failure_reason"] == "downstream_pipeline_creation_failed" {
-                let log = s
-                    .root(Method::GET, &format!("/projects/{pid}/jobs/{}/trace", b["id"]))
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
+                let log = crate::support::job_log(&s, pid, &b["id"]).await;
                 chain_cut |= log.contains("Pipeline chain is too deep");
                 nest_cut |= log.contains("Maximum number of nested child pipelines reached");
             }

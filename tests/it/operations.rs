@@ -380,17 +380,7 @@ async fn sigterm_fails_running_jobs_after_the_grace_period_and_pending_ones_run_
     .await;
     assert_eq!(jobs[0]["status"], "failed");
     assert_eq!(jobs[0]["failure_reason"], "runner_system_failure");
-    let log = s
-        .root(
-            reqwest::Method::GET,
-            &format!("/projects/{pid}/jobs/{}/trace", jobs[0]["id"]),
-        )
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let log = crate::support::job_log(&s, pid, &jobs[0]["id"]).await;
     assert!(log.contains("spur was stopped while the job was running"), "{log}");
     let path = format!("/projects/{pid}/pipelines/{}", ids[1]);
     while send(s.root(reqwest::Method::GET, &path)).await.1["status"] != "success" {

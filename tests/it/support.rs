@@ -425,3 +425,14 @@ pub async fn wait_file(path: &Path) -> String {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The log of job `job` (an id as a number or a JSON value) in project `pid`, as root.
+pub async fn job_log(s: &Server, pid: u64, job: &dyn std::fmt::Display) -> String {
+    s.root(reqwest::Method::GET, &format!("/projects/{pid}/jobs/{job}/trace"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
