@@ -56,6 +56,14 @@ pub struct Spur {
     pub job_user: Option<crate::executor::job_user::JobUser>,
     /// Whether job shells run in a bubblewrap namespace that hides the data dir.
     pub job_sandbox: bool,
+    /// When GitLab runners last reported on each job they run.
+    pub runner_contacts: crate::runners::liveness::Contacts,
+    /// How long a job request with `last_update` is held while no job is queued.
+    pub runner_poll_timeout: std::time::Duration,
+    /// How long a runner may stay silent about a running job before it is failed, in seconds.
+    pub runner_job_timeout_secs: u64,
+    /// Largest artifacts archive accepted, in bytes.
+    pub max_artifacts_bytes: u64,
 }
 
 /// A start-up failure, with a message meant for the operator.
@@ -74,6 +82,8 @@ impl Spur {
     /// Opens the data dir (creating it on first start) and bootstraps `root` on an empty one.
     pub async fn open(config: &Config) -> Result<Spur, StartError> {
         let dir = &config.data_dir;
+        fs::create_dir_all(dir.join("artifacts"))
+            .map_err(|e| StartError(format!("cannot create data dir {}: {e}", dir.display())))?;
         fs::create_dir_all(dir.join("repositories"))
             .map_err(|e| StartError(format!("cannot create data dir {}: {e}", dir.display())))?;
         let secrets = Secrets::load_or_create(&dir.join("secret.key")).map_err(|e| StartError(e.to_string()))?;
@@ -118,6 +128,10 @@ impl Spur {
             stopping: std::sync::atomic::AtomicBool::new(false),
             job_user,
             job_sandbox: config.job_sandbox,
+            runner_contacts: crate::runners::liveness::Contacts::default(),
+            runner_poll_timeout: std::time::Duration::from_secs(config.runner_poll_timeout_secs),
+            runner_job_timeout_secs: config.runner_job_timeout_secs,
+            max_artifacts_bytes: config.max_artifacts_bytes,
             sign_in_limiter: crate::rate_limit::Limiter::new(
                 config.sign_in_rate_limit,
                 std::time::Duration::from_secs(60),
@@ -219,6 +233,9 @@ impl Spur {
                 runtime.block_on(async move {
                     crate::executor::start(spur.clone(), spur.concurrent);
                     tokio::spawn(crate::retention::run(spur.clone()));
+                    tokio::spawn(crate::runners::liveness::run(spur.clone()));
+                    let every = std::time::Duration::from_secs(spur.retention.interval_secs.clamp(1, 3600));
+                    tokio::spawn(crate::artifacts::expire(spur.clone(), every));
                     tokio::spawn(crate::retention::sweep_sessions(spur.clone()));
                     tokio::spawn(crate::memory::return_freed_memory());
                     scheduler::run(spur, inbox).await;

@@ -47,6 +47,12 @@ pub struct Config {
     pub job_user: Option<String>,
     /// Run job shells inside a bubblewrap mount namespace that hides the data dir.
     pub job_sandbox: bool,
+    /// How long a runner's job request is held while nothing is queued, in seconds.
+    pub runner_poll_timeout_secs: u64,
+    /// How long a runner may be silent about a running job before it is failed, in seconds.
+    pub runner_job_timeout_secs: u64,
+    /// Largest artifacts archive accepted, in bytes.
+    pub max_artifacts_bytes: u64,
 }
 
 impl fmt::Debug for Config {
@@ -77,6 +83,9 @@ impl fmt::Debug for Config {
 
 /// Default body limit: 1 MiB, like GitLab's default for API payloads of this kind.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Largest artifacts archive by default: GitLab's default maximum artifacts size, 100 MiB.
+pub const DEFAULT_MAX_ARTIFACTS_BYTES: u64 = 100 << 20;
 
 /// Default depth of multi-project chains: deep enough for real fan-outs, short enough that a
 /// project triggering itself stops quickly.
@@ -114,6 +123,9 @@ impl Config {
             trigger_rate_limit: 0,
             job_user: None,
             job_sandbox: false,
+            runner_poll_timeout_secs: 50,
+            runner_job_timeout_secs: 3600,
+            max_artifacts_bytes: DEFAULT_MAX_ARTIFACTS_BYTES,
         }
     }
 }
@@ -156,6 +168,12 @@ pub struct FileConfig {
     pub job_user: Option<String>,
     /// `bwrap` or `none`; see [`Config::job_sandbox`].
     pub job_sandbox: Option<String>,
+    /// See [`Config::runner_poll_timeout_secs`] (a duration).
+    pub runner_poll_timeout: Option<String>,
+    /// See [`Config::runner_job_timeout_secs`] (a duration).
+    pub runner_job_timeout: Option<String>,
+    /// See [`Config::max_artifacts_bytes`].
+    pub max_artifacts_bytes: Option<u64>,
 }
 
 impl FileConfig {

@@ -609,6 +609,68 @@ pub struct Job {
     /// For a `trigger:` job: the downstream pipeline it creates.
     #[serde(default)]
     pub bridge: Option<Bridge>,
+    /// The GitLab runner running (or that ran) the job; `None` for the built-in executor.
+    #[serde(default)]
+    pub runner_id: Option<u64>,
+}
+
+/// A job's uploaded artifacts archive (a zip under `<data-dir>/artifacts/`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactsFile {
+    /// The file name users download it as (`artifacts.zip`).
+    pub filename: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it is deleted; `None` keeps it.
+    pub expire_at: Option<Millis>,
+}
+
+/// A GitLab runner attached to spur (an instance runner: it may take any project's jobs).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Runner {
+    /// Instance-wide id.
+    pub id: u64,
+    /// Free text shown in lists.
+    pub description: String,
+    /// The tags of jobs it takes.
+    pub tags: Vec<String>,
+    /// Whether it also takes jobs without tags.
+    pub run_untagged: bool,
+    /// A paused runner gets no jobs.
+    pub paused: bool,
+    /// `not_protected` or `ref_protected`.
+    pub access_level: String,
+    /// The longest timeout it accepts, in seconds.
+    pub maximum_timeout: Option<u64>,
+    /// `glrt-` (created by an admin) or a legacy registration.
+    pub created_by_admin: bool,
+    /// Creation time.
+    pub created_at: Millis,
+    /// When it last asked for a job (coarse: stored at most once a minute).
+    pub contacted_at: Option<Millis>,
+    /// What the runner said of itself (`info`: name, version, platform, architecture, executor).
+    #[serde(default)]
+    pub info: RunnerInfo,
+    /// The hosts (`system_id`) that use its token.
+    #[serde(default)]
+    pub managers: Vec<String>,
+    /// The keyed digest of its authentication token (the token itself is never stored).
+    pub token_digest: Vec<u8>,
+}
+
+/// A runner's `info` as it sends it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RunnerInfo {
+    /// `gitlab-runner`, ...
+    pub name: Option<String>,
+    /// Its version.
+    pub version: Option<String>,
+    /// `linux`, ...
+    pub platform: Option<String>,
+    /// `amd64`, ...
+    pub architecture: Option<String>,
+    /// `shell`, `docker`, ...
+    pub executor: Option<String>,
 }
 
 /// What a `trigger:` job (a bridge) starts.
@@ -672,6 +734,33 @@ pub struct JobSettings {
     pub cache_key: Option<String>,
     /// `cache:paths`.
     pub cache_paths: Vec<String>,
+    /// `artifacts:`, when the job keeps any.
+    #[serde(default)]
+    pub artifacts: Option<ArtifactsSpec>,
+    /// `dependencies:`: the jobs whose artifacts it receives; `None` means every job of an
+    /// earlier stage, or the `needs` with artifacts.
+    #[serde(default)]
+    pub dependencies: Option<Vec<String>>,
+    /// `needs` entries with `artifacts: false`: needed, but their artifacts are not fetched.
+    #[serde(default)]
+    pub needs_without_artifacts: Vec<String>,
+}
+
+/// A job's `artifacts:` keyword.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactsSpec {
+    /// `name` (after expansion) of the archive users download.
+    pub name: Option<String>,
+    /// `paths`: files, folders and globs under the project dir.
+    pub paths: Vec<String>,
+    /// `exclude` globs.
+    pub exclude: Vec<String>,
+    /// `untracked`: also every file git does not track.
+    pub untracked: bool,
+    /// `when`: `on_success` (default), `on_failure` or `always`.
+    pub when: String,
+    /// `expire_in` as written (`1 week`, `never`); the instance default when absent.
+    pub expire_in: Option<String>,
 }
 
 /// What a job's environment holds besides plain values: sealed with the job.

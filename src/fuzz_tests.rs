@@ -250,3 +250,31 @@ fn the_parameter_merger_survives_mutated_forms() {
     eprintln!("parameters: {runs} mutated forms");
     assert!(runs > 0);
 }
+
+#[test]
+fn the_content_range_parser_survives_mutated_headers() {
+    let seeds = ["0-42", "43-1080", "bytes 5-9", "1080-1080"];
+    let tokens = &[
+        "-",
+        " ",
+        "bytes ",
+        "0",
+        "9",
+        "18446744073709551615",
+        "99999999999999999999",
+        "+",
+    ];
+    let mut rng = Rng(seed());
+    let started = Instant::now();
+    let mut runs = 0u64;
+    while started.elapsed() < budget() {
+        let pick = rng.below(seeds.len());
+        let header = mutate(&mut rng, seeds[pick], tokens);
+        if let Some(start) = crate::trace::content_range_start(&header) {
+            assert!(header.contains(&start.to_string()), "{header:?} gave {start}");
+        }
+        runs += 1;
+    }
+    eprintln!("content ranges: {runs} mutated headers");
+    assert!(runs > 0);
+}

@@ -34,6 +34,7 @@ pub fn runtime_variables(
         ("CI_SERVER_VERSION", env!("CARGO_PKG_VERSION").to_string()),
         ("CI_API_V4_URL", format!("{server}/api/v4")),
         ("CI_PROJECT_URL", project_url.clone()),
+        ("CI_CONFIG_PATH", ".gitlab-ci.yml".to_string()),
         ("CI_PROJECT_VISIBILITY", project.visibility.as_str().to_string()),
         ("CI_PIPELINE_ID", pipeline.id.to_string()),
         ("CI_PIPELINE_IID", pipeline.iid.to_string()),

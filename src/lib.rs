@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod app;
+pub mod artifacts;
 pub mod auth;
 pub mod backup;
 pub mod bridge;
@@ -26,6 +27,7 @@ pub mod project_create;
 pub mod project_variables;
 pub mod rate_limit;
 pub mod retention;
+pub mod runners;
 pub mod scheduler;
 pub mod secrets;
 pub mod storage;

@@ -153,6 +153,15 @@ struct ServeArgs {
     /// namespace that hides the data dir (works without root); `none` [default: none].
     #[arg(long, env = "SPUR_JOB_SANDBOX", value_parser = ["none", "bwrap"])]
     job_sandbox: Option<String>,
+    /// How long a GitLab runner's job request waits for work before 204 (long polling) [default: 50s].
+    #[arg(long, env = "SPUR_RUNNER_POLL_TIMEOUT")]
+    runner_poll_timeout: Option<String>,
+    /// Fail a job whose GitLab runner has not reported on it for this long [default: 1h].
+    #[arg(long, env = "SPUR_RUNNER_JOB_TIMEOUT")]
+    runner_job_timeout: Option<String>,
+    /// Largest artifacts archive a job may upload, in bytes [default: 104857600].
+    #[arg(long, env = "SPUR_MAX_ARTIFACTS_BYTES")]
+    max_artifacts_bytes: Option<u64>,
     /// Log format: `text` or `json` (one JSON object per line) [default: text].
     #[arg(long, env = "SPUR_LOG_FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
@@ -210,6 +219,21 @@ impl ServeArgs {
         }
         if let Some(n) = duration("keep-logs", self.keep_logs.or(file.keep_logs))? {
             config.keep_logs_secs = n;
+        }
+        if let Some(n) = duration(
+            "runner-poll-timeout",
+            self.runner_poll_timeout.or(file.runner_poll_timeout),
+        )? {
+            config.runner_poll_timeout_secs = n;
+        }
+        if let Some(n) = duration(
+            "runner-job-timeout",
+            self.runner_job_timeout.or(file.runner_job_timeout),
+        )? {
+            config.runner_job_timeout_secs = n.max(1);
+        }
+        if let Some(n) = self.max_artifacts_bytes.or(file.max_artifacts_bytes) {
+            config.max_artifacts_bytes = n;
         }
         if let Some(n) = duration(
             "retention-interval",

@@ -416,6 +416,7 @@ fn planned_jobs(
             retried: false,
             attempt: 0,
             runner: None,
+            runner_id: None,
             bridge,
         };
         out.push(NewJob { job, variables_sealed });

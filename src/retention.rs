@@ -69,7 +69,7 @@ pub async fn sweep(spur: &Spur, policy: Policy) -> Result<(usize, usize), String
                 let jobs = spur.store.pipeline_jobs(id).map_err(|e| e.to_string())?;
                 if spur.store.delete_pipeline(id).await.map_err(|e| e.to_string())?.is_ok() {
                     for job in jobs {
-                        spur.traces.remove(job.id);
+                        crate::artifacts::remove_job_files(spur, job.id);
                     }
                     pipelines += 1;
                 }

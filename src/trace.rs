@@ -15,13 +15,41 @@ pub static BYTES_WRITTEN: AtomicU64 = AtomicU64::new(0);
 pub struct Traces {
     dir: PathBuf,
     max_bytes: u64,
+    /// Serialises offset-checked appends from runners (check and write must be one step).
+    remote: std::sync::Mutex<()>,
+}
+
+/// What became of a runner's patch (`PATCH /jobs/:id/trace`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Patch {
+    /// Appended; the log now has this many bytes.
+    Appended(u64),
+    /// It did not start where the log ends; the log has this many bytes.
+    WrongOffset(u64),
+    /// It would take the log past the cap.
+    TooLarge,
+}
+
+/// The start offset of a trace patch's `Content-Range` (`<start>-<end>`). The end is ignored:
+/// runners disagree on whether it is inclusive, so GitLab uses the body's length instead.
+pub fn content_range_start(header: &str) -> Option<u64> {
+    let header = header.trim();
+    let header = header.strip_prefix("bytes ").unwrap_or(header);
+    let (start, end) = header.split_once('-')?;
+    let start: u64 = start.trim().parse().ok()?;
+    end.trim().parse::<u64>().ok()?;
+    Some(start)
 }
 
 impl Traces {
     /// Job logs under `dir`, each capped at `max_bytes`.
     pub fn new(dir: PathBuf, max_bytes: u64) -> io::Result<Traces> {
         fs::create_dir_all(&dir)?;
-        Ok(Traces { dir, max_bytes })
+        Ok(Traces {
+            dir,
+            max_bytes,
+            remote: std::sync::Mutex::new(()),
+        })
     }
 
     /// The file of a job's log.
@@ -68,6 +96,35 @@ impl Traces {
             out.push((id, entry.metadata()?.modified()?));
         }
         Ok(out)
+    }
+
+    /// Appends a runner's patch if it starts exactly where the log ends (GitLab's rule).
+    pub fn append_at(&self, job_id: u64, start: u64, bytes: &[u8]) -> io::Result<Patch> {
+        let _serial = self
+            .remote
+            .lock()
+            .map_err(|_| io::Error::other("trace lock poisoned"))?;
+        let mut file = OpenOptions::new().create(true).append(true).open(self.path(job_id))?;
+        let len = file.metadata()?.len();
+        if start != len {
+            return Ok(Patch::WrongOffset(len));
+        }
+        if len + bytes.len() as u64 > self.max_bytes {
+            return Ok(Patch::TooLarge);
+        }
+        file.write_all(bytes)?;
+        BYTES_WRITTEN.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(Patch::Appended(len + bytes.len() as u64))
+    }
+
+    /// Replaces a job's whole log (the legacy `trace` field of `PUT /jobs/:id`), capped.
+    pub fn replace(&self, job_id: u64, text: &[u8]) -> io::Result<()> {
+        let _serial = self
+            .remote
+            .lock()
+            .map_err(|_| io::Error::other("trace lock poisoned"))?;
+        let keep = &text[..text.len().min(self.max_bytes as usize)];
+        fs::write(self.path(job_id), keep)
     }
 
     /// Removes a job's log (when its pipeline is deleted).
@@ -128,6 +185,30 @@ impl TraceWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runner_patches_append_only_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let traces = Traces::new(dir.path().into(), 10).unwrap();
+        assert_eq!(traces.append_at(1, 0, b"abc").unwrap(), Patch::Appended(3));
+        assert_eq!(traces.append_at(1, 0, b"abc").unwrap(), Patch::WrongOffset(3));
+        assert_eq!(traces.append_at(1, 5, b"x").unwrap(), Patch::WrongOffset(3));
+        assert_eq!(traces.append_at(1, 3, b"").unwrap(), Patch::Appended(3));
+        assert_eq!(traces.append_at(1, 3, b"defghij").unwrap(), Patch::Appended(10));
+        assert_eq!(traces.append_at(1, 10, b"k").unwrap(), Patch::TooLarge);
+        assert_eq!(fs::read(traces.path(1)).unwrap(), b"abcdefghij");
+    }
+
+    #[test]
+    fn content_range_starts_are_read_and_ends_ignored() {
+        assert_eq!(content_range_start("0-42"), Some(0));
+        assert_eq!(content_range_start("43-1080"), Some(43));
+        assert_eq!(content_range_start("1080-1080"), Some(1080));
+        assert_eq!(content_range_start("bytes 5-9"), Some(5));
+        for bad in ["", "-", "5", "a-b", "5-", "-5", "1-2-3", "18446744073709551616-1"] {
+            assert_eq!(content_range_start(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn output_past_the_cap_is_dropped_but_framing_is_kept() {

@@ -5,7 +5,7 @@
 
 use super::variables::scalar_text;
 use super::yaml::{Mapping, Yaml};
-use crate::domain::JobSettings;
+use crate::domain::{ArtifactsSpec, JobSettings};
 
 /// Reads a job's settings from its composed configuration; `vars` expands `cache:key`.
 pub fn read(config: &Mapping, vars: &[(String, String)]) -> JobSettings {
@@ -28,7 +28,40 @@ pub fn read(config: &Mapping, vars: &[(String, String)]) -> JobSettings {
     };
     read_retry(config.get("retry"), &mut s);
     read_cache(config.get("cache"), vars, &mut s);
+    s.artifacts = read_artifacts(config.get("artifacts"), vars);
+    s.dependencies = match config.get("dependencies") {
+        Some(Yaml::Seq(items)) => Some(items.iter().filter_map(scalar_text).collect()),
+        _ => None,
+    };
+    if let Some(Yaml::Seq(needs)) = config.get("needs") {
+        s.needs_without_artifacts = needs
+            .iter()
+            .filter_map(|n| match n {
+                Yaml::Map(m) if matches!(m.get("artifacts"), Some(Yaml::Bool(false))) => {
+                    m.get("job").and_then(scalar_text)
+                }
+                _ => None,
+            })
+            .collect();
+    }
     s
+}
+
+/// `artifacts:` with `paths` or `untracked` (reports alone keep nothing spur serves).
+fn read_artifacts(artifacts: Option<&Yaml>, vars: &[(String, String)]) -> Option<ArtifactsSpec> {
+    let Some(Yaml::Map(m)) = artifacts else { return None };
+    let spec = ArtifactsSpec {
+        name: m.get("name").and_then(scalar_text).map(|n| expand(&n, vars)),
+        paths: strings(m.get("paths")).iter().map(|p| expand(p, vars)).collect(),
+        exclude: strings(m.get("exclude")).iter().map(|p| expand(p, vars)).collect(),
+        untracked: matches!(m.get("untracked"), Some(Yaml::Bool(true))),
+        when: m
+            .get("when")
+            .and_then(scalar_text)
+            .unwrap_or_else(|| "on_success".into()),
+        expire_in: m.get("expire_in").and_then(scalar_text),
+    };
+    (!spec.paths.is_empty() || spec.untracked).then_some(spec)
 }
 
 fn image_name(y: &Yaml) -> Option<String> {

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod error;
+pub mod git_http;
 pub mod health;
 pub mod pagination;
 pub mod params;
@@ -103,6 +104,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/projects/{id}/ref/{ref:.+}/trigger/pipeline",
                 web::post().to(trigger::by_webhook),
             )
+            // Runners poll this constantly.
+            .route("/jobs/request", web::post().to(runner_jobs::request))
+            .route("/jobs/{job_id}", web::put().to(runner_jobs::update))
+            .route("/jobs/{job_id}/trace", web::patch().to(runner_jobs::patch_trace))
+            .route(
+                "/jobs/{job_id}/artifacts",
+                web::post().to(runner_jobs::upload_artifacts),
+            )
+            .route(
+                "/jobs/{job_id}/artifacts",
+                web::get().to(runner_jobs::download_artifacts),
+            )
+            .route("/runners", web::post().to(runners::register))
+            .route("/runners/", web::post().to(runners::register))
+            .route("/runners", web::delete().to(runners::unregister))
+            .route("/runners/", web::delete().to(runners::unregister))
+            .route("/runners/verify", web::post().to(runners::verify))
+            .route("/runners/managers", web::delete().to(runners::unregister_manager))
+            .route("/runners/all", web::get().to(runners::list))
+            .route("/runners/{runner_id}", web::get().to(runners::show))
+            .route("/runners/{runner_id}", web::put().to(runners::update))
+            .route("/runners/{runner_id}", web::delete().to(runners::delete))
+            .route("/user/runners", web::post().to(runners::create))
             .route("/version", web::get().to(version::show))
             .route("/admin/backup", web::post().to(admin::backup))
             .route("/user", web::get().to(users::current))
@@ -202,6 +226,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/-/liveness", web::get().to(health::liveness))
         .route("/-/readiness", web::get().to(health::readiness))
         .route("/-/metrics", web::get().to(health::metrics));
+    cfg.route("/{ns}/{repo:[^/]+\\.git}/info/refs", web::get().to(git_http::info_refs))
+        .route(
+            "/{ns}/{repo:[^/]+\\.git}/git-upload-pack",
+            web::post().to(git_http::upload_pack),
+        )
+        .route(
+            "/{ns}/{repo:[^/]+\\.git}/git-receive-pack",
+            web::post().to(git_http::receive_pack),
+        );
     ui::routes(cfg);
 }
 

@@ -19,11 +19,16 @@ pub struct Params(pub Map<String, Value>);
 impl Params {
     /// Reads the query string and the body (at most `limit` bytes, else 413).
     pub async fn read(req: &HttpRequest, payload: Payload, limit: usize) -> Result<Params, ApiError> {
+        let body = read_body(req, payload, limit).await?;
+        Params::parse(req, body).await
+    }
+
+    /// Parses the query string and an already-read body.
+    pub async fn parse(req: &HttpRequest, body: Bytes) -> Result<Params, ApiError> {
         let mut map = Map::new();
         for (k, v) in form_pairs(req.query_string().as_bytes()) {
             insert_bracketed(&mut map, &k, Value::String(v));
         }
-        let body = read_body(req, payload, limit).await?;
         if body.is_empty() {
             return Ok(Params(map));
         }
@@ -188,7 +193,7 @@ impl Validation {
     }
 }
 
-async fn read_body(req: &HttpRequest, mut payload: Payload, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(req: &HttpRequest, mut payload: Payload, limit: usize) -> Result<Bytes, ApiError> {
     let declared = req
         .headers()
         .get("content-length")
@@ -218,7 +223,7 @@ pub(crate) fn merge_form(bytes: &[u8]) -> Map<String, Value> {
     map
 }
 
-fn form_pairs(bytes: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn form_pairs(bytes: &[u8]) -> Vec<(String, String)> {
     serde_urlencoded::from_bytes::<Vec<(String, String)>>(bytes).unwrap_or_default()
 }
 

@@ -57,6 +57,7 @@ fn job(line: &str) -> Job {
         retried: false,
         attempt: 0,
         runner: None,
+        runner_id: None,
         bridge: None,
     }
 }

@@ -76,11 +76,13 @@ enum Command {
     Start {
         job_id: u64,
         runner: String,
+        runner_id: Option<u64>,
         reply: oneshot::Sender<Option<Started>>,
     },
     Finish {
         job_id: u64,
         end: JobEnd,
+        reply: Option<Answer>,
     },
     Cancel {
         target: Target,
@@ -149,17 +151,44 @@ impl Scheduler {
         !self.commands.is_closed()
     }
 
-    /// Asks to start a queued job; `None` if it may no longer run (canceled meanwhile).
+    /// Asks to start a queued job on the built-in executor; `None` if it may no longer run
+    /// (canceled meanwhile).
     pub async fn start(&self, job_id: u64, runner: &str) -> Option<Started> {
+        self.start_on(job_id, runner, None).await
+    }
+
+    /// Asks to start a queued job on the GitLab runner `runner_id` (named `runner`).
+    pub async fn start_on(&self, job_id: u64, runner: &str, runner_id: Option<u64>) -> Option<Started> {
         let (reply, answer) = oneshot::channel();
         let runner = runner.to_string();
-        self.commands.send(Command::Start { job_id, runner, reply }).ok()?;
+        let command = Command::Start {
+            job_id,
+            runner,
+            runner_id,
+            reply,
+        };
+        self.commands.send(command).ok()?;
         answer.await.ok().flatten()
     }
 
     /// Reports how a running job ended.
     pub fn finish(&self, job_id: u64, end: JobEnd) {
-        let _ = self.commands.send(Command::Finish { job_id, end });
+        let _ = self.commands.send(Command::Finish {
+            job_id,
+            end,
+            reply: None,
+        });
+    }
+
+    /// Reports how a running job ended and answers once that is stored.
+    pub async fn finish_durably(&self, job_id: u64, end: JobEnd) -> Result<(), Refusal> {
+        self.ask(|reply| Command::Finish {
+            job_id,
+            end,
+            reply: Some(reply),
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Cancels a job or every unfinished job of a pipeline; answers after the commit.
@@ -328,11 +357,26 @@ async fn process(spur: &Arc<Spur>, state: &mut State, commands: Vec<Command>) {
 
 fn apply(batch: &mut Batch, state: &mut State, command: Command) -> Result<(), String> {
     match command {
-        Command::Start { job_id, runner, reply } => start(batch, state, job_id, runner, reply),
-        Command::Finish { job_id, end } => {
+        Command::Start {
+            job_id,
+            runner,
+            runner_id,
+            reply,
+        } => start(batch, state, job_id, (runner, runner_id), reply),
+        Command::Finish { job_id, end, reply } => {
             state.running.remove(&job_id);
-            if let Some((pid, i)) = batch.job(job_id)? {
-                finish(batch, pid, i, &end);
+            match batch.job(job_id)? {
+                Some((pid, i)) => {
+                    finish(batch, pid, i, &end);
+                    if let Some(reply) = reply {
+                        batch.replies.push(Reply::Done(reply, None));
+                    }
+                }
+                None => {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Err(Refusal::NotFound));
+                    }
+                }
             }
             Ok(())
         }
@@ -383,6 +427,11 @@ fn apply(batch: &mut Batch, state: &mut State, command: Command) -> Result<(), S
             let mut aborted = 0;
             for id in ids {
                 let Some((pid, i)) = batch.job(id)? else { continue };
+                let remote = batch.pipelines.get(&pid).is_some_and(|w| w.jobs[i].runner_id.is_some());
+                if remote {
+                    // A GitLab runner goes on running it and reports when it ends.
+                    continue;
+                }
                 let notice = format!("ERROR: Job failed: {message} (runner_system_failure)");
                 batch.spur.traces.append_notice(id, &notice);
                 let end = JobEnd::Failed {
@@ -416,7 +465,7 @@ fn start(
     batch: &mut Batch,
     state: &mut State,
     job_id: u64,
-    runner: String,
+    (runner, runner_id): (String, Option<u64>),
     reply: oneshot::Sender<Option<Started>>,
 ) -> Result<(), String> {
     let Some((pid, i)) = batch.job(job_id)? else {
@@ -461,6 +510,7 @@ fn start(
     job.status = JobStatus::Running;
     job.started_at = Some(now);
     job.runner = Some(runner);
+    job.runner_id = runner_id;
     if let Some(queued) = job.queued_at {
         spur.metrics
             .job_wait_seconds
@@ -541,6 +591,7 @@ fn fresh_attempt(job: &Job, user_id: u64, now: Millis) -> Job {
         retried: false,
         attempt: job.attempt + 1,
         runner: None,
+        runner_id: None,
         allow_failure: job.allow_failure && job.allow_failure_exit_codes.is_empty(),
         ..job.clone()
     }
@@ -823,6 +874,9 @@ async fn recover(spur: &Arc<Spur>, state: &mut State) -> Result<(), String> {
     for job in &jobs {
         let Some((pid, i)) = batch.job(job.id)? else { continue };
         match job.status {
+            JobStatus::Running if job.runner_id.is_some() => {
+                // A GitLab runner still runs it; `runners::liveness` fails it if it went silent.
+            }
             JobStatus::Running => {
                 interrupted += 1;
                 spur.traces.append_notice(

@@ -3,6 +3,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Notify;
 
 /// A pending job as executors see it in the queue.
@@ -19,6 +20,8 @@ pub struct QueuedJob {
 pub struct JobQueue {
     jobs: Mutex<Waiting>,
     arrived: Notify,
+    /// Bumped on every push: runners' `X-GitLab-Last-Update`.
+    version: AtomicU64,
 }
 
 /// The queue itself and the ids in it (a job is queued once).
@@ -36,6 +39,7 @@ impl JobQueue {
         {
             jobs.order.push_back(job);
         }
+        self.version.fetch_add(1, Ordering::SeqCst);
         self.arrived.notify_waiters();
     }
 
@@ -59,6 +63,31 @@ impl JobQueue {
             }
             arrived.await;
         }
+    }
+
+    /// Takes the oldest job `accept` agrees to run, waiting up to `wait` for one to arrive.
+    pub async fn take_within(
+        &self,
+        accept: impl Fn(&QueuedJob) -> bool,
+        wait: std::time::Duration,
+    ) -> Option<QueuedJob> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if let Some(job) = self.take(&accept) {
+                return Some(job);
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// Changes whenever a job is queued (an opaque queue version for long-polling runners).
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::SeqCst)
     }
 
     /// How many jobs wait.

@@ -2,6 +2,7 @@
 //! the single group-committing writer. One function per logical operation lives in the
 //! submodules. Storage knows nothing of HTTP, roles or git.
 
+mod artifacts;
 mod backup;
 mod codec;
 mod downstream;
@@ -10,6 +11,7 @@ mod migrations;
 mod pipelines;
 mod project_variables;
 mod projects;
+mod runners;
 mod sessions;
 mod tables;
 mod triggers;

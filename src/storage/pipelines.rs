@@ -372,7 +372,9 @@ pub(super) fn remove_jobs(tx: &redb::WriteTransaction, project_id: u64, pipeline
     let mut by_project = tx.open_table(PROJECT_JOBS)?;
     let mut sealed = tx.open_table(JOB_VARIABLES)?;
     let mut active = tx.open_table(ACTIVE_JOBS)?;
+    let mut artifacts = tx.open_table(super::tables::ARTIFACTS)?;
     for id in ids {
+        artifacts.remove(id)?;
         active.remove(id)?;
         jobs.remove(id)?;
         by_project.remove((project_id, id))?;

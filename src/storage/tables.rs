@@ -86,6 +86,14 @@ pub const SESSIONS: TableDefinition<&[u8], Json> = TableDefinition::new("session
 /// (project id, key) → a `domain::ProjectVariable` as JSON, sealed with the data dir's key.
 pub const PROJECT_VARIABLES: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("project_variables");
 
+/// Runner id → `domain::Runner`.
+pub const RUNNERS: TableDefinition<u64, Json> = TableDefinition::new("runners");
+/// Keyed blake3 digest of a runner's authentication token → runner id.
+pub const RUNNER_TOKENS: TableDefinition<&[u8], u64> = TableDefinition::new("runner_tokens");
+
+/// Job id → `domain::ArtifactsFile`: jobs whose artifacts archive is stored.
+pub const ARTIFACTS: TableDefinition<u64, Json> = TableDefinition::new("artifacts");
+
 /// Runs `$each!(TABLE)` for every table above, in this order. Schema creation and backups use
 /// it, so a new table is created and backed up once it is listed here.
 macro_rules! for_every_table {
@@ -121,6 +129,9 @@ macro_rules! for_every_table {
         $each!(HIERARCHY_SIZES);
         $each!(SESSIONS);
         $each!(PROJECT_VARIABLES);
+        $each!(RUNNERS);
+        $each!(RUNNER_TOKENS);
+        $each!(ARTIFACTS);
     };
 }
 pub(super) use for_every_table;

@@ -15,6 +15,7 @@ mod planning;
 mod projects;
 mod python_gitlab;
 mod role_matrix;
+mod runners;
 mod support;
 mod trigger_api;
 mod triggers_crud;

@@ -9,6 +9,8 @@ pub mod lint;
 pub mod members;
 pub mod pipelines;
 pub mod projects;
+pub mod runner_jobs;
+pub mod runners;
 pub mod trigger;
 pub mod triggers;
 pub mod users;

@@ -122,7 +122,7 @@ pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiEr
     match spur.store.delete_pipeline(p.id).await? {
         Ok(()) => {
             for job in jobs {
-                spur.traces.remove(job.id);
+                crate::artifacts::remove_job_files(&spur, job.id);
             }
             Ok(HttpResponse::NoContent().finish())
         }

@@ -9,6 +9,7 @@ mod jobs;
 pub mod log_html;
 mod pipelines;
 mod projects;
+mod runners;
 mod session;
 mod settings;
 
@@ -45,6 +46,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/users", web::get().to(account::users))
         .route("/admin/users", web::post().to(account::create_user))
         .route("/admin/users/{id}/{action}", web::post().to(account::change_user))
+        .route("/admin/runners", web::get().to(runners::list))
+        .route("/admin/runners", web::post().to(runners::create))
+        .route(
+            "/admin/runners/reset_registration_token",
+            web::post().to(runners::reset_registration_token),
+        )
+        .route("/admin/runners/{id}/{action}", web::post().to(runners::change))
         .route("/{ns}/{project}/badges/{tail:.*}", web::get().to(projects::badge))
         .route("/{ns}/{project}/-/project_members", web::get().to(projects::members))
         .route(

@@ -1,0 +1,126 @@
+//! Job artifacts: the zip archive a job leaves behind (`artifacts:`), stored as
+//! `<data-dir>/artifacts/<job id>.zip` with its size and expiry in redb, handed to later jobs
+//! of the pipeline (`dependencies`, `needs`), downloadable by users, and deleted when it
+//! expires or its pipeline goes. Knows nothing of HTTP; the built-in executor's zipping lives
+//! in `executor::artifacts`.
+
+use crate::app::Spur;
+use crate::clock;
+use crate::domain::{ArtifactsFile, ArtifactsSpec, Job, Millis};
+use std::path::PathBuf;
+
+/// How long artifacts are kept when `expire_in` is absent (GitLab's instance default).
+pub const DEFAULT_EXPIRE_SECS: u64 = 30 * 24 * 3600;
+
+/// The folder of every archive.
+pub fn dir(spur: &Spur) -> PathBuf {
+    spur.data_dir.join("artifacts")
+}
+
+/// Where a job's archive lives.
+pub fn path(spur: &Spur, job_id: u64) -> PathBuf {
+    dir(spur).join(format!("{job_id}.zip"))
+}
+
+/// A fresh private file name for an upload in progress (renamed into place when complete).
+pub fn upload_path(spur: &Spur, job_id: u64) -> PathBuf {
+    dir(spur).join(format!(".upload-{job_id}-{}", uuid::Uuid::new_v4().simple()))
+}
+
+/// When artifacts kept with this `expire_in` expire; `None` for `never`. Unreadable values
+/// fall back to the default, as GitLab's parser is lenient too.
+pub fn expire_at(expire_in: Option<&str>, now: Millis) -> Option<Millis> {
+    let secs = match expire_in.map(str::trim) {
+        Some(text) if text.eq_ignore_ascii_case("never") => return None,
+        Some(text) => crate::ci_config::job_settings::parse_duration(text).unwrap_or(DEFAULT_EXPIRE_SECS),
+        None => DEFAULT_EXPIRE_SECS,
+    };
+    Some(now + secs as Millis * 1000)
+}
+
+/// Moves a complete upload into place and records it; the job's earlier archive is replaced.
+pub async fn store(
+    spur: &Spur,
+    job: &Job,
+    upload: PathBuf,
+    size: u64,
+    expire_in: Option<&str>,
+) -> Result<ArtifactsFile, String> {
+    let spec: Option<&ArtifactsSpec> = job.settings.artifacts.as_ref();
+    let filename = match spec.and_then(|s| s.name.as_deref()).filter(|n| !n.trim().is_empty()) {
+        Some(name) => format!("{}.zip", name.replace(['/', '\\'], "_")),
+        None => "artifacts.zip".to_string(),
+    };
+    let expire_in = expire_in.or(spec.and_then(|s| s.expire_in.as_deref()));
+    let file = ArtifactsFile {
+        filename,
+        size,
+        expire_at: expire_at(expire_in, clock::now()),
+    };
+    let target = path(spur, job.id);
+    tokio::fs::rename(&upload, &target).await.map_err(|e| e.to_string())?;
+    spur.store
+        .put_artifacts(job.id, file.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(file)
+}
+
+/// Deletes what a job left on disk: its log and its artifacts archive.
+pub fn remove_job_files(spur: &Spur, job_id: u64) {
+    spur.traces.remove(job_id);
+    let _ = std::fs::remove_file(path(spur, job_id));
+}
+
+/// The jobs whose artifacts `job` receives, in pipeline order: its `dependencies:` when given,
+/// else its `needs` (those without `artifacts: false`), else every job of an earlier stage.
+/// Only the latest attempt of each job counts.
+pub fn dependencies(spur: &Spur, job: &Job) -> Result<Vec<Job>, String> {
+    let jobs = spur.store.pipeline_jobs(job.pipeline_id).map_err(|e| e.to_string())?;
+    let latest = jobs.into_iter().filter(|j| !j.retried && j.id != job.id);
+    let s = &job.settings;
+    let chosen: Vec<Job> = match (&s.dependencies, &job.needs) {
+        (Some(names), _) => latest.filter(|j| names.contains(&j.name)).collect(),
+        (None, Some(needs)) => latest
+            .filter(|j| needs.contains(&j.name) && !s.needs_without_artifacts.contains(&j.name))
+            .collect(),
+        (None, None) => latest.filter(|j| j.stage_index < job.stage_index).collect(),
+    };
+    Ok(chosen)
+}
+
+/// Deletes expired archives, every `interval`.
+pub async fn expire(spur: std::sync::Arc<Spur>, interval: std::time::Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        match sweep_expired(&spur).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(archives = n, "deleted expired artifacts"),
+            Err(e) => tracing::warn!(error = %e, "could not delete expired artifacts"),
+        }
+    }
+}
+
+/// One pass: deletes every expired archive; answers how many.
+pub async fn sweep_expired(spur: &Spur) -> Result<usize, String> {
+    let expired = spur.store.expired_artifacts(clock::now()).map_err(|e| e.to_string())?;
+    for &job_id in &expired {
+        spur.store.delete_artifacts(job_id).await.map_err(|e| e.to_string())?;
+        let _ = tokio::fs::remove_file(path(spur, job_id)).await;
+    }
+    Ok(expired.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_follows_expire_in_with_a_thirty_day_default() {
+        assert_eq!(expire_at(Some("never"), 0), None);
+        assert_eq!(expire_at(Some("1 hour"), 0), Some(3_600_000));
+        assert_eq!(expire_at(Some("2 days"), 5), Some(5 + 2 * 86_400_000));
+        assert_eq!(expire_at(None, 0), Some(DEFAULT_EXPIRE_SECS as i64 * 1000));
+        assert_eq!(expire_at(Some("soon-ish"), 0), Some(DEFAULT_EXPIRE_SECS as i64 * 1000));
+    }
+}

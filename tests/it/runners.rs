@@ -1,0 +1,509 @@
+//! GitLab runners at the protocol level: creating and registering runners, handing out jobs
+//! (tags, exactly once, long polling), state updates, the live log at exact offsets, cancel
+//! through `Job-Status`, silent runners, git over HTTP with the job token, and artifacts.
+
+use crate::support::{ROOT_TOKEN, Repo, Server, git, job_log, send, send_raw, wait_for};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// A protocol-level runner: the calls gitlab-runner makes, nothing more.
+pub struct Runner {
+    http: reqwest::Client,
+    base: String,
+    /// Its authentication token.
+    pub token: String,
+}
+
+impl Runner {
+    /// An admin-created runner (`POST /user/runners`) with `tags`.
+    pub async fn create(s: &Server, tags: &str, run_untagged: bool) -> Runner {
+        let (status, body) = send(s.root(Method::POST, "/user/runners").json(&json!({
+            "runner_type": "instance_type", "description": format!("test {tags}"),
+            "tag_list": tags, "run_untagged": run_untagged,
+        })))
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let token = body["token"].as_str().unwrap().to_string();
+        assert!(token.starts_with("glrt-"), "{token}");
+        Runner {
+            http: reqwest::Client::new(),
+            base: s.base.clone(),
+            token,
+        }
+    }
+
+    /// `POST /jobs/request`; `last_update` turns on long polling.
+    pub async fn request(&self, last_update: Option<&str>) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut body = json!({"token": self.token, "info": {"name": "test-runner", "features": {"trace_reset": true}}});
+        if let Some(v) = last_update {
+            body["last_update"] = json!(v);
+        }
+        let resp = self
+            .http
+            .post(format!("{}/api/v4/jobs/request", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null), headers)
+    }
+
+    /// `PUT /jobs/:id` with `state` (and more fields); status and `Job-Status`.
+    pub async fn update(&self, job: &Value, fields: Value) -> (u16, String) {
+        let mut body = json!({"token": job["token"]});
+        if let (Some(b), Some(f)) = (body.as_object_mut(), fields.as_object()) {
+            b.extend(f.clone());
+        }
+        let resp = self
+            .http
+            .put(format!("{}/api/v4/jobs/{}", self.base, job["id"]))
+            .header("JOB-TOKEN", job["token"].as_str().unwrap())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), header(resp.headers(), "job-status"))
+    }
+
+    /// `PATCH /jobs/:id/trace` with `Content-Range: start-end` (inclusive end, as Go sends).
+    pub async fn patch(&self, job: &Value, start: usize, bytes: &str) -> (u16, String, String) {
+        let end = (start + bytes.len()).saturating_sub(1);
+        let resp = self
+            .http
+            .patch(format!("{}/api/v4/jobs/{}/trace", self.base, job["id"]))
+            .header("JOB-TOKEN", job["token"].as_str().unwrap())
+            .header("Content-Type", "text/plain")
+            .header("Content-Range", format!("{start}-{end}"))
+            .body(bytes.to_string())
+            .send()
+            .await
+            .unwrap();
+        (
+            resp.status().as_u16(),
+            header(resp.headers(), "range"),
+            header(resp.headers(), "job-status"),
+        )
+    }
+}
+
+fn header(headers: &reqwest::header::HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// The value of variable `key` in a job payload.
+pub fn variable<'a>(job: &'a Value, key: &str) -> &'a Value {
+    job["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["key"] == key)
+        .unwrap_or_else(|| panic!("no {key} in the payload"))
+}
+
+const CONFIG: &str = r#"
+stages: [build, test]
+variables:
+  GREETING: hello
+compile:
+  stage: build
+  tags: [linux]
+  before_script: [echo before]
+  script: [echo "$GREETING", make]
+  after_script: [echo after]
+  artifacts:
+    name: bin-$CI_JOB_NAME
+    paths: [out/]
+    expire_in: 1 week
+check:
+  stage: test
+  tags: [linux]
+  script: [ls out]
+"#;
+
+/// A server without the built-in executor, a project, and a triggered pipeline.
+async fn setup(config: &str, extra: &[&str]) -> (Server, Repo, u64, u64) {
+    let mut flags = vec!["--concurrent", "0", "--runner-poll-timeout", "2s"];
+    flags.extend_from_slice(extra);
+    let s = Server::start_with(&flags);
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", config), ("README.md", "# demo\n")]);
+    let pid = s.project("demo", repo.path()).await;
+    let pipeline = trigger(&s, pid).await;
+    (s, repo, pid, pipeline)
+}
+
+/// Triggers a pipeline on `main` as root; answers its id.
+pub async fn trigger(s: &Server, pid: u64) -> u64 {
+    let (status, p) = send(
+        s.root(Method::POST, &format!("/projects/{pid}/pipeline"))
+            .form(&[("ref", "main")]),
+    )
+    .await;
+    assert_eq!(status, 201, "{p}");
+    p["id"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn admins_create_runners_and_runners_verify_and_unregister() {
+    let s = Server::start();
+    let (_, member) = s.user("dev").await;
+    let body = json!({"runner_type": "instance_type"});
+    let (status, _) = send(s.as_token(&member, Method::POST, "/user/runners").json(&body)).await;
+    assert_eq!(status, 403);
+    let (status, _) = send(s.anon(Method::POST, "/user/runners").json(&body)).await;
+    assert_eq!(status, 401);
+    let (status, e) = send(s.root(Method::POST, "/user/runners").json(&json!({}))).await;
+    assert_eq!((status, e["error"].as_str()), (400, Some("runner_type is missing")));
+    let (status, e) = send(
+        s.root(Method::POST, "/user/runners")
+            .json(&json!({"runner_type": "instance_type", "run_untagged": false})),
+    )
+    .await;
+    assert_eq!(status, 400, "{e}");
+
+    let runner = Runner::create(&s, "docker, linux", false).await;
+    let verify = s
+        .http
+        .post(s.api("/runners/verify"))
+        .json(&json!({"token": runner.token, "system_id": "s_0123456789ab"}));
+    let resp = send_raw(verify).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(resp.headers(), "content-type"), "application/json");
+    let v: Value = resp.json().await.unwrap();
+    assert!(v["id"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["token"], runner.token.as_str());
+    let (status, _) = send(
+        s.http
+            .post(s.api("/runners/verify"))
+            .json(&json!({"token": "glrt-nope"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    let (status, list) = send(s.root(Method::GET, "/runners/all")).await;
+    assert_eq!(status, 200);
+    assert_eq!(list[0]["status"], "online", "{list}");
+    let id = list[0]["id"].as_u64().unwrap();
+    let (_, details) = send(s.root(Method::GET, &format!("/runners/{id}"))).await;
+    assert_eq!(details["tag_list"], json!(["docker", "linux"]));
+    assert_eq!(details["run_untagged"], false);
+    let (status, _) = send(s.as_token(&member, Method::GET, "/runners/all")).await;
+    assert_eq!(status, 403);
+    let (status, paused) = send(
+        s.root(Method::PUT, &format!("/runners/{id}"))
+            .json(&json!({"paused": true})),
+    )
+    .await;
+    assert_eq!((status, &paused["paused"]), (200, &json!(true)));
+
+    // Managers: a known system_id goes, an unknown one is 404.
+    let del = |system_id: &str| {
+        s.http
+            .delete(s.api("/runners/managers"))
+            .json(&json!({"token": runner.token, "system_id": system_id}))
+    };
+    assert_eq!(send(del("s_unknown")).await.0, 404);
+    assert_eq!(send(del("s_0123456789ab")).await.0, 204);
+    // Unregistering deletes the runner; its token is dead.
+    let (status, _) = send(
+        s.http
+            .delete(s.api("/runners"))
+            .form(&[("token", runner.token.as_str())]),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = send(
+        s.http
+            .post(s.api("/jobs/request"))
+            .json(&json!({"token": runner.token})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (_, list) = send(s.root(Method::GET, "/runners/all")).await;
+    assert_eq!(list, json!([]));
+}
+
+#[tokio::test]
+async fn jobs_go_to_runners_with_their_tags_exactly_once() {
+    let (s, repo, pid, pipeline) = setup(CONFIG, &[]).await;
+    let docker = Runner::create(&s, "docker", true).await;
+    let linux = Runner::create(&s, "linux,docker", false).await;
+    let (status, _, headers) = docker.request(None).await;
+    assert_eq!(status, 204, "the docker runner lacks the linux tag");
+    assert!(!header(&headers, "x-gitlab-last-update").is_empty());
+
+    let (status, job, headers) = linux.request(None).await;
+    assert_eq!(status, 201, "{job}");
+    assert_eq!(header(&headers, "content-type"), "application/json");
+    assert_eq!(job["job_info"]["name"], "compile");
+    assert_eq!(job["job_info"]["project_full_path"], "root/demo");
+    assert_eq!(job["git_info"]["sha"], repo.sha("main").as_str());
+    assert_eq!(job["git_info"]["ref"], "main");
+    assert_eq!(job["git_info"]["ref_type"], "branch");
+    let repo_url = job["git_info"]["repo_url"].as_str().unwrap();
+    assert_eq!(
+        repo_url,
+        format!("{}/root/demo.git", s.base).replacen(
+            "://",
+            &format!("://gitlab-ci-token:{}@", job["token"].as_str().unwrap()),
+            1
+        )
+    );
+    assert_eq!(
+        job["git_info"]["refspecs"][0],
+        format!("+{}:refs/pipelines/{pipeline}", repo.sha("main")).as_str()
+    );
+    assert_eq!(
+        job["steps"][0]["script"],
+        json!(["echo before", "echo \"$GREETING\"", "make"])
+    );
+    assert_eq!(job["steps"][1]["name"], "after_script");
+    assert_eq!(job["steps"][1]["when"], "always");
+    assert_eq!(job["runner_info"]["timeout"], 3600);
+    assert_eq!(job["artifacts"][0]["paths"], json!(["out/"]));
+    assert_eq!(job["artifacts"][0]["name"], "bin-compile");
+    assert_eq!(job["dependencies"], json!([]));
+    let token = variable(&job, "CI_JOB_TOKEN");
+    assert_eq!(
+        (&token["value"], &token["masked"], &token["public"]),
+        (&job["token"], &json!(true), &json!(false))
+    );
+    for key in [
+        "CI_SERVER_URL",
+        "CI_PROJECT_PATH",
+        "CI_COMMIT_SHA",
+        "CI_CONFIG_PATH",
+        "CI_JOB_URL",
+        "CI_PIPELINE_ID",
+        "GITLAB_USER_LOGIN",
+    ] {
+        variable(&job, key);
+    }
+    assert_eq!(variable(&job, "GREETING")["value"], "hello");
+    assert_eq!(variable(&job, "CI_PROJECT_PATH")["value"], "root/demo");
+
+    // The job is taken: nobody gets it again, and the API shows it running on that runner.
+    let (status, _, _) = linux.request(None).await;
+    assert_eq!(status, 204);
+    let (_, shown) = send(s.root(Method::GET, &format!("/projects/{pid}/jobs/{}", job["id"]))).await;
+    assert_eq!(shown["status"], "running");
+    assert_eq!(shown["runner"]["description"], "test linux,docker");
+}
+
+#[tokio::test]
+async fn the_log_is_appended_at_exact_offsets_and_states_end_the_job() {
+    let (s, _repo, pid, pipeline) = setup(CONFIG, &[]).await;
+    let runner = Runner::create(&s, "linux", false).await;
+    let (_, job, _) = runner.request(None).await;
+    let (status, job_status) = runner.update(&job, json!({"state": "running"})).await;
+    assert_eq!((status, job_status.as_str()), (200, "running"));
+
+    assert_eq!(
+        runner.patch(&job, 0, "hello ").await,
+        (202, "0-6".into(), "running".into())
+    );
+    assert_eq!(runner.patch(&job, 6, "world\n").await.0, 202);
+    // A patch that does not start where the log ends is refused with the length to resume at.
+    let (status, range, _) = runner.patch(&job, 3, "xyz").await;
+    assert_eq!((status, range.as_str()), (416, "0-12"));
+    assert_eq!(job_log(&s, pid, &job["id"]).await, "hello world\n");
+    // No Content-Range: 400; a wrong job token: 403.
+    let url = format!("{}/api/v4/jobs/{}/trace", s.base, job["id"]);
+    let token = job["token"].as_str().unwrap();
+    let (status, _) = send(s.http.patch(&url).header("JOB-TOKEN", token).body("x")).await;
+    assert_eq!(status, 400);
+    let (status, _) = send(
+        s.http
+            .patch(&url)
+            .header("JOB-TOKEN", "glcbt-wrong")
+            .header("Content-Range", "12-12")
+            .body("x"),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, e) = send(
+        s.http
+            .put(format!("{}/api/v4/jobs/{}", s.base, job["id"]))
+            .json(&json!({"token": token, "state": "exploded"})),
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("state does not have a valid value"))
+    );
+
+    let (status, job_status) = runner
+        .update(
+            &job,
+            json!({"state": "failed", "failure_reason": "script_failure", "exit_code": 2}),
+        )
+        .await;
+    assert_eq!((status, job_status.as_str()), (200, "failed"));
+    let (_, shown) = send(s.root(Method::GET, &format!("/projects/{pid}/jobs/{}", job["id"]))).await;
+    assert_eq!(
+        (&shown["status"], &shown["failure_reason"]),
+        (&json!("failed"), &json!("script_failure"))
+    );
+    // The job is over: its token no longer reports anything.
+    let (status, job_status) = runner.update(&job, json!({"state": "success"})).await;
+    assert_eq!((status, job_status.as_str()), (403, "failed"));
+    assert_eq!(runner.patch(&job, 12, "late").await.0, 403);
+    let p = wait_for(&s, &format!("/projects/{pid}/pipelines/{pipeline}"), |p| {
+        p["status"] == "failed"
+    })
+    .await;
+    assert_eq!(p["status"], "failed");
+}
+
+#[tokio::test]
+async fn a_canceled_job_stops_its_runner_through_job_status() {
+    let (s, _repo, pid, _pipeline) = setup(CONFIG, &[]).await;
+    let runner = Runner::create(&s, "linux", false).await;
+    let (_, job, _) = runner.request(None).await;
+    assert_eq!(runner.patch(&job, 0, "working\n").await.0, 202);
+    let (status, _) = send(s.root(Method::POST, &format!("/projects/{pid}/jobs/{}/cancel", job["id"]))).await;
+    assert_eq!(status, 201);
+    let (status, _, job_status) = runner.patch(&job, 8, "more\n").await;
+    assert_eq!((status, job_status.as_str()), (403, "canceled"));
+    let (status, job_status) = runner.update(&job, json!({"state": "success"})).await;
+    assert_eq!((status, job_status.as_str()), (403, "canceled"));
+    let (_, shown) = send(s.root(Method::GET, &format!("/projects/{pid}/jobs/{}", job["id"]))).await;
+    assert_eq!(shown["status"], "canceled");
+}
+
+#[tokio::test]
+async fn idle_runners_are_held_until_a_job_arrives() {
+    let s = Server::start_with(&["--concurrent", "0", "--runner-poll-timeout", "10s"]);
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", "job:\n  script: [echo hi]\n")]);
+    let pid = s.project("demo", repo.path()).await;
+    let runner = Runner::create(&s, "", true).await;
+    let (status, _, headers) = runner.request(None).await;
+    assert_eq!(status, 204);
+    let version = header(&headers, "x-gitlab-last-update");
+    let started = Instant::now();
+    let waiting = runner.request(Some(&version));
+    let triggering = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        trigger(&s, pid).await
+    };
+    let ((status, job, _), _) = tokio::join!(waiting, triggering);
+    assert_eq!(status, 201, "{job}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(8),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn long_polls_end_in_204_and_runners_that_go_silent_fail_their_job() {
+    let (s, _repo, pid, pipeline) = setup(CONFIG, &["--runner-job-timeout", "2s"]).await;
+    let runner = Runner::create(&s, "linux", false).await;
+    let (_, job, _) = runner.request(None).await;
+    // The next job waits for `compile`: the poll is held for --runner-poll-timeout, then 204.
+    let started = Instant::now();
+    let (status, _, headers) = runner.request(Some("0")).await;
+    assert_eq!(status, 204);
+    assert_eq!(header(&headers, "gitlab-ci-builds-polling"), "yes");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    // The runner never reports on `compile` again: it fails as a runner system failure.
+    let shown = wait_for(&s, &format!("/projects/{pid}/jobs/{}", job["id"]), |j| {
+        j["status"] == "failed"
+    })
+    .await;
+    assert_eq!(shown["failure_reason"], "runner_system_failure");
+    assert!(job_log(&s, pid, &job["id"]).await.contains("has not reported"));
+    let p = wait_for(&s, &format!("/projects/{pid}/pipelines/{pipeline}"), |p| {
+        p["status"] == "failed"
+    })
+    .await;
+    assert_eq!(p["status"], "failed");
+}
+
+#[tokio::test]
+async fn runners_clone_over_http_with_the_job_token_and_users_with_a_token() {
+    let (s, repo, pid, _pipeline) = setup(CONFIG, &[]).await;
+    let runner = Runner::create(&s, "linux", false).await;
+    let (_, job, _) = runner.request(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = job["git_info"]["repo_url"].as_str().unwrap();
+    // What gitlab-runner does: init, fetch the refspecs shallowly, check out the sha.
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    git(&work, &["init", "-q"]);
+    let mut fetch = vec!["fetch", "-q", "--depth", "20", url];
+    let specs: Vec<String> = job["git_info"]["refspecs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect();
+    fetch.extend(specs.iter().map(String::as_str));
+    git(&work, &fetch);
+    git(
+        &work,
+        &["checkout", "-q", "-f", job["git_info"]["sha"].as_str().unwrap()],
+    );
+    assert!(work.join("README.md").exists());
+
+    // Without credentials: a Basic challenge; with a wrong token: refused.
+    let refs = format!("{}/root/demo.git/info/refs?service=git-upload-pack", s.base);
+    let resp = send_raw(s.http.get(&refs)).await;
+    assert_eq!(resp.status(), 401);
+    assert!(header(resp.headers(), "www-authenticate").starts_with("Basic"));
+    let resp = send_raw(s.http.get(&refs).basic_auth("gitlab-ci-token", Some("glcbt-wrong"))).await;
+    assert_eq!(resp.status(), 401);
+    let resp = send_raw(
+        s.http
+            .get(&refs)
+            .basic_auth("gitlab-ci-token", Some(job["token"].as_str().unwrap())),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        header(resp.headers(), "content-type"),
+        "application/x-git-upload-pack-advertisement"
+    );
+    // Pushing is refused.
+    let push = format!("{}/root/demo.git/info/refs?service=git-receive-pack", s.base);
+    assert_eq!(
+        send_raw(s.http.get(&push).basic_auth("root", Some(ROOT_TOKEN)))
+            .await
+            .status(),
+        403
+    );
+
+    // Users: a reporter clones with a personal access token; a stranger's project is not found.
+    let (uid, pat) = s.user("rita").await;
+    let user_url = |user: &str, token: &str| {
+        format!("{}/root/demo.git", s.base).replacen("://", &format!("://{user}:{token}@"), 1)
+    };
+    let denied = std::process::Command::new("git")
+        .args(["ls-remote", &user_url("rita", &pat)])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .unwrap();
+    assert!(!denied.status.success());
+    s.add_member(pid, uid, 20).await;
+    git(dir.path(), &["clone", "-q", &user_url("rita", &pat), "mine"]);
+    assert_eq!(git(&dir.path().join("mine"), &["rev-parse", "HEAD"]), repo.sha("main"));
+    // Once the job ends its token no longer opens the repository.
+    runner.update(&job, json!({"state": "success"})).await;
+    let resp = send_raw(
+        s.http
+            .get(&refs)
+            .basic_auth("gitlab-ci-token", Some(job["token"].as_str().unwrap())),
+    )
+    .await;
+    assert_eq!(resp.status(), 401);
+}
