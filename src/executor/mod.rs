@@ -3,6 +3,7 @@
 //! (`workspace`) with their output masked (`mask`) into the job log, and report how they ended.
 //! It never changes job state itself.
 
+pub mod artifacts;
 pub mod job_user;
 pub mod mask;
 pub mod sandbox;

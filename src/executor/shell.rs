@@ -234,6 +234,7 @@ impl JobRun<'_> {
             return (None, log);
         }
         self.restore_cache(&mut log).await;
+        self.download_artifacts(&mut log).await;
         if let Some(user) = self.ws.owner.clone() {
             let dir = self.ws.project_dir.clone();
             let handed = tokio::task::spawn_blocking(move || user.give(&dir)).await;
@@ -282,6 +283,7 @@ impl JobRun<'_> {
         if end == JobEnd::Success {
             self.save_cache(&mut log).await;
         }
+        let end = self.upload_artifacts(&mut log, end).await;
         (Some(end), log)
     }
 
@@ -436,6 +438,141 @@ impl JobRun<'_> {
         log.section_end("restore_cache");
     }
 
+    /// Unpacks the archives of the job's dependencies into the project dir.
+    async fn download_artifacts(&self, log: &mut Log) {
+        let deps = match crate::artifacts::dependencies(self.spur, self.job) {
+            Ok(deps) => deps,
+            Err(e) => {
+                log.framing(&format!(
+                    "\x1b[0;33mWARNING: cannot list the job's dependencies: {e}\x1b[0;m\n"
+                ));
+                return;
+            }
+        };
+        let with_archive: Vec<_> = deps
+            .into_iter()
+            .filter(|d| matches!(self.spur.store.artifacts(d.id), Ok(Some(_))))
+            .collect();
+        if with_archive.is_empty() {
+            return;
+        }
+        log.section_start("download_artifacts", "Downloading artifacts");
+        for dep in with_archive {
+            log.framing(&format!(
+                "\x1b[32;1mDownloading artifacts for {} ({})...\x1b[0;m\n",
+                dep.name, dep.id
+            ));
+            let archive = crate::artifacts::path(self.spur, dep.id);
+            let dir = self.ws.project_dir.clone();
+            let done = tokio::task::spawn_blocking(move || super::artifacts::extract(&archive, &dir)).await;
+            match done {
+                Ok(Ok(n)) => log.framing(&format!(
+                    "Downloading artifacts from coordinator... ok        id={} files={n}\n",
+                    dep.id
+                )),
+                Ok(Err(e)) => log.framing(&format!(
+                    "\x1b[0;33mWARNING: cannot unpack the artifacts: {e}\x1b[0;m\n"
+                )),
+                Err(e) => log.framing(&format!(
+                    "\x1b[0;33mWARNING: cannot unpack the artifacts: {e}\x1b[0;m\n"
+                )),
+            }
+        }
+        log.section_end("download_artifacts");
+    }
+
+    /// Zips and stores what `artifacts:` names when `artifacts:when` matches how the job
+    /// ended; a failed upload fails a successful job, as with gitlab-runner.
+    async fn upload_artifacts(&self, log: &mut Log, end: JobEnd) -> JobEnd {
+        let Some(spec) = self.job.settings.artifacts.clone() else {
+            return end;
+        };
+        let wanted = match spec.when.as_str() {
+            "always" => end != JobEnd::Canceled,
+            "on_failure" => matches!(end, JobEnd::Failed { .. }),
+            _ => end == JobEnd::Success,
+        };
+        if !wanted {
+            return end;
+        }
+        let title = if end == JobEnd::Success {
+            ("upload_artifacts_on_success", "Uploading artifacts for successful job")
+        } else {
+            ("upload_artifacts_on_failure", "Uploading artifacts for failed job")
+        };
+        log.section_start(title.0, title.1);
+        log.framing("\x1b[32;1mUploading artifacts...\x1b[0;m\n");
+        let result = self.archive(&spec, log).await;
+        let end = match result {
+            Ok(()) => end,
+            Err(e) => {
+                log.framing(&format!(
+                    "\x1b[31;1mERROR: Uploading artifacts to coordinator... {e}\x1b[0;m\n"
+                ));
+                if end == JobEnd::Success {
+                    JobEnd::Failed {
+                        reason: "unknown_failure".into(),
+                        exit_code: None,
+                    }
+                } else {
+                    end
+                }
+            }
+        };
+        log.section_end(title.0);
+        end
+    }
+
+    async fn archive(&self, spec: &crate::domain::ArtifactsSpec, log: &mut Log) -> Result<(), String> {
+        let dir = self.ws.project_dir.clone();
+        let upload = crate::artifacts::upload_path(self.spur, self.job.id);
+        let max = self.spur.max_artifacts_bytes;
+        let (spec_c, dir_c, upload_c) = (spec.clone(), dir.clone(), upload.clone());
+        let zipped = tokio::task::spawn_blocking(move || {
+            let untracked = if spec_c.untracked {
+                untracked_files(&dir_c)
+            } else {
+                Vec::new()
+            };
+            let found = super::artifacts::collect(&dir_c, &spec_c, &untracked)?;
+            if found.files.is_empty() {
+                return Ok((found, 0));
+            }
+            let size = super::artifacts::write_zip(&dir_c, &found.files, &upload_c, max)?;
+            Ok::<_, io::Error>((found, size))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let (found, size) = match zipped {
+            Ok(z) => z,
+            Err(e) => {
+                let _ = std::fs::remove_file(&upload);
+                return Err(e.to_string());
+            }
+        };
+        for pattern in &found.unmatched {
+            log.framing(&format!(
+                "\x1b[0;33mWARNING: {pattern}: no matching files. Ensure that the artifact path is relative to the working directory ({})\x1b[0;m\n",
+                dir.display()
+            ));
+        }
+        if found.files.is_empty() {
+            log.framing("\x1b[31;1mERROR: No files to upload\x1b[0;m\n");
+            return Ok(());
+        }
+        log.framing(&format!("{} matching artifact files\n", found.files.len()));
+        crate::artifacts::store(self.spur, self.job, upload.clone(), size, None)
+            .await
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&upload);
+            })?;
+        log.framing(&format!(
+            "Uploading artifacts as \"archive\" to coordinator... 201 Created  id={} size={size}\n",
+            self.job.id
+        ));
+        Ok(())
+    }
+
     async fn save_cache(&self, log: &mut Log) {
         let Some(key) = self.job.settings.cache_key.clone() else {
             return;
@@ -460,6 +597,23 @@ impl JobRun<'_> {
             Err(e) => log.framing(&format!("\x1b[0;33mWARNING: cannot save the cache: {e}\x1b[0;m\n")),
         }
         log.section_end("archive_cache");
+    }
+}
+
+/// Files git does not track in a workspace (`artifacts:untracked`).
+fn untracked_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let out = std::process::Command::new("git")
+        .args(["-c", "safe.directory=*", "ls-files", "--others", "-z"])
+        .current_dir(dir)
+        .output();
+    match out {
+        Ok(out) if out.status.success() => out
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| std::path::PathBuf::from(String::from_utf8_lossy(p).into_owned()))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

@@ -115,7 +115,9 @@ fn authorize(spur: &State, req: &HttpRequest, project: Option<&Project>) -> Resu
         return Err(Denied::NotFound);
     };
     let access = auth::project_access(&spur.store, Some(&actor.user), project, clock::now());
-    let Ok(access) = access else { return Err(Denied::NotFound) };
+    let Ok(access) = access else {
+        return Err(Denied::NotFound);
+    };
     let may_download =
         access.at_least(AccessLevel::Reporter) || (access.can_read && project.visibility != Visibility::Private);
     if may_download { Ok(()) } else { Err(Denied::NotFound) }

@@ -195,6 +195,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/projects/{id}/jobs", web::get().to(jobs::list))
             .route("/projects/{id}/jobs/{job_id}", web::get().to(jobs::show))
             .route("/projects/{id}/jobs/{job_id}/trace", web::get().to(jobs::trace))
+            .route("/projects/{id}/jobs/{job_id}/artifacts", web::get().to(jobs::artifacts))
             .route("/projects/{id}/jobs/{job_id}/cancel", web::post().to(jobs::cancel))
             .route("/projects/{id}/jobs/{job_id}/retry", web::post().to(jobs::retry))
             .route("/projects/{id}/jobs/{job_id}/play", web::post().to(jobs::play))

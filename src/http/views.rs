@@ -258,6 +258,7 @@ pub fn job(spur: &Spur, project: &Project, pipeline: &Pipeline, j: &Job, user: O
         (Some(a), None) => json!((crate::clock::now() - a) as f64 / 1000.0),
         _ => Value::Null,
     };
+    let artifacts = spur.store.artifacts(j.id).ok().flatten();
     let mut body = json!({
         "id": j.id,
         "status": j.status.as_str(),
@@ -278,10 +279,12 @@ pub fn job(spur: &Spur, project: &Project, pipeline: &Pipeline, j: &Job, user: O
         "pipeline": pipeline_basic(spur, project, pipeline),
         "web_url": spur.url(&format!("{}/-/jobs/{}", project.full_path, j.id)),
         "project": {"ci_job_token_scope_enabled": false},
-        "artifacts": [],
-        "artifacts_expire_at": null,
+        "artifacts": artifacts.as_ref().map_or_else(Vec::new, |a| vec![json!({
+            "file_type": "archive", "size": a.size, "filename": a.filename, "file_format": "zip",
+        })]),
+        "artifacts_expire_at": artifacts.as_ref().and_then(|a| a.expire_at).map(iso8601),
         "runner": j.runner.as_ref().map(|r| json!({
-            "id": 0, "description": r, "active": true, "paused": false, "is_shared": true,
+            "id": j.runner_id.unwrap_or(0), "description": r, "active": true, "paused": false, "is_shared": true,
             "runner_type": "instance_type", "name": r, "online": true, "status": "online",
         })),
         "runner_manager": null,
@@ -289,6 +292,9 @@ pub fn job(spur: &Spur, project: &Project, pipeline: &Pipeline, j: &Job, user: O
         "when": j.when,
         "archived": false,
     });
+    if let (Some(a), Some(obj)) = (&artifacts, body.as_object_mut()) {
+        obj.insert("artifacts_file".into(), json!({"filename": a.filename, "size": a.size}));
+    }
     if j.status == crate::domain::JobStatus::Failed
         && let Some(obj) = body.as_object_mut()
     {

@@ -14,6 +14,7 @@ mod operations;
 mod planning;
 mod projects;
 mod python_gitlab;
+mod python_runner;
 mod role_matrix;
 mod runners;
 mod support;

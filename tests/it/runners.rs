@@ -507,3 +507,288 @@ async fn runners_clone_over_http_with_the_job_token_and_users_with_a_token() {
     .await;
     assert_eq!(resp.status(), 401);
 }
+
+/// A zip holding `files`, made with the `zip` crate as a runner would.
+fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, body) in files {
+        zip.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(body.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn runners_upload_artifacts_and_later_jobs_and_users_download_them() {
+    let (s, _repo, pid, _pipeline) = setup(
+        CONFIG,
+        &["--retention-interval", "1s", "--max-artifacts-bytes", "100000"],
+    )
+    .await;
+    let runner = Runner::create(&s, "linux", false).await;
+    let (_, compile, _) = runner.request(None).await;
+    let upload = |job: &Value| format!("{}/api/v4/jobs/{}/artifacts", s.base, job["id"]);
+    let token = compile["token"].as_str().unwrap().to_string();
+
+    // Too large: 413, nothing kept.
+    let big = "x".repeat(200_000);
+    let part = reqwest::multipart::Part::bytes(big.into_bytes()).file_name("artifacts.zip");
+    let form = reqwest::multipart::Form::new().part("file", part);
+    let (status, _) = send(
+        s.http
+            .post(upload(&compile))
+            .header("JOB-TOKEN", &token)
+            .multipart(form),
+    )
+    .await;
+    assert_eq!(status, 413);
+    // Streamed with chunked encoding, the format and type as form fields (curl, as the Rust
+    // runner client sends it).
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("a.zip");
+    std::fs::write(&archive, zip_of(&[("out/app", "binary"), ("out/notes.txt", "notes")])).unwrap();
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Transfer-Encoding: chunked",
+        ])
+        .args(["-H", &format!("JOB-TOKEN: {token}")])
+        .args([
+            "-F",
+            &format!("file=@{}", archive.display()),
+            "-F",
+            "artifact_format=zip",
+            "-F",
+            "artifact_type=archive",
+        ])
+        .arg(upload(&compile))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "201");
+    // A report (not an archive) is accepted and not kept.
+    let part = reqwest::multipart::Part::bytes(b"<xml/>".to_vec()).file_name("junit.xml");
+    let form = reqwest::multipart::Form::new().part("file", part);
+    let url = format!("{}?artifact_type=junit&artifact_format=gzip", upload(&compile));
+    assert_eq!(
+        send(s.http.post(url).header("JOB-TOKEN", &token).multipart(form))
+            .await
+            .0,
+        201
+    );
+    runner.update(&compile, json!({"state": "success"})).await;
+
+    let (_, shown) = send(s.root(Method::GET, &format!("/projects/{pid}/jobs/{}", compile["id"]))).await;
+    assert_eq!(shown["artifacts_file"]["filename"], "bin-compile.zip", "{shown}");
+    assert!(shown["artifacts_expire_at"].is_string(), "expire_in: 1 week");
+
+    // The next stage's job lists compile as a dependency and downloads it with its own token.
+    let (status, check, _) = runner.request(None).await;
+    assert_eq!(status, 201);
+    let dep = &check["dependencies"][0];
+    assert_eq!((&dep["id"], &dep["name"]), (&compile["id"], &json!("compile")));
+    assert_eq!(dep["artifacts_file"]["filename"], "bin-compile.zip");
+    let url = format!("{}/api/v4/jobs/{}/artifacts", s.base, compile["id"]);
+    let resp = send_raw(s.http.get(&url).header("JOB-TOKEN", dep["token"].as_str().unwrap())).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.bytes().await.unwrap().as_ref(),
+        std::fs::read(&archive).unwrap().as_slice()
+    );
+    assert_eq!(send(s.http.get(&url).header("JOB-TOKEN", "glcbt-nope")).await.0, 401);
+
+    // Users download it through the API; strangers to the private project cannot.
+    let user_url = format!("/projects/{pid}/jobs/{}/artifacts", compile["id"]);
+    let resp = send_raw(s.root(Method::GET, &user_url)).await;
+    assert_eq!(resp.status(), 200);
+    assert!(header(resp.headers(), "content-disposition").contains("bin-compile.zip"));
+    let (_, stranger) = s.user("stranger").await;
+    assert_eq!(send(s.as_token(&stranger, Method::GET, &user_url)).await.0, 404);
+    runner.update(&check, json!({"state": "success"})).await;
+}
+
+#[tokio::test]
+async fn expired_artifacts_are_deleted() {
+    let config = "make:\n  script: [mkdir -p out, echo built > out/result]\n  artifacts:\n    paths: [out/]\n    expire_in: 2 seconds\n";
+    let s = Server::start_with(&["--concurrent", "1", "--retention-interval", "1s"]);
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", config)]);
+    let pid = s.project("demo", repo.path()).await;
+    let pipeline = trigger(&s, pid).await;
+    let p = crate::support::finished_pipeline(&s, pid, pipeline).await;
+    assert_eq!(p["status"], "success");
+    let (_, jobs) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/{pipeline}/jobs"))).await;
+    let job_id = jobs[0]["id"].as_u64().unwrap();
+    assert!(jobs[0]["artifacts_file"]["size"].as_u64().unwrap() > 0, "{jobs}");
+    let file = s.data_dir.join(format!("artifacts/{job_id}.zip"));
+    assert!(file.exists());
+    wait_for(&s, &format!("/projects/{pid}/jobs/{job_id}"), |j| {
+        j["artifacts_file"].is_null()
+    })
+    .await;
+    assert!(!file.exists());
+    assert_eq!(
+        send(s.root(Method::GET, &format!("/projects/{pid}/jobs/{job_id}/artifacts")))
+            .await
+            .0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn the_built_in_executor_keeps_artifacts_and_hands_them_to_dependencies() {
+    let config = r#"
+stages: [build, test]
+build:
+  stage: build
+  script:
+    - mkdir -p out/logs
+    - echo compiled > out/app
+    - echo noise > out/logs/debug.log
+    - echo hidden > ../outside
+  artifacts:
+    paths: [out/, missing/]
+    exclude: ["out/logs/**"]
+lint:
+  stage: build
+  script: [echo lint > lint.txt]
+  artifacts:
+    paths: [lint.txt]
+    when: on_failure
+test:
+  stage: test
+  script:
+    - cat out/app
+    - test ! -e out/logs/debug.log && echo "no logs"
+    - test ! -e lint.txt && echo "no lint"
+only-build:
+  stage: test
+  dependencies: []
+  script: [test ! -e out/app && echo "no deps"]
+"#;
+    let s = Server::start_with(&["--concurrent", "2"]);
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", config)]);
+    let pid = s.project("demo", repo.path()).await;
+    let pipeline = trigger(&s, pid).await;
+    let p = crate::support::finished_pipeline(&s, pid, pipeline).await;
+    let (_, jobs) = send(s.root(
+        Method::GET,
+        &format!("/projects/{pid}/pipelines/{pipeline}/jobs?per_page=50"),
+    ))
+    .await;
+    assert_eq!(p["status"], "success", "{jobs}");
+    let find = |name: &str| {
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let build_log = job_log(&s, pid, &find("build")["id"]).await;
+    assert!(build_log.contains("missing/: no matching files"), "{build_log}");
+    assert!(
+        build_log.contains("Uploading artifacts for successful job"),
+        "{build_log}"
+    );
+    assert!(
+        find("lint")["artifacts_file"].is_null(),
+        "when: on_failure keeps nothing on success"
+    );
+    let test_log = job_log(&s, pid, &find("test")["id"]).await;
+    assert!(test_log.contains("Downloading artifacts for build"), "{test_log}");
+    assert!(
+        test_log.contains("compiled") && test_log.contains("no logs") && test_log.contains("no lint"),
+        "{test_log}"
+    );
+    assert!(job_log(&s, pid, &find("only-build")["id"]).await.contains("no deps"));
+    // The archive holds exactly out/app.
+    let resp = send_raw(s.root(
+        Method::GET,
+        &format!("/projects/{pid}/jobs/{}/artifacts", find("build")["id"]),
+    ))
+    .await;
+    let bytes = resp.bytes().await.unwrap();
+    let zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let names: Vec<String> = zip.file_names().map(|n| n.unwrap().to_string()).collect();
+    assert_eq!(names, ["out/app"]);
+}
+
+/// A protocol-level runner that takes jobs until `done` and reports each a success; answers
+/// the ids it ran.
+async fn drain(runner: Runner, done: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Vec<u64> {
+    let mut ran = Vec::new();
+    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+        let (status, job, _) = runner.request(Some("0")).await;
+        if status == 201 {
+            assert_eq!(runner.patch(&job, 0, "remote\n").await.0, 202);
+            assert_eq!(runner.update(&job, json!({"state": "success"})).await.0, 200);
+            ran.push(job["id"].as_u64().unwrap());
+        }
+    }
+    ran
+}
+
+#[tokio::test]
+async fn two_runners_and_the_built_in_executor_drain_200_jobs_each_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran_file = dir.path().join("ran-by-spur");
+    let config = format!(
+        "work:\n  parallel: 50\n  script: [echo \"$CI_JOB_ID\" >> {}]\n",
+        ran_file.display()
+    );
+    let s = Server::start_with(&["--concurrent", "2", "--runner-poll-timeout", "1s"]);
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", &config)]);
+    let pid = s.project("demo", repo.path()).await;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let a = tokio::spawn(drain(Runner::create(&s, "", true).await, done.clone()));
+    let b = tokio::spawn(drain(Runner::create(&s, "", true).await, done.clone()));
+    let mut pipelines = Vec::new();
+    for _ in 0..4 {
+        pipelines.push(trigger(&s, pid).await);
+    }
+    for p in &pipelines {
+        let p = crate::support::finished_pipeline(&s, pid, *p).await;
+        assert_eq!(p["status"], "success");
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    let local: Vec<u64> = std::fs::read_to_string(&ran_file)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    let mut all: Vec<u64> = a.iter().chain(&b).chain(&local).copied().collect();
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        (total, all.len()),
+        (200, 200),
+        "runner a {}, runner b {}, spur {}",
+        a.len(),
+        b.len(),
+        local.len()
+    );
+    let mut jobs = Vec::new();
+    for p in &pipelines {
+        let (_, page) = send(s.root(
+            Method::GET,
+            &format!("/projects/{pid}/pipelines/{p}/jobs?per_page=100&include_retried=true"),
+        ))
+        .await;
+        jobs.extend(page.as_array().unwrap().iter().map(|j| j["id"].as_u64().unwrap()));
+    }
+    jobs.sort();
+    assert_eq!(jobs, all, "every job ran, once, and no job was retried");
+    eprintln!(
+        "runner a ran {}, runner b {}, the built-in executor {}",
+        a.len(),
+        b.len(),
+        local.len()
+    );
+}

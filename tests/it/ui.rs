@@ -7,14 +7,14 @@ use reqwest::Method;
 use reqwest::redirect::Policy;
 
 /// A browser-like client that keeps its cookies by hand (reqwest's store is a feature we skip).
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     base: String,
     cookies: Vec<(String, String)>,
 }
 
 impl Browser {
-    fn new(s: &Server) -> Browser {
+    pub(crate) fn new(s: &Server) -> Browser {
         Browser {
             http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(),
             base: s.base.clone(),
@@ -45,7 +45,7 @@ impl Browser {
         raw
     }
 
-    async fn get(&mut self, path: &str) -> (u16, String, Option<String>) {
+    pub(crate) async fn get(&mut self, path: &str) -> (u16, String, Option<String>) {
         let resp = self
             .http
             .get(format!("{}{path}", self.base))
@@ -59,7 +59,11 @@ impl Browser {
         (status, resp.text().await.unwrap(), location)
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>, Vec<String>) {
+    pub(crate) async fn post(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, String, Option<String>, Vec<String>) {
         let resp = self
             .http
             .post(format!("{}{path}", self.base))
@@ -74,7 +78,7 @@ impl Browser {
         (status, resp.text().await.unwrap(), location, raw)
     }
 
-    async fn sign_in(&mut self, login: &str, password: &str) -> (u16, Vec<String>) {
+    pub(crate) async fn sign_in(&mut self, login: &str, password: &str) -> (u16, Vec<String>) {
         let (_, page, _) = self.get("/users/sign_in").await;
         let csrf = csrf_of(&page);
         let (status, _, _, raw) = self
@@ -91,7 +95,7 @@ impl Browser {
     }
 }
 
-fn csrf_of(page: &str) -> String {
+pub(crate) fn csrf_of(page: &str) -> String {
     let marker = "name=\"authenticity_token\" value=\"";
     let i = page.find(marker).expect("a form with a CSRF token") + marker.len();
     page[i..i + 64].to_string()

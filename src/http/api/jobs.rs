@@ -166,6 +166,16 @@ pub async fn trace(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErr
         .body(crate::http::file_body(file, len)))
 }
 
+/// `GET /projects/:id/jobs/:job_id/artifacts`: the job's artifacts archive (zip), for whoever
+/// may read the job; 404 when it has none (never uploaded, or expired).
+pub async fn artifacts(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let job_id = id_segment(&req, "job_id")?;
+    let actor = caller(&req, &spur).await?;
+    let (project, _) = visible_project(&spur, &segment(&req, "id"), actor.as_ref())?;
+    let job = find_job(&spur, &project, job_id)?;
+    super::runner_jobs::artifacts_download(&spur, job.id).await
+}
+
 fn refusal(r: Refusal) -> ApiError {
     match r {
         Refusal::NotFound => ApiError::not_found(""),

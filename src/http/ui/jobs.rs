@@ -121,6 +121,7 @@ struct ShowPage {
     live: bool,
     failure_reason: Option<String>,
     runner: Option<String>,
+    artifacts: Option<ArtifactsBlock>,
     trigger: Option<TriggerBlock>,
     can_act: bool,
     cancelable: bool,
@@ -185,6 +186,23 @@ fn trigger_block(spur: &Spur, pipeline: &Pipeline, values_visible: bool) -> Resu
     }))
 }
 
+/// The job's artifacts archive on its page.
+struct ArtifactsBlock {
+    filename: String,
+    size: u64,
+    expires: Option<String>,
+}
+
+/// `GET /{ns}/{project}/-/jobs/{id}/artifacts/download`: the job's archive, for whoever may
+/// see the job.
+pub async fn download_artifacts(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpResponse, UiError> {
+    let (_, project, _) = project_page(&req, &spur, None).await?;
+    let (job, _) = find_job(&spur, &project, id_in_path(&req, "id")?)?;
+    crate::http::api::runner_jobs::artifacts_download(&spur, job.id)
+        .await
+        .map_err(|_| UiError::NotFound)
+}
+
 /// `GET /{ns}/{project}/-/jobs/{id}`.
 pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpResponse, UiError> {
     let (visitor, project, access) = project_page(&req, &spur, None).await?;
@@ -206,6 +224,11 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
         live: job.status.is_active(),
         failure_reason: job.failure_reason.clone().filter(|_| job.status == JobStatus::Failed),
         runner: job.runner.clone(),
+        artifacts: spur.store.artifacts(job.id)?.map(|a| ArtifactsBlock {
+            filename: a.filename,
+            size: a.size,
+            expires: a.expire_at.map(clock::iso8601),
+        }),
         trigger: trigger_block(&spur, &pipeline, access.at_least(AccessLevel::Maintainer))?,
         can_act,
         cancelable: !job.retried && job.status.is_active(),

@@ -73,6 +73,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/{ns}/{project}/-/jobs", web::get().to(jobs::list))
         .route("/{ns}/{project}/-/jobs/{id}", web::get().to(jobs::show))
         .route("/{ns}/{project}/-/jobs/{id}/trace.json", web::get().to(jobs::trace))
+        .route(
+            "/{ns}/{project}/-/jobs/{id}/artifacts/download",
+            web::get().to(jobs::download_artifacts),
+        )
         .route("/{ns}/{project}/-/jobs/{id}/{action}", web::post().to(jobs::act))
         .route("/{ns}/{project}/-/settings/ci_cd", web::get().to(settings::show))
         .route(
