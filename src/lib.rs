@@ -60,7 +60,11 @@ pub async fn shutdown(spur: &Arc<Spur>, grace: std::time::Duration) {
         let running = spur
             .store
             .active_jobs()
-            .map(|jobs| jobs.iter().filter(|j| j.status == domain::JobStatus::Running).count())
+            .map(|jobs| {
+                // Jobs on GitLab runners go on without spur and report after its restart.
+                let local = |j: &&domain::Job| j.status == domain::JobStatus::Running && j.runner_id.is_none();
+                jobs.iter().filter(local).count()
+            })
             .unwrap_or(0);
         if running == 0 {
             tracing::info!("spur stopped; no job was running");

@@ -792,3 +792,128 @@ async fn two_runners_and_the_built_in_executor_drain_200_jobs_each_run_once() {
         local.len()
     );
 }
+
+#[tokio::test]
+async fn a_job_on_a_runner_survives_a_server_restart() {
+    let (mut s, _repo, pid, pipeline) = setup(CONFIG, &[]).await;
+    let runner = Runner::create(&s, "linux", false).await;
+    let (_, job, _) = runner.request(None).await;
+    assert_eq!(runner.patch(&job, 0, "before\n").await.0, 202);
+    assert!(s.terminate(Duration::from_secs(20)), "spur stops cleanly");
+    let data_dir = s.data_dir.clone();
+    let s2 = Server::start_on(&data_dir, &["--concurrent", "0"]);
+    let runner = Runner {
+        base: s2.base.clone(),
+        ..runner
+    };
+    // The runner never noticed: it goes on reporting, and the job ends as it says.
+    assert_eq!(
+        runner.patch(&job, 7, "after\n").await,
+        (202, "0-13".into(), "running".into())
+    );
+    assert_eq!(runner.update(&job, json!({"state": "success"})).await.0, 200);
+    assert_eq!(job_log(&s2, pid, &job["id"]).await, "before\nafter\n");
+    let (_, shown) = send(s2.root(Method::GET, &format!("/projects/{pid}/jobs/{}", job["id"]))).await;
+    assert_eq!(shown["status"], "success");
+    let (_, p) = send(s2.root(Method::GET, &format!("/projects/{pid}/pipelines/{pipeline}"))).await;
+    assert_eq!(p["status"], "running", "the next stage's job waits for a runner");
+    drop(s);
+}
+
+#[tokio::test]
+async fn the_admin_runners_page_creates_pauses_and_deletes_runners() {
+    let s = Server::start();
+    let mut browser = crate::ui::Browser::new(&s);
+    browser.sign_in("root", "root-password-123").await;
+    let (status, page, _) = browser.get("/admin/runners").await;
+    assert_eq!(status, 200);
+    let csrf = crate::ui::csrf_of(&page);
+    let marker = "id=\"registration-token\" value=\"";
+    let old_registration = page[page.find(marker).unwrap() + marker.len()..]
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let form = [
+        ("authenticity_token", csrf.as_str()),
+        ("runner[description]", "<b>ci box</b>"),
+        ("runner[tag_list]", "docker, arm64"),
+        ("runner[run_untagged]", "true"),
+    ];
+    let (status, page, _, _) = browser.post("/admin/runners", &form).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("ci box") && !page.contains("<b>ci box"), "escaped");
+    let marker = "id=\"created-runner-token\" readonly value=\"";
+    let marker = if page.contains(marker) {
+        marker
+    } else {
+        "id=\"created-runner-token\" value=\""
+    };
+    let token = page[page.find(marker).unwrap() + marker.len()..]
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(token.starts_with("glrt-"), "{token}");
+    let (status, _) = send(s.http.post(s.api("/runners/verify")).json(&json!({"token": token}))).await;
+    assert_eq!(status, 200);
+    let (_, list) = send(s.root(Method::GET, "/runners/all")).await;
+    let id = list[0]["id"].as_u64().unwrap();
+
+    // Without the CSRF token nothing changes.
+    let (status, _, _, _) = browser.post(&format!("/admin/runners/{id}/pause"), &[]).await;
+    assert_eq!(status, 422);
+    let (_, details) = send(s.root(Method::GET, &format!("/runners/{id}"))).await;
+    assert_eq!(details["paused"], false);
+    let (status, _, _, _) = browser
+        .post(&format!("/admin/runners/{id}/pause"), &[("authenticity_token", &csrf)])
+        .await;
+    assert_eq!(status, 302);
+    let (_, details) = send(s.root(Method::GET, &format!("/runners/{id}"))).await;
+    assert_eq!(details["paused"], true);
+    let (status, _, _) = Runner {
+        http: reqwest::Client::new(),
+        base: s.base.clone(),
+        token: token.clone(),
+    }
+    .request(None)
+    .await;
+    assert_eq!(status, 204, "a paused runner gets no job, and no 403");
+
+    // Resetting the registration token ends the old one.
+    browser
+        .post(
+            "/admin/runners/reset_registration_token",
+            &[("authenticity_token", &csrf)],
+        )
+        .await;
+    let (status, _) = send(s.http.post(s.api("/runners")).json(&json!({"token": old_registration}))).await;
+    assert_eq!(status, 403);
+    let (_, page, _) = browser.get("/admin/runners").await;
+    let marker = "id=\"registration-token\" value=\"";
+    let new_registration = page[page.find(marker).unwrap() + marker.len()..]
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_ne!(new_registration, old_registration);
+    let (status, body) = send(
+        s.http
+            .post(s.api("/runners"))
+            .json(&json!({"token": new_registration, "description": "legacy", "tag_list": "a,b"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["token_expires_at"], Value::Null);
+
+    browser
+        .post(&format!("/admin/runners/{id}/delete"), &[("authenticity_token", &csrf)])
+        .await;
+    let (status, _) = send(s.http.post(s.api("/runners/verify")).json(&json!({"token": token}))).await;
+    assert_eq!(status, 403);
+    // Strangers are sent to sign in.
+    let mut other = crate::ui::Browser::new(&s);
+    let (status, _, location) = other.get("/admin/runners").await;
+    assert_eq!(status, 302);
+    assert!(location.unwrap().contains("/users/sign_in"));
+}
