@@ -2,8 +2,9 @@
 //! job (start, finish, cancel, retry, play, a delayed job's time) as a command, applies a whole
 //! batch of them to the pipelines they touch, lets `decide` move the pipelines on, commits
 //! everything in one durable write, and only then answers callers, queues pending jobs for
-//! executors and signals running jobs to stop. Executors (the built-in shell, later remote
-//! runners) only take ids from the queue and ask to start them. Knows nothing of HTTP.
+//! executors and signals running jobs to stop. Executors (the built-in shell, and GitLab runners
+//! through `http::api::runner_jobs`) only take ids from the queue and ask to start them. Knows
+//! nothing of HTTP.
 
 pub mod decide;
 pub mod queue;
