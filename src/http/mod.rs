@@ -121,6 +121,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/runners", web::delete().to(runners::unregister))
             .route("/runners/", web::delete().to(runners::unregister))
             .route("/runners/verify", web::post().to(runners::verify))
+            .route(
+                "/runners/router/discovery",
+                web::get().to(runner_jobs::router_discovery),
+            )
             .route("/runners/managers", web::delete().to(runners::unregister_manager))
             .route("/runners/all", web::get().to(runners::list))
             .route("/runners/{runner_id}", web::get().to(runners::show))

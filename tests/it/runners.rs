@@ -186,6 +186,13 @@ async fn admins_create_runners_and_runners_verify_and_unregister() {
     .await;
     assert_eq!(status, 403);
 
+    let (status, _) = send(
+        s.http
+            .get(s.api("/runners/router/discovery"))
+            .header("RUNNER-TOKEN", &runner.token),
+    )
+    .await;
+    assert_eq!(status, 501, "no job router: the runner falls back to polling");
     let (status, list) = send(s.root(Method::GET, "/runners/all")).await;
     assert_eq!(status, 200);
     assert_eq!(list[0]["status"], "online", "{list}");
@@ -246,6 +253,8 @@ async fn jobs_go_to_runners_with_their_tags_exactly_once() {
     assert_eq!(job["git_info"]["sha"], repo.sha("main").as_str());
     assert_eq!(job["git_info"]["ref"], "main");
     assert_eq!(job["git_info"]["ref_type"], "branch");
+    assert_eq!(job["git_info"]["protected"], true, "the default branch");
+    assert_eq!(variable(&job, "CI_COMMIT_REF_PROTECTED")["value"], "true");
     let repo_url = job["git_info"]["repo_url"].as_str().unwrap();
     assert_eq!(
         repo_url,

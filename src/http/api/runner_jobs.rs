@@ -126,6 +126,12 @@ async fn assign(spur: &State, runner: &Runner, job_id: u64) -> Result<Option<Htt
     }
 }
 
+/// `GET /runners/router/discovery`: the job router (KAS, gRPC) that gitlab-runner looks for
+/// only under `FF_USE_JOB_ROUTER`; spur has none.
+pub async fn router_discovery() -> HttpResponse {
+    json_response(StatusCode::NOT_IMPLEMENTED, &json!({"message": "501 Not Implemented"}))
+}
+
 /// A job call's answer with the job's status and the update interval spur wants.
 fn job_answer(status: StatusCode, job_status: &str) -> actix_web::HttpResponseBuilder {
     let mut response = HttpResponse::build(status);
