@@ -898,3 +898,45 @@ mod tests {
         assert!(!VariablesOverrideRole::NoOneAllowed.allows(Some(AccessLevel::Owner)));
     }
 }
+
+/// Whether a protection rule covers branches or tags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefKind {
+    /// `refs/heads/*`.
+    Branch,
+    /// `refs/tags/*`.
+    Tag,
+}
+
+impl RefKind {
+    /// The kind's name in storage keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefKind::Branch => "branch",
+            RefKind::Tag => "tag",
+        }
+    }
+}
+
+/// A protected branch or tag rule: a name or a `*` wildcard pattern, and who may push, merge or
+/// create. Levels are GitLab's numbers: 0 no one, 30 Developers + Maintainers, 40 Maintainers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtectedRef {
+    /// Instance-wide id.
+    pub id: u64,
+    /// The project.
+    pub project_id: u64,
+    /// Branches or tags.
+    pub kind: RefKind,
+    /// A name, or a pattern where `*` matches anything.
+    pub name: String,
+    /// Who may push (branches).
+    pub push_access_level: u8,
+    /// Who may merge, and so run pipelines (branches).
+    pub merge_access_level: u8,
+    /// Who may create matching tags.
+    pub create_access_level: u8,
+    /// Whether force pushes are allowed (branches).
+    pub allow_force_push: bool,
+}

@@ -35,6 +35,12 @@ pub fn runtime_variables(
         ("CI_API_V4_URL", format!("{server}/api/v4")),
         ("CI_PROJECT_URL", project_url.clone()),
         ("CI_CONFIG_PATH", ".gitlab-ci.yml".to_string()),
+        (
+            "CI_COMMIT_REF_PROTECTED",
+            crate::protected_refs::is_protected(spur, project.id, &pipeline.ref_name, pipeline.tag)
+                .unwrap_or(false)
+                .to_string(),
+        ),
         ("CI_PROJECT_VISIBILITY", project.visibility.as_str().to_string()),
         ("CI_PIPELINE_ID", pipeline.id.to_string()),
         ("CI_PIPELINE_IID", pipeline.iid.to_string()),

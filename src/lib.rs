@@ -25,6 +25,7 @@ pub mod pipeline_trigger;
 pub mod plan_cli;
 pub mod project_create;
 pub mod project_variables;
+pub mod protected_refs;
 pub mod rate_limit;
 pub mod retention;
 pub mod runners;

@@ -141,18 +141,22 @@ pub fn prepare(
             return Ok(Err(CreateRefusal::Invalid(e.message().to_string())));
         }
     };
+    let may_run =
+        crate::protected_refs::may_run_pipeline(spur, project.id, &resolved.short, resolved.tag, &request.access)
+            .map_err(CreateError::Internal)?;
+    if !may_run {
+        return Ok(Err(CreateRefusal::Invalid(format!(
+            "You do not have sufficient permission to run a pipeline on '{}'. Please select a different branch or contact your administrator for assistance.",
+            resolved.short
+        ))));
+    }
     let files = spur
         .repos
         .commit_files(&path, &resolved.sha)
         .map_err(CreateError::Internal)?;
-    let project_variables = crate::project_variables::records_for_pipeline(
-        spur,
-        project.id,
-        &resolved.short,
-        resolved.tag,
-        project.default_branch.as_deref(),
-    )
-    .map_err(CreateError::Internal)?;
+    let project_variables =
+        crate::project_variables::records_for_pipeline(spur, project.id, &resolved.short, resolved.tag)
+            .map_err(CreateError::Internal)?;
     let extras = VariableExtras::of(&project_variables, &request.variables);
     let project_variables = project_variables.into_iter().map(|v| (v.key, v.value)).collect();
     let ctx = Context {

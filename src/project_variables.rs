@@ -1,6 +1,6 @@
 //! Project CI/CD variables as the rest of spur sees them: sealed here before storage, unsealed on
-//! read, and filtered for a pipeline (protected variables only reach the default branch, which
-//! spur treats as its one protected ref until protected refs exist).
+//! read, and filtered for a pipeline (protected variables only reach pipelines on protected
+//! branches and tags).
 
 use crate::app::Spur;
 use crate::domain::ProjectVariable;
@@ -59,14 +59,11 @@ pub fn for_pipeline(
     project_id: u64,
     ref_name: &str,
     is_tag: bool,
-    default_branch: Option<&str>,
 ) -> Result<Vec<(String, String)>, String> {
-    Ok(
-        records_for_pipeline(spur, project_id, ref_name, is_tag, default_branch)?
-            .into_iter()
-            .map(|v| (v.key, v.value))
-            .collect(),
-    )
+    Ok(records_for_pipeline(spur, project_id, ref_name, is_tag)?
+        .into_iter()
+        .map(|v| (v.key, v.value))
+        .collect())
 }
 
 /// The variables a pipeline on `ref_name` receives, whole (type and masking included).
@@ -75,9 +72,8 @@ pub fn records_for_pipeline(
     project_id: u64,
     ref_name: &str,
     is_tag: bool,
-    default_branch: Option<&str>,
 ) -> Result<Vec<ProjectVariable>, String> {
-    let protected_ref = !is_tag && default_branch == Some(ref_name);
+    let protected_ref = crate::protected_refs::is_protected(spur, project_id, ref_name, is_tag)?;
     Ok(list(spur, project_id)?
         .into_iter()
         .filter(|v| !v.protected || protected_ref)

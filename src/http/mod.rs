@@ -169,6 +169,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::delete().to(triggers::delete),
             )
             .route("/projects/{id}/ci/lint", web::post().to(lint::lint))
+            .route("/projects/{id}/protected_branches", web::get().to(protected_refs::list))
+            .route(
+                "/projects/{id}/protected_branches",
+                web::post().to(protected_refs::create),
+            )
+            .route(
+                "/projects/{id}/protected_branches/{name}",
+                web::get().to(protected_refs::show),
+            )
+            .route(
+                "/projects/{id}/protected_branches/{name}",
+                web::delete().to(protected_refs::delete),
+            )
+            .route("/projects/{id}/protected_tags", web::get().to(protected_refs::list))
+            .route("/projects/{id}/protected_tags", web::post().to(protected_refs::create))
+            .route(
+                "/projects/{id}/protected_tags/{name}",
+                web::get().to(protected_refs::show),
+            )
+            .route(
+                "/projects/{id}/protected_tags/{name}",
+                web::delete().to(protected_refs::delete),
+            )
             .route("/projects/{id}/variables", web::get().to(variables::list))
             .route("/projects/{id}/variables", web::post().to(variables::create))
             .route("/projects/{id}/variables/{key}", web::get().to(variables::show))

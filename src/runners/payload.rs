@@ -92,7 +92,7 @@ pub fn build(spur: &Spur, a: &Assignment) -> Result<Value, String> {
             "refspecs": refspecs(a.pipeline, depth),
             "depth": depth,
             "repo_object_format": "sha1",
-            "protected": protected(a),
+            "protected": protected(spur, a),
         },
         "runner_info": {"timeout": timeout, "runner_session_url": null},
         "variables": variables,
@@ -112,10 +112,9 @@ pub fn build(spur: &Spur, a: &Assignment) -> Result<Value, String> {
     }))
 }
 
-/// Whether the pipeline's ref counts as protected: until protected branches exist, spur
-/// protects the default branch (as it does for protected variables).
-fn protected(a: &Assignment) -> bool {
-    !a.pipeline.tag && a.project.default_branch.as_deref() == Some(a.pipeline.ref_name.as_str())
+/// Whether the pipeline's branch or tag is protected.
+fn protected(spur: &Spur, a: &Assignment) -> bool {
+    crate::protected_refs::is_protected(spur, a.project.id, &a.pipeline.ref_name, a.pipeline.tag).unwrap_or(false)
 }
 
 /// The clone URL with `gitlab-ci-token:<token>@` after the scheme.
@@ -148,7 +147,6 @@ fn variables(spur: &Spur, a: &Assignment, repo_url: &str) -> Vec<Value> {
     all.push(("CI_REPOSITORY_URL".into(), repo_url.to_string()));
     all.push(("CI_RUNNER_ID".into(), a.runner.id.to_string()));
     all.push(("CI_RUNNER_DESCRIPTION".into(), a.runner.description.clone()));
-    all.push(("CI_COMMIT_REF_PROTECTED".into(), protected(a).to_string()));
     all.extend(a.vars.vars.iter().cloned());
     let mut out: Vec<(String, String)> = Vec::with_capacity(all.len());
     for (key, value) in all {

@@ -15,14 +15,21 @@ struct Migration {
     run: fn(&WriteTransaction) -> Result<(), Error>,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    from: 1,
-    what: "index the unfinished jobs of files written before the pipeline engine",
-    run: index_active_jobs,
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        from: 1,
+        what: "index the unfinished jobs of files written before the pipeline engine",
+        run: index_active_jobs,
+    },
+    Migration {
+        from: 2,
+        what: "protect the default branch of projects made before protected branches",
+        run: protect_default_branches,
+    },
+];
 
 /// The schema version this binary writes.
-pub const LATEST: u64 = 2;
+pub const LATEST: u64 = 3;
 
 /// Brings the file to [`LATEST`]: stamps a new file, migrates an older one.
 pub fn run(tx: &WriteTransaction) -> Result<(), Error> {
@@ -59,6 +66,18 @@ fn index_active_jobs(tx: &WriteTransaction) -> Result<(), Error> {
         let job: Job = decode(bytes.value())?;
         if !job.status.is_complete() {
             active.insert(id.value(), ())?;
+        }
+    }
+    Ok(())
+}
+
+/// Version 2 treated each project's default branch as protected without a rule: the rule GitLab
+/// gives a new project's default branch is added, so nothing changes for existing projects.
+fn protect_default_branches(tx: &WriteTransaction) -> Result<(), Error> {
+    let projects: Vec<crate::domain::Project> = super::codec::all_json(&tx.open_table(super::tables::PROJECTS)?)?;
+    for project in projects {
+        if let Some(branch) = &project.default_branch {
+            super::protected_refs::insert_rule(tx, super::protected_refs::default_branch_rule(project.id, branch))?;
         }
     }
     Ok(())

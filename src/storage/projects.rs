@@ -205,6 +205,9 @@ fn create_project_in(tx: &WriteTransaction, new: NewProject) -> Result<Result<Pr
     };
     tx.open_table(PROJECT_MEMBERS)?
         .insert((project.id, new.creator_id), encode(&owner)?.as_slice())?;
+    if let Some(branch) = &project.default_branch {
+        super::protected_refs::insert_rule(tx, super::protected_refs::default_branch_rule(project.id, branch))?;
+    }
     Ok(Ok(project))
 }
 
@@ -255,6 +258,10 @@ fn delete_project_in(tx: &WriteTransaction, id: u64) -> Result<Result<Project, R
     }
     tx.open_table(PIPELINE_IIDS)?.remove(id)?;
     tx.open_table(super::tables::PROJECT_VARIABLES)?
+        .retain(|(pid, _), _| pid != id)?;
+    tx.open_table(super::tables::PROTECTED_REFS)?
+        .retain(|(pid, _), _| pid != id)?;
+    tx.open_table(super::tables::PROJECT_REFS)?
         .retain(|(pid, _), _| pid != id)?;
     Ok(Ok(project))
 }

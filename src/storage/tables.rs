@@ -94,6 +94,13 @@ pub const RUNNER_TOKENS: TableDefinition<&[u8], u64> = TableDefinition::new("run
 /// Job id → `domain::ArtifactsFile`: jobs whose artifacts archive is stored.
 pub const ARTIFACTS: TableDefinition<u64, Json> = TableDefinition::new("artifacts");
 
+/// (project id, `branch:<name>` or `tag:<name>`) → `domain::ProtectedRef`.
+pub const PROTECTED_REFS: TableDefinition<(u64, &str), Json> = TableDefinition::new("protected_refs");
+/// (project id, full ref name) → commit (or tag object) id: the refs spur last saw in a
+/// project's repository, to tell which moved (push pipelines). The key `(id, "")` marks a
+/// project whose refs were recorded at least once.
+pub const PROJECT_REFS: TableDefinition<(u64, &str), &str> = TableDefinition::new("project_refs");
+
 /// Runs `$each!(TABLE)` for every table above, in this order. Schema creation and backups use
 /// it, so a new table is created and backed up once it is listed here.
 macro_rules! for_every_table {
@@ -132,6 +139,8 @@ macro_rules! for_every_table {
         $each!(RUNNERS);
         $each!(RUNNER_TOKENS);
         $each!(ARTIFACTS);
+        $each!(PROTECTED_REFS);
+        $each!(PROJECT_REFS);
     };
 }
 pub(super) use for_every_table;

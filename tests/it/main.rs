@@ -13,6 +13,7 @@ mod multi_project;
 mod operations;
 mod planning;
 mod projects;
+mod protected_refs;
 mod python_gitlab;
 mod python_runner;
 mod role_matrix;

@@ -44,7 +44,7 @@ pub async fn lint(req: HttpRequest, spur: State, payload: web::Payload) -> Resul
         let path = s.repos.path_of(&project.repo_name, &origin);
         let resolved = s.repos.resolve(&path, &ref_name).map_err(|e| ApiError::invalid("base", e.message()))?;
         let files = s.repos.commit_files(&path, &resolved.sha).map_err(ApiError::internal)?;
-        let project_variables = crate::project_variables::for_pipeline(&s, project.id, &resolved.short, resolved.tag, project.default_branch.as_deref())
+        let project_variables = crate::project_variables::for_pipeline(&s, project.id, &resolved.short, resolved.tag)
             .map_err(ApiError::internal)?;
         let ctx = Context {
             source,

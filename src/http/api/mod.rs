@@ -9,6 +9,7 @@ pub mod lint;
 pub mod members;
 pub mod pipelines;
 pub mod projects;
+pub mod protected_refs;
 pub mod runner_jobs;
 pub mod runners;
 pub mod trigger;

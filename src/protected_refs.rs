@@ -1,0 +1,146 @@
+//! Protected branches and tags: which refs a project protects (a name or a `*` pattern), who may
+//! push to them, and who may run pipelines on them. GitLab's rule: when several rules match, the
+//! most permissive wins. Knows nothing of HTTP.
+
+use crate::app::Spur;
+use crate::auth::ProjectAccess;
+use crate::domain::{AccessLevel, ProtectedRef, RefKind};
+
+/// The access levels a rule may name: no one, Developers + Maintainers, Maintainers.
+pub const LEVELS: [u8; 3] = [0, 30, 40];
+
+/// GitLab's description of an access level in a rule.
+pub fn level_description(level: u8) -> &'static str {
+    match level {
+        0 => "No one",
+        30 => "Developers + Maintainers",
+        40 => "Maintainers",
+        _ => "Administrators",
+    }
+}
+
+/// Whether `name` matches `pattern`, where `*` matches any run of characters (`/` included).
+pub fn matches(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(i) => rest = &rest[i + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The rules of `project_id` that cover the branch or tag `name`.
+pub fn rules_for(spur: &Spur, project_id: u64, kind: RefKind, name: &str) -> Result<Vec<ProtectedRef>, String> {
+    let all = spur.store.protected_refs(project_id).map_err(|e| e.to_string())?;
+    Ok(all
+        .into_iter()
+        .filter(|r| r.kind == kind && matches(&r.name, name))
+        .collect())
+}
+
+/// Whether the branch or tag is protected.
+pub fn is_protected(spur: &Spur, project_id: u64, name: &str, tag: bool) -> Result<bool, String> {
+    Ok(!rules_for(spur, project_id, kind(tag), name)?.is_empty())
+}
+
+fn kind(tag: bool) -> RefKind {
+    if tag { RefKind::Tag } else { RefKind::Branch }
+}
+
+/// Whether a level admits the caller (0: no one; administrators count as Owner).
+fn admits(level: u8, access: &ProjectAccess) -> bool {
+    level != 0 && access.level.is_some_and(|l| l.as_number() >= level)
+}
+
+/// Whether the caller may run a pipeline on the ref: on a protected branch, push or merge
+/// rights under some matching rule; on a protected tag, the right to create it.
+pub fn may_run_pipeline(
+    spur: &Spur,
+    project_id: u64,
+    name: &str,
+    tag: bool,
+    access: &ProjectAccess,
+) -> Result<bool, String> {
+    let rules = rules_for(spur, project_id, kind(tag), name)?;
+    Ok(rules.is_empty()
+        || rules.iter().any(|r| {
+            if tag {
+                admits(r.create_access_level, access)
+            } else {
+                admits(r.push_access_level, access) || admits(r.merge_access_level, access)
+            }
+        }))
+}
+
+/// What a push may do to one ref.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefUpdate {
+    /// A new branch or tag.
+    Create,
+    /// A branch moving (fast-forward or not).
+    Update,
+    /// Removing a branch or tag.
+    Delete,
+}
+
+/// Whether the caller may make this change to a ref: Developer+ anywhere unprotected; on a
+/// protected branch, push rights under some rule (deleting needs Maintainer); protected tags may
+/// be created by those the rule names and never moved or deleted by a push.
+pub fn may_push(
+    spur: &Spur,
+    project_id: u64,
+    name: &str,
+    tag: bool,
+    update: RefUpdate,
+    access: &ProjectAccess,
+) -> Result<bool, String> {
+    if !access.at_least(AccessLevel::Developer) {
+        return Ok(false);
+    }
+    let rules = rules_for(spur, project_id, kind(tag), name)?;
+    if rules.is_empty() {
+        return Ok(true);
+    }
+    Ok(match (tag, update) {
+        (true, RefUpdate::Create) => rules.iter().any(|r| admits(r.create_access_level, access)),
+        (true, _) => false,
+        (false, RefUpdate::Delete) => access.at_least(AccessLevel::Maintainer),
+        (false, _) => rules.iter().any(|r| admits(r.push_access_level, access)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_match_any_run_of_characters() {
+        for (pattern, name, want) in [
+            ("main", "main", true),
+            ("main", "main2", false),
+            ("release/*", "release/1.0", true),
+            ("release/*", "release/", true),
+            ("release/*", "releases/1", false),
+            ("*-stable", "13-stable", true),
+            ("*-stable", "stable", false),
+            ("v*.*", "v1.2", true),
+            ("v*.*", "v12", false),
+            ("*", "anything/at/all", true),
+            ("a*b*c", "abc", true),
+            ("a*b*c", "acb", false),
+            ("a*a", "a", false),
+        ] {
+            assert_eq!(matches(pattern, name), want, "{pattern} ~ {name}");
+        }
+    }
+}
