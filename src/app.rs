@@ -64,6 +64,10 @@ pub struct Spur {
     pub runner_job_timeout_secs: u64,
     /// Largest artifacts archive accepted, in bytes.
     pub max_artifacts_bytes: u64,
+    /// One lock per project for comparing its refs (push pipelines).
+    pub push_locks: crate::push::ProjectLocks,
+    /// How often mirrors are fetched for push pipelines.
+    pub mirror_interval: std::time::Duration,
 }
 
 /// A start-up failure, with a message meant for the operator.
@@ -132,6 +136,8 @@ impl Spur {
             runner_poll_timeout: std::time::Duration::from_secs(config.runner_poll_timeout_secs),
             runner_job_timeout_secs: config.runner_job_timeout_secs,
             max_artifacts_bytes: config.max_artifacts_bytes,
+            push_locks: crate::push::ProjectLocks::default(),
+            mirror_interval: std::time::Duration::from_secs(config.mirror_interval_secs.max(1)),
             sign_in_limiter: crate::rate_limit::Limiter::new(
                 config.sign_in_rate_limit,
                 std::time::Duration::from_secs(60),
@@ -236,6 +242,7 @@ impl Spur {
                     tokio::spawn(crate::runners::liveness::run(spur.clone()));
                     let every = std::time::Duration::from_secs(spur.retention.interval_secs.clamp(1, 3600));
                     tokio::spawn(crate::artifacts::expire(spur.clone(), every));
+                    tokio::spawn(crate::push::follow(spur.clone(), spur.mirror_interval));
                     tokio::spawn(crate::retention::sweep_sessions(spur.clone()));
                     tokio::spawn(crate::memory::return_freed_memory());
                     scheduler::run(spur, inbox).await;

@@ -278,3 +278,27 @@ fn the_content_range_parser_survives_mutated_headers() {
     eprintln!("content ranges: {runs} mutated headers");
     assert!(runs > 0);
 }
+
+#[test]
+fn the_push_command_parser_survives_mutated_bodies() {
+    let a = "a".repeat(40);
+    let line = format!("{a} {a} refs/heads/main\0report-status\n");
+    let body_seed = format!("{:04x}{line}0000PACK", line.len() + 4);
+    let tokens = &["0000", "0004", "ffff", "\0", "\n", " ", "refs/", "shallow ", "0", "zz"];
+    let mut rng = Rng(seed());
+    let started = Instant::now();
+    let mut runs = 0u64;
+    while started.elapsed() < budget() {
+        let body = mutate(&mut rng, &body_seed, tokens);
+        if let Ok(Some(commands)) = crate::http::git_http::push_commands(body.as_bytes()) {
+            assert!(
+                commands
+                    .iter()
+                    .all(|c| c.name.starts_with("refs/") && c.old.len() == 40)
+            );
+        }
+        runs += 1;
+    }
+    eprintln!("push commands: {runs} mutated bodies");
+    assert!(runs > 0);
+}

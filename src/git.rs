@@ -375,9 +375,11 @@ fn lookup(repo: &gix::Repository, full_name: &str) -> Result<Option<gix::ObjectI
 }
 
 /// The branch HEAD points at, if HEAD is a branch.
+/// The branch HEAD names, if it exists: an empty repository (unborn HEAD) has none yet.
 fn default_branch(repo: &gix::Repository) -> Option<String> {
     let name = repo.head_name().ok()??;
     let full = name.as_bstr().to_string();
+    repo.find_reference(full.as_str()).ok()?;
     full.strip_prefix("refs/heads/").map(str::to_string)
 }
 
@@ -388,6 +390,43 @@ async fn remove_stale(path: &Path) -> Result<(), String> {
             .map_err(|e| format!("cannot clear {}: {e}", path.display()))?;
     }
     Ok(())
+}
+
+/// Every branch and tag of a repository: full ref name → commit (tags peeled).
+pub async fn list_refs(path: &Path) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let output = tokio::time::timeout(
+        FETCH_TIMEOUT,
+        tokio::process::Command::new("git")
+            .arg("-C")
+            .arg(path)
+            .args([
+                "for-each-ref",
+                "--format=%(refname)%00%(objectname)%00%(*objectname)",
+                "refs/heads",
+                "refs/tags",
+            ])
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .map_err(|_| "git timed out".to_string())?
+    .map_err(|e| format!("cannot run git: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("git for-each-ref failed with {}", output.status));
+    }
+    let mut refs = std::collections::BTreeMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let mut parts = line.split('\0');
+        let (Some(name), Some(object)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let peeled = parts.next().filter(|p| !p.is_empty()).unwrap_or(object);
+        refs.insert(name.to_string(), peeled.to_string());
+    }
+    Ok(refs)
 }
 
 /// Runs `git` with `args` (argv, no shell), no prompts, bounded in time.

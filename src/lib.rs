@@ -26,6 +26,7 @@ pub mod plan_cli;
 pub mod project_create;
 pub mod project_variables;
 pub mod protected_refs;
+pub mod push;
 pub mod rate_limit;
 pub mod retention;
 pub mod runners;

@@ -159,6 +159,9 @@ struct ServeArgs {
     /// Fail a job whose GitLab runner has not reported on it for this long [default: 1h].
     #[arg(long, env = "SPUR_RUNNER_JOB_TIMEOUT")]
     runner_job_timeout: Option<String>,
+    /// How often projects mirrored from an import_url are fetched for push pipelines [default: 5m].
+    #[arg(long, env = "SPUR_MIRROR_INTERVAL")]
+    mirror_interval: Option<String>,
     /// Largest artifacts archive a job may upload, in bytes [default: 104857600].
     #[arg(long, env = "SPUR_MAX_ARTIFACTS_BYTES")]
     max_artifacts_bytes: Option<u64>,
@@ -231,6 +234,9 @@ impl ServeArgs {
             self.runner_job_timeout.or(file.runner_job_timeout),
         )? {
             config.runner_job_timeout_secs = n.max(1);
+        }
+        if let Some(n) = duration("mirror-interval", self.mirror_interval.or(file.mirror_interval))? {
+            config.mirror_interval_secs = n.max(1);
         }
         if let Some(n) = self.max_artifacts_bytes.or(file.max_artifacts_bytes) {
             config.max_artifacts_bytes = n;

@@ -69,6 +69,8 @@ pub struct CreateRequest {
     pub child_include: Option<Vec<String>>,
     /// A child pipeline's commit (the parent's), instead of resolving `ref_name`.
     pub commit: Option<ResolvedRef>,
+    /// For a push pipeline: the commit the ref pointed at before the push.
+    pub before_sha: Option<String>,
 }
 
 impl CreateRequest {
@@ -92,6 +94,7 @@ impl CreateRequest {
             upstream: None,
             child_include: None,
             commit: None,
+            before_sha: None,
         }
     }
 }
@@ -168,6 +171,7 @@ pub fn prepare(
         project_id: project.id,
         sha: resolved.sha.clone(),
         commit_message: files.message.clone(),
+        before_sha: request.before_sha.clone().unwrap_or_else(|| "0".repeat(40)),
         pipeline_variables: request
             .variables
             .iter()
@@ -181,7 +185,14 @@ pub fn prepare(
         files: files.clone(),
         main_config: request.child_include.as_deref().map(child_config),
     };
-    let (status, yaml_errors, jobs) = match plan(&source, files.paths(), &ctx) {
+    let skipped = request.source == PipelineSource::Push && asks_to_skip_ci(&files.message);
+    let planned = if skipped {
+        Ok(Plan::default())
+    } else {
+        plan(&source, files.paths(), &ctx)
+    };
+    let (status, yaml_errors, jobs) = match planned {
+        Ok(_) if skipped => (PipelineStatus::Skipped, None, Vec::new()),
         Ok(plan) => {
             let mut jobs = planned_jobs(spur, plan, request.user.id, &extras, now)?;
             let mut records: Vec<Job> = jobs.iter().map(|j| j.job.clone()).collect();
@@ -208,8 +219,21 @@ pub fn prepare(
         jobs,
         now,
         upstream: request.upstream.clone(),
+        before_sha: ctx.before_sha.clone(),
     };
     Ok(Ok((new, yaml_errors)))
+}
+
+/// Whether a commit message asks push pipelines to skip CI: `[ci skip]` or `[skip ci]`, any
+/// case, with a space, `-` or `_` (GitLab's `SKIP_PATTERN`).
+pub fn asks_to_skip_ci(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    ["ci", "skip"].iter().any(|first| {
+        let second = if *first == "ci" { "skip" } else { "ci" };
+        [" ", "-", "_"]
+            .iter()
+            .any(|sep| lower.contains(&format!("[{first}{sep}{second}]")))
+    })
 }
 
 /// Records a prepared pipeline. A configuration error is stored as a failed pipeline and then

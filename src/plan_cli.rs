@@ -53,6 +53,7 @@ pub fn plan_file(config: &Path, request: &PlanRequest) -> Result<Value, String> 
         project_id: 1,
         sha: "0".repeat(40),
         commit_message: String::new(),
+        before_sha: "0".repeat(40),
         pipeline_variables: request.variables.clone(),
         project_variables: request.project_variables.clone(),
     };

@@ -124,6 +124,9 @@ pub async fn create(
     match spur.store.create_project(new).await? {
         Ok(project) => {
             tracing::info!(project_id = project.id, path = %project.full_path, "project created");
+            if let Err(e) = crate::push::record_refs(spur, &project).await {
+                tracing::warn!(project_id = project.id, error = %e, "could not record the project's refs");
+            }
             Ok(Ok(project))
         }
         Err(_) => {

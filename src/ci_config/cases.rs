@@ -53,6 +53,7 @@ fn check(dir: &Path) -> Result<(), String> {
         project_id: 1,
         sha: "0123456789abcdef0123456789abcdef01234567".into(),
         commit_message: "Commit Title".into(),
+        before_sha: "0".repeat(40),
         pipeline_variables: strings(&expected["variables"]),
         project_variables: strings(&expected["project_variables"]),
     };

@@ -103,6 +103,8 @@ pub struct Context {
     pub sha: String,
     /// The commit message.
     pub commit_message: String,
+    /// The commit before a push (`CI_COMMIT_BEFORE_SHA`); 40 zeros otherwise.
+    pub before_sha: String,
     /// Pipeline variables (trigger, API, web form): highest precedence.
     pub pipeline_variables: Vec<(String, String)>,
     /// Project CI/CD variables.
@@ -142,7 +144,7 @@ pub struct PlannedJob {
 }
 
 /// A planned pipeline.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Plan {
     /// Stages that hold at least one job, in order.
     pub stages: Vec<String>,
@@ -520,7 +522,7 @@ fn predefined(ctx: &Context) -> VarList {
         ("CI_DEFAULT_BRANCH", ctx.default_branch.clone()),
         ("CI_COMMIT_SHA", ctx.sha.clone()),
         ("CI_COMMIT_SHORT_SHA", ctx.sha.chars().take(8).collect()),
-        ("CI_COMMIT_BEFORE_SHA", "0".repeat(40)),
+        ("CI_COMMIT_BEFORE_SHA", ctx.before_sha.clone()),
         ("CI_COMMIT_MESSAGE", ctx.commit_message.clone()),
         ("CI_COMMIT_TITLE", title),
         ("CI_PROJECT_PATH", ctx.project_path.clone()),

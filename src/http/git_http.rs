@@ -1,15 +1,19 @@
-//! Read-only git smart HTTP for every project at `/<namespace>/<project>.git`: clone and fetch
-//! through git's own `git http-backend` (run as a CGI, `Git-Protocol` passed on so protocol v2
-//! and fetch-by-sha work), for runners with `gitlab-ci-token:<CI_JOB_TOKEN>`, users with a
-//! personal access token (`api` scope) and Reporter+ (or any reader of a non-private project),
-//! and anyone for public projects. Others get a `401` Basic challenge first, as git expects.
-//! Pushing is refused.
+//! git smart HTTP for every project at `/<namespace>/<project>.git`, through git's own
+//! `git http-backend` (run as a CGI, `Git-Protocol` passed on so protocol v2 and fetch-by-sha
+//! work). Clone and fetch: runners with `gitlab-ci-token:<CI_JOB_TOKEN>`, users with a personal
+//! access token (`api` scope) and Reporter+ (or any reader of a non-private project), anyone for
+//! public projects; others get a `401` Basic challenge first, as git expects. Push: Developer+
+//! with a personal access token, to projects spur hosts (mirrors follow their origin), each
+//! updated ref checked against the protected branches and tags before git sees the push; when
+//! it is done, push pipelines start (`push::sync`).
 
 use crate::auth;
+use crate::auth::ProjectAccess;
 use crate::clock;
-use crate::domain::{AccessLevel, JobStatus, Project, TokenScope, Visibility};
+use crate::domain::{AccessLevel, JobStatus, Project, TokenScope, User, Visibility};
 use crate::git::Origin;
 use crate::http::State;
+use crate::protected_refs::RefUpdate;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
@@ -62,6 +66,8 @@ enum Denied {
     Challenge,
     /// The caller is known but may not see the project: 404.
     NotFound,
+    /// The caller sees the project but may not do this: 403 with GitLab's message.
+    Forbidden(&'static str),
 }
 
 impl Denied {
@@ -69,8 +75,45 @@ impl Denied {
         match self {
             Denied::Challenge => challenge(),
             Denied::NotFound => not_found(),
+            Denied::Forbidden(message) => HttpResponse::Forbidden()
+                .content_type("text/plain")
+                .body(format!("{message}\n")),
         }
     }
+}
+
+/// The user a push comes from and their access, if they may push to the project at all.
+fn authorize_push(spur: &State, req: &HttpRequest, project: Option<&Project>) -> Result<(User, ProjectAccess), Denied> {
+    let Credentials::Basic(user, password) = credentials(req) else {
+        return Err(Denied::Challenge);
+    };
+    if user == "gitlab-ci-token" {
+        return Err(Denied::Forbidden("You are not allowed to push code to this project."));
+    }
+    let outcome = auth::authenticate(&spur.store, &spur.secrets, &password, clock::now());
+    let Ok(Ok(actor)) = outcome else {
+        return Err(Denied::Challenge);
+    };
+    if !(actor.user.username == user || user == "oauth2") || !actor.scopes.contains(&TokenScope::Api) {
+        return Err(Denied::Challenge);
+    }
+    let Some(project) = project else {
+        return Err(Denied::NotFound);
+    };
+    let access =
+        auth::project_access(&spur.store, Some(&actor.user), project, clock::now()).map_err(|_| Denied::NotFound)?;
+    if !access.can_read {
+        return Err(Denied::NotFound);
+    }
+    if !access.at_least(AccessLevel::Developer) {
+        return Err(Denied::Forbidden("You are not allowed to push code to this project."));
+    }
+    if project.import_url.is_some() {
+        return Err(Denied::Forbidden(
+            "This project mirrors another repository: push there, and spur follows it.",
+        ));
+    }
+    Ok((actor.user, access))
 }
 
 /// Whether the request may read the project it names.
@@ -137,8 +180,14 @@ pub async fn info_refs(req: HttpRequest, spur: State) -> HttpResponse {
         .into_iter()
         .find(|(k, _)| k == "service")
         .map(|(_, v)| v);
+    let project = project(&spur, &req);
     if service.as_deref() == Some("git-receive-pack") {
-        return push_refused();
+        let (user, _) = match authorize_push(&spur, &req, project.as_ref()) {
+            Ok(allowed) => allowed,
+            Err(denied) => return denied.answer(),
+        };
+        let Some(project) = project else { return not_found() };
+        return backend(&spur, &req, &project, "info/refs", Some(&user), None, None).await;
     }
     if service.as_deref() != Some("git-upload-pack") {
         // Dumb HTTP cannot do shallow fetches; spur serves smart HTTP only.
@@ -146,12 +195,11 @@ pub async fn info_refs(req: HttpRequest, spur: State) -> HttpResponse {
             .content_type("text/plain")
             .body("spur serves git's smart HTTP protocol only\n");
     }
-    let project = project(&spur, &req);
     if let Err(denied) = authorize(&spur, &req, project.as_ref()) {
         return denied.answer();
     }
     let Some(project) = project else { return not_found() };
-    backend(&spur, &req, &project, "info/refs", None).await
+    backend(&spur, &req, &project, "info/refs", None, None, None).await
 }
 
 /// `POST /{ns}/{repo}.git/git-upload-pack`: a fetch.
@@ -161,18 +209,216 @@ pub async fn upload_pack(req: HttpRequest, payload: web::Payload, spur: State) -
         return denied.answer();
     }
     let Some(project) = project else { return not_found() };
-    backend(&spur, &req, &project, "git-upload-pack", Some(payload)).await
+    backend(
+        &spur,
+        &req,
+        &project,
+        "git-upload-pack",
+        None,
+        Some((Vec::new(), payload)),
+        None,
+    )
+    .await
 }
 
-/// `POST /{ns}/{repo}.git/git-receive-pack`: refused.
-pub async fn receive_pack() -> HttpResponse {
-    push_refused()
+/// Largest command list accepted at the start of a push.
+const MAX_PUSH_COMMANDS: usize = 1 << 20;
+
+/// `POST /{ns}/{repo}.git/git-receive-pack`: a push. Its commands are read and checked against
+/// the protected refs first; then git applies it, and push pipelines follow.
+pub async fn receive_pack(req: HttpRequest, mut payload: web::Payload, spur: State) -> HttpResponse {
+    let project = project(&spur, &req);
+    let (user, access) = match authorize_push(&spur, &req, project.as_ref()) {
+        Ok(allowed) => allowed,
+        Err(denied) => return denied.answer(),
+    };
+    let Some(project) = project else { return not_found() };
+    if req.headers().contains_key("content-encoding") {
+        return HttpResponse::UnsupportedMediaType()
+            .content_type("text/plain")
+            .body("spur does not accept compressed pushes\n");
+    }
+    let mut prefix = Vec::new();
+    let commands = loop {
+        match push_commands(&prefix) {
+            Ok(Some(commands)) => break commands,
+            Ok(None) if prefix.len() <= MAX_PUSH_COMMANDS => match payload.next().await {
+                Some(Ok(chunk)) => prefix.extend_from_slice(&chunk),
+                _ => {
+                    return HttpResponse::BadRequest()
+                        .content_type("text/plain")
+                        .body("incomplete push\n");
+                }
+            },
+            _ => {
+                return HttpResponse::BadRequest()
+                    .content_type("text/plain")
+                    .body("malformed push\n");
+            }
+        }
+    };
+    for command in &commands {
+        if let Err(message) = check_command(&spur, &project, &access, command) {
+            tracing::info!(project_id = project.id, r#ref = %command.name, "push refused by a protected ref");
+            return Denied::Forbidden(message).answer();
+        }
+    }
+    let after = after_push(spur.clone(), project.clone(), user.id, &commands);
+    backend(
+        &spur,
+        &req,
+        &project,
+        "git-receive-pack",
+        Some(&user),
+        Some((prefix, payload)),
+        Some(after),
+    )
+    .await
 }
 
-fn push_refused() -> HttpResponse {
-    HttpResponse::Forbidden()
-        .content_type("text/plain")
-        .body("spur's git over HTTP is read-only: push to the project's own repository\n")
+/// One ref update of a push: `old new name` (40 zeros for none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushCommand {
+    /// The ref's commit before (zeros: create).
+    pub old: String,
+    /// The ref's commit after (zeros: delete).
+    pub new: String,
+    /// The full ref name.
+    pub name: String,
+}
+
+/// A push whose command list is not git's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedPush;
+
+/// Parses the command list that starts a `git-receive-pack` request body (pkt-lines up to a
+/// flush packet, `shallow` lines skipped): `Ok(None)` while more bytes are needed.
+pub fn push_commands(buf: &[u8]) -> Result<Option<Vec<PushCommand>>, MalformedPush> {
+    let mut at = 0;
+    let mut out = Vec::new();
+    loop {
+        let Some(head) = buf.get(at..at + 4) else {
+            return Ok(None);
+        };
+        let len = std::str::from_utf8(head)
+            .ok()
+            .and_then(|h| usize::from_str_radix(h, 16).ok())
+            .ok_or(MalformedPush)?;
+        if len == 0 {
+            return if out.is_empty() {
+                Err(MalformedPush)
+            } else {
+                Ok(Some(out))
+            };
+        }
+        if len < 4 {
+            return Err(MalformedPush);
+        }
+        let Some(line) = buf.get(at + 4..at + len) else {
+            return Ok(None);
+        };
+        at += len;
+        let line = line.split(|b| *b == 0).next().unwrap_or_default();
+        let line = std::str::from_utf8(line)
+            .map_err(|_| MalformedPush)?
+            .trim_end_matches('\n');
+        if line.starts_with("shallow ") {
+            continue;
+        }
+        let mut parts = line.splitn(3, ' ');
+        let (Some(old), Some(new), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(MalformedPush);
+        };
+        let hex = |s: &str| s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex(old) || !hex(new) || !name.starts_with("refs/") {
+            return Err(MalformedPush);
+        }
+        out.push(PushCommand {
+            old: old.to_string(),
+            new: new.to_string(),
+            name: name.to_string(),
+        });
+    }
+}
+
+fn is_zero(sha: &str) -> bool {
+    sha.bytes().all(|b| b == b'0')
+}
+
+/// Whether the pusher may make this ref change (protected branches and tags).
+fn check_command(spur: &State, project: &Project, access: &ProjectAccess, c: &PushCommand) -> Result<(), &'static str> {
+    let (short, tag) = match (c.name.strip_prefix("refs/heads/"), c.name.strip_prefix("refs/tags/")) {
+        (Some(b), _) => (b, false),
+        (_, Some(t)) => (t, true),
+        _ => return Err("spur accepts pushes to branches and tags only."),
+    };
+    let update = match (is_zero(&c.old), is_zero(&c.new)) {
+        (true, _) => RefUpdate::Create,
+        (_, true) => RefUpdate::Delete,
+        _ => RefUpdate::Update,
+    };
+    match crate::protected_refs::may_push(spur, project.id, short, tag, update, access) {
+        Ok(true) => Ok(()),
+        Ok(false) if tag => Err("You are not allowed to create or change this protected tag."),
+        Ok(false) => Err("You are not allowed to push code to protected branches on this project."),
+        Err(_) => Err("The protected refs could not be read."),
+    }
+}
+
+/// What runs once git has applied a push: the first branch becomes the default (with GitLab's
+/// protection), then push pipelines.
+fn after_push(spur: State, project: Project, user_id: u64, commands: &[PushCommand]) -> Box<dyn FnOnce() + Send> {
+    let branches: Vec<String> = commands
+        .iter()
+        .filter(|c| !is_zero(&c.new))
+        .filter_map(|c| c.name.strip_prefix("refs/heads/").map(str::to_string))
+        .collect();
+    Box::new(move || {
+        let spur = spur.into_inner();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime (shutting down): the next start catches up on this push.
+            return;
+        };
+        runtime.spawn(async move {
+            if project.default_branch.is_none()
+                && let Some(first) = ["main", "master"]
+                    .iter()
+                    .find(|b| branches.iter().any(|x| x == *b))
+                    .map(|b| b.to_string())
+                    .or_else(|| branches.first().cloned())
+            {
+                set_default_branch(&spur, &project, &first).await;
+            }
+            if let Err(e) = crate::push::sync(spur, project.id, Some(user_id)).await {
+                tracing::warn!(project_id = project.id, error = %e, "push pipelines failed");
+            }
+        });
+    })
+}
+
+async fn set_default_branch(spur: &crate::app::Spur, project: &Project, branch: &str) {
+    match spur
+        .store
+        .set_first_default_branch(project.id, branch.to_string())
+        .await
+    {
+        Ok(true) => {
+            let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
+            let path = spur.repos.path_of(&project.repo_name, &origin);
+            let head = format!("refs/heads/{branch}");
+            let set = tokio::process::Command::new("git")
+                .arg("--git-dir")
+                .arg(&path)
+                .args(["symbolic-ref", "HEAD", &head])
+                .status()
+                .await;
+            if !set.is_ok_and(|s| s.success()) {
+                tracing::warn!(project_id = project.id, "could not point HEAD at the default branch");
+            }
+        }
+        Ok(false) => {}
+        Err(e) => tracing::warn!(project_id = project.id, error = %e, "could not set the default branch"),
+    }
 }
 
 /// Runs `git http-backend` for one request: the body is streamed to it, its answer streamed
@@ -182,7 +428,9 @@ async fn backend(
     req: &HttpRequest,
     project: &Project,
     tail: &str,
-    payload: Option<web::Payload>,
+    pusher: Option<&User>,
+    body: Option<(Vec<u8>, web::Payload)>,
+    after: Option<Box<dyn FnOnce() + Send>>,
 ) -> HttpResponse {
     let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
     let repository = spur.repos.path_of(&project.repo_name, &origin);
@@ -217,6 +465,10 @@ async fn backend(
     if !header("content-encoding").is_empty() {
         command.env("HTTP_CONTENT_ENCODING", header("content-encoding"));
     }
+    if let Some(user) = pusher {
+        // http-backend serves receive-pack only to an authenticated REMOTE_USER.
+        command.env("REMOTE_USER", &user.username);
+    }
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -228,7 +480,10 @@ async fn backend(
         return HttpResponse::InternalServerError().finish();
     };
     let feed = async move {
-        if let Some(mut payload) = payload {
+        if let Some((prefix, mut payload)) = body {
+            if stdin.write_all(&prefix).await.is_err() {
+                return;
+            }
             while let Some(Ok(chunk)) = payload.next().await {
                 if stdin.write_all(&chunk).await.is_err() {
                     break;
@@ -247,22 +502,39 @@ async fn backend(
         response.insert_header((name, value));
     }
     let first = futures_util::stream::once(async move { Ok::<_, std::io::Error>(web::Bytes::from(rest)) });
-    let remaining = futures_util::stream::unfold((stdout, Some(child)), |(mut out, mut child)| async move {
-        let mut buf = vec![0u8; 64 * 1024];
-        match out.read(&mut buf).await {
-            Ok(0) | Err(_) => {
-                if let Some(mut c) = child.take() {
-                    let _ = c.wait().await;
+    let after = after.map(|f| OnDone(Some(f)));
+    let remaining = futures_util::stream::unfold(
+        (stdout, Some(child), after),
+        |(mut out, mut child, mut after)| async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            match out.read(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    if let Some(mut c) = child.take() {
+                        let _ = c.wait().await;
+                    }
+                    // Runs the follow-up now that git is done (or when the stream is dropped early).
+                    drop(after.take());
+                    None
                 }
-                None
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(web::Bytes::from(buf)), (out, child, after)))
+                }
             }
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(web::Bytes::from(buf)), (out, child)))
-            }
-        }
-    });
+        },
+    );
     response.streaming(first.chain(remaining))
+}
+
+/// Runs its function when dropped: after a push has been answered, or when the client went away.
+struct OnDone(Option<Box<dyn FnOnce() + Send>>);
+
+impl Drop for OnDone {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
 }
 
 /// Reads the CGI header block: the status, the headers to pass on, and body bytes read past it.
@@ -311,4 +583,38 @@ fn find_blank_line(buf: &[u8]) -> Option<(usize, usize)> {
         return Some((i, i + 4));
     }
     buf.windows(2).position(|w| w == b"\n\n").map(|i| (i, i + 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkt(line: &str) -> String {
+        format!("{:04x}{line}", line.len() + 4)
+    }
+
+    #[test]
+    fn push_command_lists_are_read_up_to_the_flush_packet() {
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        let zero = "0".repeat(40);
+        let body = format!(
+            "{}{}{}0000PACK...",
+            pkt(&format!("shallow {a}\n")),
+            pkt(&format!("{a} {b} refs/heads/main\0report-status side-band-64k\n")),
+            pkt(&format!("{zero} {b} refs/tags/v1\n")),
+        );
+        let commands = push_commands(body.as_bytes()).unwrap().unwrap();
+        assert_eq!(commands.len(), 2);
+        assert_eq!(
+            (commands[0].name.as_str(), commands[0].old.as_str()),
+            ("refs/heads/main", a.as_str())
+        );
+        assert_eq!(commands[1].name, "refs/tags/v1");
+        // Incomplete: more bytes needed; garbage: malformed.
+        assert_eq!(push_commands(&body.as_bytes()[..50]), Ok(None));
+        assert_eq!(push_commands(b"zzzz"), Err(MalformedPush));
+        assert_eq!(push_commands(b"0000"), Err(MalformedPush));
+        assert_eq!(push_commands(b"0003"), Err(MalformedPush));
+        assert_eq!(push_commands(pkt("not a command\n").as_bytes()), Err(MalformedPush));
+    }
 }

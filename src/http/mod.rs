@@ -169,6 +169,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::delete().to(triggers::delete),
             )
             .route("/projects/{id}/ci/lint", web::post().to(lint::lint))
+            .route("/projects/{id}/mirror/pull", web::post().to(mirror::pull))
+            .route("/projects/{id}/mirror/hook", web::post().to(mirror::hook))
             .route("/projects/{id}/protected_branches", web::get().to(protected_refs::list))
             .route(
                 "/projects/{id}/protected_branches",

@@ -38,6 +38,8 @@ pub struct NewPipeline {
     pub now: Millis,
     /// The upstream job, for multi-project and child pipelines.
     pub upstream: Option<crate::domain::Upstream>,
+    /// The commit before a push; 40 zeros otherwise.
+    pub before_sha: String,
 }
 
 /// A job to record with its pipeline: the record (ids filled in at commit) and its sealed
@@ -109,7 +111,7 @@ impl Store {
                 sha: new.sha,
                 ref_name: new.ref_name,
                 tag: new.tag,
-                before_sha: "0".repeat(40),
+                before_sha: new.before_sha,
                 status: new.status,
                 source: new.source,
                 user_id: new.user_id,
@@ -117,7 +119,7 @@ impl Store {
                 created_at: new.now,
                 updated_at: new.now,
                 started_at: None,
-                finished_at: if new.status == PipelineStatus::Failed {
+                finished_at: if matches!(new.status, PipelineStatus::Failed | PipelineStatus::Skipped) {
                     Some(new.now)
                 } else {
                     None

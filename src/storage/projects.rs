@@ -94,6 +94,26 @@ impl Store {
         .await
     }
 
+    /// Gives a project without a default branch (a hosted one before its first push) `branch`
+    /// as its default, protected as GitLab protects a new default branch. False if it had one.
+    pub async fn set_first_default_branch(&self, id: u64, branch: String) -> Result<bool, Error> {
+        self.write(move |tx| {
+            let mut projects = tx.open_table(PROJECTS)?;
+            let Some(mut project) = get_json::<_, Project>(&projects, id)? else {
+                return Ok(false);
+            };
+            if project.default_branch.is_some() {
+                return Ok(false);
+            }
+            project.default_branch = Some(branch.clone());
+            projects.insert(id, encode(&project)?.as_slice())?;
+            drop(projects);
+            super::protected_refs::insert_rule(tx, super::protected_refs::default_branch_rule(id, &branch))?;
+            Ok(true)
+        })
+        .await
+    }
+
     /// Deletes a project and everything that belongs to it: members, triggers, pipelines.
     pub async fn delete_project(&self, id: u64) -> Result<Result<Project, Refusal>, Error> {
         self.write(move |tx| delete_project_in(tx, id)).await

@@ -72,3 +72,38 @@ pub fn default_branch_rule(project_id: u64, branch: &str) -> ProtectedRef {
         allow_force_push: false,
     }
 }
+
+/// A project's refs as spur last saw them: full name → commit.
+pub type RefSnapshot = std::collections::BTreeMap<String, String>;
+
+impl Store {
+    /// The refs recorded for a project; `None` if none were ever recorded.
+    pub fn project_refs(&self, project_id: u64) -> Result<Option<RefSnapshot>, Error> {
+        self.read(|tx| {
+            let table = tx.open_table(super::tables::PROJECT_REFS)?;
+            if table.get((project_id, ""))?.is_none() {
+                return Ok(None);
+            }
+            let mut out = RefSnapshot::new();
+            for entry in table.range((project_id, "\u{1}")..(project_id + 1, ""))? {
+                let (k, v) = entry?;
+                out.insert(k.value().1.to_string(), v.value().to_string());
+            }
+            Ok(Some(out))
+        })
+    }
+
+    /// Replaces the refs recorded for a project.
+    pub async fn set_project_refs(&self, project_id: u64, refs: RefSnapshot) -> Result<(), Error> {
+        self.write(move |tx| {
+            let mut table = tx.open_table(super::tables::PROJECT_REFS)?;
+            table.retain_in((project_id, "")..(project_id + 1, ""), |_, _| false)?;
+            table.insert((project_id, ""), "")?;
+            for (name, sha) in &refs {
+                table.insert((project_id, name.as_str()), sha.as_str())?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}

@@ -14,6 +14,7 @@ mod operations;
 mod planning;
 mod projects;
 mod protected_refs;
+mod push;
 mod python_gitlab;
 mod python_runner;
 mod role_matrix;

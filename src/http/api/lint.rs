@@ -55,6 +55,7 @@ pub async fn lint(req: HttpRequest, spur: State, payload: web::Payload) -> Resul
             project_id: project.id,
             sha: resolved.sha,
             commit_message: files.message.clone(),
+            before_sha: "0".repeat(40),
             pipeline_variables: variables,
             project_variables,
         };

@@ -7,6 +7,7 @@ pub mod job_token_scope;
 pub mod jobs;
 pub mod lint;
 pub mod members;
+pub mod mirror;
 pub mod pipelines;
 pub mod projects;
 pub mod protected_refs;

@@ -91,6 +91,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/{ns}/{project}/-/settings/ci_cd/job_token_scope/{id}",
             web::post().to(settings::disallow_project),
         )
+        .route(
+            "/{ns}/{project}/-/settings/ci_cd/protected_refs",
+            web::post().to(settings::protect_ref),
+        )
+        .route(
+            "/{ns}/{project}/-/settings/ci_cd/protected_refs/{kind}/{name}",
+            web::post().to(settings::unprotect_ref),
+        )
         .route("/{ns}/{project}/-/triggers", web::post().to(settings::create_trigger))
         .route(
             "/{ns}/{project}/-/triggers/{id}",

@@ -44,6 +44,22 @@ struct SettingsPage {
     variables: Vec<VariableRow>,
     roles: Vec<RoleOption>,
     allowlist: Vec<AllowedProject>,
+    protected: Vec<ProtectedRow>,
+    clone_url: String,
+    mirror: Option<MirrorBlock>,
+}
+
+/// A protected branch or tag rule.
+struct ProtectedRow {
+    kind: &'static str,
+    name: String,
+    who: String,
+}
+
+/// How a forge tells spur that the mirrored repository changed.
+struct MirrorBlock {
+    hook_url: String,
+    secret: String,
 }
 
 /// A project on the job token allowlist.
@@ -104,6 +120,30 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
             allowlist.push(AllowedProject { id, path: p.full_path });
         }
     }
+    let protected = spur
+        .store
+        .protected_refs(project.id)?
+        .into_iter()
+        .map(|r| ProtectedRow {
+            kind: r.kind.as_str(),
+            who: match r.kind {
+                crate::domain::RefKind::Branch => format!(
+                    "push: {}, merge: {}",
+                    crate::protected_refs::level_description(r.push_access_level),
+                    crate::protected_refs::level_description(r.merge_access_level)
+                ),
+                crate::domain::RefKind::Tag => format!(
+                    "create: {}",
+                    crate::protected_refs::level_description(r.create_access_level)
+                ),
+            },
+            name: r.name,
+        })
+        .collect();
+    let mirror = project.import_url.as_ref().map(|_| MirrorBlock {
+        hook_url: spur.url(&format!("api/v4/projects/{}/mirror/hook", project.id)),
+        secret: crate::push::hook_secret(&spur, project.id),
+    });
     let l = Layout::new(&req, &visitor, "CI/CD Settings").in_project(&project, &access, "settings");
     html(
         &req,
@@ -129,6 +169,9 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
             })
             .collect(),
             allowlist,
+            protected,
+            clone_url: spur.url(&format!("{}.git", project.full_path)),
+            mirror,
         },
     )
 }
@@ -349,6 +392,65 @@ pub async fn allow_project(
 }
 
 /// `POST /{ns}/{project}/-/settings/ci_cd/job_token_scope/{id}`: remove a project.
+/// `POST /{ns}/{project}/-/settings/ci_cd/protected_refs`: protect a branch or tag.
+pub async fn protect_ref(
+    req: HttpRequest,
+    spur: web::Data<Spur>,
+    payload: web::Payload,
+) -> Result<HttpResponse, UiError> {
+    let ProjectPost { project, form, .. } = project_post(&req, &spur, payload, AccessLevel::Maintainer).await?;
+    let back = settings_url(&project, "js-protected-refs");
+    let name = form.get("protected[name]").unwrap_or_default().trim().to_string();
+    let kind = match form.get("protected[kind]") {
+        Some("tag") => crate::domain::RefKind::Tag,
+        _ => crate::domain::RefKind::Branch,
+    };
+    let level = |key: &str| {
+        form.get(key)
+            .and_then(|v| v.parse::<u8>().ok())
+            .filter(|l| crate::protected_refs::LEVELS.contains(l))
+            .unwrap_or(40)
+    };
+    if name.is_empty() {
+        return Ok(redirect(&req, &back, Some(("alert", "Name can't be blank"))));
+    }
+    let rule = crate::domain::ProtectedRef {
+        id: 0,
+        project_id: project.id,
+        kind,
+        name,
+        push_access_level: level("protected[push_access_level]"),
+        merge_access_level: level("protected[merge_access_level]"),
+        create_access_level: level("protected[push_access_level]"),
+        allow_force_push: false,
+    };
+    let flash = match spur.store.create_protected_ref(rule).await? {
+        Some(_) => ("notice", "Protected."),
+        None => ("alert", "That name is already protected."),
+    };
+    Ok(redirect(&req, &back, Some(flash)))
+}
+
+/// `POST /{ns}/{project}/-/settings/ci_cd/protected_refs/{kind}/{name}`: unprotect.
+pub async fn unprotect_ref(
+    req: HttpRequest,
+    spur: web::Data<Spur>,
+    payload: web::Payload,
+) -> Result<HttpResponse, UiError> {
+    let ProjectPost { project, .. } = project_post(&req, &spur, payload, AccessLevel::Maintainer).await?;
+    let kind = match req.match_info().get("kind") {
+        Some("tag") => crate::domain::RefKind::Tag,
+        Some("branch") => crate::domain::RefKind::Branch,
+        _ => return Err(UiError::NotFound),
+    };
+    let name = crate::http::percent_decode(req.match_info().get("name").unwrap_or_default());
+    if !spur.store.delete_protected_ref(project.id, kind, name).await? {
+        return Err(UiError::NotFound);
+    }
+    let back = settings_url(&project, "js-protected-refs");
+    Ok(redirect(&req, &back, Some(("notice", "Unprotected."))))
+}
+
 pub async fn disallow_project(
     req: HttpRequest,
     spur: web::Data<Spur>,

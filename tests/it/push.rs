@@ -1,0 +1,390 @@
+//! Push pipelines: a mirror that follows its repository (`mirror/pull`, polling, a forge's
+//! webhook), pushes over HTTP to projects spur hosts, `[ci skip]`, protected branches on push,
+//! and GitLab's own trigger example: a tag pushed to project A runs A's `$CI_COMMIT_TAG` job,
+//! which triggers project B with curl and a masked token.
+
+use crate::support::{ROOT_TOKEN, Repo, Server, finished_pipeline, git, job_log, send, wait_for};
+use reqwest::Method;
+use serde_json::Value;
+use std::time::Duration;
+
+const CONFIG: &str = r#"
+show:
+  script:
+    - echo "ref=$CI_COMMIT_REF_NAME before=$CI_COMMIT_BEFORE_SHA source=$CI_PIPELINE_SOURCE tag=${CI_COMMIT_TAG:-none}"
+on-tags:
+  rules:
+    - if: $CI_COMMIT_TAG
+  script: [echo tagged]
+"#;
+
+async fn pipelines(s: &Server, pid: u64) -> Vec<Value> {
+    let (_, list) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines?per_page=100&sort=asc"))).await;
+    list.as_array().unwrap().clone()
+}
+
+/// Waits until the project has `n` pipelines and answers them, oldest first.
+async fn wait_pipelines(s: &Server, pid: u64, n: usize) -> Vec<Value> {
+    let start = std::time::Instant::now();
+    loop {
+        let list = pipelines(s, pid).await;
+        if list.len() >= n {
+            assert_eq!(list.len(), n, "{list:?}");
+            return list;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "only {} pipelines: {list:?}",
+            list.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn first_job_log(s: &Server, pid: u64, pipeline: &Value) -> String {
+    let id = pipeline["id"].as_u64().unwrap();
+    finished_pipeline(s, pid, id).await;
+    let (_, jobs) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/{id}/jobs"))).await;
+    let show = jobs.as_array().unwrap().iter().find(|j| j["name"] == "show").unwrap();
+    job_log(s, pid, &show["id"]).await
+}
+
+#[tokio::test]
+async fn a_mirror_gets_one_push_pipeline_per_moved_ref() {
+    let s = Server::start_with(&["--concurrent", "2"]);
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", CONFIG)]);
+    let pid = s.project("demo", repo.path()).await;
+    let before = repo.sha("main");
+    let after = repo.commit("second");
+    git(repo.path(), &["branch", "topic"]);
+    git(repo.path(), &["tag", "v9"]);
+    let pull = || s.root(Method::POST, &format!("/projects/{pid}/mirror/pull"));
+    assert_eq!(send(pull()).await.0, 200);
+    let list = wait_pipelines(&s, pid, 3).await;
+    let by_ref = |r: &str| {
+        list.iter()
+            .find(|p| p["ref"] == r)
+            .unwrap_or_else(|| panic!("no pipeline for {r}"))
+            .clone()
+    };
+    for p in &list {
+        assert_eq!(p["source"], "push");
+        assert_eq!(p["sha"], after.as_str());
+    }
+    let main = first_job_log(&s, pid, &by_ref("main")).await;
+    assert!(
+        main.contains(&format!("ref=main before={before} source=push tag=none")),
+        "{main}"
+    );
+    let topic = first_job_log(&s, pid, &by_ref("topic")).await;
+    assert!(topic.contains(&format!("before={}", "0".repeat(40))), "{topic}");
+    let v9 = by_ref("v9");
+    let (_, shown) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/{}", v9["id"]))).await;
+    assert_eq!(shown["tag"], true);
+    let tag_log = first_job_log(&s, pid, &v9).await;
+    assert!(tag_log.contains("tag=v9"), "{tag_log}");
+    let (_, jobs) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/{}/jobs", v9["id"]))).await;
+    assert_eq!(
+        jobs.as_array().unwrap().len(),
+        2,
+        "the $CI_COMMIT_TAG job runs for the tag only"
+    );
+
+    // Nothing moved: no pipeline. A deleted branch: none either.
+    git(repo.path(), &["branch", "-D", "topic"]);
+    assert_eq!(send(pull()).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(pipelines(&s, pid).await.len(), 3);
+
+    // [ci skip] gives a skipped pipeline without jobs.
+    std::fs::write(repo.path().join("docs.md"), "docs").unwrap();
+    git(repo.path(), &["add", "."]);
+    git(repo.path(), &["commit", "-qm", "docs only [ci skip]"]);
+    send(pull()).await;
+    let list = wait_pipelines(&s, pid, 4).await;
+    let skipped = list.last().unwrap();
+    assert_eq!(skipped["status"], "skipped");
+    let (_, jobs) = send(s.root(
+        Method::GET,
+        &format!("/projects/{pid}/pipelines/{}/jobs", skipped["id"]),
+    ))
+    .await;
+    assert_eq!(jobs, serde_json::json!([]));
+
+    // A hosted project is not a mirror.
+    let (_, hosted) = send(s.root(Method::POST, "/projects").form(&[("name", "hosted")])).await;
+    let (status, e) = send(s.root(Method::POST, &format!("/projects/{}/mirror/pull", hosted["id"]))).await;
+    assert_eq!(
+        (status, e["message"].as_str()),
+        (400, Some("The project is not mirrored"))
+    );
+}
+
+#[tokio::test]
+async fn mirrors_are_polled_and_forges_call_the_webhook_with_the_secret() {
+    let s = Server::start_with(&["--concurrent", "0", "--mirror-interval", "1s"]);
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", CONFIG)]);
+    let pid = s.project("demo", repo.path()).await;
+    repo.commit("polled");
+    wait_pipelines(&s, pid, 1).await;
+
+    // The webhook: the secret is on the settings page for Maintainers.
+    let s2 = Server::start_with(&["--concurrent", "0"]);
+    let repo2 = Repo::with_files(&[(".gitlab-ci.yml", CONFIG)]);
+    let pid2 = s2.project("demo", repo2.path()).await;
+    let mut browser = crate::ui::Browser::new(&s2);
+    browser.sign_in("root", "root-password-123").await;
+    let (_, page, _) = browser.get("/root/demo/-/settings/ci_cd").await;
+    let marker = "id=\"mirror-hook-secret\" value=\"";
+    let secret = page[page.find(marker).expect("the secret on the settings page") + marker.len()..]
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let hook = format!("{}/api/v4/projects/{pid2}/mirror/hook", s2.base);
+    let body = r#"{"ref":"refs/heads/main"}"#;
+    assert_eq!(
+        send(
+            s2.http
+                .post(&hook)
+                .header("X-Gitlab-Event", "Push Hook")
+                .header("X-Gitlab-Token", "wrong")
+                .body(body)
+        )
+        .await
+        .0,
+        401
+    );
+    assert_eq!(
+        send(
+            s2.http
+                .post(format!("{}/api/v4/projects/999/mirror/hook", s2.base))
+                .header("X-Gitlab-Token", &secret)
+                .body(body)
+        )
+        .await
+        .0,
+        401
+    );
+    repo2.commit("gitlab");
+    assert_eq!(
+        send(
+            s2.http
+                .post(&hook)
+                .header("X-Gitlab-Event", "Push Hook")
+                .header("X-Gitlab-Token", &secret)
+                .body(body)
+        )
+        .await
+        .0,
+        202
+    );
+    wait_pipelines(&s2, pid2, 1).await;
+    // GitHub and Gitea sign the body with HMAC-SHA256.
+    let sign = |body: &str| {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(body.as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(
+        send(
+            s2.http
+                .post(&hook)
+                .header("X-GitHub-Event", "ping")
+                .header("X-Hub-Signature-256", format!("sha256={}", sign(body)))
+                .body(body)
+        )
+        .await
+        .0,
+        200
+    );
+    repo2.commit("github");
+    let github = s2
+        .http
+        .post(&hook)
+        .header("X-GitHub-Event", "push")
+        .header("X-Hub-Signature-256", format!("sha256={}", sign(body)))
+        .body(body);
+    assert_eq!(send(github).await.0, 202);
+    wait_pipelines(&s2, pid2, 2).await;
+    let forged = s2
+        .http
+        .post(&hook)
+        .header("X-GitHub-Event", "push")
+        .header("X-Hub-Signature-256", format!("sha256={}", sign("other")))
+        .body(body);
+    assert_eq!(send(forged).await.0, 401);
+    repo2.commit("gitea");
+    let gitea = s2
+        .http
+        .post(&hook)
+        .header("X-Gitea-Event", "push")
+        .header("X-Gitea-Signature", sign(body))
+        .body(body);
+    assert_eq!(send(gitea).await.0, 202);
+    wait_pipelines(&s2, pid2, 3).await;
+}
+
+/// A push URL with a user's token as password.
+fn url_as(s: &Server, user: &str, token: &str, path: &str) -> String {
+    format!("{}/{path}.git", s.base).replacen("://", &format!("://{user}:{token}@"), 1)
+}
+
+fn git_may_fail(dir: &std::path::Path, args: &[&str]) -> bool {
+    std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[tokio::test]
+async fn hosted_projects_take_pushes_and_protect_their_default_branch() {
+    let s = Server::start_with(&["--concurrent", "1"]);
+    let (status, project) = send(s.root(Method::POST, "/projects").form(&[("name", "hosted")])).await;
+    assert_eq!(status, 201, "{project}");
+    let pid = project["id"].as_u64().unwrap();
+    let (status, _) = send(s.root(Method::POST, &format!("/projects/{pid}/variables")).form(&[
+        ("key", "DEPLOY"),
+        ("value", "prod-secret"),
+        ("protected", "true"),
+    ]))
+    .await;
+    assert_eq!(status, 201);
+
+    let work = Repo::with_files(&[(
+        ".gitlab-ci.yml",
+        "show:\n  script: ['echo \"deploy=${DEPLOY:-absent} before=$CI_COMMIT_BEFORE_SHA\"']\n",
+    )]);
+    git(
+        work.path(),
+        &["push", "-q", &url_as(&s, "root", ROOT_TOKEN, "root/hosted"), "main"],
+    );
+    let list = wait_pipelines(&s, pid, 1).await;
+    assert_eq!(
+        (&list[0]["ref"], &list[0]["source"]),
+        (&Value::from("main"), &Value::from("push"))
+    );
+    let log = first_job_log(&s, pid, &list[0]).await;
+    assert!(
+        log.contains("deploy=prod-secret"),
+        "main became the protected default branch: {log}"
+    );
+    let (_, shown) = send(s.root(Method::GET, &format!("/projects/{pid}"))).await;
+    assert_eq!(shown["default_branch"], "main");
+    let (_, rules) = send(s.root(Method::GET, &format!("/projects/{pid}/protected_branches"))).await;
+    assert_eq!(rules[0]["name"], "main");
+
+    // Clone it back over HTTP.
+    let clone = tempfile::tempdir().unwrap();
+    git(
+        clone.path(),
+        &["clone", "-q", &url_as(&s, "root", ROOT_TOKEN, "root/hosted"), "c"],
+    );
+    assert_eq!(git(&clone.path().join("c"), &["rev-parse", "HEAD"]), work.sha("main"));
+
+    // A Developer may not push to the protected main, but may push a branch.
+    let (dev_id, dev) = s.user("dev").await;
+    s.add_member(pid, dev_id, 30).await;
+    let before = work.sha("main");
+    work.commit("by-dev");
+    assert!(!git_may_fail(
+        work.path(),
+        &["push", "-q", &url_as(&s, "dev", &dev, "root/hosted"), "main"]
+    ));
+    git(
+        work.path(),
+        &["push", "-q", &url_as(&s, "dev", &dev, "root/hosted"), "main:feature"],
+    );
+    let list = wait_pipelines(&s, pid, 2).await;
+    assert_eq!(list[1]["ref"], "feature");
+    let log = first_job_log(&s, pid, &list[1]).await;
+    assert!(
+        log.contains("deploy=absent"),
+        "no protected variable on an unprotected branch: {log}"
+    );
+    let (_, branch_main) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines?ref=main"))).await;
+    assert_eq!(branch_main[0]["sha"], before.as_str(), "main did not move");
+    // A Reporter may not push at all; a stranger does not see the project.
+    let (rep_id, rep) = s.user("rep").await;
+    s.add_member(pid, rep_id, 20).await;
+    assert!(!git_may_fail(
+        work.path(),
+        &["push", "-q", &url_as(&s, "rep", &rep, "root/hosted"), "main:other"]
+    ));
+    let (_, stranger) = s.user("stranger").await;
+    assert!(!git_may_fail(
+        work.path(),
+        &[
+            "push",
+            "-q",
+            &url_as(&s, "stranger", &stranger, "root/hosted"),
+            "main:other"
+        ]
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pipelines(&s, pid).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_tag_pushed_to_a_triggers_b_as_in_gitlabs_docs() {
+    let s = Server::start_with(&["--concurrent", "2"]);
+    let b_repo = Repo::with_files(&[(".gitlab-ci.yml", "build:\n  script: [echo building B]\n")]);
+    let b = s.project("project-b", b_repo.path()).await;
+    let (_, b_token) = s.trigger_token(ROOT_TOKEN, b).await;
+    let a_config = r#"
+trigger_b:
+  rules:
+    - if: $CI_COMMIT_TAG
+  script:
+    - curl --fail --request POST --form token=$MY_TRIGGER_TOKEN --form ref=main "$CI_API_V4_URL/projects/$B_ID/trigger/pipeline"
+"#;
+    let a_repo = Repo::with_files(&[(".gitlab-ci.yml", a_config)]);
+    let a = s.project("project-a", a_repo.path()).await;
+    let vars = s.root(Method::POST, &format!("/projects/{a}/variables"));
+    assert_eq!(
+        send(vars.form(&[
+            ("key", "MY_TRIGGER_TOKEN"),
+            ("value", b_token.as_str()),
+            ("masked", "true")
+        ]))
+        .await
+        .0,
+        201
+    );
+    let vars = s.root(Method::POST, &format!("/projects/{a}/variables"));
+    assert_eq!(
+        send(vars.form(&[("key", "B_ID"), ("value", &b.to_string())])).await.0,
+        201
+    );
+
+    git(a_repo.path(), &["tag", "v1.0.0"]);
+    assert_eq!(
+        send(s.root(Method::POST, &format!("/projects/{a}/mirror/pull")))
+            .await
+            .0,
+        200
+    );
+    let a_pipelines = wait_pipelines(&s, a, 1).await;
+    assert_eq!(a_pipelines[0]["ref"], "v1.0.0");
+    let done = finished_pipeline(&s, a, a_pipelines[0]["id"].as_u64().unwrap()).await;
+    let (_, jobs) = send(s.root(Method::GET, &format!("/projects/{a}/pipelines/{}/jobs", done["id"]))).await;
+    let log = job_log(&s, a, &jobs[0]["id"]).await;
+    assert_eq!(done["status"], "success", "{log}");
+    assert!(!log.contains(&b_token), "the token is masked: {log}");
+    let b_pipelines = wait_for(&s, &format!("/projects/{b}/pipelines"), |l| {
+        !l.as_array().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(b_pipelines[0]["source"], "trigger");
+    let b_done = finished_pipeline(&s, b, b_pipelines[0]["id"].as_u64().unwrap()).await;
+    assert_eq!(b_done["status"], "success");
+}
