@@ -269,6 +269,10 @@ pub struct Project {
     pub created_at: Millis,
     /// Last change to the record.
     pub updated_at: Millis,
+    /// The credentials of `import_url` (`user:token`), sealed with the data dir's key; the URL
+    /// itself is stored without them.
+    #[serde(default)]
+    pub import_credentials: Option<Vec<u8>>,
 }
 
 /// One user's membership of a project or group.

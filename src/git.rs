@@ -47,6 +47,35 @@ impl Origin {
     }
 }
 
+/// Splits the credentials off an http(s) URL: `https://user:token@host/p.git` becomes
+/// `https://host/p.git` and `user:token`. Other URLs are returned as they are.
+pub fn split_credentials(url: &str) -> (String, Option<String>) {
+    for scheme in ["https://", "http://"] {
+        if let Some(rest) = url.strip_prefix(scheme) {
+            let host_end = rest.find('/').unwrap_or(rest.len());
+            if let Some(at) = rest[..host_end].rfind('@') {
+                let userinfo = &rest[..at];
+                return (format!("{scheme}{}", &rest[at + 1..]), Some(userinfo.to_string()));
+            }
+        }
+    }
+    (url.to_string(), None)
+}
+
+/// Git configuration (as `GIT_CONFIG_*` environment, never on the command line) that sends
+/// `userinfo` as HTTP Basic credentials.
+fn auth_env(userinfo: Option<&str>) -> Vec<(String, String)> {
+    use base64::Engine;
+    let Some(userinfo) = userinfo else { return Vec::new() };
+    let decoded = crate::http::percent_decode(userinfo);
+    let basic = base64::engine::general_purpose::STANDARD.encode(decoded.as_bytes());
+    vec![
+        ("GIT_CONFIG_COUNT".into(), "1".into()),
+        ("GIT_CONFIG_KEY_0".into(), "http.extraHeader".into()),
+        ("GIT_CONFIG_VALUE_0".into(), format!("Authorization: Basic {basic}")),
+    ]
+}
+
 /// A ref resolved the way GitLab resolves a pipeline's ref.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedRef {
@@ -164,7 +193,12 @@ impl Repos {
 
     /// Makes the repository of a new project ready: checks a local one, clones a remote one,
     /// inits a hosted one. Returns the default branch, if any.
-    pub async fn prepare(&self, repo_name: &str, origin: &Origin) -> Result<Option<String>, String> {
+    pub async fn prepare(
+        &self,
+        repo_name: &str,
+        origin: &Origin,
+        auth: Option<&str>,
+    ) -> Result<Option<String>, String> {
         let path = self.path_of(repo_name, origin);
         match origin {
             Origin::Local(p) => {
@@ -182,7 +216,7 @@ impl Repos {
                     url.clone(),
                     path.display().to_string(),
                 ];
-                run_git(None, args)
+                run_git_with(None, args, auth_env(auth))
                     .await
                     .map_err(|_| "could not be cloned".to_string())?;
             }
@@ -206,7 +240,7 @@ impl Repos {
 
     /// Brings a remote mirror up to date; local and hosted repositories are always fresh.
     /// Concurrent callers for one repository share a single fetch.
-    pub async fn refresh(&self, repo_name: &str, origin: &Origin) -> Result<(), String> {
+    pub async fn refresh(&self, repo_name: &str, origin: &Origin, auth: Option<&str>) -> Result<(), String> {
         if !matches!(origin, Origin::Remote(_)) {
             return Ok(());
         }
@@ -226,8 +260,9 @@ impl Repos {
                         "--quiet".into(),
                         "origin".into(),
                     ];
+                    let env = auth_env(auth);
                     let f = async move {
-                        let result = run_git(None, args).await;
+                        let result = run_git_with(None, args, env).await;
                         if let Ok(mut t) = table.lock() {
                             t.remove(&key);
                         }
@@ -431,8 +466,14 @@ pub async fn list_refs(path: &Path) -> Result<std::collections::BTreeMap<String,
 
 /// Runs `git` with `args` (argv, no shell), no prompts, bounded in time.
 async fn run_git(dir: Option<&Path>, args: Vec<String>) -> Result<(), String> {
+    run_git_with(dir, args, Vec::new()).await
+}
+
+/// `run_git` with extra environment (credentials as git configuration).
+async fn run_git_with(dir: Option<&Path>, args: Vec<String>, env: Vec<(String, String)>) -> Result<(), String> {
     let mut cmd = tokio::process::Command::new("git");
     cmd.args(&args)
+        .envs(env)
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ASKPASS", "true")
         .stdin(std::process::Stdio::null())

@@ -268,7 +268,15 @@ pub async fn create(
     request: CreateRequest,
 ) -> Result<Result<Pipeline, CreateRefusal>, CreateError> {
     let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
-    if let Err(e) = spur.repos.refresh(&project.repo_name, &origin).await {
+    if let Err(e) = spur
+        .repos
+        .refresh(
+            &project.repo_name,
+            &origin,
+            crate::project_create::import_auth(&spur, &project).as_deref(),
+        )
+        .await
+    {
         tracing::warn!(project_id = project.id, error = %e, "mirror fetch failed; resolving against the last fetched state");
     }
     let s = spur.clone();

@@ -44,7 +44,16 @@ pub async fn trigger_pipeline(
         let s = spur.clone();
         let token = request.token.clone();
         let known = blocking(move || Ok(s.store.trigger_by_digest(&s.secrets.digest(&token))?.is_some())).await?;
-        if known && let Err(e) = spur.repos.refresh(&project.repo_name, &origin).await {
+        if known
+            && let Err(e) = spur
+                .repos
+                .refresh(
+                    &project.repo_name,
+                    &origin,
+                    crate::project_create::import_auth(&spur, &project).as_deref(),
+                )
+                .await
+        {
             tracing::warn!(project_id = project.id, error = %e, "mirror fetch failed; resolving against the last fetched state");
         }
     }

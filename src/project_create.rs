@@ -87,6 +87,22 @@ pub async fn create(
         }
         return Ok(Err(ProjectRefusal::Forbidden));
     }
+    // Credentials in an http(s) import_url are kept apart, sealed, and never shown or logged.
+    let (import_url, userinfo) = match import_url {
+        Some(url) => {
+            let (clean, userinfo) = crate::git::split_credentials(url.trim());
+            (Some(clean), userinfo)
+        }
+        None => (None, None),
+    };
+    let import_credentials = match &userinfo {
+        Some(u) => Some(
+            spur.secrets
+                .seal(u.as_bytes())
+                .map_err(|e| storage::Error::Codec(format!("cannot seal the import credentials: {e}")))?,
+        ),
+        None => None,
+    };
     let origin = match Origin::classify(import_url.as_deref()) {
         Ok(o) => o,
         Err(e) => return Ok(Err(ProjectRefusal::Invalid("import_url", format!("is blocked: {e}")))),
@@ -101,7 +117,7 @@ pub async fn create(
         return Ok(Err(ProjectRefusal::Taken));
     }
     let repo_name = uuid::Uuid::now_v7().simple().to_string();
-    let default_branch = match spur.repos.prepare(&repo_name, &origin).await {
+    let default_branch = match spur.repos.prepare(&repo_name, &origin, userinfo.as_deref()).await {
         Ok(b) => b,
         Err(e) => return Ok(Err(ProjectRefusal::Invalid("import_url", e))),
     };
@@ -119,6 +135,7 @@ pub async fn create(
         repo_name: repo_name.clone(),
         default_branch,
         creator_id: user.id,
+        import_credentials,
         now: clock::now(),
     };
     match spur.store.create_project(new).await? {
@@ -134,6 +151,13 @@ pub async fn create(
             Ok(Err(ProjectRefusal::Taken))
         }
     }
+}
+
+/// The unsealed credentials of a project's `import_url`, for fetching its mirror.
+pub fn import_auth(spur: &Spur, project: &crate::domain::Project) -> Option<String> {
+    let sealed = project.import_credentials.as_ref()?;
+    let plain = spur.secrets.unseal(sealed).ok()?;
+    String::from_utf8(plain).ok()
 }
 
 /// A path from a name: lower case, runs of other characters become `-`.

@@ -84,7 +84,8 @@ pub async fn update_mirror(spur: Arc<Spur>, project_id: u64) -> Result<usize, St
         return Ok(0);
     };
     let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
-    spur.repos.refresh(&project.repo_name, &origin).await?;
+    let auth = crate::project_create::import_auth(&spur, &project);
+    spur.repos.refresh(&project.repo_name, &origin, auth.as_deref()).await?;
     sync(spur, project_id, None).await
 }
 

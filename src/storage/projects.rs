@@ -32,6 +32,8 @@ pub struct NewProject {
     pub default_branch: Option<String>,
     /// The creator, who becomes its Owner.
     pub creator_id: u64,
+    /// Sealed credentials of `import_url`.
+    pub import_credentials: Option<Vec<u8>>,
     /// Creation time.
     pub now: Millis,
 }
@@ -214,6 +216,7 @@ fn create_project_in(tx: &WriteTransaction, new: NewProject) -> Result<Result<Pr
         creator_id: new.creator_id,
         created_at: new.now,
         updated_at: new.now,
+        import_credentials: new.import_credentials,
     };
     tx.open_table(PROJECTS)?
         .insert(project.id, encode(&project)?.as_slice())?;

@@ -388,3 +388,48 @@ trigger_b:
     let b_done = finished_pipeline(&s, b, b_pipelines[0]["id"].as_u64().unwrap()).await;
     assert_eq!(b_done["status"], "success");
 }
+
+#[tokio::test]
+async fn a_private_mirror_keeps_its_credentials_sealed() {
+    let s = Server::start_with(&["--concurrent", "0"]);
+    // The origin: a project spur hosts, reachable only with a token.
+    let (_, origin) = send(s.root(Method::POST, "/projects").form(&[("name", "origin")])).await;
+    let work = Repo::with_files(&[(".gitlab-ci.yml", CONFIG)]);
+    git(
+        work.path(),
+        &["push", "-q", &url_as(&s, "root", ROOT_TOKEN, "root/origin"), "main"],
+    );
+    let with_credentials = url_as(&s, "root", ROOT_TOKEN, "root/origin");
+    let (status, mirror) = send(
+        s.root(Method::POST, "/projects")
+            .form(&[("name", "mirror"), ("import_url", with_credentials.as_str())]),
+    )
+    .await;
+    assert_eq!(status, 201, "{mirror}");
+    let pid = mirror["id"].as_u64().unwrap();
+    assert_eq!(mirror["import_status"], "finished");
+    assert!(!mirror.to_string().contains(ROOT_TOKEN));
+    // The token is in no file of the data dir: not in the database, not in the mirror's config.
+    let out = std::process::Command::new("grep")
+        .args(["-r", "-l", ROOT_TOKEN])
+        .arg(&s.data_dir)
+        .output()
+        .unwrap();
+    let files = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        files.lines().all(|f| f.ends_with("initial_root_credentials")),
+        "{files}"
+    );
+    // It still fetches: a push to the origin reaches the mirror's pipelines.
+    work.commit("more");
+    git(work.path(), &["push", "-q", &with_credentials, "main"]);
+    assert_eq!(
+        send(s.root(Method::POST, &format!("/projects/{pid}/mirror/pull")))
+            .await
+            .0,
+        200
+    );
+    let list = wait_pipelines(&s, pid, 1).await;
+    assert_eq!(list[0]["sha"], work.sha("main").as_str());
+    let _ = origin;
+}
