@@ -68,6 +68,8 @@ pub struct Spur {
     pub push_locks: crate::push::ProjectLocks,
     /// How often mirrors are fetched for push pipelines.
     pub mirror_interval: std::time::Duration,
+    /// Pipeline and job changes, for webhooks and commit statuses.
+    pub events: crate::events::Events,
 }
 
 /// A start-up failure, with a message meant for the operator.
@@ -137,6 +139,7 @@ impl Spur {
             runner_job_timeout_secs: config.runner_job_timeout_secs,
             max_artifacts_bytes: config.max_artifacts_bytes,
             push_locks: crate::push::ProjectLocks::default(),
+            events: crate::events::Events::default(),
             mirror_interval: std::time::Duration::from_secs(config.mirror_interval_secs.max(1)),
             sign_in_limiter: crate::rate_limit::Limiter::new(
                 config.sign_in_rate_limit,
@@ -243,6 +246,9 @@ impl Spur {
                     let every = std::time::Duration::from_secs(spur.retention.interval_secs.clamp(1, 3600));
                     tokio::spawn(crate::artifacts::expire(spur.clone(), every));
                     tokio::spawn(crate::push::follow(spur.clone(), spur.mirror_interval));
+                    if let Some(events) = spur.events.take_receiver() {
+                        tokio::spawn(crate::hooks::run(spur.clone(), events));
+                    }
                     tokio::spawn(crate::retention::sweep_sessions(spur.clone()));
                     tokio::spawn(crate::memory::return_freed_memory());
                     scheduler::run(spur, inbox).await;

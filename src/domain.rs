@@ -944,3 +944,40 @@ pub struct ProtectedRef {
     /// Whether force pushes are allowed (branches).
     pub allow_force_push: bool,
 }
+
+/// A project webhook: where pipeline and job events are posted, in GitLab's payload format.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectHook {
+    /// Instance-wide id.
+    pub id: u64,
+    /// The project.
+    pub project_id: u64,
+    /// Where events are posted.
+    pub url: String,
+    /// The secret sent as `X-Gitlab-Token`, sealed with the data dir's key.
+    pub token_sealed: Option<Vec<u8>>,
+    /// Post `Pipeline Hook` events.
+    pub pipeline_events: bool,
+    /// Post `Job Hook` events.
+    pub job_events: bool,
+    /// Post push events (kept for GitLab's API; spur posts none yet).
+    pub push_events: bool,
+    /// Kept for GitLab's API.
+    pub enable_ssl_verification: bool,
+    /// Creation time.
+    pub created_at: Millis,
+}
+
+/// Where a mirrored project's commit statuses go: GitHub or Gitea (GitLab's GitHub
+/// integration: `PUT /projects/:id/integrations/github`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusIntegration {
+    /// The repository on the forge (`https://github.com/owner/repo`).
+    pub repository_url: String,
+    /// The forge's API root for statuses; derived from the URL when absent.
+    pub api_url: Option<String>,
+    /// The forge token, sealed with the data dir's key.
+    pub token_sealed: Vec<u8>,
+    /// Use the fixed context `ci/spur` rather than one per pipeline source.
+    pub static_context: bool,
+}

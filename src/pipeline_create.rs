@@ -248,12 +248,14 @@ pub async fn record(
     match config_error {
         Some(message) if !store_config_errors => Ok(Err(CreateRefusal::Invalid(message))),
         Some(message) => {
-            spur.store.create_pipeline(new).await?;
+            let (pipeline, _) = spur.store.create_pipeline(new).await?;
+            spur.events.send(crate::events::Event::Pipeline(pipeline.id));
             Ok(Err(CreateRefusal::Unprocessable(message)))
         }
         None => {
             let (pipeline, jobs) = spur.store.create_pipeline(new).await?;
             spur.metrics.pipeline_created(pipeline.source.as_str());
+            spur.events.send(crate::events::Event::Pipeline(pipeline.id));
             spur.scheduler.pipeline_created(&jobs);
             Ok(Ok(pipeline))
         }

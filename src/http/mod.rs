@@ -169,6 +169,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::delete().to(triggers::delete),
             )
             .route("/projects/{id}/ci/lint", web::post().to(lint::lint))
+            .route("/projects/{id}/hooks", web::get().to(hooks::list))
+            .route("/projects/{id}/hooks", web::post().to(hooks::create))
+            .route("/projects/{id}/hooks/{hook_id}", web::get().to(hooks::show))
+            .route("/projects/{id}/hooks/{hook_id}", web::put().to(hooks::update))
+            .route("/projects/{id}/hooks/{hook_id}", web::delete().to(hooks::delete))
+            .route(
+                "/projects/{id}/integrations/github",
+                web::get().to(hooks::show_integration),
+            )
+            .route(
+                "/projects/{id}/integrations/github",
+                web::put().to(hooks::set_integration),
+            )
+            .route(
+                "/projects/{id}/integrations/github",
+                web::delete().to(hooks::delete_integration),
+            )
             .route("/projects/{id}/mirror/pull", web::post().to(mirror::pull))
             .route("/projects/{id}/mirror/hook", web::post().to(mirror::hook))
             .route("/projects/{id}/protected_branches", web::get().to(protected_refs::list))

@@ -288,6 +288,8 @@ struct Working {
     changed: BTreeSet<usize>,
     /// Index of an added job → the job whose variables it shares.
     added_from: HashMap<usize, u64>,
+    /// The pipeline's and its jobs' statuses when loaded (to tell listeners what changed).
+    loaded: (PipelineStatus, Vec<JobStatus>),
     tokens: Vec<(Vec<u8>, u64)>,
 }
 
@@ -326,7 +328,9 @@ impl Batch<'_> {
                 return Ok(None);
             };
             let jobs = store.pipeline_jobs(pipeline_id).map_err(|e| e.to_string())?;
+            let loaded = (pipeline.status, jobs.iter().map(|j| j.status).collect());
             let working = Working {
+                loaded,
                 pipeline,
                 jobs,
                 changed: BTreeSet::new(),
@@ -809,6 +813,7 @@ async fn commit(mut batch: Batch<'_>, state: &mut State) {
             let _ = tx.send(Ok(added.and_then(|k| new_ids.get(&k).copied())));
         }
     }
+    announce(batch.spur, &batch.pipelines);
     for w in batch.pipelines.values() {
         for &i in &w.changed {
             let job = &w.jobs[i];
@@ -834,6 +839,22 @@ async fn commit(mut batch: Batch<'_>, state: &mut State) {
     }
     for (bridge_job, end) in mirrors {
         batch.spur.scheduler.finish(bridge_job, end);
+    }
+}
+
+/// Tells listeners (webhooks, commit statuses) which jobs and pipelines of a stored batch
+/// changed status.
+fn announce(spur: &Spur, pipelines: &HashMap<u64, Working>) {
+    for w in pipelines.values() {
+        for &i in &w.changed {
+            let job = &w.jobs[i];
+            if w.loaded.1.get(i) != Some(&job.status) && job.id != 0 {
+                spur.events.send(crate::events::Event::Job(job.id));
+            }
+        }
+        if w.pipeline.status != w.loaded.0 {
+            spur.events.send(crate::events::Event::Pipeline(w.pipeline.id));
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod artifacts;
 mod backup;
 mod codec;
 mod downstream;
+mod hooks;
 mod jobs;
 mod migrations;
 mod pipelines;

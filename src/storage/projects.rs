@@ -286,5 +286,8 @@ fn delete_project_in(tx: &WriteTransaction, id: u64) -> Result<Result<Project, R
         .retain(|(pid, _), _| pid != id)?;
     tx.open_table(super::tables::PROJECT_REFS)?
         .retain(|(pid, _), _| pid != id)?;
+    tx.open_table(super::tables::PROJECT_HOOKS)?
+        .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
+    tx.open_table(super::tables::STATUS_INTEGRATIONS)?.remove(id)?;
     Ok(Ok(project))
 }

@@ -101,6 +101,11 @@ pub const PROTECTED_REFS: TableDefinition<(u64, &str), Json> = TableDefinition::
 /// project whose refs were recorded at least once.
 pub const PROJECT_REFS: TableDefinition<(u64, &str), &str> = TableDefinition::new("project_refs");
 
+/// (project id, hook id) → `domain::ProjectHook`.
+pub const PROJECT_HOOKS: TableDefinition<(u64, u64), Json> = TableDefinition::new("project_hooks");
+/// Project id → `domain::StatusIntegration` (commit statuses to GitHub or Gitea).
+pub const STATUS_INTEGRATIONS: TableDefinition<u64, Json> = TableDefinition::new("status_integrations");
+
 /// Runs `$each!(TABLE)` for every table above, in this order. Schema creation and backups use
 /// it, so a new table is created and backed up once it is listed here.
 macro_rules! for_every_table {
@@ -141,6 +146,8 @@ macro_rules! for_every_table {
         $each!(ARTIFACTS);
         $each!(PROTECTED_REFS);
         $each!(PROJECT_REFS);
+        $each!(PROJECT_HOOKS);
+        $each!(STATUS_INTEGRATIONS);
     };
 }
 pub(super) use for_every_table;

@@ -9,6 +9,7 @@ mod cli;
 mod durability;
 mod execution;
 mod hardening;
+mod hooks;
 mod multi_project;
 mod operations;
 mod planning;

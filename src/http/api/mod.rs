@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod create_pipeline;
 pub mod groups;
+pub mod hooks;
 pub mod job_token_scope;
 pub mod jobs;
 pub mod lint;

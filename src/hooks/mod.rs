@@ -1,0 +1,242 @@
+//! Telling the outside world: project webhooks (`Pipeline Hook`, `Job Hook` in GitLab's payload
+//! format, with the hook's secret as `X-Gitlab-Token`) and commit statuses on GitHub or Gitea
+//! for mirrored projects. Events come from `events`; each target (a webhook, a project's status
+//! integration) has its own queue, delivered in order with retries and backoff, so a slow or
+//! dead receiver delays only itself. Deliveries live in memory: a restart drops what was not
+//! yet delivered. Knows nothing of actix.
+
+pub mod payload;
+
+use crate::app::Spur;
+use crate::events::Event;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Waits before each retry of a failed delivery (5 attempts in all).
+const BACKOFF: [Duration; 4] = [
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(30),
+    Duration::from_secs(120),
+];
+
+/// One HTTP POST to make.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The queue it belongs to (one per webhook or integration).
+    pub target: String,
+    /// Where.
+    pub url: String,
+    /// Extra headers (event name, secret, authorization).
+    pub headers: Vec<(String, String)>,
+    /// The JSON body.
+    pub body: Vec<u8>,
+}
+
+/// Receives events until the server stops and hands each delivery to its target's queue.
+pub async fn run(spur: Arc<Spur>, mut events: mpsc::UnboundedReceiver<Event>) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default();
+    let mut queues: HashMap<String, mpsc::UnboundedSender<Delivery>> = HashMap::new();
+    while let Some(event) = events.recv().await {
+        let deliveries = match deliveries(&spur, event) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not prepare webhooks");
+                continue;
+            }
+        };
+        for d in deliveries {
+            let queue = queues.entry(d.target.clone()).or_insert_with(|| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(deliver_in_order(client.clone(), rx));
+                tx
+            });
+            let _ = queue.send(d);
+        }
+    }
+}
+
+async fn deliver_in_order(client: reqwest::Client, mut queue: mpsc::UnboundedReceiver<Delivery>) {
+    while let Some(d) = queue.recv().await {
+        deliver(&client, &d).await;
+    }
+}
+
+/// Posts one delivery, retrying transport errors, 429 and 5xx with backoff; other answers
+/// are final.
+async fn deliver(client: &reqwest::Client, d: &Delivery) {
+    for attempt in 0..=BACKOFF.len() {
+        let mut request = client
+            .post(&d.url)
+            .header("Content-Type", "application/json")
+            .header("User-Agent", concat!("spur/", env!("CARGO_PKG_VERSION")))
+            .body(d.body.clone());
+        for (k, v) in &d.headers {
+            request = request.header(k, v);
+        }
+        let retry = match request.send().await {
+            Ok(resp) if resp.status().is_success() => return,
+            Ok(resp) => resp.status().as_u16() == 429 || resp.status().is_server_error(),
+            Err(_) => true,
+        };
+        let Some(wait) = BACKOFF.get(attempt).filter(|_| retry) else {
+            tracing::warn!(target = %d.target, attempts = attempt + 1, "a webhook delivery failed");
+            return;
+        };
+        tokio::time::sleep(*wait).await;
+    }
+}
+
+/// What one event asks to post.
+fn deliveries(spur: &Spur, event: Event) -> Result<Vec<Delivery>, String> {
+    let (pipeline, job) = match event {
+        Event::Pipeline(id) => (spur.store.pipeline(id).map_err(|e| e.to_string())?, None),
+        Event::Job(id) => {
+            let Some(job) = spur.store.job(id).map_err(|e| e.to_string())? else {
+                return Ok(Vec::new());
+            };
+            (
+                spur.store.pipeline(job.pipeline_id).map_err(|e| e.to_string())?,
+                Some(job),
+            )
+        }
+    };
+    let Some(pipeline) = pipeline else {
+        return Ok(Vec::new());
+    };
+    let hooks = spur
+        .store
+        .project_hooks(pipeline.project_id)
+        .map_err(|e| e.to_string())?;
+    let integration = match job {
+        None => spur
+            .store
+            .status_integration(pipeline.project_id)
+            .map_err(|e| e.to_string())?,
+        Some(_) => None,
+    };
+    let wanted = hooks
+        .iter()
+        .any(|h| if job.is_some() { h.job_events } else { h.pipeline_events });
+    if !wanted && integration.is_none() {
+        return Ok(Vec::new());
+    }
+    let Some(project) = spur.store.project(pipeline.project_id).map_err(|e| e.to_string())? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    if wanted {
+        let (event_name, body) = match &job {
+            Some(j) => ("Job Hook", payload::job_hook(spur, &project, &pipeline, j)),
+            None => {
+                let jobs = spur.store.pipeline_jobs(pipeline.id).map_err(|e| e.to_string())?;
+                (
+                    "Pipeline Hook",
+                    payload::pipeline_hook(spur, &project, &pipeline, &jobs),
+                )
+            }
+        };
+        let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+        for hook in hooks
+            .iter()
+            .filter(|h| if job.is_some() { h.job_events } else { h.pipeline_events })
+        {
+            let mut headers = vec![
+                ("X-Gitlab-Event".to_string(), event_name.to_string()),
+                ("X-Gitlab-Instance".to_string(), spur.external_url.clone()),
+                ("X-Gitlab-Event-UUID".to_string(), uuid::Uuid::new_v4().to_string()),
+            ];
+            if let Some(token) = hook.token_sealed.as_ref().and_then(|s| spur.secrets.unseal(s).ok()) {
+                headers.push(("X-Gitlab-Token".into(), String::from_utf8_lossy(&token).into_owned()));
+            }
+            out.push(Delivery {
+                target: format!("hook-{}", hook.id),
+                url: hook.url.clone(),
+                headers,
+                body: body.clone(),
+            });
+        }
+    }
+    if let Some(i) = integration
+        && let Some(url) = statuses_url(&i, &pipeline.sha)
+    {
+        let token = spur.secrets.unseal(&i.token_sealed).map_err(|e| e.to_string())?;
+        let context = if i.static_context {
+            "ci/spur".to_string()
+        } else {
+            format!("ci/spur/{}", pipeline.source.as_str())
+        };
+        let body = payload::commit_status(spur, &project, &pipeline, &context);
+        out.push(Delivery {
+            target: format!("statuses-{}", project.id),
+            url,
+            headers: vec![
+                (
+                    "Authorization".into(),
+                    format!("token {}", String::from_utf8_lossy(&token)),
+                ),
+                ("Accept".into(), "application/vnd.github+json".into()),
+            ],
+            body: serde_json::to_vec(&body).map_err(|e| e.to_string())?,
+        });
+    }
+    Ok(out)
+}
+
+/// The statuses endpoint for a commit: GitHub's `https://api.github.com/repos/o/r/statuses/sha`
+/// for github.com, Gitea's `<host>/api/v1/repos/o/r/statuses/sha` otherwise, or under an
+/// explicit `api_url`.
+pub fn statuses_url(i: &crate::domain::StatusIntegration, sha: &str) -> Option<String> {
+    let url = i.repository_url.trim_end_matches('/').trim_end_matches(".git");
+    let (scheme, rest) = url.split_once("://")?;
+    let (host, path) = rest.split_once('/')?;
+    let mut parts = path.split('/');
+    let (owner, repo) = (parts.next()?, parts.next()?);
+    let api = match &i.api_url {
+        Some(api) => api.trim_end_matches('/').to_string(),
+        None if host == "github.com" => "https://api.github.com".to_string(),
+        None => format!("{scheme}://{host}/api/v1"),
+    };
+    Some(format!("{api}/repos/{owner}/{repo}/statuses/{sha}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn integration(url: &str, api: Option<&str>) -> crate::domain::StatusIntegration {
+        crate::domain::StatusIntegration {
+            repository_url: url.into(),
+            api_url: api.map(str::to_string),
+            token_sealed: Vec::new(),
+            static_context: true,
+        }
+    }
+
+    #[test]
+    fn statuses_go_to_github_or_gitea() {
+        assert_eq!(
+            statuses_url(&integration("https://github.com/o/r.git", None), "abc").as_deref(),
+            Some("https://api.github.com/repos/o/r/statuses/abc")
+        );
+        assert_eq!(
+            statuses_url(&integration("http://gitea.local:3000/o/r", None), "abc").as_deref(),
+            Some("http://gitea.local:3000/api/v1/repos/o/r/statuses/abc")
+        );
+        assert_eq!(
+            statuses_url(
+                &integration("https://ghe.corp/o/r", Some("https://ghe.corp/api/v3/")),
+                "abc"
+            )
+            .as_deref(),
+            Some("https://ghe.corp/api/v3/repos/o/r/statuses/abc")
+        );
+        assert_eq!(statuses_url(&integration("not a url", None), "abc"), None);
+    }
+}

@@ -1,0 +1,198 @@
+//! Project webhooks (`GET/POST /projects/:id/hooks`, `GET/PUT/DELETE /projects/:id/hooks/:hook_id`)
+//! and the commit-status integration (`GET/PUT/DELETE /projects/:id/integrations/github`),
+//! Maintainer+, with GitLab's entities. Secrets (the hook token, the forge token) are sealed and
+//! never shown back.
+
+use super::id_segment;
+use crate::clock;
+use crate::domain::{AccessLevel, ProjectHook, StatusIntegration};
+use crate::http::error::ApiError;
+use crate::http::params::Params;
+use crate::http::{State, json_response, project_with_role};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Value, json};
+
+fn invalid(key: &str) -> ApiError {
+    ApiError::Params(format!("{key} is invalid"))
+}
+
+/// GitLab's `ProjectHook` entity (no token).
+fn entity(h: &ProjectHook) -> Value {
+    json!({
+        "id": h.id, "url": h.url, "project_id": h.project_id, "name": null, "description": null,
+        "push_events": h.push_events, "tag_push_events": false, "merge_requests_events": false,
+        "issues_events": false, "note_events": false, "wiki_page_events": false,
+        "pipeline_events": h.pipeline_events, "job_events": h.job_events,
+        "enable_ssl_verification": h.enable_ssl_verification,
+        "created_at": clock::iso8601(h.created_at), "alert_status": "executable",
+    })
+}
+
+/// Whether a URL may receive webhooks: http or https only.
+fn valid_url(url: &str) -> bool {
+    (url.starts_with("http://") || url.starts_with("https://")) && url.len() > 8 && !url.contains(char::is_whitespace)
+}
+
+/// Applies the parameters of a create or update to `hook`.
+fn apply(spur: &State, params: &Params, hook: &mut ProjectHook) -> Result<(), ApiError> {
+    if let Some(url) = params.string("url").map_err(|_| invalid("url"))? {
+        if !valid_url(&url) {
+            return Err(ApiError::invalid(
+                "url",
+                "is blocked: Only allowed schemes are http, https",
+            ));
+        }
+        hook.url = url;
+    }
+    if let Some(token) = params.string("token").map_err(|_| invalid("token"))? {
+        hook.token_sealed = if token.is_empty() {
+            None
+        } else {
+            Some(spur.secrets.seal(token.as_bytes()).map_err(ApiError::internal)?)
+        };
+    }
+    let flag = |key: &str| params.boolean(key).map_err(|_| invalid(key));
+    if let Some(v) = flag("pipeline_events")? {
+        hook.pipeline_events = v;
+    }
+    if let Some(v) = flag("job_events")? {
+        hook.job_events = v;
+    }
+    if let Some(v) = flag("push_events")? {
+        hook.push_events = v;
+    }
+    if let Some(v) = flag("enable_ssl_verification")? {
+        hook.enable_ssl_verification = v;
+    }
+    Ok(())
+}
+
+/// `GET /projects/:id/hooks`.
+pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    let hooks: Vec<Value> = spur.store.project_hooks(project.id)?.iter().map(entity).collect();
+    Ok(json_response(StatusCode::OK, &Value::Array(hooks)))
+}
+
+/// `POST /projects/:id/hooks`: 201.
+pub async fn create(req: HttpRequest, payload: web::Payload, spur: State) -> Result<HttpResponse, ApiError> {
+    let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    let params = Params::read(&req, payload, spur.max_body_bytes).await?;
+    if params.string("url").ok().flatten().is_none() {
+        return Err(ApiError::Params("url is missing".into()));
+    }
+    let mut hook = ProjectHook {
+        id: 0,
+        project_id: project.id,
+        url: String::new(),
+        token_sealed: None,
+        pipeline_events: false,
+        job_events: false,
+        push_events: true,
+        enable_ssl_verification: true,
+        created_at: clock::now(),
+    };
+    apply(&spur, &params, &mut hook)?;
+    let hook = spur.store.create_project_hook(hook).await?;
+    Ok(json_response(StatusCode::CREATED, &entity(&hook)))
+}
+
+fn find(spur: &State, project_id: u64, req: &HttpRequest) -> Result<ProjectHook, ApiError> {
+    let id = id_segment(req, "hook_id")?;
+    spur.store
+        .project_hooks(project_id)?
+        .into_iter()
+        .find(|h| h.id == id)
+        .ok_or_else(|| ApiError::not_found(""))
+}
+
+/// `GET /projects/:id/hooks/:hook_id`.
+pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    Ok(json_response(StatusCode::OK, &entity(&find(&spur, project.id, &req)?)))
+}
+
+/// `PUT /projects/:id/hooks/:hook_id`.
+pub async fn update(req: HttpRequest, payload: web::Payload, spur: State) -> Result<HttpResponse, ApiError> {
+    let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    let mut hook = find(&spur, project.id, &req)?;
+    let params = Params::read(&req, payload, spur.max_body_bytes).await?;
+    apply(&spur, &params, &mut hook)?;
+    if !spur.store.update_project_hook(hook.clone()).await? {
+        return Err(ApiError::not_found(""));
+    }
+    Ok(json_response(StatusCode::OK, &entity(&hook)))
+}
+
+/// `DELETE /projects/:id/hooks/:hook_id`: 204.
+pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    let hook = find(&spur, project.id, &req)?;
+    spur.store.delete_project_hook(project.id, hook.id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+fn integration_entity(i: Option<&StatusIntegration>) -> Value {
+    json!({
+        "id": null, "title": "GitHub", "slug": "github", "active": i.is_some(),
+        "pipeline_events": i.is_some(), "properties": {
+            "repository_url": i.map(|i| i.repository_url.clone()),
+            "static_context": i.map(|i| i.static_context),
+            "api_url": i.and_then(|i| i.api_url.clone()),
+        },
+    })
+}
+
+/// `GET /projects/:id/integrations/github`.
+pub async fn show_integration(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    let i = spur.store.status_integration(project.id)?;
+    Ok(json_response(StatusCode::OK, &integration_entity(i.as_ref())))
+}
+
+/// `PUT /projects/:id/integrations/github`: `token`, `repository_url` (GitHub or Gitea),
+/// optional `static_context` and `api_url`. Pipelines then post commit statuses there.
+pub async fn set_integration(req: HttpRequest, payload: web::Payload, spur: State) -> Result<HttpResponse, ApiError> {
+    let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    let params = Params::read(&req, payload, spur.max_body_bytes).await?;
+    let text = |key: &str| params.string(key).map_err(|_| invalid(key));
+    let (Some(token), Some(repository_url)) = (text("token")?, text("repository_url")?) else {
+        return Err(ApiError::Params(
+            "token, repository_url are missing, at least one parameter must be provided".into(),
+        ));
+    };
+    let api_url = text("api_url")?.filter(|u| !u.is_empty());
+    if !valid_url(&repository_url) || api_url.as_deref().is_some_and(|u| !valid_url(u)) {
+        return Err(ApiError::invalid(
+            "repository_url",
+            "is blocked: Only allowed schemes are http, https",
+        ));
+    }
+    let integration = StatusIntegration {
+        repository_url,
+        api_url,
+        token_sealed: spur.secrets.seal(token.as_bytes()).map_err(ApiError::internal)?,
+        static_context: params
+            .boolean("static_context")
+            .map_err(|_| invalid("static_context"))?
+            .unwrap_or(false),
+    };
+    if crate::hooks::statuses_url(&integration, "0").is_none() {
+        return Err(ApiError::invalid(
+            "repository_url",
+            "must name a repository (https://host/owner/repo)",
+        ));
+    }
+    spur.store
+        .set_status_integration(project.id, Some(integration.clone()))
+        .await?;
+    Ok(json_response(StatusCode::OK, &integration_entity(Some(&integration))))
+}
+
+/// `DELETE /projects/:id/integrations/github`: 204.
+pub async fn delete_integration(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    spur.store.set_status_integration(project.id, None).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

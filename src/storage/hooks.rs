@@ -1,0 +1,80 @@
+//! Project webhooks and commit-status integrations.
+
+use super::codec::{decode, encode, get_json};
+use super::tables::{PROJECT_HOOKS, STATUS_INTEGRATIONS};
+use super::{Error, Store, next_id};
+use crate::domain::{ProjectHook, StatusIntegration};
+use redb::ReadableTable;
+
+impl Store {
+    /// A project's webhooks, by id.
+    pub fn project_hooks(&self, project_id: u64) -> Result<Vec<ProjectHook>, Error> {
+        self.read(|tx| {
+            let table = tx.open_table(PROJECT_HOOKS)?;
+            let mut out = Vec::new();
+            for entry in table.range((project_id, 0)..=(project_id, u64::MAX))? {
+                out.push(decode(entry?.1.value())?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Stores a new webhook (its id assigned here).
+    pub async fn create_project_hook(&self, hook: ProjectHook) -> Result<ProjectHook, Error> {
+        self.write(move |tx| {
+            let hook = ProjectHook {
+                id: next_id(tx, "next_hook_id")?,
+                ..hook
+            };
+            tx.open_table(PROJECT_HOOKS)?
+                .insert((hook.project_id, hook.id), encode(&hook)?.as_slice())?;
+            Ok(hook)
+        })
+        .await
+    }
+
+    /// Replaces a webhook; false if it is gone.
+    pub async fn update_project_hook(&self, hook: ProjectHook) -> Result<bool, Error> {
+        self.write(move |tx| {
+            let mut table = tx.open_table(PROJECT_HOOKS)?;
+            if table.get((hook.project_id, hook.id))?.is_none() {
+                return Ok(false);
+            }
+            table.insert((hook.project_id, hook.id), encode(&hook)?.as_slice())?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Deletes a webhook; false if there was none.
+    pub async fn delete_project_hook(&self, project_id: u64, hook_id: u64) -> Result<bool, Error> {
+        self.write(move |tx| Ok(tx.open_table(PROJECT_HOOKS)?.remove((project_id, hook_id))?.is_some()))
+            .await
+    }
+
+    /// A project's commit-status integration.
+    pub fn status_integration(&self, project_id: u64) -> Result<Option<StatusIntegration>, Error> {
+        self.read(|tx| get_json(&tx.open_table(STATUS_INTEGRATIONS)?, project_id))
+    }
+
+    /// Sets (or with `None` removes) a project's commit-status integration.
+    pub async fn set_status_integration(
+        &self,
+        project_id: u64,
+        integration: Option<StatusIntegration>,
+    ) -> Result<(), Error> {
+        self.write(move |tx| {
+            let mut table = tx.open_table(STATUS_INTEGRATIONS)?;
+            match integration {
+                Some(i) => {
+                    table.insert(project_id, encode(&i)?.as_slice())?;
+                }
+                None => {
+                    table.remove(project_id)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,271 @@
+//! Telling the outside world: project webhooks with GitLab's `Pipeline Hook` and `Job Hook`
+//! payloads, retried when the receiver fails, commit statuses to a Gitea-style forge, and the
+//! loop guard that keeps a hook pointed at spur's own trigger endpoint from looping.
+
+use crate::support::{ROOT_TOKEN, Repo, Server, finished_pipeline, send};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One request a `Recorder` received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
+
+/// A tiny HTTP server that records every request and answers with the next scripted status
+/// (200 once the script runs out).
+pub struct Recorder {
+    pub base: String,
+    pub received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Recorder {
+    pub fn start(script: &[u16]) -> Recorder {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let statuses = Arc::new(Mutex::new(script.to_vec()));
+        let r = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                let mut headers = Vec::new();
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                    if let Some((k, v)) = h.trim_end().split_once(':') {
+                        headers.push((k.trim().to_string(), v.trim().to_string()));
+                    }
+                }
+                let len: usize = headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, v)| v.parse().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0; len];
+                let _ = reader.read_exact(&mut body);
+                let status = {
+                    let mut s = statuses.lock().unwrap();
+                    if s.is_empty() { 200 } else { s.remove(0) }
+                };
+                r.lock().unwrap().push(Received {
+                    path,
+                    headers,
+                    body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                });
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        Recorder { base, received }
+    }
+
+    /// Waits until `done` accepts what was received so far.
+    pub async fn wait(&self, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+        let start = std::time::Instant::now();
+        loop {
+            let got = self.received.lock().unwrap().clone();
+            if done(&got) {
+                return got;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "gave up: {got:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+const CONFIG: &str = "build:\n  script: [echo building]\n";
+
+#[tokio::test]
+async fn hooks_api_keeps_the_token_secret() {
+    let s = Server::start();
+    let repo = Repo::new();
+    let pid = s.project("demo", repo.path()).await;
+    let base = format!("/projects/{pid}/hooks");
+    let (status, e) = send(s.root(Method::POST, &base).form(&[("url", "ftp://x/y")])).await;
+    assert_eq!(status, 400, "{e}");
+    let (status, hook) = send(s.root(Method::POST, &base).form(&[
+        ("url", "http://127.0.0.1:9/h"),
+        ("token", "hook-secret-123"),
+        ("pipeline_events", "true"),
+    ]))
+    .await;
+    assert_eq!(status, 201, "{hook}");
+    assert_eq!(
+        (&hook["pipeline_events"], &hook["job_events"], &hook["push_events"]),
+        (&json!(true), &json!(false), &json!(true))
+    );
+    assert!(!hook.to_string().contains("hook-secret-123"));
+    let id = hook["id"].as_u64().unwrap();
+    let (_, list) = send(s.root(Method::GET, &base)).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let (status, updated) = send(
+        s.root(Method::PUT, &format!("{base}/{id}"))
+            .form(&[("job_events", "true")]),
+    )
+    .await;
+    assert_eq!((status, &updated["job_events"]), (200, &json!(true)));
+    let (dev_id, dev) = s.user("dev").await;
+    s.add_member(pid, dev_id, 30).await;
+    assert_eq!(send(s.as_token(&dev, Method::GET, &base)).await.0, 403);
+    assert_eq!(send(s.root(Method::DELETE, &format!("{base}/{id}"))).await.0, 204);
+    assert_eq!(send(s.root(Method::GET, &format!("{base}/{id}"))).await.0, 404);
+    let db = std::fs::read(s.data_dir.join("spur.redb")).unwrap();
+    assert!(!db.windows(15).any(|w| w == b"hook-secret-123"), "the token is sealed");
+}
+
+#[tokio::test]
+async fn pipeline_and_job_events_reach_the_hook_with_retries() {
+    let s = Server::start_with(&["--concurrent", "1"]);
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", CONFIG)]);
+    let pid = s.project("demo", repo.path()).await;
+    // The receiver fails the first delivery: it is retried.
+    let rec = Recorder::start(&[500]);
+    let form = [
+        ("url", format!("{}/hook", rec.base)),
+        ("token", "s3cret".into()),
+        ("pipeline_events", "true".into()),
+        ("job_events", "true".into()),
+    ];
+    assert_eq!(
+        send(s.root(Method::POST, &format!("/projects/{pid}/hooks")).form(&form))
+            .await
+            .0,
+        201
+    );
+    let (_, p) = send(
+        s.root(Method::POST, &format!("/projects/{pid}/pipeline"))
+            .form(&[("ref", "main")]),
+    )
+    .await;
+    let id = p["id"].as_u64().unwrap();
+    finished_pipeline(&s, pid, id).await;
+    let got = rec
+        .wait(|r| {
+            r.iter()
+                .any(|x| x.body["object_kind"] == "pipeline" && x.body["object_attributes"]["status"] == "success")
+        })
+        .await;
+    let first = &got[0];
+    assert_eq!(first.header("X-Gitlab-Token"), "s3cret");
+    let pipelines: Vec<&Received> = got
+        .iter()
+        .filter(|r| r.header("X-Gitlab-Event") == "Pipeline Hook")
+        .collect();
+    assert_eq!(
+        pipelines[0].body, pipelines[1].body,
+        "the failed delivery was sent again"
+    );
+    let done = pipelines.last().unwrap();
+    assert_eq!(done.body["object_attributes"]["id"], id);
+    assert_eq!(done.body["object_attributes"]["detailed_status"], "passed");
+    assert_eq!(done.body["project"]["path_with_namespace"], "root/demo");
+    assert_eq!(done.body["builds"][0]["name"], "build");
+    assert_eq!(done.body["commit"]["id"], repo.sha("main").as_str());
+    let jobs: Vec<&Received> = got
+        .iter()
+        .filter(|r| r.header("X-Gitlab-Event") == "Job Hook")
+        .collect();
+    let statuses: Vec<&str> = jobs.iter().map(|j| j.body["build_status"].as_str().unwrap()).collect();
+    assert!(
+        statuses.contains(&"running") && statuses.contains(&"success"),
+        "{statuses:?}"
+    );
+    assert_eq!(jobs[0].body["object_kind"], "build");
+}
+
+#[tokio::test]
+async fn commit_statuses_go_to_the_forge_and_survive_its_outage() {
+    let s = Server::start_with(&["--concurrent", "1"]);
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", CONFIG)]);
+    let pid = s.project("demo", repo.path()).await;
+    let forge = Recorder::start(&[503]);
+    let form = [
+        ("token", "forge-token"),
+        ("repository_url", &format!("{}/owner/repo", forge.base)),
+    ];
+    let (status, i) = send(
+        s.root(Method::PUT, &format!("/projects/{pid}/integrations/github"))
+            .form(&form),
+    )
+    .await;
+    assert_eq!(status, 200, "{i}");
+    assert!(!i.to_string().contains("forge-token"));
+    let (_, p) = send(
+        s.root(Method::POST, &format!("/projects/{pid}/pipeline"))
+            .form(&[("ref", "main")]),
+    )
+    .await;
+    finished_pipeline(&s, pid, p["id"].as_u64().unwrap()).await;
+    let got = forge.wait(|r| r.iter().any(|x| x.body["state"] == "success")).await;
+    let sha = repo.sha("main");
+    for r in &got {
+        assert_eq!(r.path, format!("/api/v1/repos/owner/repo/statuses/{sha}"));
+        assert_eq!(r.header("Authorization"), "token forge-token");
+    }
+    let states: Vec<&str> = got.iter().map(|r| r.body["state"].as_str().unwrap()).collect();
+    assert_eq!(states.first(), Some(&"pending"));
+    assert_eq!(
+        states.last(),
+        Some(&"success"),
+        "in order, the outage retried: {states:?}"
+    );
+    assert!(
+        got.last().unwrap().body["target_url"]
+            .as_str()
+            .unwrap()
+            .contains("/-/pipelines/")
+    );
+}
+
+#[tokio::test]
+async fn a_hook_pointed_at_spurs_own_trigger_endpoint_cannot_loop() {
+    let s = Server::start_with(&["--concurrent", "1"]);
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", CONFIG)]);
+    let pid = s.project("demo", repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let url = format!(
+        "{}/api/v4/projects/{pid}/ref/main/trigger/pipeline?token={token}",
+        s.base
+    );
+    let form = [("url", url.as_str()), ("pipeline_events", "true")];
+    assert_eq!(
+        send(s.root(Method::POST, &format!("/projects/{pid}/hooks")).form(&form))
+            .await
+            .0,
+        201
+    );
+    let (_, p) = send(
+        s.root(Method::POST, &format!("/projects/{pid}/pipeline"))
+            .form(&[("ref", "main")]),
+    )
+    .await;
+    finished_pipeline(&s, pid, p["id"].as_u64().unwrap()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, list) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines"))).await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+}
