@@ -118,7 +118,7 @@ async fn fixture(config: &str, extra: &[&str]) -> Fixture {
     let repo = common::repository(dir.path(), config);
     let (child, base) = start(&dir.path().join("data"), extra);
     wait_ready(&base).await;
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     let project = post_as_root(
         &http,
         &format!("{base}/api/v4/projects"),

@@ -43,7 +43,7 @@ fn main() {
         let flags = ["--keep-pipelines", "10s", "--keep-logs", "10s", "--retention-interval", "2s"];
         let (child, base) = start(&data, &flags);
         wait_ready(&base).await;
-        let http = reqwest::Client::new();
+        let http = common::http_client();
         let project = post_as_root(
             &http,
             &format!("{base}/api/v4/projects"),

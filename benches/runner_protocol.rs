@@ -75,7 +75,7 @@ async fn fixture(config: &str) -> Fixture {
     let repo = common::repository(dir.path(), config);
     let (child, base) = start(&dir.path().join("data"), &["--concurrent", "0"]);
     wait_ready(&base).await;
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     let p = post_as_root(
         &http,
         &format!("{base}/api/v4/projects"),

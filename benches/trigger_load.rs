@@ -102,7 +102,7 @@ async fn load_run(seconds: u64, connections: usize) -> RunResult {
     // Jobs stay pending: this measures the trigger path, not the executor.
     let (child, base) = start(&data, &["--concurrent", "0"]);
     wait_ready(&base).await;
-    let http = reqwest::Client::new();
+    let http = common::http_client();
     let project_url = format!("{base}/api/v4/projects");
     let project = post_as_root(
         &http,

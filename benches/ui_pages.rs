@@ -28,7 +28,7 @@ fn main() {
         let repo = common::repository(dir.path(), "build:\n  script: [echo hi]\n");
         let (child, base) = start(&dir.path().join("data"), &["--concurrent", "0"]);
         wait_ready(&base).await;
-        let http = reqwest::Client::new();
+        let http = common::http_client();
         let project = post_as_root(
             &http,
             &format!("{base}/api/v4/projects"),
@@ -75,7 +75,7 @@ fn main() {
             "/root/bench/-/settings/ci_cd".into(),
             "/root/bench/badges/main/pipeline.svg".into(),
         ];
-        let browser = reqwest::Client::builder()
+        let browser = common::http_client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
@@ -116,7 +116,7 @@ fn main() {
 
 /// Signs in as root (password set at first start) and returns the Cookie header.
 async fn sign_in(base: &str) -> String {
-    let http = reqwest::Client::builder()
+    let http = common::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

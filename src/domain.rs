@@ -273,6 +273,9 @@ pub struct Project {
     /// itself is stored without them.
     #[serde(default)]
     pub import_credentials: Option<Vec<u8>>,
+    /// How often spur fetches this mirror, in seconds; `None` uses `--mirror-interval`.
+    #[serde(default)]
+    pub mirror_interval_secs: Option<u64>,
 }
 
 /// One user's membership of a project or group.

@@ -355,6 +355,7 @@ fn download_backup(url: &str, token: &str, file: &std::path::Path) -> Result<Str
         .map_err(|e| e.to_string())?;
     rt.block_on(async {
         let endpoint = format!("{}/api/v4/admin/backup", url.trim_end_matches('/'));
+        spur::hooks::install_tls_provider();
         let mut response = reqwest::Client::new()
             .post(&endpoint)
             .header("PRIVATE-TOKEN", token)

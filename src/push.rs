@@ -242,21 +242,29 @@ pub fn hook_authentic(secret: &str, gitlab_token: Option<&str>, signature: Optio
 }
 
 /// Follows every project's repository: at start (catching up on pushes that arrived while spur
-/// was down), then every `interval` for mirrors (remote and local `import_url`s).
+/// was down), then each mirror (remote and local `import_url`s) every `interval`, or its own
+/// `mirror_interval`.
 pub async fn follow(spur: Arc<Spur>, interval: std::time::Duration) {
+    let tick = interval.min(std::time::Duration::from_secs(10));
+    let mut last: HashMap<u64, std::time::Instant> = HashMap::new();
     let mut first = true;
     loop {
         let projects = spur.store.projects().unwrap_or_default();
         for project in projects {
-            if !first && project.import_url.is_none() {
+            let every = project
+                .mirror_interval_secs
+                .map_or(interval, std::time::Duration::from_secs);
+            let due = last.get(&project.id).is_none_or(|at| at.elapsed() >= every);
+            if !(first || (project.import_url.is_some() && due)) {
                 continue;
             }
+            last.insert(project.id, std::time::Instant::now());
             if let Err(e) = update_mirror(spur.clone(), project.id).await {
                 tracing::warn!(project_id = project.id, error = %e, "could not update the repository");
             }
         }
         first = false;
-        tokio::time::sleep(interval).await;
+        tokio::time::sleep(tick).await;
     }
 }
 

@@ -71,7 +71,7 @@ pub fn start(data: &Path, extra: &[&str]) -> (Child, String) {
 
 /// Waits until the server answers.
 pub async fn wait_ready(base: &str) {
-    let http = reqwest::Client::new();
+    let http = http_client();
     for _ in 0..5000 {
         let answer = http
             .get(format!("{base}/api/v4/version"))
@@ -127,4 +127,16 @@ pub fn median(v: &mut [f64]) -> f64 {
 /// Values rounded to one decimal, for printing.
 pub fn rounded(v: &[f64]) -> Vec<f64> {
     v.iter().map(|x| (x * 10.0).round() / 10.0).collect()
+}
+
+/// An HTTP client (reqwest's TLS needs spur's crypto provider installed first).
+pub fn http_client() -> reqwest::Client {
+    spur::hooks::install_tls_provider();
+    reqwest::Client::new()
+}
+
+/// An HTTP client builder, with spur's crypto provider installed.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    spur::hooks::install_tls_provider();
+    reqwest::Client::builder()
 }

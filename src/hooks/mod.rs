@@ -35,8 +35,14 @@ pub struct Delivery {
     pub body: Vec<u8>,
 }
 
+/// Makes rustls use the ring provider for every outbound https request (once per process).
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Receives events until the server stops and hands each delivery to its target's queue.
 pub async fn run(spur: Arc<Spur>, mut events: mpsc::UnboundedReceiver<Event>) {
+    install_tls_provider();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())

@@ -89,6 +89,9 @@ impl Store {
             if let Some(v) = change.variables_override_role {
                 project.variables_override_role = v;
             }
+            if let Some(v) = change.mirror_interval_secs {
+                project.mirror_interval_secs = (v > 0).then_some(v);
+            }
             project.updated_at = now;
             projects.insert(id, encode(&project)?.as_slice())?;
             Ok(Ok(project))
@@ -193,6 +196,8 @@ pub struct ProjectChange {
     pub visibility: Option<Visibility>,
     /// New minimum role for pipeline variables.
     pub variables_override_role: Option<VariablesOverrideRole>,
+    /// New mirror interval in seconds (0: back to the server's default).
+    pub mirror_interval_secs: Option<u64>,
 }
 
 fn create_project_in(tx: &WriteTransaction, new: NewProject) -> Result<Result<Project, Refusal>, Error> {
@@ -217,6 +222,7 @@ fn create_project_in(tx: &WriteTransaction, new: NewProject) -> Result<Result<Pr
         created_at: new.now,
         updated_at: new.now,
         import_credentials: new.import_credentials,
+        mirror_interval_secs: None,
     };
     tx.open_table(PROJECTS)?
         .insert(project.id, encode(&project)?.as_slice())?;

@@ -6,7 +6,7 @@ use crate::support::{ROOT_TOKEN, Repo, Server, send};
 #[tokio::test]
 async fn failed_sign_ins_are_throttled_by_default() {
     let s = Server::start_with(&["--concurrent", "0", "--sign-in-rate-limit", "3"]);
-    let client = reqwest::Client::builder()
+    let client = crate::support::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -197,7 +197,7 @@ async fn no_secret_reaches_the_log_or_the_database_in_plain_text() {
     .await;
     assert_eq!(status, 201, "{p}");
     // A browser session too.
-    let client = reqwest::Client::builder()
+    let client = crate::support::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

@@ -433,3 +433,40 @@ async fn a_private_mirror_keeps_its_credentials_sealed() {
     assert_eq!(list[0]["sha"], work.sha("main").as_str());
     let _ = origin;
 }
+
+#[tokio::test]
+async fn a_newer_push_cancels_an_older_interruptible_pipeline_on_the_branch() {
+    let config = "slow:\n  interruptible: true\n  script: [sleep 20]\n";
+    let s = Server::start_with(&["--concurrent", "2"]);
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", config)]);
+    let pid = s.project("demo", repo.path()).await;
+    let pull = || s.root(Method::POST, &format!("/projects/{pid}/mirror/pull"));
+    repo.commit("one");
+    send(pull()).await;
+    let first = wait_pipelines(&s, pid, 1).await[0]["id"].as_u64().unwrap();
+    wait_for(&s, &format!("/projects/{pid}/pipelines/{first}"), |p| {
+        p["status"] == "running"
+    })
+    .await;
+    repo.commit("two");
+    send(pull()).await;
+    wait_pipelines(&s, pid, 2).await;
+    let p = wait_for(&s, &format!("/projects/{pid}/pipelines/{first}"), |p| {
+        p["status"] == "canceled"
+    })
+    .await;
+    assert_eq!(p["status"], "canceled");
+    // Set a per-project interval (spur's `mirror_interval`), seen in the project.
+    let (status, project) = send(
+        s.root(Method::PUT, &format!("/projects/{pid}"))
+            .form(&[("mirror_interval", "10m")]),
+    )
+    .await;
+    assert_eq!((status, &project["mirror_interval"]), (200, &Value::from(600)));
+    let (status, _) = send(
+        s.root(Method::PUT, &format!("/projects/{pid}"))
+            .form(&[("mirror_interval", "1s")]),
+    )
+    .await;
+    assert_eq!(status, 400);
+}

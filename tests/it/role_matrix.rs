@@ -67,6 +67,12 @@ GET    /groups                                200 200 200 200 200 200 200 200 40
 GET    /projects/{p}/jobs/{j}/artifacts       404 404 404 404 404 404 404 404 401 401 401 404 404 401 401
 GET    /runners/all                           401 403 403 403 403 403 403 200 401 401 401 403 401 401 401
 POST   /user/runners                          401 403 403 403 403 403 403 400 401 401 401 403 401 401 401
+GET    /projects/{p}/hooks                    401 404 403 403 403 200 200 200 401 401 401 200 401 401 401
+POST   /projects/{p}/hooks                    401 404 403 403 403 400 400 400 401 401 401 403 401 401 401
+GET    /projects/{p}/protected_branches       401 404 403 403 403 200 200 200 401 401 401 200 401 401 401
+POST   /projects/{p}/protected_branches       401 404 403 403 403 400 400 400 401 401 401 403 401 401 401
+POST   /projects/{p}/mirror/pull              401 404 403 403 403 200 200 200 401 401 401 403 401 401 401
+GET    /projects/{p}/integrations/github      401 404 403 403 403 200 200 200 401 401 401 200 401 401 401
 ";
 
 /// How a caller presents its credential.

@@ -27,7 +27,7 @@ impl Runner {
         let token = body["token"].as_str().unwrap().to_string();
         assert!(token.starts_with("glrt-"), "{token}");
         Runner {
-            http: reqwest::Client::new(),
+            http: crate::support::http_client(),
             base: s.base.clone(),
             token,
         }
@@ -881,7 +881,7 @@ async fn the_admin_runners_page_creates_pauses_and_deletes_runners() {
     let (_, details) = send(s.root(Method::GET, &format!("/runners/{id}"))).await;
     assert_eq!(details["paused"], true);
     let (status, _, _) = Runner {
-        http: reqwest::Client::new(),
+        http: crate::support::http_client(),
         base: s.base.clone(),
         token: token.clone(),
     }

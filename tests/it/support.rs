@@ -58,7 +58,7 @@ impl Server {
             data_dir: data_dir.to_path_buf(),
             _dir: None,
             log,
-            http: reqwest::Client::new(),
+            http: crate::support::http_client(),
         }
     }
 
@@ -435,4 +435,16 @@ pub async fn job_log(s: &Server, pid: u64, job: &dyn std::fmt::Display) -> Strin
         .text()
         .await
         .unwrap()
+}
+
+/// An HTTP client (reqwest's TLS needs spur's crypto provider installed first).
+pub fn http_client() -> reqwest::Client {
+    spur::hooks::install_tls_provider();
+    reqwest::Client::new()
+}
+
+/// An HTTP client builder, with spur's crypto provider installed.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    spur::hooks::install_tls_provider();
+    reqwest::Client::builder()
 }

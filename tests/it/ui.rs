@@ -16,7 +16,10 @@ pub(crate) struct Browser {
 impl Browser {
     pub(crate) fn new(s: &Server) -> Browser {
         Browser {
-            http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(),
+            http: crate::support::http_client_builder()
+                .redirect(Policy::none())
+                .build()
+                .unwrap(),
             base: s.base.clone(),
             cookies: Vec::new(),
         }

@@ -128,7 +128,8 @@ fn taken() -> ApiError {
 }
 
 /// `PUT /projects/:id` (Maintainer+): `name`, `description`, `visibility`,
-/// `ci_pipeline_variables_minimum_override_role`.
+/// `ci_pipeline_variables_minimum_override_role`, and spur's `mirror_interval` (how often a
+/// mirror is fetched: a duration, `0` for the server's default).
 pub async fn update(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let actor = signed_in(&req, &spur).await?;
     let params = Params::read(&req, payload, spur.max_body_bytes).await?;
@@ -141,7 +142,17 @@ pub async fn update(req: HttpRequest, spur: State, payload: web::Payload) -> Res
     let description = v.optional_string(&params, "description");
     let visibility = v.optional_string(&params, "visibility");
     let role = v.optional_string(&params, "ci_pipeline_variables_minimum_override_role");
+    let interval = v.optional_string(&params, "mirror_interval");
     v.finish()?;
+    let mirror_interval_secs = interval
+        .map(|text| {
+            crate::ci_config::job_settings::parse_duration(&text)
+                .filter(|secs| *secs == 0 || *secs >= 10)
+                .ok_or_else(|| {
+                    ApiError::Params("mirror_interval must be a duration of at least 10 seconds, or 0".into())
+                })
+        })
+        .transpose()?;
     let change = ProjectChange {
         name: name.filter(|n| !n.trim().is_empty()),
         description,
@@ -157,6 +168,7 @@ pub async fn update(req: HttpRequest, spur: State, payload: web::Payload) -> Res
                 })
             })
             .transpose()?,
+        mirror_interval_secs,
     };
     match spur.store.update_project(project.id, change, clock::now()).await? {
         Ok(p) => Ok(json_response(StatusCode::OK, &project_view(&spur, &p, Some(&actor))?)),
