@@ -276,6 +276,18 @@ pub struct Project {
     /// How often spur fetches this mirror, in seconds; `None` uses `--mirror-interval`.
     #[serde(default)]
     pub mirror_interval_secs: Option<u64>,
+    /// The SSH key spur fetches an `ssh://` (or `user@host:path`) origin with.
+    #[serde(default)]
+    pub deploy_key: Option<DeployKey>,
+}
+
+/// A project's SSH deploy key for its mirror.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployKey {
+    /// The public key line (`ssh-ed25519 AAAA… comment`), shown to Maintainers.
+    pub public: String,
+    /// The private key, sealed with the data dir's key; never shown.
+    pub private_sealed: Vec<u8>,
 }
 
 /// One user's membership of a project or group.

@@ -62,18 +62,107 @@ pub fn split_credentials(url: &str) -> (String, Option<String>) {
     (url.to_string(), None)
 }
 
-/// Git configuration (as `GIT_CONFIG_*` environment, never on the command line) that sends
-/// `userinfo` as HTTP Basic credentials.
-fn auth_env(userinfo: Option<&str>) -> Vec<(String, String)> {
+/// How spur signs in to a mirror's origin.
+#[derive(Clone, Default)]
+pub enum RemoteAuth {
+    /// Anonymously.
+    #[default]
+    None,
+    /// HTTP Basic with `user:token` (from the `import_url`).
+    Basic(String),
+    /// SSH with the project's deploy key (an OpenSSH private key).
+    SshKey(Vec<u8>),
+}
+
+/// Whether an import URL is reached over SSH (`ssh://` or `user@host:path`).
+pub fn is_ssh_url(url: &str) -> bool {
+    url.starts_with("ssh://") || (url.contains('@') && url.contains(':') && !url.contains("://"))
+}
+
+/// Environment variables for one git run.
+type GitEnv = Vec<(String, String)>;
+
+/// A private key written for one git run; removed when dropped.
+struct KeyFile(PathBuf);
+
+impl Drop for KeyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Single-quotes a path for `GIT_SSH_COMMAND`, which git runs through a shell.
+fn shell_quote(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
+}
+
+/// Environment for a git run that signs in with `auth`: HTTP credentials as `GIT_CONFIG_*`
+/// (never on the command line), or `GIT_SSH_COMMAND` with the deploy key in a private file
+/// that lives as long as the returned guard.
+fn auth_env(auth: &RemoteAuth, keys_dir: &Path) -> Result<(GitEnv, Option<KeyFile>), String> {
     use base64::Engine;
-    let Some(userinfo) = userinfo else { return Vec::new() };
-    let decoded = crate::http::percent_decode(userinfo);
-    let basic = base64::engine::general_purpose::STANDARD.encode(decoded.as_bytes());
-    vec![
-        ("GIT_CONFIG_COUNT".into(), "1".into()),
-        ("GIT_CONFIG_KEY_0".into(), "http.extraHeader".into()),
-        ("GIT_CONFIG_VALUE_0".into(), format!("Authorization: Basic {basic}")),
-    ]
+    match auth {
+        RemoteAuth::None => Ok((Vec::new(), None)),
+        RemoteAuth::Basic(userinfo) => {
+            let decoded = crate::http::percent_decode(userinfo);
+            let basic = base64::engine::general_purpose::STANDARD.encode(decoded.as_bytes());
+            Ok((
+                vec![
+                    ("GIT_CONFIG_COUNT".into(), "1".into()),
+                    ("GIT_CONFIG_KEY_0".into(), "http.extraHeader".into()),
+                    ("GIT_CONFIG_VALUE_0".into(), format!("Authorization: Basic {basic}")),
+                ],
+                None,
+            ))
+        }
+        RemoteAuth::SshKey(private) => {
+            use std::io::Write;
+            use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+            let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(keys_dir);
+            let path = keys_dir.join(format!("key-{}", uuid::Uuid::new_v4().simple()));
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| format!("cannot write the deploy key: {e}"))?;
+            let guard = KeyFile(path.clone());
+            file.write_all(private)
+                .map_err(|e| format!("cannot write the deploy key: {e}"))?;
+            let known_hosts = keys_dir.join("known_hosts");
+            let command = format!(
+                "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={}",
+                shell_quote(&path),
+                shell_quote(&known_hosts)
+            );
+            Ok((vec![("GIT_SSH_COMMAND".into(), command)], Some(guard)))
+        }
+    }
+}
+
+/// A new ed25519 deploy key made by `ssh-keygen`: (the public key line, the private key).
+pub async fn generate_deploy_key(dir: &Path, comment: &str) -> Result<(String, Vec<u8>), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir);
+    let path = dir.join(format!("new-{}", uuid::Uuid::new_v4().simple()));
+    let _guard = (KeyFile(path.clone()), KeyFile(path.with_extension("pub")));
+    let status = tokio::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(&path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await
+        .map_err(|e| format!("cannot run ssh-keygen: {e}"))?;
+    if !status.success() {
+        return Err("ssh-keygen failed".into());
+    }
+    let private = tokio::fs::read(&path).await.map_err(|e| e.to_string())?;
+    let public = tokio::fs::read_to_string(path.with_extension("pub"))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((public.trim().to_string(), private))
 }
 
 /// A ref resolved the way GitLab resolves a pipeline's ref.
@@ -193,12 +282,7 @@ impl Repos {
 
     /// Makes the repository of a new project ready: checks a local one, clones a remote one,
     /// inits a hosted one. Returns the default branch, if any.
-    pub async fn prepare(
-        &self,
-        repo_name: &str,
-        origin: &Origin,
-        auth: Option<&str>,
-    ) -> Result<Option<String>, String> {
+    pub async fn prepare(&self, repo_name: &str, origin: &Origin, auth: &RemoteAuth) -> Result<Option<String>, String> {
         let path = self.path_of(repo_name, origin);
         match origin {
             Origin::Local(p) => {
@@ -216,9 +300,15 @@ impl Repos {
                     url.clone(),
                     path.display().to_string(),
                 ];
-                run_git_with(None, args, auth_env(auth))
-                    .await
-                    .map_err(|_| "could not be cloned".to_string())?;
+                let (env, _key) = auth_env(auth, &self.keys_dir())?;
+                let cloned = run_git_with(None, args, env).await;
+                if cloned.is_err() && matches!(auth, RemoteAuth::SshKey(_)) {
+                    // The deploy key is new: the forge does not know it yet. Keep an empty mirror
+                    // that the next fetch fills, once the key is added there.
+                    self.empty_mirror(&path, url).await?;
+                    return Ok(None);
+                }
+                cloned.map_err(|_| "could not be cloned".to_string())?;
             }
             Origin::Hosted => {
                 remove_stale(&path).await?;
@@ -240,7 +330,7 @@ impl Repos {
 
     /// Brings a remote mirror up to date; local and hosted repositories are always fresh.
     /// Concurrent callers for one repository share a single fetch.
-    pub async fn refresh(&self, repo_name: &str, origin: &Origin, auth: Option<&str>) -> Result<(), String> {
+    pub async fn refresh(&self, repo_name: &str, origin: &Origin, auth: &RemoteAuth) -> Result<(), String> {
         if !matches!(origin, Origin::Remote(_)) {
             return Ok(());
         }
@@ -260,9 +350,10 @@ impl Repos {
                         "--quiet".into(),
                         "origin".into(),
                     ];
-                    let env = auth_env(auth);
+                    let (env, key_file) = auth_env(auth, &self.keys_dir())?;
                     let f = async move {
                         let result = run_git_with(None, args, env).await;
+                        drop(key_file);
                         if let Ok(mut t) = table.lock() {
                             t.remove(&key);
                         }
@@ -276,6 +367,54 @@ impl Repos {
             }
         };
         fetch.await
+    }
+
+    /// Where deploy keys are written for the length of one git run (and SSH's known hosts).
+    fn keys_dir(&self) -> PathBuf {
+        self.mirrors_dir.join(".ssh")
+    }
+
+    /// A bare mirror of `url` with nothing fetched yet.
+    async fn empty_mirror(&self, path: &Path, url: &str) -> Result<(), String> {
+        remove_stale(path).await?;
+        let dir = path.display().to_string();
+        run_git(
+            None,
+            vec!["init".into(), "--bare".into(), "--quiet".into(), dir.clone()],
+        )
+        .await?;
+        let args = vec![
+            "--git-dir".into(),
+            dir,
+            "remote".into(),
+            "add".into(),
+            "--mirror=fetch".into(),
+            "origin".into(),
+            url.to_string(),
+        ];
+        run_git(None, args).await
+    }
+
+    /// The default branch of a mirror after its first fetch: `main`, else `master`, else the
+    /// first branch; HEAD is pointed at it.
+    pub async fn adopt_default_branch(&self, path: &Path) -> Option<String> {
+        let refs = list_refs(path).await.ok()?;
+        let branches: Vec<&str> = refs.keys().filter_map(|r| r.strip_prefix("refs/heads/")).collect();
+        let pick = ["main", "master"]
+            .into_iter()
+            .find(|b| branches.contains(b))
+            .or_else(|| branches.first().copied())?
+            .to_string();
+        let head = format!("refs/heads/{pick}");
+        let args = vec![
+            "--git-dir".into(),
+            path.display().to_string(),
+            "symbolic-ref".into(),
+            "HEAD".into(),
+            head,
+        ];
+        run_git(None, args).await.ok()?;
+        Some(pick)
     }
 
     /// Resolves `name` as GitLab does: `refs/heads/X`, `refs/tags/X`, or a short name that must

@@ -275,7 +275,7 @@ pub async fn create(
         .refresh(
             &project.repo_name,
             &origin,
-            crate::project_create::import_auth(&spur, &project).as_deref(),
+            &crate::project_create::import_auth(&spur, &project),
         )
         .await
     {

@@ -50,7 +50,7 @@ pub async fn trigger_pipeline(
                 .refresh(
                     &project.repo_name,
                     &origin,
-                    crate::project_create::import_auth(&spur, &project).as_deref(),
+                    &crate::project_create::import_auth(&spur, &project),
                 )
                 .await
         {

@@ -95,14 +95,30 @@ pub async fn create(
         }
         None => (None, None),
     };
-    let import_credentials = match &userinfo {
-        Some(u) => Some(
-            spur.secrets
-                .seal(u.as_bytes())
-                .map_err(|e| storage::Error::Codec(format!("cannot seal the import credentials: {e}")))?,
-        ),
-        None => None,
+    let seal = |plain: &[u8]| {
+        spur.secrets
+            .seal(plain)
+            .map_err(|e| storage::Error::Codec(format!("cannot seal the import credentials: {e}")))
     };
+    let import_credentials = userinfo.as_deref().map(|u| seal(u.as_bytes())).transpose()?;
+    // An SSH origin gets a deploy key of its own, shown on the settings page to add at the forge.
+    let mut deploy_key = None;
+    let mut auth = userinfo
+        .clone()
+        .map_or(crate::git::RemoteAuth::None, crate::git::RemoteAuth::Basic);
+    if import_url.as_deref().is_some_and(crate::git::is_ssh_url) {
+        let keys = spur.data_dir.join("repositories/.ssh");
+        match crate::git::generate_deploy_key(&keys, "spur deploy key").await {
+            Ok((public, private)) => {
+                deploy_key = Some(crate::domain::DeployKey {
+                    public,
+                    private_sealed: seal(&private)?,
+                });
+                auth = crate::git::RemoteAuth::SshKey(private);
+            }
+            Err(e) => tracing::warn!(error = %e, "could not make a deploy key"),
+        }
+    }
     let origin = match Origin::classify(import_url.as_deref()) {
         Ok(o) => o,
         Err(e) => return Ok(Err(ProjectRefusal::Invalid("import_url", format!("is blocked: {e}")))),
@@ -117,7 +133,7 @@ pub async fn create(
         return Ok(Err(ProjectRefusal::Taken));
     }
     let repo_name = uuid::Uuid::now_v7().simple().to_string();
-    let default_branch = match spur.repos.prepare(&repo_name, &origin, userinfo.as_deref()).await {
+    let default_branch = match spur.repos.prepare(&repo_name, &origin, &auth).await {
         Ok(b) => b,
         Err(e) => return Ok(Err(ProjectRefusal::Invalid("import_url", e))),
     };
@@ -136,6 +152,7 @@ pub async fn create(
         default_branch,
         creator_id: user.id,
         import_credentials,
+        deploy_key,
         now: clock::now(),
     };
     match spur.store.create_project(new).await? {
@@ -153,11 +170,17 @@ pub async fn create(
     }
 }
 
-/// The unsealed credentials of a project's `import_url`, for fetching its mirror.
-pub fn import_auth(spur: &Spur, project: &crate::domain::Project) -> Option<String> {
-    let sealed = project.import_credentials.as_ref()?;
-    let plain = spur.secrets.unseal(sealed).ok()?;
-    String::from_utf8(plain).ok()
+/// How to sign in to a project's origin: its deploy key for SSH, the unsealed credentials of
+/// an http(s) `import_url`, or nothing.
+pub fn import_auth(spur: &Spur, project: &crate::domain::Project) -> crate::git::RemoteAuth {
+    let unseal = |sealed: &Vec<u8>| spur.secrets.unseal(sealed).ok();
+    if let Some(private) = project.deploy_key.as_ref().and_then(|k| unseal(&k.private_sealed)) {
+        return crate::git::RemoteAuth::SshKey(private);
+    }
+    match project.import_credentials.as_ref().and_then(unseal) {
+        Some(plain) => crate::git::RemoteAuth::Basic(String::from_utf8_lossy(&plain).into_owned()),
+        None => crate::git::RemoteAuth::None,
+    }
 }
 
 /// A path from a name: lower case, runs of other characters become `-`.

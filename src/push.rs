@@ -85,7 +85,20 @@ pub async fn update_mirror(spur: Arc<Spur>, project_id: u64) -> Result<usize, St
     };
     let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
     let auth = crate::project_create::import_auth(&spur, &project);
-    spur.repos.refresh(&project.repo_name, &origin, auth.as_deref()).await?;
+    spur.repos.refresh(&project.repo_name, &origin, &auth).await?;
+    if project.default_branch.is_none() && matches!(origin, Origin::Remote(_)) {
+        // A mirror that could not be cloned at creation (its deploy key was not yet known to
+        // the forge): its first fetch is the import, as GitLab's, and starts no pipelines.
+        let path = spur.repos.path_of(&project.repo_name, &origin);
+        if let Some(branch) = spur.repos.adopt_default_branch(&path).await {
+            spur.store
+                .set_first_default_branch(project.id, branch)
+                .await
+                .map_err(|e| e.to_string())?;
+            record_refs(&spur, &project).await?;
+            return Ok(0);
+        }
+    }
     sync(spur, project_id, None).await
 }
 

@@ -34,6 +34,8 @@ pub struct NewProject {
     pub creator_id: u64,
     /// Sealed credentials of `import_url`.
     pub import_credentials: Option<Vec<u8>>,
+    /// The deploy key of an SSH origin.
+    pub deploy_key: Option<crate::domain::DeployKey>,
     /// Creation time.
     pub now: Millis,
 }
@@ -223,6 +225,7 @@ fn create_project_in(tx: &WriteTransaction, new: NewProject) -> Result<Result<Pr
         updated_at: new.now,
         import_credentials: new.import_credentials,
         mirror_interval_secs: None,
+        deploy_key: new.deploy_key,
     };
     tx.open_table(PROJECTS)?
         .insert(project.id, encode(&project)?.as_slice())?;

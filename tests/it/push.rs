@@ -470,3 +470,123 @@ async fn a_newer_push_cancels_an_older_interruptible_pipeline_on_the_branch() {
     .await;
     assert_eq!(status, 400);
 }
+
+/// An sshd on a free local port that accepts the keys written to its `authorized_keys`.
+struct Sshd {
+    child: std::process::Child,
+    port: u16,
+    authorized: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Sshd {
+    fn start() -> Sshd {
+        let dir = tempfile::tempdir().unwrap();
+        let host_key = dir.path().join("host_ed25519");
+        let made = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&host_key)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let authorized = dir.path().join("authorized_keys");
+        std::fs::write(&authorized, "").unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.path().join("sshd_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPidFile {}\n",
+                host_key.display(),
+                authorized.display(),
+                dir.path().join("sshd.pid").display()
+            ),
+        )
+        .unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let child = std::process::Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(&config)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sshd (Debian's openssh-server, installed by tests/run)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Sshd {
+            child,
+            port,
+            authorized,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn an_ssh_mirror_fetches_with_its_own_deploy_key() {
+    let sshd = Sshd::start();
+    let s = Server::start_with(&["--concurrent", "0"]);
+    let origin = Repo::with_files(&[(".gitlab-ci.yml", CONFIG)]);
+    let url = format!("ssh://root@127.0.0.1:{}{}", sshd.port, origin.path().display());
+    // The forge does not know spur's key yet: the project is made, empty, with a deploy key.
+    let (status, project) = send(
+        s.root(Method::POST, "/projects")
+            .form(&[("name", "over-ssh"), ("import_url", url.as_str())]),
+    )
+    .await;
+    assert_eq!(status, 201, "{project}");
+    let pid = project["id"].as_u64().unwrap();
+    assert_eq!(project["default_branch"], Value::Null);
+    let mut browser = crate::ui::Browser::new(&s);
+    browser.sign_in("root", "root-password-123").await;
+    let (_, page, _) = browser.get("/root/over-ssh/-/settings/ci_cd").await;
+    let start = page.find("ssh-ed25519 ").expect("the deploy key on the settings page");
+    let key = page[start..].split('<').next().unwrap().trim().to_string();
+    // The admin adds it at the forge; the next fetch imports the repository (no pipelines)...
+    std::fs::write(&sshd.authorized, format!("{key}\n")).unwrap();
+    assert_eq!(
+        send(s.root(Method::POST, &format!("/projects/{pid}/mirror/pull")))
+            .await
+            .0,
+        200
+    );
+    wait_for(&s, &format!("/projects/{pid}"), |p| p["default_branch"] == "main").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pipelines(&s, pid).await.len(), 0, "the import starts no pipeline");
+    // ... and then follows it.
+    let sha = origin.commit("over ssh");
+    assert_eq!(
+        send(s.root(Method::POST, &format!("/projects/{pid}/mirror/pull")))
+            .await
+            .0,
+        200
+    );
+    let list = wait_pipelines(&s, pid, 1).await;
+    assert_eq!(list[0]["sha"], sha.as_str());
+    // The private key is nowhere on disk in the clear.
+    let keys: Vec<String> = std::fs::read_dir(s.data_dir.join("repositories/.ssh"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(keys, ["known_hosts"], "only SSH's known hosts stay");
+    let out = std::process::Command::new("grep")
+        .args(["-r", "-l", "OPENSSH PRIVATE KEY"])
+        .arg(&s.data_dir)
+        .output()
+        .unwrap();
+    assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+}

@@ -42,7 +42,7 @@ pub async fn lint(req: HttpRequest, spur: State, payload: web::Payload) -> Resul
         .refresh(
             &project.repo_name,
             &origin,
-            crate::project_create::import_auth(&spur, &project).as_deref(),
+            &crate::project_create::import_auth(&spur, &project),
         )
         .await
         .ok();

@@ -60,6 +60,7 @@ struct ProtectedRow {
 struct MirrorBlock {
     hook_url: String,
     secret: String,
+    deploy_key: Option<String>,
 }
 
 /// A project on the job token allowlist.
@@ -143,6 +144,7 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
     let mirror = project.import_url.as_ref().map(|_| MirrorBlock {
         hook_url: spur.url(&format!("api/v4/projects/{}/mirror/hook", project.id)),
         secret: crate::push::hook_secret(&spur, project.id),
+        deploy_key: project.deploy_key.as_ref().map(|k| k.public.clone()),
     });
     let l = Layout::new(&req, &visitor, "CI/CD Settings").in_project(&project, &access, "settings");
     html(
