@@ -347,8 +347,10 @@ trigger_b:
   script:
     - curl --fail --request POST --form token=$MY_TRIGGER_TOKEN --form ref=main "$CI_API_V4_URL/projects/$B_ID/trigger/pipeline"
 "#;
-    let a_repo = Repo::with_files(&[(".gitlab-ci.yml", a_config)]);
-    let a = s.project("project-a", a_repo.path()).await;
+    // Project A is hosted by spur: its code arrives by git push.
+    let (status, project) = send(s.root(Method::POST, "/projects").form(&[("name", "project-a")])).await;
+    assert_eq!(status, 201, "{project}");
+    let a = project["id"].as_u64().unwrap();
     let vars = s.root(Method::POST, &format!("/projects/{a}/variables"));
     assert_eq!(
         send(vars.form(&[
@@ -365,14 +367,17 @@ trigger_b:
         send(vars.form(&[("key", "B_ID"), ("value", &b.to_string())])).await.0,
         201
     );
-
-    git(a_repo.path(), &["tag", "v1.0.0"]);
-    assert_eq!(
-        send(s.root(Method::POST, &format!("/projects/{a}/mirror/pull")))
-            .await
-            .0,
-        200
+    let a_repo = Repo::with_files(&[(".gitlab-ci.yml", a_config)]);
+    let a_url = url_as(&s, "root", ROOT_TOKEN, "root/project-a");
+    git(a_repo.path(), &["push", "-q", &a_url, "main"]);
+    wait_for(&s, &format!("/projects/{a}"), |p| p["default_branch"] == "main").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        pipelines(&s, a).await.is_empty(),
+        "rules leave no job for a branch: no pipeline"
     );
+    git(a_repo.path(), &["tag", "v1.0.0"]);
+    git(a_repo.path(), &["push", "-q", &a_url, "v1.0.0"]);
     let a_pipelines = wait_pipelines(&s, a, 1).await;
     assert_eq!(a_pipelines[0]["ref"], "v1.0.0");
     let done = finished_pipeline(&s, a, a_pipelines[0]["id"].as_u64().unwrap()).await;
