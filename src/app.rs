@@ -246,6 +246,9 @@ impl Spur {
                     let every = std::time::Duration::from_secs(spur.retention.interval_secs.clamp(1, 3600));
                     tokio::spawn(crate::artifacts::expire(spur.clone(), every));
                     tokio::spawn(crate::push::follow(spur.clone(), spur.mirror_interval));
+                    if spur.store.any_listener().unwrap_or(true) {
+                        spur.events.listen();
+                    }
                     if let Some(events) = spur.events.take_receiver() {
                         tokio::spawn(crate::hooks::run(spur.clone(), events));
                     }

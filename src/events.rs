@@ -2,22 +2,36 @@
 //! commit statuses). The scheduler and pipeline creation send an event after the change is
 //! durable; `hooks` receives them. Sending never blocks and never fails the sender.
 
+use crate::domain::{JobStatus, PipelineStatus};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::mpsc;
 
 /// A change worth telling the outside world about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// A pipeline was created or its status changed.
-    Pipeline(u64),
-    /// A job's status changed.
-    Job(u64),
+    /// A pipeline (id, project id) was created or its status changed (to this one).
+    Pipeline(u64, u64, PipelineStatus),
+    /// A job's (id, project id) status changed (to this one).
+    Job(u64, u64, JobStatus),
 }
 
-/// The sending end, shared by every part of spur, and the receiving end until taken.
+impl Event {
+    /// The project it happened in.
+    pub fn project_id(self) -> u64 {
+        match self {
+            Event::Pipeline(_, project, _) | Event::Job(_, project, _) => project,
+        }
+    }
+}
+
+/// The sending end, shared by every part of spur, and the receiving end until taken. Events
+/// are only sent once some project has a listener (a webhook or a status integration): until
+/// then the trigger path pays nothing for them.
 pub struct Events {
     tx: mpsc::UnboundedSender<Event>,
     rx: Mutex<Option<mpsc::UnboundedReceiver<Event>>>,
+    listened: AtomicBool,
 }
 
 impl Default for Events {
@@ -26,6 +40,7 @@ impl Default for Events {
         Events {
             tx,
             rx: Mutex::new(Some(rx)),
+            listened: AtomicBool::new(false),
         }
     }
 }
@@ -33,7 +48,14 @@ impl Default for Events {
 impl Events {
     /// Tells listeners about `event` (dropped when nobody listens).
     pub fn send(&self, event: Event) {
-        let _ = self.tx.send(event);
+        if self.listened.load(Ordering::Relaxed) {
+            let _ = self.tx.send(event);
+        }
+    }
+
+    /// Starts sending events: a webhook or integration exists.
+    pub fn listen(&self) {
+        self.listened.store(true, Ordering::Relaxed);
     }
 
     /// The receiving end; `None` after the first call.

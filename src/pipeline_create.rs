@@ -144,10 +144,10 @@ pub fn prepare(
             return Ok(Err(CreateRefusal::Invalid(e.message().to_string())));
         }
     };
-    let may_run =
-        crate::protected_refs::may_run_pipeline(spur, project.id, &resolved.short, resolved.tag, &request.access)
+    let rights =
+        crate::protected_refs::pipeline_rights(spur, project.id, &resolved.short, resolved.tag, &request.access)
             .map_err(CreateError::Internal)?;
-    if !may_run {
+    if !rights.may_run {
         return Ok(Err(CreateRefusal::Invalid(format!(
             "You do not have sufficient permission to run a pipeline on '{}'. Please select a different branch or contact your administrator for assistance.",
             resolved.short
@@ -157,9 +157,8 @@ pub fn prepare(
         .repos
         .commit_files(&path, &resolved.sha)
         .map_err(CreateError::Internal)?;
-    let project_variables =
-        crate::project_variables::records_for_pipeline(spur, project.id, &resolved.short, resolved.tag)
-            .map_err(CreateError::Internal)?;
+    let project_variables = crate::project_variables::records_for_pipeline(spur, project.id, rights.protected)
+        .map_err(CreateError::Internal)?;
     let extras = VariableExtras::of(&project_variables, &request.variables);
     let project_variables = project_variables.into_iter().map(|v| (v.key, v.value)).collect();
     let ctx = Context {
@@ -249,13 +248,21 @@ pub async fn record(
         Some(message) if !store_config_errors => Ok(Err(CreateRefusal::Invalid(message))),
         Some(message) => {
             let (pipeline, _) = spur.store.create_pipeline(new).await?;
-            spur.events.send(crate::events::Event::Pipeline(pipeline.id));
+            spur.events.send(crate::events::Event::Pipeline(
+                pipeline.id,
+                pipeline.project_id,
+                pipeline.status,
+            ));
             Ok(Err(CreateRefusal::Unprocessable(message)))
         }
         None => {
             let (pipeline, jobs) = spur.store.create_pipeline(new).await?;
             spur.metrics.pipeline_created(pipeline.source.as_str());
-            spur.events.send(crate::events::Event::Pipeline(pipeline.id));
+            spur.events.send(crate::events::Event::Pipeline(
+                pipeline.id,
+                pipeline.project_id,
+                pipeline.status,
+            ));
             spur.scheduler.pipeline_created(&jobs);
             Ok(Ok(pipeline))
         }
@@ -270,15 +277,7 @@ pub async fn create(
     request: CreateRequest,
 ) -> Result<Result<Pipeline, CreateRefusal>, CreateError> {
     let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
-    if let Err(e) = spur
-        .repos
-        .refresh(
-            &project.repo_name,
-            &origin,
-            &crate::project_create::import_auth(&spur, &project),
-        )
-        .await
-    {
+    if let Err(e) = crate::project_create::fetch_origin(&spur, &project).await {
         tracing::warn!(project_id = project.id, error = %e, "mirror fetch failed; resolving against the last fetched state");
     }
     let s = spur.clone();

@@ -44,16 +44,7 @@ pub async fn trigger_pipeline(
         let s = spur.clone();
         let token = request.token.clone();
         let known = blocking(move || Ok(s.store.trigger_by_digest(&s.secrets.digest(&token))?.is_some())).await?;
-        if known
-            && let Err(e) = spur
-                .repos
-                .refresh(
-                    &project.repo_name,
-                    &origin,
-                    &crate::project_create::import_auth(&spur, &project),
-                )
-                .await
-        {
+        if known && let Err(e) = crate::project_create::fetch_origin(&spur, &project).await {
             tracing::warn!(project_id = project.id, error = %e, "mirror fetch failed; resolving against the last fetched state");
         }
     }

@@ -170,6 +170,15 @@ pub async fn create(
     }
 }
 
+/// Fetches a project's mirror (nothing for local and hosted repositories), signed in as
+/// `import_auth` says.
+pub async fn fetch_origin(spur: &Spur, project: &crate::domain::Project) -> Result<(), String> {
+    let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
+    spur.repos
+        .refresh(&project.repo_name, &origin, &import_auth(spur, project))
+        .await
+}
+
 /// How to sign in to a project's origin: its deploy key for SSH, the unsealed credentials of
 /// an http(s) `import_url`, or nothing.
 pub fn import_auth(spur: &Spur, project: &crate::domain::Project) -> crate::git::RemoteAuth {

@@ -60,20 +60,16 @@ pub fn for_pipeline(
     ref_name: &str,
     is_tag: bool,
 ) -> Result<Vec<(String, String)>, String> {
-    Ok(records_for_pipeline(spur, project_id, ref_name, is_tag)?
+    let protected_ref = crate::protected_refs::is_protected(spur, project_id, ref_name, is_tag)?;
+    Ok(records_for_pipeline(spur, project_id, protected_ref)?
         .into_iter()
         .map(|v| (v.key, v.value))
         .collect())
 }
 
-/// The variables a pipeline on `ref_name` receives, whole (type and masking included).
-pub fn records_for_pipeline(
-    spur: &Spur,
-    project_id: u64,
-    ref_name: &str,
-    is_tag: bool,
-) -> Result<Vec<ProjectVariable>, String> {
-    let protected_ref = crate::protected_refs::is_protected(spur, project_id, ref_name, is_tag)?;
+/// The variables a pipeline receives, whole (type and masking included): protected ones only
+/// when its ref is protected.
+pub fn records_for_pipeline(spur: &Spur, project_id: u64, protected_ref: bool) -> Result<Vec<ProjectVariable>, String> {
     Ok(list(spur, project_id)?
         .into_iter()
         .filter(|v| !v.protected || protected_ref)

@@ -62,24 +62,37 @@ fn admits(level: u8, access: &ProjectAccess) -> bool {
     level != 0 && access.level.is_some_and(|l| l.as_number() >= level)
 }
 
-/// Whether the caller may run a pipeline on the ref: on a protected branch, push or merge
-/// rights under some matching rule; on a protected tag, the right to create it.
-pub fn may_run_pipeline(
+/// What a pipeline on a ref may do, from one read of the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipelineRights {
+    /// The ref is protected (protected variables reach it).
+    pub protected: bool,
+    /// The caller may run a pipeline there: on a protected branch, push or merge rights under
+    /// some matching rule; on a protected tag, the right to create it.
+    pub may_run: bool,
+}
+
+/// The caller's rights for a pipeline on the branch or tag `name`.
+pub fn pipeline_rights(
     spur: &Spur,
     project_id: u64,
     name: &str,
     tag: bool,
     access: &ProjectAccess,
-) -> Result<bool, String> {
+) -> Result<PipelineRights, String> {
     let rules = rules_for(spur, project_id, kind(tag), name)?;
-    Ok(rules.is_empty()
+    let may_run = rules.is_empty()
         || rules.iter().any(|r| {
             if tag {
                 admits(r.create_access_level, access)
             } else {
                 admits(r.push_access_level, access) || admits(r.merge_access_level, access)
             }
-        }))
+        });
+    Ok(PipelineRights {
+        protected: !rules.is_empty(),
+        may_run,
+    })
 }
 
 /// What a push may do to one ref.

@@ -84,8 +84,7 @@ pub async fn update_mirror(spur: Arc<Spur>, project_id: u64) -> Result<usize, St
         return Ok(0);
     };
     let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
-    let auth = crate::project_create::import_auth(&spur, &project);
-    spur.repos.refresh(&project.repo_name, &origin, &auth).await?;
+    crate::project_create::fetch_origin(&spur, &project).await?;
     if project.default_branch.is_none() && matches!(origin, Origin::Remote(_)) {
         // A mirror that could not be cloned at creation (its deploy key was not yet known to
         // the forge): its first fetch is the import, as GitLab's, and starts no pipelines.

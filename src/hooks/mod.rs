@@ -8,6 +8,7 @@
 pub mod payload;
 
 use crate::app::Spur;
+use crate::domain::{Job, Pipeline};
 use crate::events::Event;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,12 +43,9 @@ pub fn install_tls_provider() {
 
 /// Receives events until the server stops and hands each delivery to its target's queue.
 pub async fn run(spur: Arc<Spur>, mut events: mpsc::UnboundedReceiver<Event>) {
-    install_tls_provider();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap_or_default();
+    // Built at the first delivery: loading the system's CA roots costs memory an idle server
+    // without webhooks does not need.
+    let mut client: Option<reqwest::Client> = None;
     let mut queues: HashMap<String, mpsc::UnboundedSender<Delivery>> = HashMap::new();
     while let Some(event) = events.recv().await {
         let deliveries = match deliveries(&spur, event) {
@@ -59,13 +57,23 @@ pub async fn run(spur: Arc<Spur>, mut events: mpsc::UnboundedReceiver<Event>) {
         };
         for d in deliveries {
             let queue = queues.entry(d.target.clone()).or_insert_with(|| {
+                let client = client.get_or_insert_with(new_client).clone();
                 let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(deliver_in_order(client.clone(), rx));
+                tokio::spawn(deliver_in_order(client, rx));
                 tx
             });
             let _ = queue.send(d);
         }
     }
+}
+
+fn new_client() -> reqwest::Client {
+    install_tls_provider();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default()
 }
 
 async fn deliver_in_order(client: reqwest::Client, mut queue: mpsc::UnboundedReceiver<Delivery>) {
@@ -101,12 +109,28 @@ async fn deliver(client: &reqwest::Client, d: &Delivery) {
 
 /// What one event asks to post.
 fn deliveries(spur: &Spur, event: Event) -> Result<Vec<Delivery>, String> {
+    // Most projects have neither: two index reads, and nothing else is read.
+    let project_id = event.project_id();
+    let hooks = spur.store.project_hooks(project_id).map_err(|e| e.to_string())?;
+    let integration = match event {
+        Event::Pipeline(..) => spur.store.status_integration(project_id).map_err(|e| e.to_string())?,
+        Event::Job(..) => None,
+    };
+    if hooks.is_empty() && integration.is_none() {
+        return Ok(Vec::new());
+    }
     let (pipeline, job) = match event {
-        Event::Pipeline(id) => (spur.store.pipeline(id).map_err(|e| e.to_string())?, None),
-        Event::Job(id) => {
+        // Records are read now, but show the status the event announced: a quick job may
+        // already have finished when its `running` event is delivered.
+        Event::Pipeline(id, _, status) => {
+            let pipeline = spur.store.pipeline(id).map_err(|e| e.to_string())?;
+            (pipeline.map(|p| Pipeline { status, ..p }), None)
+        }
+        Event::Job(id, _, status) => {
             let Some(job) = spur.store.job(id).map_err(|e| e.to_string())? else {
                 return Ok(Vec::new());
             };
+            let job = Job { status, ..job };
             (
                 spur.store.pipeline(job.pipeline_id).map_err(|e| e.to_string())?,
                 Some(job),
@@ -115,17 +139,6 @@ fn deliveries(spur: &Spur, event: Event) -> Result<Vec<Delivery>, String> {
     };
     let Some(pipeline) = pipeline else {
         return Ok(Vec::new());
-    };
-    let hooks = spur
-        .store
-        .project_hooks(pipeline.project_id)
-        .map_err(|e| e.to_string())?;
-    let integration = match job {
-        None => spur
-            .store
-            .status_integration(pipeline.project_id)
-            .map_err(|e| e.to_string())?,
-        Some(_) => None,
     };
     let wanted = hooks
         .iter()

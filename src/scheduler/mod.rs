@@ -849,11 +849,16 @@ fn announce(spur: &Spur, pipelines: &HashMap<u64, Working>) {
         for &i in &w.changed {
             let job = &w.jobs[i];
             if w.loaded.1.get(i) != Some(&job.status) && job.id != 0 {
-                spur.events.send(crate::events::Event::Job(job.id));
+                spur.events
+                    .send(crate::events::Event::Job(job.id, job.project_id, job.status));
             }
         }
         if w.pipeline.status != w.loaded.0 {
-            spur.events.send(crate::events::Event::Pipeline(w.pipeline.id));
+            spur.events.send(crate::events::Event::Pipeline(
+                w.pipeline.id,
+                w.pipeline.project_id,
+                w.pipeline.status,
+            ));
         }
     }
 }

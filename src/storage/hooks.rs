@@ -52,6 +52,14 @@ impl Store {
             .await
     }
 
+    /// Whether any project has a webhook or a status integration.
+    pub fn any_listener(&self) -> Result<bool, Error> {
+        self.read(|tx| {
+            Ok(tx.open_table(PROJECT_HOOKS)?.first()?.is_some()
+                || tx.open_table(STATUS_INTEGRATIONS)?.first()?.is_some())
+        })
+    }
+
     /// A project's commit-status integration.
     pub fn status_integration(&self, project_id: u64) -> Result<Option<StatusIntegration>, Error> {
         self.read(|tx| get_json(&tx.open_table(STATUS_INTEGRATIONS)?, project_id))

@@ -95,6 +95,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, spur: State) -> Res
     };
     apply(&spur, &params, &mut hook)?;
     let hook = spur.store.create_project_hook(hook).await?;
+    spur.events.listen();
     Ok(json_response(StatusCode::CREATED, &entity(&hook)))
 }
 
@@ -187,6 +188,7 @@ pub async fn set_integration(req: HttpRequest, payload: web::Payload, spur: Stat
     spur.store
         .set_status_integration(project.id, Some(integration.clone()))
         .await?;
+    spur.events.listen();
     Ok(json_response(StatusCode::OK, &integration_entity(Some(&integration))))
 }
 

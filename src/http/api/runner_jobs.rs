@@ -148,20 +148,29 @@ fn not_running(job: &Job) -> HttpResponse {
         .body(json!({"message": "403 Forbidden - Job is not processing on runner"}).to_string())
 }
 
-/// The job `:job_id` if `token` is its job token and a runner runs it; else GitLab's 403.
-fn runner_job(spur: &State, req: &HttpRequest, token: Option<String>) -> Result<Job, ApiError> {
-    let job_id: u64 = req
-        .match_info()
+/// The `:job_id` of a runner's job call (404 when it is not a number).
+fn job_id(req: &HttpRequest) -> Result<u64, ApiError> {
+    req.match_info()
         .get("job_id")
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| ApiError::not_found(""))?;
-    let token = req
-        .headers()
+        .ok_or_else(|| ApiError::not_found(""))
+}
+
+/// The job token of a runner's call: the `JOB-TOKEN` header, else `fallback` (a body or query
+/// parameter).
+fn job_token(req: &HttpRequest, fallback: Option<String>) -> String {
+    req.headers()
         .get("job-token")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-        .or(token)
-        .unwrap_or_default();
+        .or(fallback)
+        .unwrap_or_default()
+}
+
+/// The job `:job_id` if `token` is its job token and a runner runs it; else GitLab's 403.
+fn runner_job(spur: &State, req: &HttpRequest, token: Option<String>) -> Result<Job, ApiError> {
+    let job_id = job_id(req)?;
+    let token = job_token(req, token);
     if token.is_empty() {
         return Err(ApiError::unauthorized());
     }
@@ -349,23 +358,12 @@ async fn save_part(spur: &State, field: &mut actix_multipart::Field, path: &std:
 /// `GET /jobs/:id/artifacts`: a dependency's archive, for a running job of the same project
 /// (or of a project the target's job token allowlist admits), authenticated by `JOB-TOKEN`.
 pub async fn download_artifacts(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
-    let target_id: u64 = req
-        .match_info()
-        .get("job_id")
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| ApiError::not_found(""))?;
-    let token = req
-        .headers()
-        .get("job-token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| {
-            crate::http::params::form_pairs(req.query_string().as_bytes())
-                .into_iter()
-                .find(|(k, _)| k == "token" || k == "job_token")
-                .map(|(_, v)| v)
-        })
-        .unwrap_or_default();
+    let target_id = job_id(&req)?;
+    let query_token = crate::http::params::form_pairs(req.query_string().as_bytes())
+        .into_iter()
+        .find(|(k, _)| k == "token" || k == "job_token")
+        .map(|(_, v)| v);
+    let token = job_token(&req, query_token);
     let Some(caller) = spur.store.job_by_token_digest(&spur.secrets.digest(&token))? else {
         return Err(ApiError::unauthorized());
     };
