@@ -387,6 +387,38 @@ async fn a_canceled_job_stops_its_runner_through_job_status() {
 }
 
 #[tokio::test]
+async fn a_runner_that_cancels_gracefully_gets_canceling_and_runs_its_after_script() {
+    let (s, _repo, pid, _pipeline) = setup(CONFIG, &[]).await;
+    let runner = Runner::create(&s, "linux", false).await;
+    let body = json!({"token": runner.token, "info": {"features": {"cancel_gracefully": true}}});
+    let (status, job) = send(s.http.post(s.api("/jobs/request")).json(&body)).await;
+    assert_eq!(status, 201);
+    assert_eq!(runner.patch(&job, 0, "working\n").await.0, 202);
+    let (status, _) = send(s.root(Method::POST, &format!("/projects/{pid}/jobs/{}/cancel", job["id"]))).await;
+    assert_eq!(status, 201);
+    // The runner is told to cancel gracefully: it may still send its after_script's output.
+    assert_eq!(
+        runner.patch(&job, 8, "after\n").await,
+        (202, "0-14".into(), "canceling".into())
+    );
+    assert_eq!(
+        runner.update(&job, json!({"state": "running"})).await,
+        (200, "canceling".into())
+    );
+    assert_eq!(
+        runner
+            .update(&job, json!({"state": "failed", "failure_reason": "job_canceled"}))
+            .await,
+        (200, "canceled".into())
+    );
+    // Then the job is over for it.
+    assert_eq!(runner.patch(&job, 14, "late\n").await.0, 403);
+    assert_eq!(job_log(&s, pid, &job["id"]).await, "working\nafter\n");
+    let (_, shown) = send(s.root(Method::GET, &format!("/projects/{pid}/jobs/{}", job["id"]))).await;
+    assert_eq!(shown["status"], "canceled");
+}
+
+#[tokio::test]
 async fn idle_runners_are_held_until_a_job_arrives() {
     let s = Server::start_with(&["--concurrent", "0", "--runner-poll-timeout", "10s"]);
     let repo = Repo::with_files(&[(".gitlab-ci.yml", "job:\n  script: [echo hi]\n")]);

@@ -51,7 +51,7 @@ pub async fn request(req: HttpRequest, payload: web::Payload, spur: State) -> Re
         let accept = |q: &crate::scheduler::queue::QueuedJob| runners::accepts(&runner, q);
         match spur.scheduler.queue.take_within(accept, slice).await {
             Some(queued) => {
-                if let Some(response) = assign(&spur, &runner, queued.job_id).await? {
+                if let Some(response) = assign(&spur, &runner, queued.job_id, cancels_gracefully(&params)).await? {
                     return Ok(response);
                 }
             }
@@ -75,7 +75,16 @@ fn no_job(spur: &State, long_poll: bool) -> HttpResponse {
 
 /// Starts a queued job on `runner` and answers its payload once the start is durable; `None`
 /// when the job may no longer run (canceled meanwhile) or could not be stored.
-async fn assign(spur: &State, runner: &Runner, job_id: u64) -> Result<Option<HttpResponse>, ApiError> {
+/// Whether the requesting runner advertises `info.features.cancel_gracefully`.
+fn cancels_gracefully(params: &Params) -> bool {
+    params
+        .get("info")
+        .and_then(|i| i.get("features"))
+        .and_then(|f| f.get("cancel_gracefully"))
+        .is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true"))
+}
+
+async fn assign(spur: &State, runner: &Runner, job_id: u64, graceful: bool) -> Result<Option<HttpResponse>, ApiError> {
     let name = if runner.description.is_empty() {
         format!("runner #{}", runner.id)
     } else {
@@ -88,6 +97,9 @@ async fn assign(spur: &State, runner: &Runner, job_id: u64) -> Result<Option<Htt
         return Ok(None);
     }
     spur.runner_contacts.heard(job_id);
+    if graceful {
+        spur.runner_contacts.set_graceful(job_id);
+    }
     let project = spur.store.project(started.job.project_id)?;
     let body = project
         .ok_or_else(|| "the job's project is gone".to_string())
@@ -141,6 +153,20 @@ fn job_answer(status: StatusCode, job_status: &str) -> actix_web::HttpResponseBu
     response
 }
 
+/// How long a runner may take to finish a graceful cancel (run `after_script`, report).
+const CANCELING_GRACE_MS: i64 = 10 * 60 * 1000;
+
+/// Whether `job` was canceled while a runner that cancels gracefully ran it, recently enough
+/// that the runner is still running its `after_script`: its calls get `Job-Status: canceling`
+/// (GitLab's graceful cancel) instead of the 403 that kills the job at once.
+fn canceling(spur: &State, job: &Job) -> bool {
+    job.status == JobStatus::Canceled
+        && spur.runner_contacts.is_graceful(job.id)
+        && job
+            .finished_at
+            .is_some_and(|at| crate::clock::now() - at < CANCELING_GRACE_MS)
+}
+
 /// 403 for a job that is no longer running: the runner stops it.
 fn not_running(job: &Job) -> HttpResponse {
     job_answer(StatusCode::FORBIDDEN, job.status.as_str())
@@ -186,11 +212,24 @@ fn runner_job(spur: &State, req: &HttpRequest, token: Option<String>) -> Result<
 pub async fn update(req: HttpRequest, payload: web::Payload, spur: State) -> Result<HttpResponse, ApiError> {
     let params = Params::read(&req, payload, spur.max_body_bytes.max(MAX_PATCH_BYTES)).await?;
     let job = runner_job(&spur, &req, params.string("token").ok().flatten())?;
+    let state = params.string("state").ok().flatten().unwrap_or_default();
+    if canceling(&spur, &job) {
+        // The runner is finishing a graceful cancel: its final state ends it; the job stays
+        // canceled whatever it reports.
+        if matches!(state.as_str(), "running" | "pending" | "") {
+            return Ok(job_answer(StatusCode::OK, "canceling")
+                .content_type("text/plain")
+                .body("200"));
+        }
+        spur.runner_contacts.end_graceful(job.id);
+        return Ok(job_answer(StatusCode::OK, "canceled")
+            .content_type("text/plain")
+            .body("200"));
+    }
     if job.status != JobStatus::Running {
         return Ok(not_running(&job));
     }
     spur.runner_contacts.heard(job.id);
-    let state = params.string("state").ok().flatten().unwrap_or_default();
     let end = match state.as_str() {
         "running" | "pending" | "" => None,
         "success" => Some(JobEnd::Success),
@@ -238,10 +277,12 @@ pub async fn update(req: HttpRequest, payload: web::Payload, spur: State) -> Res
 /// log ends (202 with `Range: 0-<length>`), else 416 with the length to resume from.
 pub async fn patch_trace(req: HttpRequest, payload: web::Payload, spur: State) -> Result<HttpResponse, ApiError> {
     let job = runner_job(&spur, &req, None)?;
-    if job.status != JobStatus::Running {
+    let canceling = canceling(&spur, &job);
+    if job.status != JobStatus::Running && !canceling {
         return Ok(not_running(&job));
     }
     spur.runner_contacts.heard(job.id);
+    let job_status = if canceling { "canceling" } else { "running" };
     let Some(range) = req.headers().get("content-range").and_then(|v| v.to_str().ok()) else {
         return Err(ApiError::bad_request_plain("400 Missing header Content-Range"));
     };
@@ -255,10 +296,10 @@ pub async fn patch_trace(req: HttpRequest, payload: web::Payload, spur: State) -
         .await?
         .map_err(ApiError::internal)?;
     match patched {
-        Patch::Appended(len) => Ok(job_answer(StatusCode::ACCEPTED, "running")
+        Patch::Appended(len) => Ok(job_answer(StatusCode::ACCEPTED, job_status)
             .insert_header(("Range", format!("0-{len}")))
             .finish()),
-        Patch::WrongOffset(len) => Ok(job_answer(StatusCode::RANGE_NOT_SATISFIABLE, "running")
+        Patch::WrongOffset(len) => Ok(job_answer(StatusCode::RANGE_NOT_SATISFIABLE, job_status)
             .insert_header(("Range", format!("0-{len}")))
             .finish()),
         Patch::TooLarge => {
