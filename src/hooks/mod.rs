@@ -2,8 +2,10 @@
 //! format, with the hook's secret as `X-Gitlab-Token`) and commit statuses on GitHub or Gitea
 //! for mirrored projects. Events come from `events`; each target (a webhook, a project's status
 //! integration) has its own queue, delivered in order with retries and backoff, so a slow or
-//! dead receiver delays only itself. Deliveries live in memory: a restart drops what was not
-//! yet delivered. Knows nothing of actix.
+//! dead receiver delays only itself. Deliveries wait in the `OUTBOX` table (sealed: they carry
+//! secrets) until made or given up, so a restart resumes them; only an event in flight at a
+//! crash (between the state's commit and the outbox's, milliseconds) can be lost. Knows nothing
+//! of actix.
 
 pub mod payload;
 
@@ -24,8 +26,11 @@ const BACKOFF: [Duration; 4] = [
 ];
 
 /// One HTTP POST to make.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Delivery {
+    /// Its id in the outbox (0 until stored).
+    #[serde(default)]
+    pub id: u64,
     /// The queue it belongs to (one per webhook or integration).
     pub target: String,
     /// Where.
@@ -47,24 +52,57 @@ pub async fn run(spur: Arc<Spur>, mut events: mpsc::UnboundedReceiver<Event>) {
     // without webhooks does not need.
     let mut client: Option<reqwest::Client> = None;
     let mut queues: HashMap<String, mpsc::UnboundedSender<Delivery>> = HashMap::new();
+    let mut enqueue = |d: Delivery| {
+        let queue = queues.entry(d.target.clone()).or_insert_with(|| {
+            let client = client.get_or_insert_with(new_client).clone();
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(deliver_in_order(spur.clone(), client, rx));
+            tx
+        });
+        let _ = queue.send(d);
+    };
+    for d in waiting(&spur) {
+        enqueue(d);
+    }
     while let Some(event) = events.recv().await {
-        let deliveries = match deliveries(&spur, event) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not prepare webhooks");
-                continue;
-            }
+        let stored = match deliveries(&spur, event) {
+            Ok(d) if d.is_empty() => continue,
+            Ok(d) => store(&spur, d).await,
+            Err(e) => Err(e),
         };
-        for d in deliveries {
-            let queue = queues.entry(d.target.clone()).or_insert_with(|| {
-                let client = client.get_or_insert_with(new_client).clone();
-                let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(deliver_in_order(client, rx));
-                tx
-            });
-            let _ = queue.send(d);
+        match stored {
+            Ok(deliveries) => deliveries.into_iter().for_each(&mut enqueue),
+            Err(e) => tracing::warn!(error = %e, "could not prepare webhooks"),
         }
     }
+}
+
+/// Puts deliveries in the outbox; answers them with their ids.
+async fn store(spur: &Spur, deliveries: Vec<Delivery>) -> Result<Vec<Delivery>, String> {
+    let mut sealed = Vec::with_capacity(deliveries.len());
+    for d in &deliveries {
+        let json = serde_json::to_vec(d).map_err(|e| e.to_string())?;
+        sealed.push(spur.secrets.seal(&json).map_err(|e| e.to_string())?);
+    }
+    let ids = spur.store.add_deliveries(sealed).await.map_err(|e| e.to_string())?;
+    Ok(deliveries
+        .into_iter()
+        .zip(ids)
+        .map(|(d, id)| Delivery { id, ..d })
+        .collect())
+}
+
+/// The deliveries a previous run left in the outbox.
+fn waiting(spur: &Spur) -> Vec<Delivery> {
+    let stored = spur.store.waiting_deliveries().unwrap_or_default();
+    stored
+        .into_iter()
+        .filter_map(|(id, sealed)| {
+            let plain = spur.secrets.unseal(&sealed).ok()?;
+            let d: Delivery = serde_json::from_slice(&plain).ok()?;
+            Some(Delivery { id, ..d })
+        })
+        .collect()
 }
 
 fn new_client() -> reqwest::Client {
@@ -76,9 +114,12 @@ fn new_client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-async fn deliver_in_order(client: reqwest::Client, mut queue: mpsc::UnboundedReceiver<Delivery>) {
+async fn deliver_in_order(spur: Arc<Spur>, client: reqwest::Client, mut queue: mpsc::UnboundedReceiver<Delivery>) {
     while let Some(d) = queue.recv().await {
         deliver(&client, &d).await;
+        if let Err(e) = spur.store.remove_delivery(d.id).await {
+            tracing::warn!(error = %e, "could not clear a delivery from the outbox");
+        }
     }
 }
 
@@ -175,6 +216,7 @@ fn deliveries(spur: &Spur, event: Event) -> Result<Vec<Delivery>, String> {
                 headers.push(("X-Gitlab-Token".into(), String::from_utf8_lossy(&token).into_owned()));
             }
             out.push(Delivery {
+                id: 0,
                 target: format!("hook-{}", hook.id),
                 url: hook.url.clone(),
                 headers,
@@ -193,6 +235,7 @@ fn deliveries(spur: &Spur, event: Event) -> Result<Vec<Delivery>, String> {
         };
         let body = payload::commit_status(spur, &project, &pipeline, &context);
         out.push(Delivery {
+            id: 0,
             target: format!("statuses-{}", project.id),
             url,
             headers: vec![

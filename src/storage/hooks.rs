@@ -52,6 +52,41 @@ impl Store {
             .await
     }
 
+    /// Stores deliveries (sealed) in the outbox and answers their ids, in order.
+    pub async fn add_deliveries(&self, sealed: Vec<Vec<u8>>) -> Result<Vec<u64>, Error> {
+        self.write(move |tx| {
+            let mut ids = Vec::with_capacity(sealed.len());
+            for item in &sealed {
+                let id = next_id(tx, "next_delivery_id")?;
+                tx.open_table(super::tables::OUTBOX)?.insert(id, item.as_slice())?;
+                ids.push(id);
+            }
+            Ok(ids)
+        })
+        .await
+    }
+
+    /// Removes a delivery that was made or given up.
+    pub async fn remove_delivery(&self, id: u64) -> Result<(), Error> {
+        self.write(move |tx| {
+            tx.open_table(super::tables::OUTBOX)?.remove(id)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every delivery still waiting, oldest first (after a restart).
+    pub fn waiting_deliveries(&self) -> Result<Vec<(u64, Vec<u8>)>, Error> {
+        self.read(|tx| {
+            let mut out = Vec::new();
+            for entry in tx.open_table(super::tables::OUTBOX)?.iter()? {
+                let (id, bytes) = entry?;
+                out.push((id.value(), bytes.value().to_vec()));
+            }
+            Ok(out)
+        })
+    }
+
     /// Whether any project has a webhook or a status integration.
     pub fn any_listener(&self) -> Result<bool, Error> {
         self.read(|tx| {

@@ -106,6 +106,10 @@ pub const PROJECT_HOOKS: TableDefinition<(u64, u64), Json> = TableDefinition::ne
 /// Project id → `domain::StatusIntegration` (commit statuses to GitHub or Gitea).
 pub const STATUS_INTEGRATIONS: TableDefinition<u64, Json> = TableDefinition::new("status_integrations");
 
+/// Delivery id → a webhook or commit-status delivery not yet made (`hooks::Delivery` as JSON,
+/// sealed: it carries the hook's secret). Removed once delivered or given up.
+pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+
 /// Runs `$each!(TABLE)` for every table above, in this order. Schema creation and backups use
 /// it, so a new table is created and backed up once it is listed here.
 macro_rules! for_every_table {
@@ -148,6 +152,7 @@ macro_rules! for_every_table {
         $each!(PROJECT_REFS);
         $each!(PROJECT_HOOKS);
         $each!(STATUS_INTEGRATIONS);
+        $each!(OUTBOX);
     };
 }
 pub(super) use for_every_table;

@@ -35,7 +35,12 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn start(script: &[u16]) -> Recorder {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        Recorder::start_on(0, script)
+    }
+
+    /// A recorder on `port` (0: any free one).
+    pub fn start_on(port: u16, script: &[u16]) -> Recorder {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let received = Arc::new(Mutex::new(Vec::new()));
         let statuses = Arc::new(Mutex::new(script.to_vec()));
@@ -268,4 +273,46 @@ async fn a_hook_pointed_at_spurs_own_trigger_endpoint_cannot_loop() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (_, list) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines"))).await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+}
+
+#[tokio::test]
+async fn deliveries_wait_in_the_outbox_across_a_restart() {
+    let mut s = Server::start_with(&["--concurrent", "1"]);
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", CONFIG)]);
+    let pid = s.project("demo", repo.path()).await;
+    // Nothing listens on the hook's port yet: every delivery fails and waits to be retried.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let form = [
+        ("url", format!("http://127.0.0.1:{port}/hook")),
+        ("pipeline_events", "true".into()),
+    ];
+    assert_eq!(
+        send(s.root(Method::POST, &format!("/projects/{pid}/hooks")).form(&form))
+            .await
+            .0,
+        201
+    );
+    let (_, p) = send(
+        s.root(Method::POST, &format!("/projects/{pid}/pipeline"))
+            .form(&[("ref", "main")]),
+    )
+    .await;
+    let id = p["id"].as_u64().unwrap();
+    finished_pipeline(&s, pid, id).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(s.terminate(Duration::from_secs(20)));
+    // The receiver comes up, and so does spur: the waiting deliveries go out, in order.
+    let rec = Recorder::start_on(port, &[]);
+    let data_dir = s.data_dir.clone();
+    let s2 = Server::start_on(&data_dir, &["--concurrent", "1"]);
+    let got = rec
+        .wait(|r| r.iter().any(|x| x.body["object_attributes"]["status"] == "success"))
+        .await;
+    assert_eq!(got[0].body["object_attributes"]["id"], id);
+    assert_eq!(got.last().unwrap().body["object_attributes"]["status"], "success");
+    drop(s2);
 }
