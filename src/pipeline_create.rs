@@ -102,8 +102,16 @@ impl CreateRequest {
 /// At most this many pipelines in one hierarchy (GitLab's limit).
 pub const MAX_HIERARCHY_SIZE: u64 = 1000;
 
-/// The pipeline to record, and the configuration error that makes it a failed one.
-pub type Prepared = (NewPipeline, Option<String>);
+/// The pipeline to record, the configuration error that makes it a failed one, and whether its
+/// ref is protected (runners limited to protected refs may take its jobs).
+pub struct Prepared {
+    /// The pipeline and its jobs.
+    pub pipeline: NewPipeline,
+    /// A configuration error: the pipeline is stored failed.
+    pub config_error: Option<String>,
+    /// Whether the pipeline's branch or tag is protected.
+    pub protected_ref: bool,
+}
 
 /// Checks rights, the ref and the plan; returns what to record. Synchronous (reads redb and git).
 pub fn prepare(
@@ -220,7 +228,11 @@ pub fn prepare(
         upstream: request.upstream.clone(),
         before_sha: ctx.before_sha.clone(),
     };
-    Ok(Ok((new, yaml_errors)))
+    Ok(Ok(Prepared {
+        pipeline: new,
+        config_error: yaml_errors,
+        protected_ref: rights.protected,
+    }))
 }
 
 /// Whether a commit message asks push pipelines to skip CI: `[ci skip]` or `[skip ci]`, any
@@ -243,7 +255,11 @@ pub async fn record(
     prepared: Prepared,
     store_config_errors: bool,
 ) -> Result<Result<Pipeline, CreateRefusal>, CreateError> {
-    let (new, config_error) = prepared;
+    let Prepared {
+        pipeline: new,
+        config_error,
+        protected_ref,
+    } = prepared;
     match config_error {
         Some(message) if !store_config_errors => Ok(Err(CreateRefusal::Invalid(message))),
         Some(message) => {
@@ -263,7 +279,7 @@ pub async fn record(
                 pipeline.project_id,
                 pipeline.status,
             ));
-            spur.scheduler.pipeline_created(&jobs);
+            spur.scheduler.pipeline_created(&jobs, protected_ref);
             Ok(Ok(pipeline))
         }
     }

@@ -107,9 +107,12 @@ pub fn is_registration_token(spur: &Spur, presented: &str) -> Result<bool, Strin
     ))
 }
 
-/// Whether `runner` may take `job`: every tag of the job is one of the runner's, and an
-/// untagged job needs `run_untagged`.
+/// Whether `runner` may take `job`: every tag of the job is one of the runner's, an untagged
+/// job needs `run_untagged`, and a `ref_protected` runner takes jobs of protected refs only.
 pub fn accepts(runner: &Runner, job: &QueuedJob) -> bool {
+    if runner.access_level == "ref_protected" && !job.protected_ref {
+        return false;
+    }
     if job.tags.is_empty() {
         return runner.run_untagged;
     }
@@ -178,6 +181,7 @@ mod tests {
         QueuedJob {
             job_id: 1,
             tags: tags.iter().map(|t| t.to_string()).collect(),
+            protected_ref: false,
         }
     }
 
@@ -190,6 +194,16 @@ mod tests {
         assert!(!accepts(&r, &job(&[])));
         assert!(accepts(&runner(&[], true), &job(&[])));
         assert!(!accepts(&runner(&[], true), &job(&["docker"])));
+        let mut protected_only = runner(&[], true);
+        protected_only.access_level = "ref_protected".into();
+        assert!(!accepts(&protected_only, &job(&[])));
+        assert!(accepts(
+            &protected_only,
+            &QueuedJob {
+                protected_ref: true,
+                ..job(&[])
+            }
+        ));
     }
 
     #[test]

@@ -130,13 +130,15 @@ pub fn channel() -> (Scheduler, Inbox) {
 }
 
 impl Scheduler {
-    /// Queues the pending jobs of a pipeline just recorded and arms the timers of delayed ones.
-    pub fn pipeline_created(&self, jobs: &[Job]) {
+    /// Queues the pending jobs of a pipeline just recorded (on a protected ref or not) and arms
+    /// the timers of delayed ones.
+    pub fn pipeline_created(&self, jobs: &[Job], protected_ref: bool) {
         for job in jobs {
             match job.status {
                 JobStatus::Pending => self.queue.push(QueuedJob {
                     job_id: job.id,
                     tags: job.tags.clone(),
+                    protected_ref,
                 }),
                 JobStatus::Scheduled => {
                     let at = job.scheduled_at.unwrap_or_default();
@@ -791,6 +793,7 @@ async fn commit(mut batch: Batch<'_>, state: &mut State) {
                         batch.spur.scheduler.queue.push(QueuedJob {
                             job_id: w.jobs[i].id,
                             tags: w.jobs[i].tags.clone(),
+                            protected_ref: protected_ref(batch.spur, &w.pipeline),
                         });
                     }
                 }
@@ -815,12 +818,14 @@ async fn commit(mut batch: Batch<'_>, state: &mut State) {
     }
     announce(batch.spur, &batch.pipelines);
     for w in batch.pipelines.values() {
+        let mut protected = None;
         for &i in &w.changed {
             let job = &w.jobs[i];
             match job.status {
                 JobStatus::Pending => batch.spur.scheduler.queue.push(QueuedJob {
                     job_id: job.id,
                     tags: job.tags.clone(),
+                    protected_ref: *protected.get_or_insert_with(|| protected_ref(batch.spur, &w.pipeline)),
                 }),
                 JobStatus::Scheduled => {
                     state.timers.insert((job.scheduled_at.unwrap_or(now), job.id));
@@ -861,6 +866,11 @@ fn announce(spur: &Spur, pipelines: &HashMap<u64, Working>) {
             ));
         }
     }
+}
+
+/// Whether a pipeline's ref is protected (read once per pipeline and batch that queues jobs).
+fn protected_ref(spur: &Spur, p: &Pipeline) -> bool {
+    crate::protected_refs::is_protected(spur, p.project_id, &p.ref_name, p.tag).unwrap_or(false)
 }
 
 fn is_final(status: PipelineStatus) -> bool {

@@ -13,6 +13,8 @@ pub struct QueuedJob {
     pub job_id: u64,
     /// Its `tags` (the built-in executor takes untagged jobs only).
     pub tags: Vec<String>,
+    /// Whether its pipeline's ref is protected (for runners limited to protected refs).
+    pub protected_ref: bool,
 }
 
 /// Pending jobs in arrival order, shared by every executor.
@@ -111,18 +113,22 @@ mod tests {
         q.push(QueuedJob {
             job_id: 1,
             tags: vec!["docker".into()],
+            protected_ref: false,
         });
         q.push(QueuedJob {
             job_id: 2,
             tags: vec![],
+            protected_ref: false,
         });
         q.push(QueuedJob {
             job_id: 3,
             tags: vec![],
+            protected_ref: false,
         });
         q.push(QueuedJob {
             job_id: 3,
             tags: vec![],
+            protected_ref: false,
         });
         let untagged = |j: &QueuedJob| j.tags.is_empty();
         assert_eq!(q.next(untagged).await.job_id, 2);

@@ -958,3 +958,35 @@ async fn the_admin_runners_page_creates_pauses_and_deletes_runners() {
     assert_eq!(status, 302);
     assert!(location.unwrap().contains("/users/sign_in"));
 }
+
+#[tokio::test]
+async fn a_runner_for_protected_refs_takes_only_their_jobs() {
+    let s = Server::start_with(&["--concurrent", "0"]);
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", "job:\n  script: [echo hi]\n")]);
+    git(repo.path(), &["branch", "feature"]);
+    let pid = s.project("demo", repo.path()).await;
+    let body = json!({"runner_type": "instance_type", "access_level": "ref_protected", "run_untagged": true});
+    let (status, created) = send(s.root(Method::POST, "/user/runners").json(&body)).await;
+    assert_eq!(status, 201, "{created}");
+    let runner = Runner {
+        http: crate::support::http_client(),
+        base: s.base.clone(),
+        token: created["token"].as_str().unwrap().to_string(),
+    };
+    let (status, p) = send(
+        s.root(Method::POST, &format!("/projects/{pid}/pipeline"))
+            .form(&[("ref", "feature")]),
+    )
+    .await;
+    assert_eq!(status, 201, "{p}");
+    assert_eq!(runner.request(None).await.0, 204, "feature is not protected");
+    send(
+        s.root(Method::POST, &format!("/projects/{pid}/pipeline"))
+            .form(&[("ref", "main")]),
+    )
+    .await;
+    let (status, job, _) = runner.request(None).await;
+    assert_eq!(status, 201);
+    assert_eq!(job["git_info"]["ref"], "main");
+    assert_eq!(job["git_info"]["protected"], true);
+}
