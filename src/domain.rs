@@ -929,11 +929,20 @@ pub enum RefKind {
 }
 
 impl RefKind {
-    /// The kind's name in storage keys.
+    /// The kind's name in storage keys and forms.
     pub fn as_str(self) -> &'static str {
         match self {
             RefKind::Branch => "branch",
             RefKind::Tag => "tag",
+        }
+    }
+
+    /// Parses a kind's name.
+    pub fn parse(s: &str) -> Option<RefKind> {
+        match s {
+            "branch" => Some(RefKind::Branch),
+            "tag" => Some(RefKind::Tag),
+            _ => None,
         }
     }
 }

@@ -105,6 +105,25 @@ impl Recorder {
 
 const CONFIG: &str = "build:\n  script: [echo building]\n";
 
+/// Adds a webhook to project `pid` with `form`.
+async fn add_hook(s: &Server, pid: u64, form: &(impl serde::Serialize + ?Sized)) {
+    let (status, hook) = send(s.root(Method::POST, &format!("/projects/{pid}/hooks")).form(form)).await;
+    assert_eq!(status, 201, "{hook}");
+}
+
+/// Runs a pipeline on `main` to its end; answers its id.
+async fn run_pipeline(s: &Server, pid: u64) -> u64 {
+    let (status, p) = send(
+        s.root(Method::POST, &format!("/projects/{pid}/pipeline"))
+            .form(&[("ref", "main")]),
+    )
+    .await;
+    assert_eq!(status, 201, "{p}");
+    let id = p["id"].as_u64().unwrap();
+    finished_pipeline(s, pid, id).await;
+    id
+}
+
 #[tokio::test]
 async fn hooks_api_keeps_the_token_secret() {
     let s = Server::start();
@@ -156,19 +175,8 @@ async fn pipeline_and_job_events_reach_the_hook_with_retries() {
         ("pipeline_events", "true".into()),
         ("job_events", "true".into()),
     ];
-    assert_eq!(
-        send(s.root(Method::POST, &format!("/projects/{pid}/hooks")).form(&form))
-            .await
-            .0,
-        201
-    );
-    let (_, p) = send(
-        s.root(Method::POST, &format!("/projects/{pid}/pipeline"))
-            .form(&[("ref", "main")]),
-    )
-    .await;
-    let id = p["id"].as_u64().unwrap();
-    finished_pipeline(&s, pid, id).await;
+    add_hook(&s, pid, &form).await;
+    let id = run_pipeline(&s, pid).await;
     let got = rec
         .wait(|r| {
             r.iter()
@@ -220,12 +228,7 @@ async fn commit_statuses_go_to_the_forge_and_survive_its_outage() {
     .await;
     assert_eq!(status, 200, "{i}");
     assert!(!i.to_string().contains("forge-token"));
-    let (_, p) = send(
-        s.root(Method::POST, &format!("/projects/{pid}/pipeline"))
-            .form(&[("ref", "main")]),
-    )
-    .await;
-    finished_pipeline(&s, pid, p["id"].as_u64().unwrap()).await;
+    run_pipeline(&s, pid).await;
     let got = forge.wait(|r| r.iter().any(|x| x.body["state"] == "success")).await;
     let sha = repo.sha("main");
     for r in &got {
@@ -258,18 +261,8 @@ async fn a_hook_pointed_at_spurs_own_trigger_endpoint_cannot_loop() {
         s.base
     );
     let form = [("url", url.as_str()), ("pipeline_events", "true")];
-    assert_eq!(
-        send(s.root(Method::POST, &format!("/projects/{pid}/hooks")).form(&form))
-            .await
-            .0,
-        201
-    );
-    let (_, p) = send(
-        s.root(Method::POST, &format!("/projects/{pid}/pipeline"))
-            .form(&[("ref", "main")]),
-    )
-    .await;
-    finished_pipeline(&s, pid, p["id"].as_u64().unwrap()).await;
+    add_hook(&s, pid, &form).await;
+    run_pipeline(&s, pid).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (_, list) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines"))).await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
@@ -290,19 +283,8 @@ async fn deliveries_wait_in_the_outbox_across_a_restart() {
         ("url", format!("http://127.0.0.1:{port}/hook")),
         ("pipeline_events", "true".into()),
     ];
-    assert_eq!(
-        send(s.root(Method::POST, &format!("/projects/{pid}/hooks")).form(&form))
-            .await
-            .0,
-        201
-    );
-    let (_, p) = send(
-        s.root(Method::POST, &format!("/projects/{pid}/pipeline"))
-            .form(&[("ref", "main")]),
-    )
-    .await;
-    let id = p["id"].as_u64().unwrap();
-    finished_pipeline(&s, pid, id).await;
+    add_hook(&s, pid, &form).await;
+    let id = run_pipeline(&s, pid).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(s.terminate(Duration::from_secs(20)));
     // The receiver comes up, and so does spur: the waiting deliveries go out, in order.

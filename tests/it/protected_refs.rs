@@ -145,3 +145,42 @@ async fn protected_variables_reach_only_protected_refs_and_protected_refs_need_r
     );
     assert_eq!(send(trigger("main")).await.0, 201);
 }
+
+#[tokio::test]
+async fn the_settings_page_protects_and_unprotects() {
+    let s = Server::start();
+    let repo = Repo::new();
+    let pid = s.project("demo", repo.path()).await;
+    let mut browser = crate::ui::Browser::new(&s);
+    browser.sign_in("root", "root-password-123").await;
+    let (_, page, _) = browser.get("/root/demo/-/settings/ci_cd").await;
+    let csrf = crate::ui::csrf_of(&page);
+    let form = [
+        ("authenticity_token", csrf.as_str()),
+        ("protected[kind]", "tag"),
+        ("protected[name]", "v*"),
+        ("protected[push_access_level]", "30"),
+    ];
+    let (status, _, _, _) = browser.post("/root/demo/-/settings/ci_cd/protected_refs", &form).await;
+    assert_eq!(status, 302);
+    let (_, tags) = send(s.root(Method::GET, &format!("/projects/{pid}/protected_tags"))).await;
+    assert_eq!(tags[0]["create_access_levels"][0]["access_level"], 30, "{tags}");
+    let (_, page, _) = browser.get("/root/demo/-/settings/ci_cd").await;
+    assert!(page.contains("create: Developers + Maintainers"));
+    let (status, _, _, _) = browser
+        .post(
+            "/root/demo/-/settings/ci_cd/protected_refs/tag/v%2A",
+            &[("authenticity_token", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(status, 302);
+    let (_, tags) = send(s.root(Method::GET, &format!("/projects/{pid}/protected_tags"))).await;
+    assert_eq!(tags, json!([]));
+    let (status, _, _, _) = browser
+        .post(
+            "/root/demo/-/settings/ci_cd/protected_refs/nonsense/x",
+            &[("authenticity_token", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(status, 404);
+}

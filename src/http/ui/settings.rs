@@ -393,7 +393,6 @@ pub async fn allow_project(
     Ok(redirect(&req, &back, Some(flash)))
 }
 
-/// `POST /{ns}/{project}/-/settings/ci_cd/job_token_scope/{id}`: remove a project.
 /// `POST /{ns}/{project}/-/settings/ci_cd/protected_refs`: protect a branch or tag.
 pub async fn protect_ref(
     req: HttpRequest,
@@ -403,10 +402,10 @@ pub async fn protect_ref(
     let ProjectPost { project, form, .. } = project_post(&req, &spur, payload, AccessLevel::Maintainer).await?;
     let back = settings_url(&project, "js-protected-refs");
     let name = form.get("protected[name]").unwrap_or_default().trim().to_string();
-    let kind = match form.get("protected[kind]") {
-        Some("tag") => crate::domain::RefKind::Tag,
-        _ => crate::domain::RefKind::Branch,
-    };
+    let kind = form
+        .get("protected[kind]")
+        .and_then(crate::domain::RefKind::parse)
+        .unwrap_or(crate::domain::RefKind::Branch);
     let level = |key: &str| {
         form.get(key)
             .and_then(|v| v.parse::<u8>().ok())
@@ -440,10 +439,8 @@ pub async fn unprotect_ref(
     payload: web::Payload,
 ) -> Result<HttpResponse, UiError> {
     let ProjectPost { project, .. } = project_post(&req, &spur, payload, AccessLevel::Maintainer).await?;
-    let kind = match req.match_info().get("kind") {
-        Some("tag") => crate::domain::RefKind::Tag,
-        Some("branch") => crate::domain::RefKind::Branch,
-        _ => return Err(UiError::NotFound),
+    let Some(kind) = req.match_info().get("kind").and_then(crate::domain::RefKind::parse) else {
+        return Err(UiError::NotFound);
     };
     let name = crate::http::percent_decode(req.match_info().get("name").unwrap_or_default());
     if !spur.store.delete_protected_ref(project.id, kind, name).await? {
@@ -453,6 +450,7 @@ pub async fn unprotect_ref(
     Ok(redirect(&req, &back, Some(("notice", "Unprotected."))))
 }
 
+/// `POST /{ns}/{project}/-/settings/ci_cd/job_token_scope/{id}`: remove a project.
 pub async fn disallow_project(
     req: HttpRequest,
     spur: web::Data<Spur>,
