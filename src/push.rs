@@ -85,20 +85,30 @@ pub async fn update_mirror(spur: Arc<Spur>, project_id: u64) -> Result<usize, St
     };
     let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
     crate::project_create::fetch_origin(&spur, &project).await?;
-    if project.default_branch.is_none() && matches!(origin, Origin::Remote(_)) {
+    if project.default_branch.is_none()
+        && matches!(origin, Origin::Remote(_))
+        && adopt_default_branch(&spur, &project).await?
+    {
         // A mirror that could not be cloned at creation (its deploy key was not yet known to
         // the forge): its first fetch is the import, as GitLab's, and starts no pipelines.
-        let path = spur.repos.path_of(&project.repo_name, &origin);
-        if let Some(branch) = spur.repos.adopt_default_branch(&path).await {
-            spur.store
-                .set_first_default_branch(project.id, branch)
-                .await
-                .map_err(|e| e.to_string())?;
-            record_refs(&spur, &project).await?;
-            return Ok(0);
-        }
+        record_refs(&spur, &project).await?;
+        return Ok(0);
     }
     sync(spur, project_id, None).await
+}
+
+/// Gives a project whose repository was empty its first default branch (`main`, else
+/// `master`, else the first branch), protected as GitLab protects it, with HEAD on it. Answers
+/// whether there was a branch to adopt.
+async fn adopt_default_branch(spur: &Spur, project: &Project) -> Result<bool, String> {
+    let Some(branch) = spur.repos.adopt_default_branch(&repository(spur, project)).await else {
+        return Ok(false);
+    };
+    spur.store
+        .set_first_default_branch(project.id, branch)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(true)
 }
 
 /// Compares the repository's refs with the recorded ones and creates a push pipeline for each
@@ -110,6 +120,10 @@ pub async fn sync(spur: Arc<Spur>, project_id: u64, pusher: Option<u64>) -> Resu
     let Some(project) = spur.store.project(project_id).map_err(|e| e.to_string())? else {
         return Ok(0);
     };
+    if project.default_branch.is_none() && project.import_url.is_none() {
+        // A hosted project's first push sets its default branch before its pipelines run.
+        adopt_default_branch(&spur, &project).await?;
+    }
     let now = crate::git::list_refs(&repository(&spur, &project)).await?;
     let Some(before) = spur.store.project_refs(project_id).map_err(|e| e.to_string())? else {
         return spur

@@ -263,7 +263,7 @@ pub async fn receive_pack(req: HttpRequest, mut payload: web::Payload, spur: Sta
             return Denied::Forbidden(message).answer();
         }
     }
-    let after = after_push(spur.clone(), project.clone(), user.id, &commands);
+    let after = after_push(spur.clone(), project.id, user.id);
     backend(
         &spur,
         &req,
@@ -365,14 +365,9 @@ fn check_command(spur: &State, project: &Project, access: &ProjectAccess, c: &Pu
     }
 }
 
-/// What runs once git has applied a push: the first branch becomes the default (with GitLab's
-/// protection), then push pipelines.
-fn after_push(spur: State, project: Project, user_id: u64, commands: &[PushCommand]) -> Box<dyn FnOnce() + Send> {
-    let branches: Vec<String> = commands
-        .iter()
-        .filter(|c| !is_zero(&c.new))
-        .filter_map(|c| c.name.strip_prefix("refs/heads/").map(str::to_string))
-        .collect();
+/// What runs once git has applied a push: push pipelines (`push::sync`, which also gives a new
+/// repository its default branch).
+fn after_push(spur: State, project_id: u64, user_id: u64) -> Box<dyn FnOnce() + Send> {
     Box::new(move || {
         let spur = spur.into_inner();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -380,45 +375,11 @@ fn after_push(spur: State, project: Project, user_id: u64, commands: &[PushComma
             return;
         };
         runtime.spawn(async move {
-            if project.default_branch.is_none()
-                && let Some(first) = ["main", "master"]
-                    .iter()
-                    .find(|b| branches.iter().any(|x| x == *b))
-                    .map(|b| b.to_string())
-                    .or_else(|| branches.first().cloned())
-            {
-                set_default_branch(&spur, &project, &first).await;
-            }
-            if let Err(e) = crate::push::sync(spur, project.id, Some(user_id)).await {
-                tracing::warn!(project_id = project.id, error = %e, "push pipelines failed");
+            if let Err(e) = crate::push::sync(spur, project_id, Some(user_id)).await {
+                tracing::warn!(project_id, error = %e, "push pipelines failed");
             }
         });
     })
-}
-
-async fn set_default_branch(spur: &crate::app::Spur, project: &Project, branch: &str) {
-    match spur
-        .store
-        .set_first_default_branch(project.id, branch.to_string())
-        .await
-    {
-        Ok(true) => {
-            let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
-            let path = spur.repos.path_of(&project.repo_name, &origin);
-            let head = format!("refs/heads/{branch}");
-            let set = tokio::process::Command::new("git")
-                .arg("--git-dir")
-                .arg(&path)
-                .args(["symbolic-ref", "HEAD", &head])
-                .status()
-                .await;
-            if !set.is_ok_and(|s| s.success()) {
-                tracing::warn!(project_id = project.id, "could not point HEAD at the default branch");
-            }
-        }
-        Ok(false) => {}
-        Err(e) => tracing::warn!(project_id = project.id, error = %e, "could not set the default branch"),
-    }
 }
 
 /// Runs `git http-backend` for one request: the body is streamed to it, its answer streamed
