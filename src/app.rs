@@ -52,10 +52,12 @@ pub struct Spur {
     pub sign_in_limiter: crate::rate_limit::Limiter,
     /// Failed trigger requests per client.
     pub trigger_limiter: crate::rate_limit::Limiter,
-    /// The user jobs run as, when not spur's own.
-    pub job_user: Option<crate::executor::job_user::JobUser>,
-    /// Whether job shells run in a bubblewrap namespace that hides the data dir.
-    pub job_sandbox: bool,
+    /// Who jobs run as and the fence around them.
+    pub isolation: Arc<crate::executor::isolation::Isolation>,
+    /// Folders administrators may import local repositories from (empty: anywhere).
+    pub import_path_dirs: Vec<PathBuf>,
+    /// Whether the `--allow-local-requests` flag allows outbound requests to the local network.
+    pub allow_local_requests: bool,
     /// When GitLab runners last reported on each job they run.
     pub runner_contacts: crate::runners::liveness::Contacts,
     /// How long a job request with `last_update` is held while no job is queued.
@@ -88,10 +90,16 @@ impl Spur {
     /// Opens the data dir (creating it on first start) and bootstraps `root` on an empty one.
     pub async fn open(config: &Config) -> Result<Spur, StartError> {
         let dir = &config.data_dir;
-        fs::create_dir_all(dir.join("artifacts"))
-            .map_err(|e| StartError(format!("cannot create data dir {}: {e}", dir.display())))?;
-        fs::create_dir_all(dir.join("repositories"))
-            .map_err(|e| StartError(format!("cannot create data dir {}: {e}", dir.display())))?;
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            for sub in ["", "artifacts", "repositories"] {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir.join(sub))
+                    .map_err(|e| StartError(format!("cannot create data dir {}: {e}", dir.display())))?;
+            }
+        }
         let secrets = Secrets::load_or_create(&dir.join("secret.key")).map_err(|e| StartError(e.to_string()))?;
         let store = Store::open(&dir.join("spur.redb")).map_err(|e| match e {
             crate::storage::Error::AlreadyOpen => StartError(format!(
@@ -102,23 +110,24 @@ impl Spur {
         })?;
         let traces = Traces::new(dir.join("traces"), config.max_trace_bytes)
             .map_err(|e| StartError(format!("cannot create {}: {e}", dir.join("traces").display())))?;
-        let job_user = match &config.job_user {
-            None => None,
-            Some(name) => {
-                let user = crate::executor::job_user::JobUser::lookup(name).map_err(StartError)?;
-                if std::fs::metadata("/proc/self")
-                    .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
-                    .unwrap_or(1)
-                    != 0
-                {
-                    return Err(StartError("--job-user needs spur to run as root".into()));
-                }
-                Some(user)
-            }
-        };
-        if config.job_sandbox {
-            crate::executor::sandbox::check_available().map_err(StartError)?;
-        }
+        let sandbox = crate::executor::isolation::Sandbox::parse(&config.job_sandbox).ok_or_else(|| {
+            StartError(format!(
+                "--job-sandbox {:?}: choose landlock, bwrap or none",
+                config.job_sandbox
+            ))
+        })?;
+        let isolation = crate::executor::isolation::Isolation::new(
+            dir,
+            crate::executor::isolation::Options {
+                sandbox,
+                job_user: config.job_user.clone(),
+                job_uids: config.job_uids,
+                read_paths: config.job_read_paths.clone(),
+            },
+        )
+        .map_err(StartError)?;
+        secure_data_dir(dir, isolation.other_uid() && isolation.builds_dir.starts_with(dir))
+            .map_err(|e| StartError(format!("cannot secure the data dir {}: {e}", dir.display())))?;
         let (scheduler, inbox) = scheduler::channel();
         let concurrent = config
             .concurrent
@@ -132,8 +141,9 @@ impl Spur {
             max_downstream_depth: config.max_downstream_depth,
             metrics: crate::metrics::Metrics::default(),
             stopping: std::sync::atomic::AtomicBool::new(false),
-            job_user,
-            job_sandbox: config.job_sandbox,
+            isolation: Arc::new(isolation),
+            import_path_dirs: config.import_path_dirs.clone(),
+            allow_local_requests: config.allow_local_requests,
             runner_contacts: crate::runners::liveness::Contacts::default(),
             runner_poll_timeout: std::time::Duration::from_secs(config.runner_poll_timeout_secs),
             runner_job_timeout_secs: config.runner_job_timeout_secs,
@@ -162,10 +172,10 @@ impl Spur {
             max_body_bytes: config.max_body_bytes,
         };
         spur.bootstrap_root(config).await?;
-        if spur.job_user.is_some() {
-            crate::executor::job_user::lock_down(dir)
-                .map_err(|e| StartError(format!("cannot lock down {}: {e}", dir.display())))?;
-        }
+        remove_stale_root_credentials(dir);
+        tracing::info!(isolation = %spur.isolation.describe(), builds_dir = %spur.isolation.builds_dir.display(), "job isolation");
+        secure_data_dir(dir, spur.isolation.other_uid() && spur.isolation.builds_dir.starts_with(dir))
+            .map_err(|e| StartError(format!("cannot secure the data dir {}: {e}", dir.display())))?;
         Ok(spur)
     }
 
@@ -181,13 +191,24 @@ impl Spur {
         {
             return Ok(());
         }
+        // Only what spur chose itself is written down: secrets given through the environment
+        // or a file are the operator's, and are never copied to disk.
+        let mut generated = String::new();
         let password = match &config.root_password {
             Some(p) => p.clone(),
-            None => secrets::hex(&secrets::random_array::<16>().map_err(|e| err(e.to_string()))?),
+            None => {
+                let p = secrets::hex(&secrets::random_array::<16>().map_err(|e| err(e.to_string()))?);
+                generated.push_str(&format!("password: {p}\n"));
+                p
+            }
         };
         let token = match &config.root_token {
             Some(t) => t.clone(),
-            None => secrets::new_token("glpat-").map_err(|e| err(e.to_string()))?,
+            None => {
+                let t = secrets::new_token("glpat-").map_err(|e| err(e.to_string()))?;
+                generated.push_str(&format!("personal_access_token: {t}\n"));
+                t
+            }
         };
         let now = clock::now();
         let new = NewUser {
@@ -216,10 +237,14 @@ impl Spur {
             )
             .await
             .map_err(|e| err(e.to_string()))?;
-        let path = self.data_dir.join("initial_root_credentials");
-        write_private(&path, &format!("# spur's first administrator; change or revoke these.\nusername: root\npassword: {password}\npersonal_access_token: {token}\n"))
+        if generated.is_empty() {
+            tracing::info!("created the administrator root with the password and token given");
+            return Ok(());
+        }
+        let path = self.data_dir.join(ROOT_CREDENTIALS);
+        write_private(&path, &format!("# spur's first administrator; change or revoke these. This file is deleted after 24 hours.\nusername: root\n{generated}"))
             .map_err(|e| err(format!("cannot write {}: {e}", path.display())))?;
-        tracing::info!(path = %path.display(), "created the administrator root; its credentials are in this file");
+        tracing::info!(path = %path.display(), "created the administrator root; its credentials are in this file for 24 hours");
         Ok(())
     }
 
@@ -265,6 +290,59 @@ impl Spur {
     pub fn url(&self, path: &str) -> String {
         format!("{}/{}", self.external_url, path.trim_start_matches('/'))
     }
+}
+
+/// The file holding root's generated first credentials.
+const ROOT_CREDENTIALS: &str = "initial_root_credentials";
+/// How long that file is kept (GitLab's rule for `initial_root_password`).
+const ROOT_CREDENTIALS_SECS: u64 = 24 * 3600;
+
+/// Deletes root's first credentials once they are 24 hours old; called at start and hourly.
+pub fn remove_stale_root_credentials(data_dir: &Path) {
+    let path = data_dir.join(ROOT_CREDENTIALS);
+    let age = fs::symlink_metadata(&path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok());
+    if age.is_some_and(|a| a.as_secs() >= ROOT_CREDENTIALS_SECS) {
+        match fs::remove_file(&path) {
+            Ok(()) => tracing::info!(path = %path.display(), "deleted root's first credentials (24 hours old)"),
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot delete root's first credentials"),
+        }
+    }
+}
+
+/// Makes the data dir private: the folder `0700` (`0711` when job users must pass through it to
+/// their workspaces under `builds/`), the key, database and credentials `0600`, every other
+/// folder in it `0700`; tightens whatever an earlier version or an operator left looser.
+fn secure_data_dir(dir: &Path, traversable: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let set = |p: &Path, mode: u32| -> std::io::Result<()> {
+        match fs::symlink_metadata(p) {
+            Ok(m) if m.file_type().is_symlink() => Ok(()),
+            Ok(m) if m.permissions().mode() & 0o7777 != mode => {
+                if m.permissions().mode() & 0o077 & !mode != 0 {
+                    tracing::info!(path = %p.display(), "was open to other users; made private");
+                }
+                fs::set_permissions(p, fs::Permissions::from_mode(mode))
+            }
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    };
+    set(dir, if traversable { 0o711 } else { 0o700 })?;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let kind = entry.file_type()?;
+        if kind.is_dir() && entry.file_name() != "builds" {
+            set(&path, 0o700)?;
+        } else if kind.is_file() {
+            set(&path, 0o600)?;
+        }
+    }
+    Ok(())
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {

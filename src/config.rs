@@ -43,10 +43,20 @@ pub struct Config {
     pub sign_in_rate_limit: u32,
     /// Failed trigger requests per client per minute before 429 (0: no limit, GitLab's default).
     pub trigger_rate_limit: u32,
-    /// The unprivileged user jobs of the built-in executor run as (spur must run as root).
+    /// The unprivileged user jobs of the built-in executor run as (spur must run as root);
+    /// without it, a root spur gives each job a uid of its own from `job_uids`.
     pub job_user: Option<String>,
-    /// Run job shells inside a bubblewrap mount namespace that hides the data dir.
-    pub job_sandbox: bool,
+    /// The fence around jobs: `landlock` (the default), `bwrap` (with Landlock inside) or `none`.
+    pub job_sandbox: String,
+    /// The first and last uid jobs run as when spur runs as root.
+    pub job_uids: (u32, u32),
+    /// Folders jobs may read besides the system ones.
+    pub job_read_paths: Vec<PathBuf>,
+    /// Whether webhooks, integrations and mirrors may reach the local network from the start
+    /// (the application setting can allow it too).
+    pub allow_local_requests: bool,
+    /// Folders administrators may import local repositories from (empty: anywhere).
+    pub import_path_dirs: Vec<PathBuf>,
     /// How long a runner's job request is held while nothing is queued, in seconds.
     pub runner_poll_timeout_secs: u64,
     /// How long a runner may be silent about a running job before it is failed, in seconds.
@@ -79,6 +89,10 @@ impl fmt::Debug for Config {
             .field("trigger_rate_limit", &self.trigger_rate_limit)
             .field("job_user", &self.job_user)
             .field("job_sandbox", &self.job_sandbox)
+            .field("job_uids", &self.job_uids)
+            .field("job_read_paths", &self.job_read_paths)
+            .field("allow_local_requests", &self.allow_local_requests)
+            .field("import_path_dirs", &self.import_path_dirs)
             .finish()
     }
 }
@@ -100,6 +114,9 @@ pub const DEFAULT_JOB_TIMEOUT_SECS: u64 = 3600;
 /// log is a file on the server's own disk, so four times that costs little and still bounds a
 /// runaway job.
 pub const DEFAULT_MAX_TRACE_BYTES: u64 = 16 << 20;
+
+/// The uids jobs run as when spur is root: above the ranges systemd and container tools use.
+pub const DEFAULT_JOB_UIDS: (u32, u32) = (2_000_000_000, 2_000_000_999);
 
 impl Config {
     /// A configuration for `data_dir` with every other setting at its default.
@@ -124,7 +141,11 @@ impl Config {
             sign_in_rate_limit: 10,
             trigger_rate_limit: 0,
             job_user: None,
-            job_sandbox: false,
+            job_sandbox: "landlock".into(),
+            job_uids: DEFAULT_JOB_UIDS,
+            job_read_paths: Vec::new(),
+            allow_local_requests: false,
+            import_path_dirs: Vec::new(),
             runner_poll_timeout_secs: 50,
             runner_job_timeout_secs: 3600,
             max_artifacts_bytes: DEFAULT_MAX_ARTIFACTS_BYTES,
@@ -169,8 +190,16 @@ pub struct FileConfig {
     pub trigger_rate_limit: Option<u32>,
     /// See [`Config::job_user`].
     pub job_user: Option<String>,
-    /// `bwrap` or `none`; see [`Config::job_sandbox`].
+    /// `landlock`, `bwrap` or `none`; see [`Config::job_sandbox`].
     pub job_sandbox: Option<String>,
+    /// `FIRST-LAST`; see [`Config::job_uids`].
+    pub job_uids: Option<String>,
+    /// See [`Config::job_read_paths`].
+    pub job_read_paths: Option<Vec<PathBuf>>,
+    /// See [`Config::allow_local_requests`].
+    pub allow_local_requests: Option<bool>,
+    /// See [`Config::import_path_dirs`].
+    pub import_path_dirs: Option<Vec<PathBuf>>,
     /// See [`Config::runner_poll_timeout_secs`] (a duration).
     pub runner_poll_timeout: Option<String>,
     /// See [`Config::runner_job_timeout_secs`] (a duration).

@@ -753,6 +753,9 @@ pub struct JobSettings {
     pub cache_key: Option<String>,
     /// `cache:paths`.
     pub cache_paths: Vec<String>,
+    /// `cache:policy`: `pull-push` (the default), `pull` (never saved) or `push` (never restored).
+    #[serde(default)]
+    pub cache_policy: CachePolicy,
     /// `artifacts:`, when the job keeps any.
     #[serde(default)]
     pub artifacts: Option<ArtifactsSpec>,
@@ -763,6 +766,19 @@ pub struct JobSettings {
     /// `needs` entries with `artifacts: false`: needed, but their artifacts are not fetched.
     #[serde(default)]
     pub needs_without_artifacts: Vec<String>,
+}
+
+/// `cache:policy`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CachePolicy {
+    /// Restored before the job and saved after it.
+    #[default]
+    PullPush,
+    /// Restored only.
+    Pull,
+    /// Saved only.
+    Push,
 }
 
 /// A job's `artifacts:` keyword.

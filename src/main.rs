@@ -145,14 +145,28 @@ struct ServeArgs {
     /// Failed trigger requests per client address per minute before 429 (0: no limit) [default: 0].
     #[arg(long, env = "SPUR_TRIGGER_RATE_LIMIT")]
     trigger_rate_limit: Option<u32>,
-    /// Run the built-in executor's jobs as this unprivileged user (spur must run as root); jobs
-    /// then cannot read the data dir [default: spur's own user].
+    /// Run every job of the built-in executor as this one unprivileged user (spur must run as
+    /// root) [default: as root, a uid of its own per job from --job-uids; else spur's user].
     #[arg(long, env = "SPUR_JOB_USER")]
     job_user: Option<String>,
-    /// Sandbox for the built-in executor's jobs: `bwrap` runs each shell in a bubblewrap mount
-    /// namespace that hides the data dir (works without root); `none` [default: none].
-    #[arg(long, env = "SPUR_JOB_SANDBOX", value_parser = ["none", "bwrap"])]
+    /// The uids jobs run as when spur runs as root, one per running job [default: 2000000000-2000000999].
+    #[arg(long, env = "SPUR_JOB_UIDS")]
+    job_uids: Option<String>,
+    /// The fence around each job: `landlock` (system folders read-only, only its own workspace
+    /// writable, no access to the data dir or to other processes), `bwrap` (bubblewrap with the
+    /// same Landlock domain inside: also a private /tmp and pid namespace), `none` [default: landlock].
+    #[arg(long, env = "SPUR_JOB_SANDBOX", value_parser = ["none", "landlock", "bwrap"])]
     job_sandbox: Option<String>,
+    /// A folder jobs may read besides the system ones (/usr, /etc, /opt, ...); repeatable.
+    #[arg(long = "job-read-path", env = "SPUR_JOB_READ_PATHS", value_delimiter = ',')]
+    job_read_paths: Vec<PathBuf>,
+    /// Let webhooks, integrations and mirrors reach loopback and private addresses (GitLab's
+    /// allow_local_requests_from_web_hooks_and_services; also an application setting).
+    #[arg(long, env = "SPUR_ALLOW_LOCAL_REQUESTS")]
+    allow_local_requests: bool,
+    /// A folder administrators may import local repositories from; repeatable [default: anywhere].
+    #[arg(long = "import-path-dir", env = "SPUR_IMPORT_PATH_DIRS", value_delimiter = ',')]
+    import_path_dirs: Vec<PathBuf>,
     /// How long a GitLab runner's job request waits for work before 204 (long polling) [default: 50s].
     #[arg(long, env = "SPUR_RUNNER_POLL_TIMEOUT")]
     runner_poll_timeout: Option<String>,
@@ -168,16 +182,42 @@ struct ServeArgs {
     /// Log format: `text` or `json` (one JSON object per line) [default: text].
     #[arg(long, env = "SPUR_LOG_FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
-    /// Password of the administrator `root`, used only when the data dir is new [default: random].
-    #[arg(long, env = "SPUR_ROOT_PASSWORD", hide_env_values = true)]
-    root_password: Option<String>,
-    /// Personal access token of `root`, used only when the data dir is new [default: random].
-    #[arg(long, env = "SPUR_ROOT_TOKEN", hide_env_values = true)]
-    root_token: Option<String>,
+    /// A file holding the password of the administrator `root`, used only when the data dir is
+    /// new (or set SPUR_ROOT_PASSWORD; never on the command line, which anyone may read)
+    /// [default: random, written to <data-dir>/initial_root_credentials].
+    #[arg(long, env = "SPUR_ROOT_PASSWORD_FILE")]
+    root_password_file: Option<PathBuf>,
+    /// A file holding the personal access token of `root`, used only when the data dir is new
+    /// (or set SPUR_ROOT_TOKEN) [default: random].
+    #[arg(long, env = "SPUR_ROOT_TOKEN_FILE")]
+    root_token_file: Option<PathBuf>,
+}
+
+/// Reads `FIRST-LAST` uids.
+fn parse_uid_range(text: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("--job-uids: {text:?} is not a range of uids like 2000000000-2000000999");
+    let (a, b) = text.split_once('-').ok_or_else(bad)?;
+    let (a, b) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+    if a == 0 || b < a {
+        return Err(bad());
+    }
+    Ok((a, b))
+}
+
+/// Takes `SPUR_ROOT_PASSWORD` and `SPUR_ROOT_TOKEN` out of the environment (so that no git or
+/// job process spur starts inherits them); called first thing, while only one thread runs.
+fn take_root_secrets() -> (Option<String>, Option<String>) {
+    let take = |name: &str| {
+        let value = std::env::var(name).ok().filter(|v| !v.is_empty());
+        // SAFETY: called at the top of `main`, before any other thread exists.
+        unsafe { std::env::remove_var(name) };
+        value
+    };
+    (take("SPUR_ROOT_PASSWORD"), take("SPUR_ROOT_TOKEN"))
 }
 
 impl ServeArgs {
-    fn into_config(self) -> Result<Config, String> {
+    fn into_config(self, root_secrets: (Option<String>, Option<String>)) -> Result<Config, String> {
         let file = match &self.config {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
@@ -257,14 +297,52 @@ impl ServeArgs {
             config.trigger_rate_limit = n;
         }
         config.job_user = self.job_user.or(file.job_user);
-        config.job_sandbox = self.job_sandbox.or(file.job_sandbox).as_deref() == Some("bwrap");
-        config.root_password = self.root_password;
-        config.root_token = self.root_token;
+        if let Some(sandbox) = self.job_sandbox.or(file.job_sandbox) {
+            config.job_sandbox = sandbox;
+        }
+        if let Some(range) = self.job_uids.or(file.job_uids) {
+            config.job_uids = parse_uid_range(&range)?;
+        }
+        config.job_read_paths = if self.job_read_paths.is_empty() {
+            file.job_read_paths.unwrap_or_default()
+        } else {
+            self.job_read_paths
+        };
+        config.allow_local_requests = self.allow_local_requests || file.allow_local_requests.unwrap_or(false);
+        config.import_path_dirs = if self.import_path_dirs.is_empty() {
+            file.import_path_dirs.unwrap_or_default()
+        } else {
+            self.import_path_dirs
+        };
+        let secret = |file: Option<PathBuf>, taken: Option<String>| -> Result<Option<String>, String> {
+            match file {
+                Some(path) => std::fs::read_to_string(&path)
+                    .map(|t| Some(t.trim_end_matches(['\r', '\n']).to_string()))
+                    .map_err(|e| format!("cannot read {}: {e}", path.display())),
+                None => Ok(taken),
+            }
+        };
+        config.root_password = secret(self.root_password_file, root_secrets.0)?;
+        config.root_token = secret(self.root_token_file, root_secrets.1)?;
         Ok(config)
     }
 }
 
 fn main() -> ExitCode {
+    let root_secrets = take_root_secrets();
+    // The job helpers: run inside a job's fence, before anything else starts.
+    let mut argv = std::env::args_os();
+    if let Some(mode) = argv.nth(1) {
+        let rest: Vec<std::ffi::OsString> = argv.collect();
+        if mode == "sandbox-exec" {
+            let e = spur::executor::isolation::sandbox_exec(&rest);
+            eprintln!("spur sandbox-exec: {e}");
+            return ExitCode::from(126);
+        }
+        if mode == "job-files" {
+            return ExitCode::from(u8::try_from(spur::executor::job_files::main(&rest)).unwrap_or(1));
+        }
+    }
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -292,7 +370,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Serve(args) => match args.into_config() {
+        Command::Serve(args) => match args.into_config(root_secrets) {
             Ok(config) => run(config),
             Err(e) => {
                 eprintln!("spur: {e}");

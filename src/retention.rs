@@ -26,6 +26,7 @@ const BATCH: usize = 100;
 pub async fn sweep_sessions(spur: Arc<Spur>) {
     loop {
         tokio::time::sleep(Duration::from_secs(3600)).await;
+        crate::app::remove_stale_root_credentials(&spur.data_dir);
         match spur.store.delete_expired_sessions(clock::now()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "deleted ended browser sessions"),

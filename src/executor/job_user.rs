@@ -1,14 +1,7 @@
-//! Running jobs as a separate unprivileged user (`--job-user`, when spur runs as root): the
-//! user is looked up in `/etc/passwd`, the data dir is locked down so that only its `builds/`
-//! folder can be traversed (the secret key, the database, mirrors, logs and caches stay
-//! root's), and each job's folders are handed to that user before its shells start (the shells
-//! drop root's uid, gid and supplementary groups). It does not hide other processes, the
-//! network, or world-readable files of the host: a container or VM is the stronger fence.
+//! `--job-user`: one named unprivileged user, looked up in `/etc/passwd`, that every job runs
+//! as when spur runs as root (instead of a uid of its own from `--job-uids`).
 
 use std::fs;
-use std::io;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 
 /// The user jobs run as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,40 +38,6 @@ impl JobUser {
             gid,
         })
     }
-
-    /// Hands `path` and everything below it to the user (links themselves, not their targets).
-    pub fn give(&self, path: &Path) -> io::Result<()> {
-        std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid))?;
-        let meta = fs::symlink_metadata(path)?;
-        if meta.is_dir() {
-            for entry in fs::read_dir(path)? {
-                self.give(&entry?.path())?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Makes the data dir traversable but not listable, and everything in it root's own except
-/// `builds/`, which jobs must reach.
-pub fn lock_down(data_dir: &Path) -> io::Result<()> {
-    let set = |p: &Path, mode: u32| -> io::Result<()> {
-        match fs::set_permissions(p, fs::Permissions::from_mode(mode)) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            other => other,
-        }
-    };
-    for dir in ["cache", "backups"] {
-        fs::create_dir_all(data_dir.join(dir))?;
-    }
-    set(data_dir, 0o711)?;
-    for file in ["secret.key", "spur.redb", "initial_root_credentials"] {
-        set(&data_dir.join(file), 0o600)?;
-    }
-    for dir in ["repositories", "traces", "cache", "backups"] {
-        set(&data_dir.join(dir), 0o700)?;
-    }
-    set(&data_dir.join("builds"), 0o711)
 }
 
 #[cfg(test)]

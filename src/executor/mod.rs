@@ -4,9 +4,10 @@
 //! It never changes job state itself.
 
 pub mod artifacts;
+pub mod isolation;
+pub mod job_files;
 pub mod job_user;
 pub mod mask;
-pub mod sandbox;
 pub mod shell;
 pub mod workspace;
 
@@ -18,7 +19,7 @@ pub const RUNNER_NAME: &str = "spur-shell";
 
 /// Starts `concurrent` workers (none for 0). Removes workspaces a previous run left behind.
 pub fn start(spur: Arc<Spur>, concurrent: usize) {
-    workspace::clean_builds_dir(&spur.data_dir);
+    workspace::clean_builds_dir(&spur.isolation.builds_dir, spur.isolation.other_uid());
     for _ in 0..concurrent {
         let spur = spur.clone();
         tokio::spawn(async move { worker(spur).await });

@@ -4,17 +4,19 @@
 //! `after_script`, each in its own process group with stdin from `/dev/null`, the output masked
 //! into the job log with GitLab's sections and final line. Timeout and cancel kill the group.
 
+use super::isolation::{Fence, Isolation};
 use super::mask::Masker;
 use super::workspace::{self, Workspace};
 use crate::app::Spur;
-use crate::domain::{Job, Pipeline, Project};
+use crate::domain::{CachePolicy, Job, Pipeline, Project};
 use crate::git::Origin;
 use crate::scheduler::{JobEnd, Started};
 use crate::trace::TraceWriter;
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::io::{self, Read};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +27,8 @@ pub static LIVE_SHELLS: std::sync::atomic::AtomicUsize = std::sync::atomic::Atom
 
 /// How long `after_script` may run (gitlab-runner's default).
 const AFTER_SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long packing or unpacking one cache or artifacts archive may take.
+const FILES_TIMEOUT: Duration = Duration::from_secs(600);
 /// `PATH` of every job unless a variable sets it.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -117,19 +121,27 @@ pub async fn run(spur: Arc<Spur>, started: Started) -> Option<JobEnd> {
         masker: Masker::new(&secrets),
         failed: None,
     };
-    let ws = match Workspace::create(&spur.data_dir, job.id, spur.job_user.clone(), spur.job_sandbox) {
-        Ok(ws) => ws,
+    let iso = spur.isolation.clone();
+    let mut ws = Workspace::at(&iso.builds_dir, job.id);
+    let fence = match iso.fence(ws.writable(), ws.readable()) {
+        Ok(f) => f,
         Err(e) => {
-            tracing::error!(job_id = job.id, error = %e, "cannot create the job's workspace");
+            tracing::error!(job_id = job.id, error = %e, "cannot fence the job in");
             return Some(system_failure());
         }
     };
+    if let Err(e) = ws.create(fence.owner) {
+        tracing::error!(job_id = job.id, error = %e, "cannot create the job's workspace");
+        return Some(system_failure());
+    }
     let job_run = JobRun {
         spur: &spur,
         job: &job,
         pipeline: &pipeline,
         token: &token,
         ws: &ws,
+        iso: &iso,
+        fence: &fence,
     };
     let (end, mut log) = job_run.execute(log, &vars, &mut cancel, durable).await;
     if let Some(end) = &end {
@@ -141,12 +153,9 @@ pub async fn run(spur: Arc<Spur>, started: Started) -> Option<JobEnd> {
     if let Some(e) = log.failed {
         tracing::warn!(job_id = job.id, error = %e, "could not write all of the job log");
     }
-    let dirs = (ws.project_dir.clone(), ws.private_dir.clone());
-    let _ = tokio::task::spawn_blocking(move || {
-        let _ = std::fs::remove_dir_all(dirs.0);
-        let _ = std::fs::remove_dir_all(dirs.1);
-    })
-    .await;
+    // Whatever the job left running dies with its uid's lease, before its folders go.
+    drop(fence);
+    let _ = tokio::task::spawn_blocking(move || ws.remove()).await;
     end
 }
 
@@ -188,6 +197,8 @@ struct JobRun<'a> {
     pipeline: &'a Pipeline,
     token: &'a str,
     ws: &'a Workspace,
+    iso: &'a Isolation,
+    fence: &'a Fence,
 }
 
 impl JobRun<'_> {
@@ -233,31 +244,34 @@ impl JobRun<'_> {
             tracing::warn!(job_id = job.id, "the job's start was not stored; it stays queued");
             return (None, log);
         }
-        self.restore_cache(&mut log).await;
-        self.download_artifacts(&mut log).await;
-        if let Some(user) = self.ws.owner.clone() {
-            let dir = self.ws.project_dir.clone();
-            let handed = tokio::task::spawn_blocking(move || user.give(&dir)).await;
-            if !matches!(handed, Ok(Ok(()))) {
-                log.framing("\x1b[31;1mERROR: cannot hand the workspace to the job's user\x1b[0;m\n");
-                return (Some(system_failure()), log);
-            }
-        }
-        let env = match self.environment(&project, vars) {
-            Ok(env) => env,
+        // Everything spur writes for the job (file variables, scripts) is in place before any
+        // process of the job runs, in folders the job cannot write.
+        let prepared = self.environment(&project, vars).and_then(|env| {
+            let steps: Vec<String> = job.before_script.iter().chain(&job.script).cloned().collect();
+            let step = self.ws.script("step_script.sh", &script_text(&steps))?;
+            let after = self.ws.script("after_script.sh", &script_text(&job.after_script))?;
+            Ok((env, step, after))
+        });
+        let (env, step_script, after_script) = match prepared {
+            Ok(p) => p,
             Err(e) => {
                 log.framing(&format!(
-                    "\x1b[31;1mERROR: cannot prepare the job's variables: {e}\x1b[0;m\n"
+                    "\x1b[31;1mERROR: cannot prepare the job's variables and scripts: {e}\x1b[0;m\n"
                 ));
                 return (Some(system_failure()), log);
             }
         };
-        let steps: Vec<String> = job.before_script.iter().chain(&job.script).cloned().collect();
+        if let Some(why) = &self.iso.unavailable {
+            log.framing(&format!("\x1b[31;1mERROR: the job cannot be isolated: {why}\x1b[0;m\n"));
+            return (Some(system_failure()), log);
+        }
+        if job.settings.cache_policy != CachePolicy::Push {
+            self.restore_cache(&mut log).await;
+        }
+        self.download_artifacts(&mut log).await;
         let timeout = Duration::from_secs(job.settings.timeout_secs.unwrap_or(self.spur.job_timeout_secs));
         log.section_start("step_script", "Executing \"step_script\" stage of the job script");
-        let (ended, returned) = self
-            .shell("step_script", &steps, &env, timeout, Some(cancel), log)
-            .await;
+        let (ended, returned) = self.shell(&step_script, &env, timeout, Some(cancel), log).await;
         log = returned;
         log.section_end("step_script");
         let end = match ended {
@@ -278,9 +292,9 @@ impl JobRun<'_> {
         };
         let stopping = self.spur.stopping.load(std::sync::atomic::Ordering::SeqCst);
         if !job.after_script.is_empty() && !stopping {
-            log = self.after_script(log, &env, &end).await;
+            log = self.after_script(log, &after_script, &env, &end).await;
         }
-        if end == JobEnd::Success {
+        if end == JobEnd::Success && job.settings.cache_policy != CachePolicy::Pull {
             self.save_cache(&mut log).await;
         }
         let end = self.upload_artifacts(&mut log, end).await;
@@ -291,36 +305,25 @@ impl JobRun<'_> {
         let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
         let repository = self.spur.repos.path_of(&project.repo_name, &origin);
         let sha = self.pipeline.sha.clone();
-        let project_dir = self.ws.project_dir.clone();
-        let private_dir = self.ws.private_dir.clone();
-        let owner = self.ws.owner.clone();
-        let own_objects = self.ws.own_objects;
-        tokio::task::spawn_blocking(move || {
-            let ws = Workspace {
-                project_dir,
-                private_dir,
-                owner,
-                own_objects,
-            };
-            ws.checkout(&repository, &sha)
-        })
-        .await
-        .map_err(|e| e.to_string())?
+        let ws = self.ws.clone();
+        tokio::task::spawn_blocking(move || ws.checkout(&repository, &sha))
+            .await
+            .map_err(|e| e.to_string())?
     }
 
     /// The whole environment: a fixed base, predefined variables, then the job's variables
     /// (later wins); file variables become paths to private files.
     fn environment(&self, project: &Project, vars: &crate::domain::JobVariables) -> io::Result<Vec<(String, String)>> {
-        let home = self.ws.private_dir.join("home");
         let mut env: Vec<(String, String)> = vec![
             ("PATH".into(), DEFAULT_PATH.into()),
-            ("HOME".into(), home.to_string_lossy().into()),
+            ("HOME".into(), self.ws.home.to_string_lossy().into()),
+            ("TMPDIR".into(), self.ws.tmp.to_string_lossy().into()),
             ("LANG".into(), "C.UTF-8".into()),
             ("SHELL".into(), "/bin/bash".into()),
             ("CI_PROJECT_DIR".into(), self.ws.project_dir.to_string_lossy().into()),
             (
                 "CI_BUILDS_DIR".into(),
-                workspace::builds_dir(&self.spur.data_dir).to_string_lossy().into(),
+                self.iso.builds_dir.to_string_lossy().into(),
             ),
         ];
         env.extend(crate::job_env::runtime_variables(
@@ -346,40 +349,75 @@ impl JobRun<'_> {
         for k in order {
             let Some(mut v) = last.remove(&k) else { continue };
             if vars.file_keys.contains(&k) {
-                v = self.ws.private_file(&k, v.as_bytes())?.to_string_lossy().into();
+                v = self.ws.file_variable(&k, v.as_bytes())?.to_string_lossy().into();
             }
             out.push((k, v));
         }
         Ok(out)
     }
 
-    /// Runs `lines` in one bash with GitLab's `$ command` echo lines.
+    /// Runs a script spur wrote in one bash inside the job's fence.
     async fn shell(
         &self,
-        name: &str,
-        lines: &[String],
+        script: &Path,
         env: &[(String, String)],
         timeout: Duration,
         cancel: Option<&mut watch::Receiver<bool>>,
         log: Log,
     ) -> (io::Result<ShellEnd>, Log) {
-        let script = match self
-            .ws
-            .private_file(&format!("{name}.sh"), script_text(lines).as_bytes())
-        {
-            Ok(path) => path,
-            Err(e) => return (Err(e), log),
-        };
-        let owner = self.ws.owner.as_ref().map(|u| (u.uid, u.gid));
-        let sandbox = self
-            .spur
-            .job_sandbox
-            .then(|| super::sandbox::arguments(&self.spur.data_dir, &self.ws.project_dir, &self.ws.private_dir));
-        let how = Launch { owner, sandbox };
-        run_bash(&script, &self.ws.project_dir, env, timeout, cancel, how, log).await
+        let args = [OsString::from("--noprofile"), OsString::from("--norc"), script.into()];
+        match self.iso.command(self.fence, &self.ws.project_dir, "bash".as_ref(), &args) {
+            Ok(cmd) => run_bash(cmd, env, timeout, cancel, log).await,
+            Err(e) => (Err(e), log),
+        }
     }
 
-    async fn after_script(&self, mut log: Log, env: &[(String, String)], end: &JobEnd) -> Log {
+    /// Runs `spur job-files ARGS` in the job's fence with `stdin`/`stdout` as given; answers
+    /// its JSON report.
+    async fn files_helper(
+        &self,
+        args: &[OsString],
+        stdin: Option<std::fs::File>,
+        stdout: Option<std::fs::File>,
+    ) -> Result<serde_json::Value, String> {
+        let mut cmd = self
+            .iso
+            .helper(self.fence, &self.ws.project_dir, args)
+            .map_err(|e| e.to_string())?;
+        cmd.env_clear()
+            .env("PATH", DEFAULT_PATH)
+            .env("HOME", &self.ws.home)
+            .env("LANG", "C.UTF-8")
+            .stdin(stdin.map_or_else(Stdio::null, Stdio::from))
+            .stdout(stdout.map_or_else(Stdio::null, Stdio::from))
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let child = cmd.spawn().map_err(|e| format!("cannot start the file helper: {e}"))?;
+        let pid = child.id();
+        let out = match tokio::time::timeout(FILES_TIMEOUT, child.wait_with_output()).await {
+            Ok(out) => out.map_err(|e| e.to_string())?,
+            Err(_) => {
+                if let Some(pid) = pid {
+                    kill_process_group(pid);
+                }
+                return Err("took too long".into());
+            }
+        };
+        let text = String::from_utf8_lossy(&out.stderr);
+        let report: serde_json::Value = text
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .unwrap_or(serde_json::Value::Null);
+        match (out.status.success(), report.get("error").and_then(|e| e.as_str())) {
+            (true, None) if report.is_object() => Ok(report),
+            (_, Some(e)) => Err(e.to_string()),
+            _ => Err(format!("the file helper failed ({})", out.status)),
+        }
+    }
+
+    async fn after_script(&self, mut log: Log, script: &Path, env: &[(String, String)], end: &JobEnd) -> Log {
         let status = match end {
             JobEnd::Success => "success",
             JobEnd::Canceled => "canceled",
@@ -389,16 +427,7 @@ impl JobRun<'_> {
         env.push(("CI_JOB_STATUS".into(), status.into()));
         log.section_start("after_script", "Running after_script");
         log.framing("\x1b[32;1mRunning after script...\x1b[0;m\n");
-        let (ended, mut log) = self
-            .shell(
-                "after_script",
-                &self.job.after_script,
-                &env,
-                AFTER_SCRIPT_TIMEOUT,
-                None,
-                log,
-            )
-            .await;
+        let (ended, mut log) = self.shell(script, &env, AFTER_SCRIPT_TIMEOUT, None, log).await;
         match ended {
             Ok(ShellEnd::Exited(0)) => {}
             Ok(ShellEnd::Exited(code)) => log.framing(&format!(
@@ -419,20 +448,18 @@ impl JobRun<'_> {
         };
         log.section_start("restore_cache", "Restoring cache");
         log.framing(&format!("\x1b[32;1mChecking cache for {key}...\x1b[0;m\n"));
-        let (data_dir, project_id, dir) = (
-            self.spur.data_dir.clone(),
-            self.job.project_id,
-            self.ws.project_dir.clone(),
-        );
-        let k = key.clone();
-        let restored =
-            tokio::task::spawn_blocking(move || workspace::restore_cache(&data_dir, project_id, &k, &dir)).await;
-        match restored {
-            Ok(Ok(true)) => log.framing("\x1b[32;1mSuccessfully extracted cache\x1b[0;m\n"),
-            Ok(Ok(false)) => log.framing(&format!(
+        let archive = workspace::cache_archive(&self.spur.data_dir, self.job.project_id, &key);
+        match open_archive(&archive) {
+            Ok(Some(file)) => {
+                let args = [OsString::from("extract"), OsString::from("--keep-links")];
+                match self.files_helper(&args, Some(file), None).await {
+                    Ok(_) => log.framing("\x1b[32;1mSuccessfully extracted cache\x1b[0;m\n"),
+                    Err(e) => log.framing(&format!("\x1b[0;33mWARNING: cannot restore the cache: {e}\x1b[0;m\n")),
+                }
+            }
+            Ok(None) => log.framing(&format!(
                 "\x1b[0;33mWARNING: cache for {key} not found; the job runs without it\x1b[0;m\n"
             )),
-            Ok(Err(e)) => log.framing(&format!("\x1b[0;33mWARNING: cannot restore the cache: {e}\x1b[0;m\n")),
             Err(e) => log.framing(&format!("\x1b[0;33mWARNING: cannot restore the cache: {e}\x1b[0;m\n")),
         }
         log.section_end("restore_cache");
@@ -463,15 +490,16 @@ impl JobRun<'_> {
                 dep.name, dep.id
             ));
             let archive = crate::artifacts::path(self.spur, dep.id);
-            let dir = self.ws.project_dir.clone();
-            let done = tokio::task::spawn_blocking(move || super::artifacts::extract(&archive, &dir)).await;
+            let done = match open_archive(&archive) {
+                Ok(Some(file)) => self.files_helper(&[OsString::from("extract")], Some(file), None).await,
+                Ok(None) => Err("the archive is gone".into()),
+                Err(e) => Err(e.to_string()),
+            };
             match done {
-                Ok(Ok(n)) => log.framing(&format!(
-                    "Downloading artifacts from coordinator... ok        id={} files={n}\n",
-                    dep.id
-                )),
-                Ok(Err(e)) => log.framing(&format!(
-                    "\x1b[0;33mWARNING: cannot unpack the artifacts: {e}\x1b[0;m\n"
+                Ok(report) => log.framing(&format!(
+                    "Downloading artifacts from coordinator... ok        id={} files={}\n",
+                    dep.id,
+                    report["files"].as_u64().unwrap_or(0)
                 )),
                 Err(e) => log.framing(&format!(
                     "\x1b[0;33mWARNING: cannot unpack the artifacts: {e}\x1b[0;m\n"
@@ -524,43 +552,39 @@ impl JobRun<'_> {
     }
 
     async fn archive(&self, spec: &crate::domain::ArtifactsSpec, log: &mut Log) -> Result<(), String> {
-        let dir = self.ws.project_dir.clone();
         let upload = crate::artifacts::upload_path(self.spur, self.job.id);
-        let max = self.spur.max_artifacts_bytes;
-        let (spec_c, dir_c, upload_c) = (spec.clone(), dir.clone(), upload.clone());
-        let zipped = tokio::task::spawn_blocking(move || {
-            let untracked = if spec_c.untracked {
-                untracked_files(&dir_c)
-            } else {
-                Vec::new()
-            };
-            let found = super::artifacts::collect(&dir_c, &spec_c, &untracked)?;
-            if found.files.is_empty() {
-                return Ok((found, 0));
-            }
-            let size = super::artifacts::write_zip(&dir_c, &found.files, &upload_c, max)?;
-            Ok::<_, io::Error>((found, size))
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        let (found, size) = match zipped {
-            Ok(z) => z,
+        let file = new_private_file(&upload).map_err(|e| e.to_string())?;
+        let spec_json = serde_json::to_string(spec).map_err(|e| e.to_string())?;
+        let args = [OsString::from("artifacts"), OsString::from(spec_json)];
+        let packed = self.files_helper(&args, None, Some(file)).await;
+        let size = std::fs::metadata(&upload).map(|m| m.len()).unwrap_or(0);
+        let report = match packed {
+            Ok(r) if size <= self.spur.max_artifacts_bytes => r,
+            Ok(_) => Err(format!(
+                "the archive is larger than {} bytes",
+                self.spur.max_artifacts_bytes
+            ))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&upload);
+            })?,
             Err(e) => {
                 let _ = std::fs::remove_file(&upload);
-                return Err(e.to_string());
+                return Err(e);
             }
         };
-        for pattern in &found.unmatched {
+        for pattern in report["unmatched"].as_array().into_iter().flatten().filter_map(|p| p.as_str()) {
             log.framing(&format!(
                 "\x1b[0;33mWARNING: {pattern}: no matching files. Ensure that the artifact path is relative to the working directory ({})\x1b[0;m\n",
-                dir.display()
+                self.ws.project_dir.display()
             ));
         }
-        if found.files.is_empty() {
+        let files = report["files"].as_u64().unwrap_or(0);
+        if files == 0 {
+            let _ = std::fs::remove_file(&upload);
             log.framing("\x1b[31;1mERROR: No files to upload\x1b[0;m\n");
             return Ok(());
         }
-        log.framing(&format!("{} matching artifact files\n", found.files.len()));
+        log.framing(&format!("{files} matching artifact files\n"));
         crate::artifacts::store(self.spur, self.job, upload.clone(), size, None)
             .await
             .inspect_err(|_| {
@@ -579,42 +603,65 @@ impl JobRun<'_> {
         };
         log.section_start("archive_cache", "Saving cache for successful job");
         log.framing(&format!("\x1b[32;1mCreating cache {key}...\x1b[0;m\n"));
-        let (data_dir, project_id, dir) = (
-            self.spur.data_dir.clone(),
-            self.job.project_id,
-            self.ws.project_dir.clone(),
-        );
-        let paths = self.job.settings.cache_paths.clone();
-        let k = key.clone();
-        let saved =
-            tokio::task::spawn_blocking(move || workspace::save_cache(&data_dir, project_id, &k, &dir, &paths)).await;
+        let archive = workspace::cache_archive(&self.spur.data_dir, self.job.project_id, &key);
+        let saved = match workspace::staging_file(&archive) {
+            Ok((staging, file)) => {
+                let mut args = vec![OsString::from("cache")];
+                args.extend(self.job.settings.cache_paths.iter().map(OsString::from));
+                let packed = self.files_helper(&args, None, Some(file)).await;
+                let size = std::fs::metadata(&staging).map(|m| m.len()).unwrap_or(0);
+                let kept = match packed {
+                    Ok(_) if size > self.spur.max_artifacts_bytes => Err(format!(
+                        "the cache is larger than {} bytes",
+                        self.spur.max_artifacts_bytes
+                    )),
+                    Ok(report) => std::fs::rename(&staging, &archive)
+                        .map(|()| report["found"].as_u64().unwrap_or(0))
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                };
+                if kept.is_err() {
+                    let _ = std::fs::remove_file(&staging);
+                }
+                kept
+            }
+            Err(e) => Err(e.to_string()),
+        };
         match saved {
-            Ok(Ok(found)) => log.framing(&format!(
+            Ok(found) => log.framing(&format!(
                 "{found} of {} cache paths found\n\x1b[32;1mCreated cache\x1b[0;m\n",
                 self.job.settings.cache_paths.len()
             )),
-            Ok(Err(e)) => log.framing(&format!("\x1b[0;33mWARNING: cannot save the cache: {e}\x1b[0;m\n")),
             Err(e) => log.framing(&format!("\x1b[0;33mWARNING: cannot save the cache: {e}\x1b[0;m\n")),
         }
         log.section_end("archive_cache");
     }
 }
 
-/// Files git does not track in a workspace (`artifacts:untracked`).
-fn untracked_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let out = std::process::Command::new("git")
-        .args(["-c", "safe.directory=*", "ls-files", "--others", "-z"])
-        .current_dir(dir)
-        .output();
-    match out {
-        Ok(out) if out.status.success() => out
-            .stdout
-            .split(|b| *b == 0)
-            .filter(|p| !p.is_empty())
-            .map(|p| std::path::PathBuf::from(String::from_utf8_lossy(p).into_owned()))
-            .collect(),
-        _ => Vec::new(),
+/// Opens an archive spur keeps (never through a link); `None` when there is none.
+fn open_archive(path: &Path) -> io::Result<Option<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
+}
+
+/// Creates a new private file for a helper to write an archive into.
+fn new_private_file(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
 }
 
 /// A bash script that echoes each command as `$ command` (green, like gitlab-runner) and runs
@@ -641,24 +688,14 @@ fn single_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
 }
 
-/// How a job shell is launched: as which user, inside which sandbox.
-struct Launch {
-    /// `(uid, gid)` of the job's user, when not spur's own.
-    owner: Option<(u32, u32)>,
-    /// `bwrap` arguments, when jobs are sandboxed.
-    sandbox: Option<Vec<String>>,
-}
-
-/// Runs `bash script` in `dir` with exactly `env`, its output (stdout and stderr in one pipe)
+/// Runs a prepared job shell with exactly `env`, its output (stdout and stderr in one pipe)
 /// streamed into the log, until it exits, times out or is canceled; then kills its process
 /// group so nothing it started outlives it.
 async fn run_bash(
-    script: &Path,
-    dir: &PathBuf,
+    mut cmd: tokio::process::Command,
     env: &[(String, String)],
     timeout: Duration,
     cancel: Option<&mut watch::Receiver<bool>>,
-    how: Launch,
     log: Log,
 ) -> (io::Result<ShellEnd>, Log) {
     let (reader, writer) = match io::pipe() {
@@ -669,29 +706,13 @@ async fn run_bash(
         Ok(w) => w,
         Err(e) => return (Err(e), log),
     };
-    let mut cmd = match &how.sandbox {
-        Some(args) => {
-            let mut c = tokio::process::Command::new("bwrap");
-            c.args(args).arg("bash");
-            c
-        }
-        None => tokio::process::Command::new("bash"),
-    };
-    cmd.arg("--noprofile")
-        .arg("--norc")
-        .arg(script)
-        .current_dir(dir)
-        .env_clear()
+    cmd.env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(writer)
         .stderr(stderr)
         .process_group(0)
         .kill_on_drop(true);
-    if let Some((uid, gid)) = how.owner {
-        // As root, std drops the supplementary groups too before switching to the job's user.
-        cmd.uid(uid).gid(gid);
-    }
     let spawned = cmd.spawn();
     drop(cmd);
     let mut child = match spawned {

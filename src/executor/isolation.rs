@@ -1,0 +1,579 @@
+//! How the built-in executor fences in every process it starts for a job (its shells and the
+//! helper that moves its caches and artifacts): a Landlock domain (the default), bubblewrap with
+//! the same Landlock domain inside it, or nothing (`--job-sandbox none`); and, when spur runs
+//! as root, an unprivileged uid of the job's own from a range (or one `--job-user`).
+//!
+//! A Landlock domain lets a job read and execute system locations only (`/usr`, `/etc`, ...,
+//! never the data dir: when it lies under one of them, its siblings are granted instead), write
+//! its workspace, HOME and TMPDIR only, and keeps it from ptracing (so from reading
+//! `/proc/<pid>/environ`, `mem`, `root`, `fd` of) or signalling any process outside it: spur,
+//! and every other job, which has a domain of its own.
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use landlock::{
+    ABI, Access, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
+    Scope,
+};
+
+use super::job_user::JobUser;
+
+/// The Landlock ABI whose rights spur asks for (best effort below it).
+const ABI_WANTED: ABI = ABI::V6;
+
+/// System locations a job may read and execute.
+const SYSTEM_READ: &[&str] = &[
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc",
+    "/opt",
+    "/sys",
+    "/proc",
+    "/run/systemd/resolve",
+];
+
+/// Device nodes a job may read and write (its terminal, sinks, randomness, shared memory).
+const DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+    "/dev/ptmx",
+    "/dev/pts",
+    "/dev/shm",
+];
+
+/// Which fence jobs run in (`--job-sandbox`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sandbox {
+    /// No fence: jobs see everything spur's (or the job user's) uid sees.
+    None,
+    /// A Landlock domain per job (the default).
+    Landlock,
+    /// bubblewrap (a read-only host, the data dir hidden, private `/tmp`, its own pid
+    /// namespace) with the Landlock domain applied inside it.
+    Bwrap,
+}
+
+impl Sandbox {
+    /// Reads `none`, `landlock` or `bwrap`.
+    pub fn parse(text: &str) -> Option<Sandbox> {
+        match text {
+            "none" => Some(Sandbox::None),
+            "landlock" => Some(Sandbox::Landlock),
+            "bwrap" => Some(Sandbox::Bwrap),
+            _ => None,
+        }
+    }
+
+    /// The flag's value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sandbox::None => "none",
+            Sandbox::Landlock => "landlock",
+            Sandbox::Bwrap => "bwrap",
+        }
+    }
+}
+
+/// The uids jobs run as.
+enum Identity {
+    /// spur's own (spur is not root).
+    Own,
+    /// One configured user for every job (`--job-user`).
+    User(JobUser),
+    /// A uid of its own for every running job (spur runs as root).
+    Range(UidPool),
+}
+
+/// A range of otherwise unused uids, handed out round-robin, one per running job.
+struct UidPool {
+    first: u32,
+    count: u32,
+    next: AtomicU32,
+    busy: Mutex<HashSet<u32>>,
+}
+
+/// A uid taken from the pool for one job; given back (after every process left running under
+/// it is killed) when dropped.
+pub struct Lease {
+    uid: u32,
+    pool: std::sync::Weak<Isolation>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        kill_all_of(self.uid);
+        if let Some(iso) = self.pool.upgrade()
+            && let Identity::Range(pool) = &iso.identity
+            && let Ok(mut busy) = pool.busy.lock()
+        {
+            busy.remove(&self.uid);
+        }
+    }
+}
+
+/// What one job may touch, and as whom it runs.
+pub struct Fence {
+    /// Folders the job may write (and read and execute in).
+    pub writable: Vec<PathBuf>,
+    /// Folders and files of the job's the job may only read (its scripts, file variables).
+    pub readable: Vec<PathBuf>,
+    /// `(uid, gid)` of the job's processes, when not spur's own.
+    pub owner: Option<(u32, u32)>,
+    _lease: Option<Lease>,
+}
+
+/// The executor's isolation settings, fixed at start.
+pub struct Isolation {
+    /// The fence in force.
+    pub sandbox: Sandbox,
+    identity: Identity,
+    /// Why jobs cannot be fenced as configured (they fail with this message).
+    pub unavailable: Option<String>,
+    /// Where workspaces live (`CI_BUILDS_DIR`).
+    pub builds_dir: PathBuf,
+    data_dir: PathBuf,
+    /// spur's own binary (the sandbox and file helpers run it).
+    exe: PathBuf,
+    /// System locations a job may read (the data dir carved out).
+    system_read: Vec<PathBuf>,
+}
+
+/// The isolation options as configured.
+pub struct Options {
+    /// `--job-sandbox`.
+    pub sandbox: Sandbox,
+    /// `--job-user`.
+    pub job_user: Option<String>,
+    /// `--job-uids`: the first and last uid jobs run as when spur is root.
+    pub job_uids: (u32, u32),
+    /// `--job-read-path` additions.
+    pub read_paths: Vec<PathBuf>,
+}
+
+/// Whether this process runs as root.
+pub fn running_as_root() -> bool {
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    unsafe { libc::geteuid() == 0 }
+}
+
+impl Isolation {
+    /// Settles the isolation for a server whose data dir is `data_dir`: who jobs run as, where
+    /// their workspaces live (inside the data dir when job users can reach it, else a fresh
+    /// folder under `/var/tmp`), and whether the fence can be built here.
+    pub fn new(data_dir: &Path, options: Options) -> Result<Isolation, String> {
+        let root = running_as_root();
+        let identity = match (&options.job_user, root) {
+            (Some(name), true) => Identity::User(JobUser::lookup(name)?),
+            (Some(_), false) => return Err("--job-user needs spur to run as root".into()),
+            (None, true) => {
+                let (first, last) = options.job_uids;
+                if first == 0 || last < first {
+                    return Err("--job-uids must be a range of non-zero uids, like 2000000000-2000000999".into());
+                }
+                Identity::Range(UidPool {
+                    first,
+                    count: last - first + 1,
+                    next: AtomicU32::new(0),
+                    busy: Mutex::new(HashSet::new()),
+                })
+            }
+            (None, false) => Identity::Own,
+        };
+        let data_dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+        let builds_dir = match identity {
+            Identity::Own => data_dir.join("builds"),
+            _ if traversable_by_others(&data_dir) => data_dir.join("builds"),
+            _ => fresh_shared_builds_dir()?,
+        };
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find spur's own binary: {e}"))?;
+        let mut system_read = Vec::new();
+        for path in SYSTEM_READ
+            .iter()
+            .map(PathBuf::from)
+            .chain(options.read_paths.iter().cloned())
+        {
+            system_read.extend(grants_without(&path, &data_dir));
+        }
+        if !exe.starts_with(&data_dir) {
+            system_read.push(exe.clone());
+        }
+        let unavailable = match options.sandbox {
+            Sandbox::None => None,
+            Sandbox::Landlock => landlock_probe().err(),
+            Sandbox::Bwrap => bwrap_probe().err().or_else(|| landlock_probe().err()),
+        };
+        Ok(Isolation {
+            sandbox: options.sandbox,
+            identity,
+            unavailable,
+            builds_dir,
+            data_dir,
+            exe,
+            system_read,
+        })
+    }
+
+    /// One line for the start-up log and the Admin pages: which isolation is in force.
+    pub fn describe(&self) -> String {
+        let who = match &self.identity {
+            Identity::Own => "spur's own user".to_string(),
+            Identity::User(u) => format!("the user {} (uid {})", u.name, u.uid),
+            Identity::Range(p) => format!(
+                "a uid of their own from {}-{}",
+                p.first,
+                p.first + (p.count - 1)
+            ),
+        };
+        let fence = match self.sandbox {
+            Sandbox::None => "no sandbox (--job-sandbox none): jobs can read everything their user can".to_string(),
+            Sandbox::Landlock => "a Landlock domain each (system folders read-only, their own workspace writable, no access to the data dir or other processes)".to_string(),
+            Sandbox::Bwrap => "bubblewrap with a Landlock domain inside (read-only host, data dir hidden, own pid namespace)".to_string(),
+        };
+        match &self.unavailable {
+            Some(why) => format!("jobs run as {who} in {fence}; NOT AVAILABLE HERE, jobs fail: {why}"),
+            None => format!("jobs run as {who} in {fence}"),
+        }
+    }
+
+    /// Whether jobs run under a uid other than spur's.
+    pub fn other_uid(&self) -> bool {
+        !matches!(self.identity, Identity::Own)
+    }
+
+    /// The fence of one job that may write `writable` and read `readable` (besides the system
+    /// locations); takes a uid from the range when jobs have their own.
+    pub fn fence(self: &std::sync::Arc<Self>, writable: Vec<PathBuf>, readable: Vec<PathBuf>) -> io::Result<Fence> {
+        let (owner, lease) = match &self.identity {
+            Identity::Own => (None, None),
+            Identity::User(u) => (Some((u.uid, u.gid)), None),
+            Identity::Range(pool) => {
+                let uid = pool.take()?;
+                let lease = Lease {
+                    uid,
+                    pool: std::sync::Arc::downgrade(self),
+                };
+                // Nothing an earlier job left running under this uid may see the new one.
+                kill_all_of(uid);
+                (Some((uid, uid)), Some(lease))
+            }
+        };
+        Ok(Fence {
+            writable,
+            readable,
+            owner,
+            _lease: lease,
+        })
+    }
+
+    /// A command that runs `program args` inside `fence`, started in `dir`.
+    pub fn command(&self, fence: &Fence, dir: &Path, program: &OsStr, args: &[OsString]) -> io::Result<tokio::process::Command> {
+        if let Some(why) = &self.unavailable {
+            return Err(io::Error::other(why.clone()));
+        }
+        let mut cmd = match self.sandbox {
+            Sandbox::None => {
+                let mut c = tokio::process::Command::new(program);
+                c.args(args);
+                c
+            }
+            Sandbox::Landlock => {
+                let ruleset = build_ruleset(&self.readable(fence), &fence.writable)?;
+                let mut c = tokio::process::Command::new(program);
+                c.args(args);
+                // SAFETY: the closure runs in the forked child before exec and makes only two
+                // raw system calls (prctl and landlock_restrict_self) on an fd it owns: no
+                // allocation, no lock, nothing that is unsafe after fork.
+                unsafe {
+                    c.pre_exec(move || restrict_self(&ruleset));
+                }
+                c
+            }
+            Sandbox::Bwrap => {
+                let mut c = tokio::process::Command::new("bwrap");
+                c.args(self.bwrap_arguments(fence, dir));
+                c.arg("--").arg(&self.exe).arg("sandbox-exec");
+                for p in self.readable(fence) {
+                    c.arg("--read").arg(p);
+                }
+                for p in fence.writable.iter().chain(std::iter::once(&PathBuf::from("/tmp"))) {
+                    c.arg("--write").arg(p);
+                }
+                c.arg("--").arg(program).args(args);
+                c
+            }
+        };
+        cmd.current_dir(dir);
+        if let Some((uid, gid)) = fence.owner {
+            // As root, std drops the supplementary groups too before switching to the job's user.
+            cmd.uid(uid).gid(gid);
+        }
+        Ok(cmd)
+    }
+
+    /// A command that runs spur's own file helper (`spur job-files ARGS`) inside `fence`.
+    pub fn helper(&self, fence: &Fence, dir: &Path, args: &[OsString]) -> io::Result<tokio::process::Command> {
+        let mut all = vec![OsString::from("job-files")];
+        all.extend(args.iter().cloned());
+        self.command(fence, dir, self.exe.as_os_str(), &all)
+    }
+
+    fn readable(&self, fence: &Fence) -> Vec<PathBuf> {
+        self.system_read.iter().chain(&fence.readable).cloned().collect()
+    }
+
+    fn bwrap_arguments(&self, fence: &Fence, dir: &Path) -> Vec<OsString> {
+        let mut a: Vec<OsString> = [
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--tmpfs",
+            "/tmp",
+            "--tmpfs",
+            "/dev/shm",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--die-with-parent",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        if self.builds_dir.starts_with(&self.data_dir) || !self.other_uid() {
+            a.push("--tmpfs".into());
+            a.push(self.data_dir.clone().into_os_string());
+        }
+        for p in &fence.writable {
+            a.extend(["--bind".into(), p.clone().into_os_string(), p.clone().into_os_string()]);
+        }
+        for p in &fence.readable {
+            a.extend(["--ro-bind".into(), p.clone().into_os_string(), p.clone().into_os_string()]);
+        }
+        a.extend(["--chdir".into(), dir.as_os_str().to_owned()]);
+        a
+    }
+}
+
+impl UidPool {
+    fn take(&self) -> io::Result<u32> {
+        let mut busy = self.busy.lock().map_err(|_| io::Error::other("the uid pool is poisoned"))?;
+        for _ in 0..self.count {
+            let i = self.next.fetch_add(1, Ordering::Relaxed) % self.count;
+            let uid = self.first + i;
+            if busy.insert(uid) {
+                return Ok(uid);
+            }
+        }
+        Err(io::Error::other("every uid of --job-uids is in use"))
+    }
+}
+
+/// Kills every process running as `uid` (what a job left behind), from a child that takes that
+/// uid and signals everything it may: only that uid's own processes.
+fn kill_all_of(uid: u32) {
+    let mut cmd = std::process::Command::new("true");
+    cmd.uid(uid).gid(uid).stdin(std::process::Stdio::null());
+    // SAFETY: kill(2) with plain integers, in the child after it became `uid`; kill(-1) never
+    // signals the caller itself.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::kill(-1, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let _ = cmd.status();
+}
+
+
+/// Applies the ruleset to the calling thread (in a child between fork and exec).
+fn restrict_self(ruleset: &OwnedFd) -> io::Result<()> {
+    // SAFETY: prctl and the landlock_restrict_self system call take plain integers.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The message of a job that cannot be fenced.
+fn missing(what: &str) -> String {
+    format!("{what}; start spur with --job-sandbox none to run jobs without isolation")
+}
+
+/// Checks that this kernel enforces Landlock.
+fn landlock_probe() -> Result<(), String> {
+    build_ruleset(&[], &[]).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Checks that bubblewrap runs here.
+fn bwrap_probe() -> Result<(), String> {
+    let ok = std::process::Command::new("bwrap")
+        .args(["--ro-bind", "/", "/", "--dev", "/dev", "--unshare-pid", "true"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Ok(())
+    } else {
+        Err(missing(
+            "bubblewrap cannot run here (install the bubblewrap package; unprivileged use needs user namespaces)",
+        ))
+    }
+}
+
+/// A Landlock ruleset: `readable` paths readable and executable, `writable` ones fully usable,
+/// the usual devices readable and writable, everything else denied; no signals or abstract
+/// sockets out of the domain. Errors when the kernel does not enforce Landlock.
+pub fn build_ruleset(readable: &[PathBuf], writable: &[PathBuf]) -> io::Result<OwnedFd> {
+    let fail = |e: landlock::RulesetError| io::Error::other(missing(&format!("Landlock: {e}")));
+    let ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::from_all(ABI_WANTED))
+        .map_err(fail)?
+        .scope(Scope::Signal | Scope::AbstractUnixSocket)
+        .map_err(fail)?
+        .create()
+        .map_err(fail)?;
+    let mut rules = Vec::new();
+    let mut grant = |path: &Path, access: landlock::BitFlags<AccessFs>| {
+        // A location this machine does not have grants nothing.
+        if let Ok(fd) = PathFd::new(path) {
+            rules.push(Ok::<_, landlock::RulesetError>(PathBeneath::new(fd, access)));
+        }
+    };
+    for p in readable {
+        grant(p, AccessFs::from_read(ABI_WANTED));
+    }
+    for p in DEVICES {
+        grant(Path::new(p), AccessFs::from_all(ABI_WANTED));
+    }
+    for p in writable {
+        grant(p, AccessFs::from_all(ABI_WANTED));
+    }
+    let ruleset = ruleset.add_rules(rules).map_err(fail)?;
+    let fd: Option<OwnedFd> = ruleset.into();
+    fd.ok_or_else(|| {
+        io::Error::other(missing(
+            "Landlock is not available in this kernel (Linux 5.13 or later with landlock among its LSMs)",
+        ))
+    })
+}
+
+/// `allowed`, or, when `hidden` lies inside it, every sibling on the way down to `hidden`
+/// (so that the hidden folder itself is never granted).
+fn grants_without(allowed: &Path, hidden: &Path) -> Vec<PathBuf> {
+    let Ok(rest) = hidden.strip_prefix(allowed) else {
+        return vec![allowed.to_path_buf()];
+    };
+    let mut out = Vec::new();
+    let mut dir = allowed.to_path_buf();
+    for part in rest.components() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { break };
+        for entry in entries.flatten() {
+            if entry.file_name() != part.as_os_str() {
+                out.push(entry.path());
+            }
+        }
+        dir.push(part);
+    }
+    out
+}
+
+/// Whether every folder from `/` down to `dir` lets other users through (`o+x`).
+fn traversable_by_others(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    dir.ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .skip(1)
+        .all(|a| std::fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+}
+
+/// A new folder for workspaces that job users can reach, when the data dir's parents do not
+/// let them through: `/var/tmp/spur-builds-<random>`, root's, `0711`.
+fn fresh_shared_builds_dir() -> Result<PathBuf, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let suffix = crate::secrets::hex(&crate::secrets::random_array::<8>().map_err(|e| e.to_string())?);
+    let dir = PathBuf::from(format!("/var/tmp/spur-builds-{suffix}"));
+    std::fs::DirBuilder::new()
+        .mode(0o711)
+        .create(&dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// `spur sandbox-exec --read P... --write P... -- PROGRAM ARGS...`: applies the Landlock domain
+/// to itself and becomes PROGRAM (used inside bubblewrap, whose mounts a domain would forbid).
+pub fn sandbox_exec(args: &[OsString]) -> io::Error {
+    let (mut readable, mut writable) = (Vec::new(), Vec::new());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.to_str() {
+            Some("--read") => readable.extend(it.next().map(PathBuf::from)),
+            Some("--write") => writable.extend(it.next().map(PathBuf::from)),
+            Some("--") => break,
+            _ => return io::Error::other(format!("sandbox-exec: unexpected argument {a:?}")),
+        }
+    }
+    let rest: Vec<&OsString> = it.collect();
+    let Some((program, program_args)) = rest.split_first() else {
+        return io::Error::other("sandbox-exec: no program");
+    };
+    let ruleset = match build_ruleset(&readable, &writable) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    if let Err(e) = restrict_self(&ruleset) {
+        return e;
+    }
+    drop(ruleset);
+    std::process::Command::new(program).args(program_args).exec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hidden_folder_inside_an_allowed_one_is_carved_out() {
+        let dir = tempfile::tempdir().unwrap();
+        for p in ["a/data", "a/other", "b"] {
+            std::fs::create_dir_all(dir.path().join(p)).unwrap();
+        }
+        let mut grants = grants_without(dir.path(), &dir.path().join("a/data"));
+        grants.sort();
+        assert_eq!(grants, vec![dir.path().join("a/other"), dir.path().join("b")]);
+        assert_eq!(grants_without(Path::new("/usr"), dir.path()), vec![PathBuf::from("/usr")]);
+    }
+
+    #[test]
+    fn sandbox_names_round_trip() {
+        for s in [Sandbox::None, Sandbox::Landlock, Sandbox::Bwrap] {
+            assert_eq!(Sandbox::parse(s.name()), Some(s));
+        }
+        assert_eq!(Sandbox::parse("docker"), None);
+    }
+}
