@@ -58,6 +58,8 @@ pub struct Spur {
     pub import_path_dirs: Vec<PathBuf>,
     /// Whether the `--allow-local-requests` flag allows outbound requests to the local network.
     pub allow_local_requests: bool,
+    /// What webhooks, integrations and mirror fetches may reach (from the application settings).
+    pub outbound: Arc<std::sync::RwLock<crate::outbound::Policy>>,
     /// When GitLab runners last reported on each job they run.
     pub runner_contacts: crate::runners::liveness::Contacts,
     /// How long a job request with `last_update` is held while no job is queued.
@@ -87,6 +89,11 @@ impl std::fmt::Display for StartError {
 impl std::error::Error for StartError {}
 
 impl Spur {
+    /// What outbound requests may reach now.
+    pub fn outbound_policy(&self) -> crate::outbound::Policy {
+        self.outbound.read().map(|p| p.clone()).unwrap_or_default()
+    }
+
     /// Opens the data dir (creating it on first start) and bootstraps `root` on an empty one.
     pub async fn open(config: &Config) -> Result<Spur, StartError> {
         let dir = &config.data_dir;
@@ -144,6 +151,12 @@ impl Spur {
             isolation: Arc::new(isolation),
             import_path_dirs: config.import_path_dirs.clone(),
             allow_local_requests: config.allow_local_requests,
+            outbound: Arc::new(std::sync::RwLock::new(crate::outbound::Policy::new(
+                &store
+                    .application_settings()
+                    .map_err(|e| StartError(format!("cannot read the application settings: {e}")))?,
+                config.allow_local_requests,
+            ))),
             runner_contacts: crate::runners::liveness::Contacts::default(),
             runner_poll_timeout: std::time::Duration::from_secs(config.runner_poll_timeout_secs),
             runner_job_timeout_secs: config.runner_job_timeout_secs,

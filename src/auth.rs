@@ -83,6 +83,20 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Checks a sign-in: `user`'s password, and for an unknown user a stand-in hash with the same
+/// cost, so that the answer takes as long whether or not the user exists. Blocked users fail.
+pub fn verify_sign_in(password: &str, user: Option<&User>) -> bool {
+    static STAND_IN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    match user {
+        Some(u) => verify_password(password, &u.password_hash) && !u.blocked,
+        None => {
+            let hash = STAND_IN.get_or_init(|| hash_password("spur: no such user").unwrap_or_default());
+            let _ = verify_password(password, hash);
+            false
+        }
+    }
+}
+
 /// What a user (or an anonymous caller) may do on one project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProjectAccess {

@@ -906,6 +906,36 @@ pub fn is_valid_path(path: &str) -> bool {
         && !path.ends_with(".atom")
 }
 
+/// The instance's application settings (`/api/v4/application/settings`) spur keeps: those
+/// that govern requests to the local network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationSettings {
+    /// GitLab's `allow_local_requests_from_web_hooks_and_services`.
+    #[serde(default)]
+    pub allow_local_requests_from_web_hooks_and_services: bool,
+    /// GitLab's `allow_local_requests_from_system_hooks` (kept for the API; spur has no
+    /// system hooks).
+    #[serde(default = "yes")]
+    pub allow_local_requests_from_system_hooks: bool,
+    /// GitLab's `outbound_local_requests_whitelist`: IPs, networks, hosts, `host:port`.
+    #[serde(default)]
+    pub outbound_local_requests_whitelist: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for ApplicationSettings {
+    fn default() -> Self {
+        ApplicationSettings {
+            allow_local_requests_from_web_hooks_and_services: false,
+            allow_local_requests_from_system_hooks: true,
+            outbound_local_requests_whitelist: Vec::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,25 +26,53 @@ pub enum Origin {
 }
 
 impl Origin {
-    /// Classifies an `import_url`: a path or `file://` URL is local; `https://`, `http://`,
-    /// `ssh://`, `git://` and scp-like `user@host:path` are remote.
+    /// Classifies an `import_url`, strictly: an absolute path or `file://` URL is local;
+    /// `https://`, `http://`, `ssh://` and `git://` URLs with a host, and the exact scp-like
+    /// form `user@host:path`, are remote; anything else (option-like values, relative paths,
+    /// other schemes) is refused.
     pub fn classify(import_url: Option<&str>) -> Result<Origin, String> {
         let Some(url) = import_url.map(str::trim).filter(|u| !u.is_empty()) else {
             return Ok(Origin::Hosted);
         };
+        let invalid = || "is not a valid URL or absolute path".to_string();
+        if url.starts_with('-') || url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(invalid());
+        }
         if let Some(path) = url.strip_prefix("file://") {
-            return Ok(Origin::Local(PathBuf::from(path)));
+            return if path.starts_with('/') { Ok(Origin::Local(PathBuf::from(path))) } else { Err(invalid()) };
         }
         if url.starts_with('/') {
             return Ok(Origin::Local(PathBuf::from(url)));
         }
-        let remote_schemes = ["https://", "http://", "ssh://", "git://"];
-        let scp_like = url.contains('@') && url.contains(':') && !url.contains("://");
-        if remote_schemes.iter().any(|s| url.starts_with(s)) || scp_like {
+        if url.contains("://") {
+            let parsed = reqwest::Url::parse(url).map_err(|_| invalid())?;
+            let host_ok = parsed
+                .host_str()
+                .is_some_and(|h| !h.is_empty() && !h.starts_with('-'));
+            let scheme_ok = matches!(parsed.scheme(), "https" | "http" | "ssh" | "git");
+            let user_ok = !parsed.username().starts_with('-');
+            return if host_ok && scheme_ok && user_ok {
+                Ok(Origin::Remote(url.to_string()))
+            } else {
+                Err("is blocked: Only allowed schemes are http, https, ssh, git".into())
+            };
+        }
+        if is_scp_like(url) {
             return Ok(Origin::Remote(url.to_string()));
         }
-        Err("is not a valid URL or absolute path".to_string())
+        Err(invalid())
     }
+}
+
+/// Whether `url` is exactly `user@host:path`: a plain user name, a host name, and a path that
+/// is not option-like, with no `/` before the `:`.
+fn is_scp_like(url: &str) -> bool {
+    let Some((login, path)) = url.split_once(':') else { return false };
+    let Some((user, host)) = login.split_once('@') else { return false };
+    let word = |s: &str, extra: &[char]| {
+        !s.is_empty() && !s.starts_with('-') && s.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(&c))
+    };
+    word(user, &['.', '_', '-']) && word(host, &['.', '-']) && !path.is_empty() && !path.starts_with('-')
 }
 
 /// Splits the credentials off an http(s) URL: `https://user:token@host/p.git` becomes
@@ -76,7 +104,14 @@ pub enum RemoteAuth {
 
 /// Whether an import URL is reached over SSH (`ssh://` or `user@host:path`).
 pub fn is_ssh_url(url: &str) -> bool {
-    url.starts_with("ssh://") || (url.contains('@') && url.contains(':') && !url.contains("://"))
+    url.starts_with("ssh://") || is_scp_like(url)
+}
+
+pub use crate::outbound::GitPin;
+
+/// `-c` arguments that pin git to the addresses the outbound policy checked.
+fn pin_args(pin: &GitPin) -> Vec<String> {
+    pin.config.iter().flat_map(|c| ["-c".to_string(), c.clone()]).collect()
 }
 
 /// Environment variables for one git run.
@@ -99,10 +134,22 @@ fn shell_quote(path: &Path) -> String {
 /// Environment for a git run that signs in with `auth`: HTTP credentials as `GIT_CONFIG_*`
 /// (never on the command line), or `GIT_SSH_COMMAND` with the deploy key in a private file
 /// that lives as long as the returned guard.
-fn auth_env(auth: &RemoteAuth, keys_dir: &Path) -> Result<(GitEnv, Option<KeyFile>), String> {
+fn auth_env(auth: &RemoteAuth, keys_dir: &Path, pin: &GitPin) -> Result<(GitEnv, Option<KeyFile>), String> {
     use base64::Engine;
+    let pinned: String = pin
+        .ssh_options
+        .iter()
+        .map(|o| format!(" -o {}", shell_quote(Path::new(o))))
+        .collect();
     match auth {
-        RemoteAuth::None => Ok((Vec::new(), None)),
+        RemoteAuth::None if pinned.is_empty() => Ok((Vec::new(), None)),
+        RemoteAuth::None => Ok((
+            vec![(
+                "GIT_SSH_COMMAND".into(),
+                format!("ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new{pinned}"),
+            )],
+            None,
+        )),
         RemoteAuth::Basic(userinfo) => {
             let decoded = crate::http::percent_decode(userinfo);
             let basic = base64::engine::general_purpose::STANDARD.encode(decoded.as_bytes());
@@ -131,7 +178,7 @@ fn auth_env(auth: &RemoteAuth, keys_dir: &Path) -> Result<(GitEnv, Option<KeyFil
                 .map_err(|e| format!("cannot write the deploy key: {e}"))?;
             let known_hosts = keys_dir.join("known_hosts");
             let command = format!(
-                "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={}",
+                "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={}{pinned}",
                 shell_quote(&path),
                 shell_quote(&known_hosts)
             );
@@ -282,7 +329,13 @@ impl Repos {
 
     /// Makes the repository of a new project ready: checks a local one, clones a remote one,
     /// inits a hosted one. Returns the default branch, if any.
-    pub async fn prepare(&self, repo_name: &str, origin: &Origin, auth: &RemoteAuth) -> Result<Option<String>, String> {
+    pub async fn prepare(
+        &self,
+        repo_name: &str,
+        origin: &Origin,
+        auth: &RemoteAuth,
+        pin: &GitPin,
+    ) -> Result<Option<String>, String> {
         let path = self.path_of(repo_name, origin);
         match origin {
             Origin::Local(p) => {
@@ -292,15 +345,16 @@ impl Repos {
             }
             Origin::Remote(url) => {
                 remove_stale(&path).await?;
-                let args = vec![
+                let mut args = pin_args(pin);
+                args.extend([
                     "clone".into(),
                     "--mirror".into(),
                     "--quiet".into(),
                     "--".into(),
                     url.clone(),
                     path.display().to_string(),
-                ];
-                let (env, _key) = auth_env(auth, &self.keys_dir())?;
+                ]);
+                let (env, _key) = auth_env(auth, &self.keys_dir(), pin)?;
                 let cloned = run_git_with(None, args, env).await;
                 if cloned.is_err() && matches!(auth, RemoteAuth::SshKey(_)) {
                     // The deploy key is new: the forge does not know it yet. Keep an empty mirror
@@ -330,7 +384,7 @@ impl Repos {
 
     /// Brings a remote mirror up to date; local and hosted repositories are always fresh.
     /// Concurrent callers for one repository share a single fetch.
-    pub async fn refresh(&self, repo_name: &str, origin: &Origin, auth: &RemoteAuth) -> Result<(), String> {
+    pub async fn refresh(&self, repo_name: &str, origin: &Origin, auth: &RemoteAuth, pin: &GitPin) -> Result<(), String> {
         if !matches!(origin, Origin::Remote(_)) {
             return Ok(());
         }
@@ -342,15 +396,16 @@ impl Repos {
                 None => {
                     let table = self.fetches.clone();
                     let key = path.clone();
-                    let args = vec![
+                    let mut args = pin_args(pin);
+                    args.extend([
                         "--git-dir".into(),
                         path.display().to_string(),
                         "fetch".into(),
                         "--prune".into(),
                         "--quiet".into(),
                         "origin".into(),
-                    ];
-                    let (env, key_file) = auth_env(auth, &self.keys_dir())?;
+                    ]);
+                    let (env, key_file) = auth_env(auth, &self.keys_dir(), pin)?;
                     let f = async move {
                         let result = run_git_with(None, args, env).await;
                         drop(key_file);
@@ -389,6 +444,7 @@ impl Repos {
             "remote".into(),
             "add".into(),
             "--mirror=fetch".into(),
+            "--".into(),
             "origin".into(),
             url.to_string(),
         ];
@@ -533,6 +589,12 @@ impl Repos {
 /// The object a ref points at, if the ref exists; symbolic refs are followed. Reads only the
 /// ref, never the object.
 fn lookup(repo: &gix::Repository, full_name: &str) -> Result<Option<gix::ObjectId>, RefError> {
+    // A name git could never store (too long for a file name, or not a valid ref name) names
+    // no ref: "Reference not found", never a repository error.
+    let storable = full_name.len() <= 1024 && full_name.split('/').all(|part| part.len() <= 255);
+    if !storable || gix::refs::FullName::try_from(full_name).is_err() {
+        return Ok(None);
+    }
     let reference = repo
         .try_find_reference(full_name)
         .map_err(|e| RefError::Repository(e.to_string()))?;
@@ -662,6 +724,20 @@ mod tests {
             Ok(Origin::Remote(_))
         ));
         assert!(Origin::classify(Some("relative/path")).is_err());
+        for hostile in [
+            "../../..//x@y/../../data/repositories/abc.git",
+            "x@y/../z:a",
+            "-oProxyCommand=touch /tmp/pwned",
+            "ssh://-oProxyCommand=x/a",
+            "git@-oProxyCommand=x:a",
+            "git@host:-upload-pack=x",
+            "ext::sh -c touch% /tmp/pwned",
+            "ftp://example.com/a.git",
+            "file://relative",
+            "https:///no-host",
+        ] {
+            assert!(Origin::classify(Some(hostile)).is_err(), "{hostile} must be refused");
+        }
     }
 }
 

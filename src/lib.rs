@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod app;
+pub mod application_settings;
 pub mod artifacts;
 pub mod auth;
 pub mod backup;
@@ -23,6 +24,7 @@ pub mod http;
 pub mod job_env;
 pub mod memory;
 pub mod metrics;
+pub mod outbound;
 pub mod pipeline_trigger;
 pub mod plan_cli;
 pub mod project_create;
@@ -113,6 +115,7 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<Running, Sta
         App::new()
             .app_data(data.clone())
             .wrap_fn(http::log_request)
+            .wrap(http::security_headers())
             .configure(http::routes)
             .default_service(web::to(|| async { HttpResponse::NotFound().body("404 Not Found\n") }))
     })

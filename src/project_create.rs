@@ -123,17 +123,24 @@ pub async fn create(
         Ok(o) => o,
         Err(e) => return Ok(Err(ProjectRefusal::Invalid("import_url", format!("is blocked: {e}")))),
     };
-    if matches!(origin, Origin::Local(_)) && !user.admin {
-        return Ok(Err(ProjectRefusal::Invalid(
-            "import_url",
-            "is blocked: only administrators may import a path on the server".into(),
-        )));
-    }
+    let pin = match &origin {
+        Origin::Local(path) => {
+            if let Err(why) = local_import_allowed(spur, user.admin, path) {
+                return Ok(Err(ProjectRefusal::Invalid("import_url", format!("is blocked: {why}"))));
+            }
+            crate::git::GitPin::default()
+        }
+        Origin::Remote(url) => match crate::outbound::git_pin(url, &spur.outbound_policy()).await {
+            Ok(pin) => pin,
+            Err(why) => return Ok(Err(ProjectRefusal::Invalid("import_url", format!("is blocked: {why}")))),
+        },
+        Origin::Hosted => crate::git::GitPin::default(),
+    };
     if spur.store.project_by_path(&format!("{}/{}", ns.path, path))?.is_some() {
         return Ok(Err(ProjectRefusal::Taken));
     }
     let repo_name = uuid::Uuid::now_v7().simple().to_string();
-    let default_branch = match spur.repos.prepare(&repo_name, &origin, &auth).await {
+    let default_branch = match spur.repos.prepare(&repo_name, &origin, &auth, &pin).await {
         Ok(b) => b,
         Err(e) => return Ok(Err(ProjectRefusal::Invalid("import_url", e))),
     };
@@ -174,9 +181,32 @@ pub async fn create(
 /// `import_auth` says.
 pub async fn fetch_origin(spur: &Spur, project: &crate::domain::Project) -> Result<(), String> {
     let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
+    let Origin::Remote(url) = &origin else { return Ok(()) };
+    // Checked again at every fetch: the host may resolve elsewhere now.
+    let pin = crate::outbound::git_pin(url, &spur.outbound_policy()).await?;
     spur.repos
-        .refresh(&project.repo_name, &origin, &import_auth(spur, project))
+        .refresh(&project.repo_name, &origin, &import_auth(spur, project), &pin)
         .await
+}
+
+/// Whether `user` may import the repository at `path` on this server: administrators only,
+/// never from inside the data dir, and only from `--import-path-dir` folders when any are set.
+fn local_import_allowed(spur: &Spur, admin: bool, path: &std::path::Path) -> Result<(), String> {
+    if !admin {
+        return Err("only administrators may import a path on the server".into());
+    }
+    let real = path
+        .canonicalize()
+        .map_err(|_| "is not a git repository on this server".to_string())?;
+    let data = spur.data_dir.canonicalize().unwrap_or_else(|_| spur.data_dir.clone());
+    if real.starts_with(&data) {
+        return Err("spur's own data dir cannot be imported".into());
+    }
+    let dirs = &spur.import_path_dirs;
+    if !dirs.is_empty() && !dirs.iter().any(|d| d.canonicalize().is_ok_and(|d| real.starts_with(d))) {
+        return Err("the path is outside the folders local imports may come from".into());
+    }
+    Ok(())
 }
 
 /// How to sign in to a project's origin: its deploy key for SSH, the unsealed credentials of

@@ -95,6 +95,30 @@ pub fn pipeline_rights(
     })
 }
 
+/// Whether the caller may change a pipeline (play, retry or cancel its jobs, retry or cancel
+/// it; GitLab's `update_pipeline`, `update_build`, `cancel_pipeline`): Developer+, and on a
+/// protected branch or tag the rights to run a pipeline there.
+pub fn may_update_pipeline(spur: &Spur, pipeline: &crate::domain::Pipeline, access: &ProjectAccess) -> Result<bool, String> {
+    if !access.at_least(AccessLevel::Developer) {
+        return Ok(false);
+    }
+    Ok(pipeline_rights(spur, pipeline.project_id, &pipeline.ref_name, pipeline.tag, access)?.may_run)
+}
+
+/// Whether the caller may read a pipeline's variables (GitLab's `read_pipeline_variable`):
+/// Maintainers, or the user who created it while they may still update it.
+pub fn may_read_pipeline_variables(
+    spur: &Spur,
+    pipeline: &crate::domain::Pipeline,
+    user_id: u64,
+    access: &ProjectAccess,
+) -> Result<bool, String> {
+    if access.at_least(AccessLevel::Maintainer) {
+        return Ok(true);
+    }
+    Ok(pipeline.user_id == user_id && may_update_pipeline(spur, pipeline, access)?)
+}
+
 /// What a push may do to one ref.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefUpdate {

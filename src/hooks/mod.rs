@@ -54,7 +54,7 @@ pub async fn run(spur: Arc<Spur>, mut events: mpsc::UnboundedReceiver<Event>) {
     let mut queues: HashMap<String, mpsc::UnboundedSender<Delivery>> = HashMap::new();
     let mut enqueue = |d: Delivery| {
         let queue = queues.entry(d.target.clone()).or_insert_with(|| {
-            let client = client.get_or_insert_with(new_client).clone();
+            let client = client.get_or_insert_with(|| new_client(&spur)).clone();
             let (tx, rx) = mpsc::unbounded_channel();
             tokio::spawn(deliver_in_order(spur.clone(), client, rx));
             tx
@@ -105,18 +105,25 @@ fn waiting(spur: &Spur) -> Vec<Delivery> {
         .collect()
 }
 
-fn new_client() -> reqwest::Client {
+/// The client for deliveries: names resolve only to addresses the outbound policy admits, and
+/// redirects are never followed.
+fn new_client(spur: &Spur) -> reqwest::Client {
     install_tls_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(Arc::new(crate::outbound::GuardedResolver(spur.outbound.clone())))
         .build()
         .unwrap_or_default()
 }
 
 async fn deliver_in_order(spur: Arc<Spur>, client: reqwest::Client, mut queue: mpsc::UnboundedReceiver<Delivery>) {
     while let Some(d) = queue.recv().await {
-        deliver(&client, &d).await;
+        // Checked at each delivery (an address in the URL never reaches the resolver).
+        match spur.outbound_policy().check_url(&d.url).await {
+            Ok(_) => deliver(&client, &d).await,
+            Err(why) => tracing::warn!(target = %d.target, reason = %why, "a webhook delivery was blocked"),
+        }
         if let Err(e) = spur.store.remove_delivery(d.id).await {
             tracing::warn!(error = %e, "could not clear a delivery from the outbox");
         }

@@ -17,6 +17,8 @@ pub enum ApiError {
     Validation(StatusCode, Value),
     /// An OAuth-style token error: 401/403 `{"error": ..., "error_description": ...}`.
     Token(StatusCode, Value),
+    /// A plain-text body with the given status.
+    Text(StatusCode, String),
     /// Something inside spur failed; logged, answered as 500.
     Internal(String),
 }
@@ -57,6 +59,11 @@ impl ApiError {
         ApiError::Message(StatusCode::BAD_REQUEST, format!("400 Bad request - {reason}"))
     }
 
+    /// A plain-text answer (what GitLab's Rack middlewares send).
+    pub fn text(status: StatusCode, text: &str) -> ApiError {
+        ApiError::Text(status, text.into())
+    }
+
     /// 400 `{"message":"<text>"}` without the `400 Bad request - ` prefix.
     pub fn bad_request_plain(text: &str) -> ApiError {
         ApiError::Message(StatusCode::BAD_REQUEST, text.into())
@@ -84,6 +91,7 @@ impl ApiError {
 
     fn body(&self) -> Value {
         match self {
+            ApiError::Text(_, text) => Value::String(text.clone()),
             ApiError::Params(text) => json!({ "error": text }),
             ApiError::Message(_, text) => json!({ "message": text }),
             ApiError::Validation(_, errors) => json!({ "message": errors }),
@@ -103,6 +111,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Params(_) => StatusCode::BAD_REQUEST,
+            ApiError::Text(s, _) => *s,
             ApiError::Message(s, _) | ApiError::Validation(s, _) | ApiError::Token(s, _) => *s,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -111,6 +120,11 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         if let ApiError::Internal(detail) = self {
             tracing::error!(error = %detail, "request failed inside spur");
+        }
+        if let ApiError::Text(status, text) = self {
+            return HttpResponse::build(*status)
+                .insert_header(("Content-Type", "text/plain"))
+                .body(text.clone());
         }
         HttpResponse::build(self.status_code())
             .insert_header(("Content-Type", "application/json"))

@@ -133,6 +133,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/user/runners", web::post().to(runners::create))
             .route("/version", web::get().to(version::show))
             .route("/admin/backup", web::post().to(admin::backup))
+            .route("/application/settings", web::get().to(application_settings::show))
+            .route("/application/settings", web::put().to(application_settings::update))
             .route("/user", web::get().to(users::current))
             .route("/users", web::get().to(users::list))
             .route("/users", web::post().to(users::create))
@@ -489,4 +491,17 @@ pub fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The headers every answer carries: no framing by other sites, no content sniffing, and a
+/// content security policy that lets pages load scripts and styles from spur only.
+pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add(("X-Frame-Options", "DENY"))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "strict-origin-when-cross-origin"))
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+        ))
 }

@@ -27,7 +27,7 @@ impl Params {
     pub async fn parse(req: &HttpRequest, body: Bytes) -> Result<Params, ApiError> {
         let mut map = Map::new();
         for (k, v) in form_pairs(req.query_string().as_bytes()) {
-            insert_bracketed(&mut map, &k, Value::String(v));
+            insert_bracketed(&mut map, &k, Value::String(v))?;
         }
         if body.is_empty() {
             return Ok(Params(map));
@@ -46,11 +46,11 @@ impl Params {
             }
         } else if content_type.starts_with("multipart/form-data") {
             for (k, v) in multipart_pairs(req, body).await? {
-                insert_bracketed(&mut map, &k, Value::String(v));
+                insert_bracketed(&mut map, &k, Value::String(v))?;
             }
         } else if content_type.starts_with("application/x-www-form-urlencoded") || content_type.is_empty() {
             for (k, v) in form_pairs(&body) {
-                insert_bracketed(&mut map, &k, Value::String(v));
+                insert_bracketed(&mut map, &k, Value::String(v))?;
             }
         }
         Ok(Params(map))
@@ -218,7 +218,7 @@ pub(crate) async fn read_body(req: &HttpRequest, mut payload: Payload, limit: us
 pub(crate) fn merge_form(bytes: &[u8]) -> Map<String, Value> {
     let mut map = Map::new();
     for (k, v) in form_pairs(bytes) {
-        insert_bracketed(&mut map, &k, Value::String(v));
+        let _ = insert_bracketed(&mut map, &k, Value::String(v));
     }
     map
 }
@@ -243,58 +243,74 @@ async fn multipart_pairs(req: &HttpRequest, body: Bytes) -> Result<Vec<(String, 
     Ok(pairs)
 }
 
+/// Rack's `param_depth_limit`: a key nested deeper is refused.
+const MAX_DEPTH: usize = 100;
+
+/// A key nested deeper than [`MAX_DEPTH`] levels.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct TooDeep;
+
+impl From<TooDeep> for ApiError {
+    fn from(_: TooDeep) -> ApiError {
+        // GitLab's middleware answers Rack's ParamsTooDeepError with a plain 400.
+        ApiError::text(actix_web::http::StatusCode::BAD_REQUEST, "Bad Request")
+    }
+}
+
 /// Inserts `key=value` where `key` may use Rack's bracket syntax.
-fn insert_bracketed(map: &mut Map<String, Value>, key: &str, value: Value) {
+fn insert_bracketed(map: &mut Map<String, Value>, key: &str, value: Value) -> Result<(), TooDeep> {
     let (head, rest) = match key.find('[') {
         Some(i) if i > 0 && key.ends_with(']') => (&key[..i], &key[i..]),
         _ => {
             map.insert(key.to_string(), value);
-            return;
+            return Ok(());
         }
     };
     let mut parts: Vec<&str> = Vec::new();
     let mut rest = rest;
     while let Some(stripped) = rest.strip_prefix('[') {
         let Some(end) = stripped.find(']') else { break };
+        if parts.len() >= MAX_DEPTH {
+            return Err(TooDeep);
+        }
         parts.push(&stripped[..end]);
         rest = &stripped[end + 1..];
     }
     let slot = map.entry(head.to_string()).or_insert(Value::Null);
     insert_path(slot, &parts, value);
+    Ok(())
 }
 
+/// Puts `value` at `parts` below `slot`, walking down one level per part (no recursion).
 fn insert_path(slot: &mut Value, parts: &[&str], value: Value) {
-    let Some((first, rest)) = parts.split_first() else {
-        *slot = value;
-        return;
-    };
-    if first.is_empty() {
-        if !slot.is_array() {
-            *slot = Value::Array(Vec::new());
-        }
-        if let Value::Array(items) = slot {
-            // Rack: `a[][k]=1&a[][v]=2` fills the last hash until a key repeats.
-            let next = rest.first().copied().unwrap_or_default();
-            if let Some(last) = items.last_mut()
-                && !next.is_empty()
-                && last.as_object().is_some_and(|o| !o.contains_key(next))
-            {
-                insert_path(last, rest, value);
-                return;
+    let mut slot = slot;
+    for (i, part) in parts.iter().enumerate() {
+        if part.is_empty() {
+            if !slot.is_array() {
+                *slot = Value::Array(Vec::new());
             }
-            let mut item = Value::Null;
-            insert_path(&mut item, rest, value);
-            items.push(item);
+            let Value::Array(items) = slot else { return };
+            // Rack: `a[][k]=1&a[][v]=2` fills the last hash until a key repeats.
+            let next = parts.get(i + 1).copied().unwrap_or_default();
+            let fill_last = !next.is_empty()
+                && items
+                    .last()
+                    .and_then(Value::as_object)
+                    .is_some_and(|o| !o.contains_key(next));
+            if !fill_last {
+                items.push(Value::Null);
+            }
+            let Some(last) = items.last_mut() else { return };
+            slot = last;
+        } else {
+            if !slot.is_object() {
+                *slot = Value::Object(Map::new());
+            }
+            let Value::Object(obj) = slot else { return };
+            slot = obj.entry(part.to_string()).or_insert(Value::Null);
         }
-        return;
     }
-    if !slot.is_object() {
-        *slot = Value::Object(Map::new());
-    }
-    if let Value::Object(obj) = slot {
-        let child = obj.entry(first.to_string()).or_insert(Value::Null);
-        insert_path(child, rest, value);
-    }
+    *slot = value;
 }
 
 #[cfg(test)]
@@ -305,7 +321,7 @@ mod tests {
     fn parse(pairs: &[(&str, &str)]) -> Value {
         let mut map = Map::new();
         for (k, v) in pairs {
-            insert_bracketed(&mut map, k, json!(v));
+            insert_bracketed(&mut map, k, json!(v)).unwrap();
         }
         Value::Object(map)
     }
@@ -337,5 +353,14 @@ mod tests {
             parse(&[("variables[A]", "1"), ("variables[A]", "2")]),
             json!({"variables": {"A": "2"}})
         );
+    }
+
+    #[test]
+    fn keys_nested_past_racks_limit_are_refused_without_recursion() {
+        let mut map = Map::new();
+        let ok = format!("a{}", "[b]".repeat(MAX_DEPTH));
+        assert_eq!(insert_bracketed(&mut map, &ok, json!("x")), Ok(()));
+        let deep = format!("a{}", "[b]".repeat(5000));
+        assert_eq!(insert_bracketed(&mut map, &deep, json!("x")), Err(TooDeep));
     }
 }

@@ -308,3 +308,18 @@ pub fn job(spur: &Spur, project: &Project, pipeline: &Pipeline, j: &Job, user: O
     }
     body
 }
+
+/// GitLab's application settings entity, with the settings spur keeps (and says what
+/// isolation its jobs run in, under a key of spur's own).
+pub fn application_settings(s: &crate::domain::ApplicationSettings, spur: &Spur) -> Value {
+    json!({
+        "id": 1,
+        "allow_local_requests_from_web_hooks_and_services": s.allow_local_requests_from_web_hooks_and_services,
+        "allow_local_requests_from_hooks_and_services": s.allow_local_requests_from_web_hooks_and_services,
+        "allow_local_requests_from_system_hooks": s.allow_local_requests_from_system_hooks,
+        "outbound_local_requests_whitelist": s.outbound_local_requests_whitelist,
+        "outbound_local_requests_allowlist_raw": s.outbound_local_requests_whitelist.join("\n"),
+        "dns_rebinding_protection_enabled": true,
+        "spur_job_isolation": spur.isolation.describe(),
+    })
+}

@@ -15,6 +15,7 @@ mod projects;
 mod protected_refs;
 mod runners;
 mod sessions;
+mod settings;
 mod tables;
 mod triggers;
 mod users;

@@ -110,6 +110,9 @@ pub const STATUS_INTEGRATIONS: TableDefinition<u64, Json> = TableDefinition::new
 /// sealed: it carries the hook's secret). Removed once delivered or given up.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 
+/// `"application"` → `domain::ApplicationSettings`.
+pub const SETTINGS: TableDefinition<&str, Json> = TableDefinition::new("settings");
+
 /// Runs `$each!(TABLE)` for every table above, in this order. Schema creation and backups use
 /// it, so a new table is created and backed up once it is listed here.
 macro_rules! for_every_table {
@@ -153,6 +156,7 @@ macro_rules! for_every_table {
         $each!(PROJECT_HOOKS);
         $each!(STATUS_INTEGRATIONS);
         $each!(OUTBOX);
+        $each!(SETTINGS);
     };
 }
 pub(super) use for_every_table;

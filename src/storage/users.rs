@@ -69,7 +69,7 @@ impl Store {
         self.read(|tx| all_json(&tx.open_table(USERS)?))
     }
 
-    /// Sets a user's blocked and admin flags.
+    /// Sets a user's blocked and admin flags; blocking ends the user's browser sessions.
     pub async fn set_user_flags(
         &self,
         id: u64,
@@ -83,6 +83,21 @@ impl Store {
             };
             if let Some(b) = blocked {
                 user.blocked = b;
+            }
+            if blocked == Some(true) {
+                // Blocking ends every browser session: an unblocked user signs in again.
+                let mut sessions = tx.open_table(super::tables::SESSIONS)?;
+                let mut ended = Vec::new();
+                for entry in sessions.iter()? {
+                    let (digest, bytes) = entry?;
+                    let session: crate::domain::Session = super::codec::decode(bytes.value())?;
+                    if session.user_id == id {
+                        ended.push(digest.value().to_vec());
+                    }
+                }
+                for digest in &ended {
+                    sessions.remove(digest.as_slice())?;
+                }
             }
             if let Some(a) = admin {
                 user.admin = a;

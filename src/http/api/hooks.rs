@@ -34,6 +34,19 @@ fn valid_url(url: &str) -> bool {
     (url.starts_with("http://") || url.starts_with("https://")) && url.len() > 8 && !url.contains(char::is_whitespace)
 }
 
+/// Refuses a URL whose host resolves to an address the outbound policy blocks, as GitLab
+/// does: 422 `{"error":"Invalid url given"}` (a host that does not resolve yet is accepted, and
+/// checked again at every delivery).
+async fn refuse_blocked(spur: &State, url: &str) -> Result<(), ApiError> {
+    match spur.outbound_policy().check_url(url).await {
+        Err(why) if !why.starts_with("Host cannot be resolved") => Err(ApiError::Token(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            serde_json::json!({ "error": "Invalid url given" }),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Applies the parameters of a create or update to `hook`.
 fn apply(spur: &State, params: &Params, hook: &mut ProjectHook) -> Result<(), ApiError> {
     if let Some(url) = params.string("url").map_err(|_| invalid("url"))? {
@@ -94,6 +107,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, spur: State) -> Res
         created_at: clock::now(),
     };
     apply(&spur, &params, &mut hook)?;
+    refuse_blocked(&spur, &hook.url).await?;
     let hook = spur.store.create_project_hook(hook).await?;
     spur.events.listen();
     Ok(json_response(StatusCode::CREATED, &entity(&hook)))
@@ -120,6 +134,7 @@ pub async fn update(req: HttpRequest, payload: web::Payload, spur: State) -> Res
     let mut hook = find(&spur, project.id, &req)?;
     let params = Params::read(&req, payload, spur.max_body_bytes).await?;
     apply(&spur, &params, &mut hook)?;
+    refuse_blocked(&spur, &hook.url).await?;
     if !spur.store.update_project_hook(hook.clone()).await? {
         return Err(ApiError::not_found(""));
     }
@@ -179,12 +194,13 @@ pub async fn set_integration(req: HttpRequest, payload: web::Payload, spur: Stat
             .map_err(|_| invalid("static_context"))?
             .unwrap_or(false),
     };
-    if crate::hooks::statuses_url(&integration, "0").is_none() {
+    let Some(target) = crate::hooks::statuses_url(&integration, "0") else {
         return Err(ApiError::invalid(
             "repository_url",
             "must name a repository (https://host/owner/repo)",
         ));
-    }
+    };
+    refuse_blocked(&spur, &target).await?;
     spur.store
         .set_status_integration(project.id, Some(integration.clone()))
         .await?;

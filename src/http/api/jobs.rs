@@ -185,12 +185,23 @@ fn refusal(r: Refusal) -> ApiError {
     }
 }
 
+/// 403 unless the caller may change pipeline `pipeline_id` (protected refs included).
+pub(crate) fn may_update(spur: &State, pipeline_id: u64, access: &crate::auth::ProjectAccess) -> Result<(), ApiError> {
+    let pipeline = spur.store.pipeline(pipeline_id)?.ok_or_else(|| ApiError::not_found("Pipeline"))?;
+    match crate::protected_refs::may_update_pipeline(spur, &pipeline, access) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(ApiError::forbidden()),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
 /// `POST /projects/:id/jobs/:job_id/cancel` (Developer+): 201 with the job; a finished job is
 /// answered unchanged.
 pub async fn cancel(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let job_id = id_segment(&req, "job_id")?;
-    let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Developer)).await?;
+    let (_, project, access) = project_with_role(&req, &spur, Some(AccessLevel::Developer)).await?;
     let job = find_job(&spur, &project, job_id)?;
+    may_update(&spur, job.pipeline_id, &access)?;
     spur.scheduler.cancel(Target::Job(job.id)).await.map_err(refusal)?;
     let job = find_job(&spur, &project, job_id)?;
     Ok(json_response(StatusCode::CREATED, &job_view(&spur, &project, &job)?))
@@ -199,8 +210,9 @@ pub async fn cancel(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiEr
 /// `POST /projects/:id/jobs/:job_id/retry` (Developer+): 201 with the new job.
 pub async fn retry(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let job_id = id_segment(&req, "job_id")?;
-    let (actor, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Developer)).await?;
+    let (actor, project, access) = project_with_role(&req, &spur, Some(AccessLevel::Developer)).await?;
     let job = find_job(&spur, &project, job_id)?;
+    may_update(&spur, job.pipeline_id, &access)?;
     let new_id = spur
         .scheduler
         .retry(Target::Job(job.id), actor.user.id)
@@ -214,8 +226,9 @@ pub async fn retry(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErr
 /// `POST /projects/:id/jobs/:job_id/play` (Developer+): starts a manual (or delayed) job; 200.
 pub async fn play(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let job_id = id_segment(&req, "job_id")?;
-    let (actor, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Developer)).await?;
+    let (actor, project, access) = project_with_role(&req, &spur, Some(AccessLevel::Developer)).await?;
     let job = find_job(&spur, &project, job_id)?;
+    may_update(&spur, job.pipeline_id, &access)?;
     spur.scheduler.play(job.id, actor.user.id).await.map_err(refusal)?;
     let job = find_job(&spur, &project, job_id)?;
     Ok(json_response(StatusCode::OK, &job_view(&spur, &project, &job)?))

@@ -1,6 +1,7 @@
 //! The GitLab-compatible `/api/v4` endpoints, one file per resource.
 
 pub mod admin;
+pub mod application_settings;
 pub mod create_pipeline;
 pub mod groups;
 pub mod hooks;

@@ -88,7 +88,8 @@ pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
     ))
 }
 
-/// `GET /projects/:id/pipelines/:pipeline_id/variables` (Developer+), `TRIGGER_PAYLOAD` included.
+/// `GET /projects/:id/pipelines/:pipeline_id/variables`, `TRIGGER_PAYLOAD` included:
+/// Maintainers, or the pipeline's creator while they may update it.
 pub async fn variables(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let pipeline_id = id_segment(&req, "pipeline_id")?;
     let actor = caller(&req, &spur).await?;
@@ -100,6 +101,10 @@ pub async fn variables(req: HttpRequest, spur: State) -> Result<HttpResponse, Ap
         return Err(ApiError::forbidden());
     }
     let p = find_pipeline(&spur, &project, pipeline_id)?;
+    let user_id = actor.as_ref().map_or(0, |a| a.user.id);
+    if !crate::protected_refs::may_read_pipeline_variables(&spur, &p, user_id, &access).map_err(ApiError::internal)? {
+        return Err(ApiError::forbidden());
+    }
     let vars = pipeline_variables_of(&spur, p.id).map_err(|e| ApiError::internal(format!("{e:?}")))?;
     let body = Value::Array(vars.iter().map(views::variable).collect());
     Ok(json_response(StatusCode::OK, &body))
@@ -134,8 +139,9 @@ pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiEr
 /// job; 201 with the pipeline.
 pub async fn cancel(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let pipeline_id = id_segment(&req, "pipeline_id")?;
-    let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Developer)).await?;
+    let (_, project, access) = project_with_role(&req, &spur, Some(AccessLevel::Developer)).await?;
     let p = find_pipeline(&spur, &project, pipeline_id)?;
+    crate::http::api::jobs::may_update(&spur, p.id, &access)?;
     spur.scheduler
         .cancel(Target::Pipeline(p.id))
         .await
@@ -147,8 +153,9 @@ pub async fn cancel(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiEr
 /// canceled jobs; 201 with the pipeline.
 pub async fn retry(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let pipeline_id = id_segment(&req, "pipeline_id")?;
-    let (actor, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Developer)).await?;
+    let (actor, project, access) = project_with_role(&req, &spur, Some(AccessLevel::Developer)).await?;
     let p = find_pipeline(&spur, &project, pipeline_id)?;
+    crate::http::api::jobs::may_update(&spur, p.id, &access)?;
     spur.scheduler
         .retry(Target::Pipeline(p.id), actor.user.id)
         .await

@@ -127,7 +127,7 @@ fn taken() -> ApiError {
     )
 }
 
-/// `PUT /projects/:id` (Maintainer+): `name`, `description`, `visibility`,
+/// `PUT /projects/:id` (Maintainer+; `visibility` Owner+): `name`, `description`, `visibility`,
 /// `ci_pipeline_variables_minimum_override_role`, and spur's `mirror_interval` (how often a
 /// mirror is fetched: a duration, `0` for the server's default).
 pub async fn update(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
@@ -144,6 +144,12 @@ pub async fn update(req: HttpRequest, spur: State, payload: web::Payload) -> Res
     let role = v.optional_string(&params, "ci_pipeline_variables_minimum_override_role");
     let interval = v.optional_string(&params, "mirror_interval");
     v.finish()?;
+    // GitLab's change_visibility_level: Owners (and administrators) only, checked whenever
+    // the parameter is present; the whole update is refused.
+    let visibility_given = params.get("visibility").is_some() || params.get("visibility_level").is_some();
+    if visibility_given && !access.at_least(AccessLevel::Owner) {
+        return Err(ApiError::forbidden());
+    }
     let mirror_interval_secs = interval
         .map(|text| {
             crate::ci_config::job_settings::parse_duration(&text)

@@ -260,8 +260,11 @@ pub async fn trace(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespon
 
 /// `POST /{ns}/{project}/-/jobs/{id}/cancel|retry|play` (Developer+).
 pub async fn act(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload) -> Result<HttpResponse, UiError> {
-    let ProjectPost { user, project, .. } = project_post(&req, &spur, payload, AccessLevel::Developer).await?;
+    let ProjectPost {
+        user, project, access, ..
+    } = project_post(&req, &spur, payload, AccessLevel::Developer).await?;
     let (job, _) = find_job(&spur, &project, id_in_path(&req, "id")?)?;
+    super::pipelines::may_update(&spur, job.pipeline_id, &access)?;
     let back = |id: u64| format!("/{}/-/jobs/{id}", project.full_path);
     let refused = |e: crate::scheduler::Refusal| match e {
         crate::scheduler::Refusal::NotRetryable => UiError::BadRequest("Job is not retryable".into()),

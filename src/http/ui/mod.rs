@@ -4,6 +4,7 @@
 //! scheduler); this module only reads requests and renders.
 
 mod account;
+mod admin_settings;
 mod assets;
 mod jobs;
 pub mod log_html;
@@ -46,6 +47,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/users", web::get().to(account::users))
         .route("/admin/users", web::post().to(account::create_user))
         .route("/admin/users/{id}/{action}", web::post().to(account::change_user))
+        .route("/admin/application_settings/network", web::get().to(admin_settings::show))
+        .route("/admin/application_settings/network", web::post().to(admin_settings::update))
         .route("/admin/runners", web::get().to(runners::list))
         .route("/admin/runners", web::post().to(runners::create))
         .route(
@@ -195,6 +198,8 @@ pub enum UiError {
     Csrf,
     /// 400 with a message.
     BadRequest(String),
+    /// 403 with a message: the page exists for this user, the action is not theirs.
+    Forbidden(String),
     /// 500; the detail is logged, not shown.
     Internal(String),
 }
@@ -220,6 +225,7 @@ impl ResponseError for UiError {
             UiError::SignIn => StatusCode::FOUND,
             UiError::Csrf => StatusCode::UNPROCESSABLE_ENTITY,
             UiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            UiError::Forbidden(_) => StatusCode::FORBIDDEN,
             UiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -240,6 +246,7 @@ impl ResponseError for UiError {
                 "Your session may have ended. Reload the page and try again.".to_string(),
             ),
             UiError::BadRequest(text) => ("That did not work", text.clone()),
+            UiError::Forbidden(text) => ("You are not allowed to do that", text.clone()),
             UiError::Internal(detail) => {
                 tracing::error!(error = %detail, "page failed inside spur");
                 (

@@ -261,14 +261,30 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
     )
 }
 
+/// Refuses (403) a change to pipeline `id` the user may not make on its (protected) ref.
+pub(super) fn may_update(spur: &Spur, id: u64, access: &crate::auth::ProjectAccess) -> Result<(), UiError> {
+    let pipeline = spur.store.pipeline(id)?.ok_or(UiError::NotFound)?;
+    match crate::protected_refs::may_update_pipeline(spur, &pipeline, access) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(UiError::Forbidden(format!(
+            "You do not have sufficient permission to run a pipeline on '{}'. Please select a different branch or contact your administrator for assistance.",
+            pipeline.ref_name
+        ))),
+        Err(e) => Err(UiError::Internal(e)),
+    }
+}
+
 /// `POST /{ns}/{project}/-/pipelines/{id}/cancel|retry` (Developer+).
 pub async fn act(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload) -> Result<HttpResponse, UiError> {
-    let ProjectPost { user, project, .. } = project_post(&req, &spur, payload, AccessLevel::Developer).await?;
+    let ProjectPost {
+        user, project, access, ..
+    } = project_post(&req, &spur, payload, AccessLevel::Developer).await?;
     let id = id_in_path(&req, "id")?;
     spur.store
         .pipeline(id)?
         .filter(|p| p.project_id == project.id)
         .ok_or(UiError::NotFound)?;
+    may_update(&spur, id, &access)?;
     let outcome = match req.match_info().get("action") {
         Some("cancel") => spur.scheduler.cancel(Target::Pipeline(id)).await.map(|_| None),
         Some("retry") => spur.scheduler.retry(Target::Pipeline(id), user.id).await,

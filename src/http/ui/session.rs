@@ -164,7 +164,8 @@ pub async fn sign_in(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payl
                 .ok()
                 .and_then(|all| all.into_iter().find(|u| u.email.eq_ignore_ascii_case(&who)))
         });
-        Ok(user.filter(|u| !u.blocked && crate::auth::verify_password(&password, &u.password_hash)))
+        let ok = crate::auth::verify_sign_in(&password, user.as_ref());
+        Ok(user.filter(|_| ok))
     })
     .await
     .map_err(|e| UiError::Internal(e.to_string()))??;
