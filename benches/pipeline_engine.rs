@@ -1,8 +1,10 @@
 //! Pipeline engine benchmark (`cargo bench --bench pipeline_engine`), against the release binary
 //! on a fresh data dir each run:
 //! 1. trigger to first script line: the client notes the time, POSTs a trigger, and the job's
-//!    first script line writes bash's `$EPOCHREALTIME` to a file; one trigger at a time with
-//!    idle executors (`SPUR_BENCH_TRIGGERS`, default 200 per run);
+//!    first script line prints bash's `$EPOCHREALTIME` into its log; one trigger at a time with
+//!    idle executors (`SPUR_BENCH_TRIGGERS`, default 200 per run), measured with the default
+//!    isolation (Landlock, and a uid per job as root) and with `--job-sandbox none` in
+//!    alternating runs, so the sandbox's cost is a difference taken in the same hour;
 //! 2. log ingestion: one job prints 1 GiB (`yes ... | head -c 1073741824`) with the log cap at
 //!    2 GiB; its duration and the server's peak resident memory against its idle memory;
 //! 3. fan-out: 50 pipelines of 20 jobs triggered at once; the time until all are final and the
@@ -17,7 +19,6 @@ mod common;
 
 use common::{ROOT_TOKEN, env_or, kill, median, post_as_root, rounded, rss_kib, start, wait_ready};
 use serde_json::Value;
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const CONCURRENT: usize = 2;
@@ -34,28 +35,30 @@ fn main() {
         .build()
         .unwrap();
 
-    let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
-    for run in 1..=runs {
-        let mut lat = rt.block_on(latency_run(triggers));
-        lat.sort_by(|a, b| a.total_cmp(b));
-        let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
+    for sandbox in ["landlock", "none"] {
+        let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
+        for run in 1..=runs {
+            let mut lat = rt.block_on(latency_run(triggers, sandbox));
+            lat.sort_by(|a, b| a.total_cmp(b));
+            let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
+            println!(
+                "latency run {run} (--job-sandbox {sandbox}): {} triggers, trigger to first script line p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                lat.len(),
+                pct(0.50),
+                pct(0.99),
+                pct(1.0)
+            );
+            p50s.push(pct(0.50));
+            p99s.push(pct(0.99));
+        }
         println!(
-            "latency run {run}: {} triggers, trigger to first script line p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            lat.len(),
-            pct(0.50),
-            pct(0.99),
-            pct(1.0)
+            "trigger to first script line (--job-sandbox {sandbox}), median of {runs} runs: p50 {:.2} ms {:?}, p99 {:.2} ms {:?}",
+            median(&mut p50s),
+            rounded(&p50s),
+            median(&mut p99s),
+            rounded(&p99s)
         );
-        p50s.push(pct(0.50));
-        p99s.push(pct(0.99));
     }
-    println!(
-        "trigger to first script line, median of {runs} runs: p50 {:.2} ms {:?}, p99 {:.2} ms {:?}",
-        median(&mut p50s),
-        rounded(&p50s),
-        median(&mut p99s),
-        rounded(&p99s)
-    );
 
     let (mut secs, mut rates, mut growth) = (Vec::new(), Vec::new(), Vec::new());
     for run in 1..=runs {
@@ -175,6 +178,28 @@ impl Fixture {
             .unwrap()
     }
 
+    /// The `$EPOCHREALTIME` (seconds with microseconds) the pipeline's job printed, in µs.
+    async fn stamp(&self, pipeline: u64) -> f64 {
+        let jobs = self.get(&format!("/pipelines/{pipeline}/jobs")).await;
+        let job = jobs[0]["id"].as_u64().unwrap();
+        let log = self
+            .http
+            .get(format!("{}/api/v4/projects/{}/jobs/{job}/trace", self.base, self.pid))
+            .header("PRIVATE-TOKEN", ROOT_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let secs = log
+            .lines()
+            .find_map(|l| l.strip_prefix("STAMP "))
+            .and_then(|t| t.trim().replace(',', ".").parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no stamp in the log:\n{log}"));
+        secs * 1e6
+    }
+
     async fn wait_final(&self, pipeline: u64) -> Value {
         loop {
             let p = self.get(&format!("/pipelines/{pipeline}")).await;
@@ -190,39 +215,22 @@ fn now_us() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64() * 1e6
 }
 
-async fn latency_run(triggers: usize) -> Vec<f64> {
-    let out = tempfile::tempdir().unwrap();
-    let config = "stamp:\n  script:\n    - echo \"$EPOCHREALTIME\" > \"$OUT_DIR/$RUN\"\n";
+async fn latency_run(triggers: usize, sandbox: &str) -> Vec<f64> {
+    let config = "stamp:\n  script:\n    - echo \"STAMP $EPOCHREALTIME\"\n";
     let concurrent = CONCURRENT.to_string();
-    let f = fixture(config, &["--concurrent", &concurrent]).await;
-    let dir = out.path().to_str().unwrap().to_string();
+    let f = fixture(config, &["--concurrent", &concurrent, "--job-sandbox", sandbox]).await;
     let mut latencies = Vec::with_capacity(triggers);
     for i in 0..triggers + 5 {
-        let run = i.to_string();
         let sent = now_us();
-        let id = f.trigger(&[("OUT_DIR", &dir), ("RUN", &run)]).await;
-        let stamp = wait_stamp(&out.path().join(&run)).await;
+        let id = f.trigger(&[]).await;
         f.wait_final(id).await;
+        let stamp = f.stamp(id).await;
         if i >= 5 {
             latencies.push((stamp - sent) / 1000.0);
         }
     }
     kill(f.child);
     latencies
-}
-
-/// Waits for the job's `$EPOCHREALTIME` (seconds with microseconds) and returns it in µs.
-async fn wait_stamp(path: &Path) -> f64 {
-    let start = Instant::now();
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && let Ok(secs) = text.trim().replace(',', ".").parse::<f64>()
-        {
-            return secs * 1e6;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "no stamp in {path:?}");
-        tokio::time::sleep(Duration::from_micros(200)).await;
-    }
 }
 
 struct Ingestion {

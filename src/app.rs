@@ -187,8 +187,11 @@ impl Spur {
         spur.bootstrap_root(config).await?;
         remove_stale_root_credentials(dir);
         tracing::info!(isolation = %spur.isolation.describe(), builds_dir = %spur.isolation.builds_dir.display(), "job isolation");
-        secure_data_dir(dir, spur.isolation.other_uid() && spur.isolation.builds_dir.starts_with(dir))
-            .map_err(|e| StartError(format!("cannot secure the data dir {}: {e}", dir.display())))?;
+        secure_data_dir(
+            dir,
+            spur.isolation.other_uid() && spur.isolation.builds_dir.starts_with(dir),
+        )
+        .map_err(|e| StartError(format!("cannot secure the data dir {}: {e}", dir.display())))?;
         Ok(spur)
     }
 

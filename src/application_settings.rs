@@ -17,7 +17,10 @@ pub struct Change {
 
 /// Applies `change` after checking every part of it; answers the new settings, or the name
 /// of the bad field and why.
-pub async fn update(spur: &Spur, change: Change) -> Result<Result<ApplicationSettings, (&'static str, String)>, String> {
+pub async fn update(
+    spur: &Spur,
+    change: Change,
+) -> Result<Result<ApplicationSettings, (&'static str, String)>, String> {
     let mut settings = spur.store.application_settings().map_err(|e| e.to_string())?;
     if let Some(text) = &change.outbound_allowlist {
         match crate::outbound::parse_allowlist(text) {

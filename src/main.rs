@@ -197,7 +197,10 @@ struct ServeArgs {
 fn parse_uid_range(text: &str) -> Result<(u32, u32), String> {
     let bad = || format!("--job-uids: {text:?} is not a range of uids like 2000000000-2000000999");
     let (a, b) = text.split_once('-').ok_or_else(bad)?;
-    let (a, b) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+    let (a, b) = (
+        a.trim().parse().map_err(|_| bad())?,
+        b.trim().parse().map_err(|_| bad())?,
+    );
     if a == 0 || b < a {
         return Err(bad());
     }

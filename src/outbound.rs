@@ -111,7 +111,11 @@ fn parse_entry(text: &str) -> Result<Entry, ()> {
         let ip: IpAddr = addr.parse().map_err(|_| ())?;
         let len: u8 = len.parse().map_err(|_| ())?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
-        return if len <= max { Ok(Entry::Net(canonical(ip), len, None)) } else { Err(()) };
+        return if len <= max {
+            Ok(Entry::Net(canonical(ip), len, None))
+        } else {
+            Err(())
+        };
     }
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Ok(Entry::Net(canonical(ip), if ip.is_ipv4() { 32 } else { 128 }, None));
@@ -127,8 +131,14 @@ fn parse_entry(text: &str) -> Result<Entry, ()> {
     let valid = !host.is_empty()
         && host.len() <= 253
         && !host.starts_with('-')
-        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_');
-    if valid { Ok(Entry::Host(host.to_ascii_lowercase(), port)) } else { Err(()) }
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_');
+    if valid {
+        Ok(Entry::Host(host.to_ascii_lowercase(), port))
+    } else {
+        Err(())
+    }
 }
 
 /// An IPv4-mapped IPv6 address as the IPv4 address it is.
@@ -242,7 +252,11 @@ pub async fn git_pin(url: &str, policy: &Policy) -> Result<GitPin, String> {
                 ssh_options: vec![format!("HostName={addr}"), format!("HostKeyAlias={bare}")],
             },
             _ => {
-                let from = format!("git://{}{}/", host, parsed.port().map(|p| format!(":{p}")).unwrap_or_default());
+                let from = format!(
+                    "git://{}{}/",
+                    host,
+                    parsed.port().map(|p| format!(":{p}")).unwrap_or_default()
+                );
                 GitPin {
                     config: vec![format!("url.git://{shown}:{port}/.insteadOf={from}")],
                     ssh_options: Vec::new(),
@@ -308,7 +322,11 @@ mod tests {
         assert!(p.check("x", ip("::1"), 80).is_ok());
         assert!(p.check("x", ip("::1"), 81).is_err());
         assert!(p.check("x", ip("192.168.0.5"), 1).is_err());
-        assert!(Policy::new(&Settings::default(), true).check("x", ip("127.0.0.1"), 1).is_ok());
+        assert!(
+            Policy::new(&Settings::default(), true)
+                .check("x", ip("127.0.0.1"), 1)
+                .is_ok()
+        );
         assert!(parse_allowlist("not a host!").is_err());
         assert!(parse_allowlist("10.0.0.0/33").is_err());
     }

@@ -98,7 +98,11 @@ pub fn pipeline_rights(
 /// Whether the caller may change a pipeline (play, retry or cancel its jobs, retry or cancel
 /// it; GitLab's `update_pipeline`, `update_build`, `cancel_pipeline`): Developer+, and on a
 /// protected branch or tag the rights to run a pipeline there.
-pub fn may_update_pipeline(spur: &Spur, pipeline: &crate::domain::Pipeline, access: &ProjectAccess) -> Result<bool, String> {
+pub fn may_update_pipeline(
+    spur: &Spur,
+    pipeline: &crate::domain::Pipeline,
+    access: &ProjectAccess,
+) -> Result<bool, String> {
     if !access.at_least(AccessLevel::Developer) {
         return Ok(false);
     }

@@ -110,7 +110,12 @@ fn read_cache(cache: Option<&Yaml>, vars: &[(String, String)], s: &mut JobSettin
     let key = expand(&key.unwrap_or_else(|| "default".into()), vars);
     s.cache_key = Some(sanitize_cache_key(&key));
     s.cache_paths = paths.iter().map(|p| expand(p, vars)).collect();
-    s.cache_policy = match m.get("policy").and_then(scalar_text).map(|p| expand(&p, vars)).as_deref() {
+    s.cache_policy = match m
+        .get("policy")
+        .and_then(scalar_text)
+        .map(|p| expand(&p, vars))
+        .as_deref()
+    {
         Some("pull") => crate::domain::CachePolicy::Pull,
         Some("push") => crate::domain::CachePolicy::Push,
         _ => crate::domain::CachePolicy::PullPush,

@@ -234,11 +234,7 @@ impl Isolation {
         let who = match &self.identity {
             Identity::Own => "spur's own user".to_string(),
             Identity::User(u) => format!("the user {} (uid {})", u.name, u.uid),
-            Identity::Range(p) => format!(
-                "a uid of their own from {}-{}",
-                p.first,
-                p.first + (p.count - 1)
-            ),
+            Identity::Range(p) => format!("a uid of their own from {}-{}", p.first, p.first + (p.count - 1)),
         };
         let fence = match self.sandbox {
             Sandbox::None => "no sandbox (--job-sandbox none): jobs can read everything their user can".to_string(),
@@ -282,7 +278,13 @@ impl Isolation {
     }
 
     /// A command that runs `program args` inside `fence`, started in `dir`.
-    pub fn command(&self, fence: &Fence, dir: &Path, program: &OsStr, args: &[OsString]) -> io::Result<tokio::process::Command> {
+    pub fn command(
+        &self,
+        fence: &Fence,
+        dir: &Path,
+        program: &OsStr,
+        args: &[OsString],
+    ) -> io::Result<tokio::process::Command> {
         if let Some(why) = &self.unavailable {
             return Err(io::Error::other(why.clone()));
         }
@@ -365,7 +367,11 @@ impl Isolation {
             a.extend(["--bind".into(), p.clone().into_os_string(), p.clone().into_os_string()]);
         }
         for p in &fence.readable {
-            a.extend(["--ro-bind".into(), p.clone().into_os_string(), p.clone().into_os_string()]);
+            a.extend([
+                "--ro-bind".into(),
+                p.clone().into_os_string(),
+                p.clone().into_os_string(),
+            ]);
         }
         a.extend(["--chdir".into(), dir.as_os_str().to_owned()]);
         a
@@ -374,7 +380,10 @@ impl Isolation {
 
 impl UidPool {
     fn take(&self) -> io::Result<u32> {
-        let mut busy = self.busy.lock().map_err(|_| io::Error::other("the uid pool is poisoned"))?;
+        let mut busy = self
+            .busy
+            .lock()
+            .map_err(|_| io::Error::other("the uid pool is poisoned"))?;
         for _ in 0..self.count {
             let i = self.next.fetch_add(1, Ordering::Relaxed) % self.count;
             let uid = self.first + i;
@@ -401,7 +410,6 @@ fn kill_all_of(uid: u32) {
     }
     let _ = cmd.status();
 }
-
 
 /// Applies the ruleset to the calling thread (in a child between fork and exec).
 fn restrict_self(ruleset: &OwnedFd) -> io::Result<()> {
@@ -566,7 +574,10 @@ mod tests {
         let mut grants = grants_without(dir.path(), &dir.path().join("a/data"));
         grants.sort();
         assert_eq!(grants, vec![dir.path().join("a/other"), dir.path().join("b")]);
-        assert_eq!(grants_without(Path::new("/usr"), dir.path()), vec![PathBuf::from("/usr")]);
+        assert_eq!(
+            grants_without(Path::new("/usr"), dir.path()),
+            vec![PathBuf::from("/usr")]
+        );
     }
 
     #[test]

@@ -113,7 +113,9 @@ fn pack_cache(patterns: &[String]) -> io::Result<serde_json::Value> {
     let mut found = 0;
     for pattern in patterns {
         let Some(rel) = safe_relative(pattern) else { continue };
-        let Ok(matches) = glob::glob(&rel.to_string_lossy()) else { continue };
+        let Ok(matches) = glob::glob(&rel.to_string_lossy()) else {
+            continue;
+        };
         let mut any = false;
         for path in matches.flatten() {
             any = true;

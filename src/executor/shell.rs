@@ -321,10 +321,7 @@ impl JobRun<'_> {
             ("LANG".into(), "C.UTF-8".into()),
             ("SHELL".into(), "/bin/bash".into()),
             ("CI_PROJECT_DIR".into(), self.ws.project_dir.to_string_lossy().into()),
-            (
-                "CI_BUILDS_DIR".into(),
-                self.iso.builds_dir.to_string_lossy().into(),
-            ),
+            ("CI_BUILDS_DIR".into(), self.iso.builds_dir.to_string_lossy().into()),
         ];
         env.extend(crate::job_env::runtime_variables(
             self.spur,
@@ -366,7 +363,10 @@ impl JobRun<'_> {
         log: Log,
     ) -> (io::Result<ShellEnd>, Log) {
         let args = [OsString::from("--noprofile"), OsString::from("--norc"), script.into()];
-        match self.iso.command(self.fence, &self.ws.project_dir, "bash".as_ref(), &args) {
+        match self
+            .iso
+            .command(self.fence, &self.ws.project_dir, "bash".as_ref(), &args)
+        {
             Ok(cmd) => run_bash(cmd, env, timeout, cancel, log).await,
             Err(e) => (Err(e), log),
         }
@@ -572,7 +572,12 @@ impl JobRun<'_> {
                 return Err(e);
             }
         };
-        for pattern in report["unmatched"].as_array().into_iter().flatten().filter_map(|p| p.as_str()) {
+        for pattern in report["unmatched"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str())
+        {
             log.framing(&format!(
                 "\x1b[0;33mWARNING: {pattern}: no matching files. Ensure that the artifact path is relative to the working directory ({})\x1b[0;m\n",
                 self.ws.project_dir.display()

@@ -2,7 +2,9 @@
 //! executor, in stage order, with GitLab's statuses, logs, variables, masking, cancel, timeout,
 //! retry, manual jobs, caches, the job token, the log cap, and recovery after a crash.
 
-use crate::support::{ROOT_TOKEN, Repo, Server, finished_pipeline, send, send_raw, wait_file, wait_for};
+use crate::support::{
+    Mailbox, ROOT_TOKEN, Repo, Server, finished_pipeline, put_cmd, send, send_raw, wait_cmd, wait_for,
+};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -222,18 +224,21 @@ async fn masked_variables_and_the_job_token_never_reach_the_log() {
 
 #[tokio::test]
 async fn the_job_token_works_while_the_job_runs_and_then_says_job_is_not_running() {
-    let out = tempfile::tempdir().unwrap();
-    let config = "wait:\n  script:\n    - printf '%s' \"$CI_JOB_TOKEN\" > \"$OUT_DIR/token\"\n    - while [ ! -f \"$OUT_DIR/go\" ]; do sleep 0.05; done\n";
-    let (s, _repo, pid, token) = setup(config, &[]).await;
-    let id = trigger(&s, pid, &token, &[("OUT_DIR", out.path().to_str().unwrap())]).await;
-    let token_file = out.path().join("token");
-    let job_token = wait_file(&token_file).await;
+    let mailbox = Mailbox::start();
+    let config = format!(
+        "wait:\n  script:\n    - {}\n    - {}\n",
+        put_cmd("token", "$CI_JOB_TOKEN"),
+        wait_cmd("go")
+    );
+    let (s, _repo, pid, token) = setup(&config, &[]).await;
+    let id = trigger(&s, pid, &token, &[("MAILBOX", &mailbox.url)]).await;
+    let job_token = mailbox.wait("token").await;
     assert!(job_token.starts_with("glcbt-"), "{job_token}");
     let (status, me) = send(s.http.get(s.api("/job")).header("JOB-TOKEN", &job_token)).await;
     assert_eq!(status, 200, "{me}");
     assert_eq!(me["status"], "running");
     assert_eq!(me["pipeline"]["id"], id);
-    std::fs::write(out.path().join("go"), "").unwrap();
+    mailbox.put("go", "1");
     assert_eq!(finished_pipeline(&s, pid, id).await["status"], "success");
     let (status, body) = send(s.http.get(s.api("/job")).header("JOB-TOKEN", &job_token)).await;
     assert_eq!((status, body["message"].as_str()), (401, Some("Job is not running")));
@@ -243,10 +248,10 @@ async fn the_job_token_works_while_the_job_runs_and_then_says_job_is_not_running
 
 #[tokio::test]
 async fn cancel_kills_the_job_runs_after_script_and_shows_the_log_live() {
-    let out = tempfile::tempdir().unwrap();
-    let config = "slow:\n  script:\n    - echo first-line\n    - sleep 30 & wait\n    - touch \"$OUT_DIR/not-killed\"\n  after_script: [echo \"cleanup status=$CI_JOB_STATUS\"]\nlater:\n  stage: deploy\n  script: [echo never]\n";
+    let mailbox = Mailbox::start();
+    let config = "slow:\n  script:\n    - echo first-line\n    - sleep 30 & wait\n    - curl -sf -X POST -d 1 \"$MAILBOX/put/not-killed\"\n  after_script: [echo \"cleanup status=$CI_JOB_STATUS\"]\nlater:\n  stage: deploy\n  script: [echo never]\n";
     let (s, _repo, pid, token) = setup(config, &[]).await;
-    let id = trigger(&s, pid, &token, &[("OUT_DIR", out.path().to_str().unwrap())]).await;
+    let id = trigger(&s, pid, &token, &[("MAILBOX", &mailbox.url)]).await;
     let all = jobs(&s, pid, id, "").await;
     let slow = job(&all, "slow")["id"].as_u64().unwrap();
     // The log is readable while the job runs.
@@ -274,10 +279,7 @@ async fn cancel_kills_the_job_runs_after_script_and_shows_the_log_live() {
     }
     assert_eq!(job(&jobs(&s, pid, id, "").await, "later")["status"], "skipped");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !out.path().join("not-killed").exists(),
-        "the script went on after cancel"
-    );
+    assert!(mailbox.get("not-killed").is_none(), "the script went on after cancel");
     // Canceling a finished job answers it unchanged.
     let (status, j) = send(s.root(Method::POST, &format!("/projects/{pid}/jobs/{slow}/cancel"))).await;
     assert_eq!((status, j["status"].as_str()), (201, Some("canceled")));
@@ -303,10 +305,10 @@ async fn a_timeout_kills_the_process_group() {
 
 #[tokio::test]
 async fn retry_manual_play_and_pipeline_retry() {
-    let out = tempfile::tempdir().unwrap();
-    let config = "flaky:\n  retry: 1\n  script: [exit 7]\nonce:\n  script: [test -f \"$OUT_DIR/fixed\"]\nship:\n  stage: deploy\n  when: manual\n  script: [echo shipped]\n";
+    let mailbox = Mailbox::start();
+    let config = "flaky:\n  retry: 1\n  script: [exit 7]\nonce:\n  script: [curl -sf \"$MAILBOX/get/fixed\"]\nship:\n  stage: deploy\n  when: manual\n  script: [echo shipped]\n";
     let (s, _repo, pid, token) = setup(config, &[]).await;
-    let id = trigger(&s, pid, &token, &[("OUT_DIR", out.path().to_str().unwrap())]).await;
+    let id = trigger(&s, pid, &token, &[("MAILBOX", &mailbox.url)]).await;
     let p = finished_pipeline(&s, pid, id).await;
     assert_eq!(p["status"], "failed");
     let latest = jobs(&s, pid, id, "").await;
@@ -319,7 +321,7 @@ async fn retry_manual_play_and_pipeline_retry() {
     );
     assert_eq!(job(&latest, "ship")["status"], "skipped");
     // Retrying one job creates a new job; a job that is not finished cannot be retried.
-    std::fs::write(out.path().join("fixed"), "").unwrap();
+    mailbox.put("fixed", "1");
     let once = job(&latest, "once")["id"].as_u64().unwrap();
     let (status, j) = send(s.root(Method::POST, &format!("/projects/{pid}/jobs/{once}/retry"))).await;
     assert_eq!(status, 201, "{j}");

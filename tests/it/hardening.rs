@@ -170,10 +170,13 @@ async fn twenty_crashes_under_load_lose_no_acknowledged_pipeline_and_run_no_job_
 
 #[tokio::test]
 async fn no_secret_reaches_the_log_or_the_database_in_plain_text() {
-    let out = tempfile::tempdir().unwrap();
+    let mailbox = crate::support::Mailbox::start();
     let s = Server::start_with(&["--concurrent", "1"]);
-    let config = "use:\n  script:\n    - printf '%s' \"$CI_JOB_TOKEN\" > \"$OUT/job-token\"\n    - echo \"$MASKED_ONE $DEPLOY_KEY\"\n";
-    let repo = Repo::with_files(&[(".gitlab-ci.yml", config)]);
+    let config = format!(
+        "use:\n  script:\n    - {}\n    - echo \"$MASKED_ONE $DEPLOY_KEY\"\n",
+        crate::support::put_cmd("job-token", "$CI_JOB_TOKEN")
+    );
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", &config)]);
     let pid = s.project("demo", repo.path()).await;
     let (uid, user_token) = s.user("sam").await;
     s.add_member(pid, uid, 40).await;
@@ -192,7 +195,7 @@ async fn no_secret_reaches_the_log_or_the_database_in_plain_text() {
         ("token", trigger_token.as_str()),
         ("ref", "main"),
         ("variables[DEPLOY_KEY]", "payload-secret-5678"),
-        ("variables[OUT]", out.path().to_str().unwrap()),
+        ("variables[MAILBOX]", mailbox.url.as_str()),
     ]))
     .await;
     assert_eq!(status, 201, "{p}");
@@ -230,16 +233,7 @@ async fn no_secret_reaches_the_log_or_the_database_in_plain_text() {
         .map(|h| h.to_str().unwrap().split(';').next().unwrap().to_string())
         .find(|c| c.starts_with("_spur_session="))
         .unwrap();
-    let start = std::time::Instant::now();
-    let job_token = loop {
-        if let Ok(t) = std::fs::read_to_string(out.path().join("job-token"))
-            && !t.is_empty()
-        {
-            break t;
-        }
-        assert!(start.elapsed() < std::time::Duration::from_secs(20));
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+    let job_token = mailbox.wait("job-token").await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let secrets = [
         ROOT_TOKEN.to_string(),
@@ -640,12 +634,14 @@ const SANDBOX_PROBE: &str = r#"probe:
     - if ls "$DATA/repositories" > /dev/null 2>&1; then echo LEAKED-MIRRORS; exit 1; fi
     - if ls "$DATA/traces" > /dev/null 2>&1; then echo LEAKED-LOGS; exit 1; fi
     - if touch /usr/spur-was-here 2> /dev/null; then echo WROTE-HOST; exit 1; fi
+    - if cat /proc/$SPUR_PID/environ > /dev/null 2>&1; then echo LEAKED-ENVIRON; exit 1; fi
+    - if kill -0 $SPUR_PID 2> /dev/null; then echo SIGNALLED-SPUR; exit 1; fi
     - echo sandbox holds
 "#;
 
 /// Runs the sandbox probe on a server started as `user` (or as the test's own user) with
-/// `--job-sandbox bwrap` and answers the job's log and the pipeline's status.
-async fn sandbox_probe(user: Option<&str>) -> (String, String) {
+/// `--job-sandbox <sandbox>` and answers the job's log and the pipeline's status.
+async fn sandbox_probe(user: Option<&str>, sandbox: &str) -> (String, String) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let data = dir.path().join("data");
@@ -666,13 +662,14 @@ async fn sandbox_probe(user: Option<&str>) -> (String, String) {
             assert!(ok);
         }
     }
-    let s = Server::start_as(user, &data, &["--concurrent", "1", "--job-sandbox", "bwrap"]);
+    let s = Server::start_as(user, &data, &["--concurrent", "1", "--job-sandbox", sandbox]);
     let pid = s.project("demo", repo.path()).await;
     let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
     let (status, p) = send(s.http.post(s.api(&format!("/projects/{pid}/trigger/pipeline"))).form(&[
         ("token", token.as_str()),
         ("ref", "main"),
         ("variables[DATA]", data.to_str().unwrap()),
+        ("variables[SPUR_PID]", &s.pid().to_string()),
     ]))
     .await;
     assert_eq!(status, 201, "{p}");
@@ -684,20 +681,23 @@ async fn sandbox_probe(user: Option<&str>) -> (String, String) {
 }
 
 #[tokio::test]
-async fn the_bwrap_sandbox_hides_the_data_dir_from_jobs() {
+async fn both_sandboxes_hide_the_data_dir_and_spur_as_root_and_as_a_user() {
     if std::process::Command::new("bwrap").arg("--version").output().is_err() {
         panic!("bubblewrap is not installed: tests/run installs it");
     }
-    // As the test's own user (root in CI), then as an unprivileged user (user namespaces).
+    // As the test's own user (root in CI: each job gets a uid of its own), then as an
+    // unprivileged user (jobs share its uid; bwrap uses user namespaces).
     let mut runs = vec![None];
     if job_user().is_some() {
         runs.push(Some(JOB_USER));
     }
     for user in runs {
-        let (log, status) = sandbox_probe(user).await;
-        assert_eq!(status, "success", "as {user:?}:\n{log}");
-        for want in ["hello from the checkout", "sandbox holds"] {
-            assert!(log.contains(want), "as {user:?}, missing {want:?}:\n{log}");
+        for sandbox in ["landlock", "bwrap"] {
+            let (log, status) = sandbox_probe(user, sandbox).await;
+            assert_eq!(status, "success", "{sandbox} as {user:?}:\n{log}");
+            for want in ["hello from the checkout", "sandbox holds"] {
+                assert!(log.contains(want), "{sandbox} as {user:?}, missing {want:?}:\n{log}");
+            }
         }
     }
 }

@@ -126,7 +126,7 @@ async fn run_pipeline(s: &Server, pid: u64) -> u64 {
 
 #[tokio::test]
 async fn hooks_api_keeps_the_token_secret() {
-    let s = Server::start();
+    let s = Server::start_with(&["--concurrent", "0", "--allow-local-requests"]);
     let repo = Repo::new();
     let pid = s.project("demo", repo.path()).await;
     let base = format!("/projects/{pid}/hooks");
@@ -164,7 +164,7 @@ async fn hooks_api_keeps_the_token_secret() {
 
 #[tokio::test]
 async fn pipeline_and_job_events_reach_the_hook_with_retries() {
-    let s = Server::start_with(&["--concurrent", "1"]);
+    let s = Server::start_with(&["--allow-local-requests", "--concurrent", "1"]);
     let repo = Repo::with_files(&[(".gitlab-ci.yml", CONFIG)]);
     let pid = s.project("demo", repo.path()).await;
     // The receiver fails the first delivery: it is retried.
@@ -213,7 +213,7 @@ async fn pipeline_and_job_events_reach_the_hook_with_retries() {
 
 #[tokio::test]
 async fn commit_statuses_go_to_the_forge_and_survive_its_outage() {
-    let s = Server::start_with(&["--concurrent", "1"]);
+    let s = Server::start_with(&["--allow-local-requests", "--concurrent", "1"]);
     let repo = Repo::with_files(&[(".gitlab-ci.yml", CONFIG)]);
     let pid = s.project("demo", repo.path()).await;
     let forge = Recorder::start(&[503]);
@@ -252,7 +252,7 @@ async fn commit_statuses_go_to_the_forge_and_survive_its_outage() {
 
 #[tokio::test]
 async fn a_hook_pointed_at_spurs_own_trigger_endpoint_cannot_loop() {
-    let s = Server::start_with(&["--concurrent", "1"]);
+    let s = Server::start_with(&["--allow-local-requests", "--concurrent", "1"]);
     let repo = Repo::with_files(&[(".gitlab-ci.yml", CONFIG)]);
     let pid = s.project("demo", repo.path()).await;
     let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
@@ -270,7 +270,7 @@ async fn a_hook_pointed_at_spurs_own_trigger_endpoint_cannot_loop() {
 
 #[tokio::test]
 async fn deliveries_wait_in_the_outbox_across_a_restart() {
-    let mut s = Server::start_with(&["--concurrent", "1"]);
+    let mut s = Server::start_with(&["--allow-local-requests", "--concurrent", "1"]);
     let repo = Repo::with_files(&[(".gitlab-ci.yml", CONFIG)]);
     let pid = s.project("demo", repo.path()).await;
     // Nothing listens on the hook's port yet: every delivery fails and waits to be retried.
@@ -290,7 +290,7 @@ async fn deliveries_wait_in_the_outbox_across_a_restart() {
     // The receiver comes up, and so does spur: the waiting deliveries go out, in order.
     let rec = Recorder::start_on(port, &[]);
     let data_dir = s.data_dir.clone();
-    let s2 = Server::start_on(&data_dir, &["--concurrent", "1"]);
+    let s2 = Server::start_on(&data_dir, &["--allow-local-requests", "--concurrent", "1"]);
     let got = rec
         .wait(|r| r.iter().any(|x| x.body["object_attributes"]["status"] == "success"))
         .await;

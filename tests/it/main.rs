@@ -20,6 +20,7 @@ mod python_gitlab;
 mod python_runner;
 mod role_matrix;
 mod runners;
+mod security;
 mod support;
 mod trigger_api;
 mod triggers_crud;

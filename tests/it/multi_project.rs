@@ -3,7 +3,7 @@
 //! token read, and stops working when the job ends; `trigger:` jobs create downstream and child
 //! pipelines, mirror them with `strategy: depend`, and loops are cut by the depth limits.
 
-use crate::support::{FINAL, ROOT_TOKEN, Repo, Server, finished_pipeline, send, wait_file};
+use crate::support::{FINAL, ROOT_TOKEN, Repo, Server, finished_pipeline, send};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -34,22 +34,22 @@ async fn trace_of(s: &Server, pid: u64, pipeline: u64, name: &str) -> String {
     crate::support::job_log(s, pid, &job["id"]).await
 }
 
-const UPSTREAM: &str = "hold:\n  script:\n    - printf '%s' \"$CI_JOB_TOKEN\" > \"$OUT_DIR/token\"\n    - while [ ! -f \"$OUT_DIR/go\" ]; do sleep 0.05; done\n";
+const UPSTREAM: &str = "hold:\n  script:\n    - curl -sf -X POST --data-binary \"$CI_JOB_TOKEN\" \"$MAILBOX/put/token\"\n    - until curl -sf \"$MAILBOX/get/go\" > /dev/null; do sleep 0.05; done\n";
 const DOWNSTREAM: &str = "report:\n  script: [echo \"source=$CI_PIPELINE_SOURCE upstream=$CI_UPSTREAM_PIPELINE_ID job=$CI_UPSTREAM_JOB_ID project=$CI_UPSTREAM_PROJECT_ID from=$FROM\"]\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"pipeline\"\n";
 
 #[tokio::test]
 async fn a_running_jobs_token_triggers_an_allowlisting_project() {
     let s = Server::start_with(&["--concurrent", "2"]);
-    let out = tempfile::tempdir().unwrap();
+    let mailbox = crate::support::Mailbox::start();
     let a_repo = Repo::with_files(&[(".gitlab-ci.yml", UPSTREAM)]);
     let b_repo = Repo::with_files(&[(".gitlab-ci.yml", DOWNSTREAM)]);
     let a = s.project("alpha", a_repo.path()).await;
     let b = s.project("beta", b_repo.path()).await;
     let c = s.project("gamma", b_repo.path()).await;
     let (_, a_trigger) = s.trigger_token(ROOT_TOKEN, a).await;
-    let (status, upstream) = trigger(&s, a, &a_trigger, &[("OUT_DIR", out.path().to_str().unwrap())]).await;
+    let (status, upstream) = trigger(&s, a, &a_trigger, &[("MAILBOX", &mailbox.url)]).await;
     assert_eq!(status, 201, "{upstream}");
-    let job_token = wait_file(&out.path().join("token")).await;
+    let job_token = mailbox.wait("token").await;
 
     // Not on beta's allowlist yet: 404, as for a project that does not exist.
     let (status, body) = trigger(&s, b, &job_token, &[]).await;
@@ -117,7 +117,7 @@ async fn a_running_jobs_token_triggers_an_allowlisting_project() {
     assert_eq!(status, 200);
 
     // When the job ends, its token is recognised but refused.
-    std::fs::write(out.path().join("go"), "").unwrap();
+    mailbox.put("go", "1");
     finished_pipeline(&s, a, upstream["id"].as_u64().unwrap()).await;
     let (status, body) = trigger(&s, b, &job_token, &[]).await;
     assert_eq!((status, body["message"].as_str()), (401, Some("Job is not running")));

@@ -28,6 +28,8 @@ const CALLERS: [&str; 15] = [
 
 /// `METHOD path: statuses per caller`. `{p}` is the private project; `{t}` a standing trigger
 /// owned by root, `{t*}` a fresh one per cell; `{pl}` a standing pipeline, `{pl*}` a fresh one;
+/// `{lpl}`, `{lpl*}` and `{lj*}` the same on `locked`, a branch only Maintainers may push or
+/// merge to (GitLab checks pipeline changes against the ref);
 /// `{j}` the standing pipeline's (pending) job, `{j*}` a fresh pipeline's job; `KEPT` a
 /// standing project variable.
 const MATRIX: &str = "
@@ -41,7 +43,12 @@ PUT    /projects/{p}/triggers/{t}             401 404 403 403 403 403 403 200 40
 DELETE /projects/{p}/triggers/{t*}            401 404 403 403 403 204 204 204 401 401 401 403 401 401 401
 GET    /projects/{p}/pipelines                404 404 200 200 200 200 200 200 401 401 401 200 200 401 401
 GET    /projects/{p}/pipelines/{pl}           404 404 200 200 200 200 200 200 401 401 401 200 200 401 401
-GET    /projects/{p}/pipelines/{pl}/variables 404 404 403 403 200 200 200 200 401 401 401 200 200 401 401
+GET    /projects/{p}/pipelines/{pl}/variables 404 404 403 403 403 200 200 200 401 401 401 200 200 401 401
+GET    /projects/{p}/pipelines/{lpl}/variables 404 404 403 403 403 200 200 200 401 401 401 200 200 401 401
+POST   /projects/{p}/pipelines/{lpl*}/cancel  401 404 403 403 403 201 201 201 401 401 401 403 401 401 401
+POST   /projects/{p}/pipelines/{lpl*}/retry   401 404 403 403 403 201 201 201 401 401 401 403 401 401 401
+POST   /projects/{p}/jobs/{lj*}/cancel        401 404 403 403 403 201 201 201 401 401 401 403 401 401 401
+PUT    /projects/{p}?visibility=private       401 404 403 403 403 403 200 200 401 401 401 403 401 401 401
 GET    /projects/{p}/pipelines/{pl}/bridges   404 404 200 200 200 200 200 200 401 401 401 200 200 401 401
 POST   /projects/{p}/pipelines/{pl*}/cancel   401 404 403 403 201 201 201 201 401 401 401 403 401 401 401
 DELETE /projects/{p}/pipelines/{pl*}          401 404 403 403 403 403 204 204 401 401 401 403 401 401 401
@@ -82,8 +89,8 @@ enum Credential {
     Job(String),
 }
 
-/// The job script: writes its token where the test finds it, and holds until told when `HOLD`.
-const CONFIG: &str = "job:\n  script:\n    - printf '%s' \"$CI_JOB_TOKEN\" > \"$OUT/$NAME\"\n    - while [ \"$HOLD\" = yes ] && [ ! -f \"$OUT/release\" ]; do sleep 0.05; done\n";
+/// The job script: hands its token to the test's mailbox, and holds until told when `HOLD`.
+const CONFIG: &str = "job:\n  script:\n    - curl -sf -X POST --data-binary \"$CI_JOB_TOKEN\" \"$MAILBOX/put/$NAME\"\n    - while [ \"$HOLD\" = yes ] && ! curl -sf \"$MAILBOX/get/release\" > /dev/null; do sleep 0.05; done\n";
 
 /// The first job of a pipeline.
 async fn job_of(s: &Server, pid: u64, pipeline: u64) -> u64 {
@@ -91,25 +98,29 @@ async fn job_of(s: &Server, pid: u64, pipeline: u64) -> u64 {
     send(s.root(Method::GET, &path)).await.1[0]["id"].as_u64().unwrap()
 }
 
-async fn read_token(path: &std::path::Path) -> String {
-    let start = std::time::Instant::now();
-    loop {
-        if let Ok(t) = std::fs::read_to_string(path)
-            && !t.is_empty()
-        {
-            return t;
-        }
-        assert!(start.elapsed() < std::time::Duration::from_secs(20), "{path:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn every_endpoint_against_every_caller() {
     let s = Server::start_with(&["--concurrent", "1"]);
-    let out = tempfile::tempdir().unwrap();
+    let mailbox = crate::support::Mailbox::start();
     let repo = Repo::with_files(&[(".gitlab-ci.yml", CONFIG)]);
+    let ok = std::process::Command::new("git")
+        .args(["branch", "locked"])
+        .current_dir(repo.path())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
     let pid = s.project("private", repo.path()).await;
+    let (status, body) = send(
+        s.root(Method::POST, &format!("/projects/{pid}/protected_branches"))
+            .form(&[
+                ("name", "locked"),
+                ("push_access_level", "40"),
+                ("merge_access_level", "40"),
+            ]),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
     let mut tokens = vec![Credential::Anonymous, Credential::Private(s.user("outsider").await.1)];
     for (name, level) in [
         ("guest", 10),
@@ -163,17 +174,17 @@ async fn every_endpoint_against_every_caller() {
     // the pipelines made below stay pending).
     let (standing_trigger, trigger_token) = s.trigger_token(ROOT_TOKEN, pid).await;
     let url = s.api(&format!("/projects/{pid}/trigger/pipeline"));
-    let dir = out.path().to_str().unwrap().to_string();
+    let dir = mailbox.url.clone();
     for (name, hold) in [("done", "no"), ("running", "yes")] {
         let form = [
             ("token", trigger_token.as_str()),
             ("ref", "main"),
-            ("variables[OUT]", dir.as_str()),
+            ("variables[MAILBOX]", dir.as_str()),
             ("variables[NAME]", name),
             ("variables[HOLD]", hold),
         ];
         assert_eq!(send(s.http.post(&url).form(&form)).await.0, 201);
-        let token = read_token(&out.path().join(name)).await;
+        let token = mailbox.wait(name).await;
         if name == "done" {
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         }
@@ -187,18 +198,23 @@ async fn every_endpoint_against_every_caller() {
     tokens.push(finished);
     tokens.push(Credential::Private(trigger_token.clone()));
     assert_eq!(tokens.len(), CALLERS.len());
-    let new_pipeline = || async {
-        let url = s.api(&format!("/projects/{pid}/trigger/pipeline"));
-        let (status, p) = send(
-            s.http
-                .post(url)
-                .form(&[("token", trigger_token.as_str()), ("ref", "main")]),
-        )
-        .await;
-        assert_eq!(status, 201);
-        p["id"].as_u64().unwrap()
+    let pipeline_on = |git_ref: &'static str| {
+        let (s, trigger_token) = (&s, trigger_token.clone());
+        async move {
+            let url = s.api(&format!("/projects/{pid}/trigger/pipeline"));
+            let (status, p) = send(
+                s.http
+                    .post(url)
+                    .form(&[("token", trigger_token.as_str()), ("ref", git_ref)]),
+            )
+            .await;
+            assert_eq!(status, 201, "{p}");
+            p["id"].as_u64().unwrap()
+        }
     };
+    let new_pipeline = || pipeline_on("main");
     let standing_pipeline = new_pipeline().await;
+    let locked_pipeline = pipeline_on("locked").await;
     let standing_job = job_of(&s, pid, standing_pipeline).await;
     let (status, _) = send(
         s.root(Method::POST, &format!("/projects/{pid}/variables"))
@@ -215,7 +231,15 @@ async fn every_endpoint_against_every_caller() {
             let mut path = template.replace("{p}", &pid.to_string());
             path = path
                 .replace("{t}", &standing_trigger.to_string())
-                .replace("{pl}", &standing_pipeline.to_string());
+                .replace("{pl}", &standing_pipeline.to_string())
+                .replace("{lpl}", &locked_pipeline.to_string());
+            if path.contains("{lpl*}") {
+                path = path.replace("{lpl*}", &pipeline_on("locked").await.to_string());
+            }
+            if path.contains("{lj*}") {
+                let job = job_of(&s, pid, pipeline_on("locked").await).await;
+                path = path.replace("{lj*}", &job.to_string());
+            }
             if path.contains("{t*}") {
                 path = path.replace("{t*}", &s.trigger_token(ROOT_TOKEN, pid).await.0.to_string());
             }
@@ -247,7 +271,7 @@ async fn every_endpoint_against_every_caller() {
             }
         }
     }
-    std::fs::write(out.path().join("release"), "").unwrap();
+    mailbox.put("release", "1");
     eprintln!(
         "role matrix: {} cells",
         MATRIX.lines().filter(|l| !l.trim().is_empty()).count() * CALLERS.len()

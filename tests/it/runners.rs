@@ -690,7 +690,7 @@ build:
     - mkdir -p out/logs
     - echo compiled > out/app
     - echo noise > out/logs/debug.log
-    - echo hidden > ../outside
+    - ln -s /etc/hostname out/host-link
   artifacts:
     paths: [out/, missing/]
     exclude: ["out/logs/**"]
@@ -776,11 +776,10 @@ async fn drain(runner: Runner, done: std::sync::Arc<std::sync::atomic::AtomicBoo
 
 #[tokio::test]
 async fn two_runners_and_the_built_in_executor_drain_200_jobs_each_run_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let ran_file = dir.path().join("ran-by-spur");
+    let mailbox = crate::support::Mailbox::start();
     let config = format!(
-        "work:\n  parallel: 50\n  script: [echo \"$CI_JOB_ID\" >> {}]\n",
-        ran_file.display()
+        "work:\n  parallel: 50\n  script: [curl -sf -X POST -d 1 \"{}/put/ran-$CI_JOB_ID\"]\n",
+        mailbox.url
     );
     let s = Server::start_with(&["--concurrent", "2", "--runner-poll-timeout", "1s"]);
     let repo = Repo::with_files(&[(".gitlab-ci.yml", &config)]);
@@ -798,10 +797,11 @@ async fn two_runners_and_the_built_in_executor_drain_200_jobs_each_run_once() {
     }
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     let (a, b) = (a.await.unwrap(), b.await.unwrap());
-    let local: Vec<u64> = std::fs::read_to_string(&ran_file)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| l.parse().unwrap())
+    let local: Vec<u64> = mailbox
+        .names()
+        .iter()
+        .filter_map(|n| n.strip_prefix("ran-"))
+        .map(|id| id.parse().unwrap())
         .collect();
     let mut all: Vec<u64> = a.iter().chain(&b).chain(&local).copied().collect();
     let total = all.len();

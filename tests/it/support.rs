@@ -196,9 +196,16 @@ pub fn spawn_as(user: Option<&str>, data_dir: &Path, extra: &[&str]) -> Result<(
         }
         None => Command::new(env!("CARGO_BIN_EXE_spur")),
     };
+    // Every server gets uids of its own for its jobs: servers sharing a range would kill each
+    // other's jobs when they recycle a uid (as two spurs on one machine would).
+    static NEXT_RANGE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let window = NEXT_RANGE.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 1000;
+    let first = 2_000_000_000 + (std::process::id() % 1000) * 100_000 + window * 100;
+    let uids = format!("{first}-{}", first + 99);
     let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .args(["--job-uids", &uids])
         .args(extra)
         .env("SPUR_ROOT_TOKEN", ROOT_TOKEN)
         .env("SPUR_ROOT_PASSWORD", "root-password-123")
@@ -447,4 +454,121 @@ pub fn http_client() -> reqwest::Client {
 pub fn http_client_builder() -> reqwest::ClientBuilder {
     spur::hooks::install_tls_provider();
     reqwest::Client::builder()
+}
+
+/// A loopback HTTP mailbox jobs talk to with curl (they cannot write the test's folders):
+/// `POST /put/NAME` keeps the body under NAME; `GET /get/NAME` answers it, or 404 until the
+/// test (or a job) has put something there.
+pub struct Mailbox {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    boxes: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+}
+
+impl Mailbox {
+    /// Starts the mailbox on a free port.
+    pub fn start() -> Mailbox {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let boxes = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        let b = boxes.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let b = b.clone();
+                std::thread::spawn(move || {
+                    let mut stream = stream;
+                    let mut data = Vec::new();
+                    let mut buf = [0u8; 8192];
+                    // Read the head, then as much body as Content-Length says.
+                    let (head, mut body) = loop {
+                        let Ok(n) = stream.read(&mut buf) else { return };
+                        if n == 0 {
+                            return;
+                        }
+                        data.extend_from_slice(&buf[..n]);
+                        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break (String::from_utf8_lossy(&data[..i]).to_string(), data[i + 4..].to_vec());
+                        }
+                    };
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    while body.len() < len {
+                        let Ok(n) = stream.read(&mut buf) else { return };
+                        if n == 0 {
+                            break;
+                        }
+                        body.extend_from_slice(&buf[..n]);
+                    }
+                    let mut parts = head.split_whitespace();
+                    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                    let answer = match (method, path.strip_prefix("/put/"), path.strip_prefix("/get/")) {
+                        ("POST", Some(name), _) => {
+                            b.lock()
+                                .unwrap()
+                                .insert(name.to_string(), String::from_utf8_lossy(&body).into_owned());
+                            Some(String::new())
+                        }
+                        ("GET", _, Some(name)) => b.lock().unwrap().get(name).cloned(),
+                        _ => None,
+                    };
+                    let reply = match answer {
+                        Some(text) => format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                            text.len()
+                        ),
+                        None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+                    };
+                    let _ = stream.write_all(reply.as_bytes());
+                });
+            }
+        });
+        Mailbox { url, boxes }
+    }
+
+    /// Puts `value` under `name` (a job waiting on it goes on).
+    pub fn put(&self, name: &str, value: &str) {
+        self.boxes.lock().unwrap().insert(name.to_string(), value.to_string());
+    }
+
+    /// Every name something was put under.
+    pub fn names(&self) -> Vec<String> {
+        self.boxes.lock().unwrap().keys().cloned().collect()
+    }
+
+    /// What is under `name` now.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.boxes.lock().unwrap().get(name).cloned()
+    }
+
+    /// Waits until a job has put something under `name` and answers it.
+    pub async fn wait(&self, name: &str) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(v) = self.get(name).filter(|v| !v.is_empty()) {
+                return v;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "nothing was put under {name}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Shell for a job to put `$VALUE_EXPR` under `name` in the mailbox at `$MAILBOX`.
+pub fn put_cmd(name: &str, value_expr: &str) -> String {
+    format!("curl -sf -X POST --data-binary \"{value_expr}\" \"$MAILBOX/put/{name}\"")
+}
+
+/// Shell for a job to wait until the mailbox at `$MAILBOX` has something under `name`.
+pub fn wait_cmd(name: &str) -> String {
+    format!("until curl -sf \"$MAILBOX/get/{name}\" > /dev/null; do sleep 0.05; done")
 }

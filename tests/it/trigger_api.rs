@@ -490,7 +490,7 @@ async fn remote_mirrors_are_fetched_before_the_ref_is_resolved() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let s = Server::start();
+    let s = Server::start_with(&["--concurrent", "0", "--allow-local-requests"]);
     let (status, p) = send(
         s.root(Method::POST, "/projects")
             .form(&[("name", "mirror"), ("import_url", &url)]),

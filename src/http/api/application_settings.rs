@@ -9,7 +9,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 async fn admin(req: &HttpRequest, spur: &State) -> Result<(), ApiError> {
     let actor = signed_in(req, spur).await?;
-    if actor.user.admin { Ok(()) } else { Err(ApiError::forbidden()) }
+    if actor.user.admin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
+    }
 }
 
 /// `GET /application/settings`.
@@ -42,7 +46,10 @@ pub async fn update(req: HttpRequest, spur: State, payload: web::Payload) -> Res
         allow_local_requests_from_system_hooks: system_hooks,
         outbound_allowlist: raw.or(list),
     };
-    match crate::application_settings::update(&spur, change).await.map_err(ApiError::internal)? {
+    match crate::application_settings::update(&spur, change)
+        .await
+        .map_err(ApiError::internal)?
+    {
         Ok(settings) => Ok(HttpResponse::Ok().json(crate::http::views::application_settings(&settings, &spur))),
         Err((field, why)) => Err(ApiError::invalid(field, &why)),
     }

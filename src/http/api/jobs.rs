@@ -187,7 +187,10 @@ fn refusal(r: Refusal) -> ApiError {
 
 /// 403 unless the caller may change pipeline `pipeline_id` (protected refs included).
 pub(crate) fn may_update(spur: &State, pipeline_id: u64, access: &crate::auth::ProjectAccess) -> Result<(), ApiError> {
-    let pipeline = spur.store.pipeline(pipeline_id)?.ok_or_else(|| ApiError::not_found("Pipeline"))?;
+    let pipeline = spur
+        .store
+        .pipeline(pipeline_id)?
+        .ok_or_else(|| ApiError::not_found("Pipeline"))?;
     match crate::protected_refs::may_update_pipeline(spur, &pipeline, access) {
         Ok(true) => Ok(()),
         Ok(false) => Err(ApiError::forbidden()),

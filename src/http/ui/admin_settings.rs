@@ -54,8 +54,22 @@ pub async fn update(req: HttpRequest, spur: web::Data<Spur>, payload: web::Paylo
         ),
     };
     let back = "/admin/application_settings/network";
-    match crate::application_settings::update(&spur, change).await.map_err(UiError::Internal)? {
-        Ok(_) => Ok(redirect(&req, back, Some(("notice", "Application settings saved successfully")))),
-        Err((_, why)) => Ok(redirect(&req, back, Some(("alert", &format!("Local IP addresses and domain names that hooks and integrations can access: {why}"))))),
+    match crate::application_settings::update(&spur, change)
+        .await
+        .map_err(UiError::Internal)?
+    {
+        Ok(_) => Ok(redirect(
+            &req,
+            back,
+            Some(("notice", "Application settings saved successfully")),
+        )),
+        Err((_, why)) => Ok(redirect(
+            &req,
+            back,
+            Some((
+                "alert",
+                &format!("Local IP addresses and domain names that hooks and integrations can access: {why}"),
+            )),
+        )),
     }
 }

@@ -47,8 +47,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/users", web::get().to(account::users))
         .route("/admin/users", web::post().to(account::create_user))
         .route("/admin/users/{id}/{action}", web::post().to(account::change_user))
-        .route("/admin/application_settings/network", web::get().to(admin_settings::show))
-        .route("/admin/application_settings/network", web::post().to(admin_settings::update))
+        .route(
+            "/admin/application_settings/network",
+            web::get().to(admin_settings::show),
+        )
+        .route(
+            "/admin/application_settings/network",
+            web::post().to(admin_settings::update),
+        )
         .route("/admin/runners", web::get().to(runners::list))
         .route("/admin/runners", web::post().to(runners::create))
         .route(
