@@ -74,6 +74,7 @@ pub async fn shutdown(spur: &Arc<Spur>, grace: std::time::Duration) {
             .unwrap_or(0);
         if running == 0 {
             tracing::info!("spur stopped; no job was running");
+            spur.isolation.remove_shared_builds_dir();
             return;
         }
         if std::time::Instant::now() >= deadline {
@@ -92,6 +93,7 @@ pub async fn shutdown(spur: &Arc<Spur>, grace: std::time::Duration) {
             {
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
+            spur.isolation.remove_shared_builds_dir();
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

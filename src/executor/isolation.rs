@@ -213,6 +213,9 @@ impl Isolation {
         if !exe.starts_with(&data_dir) {
             system_read.push(exe.clone());
         }
+        if let Identity::Range(pool) = &identity {
+            pool.sweep();
+        }
         let unavailable = match options.sandbox {
             Sandbox::None => None,
             Sandbox::Landlock => landlock_probe().err(),
@@ -247,6 +250,13 @@ impl Isolation {
         }
     }
 
+    /// Removes the builds folder when it is one spur made under `/var/tmp` (at shutdown).
+    pub fn remove_shared_builds_dir(&self) {
+        if !self.builds_dir.starts_with(&self.data_dir) && self.builds_dir.starts_with("/var/tmp") {
+            let _ = std::fs::remove_dir_all(&self.builds_dir);
+        }
+    }
+
     /// Whether jobs run under a uid other than spur's.
     pub fn other_uid(&self) -> bool {
         !matches!(self.identity, Identity::Own)
@@ -259,13 +269,13 @@ impl Isolation {
             Identity::Own => (None, None),
             Identity::User(u) => (Some((u.uid, u.gid)), None),
             Identity::Range(pool) => {
+                // Leftovers of earlier jobs under this uid were killed when it was released
+                // (or, after a crash, by the sweep at start).
                 let uid = pool.take()?;
                 let lease = Lease {
                     uid,
                     pool: std::sync::Arc::downgrade(self),
                 };
-                // Nothing an earlier job left running under this uid may see the new one.
-                kill_all_of(uid);
                 (Some((uid, uid)), Some(lease))
             }
         };
@@ -379,6 +389,27 @@ impl Isolation {
 }
 
 impl UidPool {
+    /// Kills every process running under a uid of the range (what jobs of a spur that crashed
+    /// left behind), before any job takes one.
+    fn sweep(&self) {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(meta) = entry.metadata() else { continue };
+            if (self.first..self.first.saturating_add(self.count)).contains(&meta.uid()) {
+                // SAFETY: kill(2) with plain integers.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+
     fn take(&self) -> io::Result<u32> {
         let mut busy = self
             .busy

@@ -154,8 +154,11 @@ pub async fn run(spur: Arc<Spur>, started: Started) -> Option<JobEnd> {
         tracing::warn!(job_id = job.id, error = %e, "could not write all of the job log");
     }
     // Whatever the job left running dies with its uid's lease, before its folders go.
-    drop(fence);
-    let _ = tokio::task::spawn_blocking(move || ws.remove()).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        drop(fence);
+        ws.remove();
+    })
+    .await;
     end
 }
 

@@ -38,6 +38,8 @@ impl Server {
     /// Starts spur on a fresh data dir with `extra` flags.
     pub fn start_with(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
+        // As /var/lib is: job uids pass through to the workspaces under the data dir.
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
         let data_dir = dir.path().join("data");
         let mut s = Server::start_on(&data_dir, extra);
         s._dir = Some(dir);
