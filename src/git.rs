@@ -49,7 +49,19 @@ impl Origin {
             return Ok(Origin::Local(PathBuf::from(url)));
         }
         if url.contains("://") {
+            // One reading only: what spur checks must be what git and curl connect to, so
+            // nothing that parsers read differently (backslashes, user names on git://) passes.
+            let authority = url
+                .split_once("://")
+                .map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
+            let plain = |c: char| c.is_ascii_alphanumeric() || "-._~:@[]%!$&'()*+,;=".contains(c);
+            if url.contains('\\') || !authority.chars().all(plain) {
+                return Err(invalid());
+            }
             let parsed = reqwest::Url::parse(url).map_err(|_| invalid())?;
+            if parsed.scheme() == "git" && (!parsed.username().is_empty() || parsed.password().is_some()) {
+                return Err(invalid());
+            }
             let host_ok = parsed.host_str().is_some_and(|h| !h.is_empty() && !h.starts_with('-'));
             let scheme_ok = matches!(parsed.scheme(), "https" | "http" | "ssh" | "git");
             let user_ok = !parsed.username().starts_with('-');
@@ -745,6 +757,8 @@ mod tests {
             "git@host:-upload-pack=x",
             "ext::sh -c touch% /tmp/pwned",
             "ftp://example.com/a.git",
+            "http://127.0.0.1:1\\@8.8.8.8/g.git",
+            "git://user@example.com/a.git",
             "file://relative",
         ] {
             assert!(Origin::classify(Some(hostile)).is_err(), "{hostile} must be refused");

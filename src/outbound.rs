@@ -141,12 +141,31 @@ fn parse_entry(text: &str) -> Result<Entry, ()> {
     }
 }
 
-/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+/// An IPv6 address that carries an IPv4 one (mapped `::ffff:a.b.c.d`, compatible
+/// `::a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`, 6to4 `2002:AABB:CCDD::`) as that IPv4 address, so
+/// the IPv4 rules judge it.
 fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
+    let IpAddr::V6(v6) = ip else { return ip };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return IpAddr::V4(v4);
     }
+    let s = v6.segments();
+    let low = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    if s[..6] == [0; 6] && u32::from(low) > 1 {
+        return IpAddr::V4(low);
+    }
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return IpAddr::V4(low);
+    }
+    if s[0] == 0x2002 {
+        return IpAddr::V4(Ipv4Addr::new(
+            (s[1] >> 8) as u8,
+            s[1] as u8,
+            (s[2] >> 8) as u8,
+            s[2] as u8,
+        ));
+    }
+    ip
 }
 
 fn in_network(ip: IpAddr, net: IpAddr, len: u8) -> bool {
@@ -176,6 +195,9 @@ pub fn blocked(ip: IpAddr) -> Option<&'static str> {
     } else if net(v4(10, 0, 0, 0), 8)
         || net(v4(172, 16, 0, 0), 12)
         || net(v4(192, 168, 0, 0), 16)
+        || net(v4(192, 0, 0, 0), 24)
+        || net(v4(198, 18, 0, 0), 15)
+        || net(v4(240, 0, 0, 0), 4)
         || net(v6(0xfc00), 7)
         || net(v6(0xfec0), 10)
     {
@@ -184,7 +206,7 @@ pub fn blocked(ip: IpAddr) -> Option<&'static str> {
         Some("Requests to the link local network are not allowed")
     } else if net(v4(100, 64, 0, 0), 10) {
         Some("Requests to the shared address space are not allowed")
-    } else if ip == v4(255, 255, 255, 255) || net(v4(224, 0, 0, 0), 4) || net(v6(0xff00), 8) {
+    } else if net(v4(224, 0, 0, 0), 4) || net(v6(0xff00), 8) {
         Some("Requests to the limited broadcast address are not allowed")
     } else {
         None
@@ -298,6 +320,12 @@ mod tests {
             ("169.254.169.254", "link local"),
             ("fe80::1", "link local"),
             ("100.64.0.1", "shared address"),
+            ("::127.0.0.1", "loopback"),
+            ("64:ff9b::7f00:1", "loopback"),
+            ("2002:7f00:1::", "loopback"),
+            ("64:ff9b::a00:1", "local network"),
+            ("198.18.0.1", "local network"),
+            ("255.255.255.255", "local network"),
         ] {
             let reason = blocked(ip(addr)).unwrap_or_else(|| panic!("{addr} must be blocked"));
             assert!(reason.contains(why), "{addr}: {reason}");

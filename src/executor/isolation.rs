@@ -44,7 +44,8 @@ const SYSTEM_READ: &[&str] = &[
     "/run/systemd/resolve",
 ];
 
-/// Device nodes a job may read and write (its terminal, sinks, randomness, shared memory).
+/// Device nodes a job may read and write (its terminal, sinks, randomness). Not `/dev/shm`:
+/// the host's is shared by every job and outlives them (bwrap gives each job a private one).
 const DEVICES: &[&str] = &[
     "/dev/null",
     "/dev/zero",
@@ -54,7 +55,6 @@ const DEVICES: &[&str] = &[
     "/dev/tty",
     "/dev/ptmx",
     "/dev/pts",
-    "/dev/shm",
 ];
 
 /// Which fence jobs run in (`--job-sandbox`).

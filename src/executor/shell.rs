@@ -445,8 +445,26 @@ impl JobRun<'_> {
         log
     }
 
+    /// The job's cache key as GitLab stores it: with `-protected` for pipelines of protected
+    /// branches and tags and `-non_protected` for the rest, so that a branch anyone may push
+    /// can never fill the cache a protected branch's jobs restore.
+    fn cache_key(&self) -> Option<String> {
+        let key = self.job.settings.cache_key.as_ref()?;
+        let protected = crate::protected_refs::is_protected(
+            self.spur,
+            self.job.project_id,
+            &self.pipeline.ref_name,
+            self.pipeline.tag,
+        )
+        .unwrap_or(false);
+        Some(format!(
+            "{key}-{}",
+            if protected { "protected" } else { "non_protected" }
+        ))
+    }
+
     async fn restore_cache(&self, log: &mut Log) {
-        let Some(key) = self.job.settings.cache_key.clone() else {
+        let Some(key) = self.cache_key() else {
             return;
         };
         log.section_start("restore_cache", "Restoring cache");
@@ -606,7 +624,7 @@ impl JobRun<'_> {
     }
 
     async fn save_cache(&self, log: &mut Log) {
-        let Some(key) = self.job.settings.cache_key.clone() else {
+        let Some(key) = self.cache_key() else {
             return;
         };
         log.section_start("archive_cache", "Saving cache for successful job");

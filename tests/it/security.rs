@@ -749,3 +749,39 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test]
+async fn an_unprotected_branch_cannot_fill_a_protected_branchs_cache_or_share_dev_shm() {
+    let config = r#"job:
+  cache:
+    key: deps
+    paths: [vendor/]
+  script:
+    - if [ -f vendor/build.sh ]; then bash vendor/build.sh; else echo "clean cache on $CI_COMMIT_REF_NAME"; fi
+    - mkdir -p vendor && echo "echo POISONED-BY-$CI_COMMIT_REF_NAME" > vendor/build.sh
+    - if echo x > /dev/shm/spur-shared 2>/dev/null; then echo "LEAKED shm"; else echo "DENIED shm"; fi
+"#;
+    let s = Server::start_with(&["--concurrent", "1"]);
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", config)]);
+    let ok = std::process::Command::new("git")
+        .args(["branch", "feature"])
+        .current_dir(repo.path())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let pid = s.project("demo", repo.path()).await;
+    let (_, feature_log) = run(&s, ROOT_TOKEN, pid, "feature", &[]).await;
+    assert!(
+        feature_log.contains("Checking cache for deps-non_protected"),
+        "{feature_log}"
+    );
+    let (p, main_log) = run(&s, ROOT_TOKEN, pid, "main", &[]).await;
+    assert_eq!(p["status"], "success", "{main_log}");
+    assert!(main_log.contains("clean cache on main"), "{main_log}");
+    assert!(!main_log.lines().any(|l| l.starts_with("POISONED")), "{main_log}");
+    assert!(main_log.lines().any(|l| l == "DENIED shm"), "{main_log}");
+    // The unprotected branch's own cache still works.
+    let (_, again) = run(&s, ROOT_TOKEN, pid, "feature", &[]).await;
+    assert!(again.lines().any(|l| l == "POISONED-BY-feature"), "{again}");
+}
