@@ -201,7 +201,12 @@ impl Isolation {
             _ if traversable_by_others(&data_dir) => data_dir.join("builds"),
             _ => fresh_shared_builds_dir()?,
         };
-        let exe = std::env::current_exe().map_err(|e| format!("cannot find spur's own binary: {e}"))?;
+        let mut exe = std::env::current_exe().map_err(|e| format!("cannot find spur's own binary: {e}"))?;
+        if !matches!(identity, Identity::Own) && !reachable_by_others(&exe) {
+            // Job uids could not run the helpers from where spur lies (`/root/...`): a copy
+            // beside the workspaces, which they can reach by construction.
+            exe = copy_helper(&exe, &builds_dir)?;
+        }
         let mut system_read = Vec::new();
         for path in SYSTEM_READ
             .iter()
@@ -210,9 +215,8 @@ impl Isolation {
         {
             system_read.extend(grants_without(&path, &data_dir));
         }
-        if !exe.starts_with(&data_dir) {
-            system_read.push(exe.clone());
-        }
+        // The binary itself (a single file, even inside the data dir's builds folder).
+        system_read.push(exe.clone());
         if let Identity::Range(pool) = &identity {
             pool.sweep();
         }
@@ -540,6 +544,36 @@ fn grants_without(allowed: &Path, hidden: &Path) -> Vec<PathBuf> {
         dir.push(part);
     }
     out
+}
+
+/// Where the copy of spur's binary lives for job uids that cannot reach the original; the
+/// builds folder's clean-up at start leaves it.
+pub const HELPER_NAME: &str = ".spur-job-helper";
+
+/// Whether other users may run the file at `path`: every folder above it lets them through and
+/// the file is readable and executable by them.
+fn reachable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    traversable_by_others(path)
+        && std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o005 == 0o005)
+}
+
+/// Copies spur's binary into the builds folder (root's, `0755`) for job uids to run.
+fn copy_helper(exe: &Path, builds_dir: &Path) -> Result<PathBuf, String> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let fail = |e: io::Error| format!("cannot copy spur's binary for the job helpers: {e}");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(builds_dir)
+        .map_err(fail)?;
+    let target = builds_dir.join(HELPER_NAME);
+    let staging = builds_dir.join(format!("{HELPER_NAME}.new"));
+    let _ = std::fs::remove_file(&staging);
+    std::fs::copy(exe, &staging).map_err(fail)?;
+    std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o755)).map_err(fail)?;
+    std::fs::rename(&staging, &target).map_err(fail)?;
+    Ok(target)
 }
 
 /// Whether every folder from `/` down to `dir` lets other users through (`o+x`).

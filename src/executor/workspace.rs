@@ -10,9 +10,18 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// Removes workspaces left by a previous run and makes the builds folder.
+/// Removes workspaces left by a previous run (never the job helper's copy of spur) and makes
+/// the builds folder.
 pub fn clean_builds_dir(dir: &Path, shared: bool) {
-    let _ = fs::remove_dir_all(dir);
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_name() == super::isolation::HELPER_NAME {
+                continue;
+            }
+            let path = entry.path();
+            let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
+        }
+    }
     let mode = if shared { 0o711 } else { 0o700 };
     if let Err(e) = fs::DirBuilder::new().recursive(true).mode(mode).create(dir) {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot create the builds folder");

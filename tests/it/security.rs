@@ -785,3 +785,22 @@ async fn an_unprotected_branch_cannot_fill_a_protected_branchs_cache_or_share_de
     let (_, again) = run(&s, ROOT_TOKEN, pid, "feature", &[]).await;
     assert!(again.lines().any(|l| l == "POISONED-BY-feature"), "{again}");
 }
+
+#[tokio::test]
+async fn caches_and_artifacts_work_when_job_users_cannot_reach_spurs_binary() {
+    // As root from a folder other users cannot enter (`cargo run` under /root): the job helpers
+    // run from a copy beside the workspaces; as another user nothing needs copying.
+    let hidden = tempfile::tempdir().unwrap();
+    let binary = hidden.path().join("spur");
+    std::fs::copy(env!("CARGO_BIN_EXE_spur"), &binary).unwrap();
+    let config = "job:\n  cache:\n    key: k\n    paths: [c]\n  artifacts:\n    paths: [c]\n  script:\n    - cat c/f || echo first run\n    - mkdir -p c && echo cached > c/f\n";
+    let s = Server::start_binary(&binary, &["--concurrent", "1"]);
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", config)]);
+    let pid = s.project("demo", repo.path()).await;
+    let (p, log) = run(&s, ROOT_TOKEN, pid, "main", &[]).await;
+    assert_eq!(p["status"], "success", "{log}");
+    assert!(log.contains("first run") && log.contains("Uploading artifacts as \"archive\""), "{log}");
+    let (p, log) = run(&s, ROOT_TOKEN, pid, "main", &[]).await;
+    assert_eq!(p["status"], "success", "{log}");
+    assert!(log.lines().any(|l| l == "cached"), "{log}");
+}

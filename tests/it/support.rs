@@ -51,6 +51,22 @@ impl Server {
         Server::start_as(None, data_dir, extra)
     }
 
+    /// Starts another copy of the binary on a fresh data dir.
+    pub fn start_binary(binary: &Path, extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let (child, base, log) =
+            spawn_binary(binary, None, &data_dir, extra).unwrap_or_else(|e| panic!("spur did not start: {e}"));
+        Server {
+            child,
+            base,
+            data_dir,
+            _dir: Some(dir),
+            log,
+            http: crate::support::http_client(),
+        }
+    }
+
     /// Starts spur as `user` (the tests run as root in CI).
     pub fn start_as(user: Option<&str>, data_dir: &Path, extra: &[&str]) -> Server {
         let (child, base, log) = spawn_as(user, data_dir, extra).unwrap_or_else(|e| panic!("spur did not start: {e}"));
@@ -184,6 +200,16 @@ pub fn spawn(data_dir: &Path, extra: &[&str]) -> Result<(Child, String, SharedLo
 /// Spawns the binary, as `user` when given (through `setpriv`, which execs: killing the child
 /// kills spur), and waits for its "listening" line.
 pub fn spawn_as(user: Option<&str>, data_dir: &Path, extra: &[&str]) -> Result<(Child, String, SharedLog), String> {
+    spawn_binary(Path::new(env!("CARGO_BIN_EXE_spur")), user, data_dir, extra)
+}
+
+/// `spawn_as` with another copy of the binary.
+pub fn spawn_binary(
+    binary: &Path,
+    user: Option<&str>,
+    data_dir: &Path,
+    extra: &[&str],
+) -> Result<(Child, String, SharedLog), String> {
     let mut command = match user {
         Some(user) => {
             let mut c = Command::new("setpriv");
@@ -192,11 +218,11 @@ pub fn spawn_as(user: Option<&str>, data_dir: &Path, extra: &[&str]) -> Result<(
                 &format!("--regid={user}"),
                 "--clear-groups",
                 "--",
-                env!("CARGO_BIN_EXE_spur"),
             ]);
+            c.arg(binary);
             c
         }
-        None => Command::new(env!("CARGO_BIN_EXE_spur")),
+        None => Command::new(binary),
     };
     // Every server gets uids of its own for its jobs: servers sharing a range would kill each
     // other's jobs when they recycle a uid (as two spurs on one machine would).
