@@ -554,8 +554,7 @@ pub const HELPER_NAME: &str = ".spur-job-helper";
 /// the file is readable and executable by them.
 fn reachable_by_others(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    traversable_by_others(path)
-        && std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o005 == 0o005)
+    traversable_by_others(path) && std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o005 == 0o005)
 }
 
 /// Copies spur's binary into the builds folder (root's, `0755`) for job uids to run.

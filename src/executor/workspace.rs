@@ -91,25 +91,51 @@ impl Workspace {
         Ok(())
     }
 
-    /// Checks out `sha` of `repository` into the (empty) project folder with objects of its own
-    /// (copied, never hard-linked or borrowed: nothing the job can write is shared with the
-    /// mirror or another job), then hands the tree to the job's user.
+    /// Checks out `sha` of `repository` into the (empty) project folder with a `.git` of its
+    /// own, then hands the tree to the job's user. The object files are the job's own copies, or
+    /// (for a job under another uid) hard links to the mirror's files, which stay root's and
+    /// read-only: nothing the job can write is shared with the mirror or another job. One
+    /// `git checkout` process does the rest.
     pub fn checkout(&self, repository: &Path, sha: &str) -> Result<(), String> {
-        let target = self.project_dir.to_string_lossy().to_string();
-        let source = repository.to_string_lossy().to_string();
-        git(
-            None,
-            &[
-                "clone",
-                "--quiet",
-                "--local",
-                "--no-hardlinks",
-                "--no-checkout",
-                "--",
-                &source,
-                &target,
-            ],
+        let source = objects_dir(repository)?;
+        let dot_git = self.project_dir.join(".git");
+        let write = |path: &str, text: &str| -> Result<(), String> {
+            let file = dot_git.join(path);
+            if let Some(parent) = file.parent() {
+                fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            fs::write(&file, text).map_err(|e| format!("cannot write {}: {e}", file.display()))
+        };
+        write("HEAD", &format!("{sha}\n"))?;
+        write(
+            "config",
+            "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n",
         )?;
+        for dir in ["refs/heads", "refs/tags"] {
+            fs::create_dir_all(dot_git.join(dir)).map_err(|e| e.to_string())?;
+        }
+        if source.join("info/alternates").exists() {
+            // A repository that borrows objects itself: let git copy what it needs.
+            let _ = fs::remove_dir_all(&dot_git);
+            let target = self.project_dir.to_string_lossy().to_string();
+            let from = repository.to_string_lossy().to_string();
+            git(
+                None,
+                &[
+                    "clone",
+                    "--quiet",
+                    "--local",
+                    "--no-hardlinks",
+                    "--no-checkout",
+                    "--",
+                    &from,
+                    &target,
+                ],
+            )?;
+        } else {
+            self.share_objects(&source, &dot_git.join("objects"))
+                .map_err(|e| format!("cannot copy the repository's objects: {e}"))?;
+        }
         git(
             Some(&self.project_dir),
             &[
@@ -123,6 +149,29 @@ impl Workspace {
             ],
         )?;
         self.give_tree(&self.project_dir).map_err(|e| e.to_string())
+    }
+
+    /// Fills `to` with the object files of `from`: hard links (root's read-only files) when the
+    /// job runs under another uid, copies otherwise (a link would let a job of spur's own uid
+    /// change the mirror's file).
+    fn share_objects(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::create_dir_all(to)?;
+        for entry in fs::read_dir(from)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            let target = to.join(entry.file_name());
+            if kind.is_dir() {
+                self.share_objects(&entry.path(), &target)?;
+            } else if kind.is_file() {
+                use std::os::unix::fs::MetadataExt;
+                let read_only = entry.metadata().is_ok_and(|m| m.mode() & 0o222 == 0);
+                let linked = self.owner.is_some() && read_only && fs::hard_link(entry.path(), &target).is_ok();
+                if !linked {
+                    fs::copy(entry.path(), &target)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Writes a file variable (readable, not writable, by the job) and returns its path.
@@ -154,19 +203,36 @@ impl Workspace {
         }
     }
 
-    /// Hands a tree spur just made (before any job process ran) to the job's user.
+    /// Hands a tree spur just made (before any job process ran) to the job's user, all but the
+    /// object files, which stay root's and read-only (they may be the mirror's own, linked).
     fn give_tree(&self, path: &Path) -> io::Result<()> {
         if self.owner.is_none() {
             return Ok(());
         }
+        let objects = self.project_dir.join(".git").join("objects");
+        let meta = fs::symlink_metadata(path)?;
+        if meta.is_file() && path.starts_with(&objects) {
+            return Ok(());
+        }
         self.give(path)?;
-        if fs::symlink_metadata(path)?.is_dir() {
+        if meta.is_dir() {
             for entry in fs::read_dir(path)? {
                 self.give_tree(&entry?.path())?;
             }
         }
         Ok(())
     }
+}
+
+/// The object store of a repository: `<repo>/.git/objects` for a working copy, `<repo>/objects`
+/// for a bare one.
+fn objects_dir(repository: &Path) -> Result<PathBuf, String> {
+    let candidates = [repository.join(".git").join("objects"), repository.join("objects")];
+    candidates
+        .into_iter()
+        .find(|p| p.is_dir())
+        .and_then(|p| p.canonicalize().ok())
+        .ok_or_else(|| format!("{} is not a git repository spur can read", repository.display()))
 }
 
 fn mkdir(path: &Path, mode: u32) -> io::Result<()> {

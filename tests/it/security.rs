@@ -101,6 +101,7 @@ const HOSTILE: &str = r#"hostile:
       try plant-script-link "rm -f $HOME/../scripts/after_script.sh && ln -s $OUTSIDE/pwned $HOME/../scripts/after_script.sh"
       try replace-scripts-dir "mv $HOME/../scripts $HOME/../old"
       try mirror-objects "cat .git/objects/info/alternates"
+      try shared-objects '(for f in $(find .git/objects -type f); do chmod u+w $f && echo x >> $f && exit 0; done; exit 1)'
       printf '%s%s' "$SECRET_A" "$SECRET_B" > "$TMPDIR/pattern"
       if grep -q -F -f "$TMPDIR/pattern" /proc/[0-9]*/environ 2>/dev/null; then echo "LEAKED secret-in-environ"; else echo "DENIED secret-in-environ"; fi
       if grep -q -F -f "$TMPDIR/pattern" /proc/[0-9]*/cmdline 2>/dev/null; then echo "LEAKED secret-in-cmdline"; else echo "DENIED secret-in-cmdline"; fi
@@ -158,7 +159,7 @@ async fn a_hostile_job_with_default_settings_gets_nothing() {
         "a hostile job got through:\n{log}"
     );
     let denied = log.lines().filter(|l| l.starts_with("DENIED")).count();
-    assert_eq!(denied, 29, "every attempt must have run and been denied:\n{log}");
+    assert_eq!(denied, 30, "every attempt must have run and been denied:\n{log}");
     assert!(log.contains("ordinary work still works: 1"), "{log}");
     assert!(
         log.contains("after script ran as written") && !log.contains("PWNED"),
@@ -799,7 +800,10 @@ async fn caches_and_artifacts_work_when_job_users_cannot_reach_spurs_binary() {
     let pid = s.project("demo", repo.path()).await;
     let (p, log) = run(&s, ROOT_TOKEN, pid, "main", &[]).await;
     assert_eq!(p["status"], "success", "{log}");
-    assert!(log.contains("first run") && log.contains("Uploading artifacts as \"archive\""), "{log}");
+    assert!(
+        log.contains("first run") && log.contains("Uploading artifacts as \"archive\""),
+        "{log}"
+    );
     let (p, log) = run(&s, ROOT_TOKEN, pid, "main", &[]).await;
     assert_eq!(p["status"], "success", "{log}");
     assert!(log.lines().any(|l| l == "cached"), "{log}");
