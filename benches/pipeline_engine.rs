@@ -35,9 +35,11 @@ fn main() {
         .build()
         .unwrap();
 
-    for sandbox in ["landlock", "none"] {
-        let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
-        for run in 1..=runs {
+    // The two isolation settings alternate run by run, so the machine's drift hits both alike.
+    let modes = ["landlock", "none"];
+    let (mut p50s, mut p99s) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    for run in 1..=runs {
+        for (m, sandbox) in modes.iter().enumerate() {
             let mut lat = rt.block_on(latency_run(triggers, sandbox));
             lat.sort_by(|a, b| a.total_cmp(b));
             let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
@@ -48,16 +50,27 @@ fn main() {
                 pct(0.99),
                 pct(1.0)
             );
-            p50s.push(pct(0.50));
-            p99s.push(pct(0.99));
+            p50s[m].push(pct(0.50));
+            p99s[m].push(pct(0.99));
         }
+    }
+    let mut diffs: Vec<f64> = p50s[0].iter().zip(&p50s[1]).map(|(a, b)| a - b).collect();
+    for (m, sandbox) in modes.iter().enumerate() {
         println!(
             "trigger to first script line (--job-sandbox {sandbox}), median of {runs} runs: p50 {:.2} ms {:?}, p99 {:.2} ms {:?}",
-            median(&mut p50s),
-            rounded(&p50s),
-            median(&mut p99s),
-            rounded(&p99s)
+            median(&mut p50s[m]),
+            rounded(&p50s[m]),
+            median(&mut p99s[m]),
+            rounded(&p99s[m])
         );
+    }
+    println!(
+        "the Landlock fence's cost (p50 landlock - p50 none, per pair of runs): median {:.2} ms {:?}",
+        median(&mut diffs),
+        rounded(&diffs)
+    );
+    if std::env::var("SPUR_BENCH_ONLY").as_deref() == Ok("latency") {
+        return;
     }
 
     let (mut secs, mut rates, mut growth) = (Vec::new(), Vec::new(), Vec::new());

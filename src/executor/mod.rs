@@ -7,6 +7,7 @@ pub mod artifacts;
 pub mod isolation;
 pub mod job_files;
 pub mod job_user;
+pub mod landlock;
 pub mod mask;
 pub mod shell;
 pub mod workspace;
