@@ -10,7 +10,8 @@
 //! 3. fan-out: 50 pipelines of 20 jobs triggered at once; the time until all are final and the
 //!    most jobs seen running at once (from the jobs' start and end times) against `--concurrent`.
 //!
-//! `SPUR_BENCH_RUNS` (default 3) repeats each part; medians are printed.
+//! `SPUR_BENCH_RUNS` (default 3) repeats each part; medians are printed. `SPUR_BENCH_ONLY=latency`
+//! or `fanout` runs one part alone.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -35,10 +36,12 @@ fn main() {
         .build()
         .unwrap();
 
+    let only = std::env::var("SPUR_BENCH_ONLY").unwrap_or_default();
     // The two isolation settings alternate run by run, so the machine's drift hits both alike.
     let modes = ["landlock", "none"];
+    let latency_runs = if only.is_empty() || only == "latency" { runs } else { 0 };
     let (mut p50s, mut p99s) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
-    for run in 1..=runs {
+    for run in 1..=latency_runs {
         for (m, sandbox) in modes.iter().enumerate() {
             let mut lat = rt.block_on(latency_run(triggers, sandbox));
             lat.sort_by(|a, b| a.total_cmp(b));
@@ -54,27 +57,29 @@ fn main() {
             p99s[m].push(pct(0.99));
         }
     }
-    let mut diffs: Vec<f64> = p50s[0].iter().zip(&p50s[1]).map(|(a, b)| a - b).collect();
-    for (m, sandbox) in modes.iter().enumerate() {
+    if latency_runs > 0 {
+        let mut diffs: Vec<f64> = p50s[0].iter().zip(&p50s[1]).map(|(a, b)| a - b).collect();
+        for (m, sandbox) in modes.iter().enumerate() {
+            println!(
+                "trigger to first script line (--job-sandbox {sandbox}), median of {runs} runs: p50 {:.2} ms {:?}, p99 {:.2} ms {:?}",
+                median(&mut p50s[m]),
+                rounded(&p50s[m]),
+                median(&mut p99s[m]),
+                rounded(&p99s[m])
+            );
+        }
         println!(
-            "trigger to first script line (--job-sandbox {sandbox}), median of {runs} runs: p50 {:.2} ms {:?}, p99 {:.2} ms {:?}",
-            median(&mut p50s[m]),
-            rounded(&p50s[m]),
-            median(&mut p99s[m]),
-            rounded(&p99s[m])
+            "the Landlock fence's cost (p50 landlock - p50 none, per pair of runs): median {:.2} ms {:?}",
+            median(&mut diffs),
+            rounded(&diffs)
         );
     }
-    println!(
-        "the Landlock fence's cost (p50 landlock - p50 none, per pair of runs): median {:.2} ms {:?}",
-        median(&mut diffs),
-        rounded(&diffs)
-    );
-    if std::env::var("SPUR_BENCH_ONLY").as_deref() == Ok("latency") {
+    if only == "latency" {
         return;
     }
 
     let (mut secs, mut rates, mut growth) = (Vec::new(), Vec::new(), Vec::new());
-    for run in 1..=runs {
+    for run in 1..=if only == "fanout" { 0 } else { runs } {
         let r = rt.block_on(ingestion_run());
         println!(
             "ingestion run {run}: 1 GiB log in {:.2} s = {:.0} MB/s, job {}, log file {} bytes, idle RSS {:.1} MiB, peak RSS {:.1} MiB",
@@ -89,13 +94,15 @@ fn main() {
         rates.push(1073.741824 / r.seconds);
         growth.push(r.peak_mib - r.idle_mib);
     }
-    println!(
-        "log ingestion, median of {runs} runs: {:.2} s per GiB = {:.0} MB/s, server memory growth {:.1} MiB {:?}",
-        median(&mut secs),
-        median(&mut rates),
-        median(&mut growth),
-        rounded(&growth)
-    );
+    if !secs.is_empty() {
+        println!(
+            "log ingestion, median of {runs} runs: {:.2} s per GiB = {:.0} MB/s, server memory growth {:.1} MiB {:?}",
+            median(&mut secs),
+            median(&mut rates),
+            median(&mut growth),
+            rounded(&growth)
+        );
+    }
 
     let (mut totals, mut peaks) = (Vec::new(), Vec::new());
     for run in 1..=runs {

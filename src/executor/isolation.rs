@@ -12,7 +12,6 @@
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -375,22 +374,7 @@ impl UidPool {
     /// Kills every process running under a uid of the range (what jobs of a spur that crashed
     /// left behind), before any job takes one.
     fn sweep(&self) {
-        use std::os::unix::fs::MetadataExt;
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
-                continue;
-            };
-            let Ok(meta) = entry.metadata() else { continue };
-            if (self.first..self.first.saturating_add(self.count)).contains(&meta.uid()) {
-                // SAFETY: kill(2) with plain integers.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-        }
+        kill_uids(self.first..self.first.saturating_add(self.count));
     }
 
     fn take(&self) -> io::Result<u32> {
@@ -409,20 +393,37 @@ impl UidPool {
     }
 }
 
-/// Kills every process running as `uid` (what a job left behind), from a child that takes that
-/// uid and signals everything it may: only that uid's own processes.
+/// Kills every process running as `uid` (what a job left behind): scans `/proc` until a pass
+/// finds none (a process forking meanwhile is caught by the next pass).
 fn kill_all_of(uid: u32) {
-    let mut cmd = std::process::Command::new("true");
-    cmd.uid(uid).gid(uid).stdin(std::process::Stdio::null());
-    // SAFETY: kill(2) with plain integers, in the child after it became `uid`; kill(-1) never
-    // signals the caller itself.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            libc::kill(-1, libc::SIGKILL);
-            Ok(())
-        });
+    for _ in 0..20 {
+        if kill_uids(uid..uid.saturating_add(1)) == 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let _ = cmd.status();
+}
+
+/// Sends SIGKILL to every process whose uid lies in `uids`; answers how many there were.
+fn kill_uids(uids: std::ops::Range<u32>) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut killed = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if entry.metadata().is_ok_and(|m| uids.contains(&m.uid())) {
+            // SAFETY: kill(2) with plain integers.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+            killed += 1;
+        }
+    }
+    killed
 }
 
 /// Checks that bubblewrap runs here.

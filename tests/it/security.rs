@@ -808,3 +808,23 @@ async fn caches_and_artifacts_work_when_job_users_cannot_reach_spurs_binary() {
     assert_eq!(p["status"], "success", "{log}");
     assert!(log.lines().any(|l| l == "cached"), "{log}");
 }
+
+#[tokio::test]
+async fn nothing_a_job_leaves_running_outlives_it() {
+    let mailbox = crate::support::Mailbox::start();
+    let config = "daemon:\n  script:\n    - setsid nohup sh -c 'i=0; while true; do i=$((i+1)); curl -sf -X POST -d x \"$MAILBOX/put/beat-$i\"; sleep 0.1; done' > /dev/null 2>&1 &\n    - sleep 0.5\n";
+    let s = Server::start_with(&["--concurrent", "1"]);
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", config)]);
+    let pid = s.project("demo", repo.path()).await;
+    let (p, log) = run(&s, ROOT_TOKEN, pid, "main", &[("MAILBOX", &mailbox.url)]).await;
+    assert_eq!(p["status"], "success", "{log}");
+    assert!(!mailbox.names().is_empty(), "the daemon never ran: {log}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let settled = mailbox.names().len();
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert_eq!(
+        mailbox.names().len(),
+        settled,
+        "a process of the job still runs after it ended"
+    );
+}

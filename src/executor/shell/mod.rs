@@ -155,12 +155,12 @@ pub async fn run(spur: Arc<Spur>, started: Started) -> Option<JobEnd> {
     if let Some(e) = log.failed {
         tracing::warn!(job_id = job.id, error = %e, "could not write all of the job log");
     }
-    // Whatever the job left running dies with its uid's lease, before its folders go.
-    let _ = tokio::task::spawn_blocking(move || {
+    // Whatever the job left running dies with its uid's lease, then its folders go; in the
+    // background, so that the worker takes its next job at once.
+    drop(tokio::task::spawn_blocking(move || {
         drop(fence);
         ws.remove();
-    })
-    .await;
+    }));
     end
 }
 
