@@ -2,9 +2,9 @@
 //! validation, Argon2id hashing off the async threads, `glpat-` tokens stored only as keyed
 //! digests. Knows nothing of HTTP; refusals are values.
 
-use crate::app::Spur;
 use crate::auth;
 use crate::clock;
+use crate::context::Spur;
 use crate::domain::{Millis, PersonalAccessToken, TokenScope, User, is_valid_path};
 use crate::secrets;
 use crate::storage::{NewUser, Refusal};
@@ -95,4 +95,24 @@ pub async fn create_token(
         .await
         .map_err(|e| e.to_string())?;
     Ok(Ok((pat, token)))
+}
+
+/// The file holding root's generated first credentials.
+pub const ROOT_CREDENTIALS: &str = "initial_root_credentials";
+/// How long that file is kept (GitLab's rule for `initial_root_password`).
+const ROOT_CREDENTIALS_SECS: u64 = 24 * 3600;
+
+/// Deletes root's first credentials once they are 24 hours old; called at start and hourly.
+pub fn remove_stale_root_credentials(data_dir: &std::path::Path) {
+    let path = data_dir.join(ROOT_CREDENTIALS);
+    let age = std::fs::symlink_metadata(&path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok());
+    if age.is_some_and(|a| a.as_secs() >= ROOT_CREDENTIALS_SECS) {
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::info!(path = %path.display(), "deleted root's first credentials (24 hours old)"),
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot delete root's first credentials"),
+        }
+    }
 }

@@ -1,80 +1,22 @@
-//! The assembled server core that HTTP handlers share: storage, secrets, repositories and the
-//! settings they need, plus first-start bootstrap. Independent of actix.
+//! Assembling spur: opening the data dir into a `context::Spur` (the job fence, the
+//! application settings, first-start bootstrap of `root`) and starting the pipeline engine.
+//! Only the wiring (`lib.rs`) calls it.
 
 use crate::auth;
 use crate::clock;
 use crate::config::Config;
+pub use crate::context::Spur;
 use crate::domain::{TokenScope, User};
 use crate::git::Repos;
-use crate::scheduler::{self, Inbox, Scheduler};
+use crate::scheduler;
 use crate::secrets::{self, Secrets};
 use crate::storage::{NewUser, Store};
 use crate::trace::Traces;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-
-/// Shared state of a running spur.
-pub struct Spur {
-    /// The database.
-    pub store: Store,
-    /// Keys derived from the data dir's secret.
-    pub secrets: Secrets,
-    /// Project repositories.
-    pub repos: Repos,
-    /// Base URL for links, without a trailing slash.
-    pub external_url: String,
-    /// The data dir.
-    pub data_dir: PathBuf,
-    /// Largest request body accepted.
-    pub max_body_bytes: usize,
-    /// The owner of job state; every job change goes through it.
-    pub scheduler: Scheduler,
-    /// The scheduler's inbox until `start_engine` takes it.
-    inbox: Mutex<Option<Inbox>>,
-    /// Job logs.
-    pub traces: Traces,
-    /// Timeout of jobs whose configuration sets none, in seconds.
-    pub job_timeout_secs: u64,
-    /// Jobs the built-in executor runs at once (0: none).
-    pub concurrent: usize,
-    /// How many multi-project hops a downstream chain may make.
-    pub max_downstream_depth: u32,
-    /// Counters for `/-/metrics`.
-    pub metrics: crate::metrics::Metrics,
-    /// What retention deletes, and how often it runs.
-    pub retention: crate::retention::Policy,
-    /// Set when the server shuts down: executors start no more jobs.
-    pub stopping: std::sync::atomic::AtomicBool,
-    /// Failed sign-ins per client.
-    pub sign_in_limiter: crate::rate_limit::Limiter,
-    /// Failed trigger requests per client.
-    pub trigger_limiter: crate::rate_limit::Limiter,
-    /// Who jobs run as and the fence around them.
-    pub isolation: Arc<crate::executor::isolation::Isolation>,
-    /// Folders administrators may import local repositories from (empty: anywhere).
-    pub import_path_dirs: Vec<PathBuf>,
-    /// Whether the `--allow-local-requests` flag allows outbound requests to the local network.
-    pub allow_local_requests: bool,
-    /// What webhooks, integrations and mirror fetches may reach (from the application settings).
-    pub outbound: Arc<std::sync::RwLock<crate::outbound::Policy>>,
-    /// When GitLab runners last reported on each job they run.
-    pub runner_contacts: crate::runners::liveness::Contacts,
-    /// How long a job request with `last_update` is held while no job is queued.
-    pub runner_poll_timeout: std::time::Duration,
-    /// How long a runner may stay silent about a running job before it is failed, in seconds.
-    pub runner_job_timeout_secs: u64,
-    /// Largest artifacts archive accepted, in bytes.
-    pub max_artifacts_bytes: u64,
-    /// One lock per project for comparing its refs (push pipelines).
-    pub push_locks: crate::push::ProjectLocks,
-    /// How often mirrors are fetched for push pipelines.
-    pub mirror_interval: std::time::Duration,
-    /// Pipeline and job changes, for webhooks and commit statuses.
-    pub events: crate::events::Events,
-}
 
 /// A start-up failure, with a message meant for the operator.
 #[derive(Debug)]
@@ -89,11 +31,6 @@ impl std::fmt::Display for StartError {
 impl std::error::Error for StartError {}
 
 impl Spur {
-    /// What outbound requests may reach now.
-    pub fn outbound_policy(&self) -> crate::outbound::Policy {
-        self.outbound.read().map(|p| p.clone()).unwrap_or_default()
-    }
-
     /// Opens the data dir (creating it on first start) and bootstraps `root` on an empty one.
     pub async fn open(config: &Config) -> Result<Spur, StartError> {
         let dir = &config.data_dir;
@@ -117,15 +54,15 @@ impl Spur {
         })?;
         let traces = Traces::new(dir.join("traces"), config.max_trace_bytes)
             .map_err(|e| StartError(format!("cannot create {}: {e}", dir.join("traces").display())))?;
-        let sandbox = crate::executor::isolation::Sandbox::parse(&config.job_sandbox).ok_or_else(|| {
+        let sandbox = crate::sandbox::Sandbox::parse(&config.job_sandbox).ok_or_else(|| {
             StartError(format!(
                 "--job-sandbox {:?}: choose landlock, bwrap or none",
                 config.job_sandbox
             ))
         })?;
-        let isolation = crate::executor::isolation::Isolation::new(
+        let isolation = crate::sandbox::Isolation::new(
             dir,
-            crate::executor::isolation::Options {
+            crate::sandbox::Options {
                 sandbox,
                 job_user: config.job_user.clone(),
                 job_uids: config.job_uids,
@@ -157,11 +94,11 @@ impl Spur {
                     .map_err(|e| StartError(format!("cannot read the application settings: {e}")))?,
                 config.allow_local_requests,
             ))),
-            runner_contacts: crate::runners::liveness::Contacts::default(),
+            runner_contacts: crate::context::RunnerContacts::default(),
             runner_poll_timeout: std::time::Duration::from_secs(config.runner_poll_timeout_secs),
             runner_job_timeout_secs: config.runner_job_timeout_secs,
             max_artifacts_bytes: config.max_artifacts_bytes,
-            push_locks: crate::push::ProjectLocks::default(),
+            push_locks: crate::context::ProjectLocks::default(),
             events: crate::events::Events::default(),
             mirror_interval: std::time::Duration::from_secs(config.mirror_interval_secs.max(1)),
             sign_in_limiter: crate::rate_limit::Limiter::new(
@@ -185,7 +122,7 @@ impl Spur {
             max_body_bytes: config.max_body_bytes,
         };
         spur.bootstrap_root(config).await?;
-        remove_stale_root_credentials(dir);
+        crate::accounts::remove_stale_root_credentials(dir);
         tracing::info!(isolation = %spur.isolation.describe(), builds_dir = %spur.isolation.builds_dir.display(), "job isolation");
         secure_data_dir(
             dir,
@@ -257,7 +194,7 @@ impl Spur {
             tracing::info!("created the administrator root with the password and token given");
             return Ok(());
         }
-        let path = self.data_dir.join(ROOT_CREDENTIALS);
+        let path = self.data_dir.join(crate::accounts::ROOT_CREDENTIALS);
         write_private(&path, &format!("# spur's first administrator; change or revoke these. This file is deleted after 24 hours.\nusername: root\n{generated}"))
             .map_err(|e| err(format!("cannot write {}: {e}", path.display())))?;
         tracing::info!(path = %path.display(), "created the administrator root; its credentials are in this file for 24 hours");
@@ -295,7 +232,7 @@ impl Spur {
                     }
                     tokio::spawn(crate::retention::sweep_sessions(spur.clone()));
                     tokio::spawn(crate::memory::return_freed_memory());
-                    scheduler::run(spur, inbox).await;
+                    crate::engine::run(spur, inbox).await;
                 })
             })
             .map_err(|e| StartError(format!("cannot start the pipeline engine: {e}")))?;
@@ -305,26 +242,6 @@ impl Spur {
     /// The URL of a path under the external URL.
     pub fn url(&self, path: &str) -> String {
         format!("{}/{}", self.external_url, path.trim_start_matches('/'))
-    }
-}
-
-/// The file holding root's generated first credentials.
-const ROOT_CREDENTIALS: &str = "initial_root_credentials";
-/// How long that file is kept (GitLab's rule for `initial_root_password`).
-const ROOT_CREDENTIALS_SECS: u64 = 24 * 3600;
-
-/// Deletes root's first credentials once they are 24 hours old; called at start and hourly.
-pub fn remove_stale_root_credentials(data_dir: &Path) {
-    let path = data_dir.join(ROOT_CREDENTIALS);
-    let age = fs::symlink_metadata(&path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok());
-    if age.is_some_and(|a| a.as_secs() >= ROOT_CREDENTIALS_SECS) {
-        match fs::remove_file(&path) {
-            Ok(()) => tracing::info!(path = %path.display(), "deleted root's first credentials (24 hours old)"),
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot delete root's first credentials"),
-        }
     }
 }
 

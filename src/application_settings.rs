@@ -1,7 +1,7 @@
 //! The instance's application settings: reading them, and the one function that changes them
 //! (the API and the Admin page both call it), which also updates the outbound policy in force.
 
-use crate::app::Spur;
+use crate::context::Spur;
 use crate::domain::ApplicationSettings;
 
 /// A change to the settings; `None` keeps a value.

@@ -4,8 +4,8 @@
 //! expires or its pipeline goes. Knows nothing of HTTP; the built-in executor's zipping lives
 //! in `executor::artifacts`.
 
-use crate::app::Spur;
 use crate::clock;
+use crate::context::Spur;
 use crate::domain::{ArtifactsFile, ArtifactsSpec, Job, Millis};
 use std::path::PathBuf;
 

@@ -2,8 +2,8 @@
 //! running server keeps accepting triggers) and the secret key, in one file. Job logs, caches
 //! and mirrors are not in it: they are rebuilt or expendable.
 
-use crate::app::Spur;
 use crate::clock;
+use crate::context::Spur;
 use crate::storage::{self, BackupInfo, Store};
 use std::fs;
 use std::io::Write;

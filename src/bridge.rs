@@ -4,9 +4,9 @@
 //! depth and hierarchy limits, then reporting the bridge's end to the scheduler. With
 //! `strategy: depend` the scheduler finishes the bridge when the downstream pipeline ends.
 
-use crate::app::Spur;
 use crate::auth;
 use crate::clock;
+use crate::context::Spur;
 use crate::domain::{Bridge, Job, Pipeline, PipelineSource, PipelineStatus, Project, Variable, VariableType};
 use crate::git::{Origin, ResolvedRef};
 use crate::pipeline_create::{self, CreateRefusal, CreateRequest, blocking};

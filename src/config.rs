@@ -115,6 +115,17 @@ pub const DEFAULT_JOB_TIMEOUT_SECS: u64 = 3600;
 /// runaway job.
 pub const DEFAULT_MAX_TRACE_BYTES: u64 = 16 << 20;
 
+/// What retention keeps.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RetentionPolicy {
+    /// Finished pipelines older than this are deleted (0: never).
+    pub keep_pipelines_secs: u64,
+    /// Job logs older than this are deleted (0: never).
+    pub keep_logs_secs: u64,
+    /// How often retention runs.
+    pub interval_secs: u64,
+}
+
 /// The uids jobs run as when spur is root: above the ranges systemd and container tools use.
 pub const DEFAULT_JOB_UIDS: (u32, u32) = (2_000_000_000, 2_000_000_999);
 

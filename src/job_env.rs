@@ -3,7 +3,7 @@
 //! `CI_JOB_TOKEN`, ...), and its unsealed variables with the keys that are files and the values
 //! to mask. Shared by every kind of executor.
 
-use crate::app::Spur;
+use crate::context::Spur;
 use crate::domain::{Job, JobVariables, Pipeline, Project};
 
 /// The predefined variables of a job that starts now, lowest precedence first.

@@ -338,7 +338,7 @@ fn main() -> ExitCode {
     if let Some(mode) = argv.nth(1) {
         let rest: Vec<std::ffi::OsString> = argv.collect();
         if mode == "sandbox-exec" {
-            let e = spur::executor::landlock::sandbox_exec(&rest);
+            let e = spur::sandbox::landlock::sandbox_exec(&rest);
             eprintln!("spur sandbox-exec: {e}");
             return ExitCode::from(126);
         }

@@ -3,12 +3,12 @@
 //! plan from `.gitlab-ci.yml` at the commit, and the durable record of the pipeline and its jobs.
 //! Knows nothing of HTTP; refusals are values that the API maps to GitLab's statuses.
 
-use crate::app::Spur;
 use crate::auth::ProjectAccess;
 use crate::ci_config::compose::{self, FileSource};
 use crate::ci_config::job_settings;
 use crate::ci_config::plan::{Context, Plan, PlanError, plan};
 use crate::clock;
+use crate::context::Spur;
 use crate::domain::{
     AccessLevel, Job, JobStatus, JobVariables, Pipeline, PipelineSource, PipelineStatus, Project, ProjectVariable,
     Upstream, User, Variable, VariableType, Visibility,
@@ -293,7 +293,7 @@ pub async fn create(
     request: CreateRequest,
 ) -> Result<Result<Pipeline, CreateRefusal>, CreateError> {
     let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
-    if let Err(e) = crate::project_create::fetch_origin(&spur, &project).await {
+    if let Err(e) = crate::mirror::fetch_origin(&spur, &project).await {
         tracing::warn!(project_id = project.id, error = %e, "mirror fetch failed; resolving against the last fetched state");
     }
     let s = spur.clone();

@@ -4,9 +4,9 @@
 //! after the pipeline, its jobs and their variables are durably committed.
 //! Knows nothing of HTTP; `http::api::trigger` maps the outcomes to GitLab's statuses and bodies.
 
-use crate::app::Spur;
 use crate::auth;
 use crate::clock;
+use crate::context::Spur;
 use crate::domain::{
     JobStatus, Pipeline, PipelineSource, Project, Upstream, Variable, VariableType, is_valid_variable_key,
 };
@@ -44,7 +44,7 @@ pub async fn trigger_pipeline(
         let s = spur.clone();
         let token = request.token.clone();
         let known = blocking(move || Ok(s.store.trigger_by_digest(&s.secrets.digest(&token))?.is_some())).await?;
-        if known && let Err(e) = crate::project_create::fetch_origin(&spur, &project).await {
+        if known && let Err(e) = crate::mirror::fetch_origin(&spur, &project).await {
             tracing::warn!(project_id = project.id, error = %e, "mirror fetch failed; resolving against the last fetched state");
         }
     }

@@ -3,8 +3,8 @@
 //! (a local path for admins, a remote URL to mirror, or a new hosted one), and the record.
 //! Knows nothing of HTTP; refusals are values.
 
-use crate::app::Spur;
 use crate::clock;
+use crate::context::Spur;
 use crate::domain::{AccessLevel, NamespaceKind, Project, User, Visibility, is_valid_path};
 use crate::git::Origin;
 use crate::storage::{self, NewProject};
@@ -177,18 +177,6 @@ pub async fn create(
     }
 }
 
-/// Fetches a project's mirror (nothing for local and hosted repositories), signed in as
-/// `import_auth` says.
-pub async fn fetch_origin(spur: &Spur, project: &crate::domain::Project) -> Result<(), String> {
-    let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
-    let Origin::Remote(url) = &origin else { return Ok(()) };
-    // Checked again at every fetch: the host may resolve elsewhere now.
-    let pin = crate::outbound::git_pin(url, &spur.outbound_policy()).await?;
-    spur.repos
-        .refresh(&project.repo_name, &origin, &import_auth(spur, project), &pin)
-        .await
-}
-
 /// Whether `user` may import the repository at `path` on this server: administrators only,
 /// never from inside the data dir, and only from `--import-path-dir` folders when any are set.
 fn local_import_allowed(spur: &Spur, admin: bool, path: &std::path::Path) -> Result<(), String> {
@@ -207,19 +195,6 @@ fn local_import_allowed(spur: &Spur, admin: bool, path: &std::path::Path) -> Res
         return Err("the path is outside the folders local imports may come from".into());
     }
     Ok(())
-}
-
-/// How to sign in to a project's origin: its deploy key for SSH, the unsealed credentials of
-/// an http(s) `import_url`, or nothing.
-pub fn import_auth(spur: &Spur, project: &crate::domain::Project) -> crate::git::RemoteAuth {
-    let unseal = |sealed: &Vec<u8>| spur.secrets.unseal(sealed).ok();
-    if let Some(private) = project.deploy_key.as_ref().and_then(|k| unseal(&k.private_sealed)) {
-        return crate::git::RemoteAuth::SshKey(private);
-    }
-    match project.import_credentials.as_ref().and_then(unseal) {
-        Some(plain) => crate::git::RemoteAuth::Basic(String::from_utf8_lossy(&plain).into_owned()),
-        None => crate::git::RemoteAuth::None,
-    }
 }
 
 /// A path from a name: lower case, runs of other characters become `-`.

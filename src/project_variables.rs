@@ -2,7 +2,7 @@
 //! read, and filtered for a pipeline (protected variables only reach pipelines on protected
 //! branches and tags).
 
-use crate::app::Spur;
+use crate::context::Spur;
 use crate::domain::ProjectVariable;
 use crate::storage::Refusal;
 

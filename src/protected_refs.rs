@@ -2,8 +2,8 @@
 //! push to them, and who may run pipelines on them. GitLab's rule: when several rules match, the
 //! most permissive wins. Knows nothing of HTTP.
 
-use crate::app::Spur;
 use crate::auth::ProjectAccess;
+use crate::context::Spur;
 use crate::domain::{AccessLevel, ProtectedRef, RefKind};
 
 /// The access levels a rule may name: no one, Developers + Maintainers, Maintainers.

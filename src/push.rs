@@ -7,33 +7,17 @@
 //! Older pipelines on a moved branch whose started jobs are all `interruptible` are canceled
 //! (GitLab's auto-cancel of redundant pipelines). Knows nothing of HTTP.
 
-use crate::app::Spur;
 use crate::clock;
+use crate::context::Spur;
 use crate::domain::{JobStatus, PipelineSource, Project};
 use crate::git::{Origin, ResolvedRef};
 use crate::pipeline_create::{self, CreateRefusal, CreateRequest};
 use crate::scheduler::Target;
 use crate::storage::{PipelineFilter, PipelineOrder, RefSnapshot};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
-
-/// One lock per project, so that two updates of one repository are compared one after the
-/// other.
-#[derive(Default)]
-pub struct ProjectLocks {
-    locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-impl ProjectLocks {
-    fn of(&self, project_id: u64) -> Arc<tokio::sync::Mutex<()>> {
-        match self.locks.lock() {
-            Ok(mut locks) => locks.entry(project_id).or_default().clone(),
-            Err(_) => Arc::new(tokio::sync::Mutex::new(())),
-        }
-    }
-}
 
 /// A ref that moved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +68,7 @@ pub async fn update_mirror(spur: Arc<Spur>, project_id: u64) -> Result<usize, St
         return Ok(0);
     };
     let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
-    crate::project_create::fetch_origin(&spur, &project).await?;
+    crate::mirror::fetch_origin(&spur, &project).await?;
     if project.default_branch.is_none()
         && matches!(origin, Origin::Remote(_))
         && adopt_default_branch(&spur, &project).await?

@@ -2,21 +2,12 @@
 //! older than `--keep-pipelines` (with their jobs, variables and logs) and job logs older than
 //! `--keep-logs`, in small batches so that triggers never wait behind it. Off by default.
 
-use crate::app::Spur;
 use crate::clock;
+use crate::context::Spur;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// What retention keeps.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Policy {
-    /// Finished pipelines older than this are deleted (0: never).
-    pub keep_pipelines_secs: u64,
-    /// Job logs older than this are deleted (0: never).
-    pub keep_logs_secs: u64,
-    /// How often retention runs.
-    pub interval_secs: u64,
-}
+pub use crate::config::RetentionPolicy as Policy;
 
 /// Pipelines deleted per write; the writer commits them with whatever else arrives.
 const BATCH: usize = 100;
@@ -26,7 +17,7 @@ const BATCH: usize = 100;
 pub async fn sweep_sessions(spur: Arc<Spur>) {
     loop {
         tokio::time::sleep(Duration::from_secs(3600)).await;
-        crate::app::remove_stale_root_credentials(&spur.data_dir);
+        crate::accounts::remove_stale_root_credentials(&spur.data_dir);
         match spur.store.delete_expired_sessions(clock::now()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "deleted ended browser sessions"),

@@ -2,9 +2,9 @@
 //! and digested), GitLab's visibility rule (only the owner who is Maintainer+ sees the full
 //! token), and the short form everyone else sees. Knows nothing of HTTP.
 
-use crate::app::Spur;
 use crate::auth::ProjectAccess;
 use crate::clock;
+use crate::context::Spur;
 use crate::domain::{AccessLevel, Millis, Project, Trigger, User};
 use crate::secrets;
 use crate::storage::NewTrigger;

@@ -6,8 +6,10 @@
 pub mod bridge;
 pub mod compose;
 pub mod job_settings;
+mod parallel;
 pub mod plan;
 pub mod policy;
+mod validate;
 pub mod variables;
 pub mod yaml;
 

@@ -3,28 +3,17 @@
 //! passes a file reader and the list of files at the pipeline's commit.
 
 use super::compose::{self, FileSource};
+use super::parallel::parallel_instances;
 use super::policy::{self, Situation};
+use super::validate::{GLOBAL_KEYS, needs_entries, validate};
 use super::variables::{self, VarList};
 use super::yaml::{self, Mapping, Yaml};
-use crate::rules::Expression;
 
 /// GitLab 14–16's text for a pipeline left without jobs.
 pub const NO_JOBS: &str = "Pipeline will not run for the selected trigger. The rules configuration prevented any jobs from being added to the pipeline.";
 /// GitLab 14–16's text for a pipeline that `workflow:rules` filtered out.
 pub const FILTERED_BY_WORKFLOW: &str = "Pipeline filtered out by workflow rules.";
 
-const GLOBAL_KEYS: [&str; 10] = [
-    "default",
-    "include",
-    "stages",
-    "variables",
-    "workflow",
-    "before_script",
-    "after_script",
-    "image",
-    "services",
-    "cache",
-];
 const DEFAULTABLE: [&str; 12] = [
     "before_script",
     "after_script",
@@ -39,50 +28,6 @@ const DEFAULTABLE: [&str; 12] = [
     "artifacts",
     "id_tokens",
 ];
-const JOB_KEYS: [&str; 38] = [
-    "script",
-    "before_script",
-    "after_script",
-    "stage",
-    "variables",
-    "rules",
-    "only",
-    "except",
-    "when",
-    "allow_failure",
-    "needs",
-    "dependencies",
-    "extends",
-    "inherit",
-    "environment",
-    "resource_group",
-    "interruptible",
-    "image",
-    "services",
-    "cache",
-    "artifacts",
-    "tags",
-    "retry",
-    "timeout",
-    "parallel",
-    "coverage",
-    "release",
-    "start_in",
-    "hooks",
-    "id_tokens",
-    "inputs",
-    "manual_confirmation",
-    "pages",
-    "publish",
-    "run",
-    "trigger",
-    "description",
-    "identity",
-];
-/// Most instances one `parallel:` job may have (GitLab's limit).
-const MAX_PARALLEL: usize = 200;
-const JOB_WHEN: [&str; 5] = ["on_success", "on_failure", "always", "manual", "delayed"];
-const RULE_WHEN: [&str; 6] = ["on_success", "on_failure", "always", "never", "manual", "delayed"];
 
 /// What a pipeline is planned for.
 #[derive(Debug, Clone, Default)]
@@ -302,7 +247,7 @@ fn job_definitions(config: &Mapping) -> Result<Vec<(String, Mapping)>, String> {
     Ok(jobs)
 }
 
-fn job_stage(job: &Mapping) -> String {
+pub(super) fn job_stage(job: &Mapping) -> String {
     job.get("stage")
         .and_then(variables::scalar_text)
         .unwrap_or_else(|| "test".into())
@@ -345,161 +290,11 @@ fn with_defaults(job: &Mapping, defaults: &Mapping) -> Mapping {
     out
 }
 
-fn workflow_rules(config: &Mapping) -> Option<&Yaml> {
+pub(super) fn workflow_rules(config: &Mapping) -> Option<&Yaml> {
     match config.get("workflow") {
         Some(Yaml::Map(w)) => w.get("rules"),
         _ => None,
     }
-}
-
-/// Static validation: keys, `when`, expression syntax, stages, `needs` targets.
-fn validate(config: &Mapping, jobs: &[(String, Mapping)], stages: &[String]) -> Result<(), String> {
-    if let Some(rules) = workflow_rules(config) {
-        for rule in policy::flatten_rules(rules) {
-            let Yaml::Map(rule) = rule else { continue };
-            check_if(rule.get("if"), "workflow:rules:rule")?;
-            if let Some(when) = rule.get("when").and_then(variables::scalar_text)
-                && when != "always"
-                && when != "never"
-            {
-                return Err("workflow:rules:rule when should be one of: always, never".into());
-            }
-        }
-    }
-    for (name, job) in jobs {
-        let location = format!("jobs:{name}");
-        let lower = |s: String| s.to_lowercase();
-        let unknown: Vec<&str> = job
-            .iter()
-            .map(|(k, _)| k.as_str())
-            .filter(|k| !JOB_KEYS.contains(k))
-            .collect();
-        if !unknown.is_empty() {
-            return Err(lower(format!(
-                "{location} config contains unknown keys: {}",
-                unknown.join(", ")
-            )));
-        }
-        if job.get("script").is_some() && job.get("trigger").is_some() {
-            return Err(lower(format!(
-                "{location} config these keys cannot be used together: script, trigger"
-            )));
-        }
-        if let Some(when) = job.get("when").and_then(variables::scalar_text)
-            && !JOB_WHEN.contains(&when.as_str())
-        {
-            return Err(lower(format!(
-                "{location} when should be one of: {}",
-                JOB_WHEN.join(", ")
-            )));
-        }
-        if let Some(rules) = job.get("rules") {
-            let used: Vec<&str> = ["only", "except"]
-                .into_iter()
-                .filter(|k| job.get(k).is_some())
-                .collect();
-            if !used.is_empty() {
-                return Err(lower(format!(
-                    "{location} config key may not be used with `rules`: {}",
-                    used.join(", ")
-                )));
-            }
-            let flat = policy::flatten_rules(rules);
-            if flat.is_empty() {
-                return Err(lower(format!("{location}:rules config can't be blank")));
-            }
-            for rule in flat {
-                let Yaml::Map(rule) = rule else {
-                    return Err(lower(format!("{location}:rules:rule config should be a hash")));
-                };
-                check_if(rule.get("if"), &format!("{location}:rules:rule")).map_err(lower)?;
-                if let Some(when) = rule.get("when").and_then(variables::scalar_text)
-                    && !RULE_WHEN.contains(&when.as_str())
-                {
-                    return Err(lower(format!(
-                        "{location}:rules:rule when should be one of: {}",
-                        RULE_WHEN.join(", ")
-                    )));
-                }
-            }
-        }
-        for key in ["only", "except"] {
-            if let Some(Yaml::Map(spec)) = job.get(key)
-                && let Some(Yaml::Seq(exprs)) = spec.get("variables")
-            {
-                for e in exprs {
-                    check_if(Some(e), &format!("{location}:{key}"))
-                        .map_err(|_| lower(format!("{location}:{key} variables invalid expression syntax")))?;
-                }
-            }
-        }
-        if let Some(n) = parallel_count(job)
-            && !(2..=MAX_PARALLEL).contains(&n)
-        {
-            return Err(lower(format!(
-                "{location}:parallel config must be between 2 and {MAX_PARALLEL}"
-            )));
-        }
-        let stage = job_stage(job);
-        if !stages.contains(&stage) {
-            return Err(format!(
-                "{name} job: chosen stage {stage} does not exist; available stages are {}",
-                stages.join(", ")
-            ));
-        }
-        check_static_needs(name, job, jobs, stages)?;
-    }
-    Ok(())
-}
-
-fn check_if(y: Option<&Yaml>, location: &str) -> Result<(), String> {
-    match y {
-        None => Ok(()),
-        Some(Yaml::Str(text)) => Expression::parse(text)
-            .map(|_| ())
-            .map_err(|_| format!("{location} if invalid expression syntax")),
-        Some(_) => Err(format!("{location} if should be a string")),
-    }
-}
-
-/// `(name, optional)` for each entry of a `needs:` value.
-fn needs_entries(y: &Yaml) -> Vec<(String, bool)> {
-    let Yaml::Seq(items) = y else { return Vec::new() };
-    items
-        .iter()
-        .filter_map(|i| match i {
-            Yaml::Map(m) => m
-                .get("job")
-                .and_then(variables::scalar_text)
-                .map(|n| (n, matches!(m.get("optional"), Some(Yaml::Bool(true))))),
-            other => variables::scalar_text(other).map(|n| (n, false)),
-        })
-        .collect()
-}
-
-fn check_static_needs(name: &str, job: &Mapping, jobs: &[(String, Mapping)], stages: &[String]) -> Result<(), String> {
-    let Some(needs) = job.get("needs") else { return Ok(()) };
-    let position = |stage: &str| stages.iter().position(|s| s == stage);
-    let own = position(&job_stage(job));
-    let mut seen = Vec::new();
-    for (need, optional) in needs_entries(needs) {
-        if seen.contains(&need) {
-            return Err(format!("{name} has the following needs duplicated: {need}."));
-        }
-        seen.push(need.clone());
-        match jobs.iter().find(|(n, _)| *n == need) {
-            None if optional => {}
-            None => return Err(format!("{name} job: undefined need: {need}")),
-            Some((_, target)) => {
-                if position(&job_stage(target)) > own {
-                    return Err(format!(
-                        "{name} job: need {need} is not defined in current or prior stages"
-                    ));
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Predefined variables of the pipeline (no `CI_JOB_*`).
@@ -579,85 +374,6 @@ fn evaluate_workflow(
         Some(m) if m.when.as_deref() != Some("never") => Ok(m.variables),
         _ => Err(PlanError::Filtered(FILTERED_BY_WORKFLOW.into())),
     }
-}
-
-/// How many instances `parallel:` asks for, if the job uses it.
-fn parallel_count(job: &Mapping) -> Option<usize> {
-    match job.get("parallel")? {
-        Yaml::Int(n) => Some(usize::try_from(*n).unwrap_or(0)),
-        Yaml::Map(m) => match m.get("matrix") {
-            Some(Yaml::Seq(rows)) => Some(rows.iter().map(matrix_row_size).fold(0usize, usize::saturating_add)),
-            _ => Some(0),
-        },
-        _ => Some(0),
-    }
-}
-
-/// The number of combinations one matrix row gives, saturating.
-fn matrix_row_size(row: &Yaml) -> usize {
-    let Yaml::Map(row) = row else { return 0 };
-    row.iter()
-        .map(|(_, values)| if let Yaml::Seq(items) = values { items.len() } else { 1 })
-        .fold(1usize, usize::saturating_mul)
-}
-
-/// `parallel: N` gives `name 1/N` ... `name N/N`; `parallel: matrix` gives `name: [v1, v2]`.
-fn parallel_instances(name: &str, job: &Mapping) -> Vec<(String, VarList)> {
-    match job.get("parallel") {
-        Some(Yaml::Int(n)) if *n > 1 => (1..=*n)
-            .map(|i| {
-                let mut v = VarList::default();
-                v.set("CI_NODE_INDEX", &i.to_string(), false);
-                v.set("CI_NODE_TOTAL", &n.to_string(), false);
-                (format!("{name} {i}/{n}"), v)
-            })
-            .collect(),
-        Some(Yaml::Map(m)) => match m.get("matrix") {
-            Some(Yaml::Seq(rows)) => matrix_instances(name, rows),
-            _ => vec![(name.to_string(), VarList::default())],
-        },
-        _ => vec![(name.to_string(), VarList::default())],
-    }
-}
-
-fn matrix_instances(name: &str, rows: &[Yaml]) -> Vec<(String, VarList)> {
-    let mut combos: Vec<Vec<(String, String)>> = Vec::new();
-    for row in rows {
-        let Yaml::Map(row) = row else { continue };
-        let mut partial: Vec<Vec<(String, String)>> = vec![Vec::new()];
-        for (key, values) in row.iter() {
-            let values: Vec<String> = match values {
-                Yaml::Seq(items) => items.iter().filter_map(variables::scalar_text).collect(),
-                other => variables::scalar_text(other).into_iter().collect(),
-            };
-            partial = partial
-                .into_iter()
-                .flat_map(|p| {
-                    values.iter().map(move |v| {
-                        let mut q = p.clone();
-                        q.push((key.clone(), v.clone()));
-                        q
-                    })
-                })
-                .collect();
-        }
-        combos.extend(partial);
-    }
-    let total = combos.len();
-    combos
-        .into_iter()
-        .enumerate()
-        .map(|(i, combo)| {
-            let mut v = VarList::default();
-            for (k, val) in &combo {
-                v.set(k, val, false);
-            }
-            v.set("CI_NODE_INDEX", &(i + 1).to_string(), false);
-            v.set("CI_NODE_TOTAL", &total.to_string(), false);
-            let label = combo.iter().map(|(_, val)| val.as_str()).collect::<Vec<_>>().join(", ");
-            (format!("{name}: [{label}]"), v)
-        })
-        .collect()
 }
 
 /// Decides one job (instance): rules or only/except, then its attributes.

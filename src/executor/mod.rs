@@ -4,15 +4,12 @@
 //! It never changes job state itself.
 
 pub mod artifacts;
-pub mod isolation;
 pub mod job_files;
-pub mod job_user;
-pub mod landlock;
 pub mod mask;
 pub mod shell;
 pub mod workspace;
 
-use crate::app::Spur;
+use crate::context::Spur;
 use std::sync::Arc;
 
 /// The name jobs run by this executor show as their runner.

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 pub fn clean_builds_dir(dir: &Path, shared: bool) {
     if let Ok(entries) = fs::read_dir(dir) {
         for entry in entries.flatten() {
-            if entry.file_name() == super::isolation::HELPER_NAME {
+            if entry.file_name() == crate::sandbox::HELPER_NAME {
                 continue;
             }
             let path = entry.path();

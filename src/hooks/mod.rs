@@ -9,7 +9,7 @@
 
 pub mod payload;
 
-use crate::app::Spur;
+use crate::context::Spur;
 use crate::domain::{Job, Pipeline};
 use crate::events::Event;
 use std::collections::HashMap;

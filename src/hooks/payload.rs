@@ -1,7 +1,7 @@
 //! The bodies GitLab posts to webhooks (`Pipeline Hook`, `Job Hook`) and the commit statuses
 //! GitHub and Gitea take, built from spur's records.
 
-use crate::app::Spur;
+use crate::context::Spur;
 use crate::domain::{Job, JobStatus, Pipeline, PipelineStatus, Project, User, Visibility};
 use serde_json::{Value, json};
 

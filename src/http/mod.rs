@@ -10,9 +10,9 @@ pub mod params;
 pub mod ui;
 pub mod views;
 
-use crate::app::Spur;
 use crate::auth::{self, Actor, AuthFailure, ProjectAccess};
 use crate::clock;
+use crate::context::Spur;
 use crate::domain::Project;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -473,24 +473,7 @@ pub async fn project_with_role(
 
 /// Decodes `%XX` escapes (for `grp%2Fproj` in a path segment); invalid escapes stay as they are.
 pub fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            if let Some(b) = hex {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 /// The headers every answer carries: no framing by other sites, no content sniffing, and a

@@ -1,8 +1,8 @@
 //! GitLab's JSON entities, built from domain records at the edge. The only place that knows
 //! GitLab's field names.
 
-use crate::app::Spur;
 use crate::clock::{date, iso8601};
+use crate::context::Spur;
 use crate::domain::{
     AccessLevel, Job, Membership, Namespace, NamespaceKind, PersonalAccessToken, Pipeline, PipelineStatus, Project,
     Trigger, User, Variable,

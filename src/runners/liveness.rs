@@ -4,60 +4,10 @@
 //! no job stays running forever. Contact times live in memory: after a restart every remote job
 //! gets a fresh full timeout.
 
-use crate::app::Spur;
 use crate::clock;
+use crate::context::Spur;
 use crate::domain::{JobStatus, Millis};
 use crate::scheduler::JobEnd;
-use std::collections::HashMap;
-use std::sync::Mutex;
-
-/// When each job running on a runner was last heard of, and which runners cancel gracefully.
-#[derive(Default)]
-pub struct Contacts {
-    jobs: Mutex<HashMap<u64, Millis>>,
-    graceful: Mutex<std::collections::HashSet<u64>>,
-}
-
-impl Contacts {
-    /// Records that the runner of `job_id` reported just now.
-    pub fn heard(&self, job_id: u64) {
-        if let Ok(mut jobs) = self.jobs.lock() {
-            jobs.insert(job_id, clock::now());
-        }
-    }
-
-    /// When the runner of `job_id` last reported, if it did since this server started.
-    pub fn last(&self, job_id: u64) -> Option<Millis> {
-        self.jobs.lock().ok()?.get(&job_id).copied()
-    }
-
-    /// Forgets a job that ended.
-    pub fn forget(&self, job_id: u64) {
-        if let Ok(mut jobs) = self.jobs.lock() {
-            jobs.remove(&job_id);
-        }
-    }
-
-    /// Notes that the runner of `job_id` cancels gracefully (`features.cancel_gracefully`: it
-    /// runs `after_script` when told `Job-Status: canceling`).
-    pub fn set_graceful(&self, job_id: u64) {
-        if let Ok(mut graceful) = self.graceful.lock() {
-            graceful.insert(job_id);
-        }
-    }
-
-    /// Whether the runner of `job_id` is still finishing a graceful cancel.
-    pub fn is_graceful(&self, job_id: u64) -> bool {
-        self.graceful.lock().is_ok_and(|g| g.contains(&job_id))
-    }
-
-    /// The runner reported the end of a graceful cancel.
-    pub fn end_graceful(&self, job_id: u64) {
-        if let Ok(mut graceful) = self.graceful.lock() {
-            graceful.remove(&job_id);
-        }
-    }
-}
 
 /// Fails silent remote jobs, checking every quarter of the timeout (at most every minute).
 pub async fn run(spur: std::sync::Arc<Spur>) {

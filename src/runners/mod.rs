@@ -5,8 +5,8 @@
 pub mod liveness;
 pub mod payload;
 
-use crate::app::Spur;
 use crate::clock;
+use crate::context::Spur;
 use crate::domain::{Millis, Runner, RunnerInfo};
 use crate::scheduler::queue::QueuedJob;
 

@@ -2,7 +2,7 @@
 //! `Entities::Ci::JobRequest::Response`): steps, variables with their masked and file flags,
 //! git info for cloning from spur, artifacts to upload, dependencies to download, timeout.
 
-use crate::app::Spur;
+use crate::context::Spur;
 use crate::domain::{Job, JobVariables, Pipeline, Project, Runner};
 use serde_json::{Value, json};
 

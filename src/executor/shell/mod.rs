@@ -4,12 +4,12 @@
 //! `after_script`, each in its own process group with stdin from `/dev/null`, the output masked
 //! into the job log with GitLab's sections and final line. Timeout and cancel kill the group.
 
-use super::isolation::{Fence, Isolation};
+use crate::sandbox::{Fence, Isolation};
 mod files;
 
 use super::mask::Masker;
 use super::workspace::Workspace;
-use crate::app::Spur;
+use crate::context::Spur;
 use crate::domain::{CachePolicy, Job, Pipeline, Project};
 use crate::git::Origin;
 use crate::scheduler::{JobEnd, Started};

@@ -1,9 +1,9 @@
 //! Groups: shared namespaces. `GET/POST /groups`, `GET /groups/:id`.
 
 use super::segment;
-use crate::app::Spur;
 use crate::auth::Actor;
 use crate::clock;
+use crate::context::Spur;
 use crate::domain::{Namespace, NamespaceKind, Visibility, is_valid_path};
 use crate::http::error::ApiError;
 use crate::http::pagination::paginated;

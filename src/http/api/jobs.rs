@@ -3,7 +3,7 @@
 //! `GET /job` for a running job's `CI_JOB_TOKEN`.
 
 use super::{id_segment, segment};
-use crate::app::Spur;
+use crate::context::Spur;
 use crate::domain::{AccessLevel, Job, JobStatus, Project};
 use crate::http::error::ApiError;
 use crate::http::pagination::{PageRequest, page_response, paginated};

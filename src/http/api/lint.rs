@@ -38,7 +38,7 @@ pub async fn lint(req: HttpRequest, spur: State, payload: web::Payload) -> Resul
         _ => Vec::new(),
     };
     let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
-    crate::project_create::fetch_origin(&spur, &project).await.ok();
+    crate::mirror::fetch_origin(&spur, &project).await.ok();
     let s = spur.clone();
     let report = web::block(move || -> Result<Value, ApiError> {
         let path = s.repos.path_of(&project.repo_name, &origin);

@@ -2,7 +2,7 @@
 //! `GET .../pipelines/:pipeline_id/variables`, `POST .../pipelines/:pipeline_id/cancel|retry`.
 
 use super::{id_segment, segment};
-use crate::app::Spur;
+use crate::context::Spur;
 use crate::domain::{AccessLevel, Pipeline, PipelineSource, PipelineStatus, Project};
 use crate::http::error::ApiError;
 use crate::http::pagination::{PageRequest, page_response};

@@ -1,9 +1,9 @@
 //! Projects: `GET/POST /projects`, `GET/PUT/DELETE /projects/:id`.
 
 use super::segment;
-use crate::app::Spur;
 use crate::auth::{self, Actor};
 use crate::clock;
+use crate::context::Spur;
 use crate::domain::{AccessLevel, Project, VariablesOverrideRole, Visibility};
 use crate::git::Origin;
 use crate::http::error::ApiError;

@@ -3,9 +3,9 @@
 //! still Maintainer+, updates it or sees it in full; everyone else sees the 4-character short token.
 
 use super::id_segment;
-use crate::app::Spur;
 use crate::auth::{Actor, ProjectAccess};
 use crate::clock;
+use crate::context::Spur;
 use crate::domain::{AccessLevel, Project, Trigger};
 use crate::http::error::ApiError;
 use crate::http::pagination::paginated;

@@ -3,8 +3,8 @@
 
 use super::{Layout, Posted, UiError, html, id_in_path, posted, redirect};
 use crate::accounts::{self, AccountRefusal, NewAccount};
-use crate::app::Spur;
 use crate::clock;
+use crate::context::Spur;
 use crate::domain::TokenScope;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;

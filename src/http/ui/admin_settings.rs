@@ -4,8 +4,8 @@
 //! as `PUT /api/v4/application/settings`.
 
 use super::{Layout, Posted, UiError, html, posted, redirect};
-use crate::app::Spur;
 use crate::application_settings::Change;
+use crate::context::Spur;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 

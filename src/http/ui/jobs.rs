@@ -5,8 +5,8 @@
 use super::{
     Layout, ProjectPost, UiError, ago, duration, html, id_in_path, page_number, project_page, project_post, redirect,
 };
-use crate::app::Spur;
 use crate::clock;
+use crate::context::Spur;
 use crate::domain::{AccessLevel, Job, JobStatus, Pipeline, PipelineSource, Project};
 use crate::scheduler::Target;
 use actix_web::{HttpRequest, HttpResponse, web};

@@ -14,9 +14,9 @@ mod runners;
 mod session;
 mod settings;
 
-use crate::app::Spur;
 use crate::auth::ProjectAccess;
 use crate::clock;
+use crate::context::Spur;
 use crate::domain::{AccessLevel, Millis, Project};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};

@@ -4,8 +4,8 @@
 use super::{
     Layout, ProjectPost, UiError, ago, duration, html, id_in_path, page_number, project_page, project_post, redirect,
 };
-use crate::app::Spur;
 use crate::clock;
+use crate::context::Spur;
 use crate::domain::{AccessLevel, Job, JobStatus, Pipeline, PipelineSource, Variable, VariableType};
 use crate::pipeline_create::{CreateRefusal, CreateRequest};
 use crate::scheduler::Target;

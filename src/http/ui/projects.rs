@@ -4,8 +4,8 @@
 use super::{
     Form, Layout, Posted, ProjectPost, UiError, html, id_in_path, posted, project_page, project_post, redirect,
 };
-use crate::app::Spur;
 use crate::clock;
+use crate::context::Spur;
 use crate::domain::{AccessLevel, Visibility};
 use crate::project_create::{ProjectRefusal, ProjectRequest};
 use crate::storage::{PipelineFilter, PipelineOrder};

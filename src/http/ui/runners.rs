@@ -3,8 +3,8 @@
 //! once), pausing, resuming and deleting, and the instance registration token with its reset.
 
 use super::{Layout, Posted, UiError, html, id_in_path, posted, redirect};
-use crate::app::Spur;
 use crate::clock;
+use crate::context::Spur;
 use crate::runners::{self, NewRunner};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;

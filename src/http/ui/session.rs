@@ -3,8 +3,8 @@
 //! session checked on every form, and one-time flash messages.
 
 use super::{Form, Layout, UiError, html, redirect};
-use crate::app::Spur;
 use crate::clock;
+use crate::context::Spur;
 use crate::domain::{Session, User};
 use crate::secrets;
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};

@@ -3,8 +3,8 @@
 //! hidden until revealed) and the minimum role for pipeline variables.
 
 use super::{Form, Layout, ProjectPost, UiError, ago, html, id_in_path, project_page, project_post, redirect};
-use crate::app::Spur;
 use crate::clock;
+use crate::context::Spur;
 use crate::domain::{AccessLevel, Project, ProjectVariable, VariableType, VariablesOverrideRole};
 use crate::storage::ProjectChange;
 use crate::trigger_tokens;

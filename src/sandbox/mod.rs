@@ -16,8 +16,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::job_user::JobUser;
-use super::landlock::{build_ruleset, landlock_probe, missing, restrict_self};
+use job_user::JobUser;
+pub mod job_user;
+pub mod landlock;
+
+use landlock::{build_ruleset, landlock_probe, missing, restrict_self};
 
 /// System locations a job may read and execute.
 const SYSTEM_READ: &[&str] = &[

@@ -1,0 +1,146 @@
+//! The context every service, the engine and the HTTP layer share: storage, secrets,
+//! repositories, logs, the scheduler's handle, the job fence and the settings they need. It
+//! holds only what lives below the services (no field names anything above it); `app` fills it.
+
+use crate::clock;
+use crate::domain::Millis;
+use crate::git::Repos;
+use crate::scheduler::{Inbox, Scheduler};
+use crate::secrets::Secrets;
+use crate::storage::Store;
+use crate::trace::Traces;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Shared state of a running spur.
+pub struct Spur {
+    /// The database.
+    pub store: Store,
+    /// Keys derived from the data dir's secret.
+    pub secrets: Secrets,
+    /// Project repositories.
+    pub repos: Repos,
+    /// Base URL for links, without a trailing slash.
+    pub external_url: String,
+    /// The data dir.
+    pub data_dir: PathBuf,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// The owner of job state; every job change goes through it.
+    pub scheduler: Scheduler,
+    /// The scheduler's inbox until `start_engine` takes it.
+    pub inbox: Mutex<Option<Inbox>>,
+    /// Job logs.
+    pub traces: Traces,
+    /// Timeout of jobs whose configuration sets none, in seconds.
+    pub job_timeout_secs: u64,
+    /// Jobs the built-in executor runs at once (0: none).
+    pub concurrent: usize,
+    /// How many multi-project hops a downstream chain may make.
+    pub max_downstream_depth: u32,
+    /// Counters for `/-/metrics`.
+    pub metrics: crate::metrics::Metrics,
+    /// What retention deletes, and how often it runs.
+    pub retention: crate::config::RetentionPolicy,
+    /// Set when the server shuts down: executors start no more jobs.
+    pub stopping: std::sync::atomic::AtomicBool,
+    /// Failed sign-ins per client.
+    pub sign_in_limiter: crate::rate_limit::Limiter,
+    /// Failed trigger requests per client.
+    pub trigger_limiter: crate::rate_limit::Limiter,
+    /// Who jobs run as and the fence around them.
+    pub isolation: Arc<crate::sandbox::Isolation>,
+    /// Folders administrators may import local repositories from (empty: anywhere).
+    pub import_path_dirs: Vec<PathBuf>,
+    /// Whether the `--allow-local-requests` flag allows outbound requests to the local network.
+    pub allow_local_requests: bool,
+    /// What webhooks, integrations and mirror fetches may reach (from the application settings).
+    pub outbound: Arc<std::sync::RwLock<crate::outbound::Policy>>,
+    /// When GitLab runners last reported on each job they run.
+    pub runner_contacts: RunnerContacts,
+    /// How long a job request with `last_update` is held while no job is queued.
+    pub runner_poll_timeout: std::time::Duration,
+    /// How long a runner may stay silent about a running job before it is failed, in seconds.
+    pub runner_job_timeout_secs: u64,
+    /// Largest artifacts archive accepted, in bytes.
+    pub max_artifacts_bytes: u64,
+    /// One lock per project for comparing its refs (push pipelines).
+    pub push_locks: ProjectLocks,
+    /// How often mirrors are fetched for push pipelines.
+    pub mirror_interval: std::time::Duration,
+    /// Pipeline and job changes, for webhooks and commit statuses.
+    pub events: crate::events::Events,
+}
+
+impl Spur {
+    /// What outbound requests may reach now.
+    pub fn outbound_policy(&self) -> crate::outbound::Policy {
+        self.outbound.read().map(|p| p.clone()).unwrap_or_default()
+    }
+}
+
+/// One lock per project, so that two updates of one repository are compared one after the
+/// other.
+#[derive(Default)]
+pub struct ProjectLocks {
+    locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl ProjectLocks {
+    /// The lock of one project.
+    pub fn of(&self, project_id: u64) -> Arc<tokio::sync::Mutex<()>> {
+        match self.locks.lock() {
+            Ok(mut locks) => locks.entry(project_id).or_default().clone(),
+            Err(_) => Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+}
+
+/// When each job running on a runner was last heard of, and which runners cancel gracefully.
+#[derive(Default)]
+pub struct RunnerContacts {
+    jobs: Mutex<HashMap<u64, Millis>>,
+    graceful: Mutex<std::collections::HashSet<u64>>,
+}
+
+impl RunnerContacts {
+    /// Records that the runner of `job_id` reported just now.
+    pub fn heard(&self, job_id: u64) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.insert(job_id, clock::now());
+        }
+    }
+
+    /// When the runner of `job_id` last reported, if it did since this server started.
+    pub fn last(&self, job_id: u64) -> Option<Millis> {
+        self.jobs.lock().ok()?.get(&job_id).copied()
+    }
+
+    /// Forgets a job that ended.
+    pub fn forget(&self, job_id: u64) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.remove(&job_id);
+        }
+    }
+
+    /// Notes that the runner of `job_id` cancels gracefully (`features.cancel_gracefully`: it
+    /// runs `after_script` when told `Job-Status: canceling`).
+    pub fn set_graceful(&self, job_id: u64) {
+        if let Ok(mut graceful) = self.graceful.lock() {
+            graceful.insert(job_id);
+        }
+    }
+
+    /// Whether the runner of `job_id` is still finishing a graceful cancel.
+    pub fn is_graceful(&self, job_id: u64) -> bool {
+        self.graceful.lock().is_ok_and(|g| g.contains(&job_id))
+    }
+
+    /// The runner reported the end of a graceful cancel.
+    pub fn end_graceful(&self, job_id: u64) {
+        if let Ok(mut graceful) = self.graceful.lock() {
+            graceful.remove(&job_id);
+        }
+    }
+}
