@@ -116,3 +116,43 @@ pub fn remove_stale_root_credentials(data_dir: &std::path::Path) {
         }
     }
 }
+
+/// Creates a group whose creator is its Owner.
+pub async fn create_group(
+    spur: &Spur,
+    new: crate::storage::NewGroup,
+) -> Result<Result<crate::domain::Namespace, crate::storage::Refusal>, crate::storage::Error> {
+    spur.store.create_group(new).await
+}
+
+/// Revokes a personal access token for good.
+pub async fn revoke_personal_access_token(
+    spur: &Spur,
+    id: u64,
+) -> Result<Result<(), crate::storage::Refusal>, crate::storage::Error> {
+    spur.store.revoke_personal_access_token(id).await
+}
+
+/// Sets a user's blocked and admin flags; blocking ends the user's browser sessions.
+pub async fn set_user_flags(
+    spur: &Spur,
+    id: u64,
+    blocked: Option<bool>,
+    admin: Option<bool>,
+) -> Result<Result<crate::domain::User, crate::storage::Refusal>, crate::storage::Error> {
+    spur.store.set_user_flags(id, blocked, admin).await
+}
+
+/// Records a session.
+pub async fn create_session(
+    spur: &Spur,
+    digest: Vec<u8>,
+    session: crate::domain::Session,
+) -> Result<(), crate::storage::Error> {
+    spur.store.create_session(digest, session).await
+}
+
+/// Ends a session (sign-out, or found expired).
+pub async fn delete_session(spur: &Spur, digest: Vec<u8>) -> Result<(), crate::storage::Error> {
+    spur.store.delete_session(digest).await
+}

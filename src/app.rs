@@ -288,3 +288,8 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     file.write_all(text.as_bytes())?;
     file.sync_all()
 }
+
+/// Proves the database takes writes (a durable write of a probe record), for readiness checks.
+pub async fn probe_storage(spur: &Spur) -> Result<(), crate::storage::Error> {
+    spur.store.touch().await
+}

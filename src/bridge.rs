@@ -156,7 +156,7 @@ fn forwarded_variables(spur: &Spur, bridge: &Bridge, upstream: &Pipeline) -> Res
 /// Prepares and records the downstream pipeline; a configuration error is stored as a failed
 /// pipeline (its bridge then fails with the message).
 async fn record(spur: &Arc<Spur>, project: Project, request: CreateRequest) -> Result<Pipeline, String> {
-    let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
+    let origin = Origin::of(&project);
     let s = spur.clone();
     let prepared = blocking(move || pipeline_create::prepare(&s, &project, &origin, &request))
         .await

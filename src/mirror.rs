@@ -9,7 +9,7 @@ use crate::git::Origin;
 /// Fetches a project's mirror (nothing for local and hosted repositories), signed in as
 /// `import_auth` says.
 pub async fn fetch_origin(spur: &Spur, project: &crate::domain::Project) -> Result<(), String> {
-    let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
+    let origin = Origin::of(project);
     let Origin::Remote(url) = &origin else { return Ok(()) };
     // Checked again at every fetch: the host may resolve elsewhere now.
     let pin = crate::outbound::git_pin(url, &spur.outbound_policy()).await?;

@@ -292,7 +292,7 @@ pub async fn create(
     project: Project,
     request: CreateRequest,
 ) -> Result<Result<Pipeline, CreateRefusal>, CreateError> {
-    let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
+    let origin = Origin::of(&project);
     if let Err(e) = crate::mirror::fetch_origin(&spur, &project).await {
         tracing::warn!(project_id = project.id, error = %e, "mirror fetch failed; resolving against the last fetched state");
     }
@@ -351,7 +351,7 @@ impl FileSource for RepoSource<'_> {
         if !may_download {
             return Err(not_found());
         }
-        let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
+        let origin = Origin::of(&project);
         let repository = self.spur.repos.path_of(&project.repo_name, &origin);
         let wanted = ref_name
             .map(str::to_string)

@@ -38,7 +38,7 @@ pub async fn trigger_pipeline(
     project: Project,
     request: TriggerRequest,
 ) -> Result<Result<Pipeline, TriggerRefusal>, TriggerError> {
-    let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
+    let origin = Origin::of(&project);
     if matches!(origin, Origin::Remote(_)) {
         // Only fetch for a token that exists, so that anonymous junk cannot drive fetches.
         let s = spur.clone();

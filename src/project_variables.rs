@@ -75,3 +75,12 @@ pub fn records_for_pipeline(spur: &Spur, project_id: u64, protected_ref: bool) -
         .filter(|v| !v.protected || protected_ref)
         .collect())
 }
+
+/// Deletes a variable.
+pub async fn delete_project_variable(
+    spur: &Spur,
+    project_id: u64,
+    key: String,
+) -> Result<Result<(), crate::storage::Refusal>, crate::storage::Error> {
+    spur.store.delete_project_variable(project_id, key).await
+}

@@ -160,6 +160,24 @@ pub fn may_push(
     })
 }
 
+/// Adds a rule; `None` if one with that kind and name exists.
+pub async fn create_protected_ref(
+    spur: &Spur,
+    rule: crate::domain::ProtectedRef,
+) -> Result<Option<crate::domain::ProtectedRef>, crate::storage::Error> {
+    spur.store.create_protected_ref(rule).await
+}
+
+/// Removes a rule; false if there was none.
+pub async fn delete_protected_ref(
+    spur: &Spur,
+    project_id: u64,
+    kind: crate::domain::RefKind,
+    name: String,
+) -> Result<bool, crate::storage::Error> {
+    spur.store.delete_protected_ref(project_id, kind, name).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

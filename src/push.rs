@@ -47,7 +47,7 @@ pub fn moved(before: &RefSnapshot, now: &RefSnapshot) -> Vec<Moved> {
 }
 
 fn repository(spur: &Spur, project: &Project) -> std::path::PathBuf {
-    let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
+    let origin = Origin::of(project);
     spur.repos.path_of(&project.repo_name, &origin)
 }
 
@@ -67,7 +67,7 @@ pub async fn update_mirror(spur: Arc<Spur>, project_id: u64) -> Result<usize, St
     let Some(project) = spur.store.project(project_id).map_err(|e| e.to_string())? else {
         return Ok(0);
     };
-    let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
+    let origin = Origin::of(&project);
     crate::mirror::fetch_origin(&spur, &project).await?;
     if project.default_branch.is_none()
         && matches!(origin, Origin::Remote(_))
@@ -164,7 +164,7 @@ async fn push_pipeline(spur: &Arc<Spur>, project: &Project, user_id: u64, change
     } else {
         change.before.clone().unwrap_or_else(|| ZERO_SHA.to_string())
     });
-    let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
+    let origin = Origin::of(project);
     let (s, p) = (spur.clone(), project.clone());
     let prepared = tokio::task::spawn_blocking(move || pipeline_create::prepare(&s, &p, &origin, &request))
         .await

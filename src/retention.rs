@@ -89,3 +89,28 @@ pub async fn sweep(spur: &Spur, policy: Policy) -> Result<(usize, usize), String
     }
     Ok((pipelines, logs))
 }
+
+/// Deletes one pipeline on request (`DELETE /pipelines/:id`): its unfinished jobs are canceled
+/// first (their processes stop), then the pipeline, its jobs and their logs and artifacts go.
+/// Answers `Ok(false)` when it was already gone.
+pub async fn delete_pipeline(spur: &Spur, pipeline_id: u64) -> Result<bool, String> {
+    spur.scheduler
+        .cancel(crate::scheduler::Target::Pipeline(pipeline_id))
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let jobs = spur.store.pipeline_jobs(pipeline_id).map_err(|e| e.to_string())?;
+    match spur
+        .store
+        .delete_pipeline(pipeline_id)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Ok(()) => {
+            for job in jobs {
+                crate::artifacts::remove_job_files(spur, job.id);
+            }
+            Ok(true)
+        }
+        Err(_) => Ok(false),
+    }
+}

@@ -105,6 +105,26 @@ pub fn owner_can_run(spur: &Spur, trigger: &Trigger, project: &Project) -> bool 
         .is_ok_and(|a| !owner.blocked && a.at_least(AccessLevel::Developer))
 }
 
+/// Deletes a trigger for good; its token never works again. With `unmodified_since`, refuses
+/// (`Refusal::Taken("updated_at")`) if the trigger changed after that time.
+pub async fn delete_trigger(
+    spur: &Spur,
+    id: u64,
+    unmodified_since: Option<crate::domain::Millis>,
+) -> Result<Result<(), crate::storage::Refusal>, crate::storage::Error> {
+    spur.store.delete_trigger(id, unmodified_since).await
+}
+
+/// Sets a trigger's description.
+pub async fn update_trigger_description(
+    spur: &Spur,
+    id: u64,
+    description: Option<String>,
+    now: crate::domain::Millis,
+) -> Result<Result<crate::domain::Trigger, crate::storage::Refusal>, crate::storage::Error> {
+    spur.store.update_trigger_description(id, description, now).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

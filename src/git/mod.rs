@@ -31,6 +31,12 @@ pub enum Origin {
 }
 
 impl Origin {
+    /// Where a project's repository comes from (an unreadable stored `import_url`, which the
+    /// checks at creation never let in, counts as hosted).
+    pub fn of(project: &crate::domain::Project) -> Origin {
+        Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted)
+    }
+
     /// Classifies an `import_url`, strictly: an absolute path or `file://` URL is local;
     /// `https://`, `http://`, `ssh://` and `git://` URLs with a host, and the exact scp-like
     /// form `user@host:path`, are remote; anything else (option-like values, relative paths,

@@ -275,6 +275,33 @@ pub fn statuses_url(i: &crate::domain::StatusIntegration, sha: &str) -> Option<S
     Some(format!("{api}/repos/{owner}/{repo}/statuses/{sha}"))
 }
 
+/// Stores a new webhook (its id assigned here).
+pub async fn create_project_hook(
+    spur: &Spur,
+    hook: crate::domain::ProjectHook,
+) -> Result<crate::domain::ProjectHook, crate::storage::Error> {
+    spur.store.create_project_hook(hook).await
+}
+
+/// Replaces a webhook; false if it is gone.
+pub async fn update_project_hook(spur: &Spur, hook: crate::domain::ProjectHook) -> Result<bool, crate::storage::Error> {
+    spur.store.update_project_hook(hook).await
+}
+
+/// Deletes a webhook; false if there was none.
+pub async fn delete_project_hook(spur: &Spur, project_id: u64, hook_id: u64) -> Result<bool, crate::storage::Error> {
+    spur.store.delete_project_hook(project_id, hook_id).await
+}
+
+/// Sets (or with `None` removes) a project's commit-status integration.
+pub async fn set_status_integration(
+    spur: &Spur,
+    project_id: u64,
+    integration: Option<crate::domain::StatusIntegration>,
+) -> Result<(), crate::storage::Error> {
+    spur.store.set_status_integration(project_id, integration).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,7 +64,7 @@ fn project_json(spur: &Spur, p: &Project) -> Value {
 
 /// The commit's message, read from the repository (empty when it cannot be read).
 fn commit_message(spur: &Spur, project: &Project, sha: &str) -> String {
-    let origin = crate::git::Origin::classify(project.import_url.as_deref()).unwrap_or(crate::git::Origin::Hosted);
+    let origin = crate::git::Origin::of(project);
     let path = spur.repos.path_of(&project.repo_name, &origin);
     spur.repos
         .commit_files(&path, sha)

@@ -393,7 +393,7 @@ async fn backend(
     body: Option<(Vec<u8>, web::Payload)>,
     after: Option<Box<dyn FnOnce() + Send>>,
 ) -> HttpResponse {
-    let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
+    let origin = Origin::of(project);
     let repository = spur.repos.path_of(&project.repo_name, &origin);
     let (Some(root), Some(name)) = (repository.parent(), repository.file_name()) else {
         return not_found();

@@ -20,7 +20,7 @@ pub async fn liveness() -> HttpResponse {
 
 /// `GET /-/readiness`: each check as GitLab reports them; 503 when one fails.
 pub async fn readiness(spur: State) -> HttpResponse {
-    let storage = match spur.store.touch().await {
+    let storage = match crate::app::probe_storage(&spur).await {
         Ok(()) => json!({"status": "ok"}),
         Err(e) => json!({"status": "failed", "message": e.to_string()}),
     };

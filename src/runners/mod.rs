@@ -155,6 +155,21 @@ pub async fn touch(spur: &Spur, runner: &Runner, system_id: Option<&str>, info: 
     }
 }
 
+/// Deletes a runner and its token; false if it did not exist.
+pub async fn delete_runner(spur: &Spur, id: u64) -> Result<bool, crate::storage::Error> {
+    spur.store.delete_runner(id).await
+}
+
+/// Replaces a runner's record (settings, contact time, managers); false if it is gone.
+pub async fn update_runner(spur: &Spur, runner: crate::domain::Runner) -> Result<bool, crate::storage::Error> {
+    spur.store.update_runner(runner).await
+}
+
+/// Moves to a new instance registration token; the old one stops working.
+pub async fn bump_runner_registration_generation(spur: &Spur) -> Result<u64, crate::storage::Error> {
+    spur.store.bump_runner_registration_generation().await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

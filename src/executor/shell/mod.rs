@@ -307,7 +307,7 @@ impl JobRun<'_> {
     }
 
     async fn checkout(&self, project: &Project) -> Result<(), String> {
-        let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
+        let origin = Origin::of(project);
         let repository = self.spur.repos.path_of(&project.repo_name, &origin);
         let sha = self.pipeline.sha.clone();
         let ws = self.ws.clone();

@@ -89,7 +89,7 @@ pub async fn create(req: HttpRequest, spur: State, payload: web::Payload) -> Res
         creator_id: actor.user.id,
         now: clock::now(),
     };
-    match spur.store.create_group(new).await? {
+    match crate::accounts::create_group(&spur, new).await? {
         Ok(ns) => Ok(json_response(StatusCode::CREATED, &views::group(&spur, &ns))),
         Err(_) => Err(ApiError::invalid("path", "has already been taken")),
     }

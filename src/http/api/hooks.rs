@@ -108,7 +108,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, spur: State) -> Res
     };
     apply(&spur, &params, &mut hook)?;
     refuse_blocked(&spur, &hook.url).await?;
-    let hook = spur.store.create_project_hook(hook).await?;
+    let hook = crate::hooks::create_project_hook(&spur, hook).await?;
     spur.events.listen();
     Ok(json_response(StatusCode::CREATED, &entity(&hook)))
 }
@@ -135,7 +135,7 @@ pub async fn update(req: HttpRequest, payload: web::Payload, spur: State) -> Res
     let params = Params::read(&req, payload, spur.max_body_bytes).await?;
     apply(&spur, &params, &mut hook)?;
     refuse_blocked(&spur, &hook.url).await?;
-    if !spur.store.update_project_hook(hook.clone()).await? {
+    if !crate::hooks::update_project_hook(&spur, hook.clone()).await? {
         return Err(ApiError::not_found(""));
     }
     Ok(json_response(StatusCode::OK, &entity(&hook)))
@@ -145,7 +145,7 @@ pub async fn update(req: HttpRequest, payload: web::Payload, spur: State) -> Res
 pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
     let hook = find(&spur, project.id, &req)?;
-    spur.store.delete_project_hook(project.id, hook.id).await?;
+    crate::hooks::delete_project_hook(&spur, project.id, hook.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -201,9 +201,7 @@ pub async fn set_integration(req: HttpRequest, payload: web::Payload, spur: Stat
         ));
     };
     refuse_blocked(&spur, &target).await?;
-    spur.store
-        .set_status_integration(project.id, Some(integration.clone()))
-        .await?;
+    crate::hooks::set_status_integration(&spur, project.id, Some(integration.clone())).await?;
     spur.events.listen();
     Ok(json_response(StatusCode::OK, &integration_entity(Some(&integration))))
 }
@@ -211,6 +209,6 @@ pub async fn set_integration(req: HttpRequest, payload: web::Payload, spur: Stat
 /// `DELETE /projects/:id/integrations/github`: 204.
 pub async fn delete_integration(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
-    spur.store.set_status_integration(project.id, None).await?;
+    crate::hooks::set_status_integration(&spur, project.id, None).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -63,7 +63,7 @@ pub async fn add(req: HttpRequest, spur: State, payload: web::Payload) -> Result
     if !access.can_read {
         return Err(ApiError::not_found("Project"));
     }
-    match spur.store.allow_job_token(project.id, other.id).await? {
+    match crate::projects::allow_job_token(&spur, project.id, other.id).await? {
         Ok(()) => Ok(json_response(
             StatusCode::CREATED,
             &json!({"source_project_id": project.id, "target_project_id": other.id}),
@@ -79,7 +79,7 @@ pub async fn add(req: HttpRequest, spur: State, payload: web::Payload) -> Result
 pub async fn remove(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let target = id_segment(&req, "target_project_id")?;
     let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
-    match spur.store.disallow_job_token(project.id, target).await? {
+    match crate::projects::disallow_job_token(&spur, project.id, target).await? {
         Ok(()) => Ok(HttpResponse::NoContent().finish()),
         Err(_) => Err(ApiError::not_found("")),
     }

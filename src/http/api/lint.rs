@@ -37,7 +37,7 @@ pub async fn lint(req: HttpRequest, spur: State, payload: web::Payload) -> Resul
             .collect(),
         _ => Vec::new(),
     };
-    let origin = Origin::classify(project.import_url.as_deref()).unwrap_or(Origin::Hosted);
+    let origin = Origin::of(&project);
     crate::mirror::fetch_origin(&spur, &project).await.ok();
     let s = spur.clone();
     let report = web::block(move || -> Result<Value, ApiError> {

@@ -79,11 +79,7 @@ pub async fn create(req: HttpRequest, spur: State, payload: web::Payload) -> Res
     };
     check_may_manage(&access, level)?;
     let user = spur.store.user(user_id)?.ok_or_else(|| ApiError::not_found("User"))?;
-    match spur
-        .store
-        .put_project_member(project.id, user_id, level, expires_at, true, clock::now())
-        .await?
-    {
+    match crate::members::put_project_member(&spur, project.id, user_id, level, expires_at, true, clock::now()).await? {
         Ok(m) => Ok(json_response(StatusCode::CREATED, &views::member(&spur, &user, &m))),
         Err(_) => Err(ApiError::conflict("Member already exists")),
     }
@@ -108,10 +104,7 @@ pub async fn update(req: HttpRequest, spur: State, payload: web::Payload) -> Res
         .ok_or_else(|| ApiError::not_found("Member"))?;
     check_may_manage(&access, level.max(existing.access_level))?;
     let user = spur.store.user(user_id)?.ok_or_else(|| ApiError::not_found("Member"))?;
-    match spur
-        .store
-        .put_project_member(project.id, user_id, level, expires_at, false, clock::now())
-        .await?
+    match crate::members::put_project_member(&spur, project.id, user_id, level, expires_at, false, clock::now()).await?
     {
         Ok(m) => Ok(json_response(StatusCode::OK, &views::member(&spur, &user, &m))),
         Err(Refusal::NotFound) | Err(_) => Err(ApiError::not_found("Member")),
@@ -130,7 +123,7 @@ pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiEr
     if user_id != actor.user.id {
         check_may_manage(&access, existing.access_level)?;
     }
-    match spur.store.remove_project_member(project.id, user_id).await? {
+    match crate::members::remove_project_member(&spur, project.id, user_id).await? {
         Ok(()) => Ok(HttpResponse::NoContent().finish()),
         Err(_) => Err(ApiError::not_found("Member")),
     }

@@ -119,19 +119,12 @@ pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiEr
         return Err(ApiError::forbidden());
     }
     let p = find_pipeline(&spur, &project, pipeline_id)?;
-    spur.scheduler
-        .cancel(Target::Pipeline(p.id))
+    match crate::retention::delete_pipeline(&spur, p.id)
         .await
-        .map_err(|e| ApiError::internal(format!("{e:?}")))?;
-    let jobs = spur.store.pipeline_jobs(p.id)?;
-    match spur.store.delete_pipeline(p.id).await? {
-        Ok(()) => {
-            for job in jobs {
-                crate::artifacts::remove_job_files(&spur, job.id);
-            }
-            Ok(HttpResponse::NoContent().finish())
-        }
-        Err(_) => Err(ApiError::record_not_found()),
+        .map_err(ApiError::internal)?
+    {
+        true => Ok(HttpResponse::NoContent().finish()),
+        false => Err(ApiError::record_not_found()),
     }
 }
 

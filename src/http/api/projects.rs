@@ -5,7 +5,6 @@ use crate::auth::{self, Actor};
 use crate::clock;
 use crate::context::Spur;
 use crate::domain::{AccessLevel, Project, VariablesOverrideRole, Visibility};
-use crate::git::Origin;
 use crate::http::error::ApiError;
 use crate::http::pagination::paginated;
 use crate::http::params::{Params, Validation};
@@ -176,7 +175,7 @@ pub async fn update(req: HttpRequest, spur: State, payload: web::Payload) -> Res
             .transpose()?,
         mirror_interval_secs,
     };
-    match spur.store.update_project(project.id, change, clock::now()).await? {
+    match crate::projects::update_project(&spur, project.id, change, clock::now()).await? {
         Ok(p) => Ok(json_response(StatusCode::OK, &project_view(&spur, &p, Some(&actor))?)),
         Err(_) => Err(ApiError::not_found("Project")),
     }
@@ -189,13 +188,8 @@ pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiEr
     if !access.at_least(AccessLevel::Owner) {
         return Err(ApiError::forbidden());
     }
-    match spur.store.delete_project(project.id).await? {
-        Ok(p) => {
-            let origin = Origin::classify(p.import_url.as_deref()).unwrap_or(Origin::Hosted);
-            spur.repos.forget(&p.repo_name, &origin).await;
-            tracing::info!(project_id = p.id, "project deleted");
-            Ok(json_response(StatusCode::ACCEPTED, &json!({"message": "202 Accepted"})))
-        }
+    match crate::projects::delete_project(&spur, project.id).await? {
+        Ok(_) => Ok(json_response(StatusCode::ACCEPTED, &json!({"message": "202 Accepted"}))),
         Err(_) => Err(ApiError::not_found("Project")),
     }
 }

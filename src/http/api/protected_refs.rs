@@ -114,7 +114,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, spur: State) -> Res
             .map_err(|_| ApiError::Params("allow_force_push is invalid".into()))?
             .unwrap_or(false),
     };
-    match spur.store.create_protected_ref(rule).await? {
+    match crate::protected_refs::create_protected_ref(&spur, rule).await? {
         Some(rule) => Ok(json_response(StatusCode::CREATED, &entity(&rule))),
         None => Err(ApiError::conflict(&format!("{} '{name}' already exists", what(kind)))),
     }
@@ -125,7 +125,7 @@ pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiEr
     let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
     let kind = kind_of(&req);
     let name = segment(&req, "name");
-    if !spur.store.delete_protected_ref(project.id, kind, name).await? {
+    if !crate::protected_refs::delete_protected_ref(&spur, project.id, kind, name).await? {
         return Err(ApiError::not_found(what(kind)));
     }
     Ok(HttpResponse::NoContent().finish())

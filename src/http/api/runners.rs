@@ -165,7 +165,7 @@ pub async fn verify(req: HttpRequest, payload: web::Payload, spur: State) -> Res
 pub async fn unregister(req: HttpRequest, payload: web::Payload, spur: State) -> Result<HttpResponse, ApiError> {
     let params = runner_params(&req, payload, &spur).await?;
     let runner = runner_by_token(&spur, &params)?;
-    spur.store.delete_runner(runner.id).await?;
+    crate::runners::delete_runner(&spur, runner.id).await?;
     tracing::info!(runner_id = runner.id, "runner unregistered");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -187,7 +187,7 @@ pub async fn unregister_manager(
     if runner.managers.len() == before {
         return Err(ApiError::not_found(""));
     }
-    spur.store.update_runner(runner).await?;
+    crate::runners::update_runner(&spur, runner).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -319,7 +319,7 @@ pub async fn update(req: HttpRequest, payload: web::Payload, spur: State) -> Res
             "can not be empty when runner is not allowed to pick untagged jobs",
         ));
     }
-    if !spur.store.update_runner(runner.clone()).await? {
+    if !crate::runners::update_runner(&spur, runner.clone()).await? {
         return Err(ApiError::not_found("Runner"));
     }
     Ok(json_response(StatusCode::OK, &runner_details(&runner)))
@@ -329,6 +329,6 @@ pub async fn update(req: HttpRequest, payload: web::Payload, spur: State) -> Res
 pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     admin(&req, &spur).await?;
     let runner = find(&spur, &req)?;
-    spur.store.delete_runner(runner.id).await?;
+    crate::runners::delete_runner(&spur, runner.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

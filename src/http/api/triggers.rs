@@ -111,11 +111,7 @@ pub async fn update(req: HttpRequest, spur: State, payload: web::Payload) -> Res
             "The current user is not authorized to update the pipeline trigger token",
         ));
     }
-    match spur
-        .store
-        .update_trigger_description(t.id, description, clock::now())
-        .await?
-    {
+    match crate::trigger_tokens::update_trigger_description(&spur, t.id, description, clock::now()).await? {
         Ok(updated) => Ok(json_response(
             StatusCode::OK,
             &trigger_view(&spur, &updated, last, &actor, &access)?,
@@ -135,7 +131,7 @@ pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiEr
         .get("if-unmodified-since")
         .and_then(|v| v.to_str().ok())
         .and_then(parse_http_date);
-    match spur.store.delete_trigger(t.id, since).await? {
+    match crate::trigger_tokens::delete_trigger(&spur, t.id, since).await? {
         Ok(()) => {
             tracing::info!(project_id = project.id, trigger_id = t.id, "trigger token revoked");
             Ok(HttpResponse::NoContent().finish())

@@ -107,7 +107,7 @@ async fn set_blocked(req: HttpRequest, spur: State, blocked: bool) -> Result<Htt
     if id == actor.user.id && blocked {
         return Err(ApiError::forbidden_because("You cannot block yourself"));
     }
-    match spur.store.set_user_flags(id, Some(blocked), None).await? {
+    match crate::accounts::set_user_flags(&spur, id, Some(blocked), None).await? {
         Ok(_) => Ok(json_response(StatusCode::CREATED, &json!(true))),
         Err(_) => Err(ApiError::not_found("User")),
     }
@@ -175,7 +175,7 @@ pub async fn revoke_token(req: HttpRequest, spur: State) -> Result<HttpResponse,
     if pat.user_id != actor.user.id && !actor.user.admin {
         return Err(ApiError::not_found(""));
     }
-    match spur.store.revoke_personal_access_token(id).await? {
+    match crate::accounts::revoke_personal_access_token(&spur, id).await? {
         Ok(()) => Ok(HttpResponse::NoContent().finish()),
         Err(_) => Err(ApiError::not_found("")),
     }

@@ -105,11 +105,7 @@ pub async fn update(req: HttpRequest, spur: State, payload: web::Payload) -> Res
 /// `DELETE /projects/:id/variables/:key`.
 pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let project = project_for(&req, &spur).await?;
-    match spur
-        .store
-        .delete_project_variable(project.id, segment(&req, "key"))
-        .await?
-    {
+    match crate::project_variables::delete_project_variable(&spur, project.id, segment(&req, "key")).await? {
         Ok(()) => Ok(HttpResponse::NoContent().finish()),
         Err(Refusal::NotFound | Refusal::Taken(_)) => Err(ApiError::not_found("Variable")),
     }

@@ -114,8 +114,7 @@ pub async fn revoke_token(
         .personal_access_token_by_id(id)?
         .filter(|t| t.user_id == user.id)
         .ok_or(UiError::NotFound)?;
-    spur.store
-        .revoke_personal_access_token(token.id)
+    crate::accounts::revoke_personal_access_token(&spur, token.id)
         .await?
         .map_err(|_| UiError::NotFound)?;
     let back = "/-/user_settings/personal_access_tokens";
@@ -215,8 +214,7 @@ pub async fn change_user(
         Some("unadmin") => (None, Some(false)),
         _ => return Err(UiError::NotFound),
     };
-    spur.store
-        .set_user_flags(id, blocked, admin)
+    crate::accounts::set_user_flags(&spur, id, blocked, admin)
         .await?
         .map_err(|_| UiError::NotFound)?;
     Ok(redirect(&req, "/admin/users", Some(("notice", "User was updated."))))

@@ -170,10 +170,7 @@ pub async fn add_member(
     let Some(user) = spur.store.user_by_username(username)? else {
         return Ok(redirect(&req, &back, Some(("alert", "User not found."))));
     };
-    let added = spur
-        .store
-        .put_project_member(project.id, user.id, level, None, true, clock::now())
-        .await?;
+    let added = crate::members::put_project_member(&spur, project.id, user.id, level, None, true, clock::now()).await?;
     let flash = match added {
         Ok(_) => ("notice", "Member was added."),
         Err(_) => ("alert", "Member already exists."),
@@ -201,8 +198,7 @@ pub async fn change_member(
         return Err(UiError::NotFound);
     }
     if form.get("_method") == Some("delete") {
-        spur.store
-            .remove_project_member(project.id, user_id)
+        crate::members::remove_project_member(&spur, project.id, user_id)
             .await?
             .map_err(|_| UiError::NotFound)?;
         return Ok(redirect(&req, &back, Some(("notice", "Member was removed."))));
@@ -211,10 +207,17 @@ pub async fn change_member(
     if !access.may_manage_member(level) {
         return Err(UiError::NotFound);
     }
-    spur.store
-        .put_project_member(project.id, user_id, level, existing.expires_at, false, clock::now())
-        .await?
-        .map_err(|_| UiError::NotFound)?;
+    crate::members::put_project_member(
+        &spur,
+        project.id,
+        user_id,
+        level,
+        existing.expires_at,
+        false,
+        clock::now(),
+    )
+    .await?
+    .map_err(|_| UiError::NotFound)?;
     Ok(redirect(&req, &back, Some(("notice", "Role was changed."))))
 }
 

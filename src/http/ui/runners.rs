@@ -106,16 +106,16 @@ pub async fn change(req: HttpRequest, spur: web::Data<Spur>, payload: web::Paylo
     let notice = match req.match_info().get("action") {
         Some("pause") => {
             runner.paused = true;
-            spur.store.update_runner(runner).await?;
+            crate::runners::update_runner(&spur, runner).await?;
             "Runner was paused."
         }
         Some("resume") => {
             runner.paused = false;
-            spur.store.update_runner(runner).await?;
+            crate::runners::update_runner(&spur, runner).await?;
             "Runner was resumed."
         }
         Some("delete") => {
-            spur.store.delete_runner(id).await?;
+            crate::runners::delete_runner(&spur, id).await?;
             "Runner was deleted."
         }
         _ => return Err(UiError::NotFound),
@@ -133,7 +133,7 @@ pub async fn reset_registration_token(
     if !user.admin {
         return Err(UiError::NotFound);
     }
-    spur.store.bump_runner_registration_generation().await?;
+    crate::runners::bump_runner_registration_generation(&spur).await?;
     Ok(redirect(
         &req,
         "/admin/runners",

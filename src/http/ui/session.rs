@@ -65,7 +65,7 @@ pub async fn visitor(req: &HttpRequest, spur: &Spur) -> Result<Visitor, UiError>
         return Ok(anonymous);
     };
     if session.expires_at <= clock::now() {
-        spur.store.delete_session(digest).await?;
+        crate::accounts::delete_session(spur, digest).await?;
         return Ok(anonymous);
     }
     match spur.store.user(session.user_id)? {
@@ -183,9 +183,7 @@ pub async fn sign_in(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payl
         created_at: now,
         expires_at: now + SESSION_DAYS * clock::DAY,
     };
-    spur.store
-        .create_session(spur.secrets.digest(&id).to_vec(), session)
-        .await?;
+    crate::accounts::create_session(&spur, spur.secrets.digest(&id).to_vec(), session).await?;
     tracing::info!(user_id = user.id, "signed in");
     let mut response = redirect(&req, "/", None);
     let _ = response.add_cookie(&cookie(
@@ -204,7 +202,7 @@ pub async fn sign_out(req: HttpRequest, spur: web::Data<Spur>, payload: web::Pay
     let v = visitor(&req, &spur).await?;
     if let Some((digest, _)) = &v.session {
         v.check_csrf(&form)?;
-        spur.store.delete_session(digest.clone()).await?;
+        crate::accounts::delete_session(&spur, digest.clone()).await?;
     }
     let mut response = redirect(&req, "/users/sign_in", None);
     let _ = response.add_cookie(&removal(&spur, SESSION_COOKIE));

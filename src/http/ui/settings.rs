@@ -237,8 +237,7 @@ pub async fn change_trigger(
         .filter(|(t, _)| t.project_id == project.id)
         .ok_or(UiError::NotFound)?;
     if form.get("_method") == Some("delete") {
-        spur.store
-            .delete_trigger(trigger.id, None)
+        crate::trigger_tokens::delete_trigger(&spur, trigger.id, None)
             .await?
             .map_err(|_| UiError::NotFound)?;
         tracing::info!(
@@ -252,8 +251,7 @@ pub async fn change_trigger(
         return Err(UiError::NotFound);
     }
     let description = form.get("trigger[description]").map(str::to_string);
-    spur.store
-        .update_trigger_description(trigger.id, description, clock::now())
+    crate::trigger_tokens::update_trigger_description(&spur, trigger.id, description, clock::now())
         .await?
         .map_err(|_| UiError::NotFound)?;
     Ok(redirect(&req, &back, Some(("notice", "Trigger token was updated."))))
@@ -279,8 +277,7 @@ pub async fn change_variable(
     let ProjectPost { form, project, .. } = project_post(&req, &spur, payload, AccessLevel::Maintainer).await?;
     let key = req.match_info().get("key").unwrap_or_default().to_string();
     if form.get("_method") == Some("delete") {
-        spur.store
-            .delete_project_variable(project.id, key)
+        crate::project_variables::delete_project_variable(&spur, project.id, key)
             .await?
             .map_err(|_| UiError::NotFound)?;
         let back = settings_url(&project, "js-cicd-variables-settings");
@@ -350,8 +347,7 @@ pub async fn pipeline_variables(
         variables_override_role: Some(role),
         ..ProjectChange::default()
     };
-    spur.store
-        .update_project(project.id, change, clock::now())
+    crate::projects::update_project(&spur, project.id, change, clock::now())
         .await?
         .map_err(|_| UiError::NotFound)?;
     let back = settings_url(&project, "js-pipeline-variables");
@@ -386,7 +382,7 @@ pub async fn allow_project(
     let Some(other) = other.filter(|_| visible) else {
         return Ok(redirect(&req, &back, Some(("alert", "Project not found."))));
     };
-    let flash = match spur.store.allow_job_token(project.id, other.id).await? {
+    let flash = match crate::projects::allow_job_token(&spur, project.id, other.id).await? {
         Ok(()) => ("notice", "Project was added to the allowlist."),
         Err(_) => ("alert", "That project is already allowed."),
     };
@@ -425,7 +421,7 @@ pub async fn protect_ref(
         create_access_level: level("protected[push_access_level]"),
         allow_force_push: false,
     };
-    let flash = match spur.store.create_protected_ref(rule).await? {
+    let flash = match crate::protected_refs::create_protected_ref(&spur, rule).await? {
         Some(_) => ("notice", "Protected."),
         None => ("alert", "That name is already protected."),
     };
@@ -443,7 +439,7 @@ pub async fn unprotect_ref(
         return Err(UiError::NotFound);
     };
     let name = crate::http::percent_decode(req.match_info().get("name").unwrap_or_default());
-    if !spur.store.delete_protected_ref(project.id, kind, name).await? {
+    if !crate::protected_refs::delete_protected_ref(&spur, project.id, kind, name).await? {
         return Err(UiError::NotFound);
     }
     let back = settings_url(&project, "js-protected-refs");
@@ -458,8 +454,7 @@ pub async fn disallow_project(
 ) -> Result<HttpResponse, UiError> {
     let ProjectPost { project, .. } = project_post(&req, &spur, payload, AccessLevel::Maintainer).await?;
     let id = id_in_path(&req, "id")?;
-    spur.store
-        .disallow_job_token(project.id, id)
+    crate::projects::disallow_job_token(&spur, project.id, id)
         .await?
         .map_err(|_| UiError::NotFound)?;
     let back = settings_url(&project, "js-job-token-scope");
