@@ -1,7 +1,7 @@
 //! GitLab's JSON entities, built from domain records at the edge. The only place that knows
 //! GitLab's field names.
 
-use crate::clock::{date, iso8601};
+use crate::clock::{self, date, iso8601};
 use crate::context::Spur;
 use crate::domain::{
     AccessLevel, Job, Membership, Namespace, NamespaceKind, PersonalAccessToken, Pipeline, PipelineStatus, Project,
@@ -321,5 +321,131 @@ pub fn application_settings(s: &crate::domain::ApplicationSettings, spur: &Spur)
         "outbound_local_requests_allowlist_raw": s.outbound_local_requests_whitelist.join("\n"),
         "dns_rebinding_protection_enabled": true,
         "spur_job_isolation": spur.isolation.describe(),
+    })
+}
+
+/// GitLab's `ProjectHook` entity (no token).
+pub fn project_hook(h: &crate::domain::ProjectHook) -> Value {
+    json!({
+        "id": h.id, "url": h.url, "project_id": h.project_id, "name": null, "description": null,
+        "push_events": h.push_events, "tag_push_events": false, "merge_requests_events": false,
+        "issues_events": false, "note_events": false, "wiki_page_events": false,
+        "pipeline_events": h.pipeline_events, "job_events": h.job_events,
+        "enable_ssl_verification": h.enable_ssl_verification,
+        "created_at": clock::iso8601(h.created_at), "alert_status": "executable",
+    })
+}
+
+/// GitLab's integration entity for the GitHub-style commit-status integration.
+pub fn status_integration(i: Option<&crate::domain::StatusIntegration>) -> Value {
+    json!({
+        "id": null, "title": "GitHub", "slug": "github", "active": i.is_some(),
+        "pipeline_events": i.is_some(), "properties": {
+            "repository_url": i.map(|i| i.repository_url.clone()),
+            "static_context": i.map(|i| i.static_context),
+            "api_url": i.and_then(|i| i.api_url.clone()),
+        },
+    })
+}
+
+/// One access level of a protected ref rule.
+fn protected_ref_level(id: u64, level: u8) -> Value {
+    json!({
+        "id": id, "access_level": level, "access_level_description": crate::protected_refs::level_description(level),
+        "user_id": null, "group_id": null, "deploy_key_id": null,
+    })
+}
+
+/// GitLab's `ProtectedBranch` or `ProtectedTag` entity.
+pub fn protected_ref(r: &crate::domain::ProtectedRef) -> Value {
+    match r.kind {
+        crate::domain::RefKind::Branch => json!({
+            "id": r.id,
+            "name": r.name,
+            "push_access_levels": [protected_ref_level(r.id * 3, r.push_access_level)],
+            "merge_access_levels": [protected_ref_level(r.id * 3 + 1, r.merge_access_level)],
+            "unprotect_access_levels": [],
+            "allow_force_push": r.allow_force_push,
+            "code_owner_approval_required": false,
+        }),
+        crate::domain::RefKind::Tag => json!({
+            "name": r.name,
+            "create_access_levels": [protected_ref_level(r.id * 3 + 2, r.create_access_level)],
+        }),
+    }
+}
+
+/// GitLab's `Runner` entity.
+pub fn runner(r: &crate::domain::Runner) -> Value {
+    let now = clock::now();
+    json!({
+        "id": r.id,
+        "description": r.description,
+        "ip_address": null,
+        "active": !r.paused,
+        "paused": r.paused,
+        "is_shared": true,
+        "runner_type": "instance_type",
+        "name": r.info.name,
+        "online": crate::runners::is_online(r, now),
+        "status": crate::runners::status(r, now),
+    })
+}
+
+/// GitLab's `RunnerDetails` entity.
+pub fn runner_details(r: &crate::domain::Runner) -> Value {
+    let mut body = runner(r);
+    if let Some(obj) = body.as_object_mut() {
+        let extra = json!({
+            "tag_list": r.tags,
+            "run_untagged": r.run_untagged,
+            "locked": false,
+            "maximum_timeout": r.maximum_timeout,
+            "access_level": r.access_level,
+            "version": r.info.version,
+            "revision": null,
+            "platform": r.info.platform,
+            "architecture": r.info.architecture,
+            "contacted_at": r.contacted_at.map(clock::iso8601),
+            "created_at": clock::iso8601(r.created_at),
+            "maintenance_note": null,
+            "projects": [],
+            "groups": [],
+        });
+        if let Value::Object(extra) = extra {
+            obj.extend(extra);
+        }
+    }
+    body
+}
+
+/// GitLab's project CI/CD variable entity.
+pub fn project_variable(v: &crate::domain::ProjectVariable) -> Value {
+    json!({
+        "key": v.key,
+        "value": v.value,
+        "variable_type": v.variable_type.as_str(),
+        "protected": v.protected,
+        "masked": v.masked,
+        "hidden": false,
+        "raw": v.raw,
+        "environment_scope": "*",
+        "description": v.description,
+    })
+}
+
+/// GitLab's `BasicProjectDetails` entity (the job token allowlist lists these).
+pub fn basic_project(spur: &Spur, p: &Project) -> Value {
+    let ns = spur.store.namespace(p.namespace_id).ok().flatten();
+    json!({
+        "id": p.id,
+        "name": p.name,
+        "name_with_namespace": format!("{} / {}", ns.as_ref().map_or("", |n| n.name.as_str()), p.name),
+        "path": p.path,
+        "path_with_namespace": p.full_path,
+        "created_at": crate::clock::iso8601(p.created_at),
+        "default_branch": p.default_branch,
+        "web_url": spur.url(&p.full_path),
+        "namespace": ns.as_ref().map(|n| namespace(spur, n)),
     })
 }

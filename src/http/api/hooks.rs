@@ -8,25 +8,14 @@ use crate::clock;
 use crate::domain::{AccessLevel, ProjectHook, StatusIntegration};
 use crate::http::error::ApiError;
 use crate::http::params::Params;
+use crate::http::views;
 use crate::http::{State, json_response, project_with_role};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 fn invalid(key: &str) -> ApiError {
     ApiError::Params(format!("{key} is invalid"))
-}
-
-/// GitLab's `ProjectHook` entity (no token).
-fn entity(h: &ProjectHook) -> Value {
-    json!({
-        "id": h.id, "url": h.url, "project_id": h.project_id, "name": null, "description": null,
-        "push_events": h.push_events, "tag_push_events": false, "merge_requests_events": false,
-        "issues_events": false, "note_events": false, "wiki_page_events": false,
-        "pipeline_events": h.pipeline_events, "job_events": h.job_events,
-        "enable_ssl_verification": h.enable_ssl_verification,
-        "created_at": clock::iso8601(h.created_at), "alert_status": "executable",
-    })
 }
 
 /// Whether a URL may receive webhooks: http or https only.
@@ -84,7 +73,12 @@ fn apply(spur: &State, params: &Params, hook: &mut ProjectHook) -> Result<(), Ap
 /// `GET /projects/:id/hooks`.
 pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
-    let hooks: Vec<Value> = spur.store.project_hooks(project.id)?.iter().map(entity).collect();
+    let hooks: Vec<Value> = spur
+        .store
+        .project_hooks(project.id)?
+        .iter()
+        .map(views::project_hook)
+        .collect();
     Ok(json_response(StatusCode::OK, &Value::Array(hooks)))
 }
 
@@ -110,7 +104,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, spur: State) -> Res
     refuse_blocked(&spur, &hook.url).await?;
     let hook = crate::hooks::create_project_hook(&spur, hook).await?;
     spur.events.listen();
-    Ok(json_response(StatusCode::CREATED, &entity(&hook)))
+    Ok(json_response(StatusCode::CREATED, &views::project_hook(&hook)))
 }
 
 fn find(spur: &State, project_id: u64, req: &HttpRequest) -> Result<ProjectHook, ApiError> {
@@ -125,7 +119,10 @@ fn find(spur: &State, project_id: u64, req: &HttpRequest) -> Result<ProjectHook,
 /// `GET /projects/:id/hooks/:hook_id`.
 pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
-    Ok(json_response(StatusCode::OK, &entity(&find(&spur, project.id, &req)?)))
+    Ok(json_response(
+        StatusCode::OK,
+        &views::project_hook(&find(&spur, project.id, &req)?),
+    ))
 }
 
 /// `PUT /projects/:id/hooks/:hook_id`.
@@ -138,7 +135,7 @@ pub async fn update(req: HttpRequest, payload: web::Payload, spur: State) -> Res
     if !crate::hooks::update_project_hook(&spur, hook.clone()).await? {
         return Err(ApiError::not_found(""));
     }
-    Ok(json_response(StatusCode::OK, &entity(&hook)))
+    Ok(json_response(StatusCode::OK, &views::project_hook(&hook)))
 }
 
 /// `DELETE /projects/:id/hooks/:hook_id`: 204.
@@ -149,22 +146,11 @@ pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiEr
     Ok(HttpResponse::NoContent().finish())
 }
 
-fn integration_entity(i: Option<&StatusIntegration>) -> Value {
-    json!({
-        "id": null, "title": "GitHub", "slug": "github", "active": i.is_some(),
-        "pipeline_events": i.is_some(), "properties": {
-            "repository_url": i.map(|i| i.repository_url.clone()),
-            "static_context": i.map(|i| i.static_context),
-            "api_url": i.and_then(|i| i.api_url.clone()),
-        },
-    })
-}
-
 /// `GET /projects/:id/integrations/github`.
 pub async fn show_integration(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
     let i = spur.store.status_integration(project.id)?;
-    Ok(json_response(StatusCode::OK, &integration_entity(i.as_ref())))
+    Ok(json_response(StatusCode::OK, &views::status_integration(i.as_ref())))
 }
 
 /// `PUT /projects/:id/integrations/github`: `token`, `repository_url` (GitHub or Gitea),
@@ -203,7 +189,10 @@ pub async fn set_integration(req: HttpRequest, payload: web::Payload, spur: Stat
     refuse_blocked(&spur, &target).await?;
     crate::hooks::set_status_integration(&spur, project.id, Some(integration.clone())).await?;
     spur.events.listen();
-    Ok(json_response(StatusCode::OK, &integration_entity(Some(&integration))))
+    Ok(json_response(
+        StatusCode::OK,
+        &views::status_integration(Some(&integration)),
+    ))
 }
 
 /// `DELETE /projects/:id/integrations/github`: 204.

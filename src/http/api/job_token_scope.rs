@@ -4,7 +4,7 @@
 //! `DELETE /projects/:id/job_token_scope/allowlist/:target_project_id`.
 
 use super::id_segment;
-use crate::domain::{AccessLevel, Project};
+use crate::domain::AccessLevel;
 use crate::http::error::ApiError;
 use crate::http::pagination::paginated;
 use crate::http::params::{Params, Validation};
@@ -12,21 +12,6 @@ use crate::http::{State, json_response, lookup_project, project_with_role, views
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
-
-fn basic(spur: &State, p: &Project) -> serde_json::Value {
-    let ns = spur.store.namespace(p.namespace_id).ok().flatten();
-    json!({
-        "id": p.id,
-        "name": p.name,
-        "name_with_namespace": format!("{} / {}", ns.as_ref().map_or("", |n| n.name.as_str()), p.name),
-        "path": p.path,
-        "path_with_namespace": p.full_path,
-        "created_at": crate::clock::iso8601(p.created_at),
-        "default_branch": p.default_branch,
-        "web_url": spur.url(&p.full_path),
-        "namespace": ns.as_ref().map(|n| views::namespace(spur, n)),
-    })
-}
 
 /// `GET /projects/:id/job_token_scope`: the inbound allowlist is always enforced.
 pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
@@ -40,10 +25,10 @@ pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
 /// `GET /projects/:id/job_token_scope/allowlist`: the project itself, then the allowed ones.
 pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
-    let mut items = vec![basic(&spur, &project)];
+    let mut items = vec![views::basic_project(&spur, &project)];
     for id in spur.store.job_token_allowlist(project.id)? {
         if let Some(p) = spur.store.project(id)? {
-            items.push(basic(&spur, &p));
+            items.push(views::basic_project(&spur, &p));
         }
     }
     paginated(&req, items)

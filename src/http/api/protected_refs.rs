@@ -5,11 +5,12 @@ use super::segment;
 use crate::domain::{AccessLevel, ProtectedRef, RefKind};
 use crate::http::error::ApiError;
 use crate::http::params::Params;
+use crate::http::views;
 use crate::http::{State, json_response, project_with_role};
-use crate::protected_refs::{LEVELS, level_description};
+use crate::protected_refs::LEVELS;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 fn kind_of(req: &HttpRequest) -> RefKind {
     if req.path().contains("/protected_tags") {
@@ -26,32 +27,6 @@ fn what(kind: RefKind) -> &'static str {
     }
 }
 
-fn level(id: u64, level: u8) -> Value {
-    json!({
-        "id": id, "access_level": level, "access_level_description": level_description(level),
-        "user_id": null, "group_id": null, "deploy_key_id": null,
-    })
-}
-
-/// GitLab's `ProtectedBranch` or `ProtectedTag` entity.
-fn entity(r: &ProtectedRef) -> Value {
-    match r.kind {
-        RefKind::Branch => json!({
-            "id": r.id,
-            "name": r.name,
-            "push_access_levels": [level(r.id * 3, r.push_access_level)],
-            "merge_access_levels": [level(r.id * 3 + 1, r.merge_access_level)],
-            "unprotect_access_levels": [],
-            "allow_force_push": r.allow_force_push,
-            "code_owner_approval_required": false,
-        }),
-        RefKind::Tag => json!({
-            "name": r.name,
-            "create_access_levels": [level(r.id * 3 + 2, r.create_access_level)],
-        }),
-    }
-}
-
 /// `GET .../protected_branches|protected_tags`.
 pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
@@ -61,7 +36,7 @@ pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
         .protected_refs(project.id)?
         .iter()
         .filter(|r| r.kind == kind)
-        .map(entity)
+        .map(views::protected_ref)
         .collect();
     Ok(json_response(StatusCode::OK, &Value::Array(rules)))
 }
@@ -79,7 +54,7 @@ pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
     let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
     let kind = kind_of(&req);
     let rule = find(&spur, project.id, kind, &segment(&req, "name"))?;
-    Ok(json_response(StatusCode::OK, &entity(&rule)))
+    Ok(json_response(StatusCode::OK, &views::protected_ref(&rule)))
 }
 
 fn access_level(params: &Params, key: &str, default: u8) -> Result<u8, ApiError> {
@@ -115,7 +90,7 @@ pub async fn create(req: HttpRequest, payload: web::Payload, spur: State) -> Res
             .unwrap_or(false),
     };
     match crate::protected_refs::create_protected_ref(&spur, rule).await? {
-        Some(rule) => Ok(json_response(StatusCode::CREATED, &entity(&rule))),
+        Some(rule) => Ok(json_response(StatusCode::CREATED, &views::protected_ref(&rule))),
         None => Err(ApiError::conflict(&format!("{} '{name}' already exists", what(kind)))),
     }
 }

@@ -4,10 +4,10 @@
 //! calls (`POST /user/runners`, `GET /runners/all`, `GET|PUT|DELETE /runners/:id`).
 
 use super::id_segment;
-use crate::clock;
 use crate::domain::{Runner, RunnerInfo};
 use crate::http::error::ApiError;
 use crate::http::params::{Params, form_pairs, read_body};
+use crate::http::views;
 use crate::http::{State, json_response, signed_in};
 use crate::runners::{self, NewRunner};
 use actix_web::http::StatusCode;
@@ -226,54 +226,10 @@ pub async fn create(req: HttpRequest, payload: web::Payload, spur: State) -> Res
     Ok(registration_details(&runner, &token))
 }
 
-/// GitLab's `Runner` entity.
-pub fn runner_json(r: &Runner) -> Value {
-    let now = clock::now();
-    json!({
-        "id": r.id,
-        "description": r.description,
-        "ip_address": null,
-        "active": !r.paused,
-        "paused": r.paused,
-        "is_shared": true,
-        "runner_type": "instance_type",
-        "name": r.info.name,
-        "online": runners::is_online(r, now),
-        "status": runners::status(r, now),
-    })
-}
-
-/// GitLab's `RunnerDetails` entity.
-fn runner_details(r: &Runner) -> Value {
-    let mut body = runner_json(r);
-    if let Some(obj) = body.as_object_mut() {
-        let extra = json!({
-            "tag_list": r.tags,
-            "run_untagged": r.run_untagged,
-            "locked": false,
-            "maximum_timeout": r.maximum_timeout,
-            "access_level": r.access_level,
-            "version": r.info.version,
-            "revision": null,
-            "platform": r.info.platform,
-            "architecture": r.info.architecture,
-            "contacted_at": r.contacted_at.map(clock::iso8601),
-            "created_at": clock::iso8601(r.created_at),
-            "maintenance_note": null,
-            "projects": [],
-            "groups": [],
-        });
-        if let Value::Object(extra) = extra {
-            obj.extend(extra);
-        }
-    }
-    body
-}
-
 /// `GET /runners/all` (administrators): every runner.
 pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     admin(&req, &spur).await?;
-    let all: Vec<Value> = spur.store.runners()?.iter().map(runner_json).collect();
+    let all: Vec<Value> = spur.store.runners()?.iter().map(views::runner).collect();
     Ok(json_response(StatusCode::OK, &Value::Array(all)))
 }
 
@@ -285,7 +241,10 @@ fn find(spur: &State, req: &HttpRequest) -> Result<Runner, ApiError> {
 /// `GET /runners/:id` (administrators).
 pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     admin(&req, &spur).await?;
-    Ok(json_response(StatusCode::OK, &runner_details(&find(&spur, &req)?)))
+    Ok(json_response(
+        StatusCode::OK,
+        &views::runner_details(&find(&spur, &req)?),
+    ))
 }
 
 /// `PUT /runners/:id` (administrators): description, paused/active, tags, run_untagged,
@@ -322,7 +281,7 @@ pub async fn update(req: HttpRequest, payload: web::Payload, spur: State) -> Res
     if !crate::runners::update_runner(&spur, runner.clone()).await? {
         return Err(ApiError::not_found("Runner"));
     }
-    Ok(json_response(StatusCode::OK, &runner_details(&runner)))
+    Ok(json_response(StatusCode::OK, &views::runner_details(&runner)))
 }
 
 /// `DELETE /runners/:id` (administrators): 204; its token stops working at once.

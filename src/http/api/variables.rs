@@ -6,26 +6,12 @@ use crate::domain::{AccessLevel, Project, ProjectVariable, VariableType};
 use crate::http::error::ApiError;
 use crate::http::pagination::paginated;
 use crate::http::params::{Params, Validation};
+use crate::http::views;
 use crate::http::{State, json_response, project_with_role};
 use crate::project_variables;
 use crate::storage::Refusal;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::{Value, json};
-
-fn view(v: &ProjectVariable) -> Value {
-    json!({
-        "key": v.key,
-        "value": v.value,
-        "variable_type": v.variable_type.as_str(),
-        "protected": v.protected,
-        "masked": v.masked,
-        "hidden": false,
-        "raw": v.raw,
-        "environment_scope": "*",
-        "description": v.description,
-    })
-}
 
 /// The project, for a Maintainer+ caller (401, 404, 403 otherwise).
 async fn project_for(req: &HttpRequest, spur: &State) -> Result<Project, ApiError> {
@@ -36,7 +22,7 @@ async fn project_for(req: &HttpRequest, spur: &State) -> Result<Project, ApiErro
 pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let project = project_for(&req, &spur).await?;
     let all = project_variables::list(&spur, project.id).map_err(ApiError::internal)?;
-    paginated(&req, all.iter().map(view).collect())
+    paginated(&req, all.iter().map(views::project_variable).collect())
 }
 
 /// `GET /projects/:id/variables/:key`.
@@ -44,7 +30,7 @@ pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
     let project = project_for(&req, &spur).await?;
     let key = segment(&req, "key");
     match project_variables::get(&spur, project.id, &key).map_err(ApiError::internal)? {
-        Some(v) => Ok(json_response(StatusCode::OK, &view(&v))),
+        Some(v) => Ok(json_response(StatusCode::OK, &views::project_variable(&v))),
         None => Err(ApiError::not_found("Variable")),
     }
 }
@@ -70,7 +56,7 @@ pub async fn create(req: HttpRequest, spur: State, payload: web::Payload) -> Res
         .await
         .map_err(ApiError::internal)?
     {
-        Ok(()) => Ok(json_response(StatusCode::CREATED, &view(&variable))),
+        Ok(()) => Ok(json_response(StatusCode::CREATED, &views::project_variable(&variable))),
         Err(_) => Err(ApiError::invalid(
             "key",
             &format!("({}) has already been taken", variable.key),
@@ -97,7 +83,7 @@ pub async fn update(req: HttpRequest, spur: State, payload: web::Payload) -> Res
         .await
         .map_err(ApiError::internal)?
     {
-        Ok(()) => Ok(json_response(StatusCode::OK, &view(&variable))),
+        Ok(()) => Ok(json_response(StatusCode::OK, &views::project_variable(&variable))),
         Err(_) => Err(ApiError::not_found("Variable")),
     }
 }
