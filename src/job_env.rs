@@ -55,7 +55,12 @@ pub fn runtime_variables(
         ("CI_JOB_TOKEN", token.to_string()),
         (
             "CI_JOB_MANUAL",
-            if job.when == "manual" { "true" } else { "" }.to_string(),
+            if job.when == crate::domain::JobWhen::Manual {
+                "true"
+            } else {
+                ""
+            }
+            .to_string(),
         ),
         ("CI_RUNNER_DESCRIPTION", job.runner.clone().unwrap_or_default()),
         ("CI_RUNNER_TAGS", format!("{:?}", job.tags)),
@@ -76,7 +81,7 @@ pub fn runtime_variables(
     {
         vars.push(("CI_TRIGGER_SHORT_TOKEN", trigger.short_token.clone()));
     }
-    if job.when != "manual" {
+    if job.when != crate::domain::JobWhen::Manual {
         vars.retain(|(k, _)| *k != "CI_JOB_MANUAL");
     }
     vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect()

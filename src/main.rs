@@ -407,7 +407,7 @@ fn plan(args: PlanArgs) -> ExitCode {
 
 fn backup(args: BackupArgs) -> ExitCode {
     let outcome = match (&args.url, &args.data_dir) {
-        (Some(url), _) => download_backup(url, args.token.as_deref().unwrap_or_default(), &args.file),
+        (Some(url), _) => spur::backup::download(url, args.token.as_deref().unwrap_or_default(), &args.file),
         (None, Some(dir)) => spur::backup::backup_offline(dir, &args.file)
             .map(|info| format!("{} rows, schema version {}", info.rows, info.schema_version)),
         (None, None) => Err("say where from: --url (a running server) or --data-dir (a stopped one)".into()),
@@ -422,48 +422,6 @@ fn backup(args: BackupArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Asks a running server for a backup and writes it to `file`, chunk by chunk.
-fn download_backup(url: &str, token: &str, file: &std::path::Path) -> Result<String, String> {
-    use std::io::Write;
-    if file.exists() {
-        return Err(format!("{} exists already", file.display()));
-    }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(async {
-        let endpoint = format!("{}/api/v4/admin/backup", url.trim_end_matches('/'));
-        spur::hooks::install_tls_provider();
-        let mut response = reqwest::Client::new()
-            .post(&endpoint)
-            .header("PRIVATE-TOKEN", token)
-            .send()
-            .await
-            .map_err(|e| format!("cannot reach {endpoint}: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("{endpoint} answered {}", response.status()));
-        }
-        let schema = response
-            .headers()
-            .get("x-spur-schema-version")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("?")
-            .to_string();
-        let partial = file.with_extension("partial");
-        let mut out =
-            std::fs::File::create(&partial).map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
-        let mut bytes = 0u64;
-        while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
-            out.write_all(&chunk).map_err(|e| e.to_string())?;
-            bytes += chunk.len() as u64;
-        }
-        out.sync_all().map_err(|e| e.to_string())?;
-        std::fs::rename(&partial, file).map_err(|e| e.to_string())?;
-        Ok(format!("{bytes} bytes, schema version {schema}"))
-    })
 }
 
 fn run(config: Config) -> ExitCode {

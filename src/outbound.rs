@@ -213,6 +213,11 @@ pub fn blocked(ip: IpAddr) -> Option<&'static str> {
     }
 }
 
+/// Makes rustls use the ring provider for every outbound https request (once per process).
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A resolver for reqwest that answers only addresses the policy admits, so a webhook's host
 /// is checked on every connection, after resolution.
 pub struct GuardedResolver(pub std::sync::Arc<std::sync::RwLock<Policy>>);

@@ -448,14 +448,17 @@ fn planned_jobs(
             stage: planned.stage,
             stage_index,
             status: JobStatus::Created,
-            when: planned.when,
+            when: crate::domain::JobWhen::parse(&planned.when).unwrap_or_default(),
             allow_failure: planned.allow_failure,
             allow_failure_exit_codes: planned.allow_failure_exit_codes,
             needs: planned.needs,
             before_script: planned.before_script,
             script: planned.script,
             after_script: planned.after_script,
-            trigger: planned.trigger.as_ref().map(|t| format!("{t:?}")),
+            trigger: planned
+                .trigger
+                .as_ref()
+                .map(|t| crate::ci_config::yaml::to_json(t).to_string()),
             tags,
             user_id,
             created_at: now,

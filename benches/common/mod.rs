@@ -131,12 +131,12 @@ pub fn rounded(v: &[f64]) -> Vec<f64> {
 
 /// An HTTP client (reqwest's TLS needs spur's crypto provider installed first).
 pub fn http_client() -> reqwest::Client {
-    spur::hooks::install_tls_provider();
+    spur::outbound::install_tls_provider();
     reqwest::Client::new()
 }
 
 /// An HTTP client builder, with spur's crypto provider installed.
 pub fn http_client_builder() -> reqwest::ClientBuilder {
-    spur::hooks::install_tls_provider();
+    spur::outbound::install_tls_provider();
     reqwest::Client::builder()
 }

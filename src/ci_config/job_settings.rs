@@ -148,40 +148,14 @@ fn sanitize_cache_key(key: &str) -> String {
     }
 }
 
-/// Expands `$NAME` and `${NAME}` with already-expanded values; unknown names become empty.
+/// Expands `$NAME` and `${NAME}` with already-expanded values (unknown names become empty,
+/// `$$` a literal `$`), through the planner's one scanner.
 pub fn expand(text: &str, vars: &[(String, String)]) -> String {
-    let lookup = |name: &str| {
-        vars.iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map_or("", |(_, v)| v.as_str())
+    let mut lookup = |name: &str| {
+        Ok::<_, std::convert::Infallible>(vars.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
     };
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        let (name, tail) = match after.strip_prefix('{') {
-            Some(inner) => match inner.find('}') {
-                Some(end) => (&inner[..end], &inner[end + 1..]),
-                None => ("", after),
-            },
-            None => {
-                let end = after
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(after.len());
-                (&after[..end], &after[end..])
-            }
-        };
-        if name.is_empty() {
-            out.push('$');
-        } else {
-            out.push_str(lookup(name));
-        }
-        rest = tail;
-    }
-    out.push_str(rest);
-    out
+    super::variables::expand_refs(text, super::variables::MAX_EXPANDED_BYTES, &mut lookup)
+        .unwrap_or_else(|_| text.to_string())
 }
 
 /// Parses a duration as ChronicDuration does for the common forms; `None` when unreadable.

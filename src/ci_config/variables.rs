@@ -91,46 +91,67 @@ impl VarList {
         stack: &mut Vec<String>,
         done: &mut HashMap<String, String>,
     ) -> Result<String, String> {
-        let mut out = String::with_capacity(text.len());
-        let mut rest = text;
-        while let Some(i) = rest.find('$') {
-            out.push_str(&rest[..i]);
-            let after = &rest[i + 1..];
-            if let Some(tail) = after.strip_prefix('$') {
-                out.push('$');
-                rest = tail;
-                continue;
-            }
-            let (name, tail) = if let Some(inner) = after.strip_prefix('{') {
-                match inner.find('}') {
-                    Some(end) => (&inner[..end], &inner[end + 1..]),
-                    None => ("", after),
-                }
-            } else {
-                let end = after
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(after.len());
-                (&after[..end], &after[end..])
-            };
-            if name.is_empty() {
-                out.push('$');
-                rest = after;
-                continue;
-            }
-            if let Some(var) = self.0.iter().find(|v| v.name == name) {
-                out.push_str(&self.expand_var(var, stack, done)?);
-                if out.len() > MAX_EXPANDED_BYTES {
-                    return Err(format!(
-                        "variable expansion is too large: {} exceeds {MAX_EXPANDED_BYTES} bytes",
-                        stack.join(", ")
-                    ));
-                }
-            }
-            rest = tail;
-        }
-        out.push_str(rest);
-        Ok(out)
+        let mut value_of = |name: &str| match self.0.iter().find(|v| v.name == name) {
+            Some(var) => self.expand_var(var, stack, done).map(Some),
+            None => Ok(None),
+        };
+        let out = expand_refs(text, MAX_EXPANDED_BYTES, &mut value_of);
+        out.map_err(|e| {
+            e.unwrap_or_else(|| {
+                format!(
+                    "variable expansion is too large: {} exceeds {MAX_EXPANDED_BYTES} bytes",
+                    stack.join(", ")
+                )
+            })
+        })
     }
+}
+
+/// Expands `$NAME` and `${NAME}` in `text` with what `value_of` answers (nothing for an
+/// unknown name); `$$` stands for a literal `$`, as in GitLab. The planner's one `$VAR`
+/// scanner. Fails with `Err(None)` once the result passes `max_len` bytes, and with
+/// `Err(Some(e))` when `value_of` fails.
+pub fn expand_refs<E>(
+    text: &str,
+    max_len: usize,
+    value_of: &mut dyn FnMut(&str) -> Result<Option<String>, E>,
+) -> Result<String, Option<E>> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+            continue;
+        }
+        let (name, tail) = if let Some(inner) = after.strip_prefix('{') {
+            match inner.find('}') {
+                Some(end) => (&inner[..end], &inner[end + 1..]),
+                None => ("", after),
+            }
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        if name.is_empty() {
+            out.push('$');
+            rest = after;
+            continue;
+        }
+        if let Some(value) = value_of(name).map_err(Some)? {
+            out.push_str(&value);
+            if out.len() > max_len {
+                return Err(None);
+            }
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// The text GitLab gives a scalar variable value (`true` → `"true"`, `1` → `"1"`, null → `""`).

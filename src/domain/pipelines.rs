@@ -277,8 +277,8 @@ pub struct Job {
     pub stage_index: usize,
     /// Current status.
     pub status: JobStatus,
-    /// `on_success`, `on_failure`, `always`, `manual` or `delayed`.
-    pub when: String,
+    /// When it runs: `when:` as planned.
+    pub when: JobWhen,
     /// Whether a failure is tolerated.
     pub allow_failure: bool,
     /// Exit codes that count as allowed failures.
@@ -461,4 +461,47 @@ pub struct JobVariables {
     pub file_keys: Vec<String>,
     /// Values that must never reach the log.
     pub masked: Vec<String>,
+}
+
+/// A job's `when:`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobWhen {
+    /// When every job of earlier stages (or its `needs`) succeeded.
+    #[default]
+    OnSuccess,
+    /// When a job of an earlier stage failed.
+    OnFailure,
+    /// Whatever happened before.
+    Always,
+    /// When someone plays it.
+    Manual,
+    /// After `start_in`.
+    Delayed,
+}
+
+impl JobWhen {
+    /// GitLab's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobWhen::OnSuccess => "on_success",
+            JobWhen::OnFailure => "on_failure",
+            JobWhen::Always => "always",
+            JobWhen::Manual => "manual",
+            JobWhen::Delayed => "delayed",
+        }
+    }
+
+    /// Reads GitLab's name.
+    pub fn parse(text: &str) -> Option<JobWhen> {
+        [
+            JobWhen::OnSuccess,
+            JobWhen::OnFailure,
+            JobWhen::Always,
+            JobWhen::Manual,
+            JobWhen::Delayed,
+        ]
+        .into_iter()
+        .find(|w| w.as_str() == text)
+    }
 }

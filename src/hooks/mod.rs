@@ -41,11 +41,6 @@ pub struct Delivery {
     pub body: Vec<u8>,
 }
 
-/// Makes rustls use the ring provider for every outbound https request (once per process).
-pub fn install_tls_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
 /// Receives events until the server stops and hands each delivery to its target's queue.
 pub async fn run(spur: Arc<Spur>, mut events: mpsc::UnboundedReceiver<Event>) {
     // Built at the first delivery: loading the system's CA roots costs memory an idle server
@@ -108,7 +103,7 @@ fn waiting(spur: &Spur) -> Vec<Delivery> {
 /// The client for deliveries: names resolve only to addresses the outbound policy admits, and
 /// redirects are never followed.
 fn new_client(spur: &Spur) -> reqwest::Client {
-    install_tls_provider();
+    crate::outbound::install_tls_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())

@@ -100,7 +100,7 @@ pub fn pipeline_hook(spur: &Spur, project: &Project, p: &Pipeline, jobs: &[Job])
                 "created_at": hook_time(Some(j.created_at)), "started_at": hook_time(j.started_at),
                 "finished_at": hook_time(j.finished_at), "duration": seconds(j.started_at, j.finished_at),
                 "queued_duration": seconds(j.queued_at, j.started_at),
-                "failure_reason": j.failure_reason, "when": j.when, "manual": j.when == "manual",
+                "failure_reason": j.failure_reason, "when": j.when.as_str(), "manual": j.when == crate::domain::JobWhen::Manual,
                 "allow_failure": j.allow_failure, "user": user(spur, job_user.as_ref()),
                 "runner": j.runner.as_ref().map(|r| json!({"id": j.runner_id.unwrap_or(0), "description": r, "active": true, "runner_type": "instance_type", "is_shared": true, "tags": j.tags})),
                 "artifacts_file": {"filename": null, "size": null}, "environment": null,

@@ -292,7 +292,7 @@ pub fn job(spur: &Spur, project: &Project, pipeline: &Pipeline, j: &Job, user: O
         })),
         "runner_manager": null,
         "tag_list": j.tags,
-        "when": j.when,
+        "when": j.when.as_str(),
         "archived": false,
     });
     if let (Some(a), Some(obj)) = (&artifacts, body.as_object_mut()) {

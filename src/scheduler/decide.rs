@@ -2,7 +2,7 @@
 //! become pending, manual, scheduled or skipped once what they wait for is complete, and the
 //! pipeline status that the jobs add up to (GitLab's `Ci::Status::Composite`). No IO.
 
-use crate::domain::{Job, JobStatus, Millis, PipelineStatus};
+use crate::domain::{Job, JobStatus, JobWhen, Millis, PipelineStatus};
 
 /// Moves every `created` job whose prerequisites are complete to its next status, repeating until
 /// nothing changes (a skipped job can release the next). Returns the indices of changed jobs.
@@ -19,7 +19,7 @@ pub fn advance(jobs: &mut [Job], now: Millis) -> Vec<usize> {
                 continue;
             };
             let job = &mut jobs[i];
-            job.status = next_status(&job.when, outcome);
+            job.status = next_status(job.when, outcome);
             match job.status {
                 JobStatus::Pending => job.queued_at = Some(now),
                 JobStatus::Scheduled => {
@@ -83,14 +83,14 @@ fn prerequisites(jobs: &[Job], i: usize) -> Option<Outcome> {
 }
 
 /// GitLab's `when` against the prerequisites' outcome.
-fn next_status(when: &str, outcome: Outcome) -> JobStatus {
+fn next_status(when: JobWhen, outcome: Outcome) -> JobStatus {
     match (when, outcome) {
-        ("always", _) => JobStatus::Pending,
-        ("on_failure", Outcome::Failed) => JobStatus::Pending,
-        ("on_failure", _) => JobStatus::Skipped,
+        (JobWhen::Always, _) => JobStatus::Pending,
+        (JobWhen::OnFailure, Outcome::Failed) => JobStatus::Pending,
+        (JobWhen::OnFailure, _) => JobStatus::Skipped,
         (_, Outcome::Failed | Outcome::Canceled) => JobStatus::Skipped,
-        ("manual", Outcome::Success) => JobStatus::Manual,
-        ("delayed", Outcome::Success) => JobStatus::Scheduled,
+        (JobWhen::Manual, Outcome::Success) => JobStatus::Manual,
+        (JobWhen::Delayed, Outcome::Success) => JobStatus::Scheduled,
         _ => JobStatus::Pending,
     }
 }

@@ -2,23 +2,10 @@
 //! `advance` must reach and the pipeline status they add up to.
 
 use super::{advance, pipeline_status};
-use crate::domain::{Job, JobStatus, PipelineStatus};
+use crate::domain::{Job, JobStatus, JobWhen, PipelineStatus};
 
 fn status(s: &str) -> JobStatus {
-    [
-        JobStatus::Created,
-        JobStatus::Pending,
-        JobStatus::Running,
-        JobStatus::Success,
-        JobStatus::Failed,
-        JobStatus::Canceled,
-        JobStatus::Skipped,
-        JobStatus::Manual,
-        JobStatus::Scheduled,
-    ]
-    .into_iter()
-    .find(|st| st.as_str() == s)
-    .unwrap_or_else(|| panic!("unknown status {s}"))
+    JobStatus::parse(s).unwrap_or_else(|| panic!("unknown status {s}"))
 }
 
 fn job(line: &str) -> Job {
@@ -32,7 +19,7 @@ fn job(line: &str) -> Job {
         stage: f[2].into(),
         stage_index: f[2].parse().unwrap(),
         status: status(f[6]),
-        when: f[3].into(),
+        when: JobWhen::parse(f[3]).unwrap_or_else(|| panic!("unknown when {}", f[3])),
         allow_failure: f[4] == "af",
         allow_failure_exit_codes: vec![],
         needs: match f[5] {

@@ -474,13 +474,13 @@ pub async fn job_log(s: &Server, pid: u64, job: &dyn std::fmt::Display) -> Strin
 
 /// An HTTP client (reqwest's TLS needs spur's crypto provider installed first).
 pub fn http_client() -> reqwest::Client {
-    spur::hooks::install_tls_provider();
+    spur::outbound::install_tls_provider();
     reqwest::Client::new()
 }
 
 /// An HTTP client builder, with spur's crypto provider installed.
 pub fn http_client_builder() -> reqwest::ClientBuilder {
-    spur::hooks::install_tls_provider();
+    spur::outbound::install_tls_provider();
     reqwest::Client::builder()
 }
 
