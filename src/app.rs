@@ -84,7 +84,7 @@ impl Spur {
             concurrent,
             max_downstream_depth: config.max_downstream_depth,
             metrics: crate::metrics::Metrics::default(),
-            stopping: std::sync::atomic::AtomicBool::new(false),
+            shutdown: crate::context::Shutdown::default(),
             isolation: Arc::new(isolation),
             import_path_dirs: config.import_path_dirs.clone(),
             allow_local_requests: config.allow_local_requests,
@@ -219,20 +219,33 @@ impl Spur {
             .spawn(move || {
                 runtime.block_on(async move {
                     crate::executor::start(spur.clone(), spur.concurrent);
-                    tokio::spawn(crate::retention::run(spur.clone()));
-                    tokio::spawn(crate::runners::liveness::run(spur.clone()));
+                    // Every background task, started here and nowhere else, ends with the
+                    // shutdown signal; their handles are awaited when the engine stops.
+                    let mut tasks = tokio::task::JoinSet::new();
+                    let mut background = |task: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>| {
+                        let spur = spur.clone();
+                        tasks.spawn(async move {
+                            tokio::select! {
+                                () = task => {}
+                                () = spur.shutdown.started() => {}
+                            }
+                        });
+                    };
+                    background(Box::pin(crate::retention::run(spur.clone())));
+                    background(Box::pin(crate::runners::liveness::run(spur.clone())));
                     let every = std::time::Duration::from_secs(spur.retention.interval_secs.clamp(1, 3600));
-                    tokio::spawn(crate::artifacts::expire(spur.clone(), every));
-                    tokio::spawn(crate::push::follow(spur.clone(), spur.mirror_interval));
+                    background(Box::pin(crate::artifacts::expire(spur.clone(), every)));
+                    background(Box::pin(crate::push::follow(spur.clone(), spur.mirror_interval)));
                     if spur.store.any_listener().unwrap_or(true) {
                         spur.events.listen();
                     }
                     if let Some(events) = spur.events.take_receiver() {
-                        tokio::spawn(crate::hooks::run(spur.clone(), events));
+                        background(Box::pin(crate::hooks::run(spur.clone(), events)));
                     }
-                    tokio::spawn(crate::retention::sweep_sessions(spur.clone()));
-                    tokio::spawn(crate::memory::return_freed_memory());
+                    background(Box::pin(crate::retention::sweep_sessions(spur.clone())));
+                    background(Box::pin(crate::memory::return_freed_memory()));
                     crate::engine::run(spur, inbox).await;
+                    tasks.shutdown().await;
                 })
             })
             .map_err(|e| StartError(format!("cannot start the pipeline engine: {e}")))?;

@@ -43,8 +43,9 @@ pub struct Spur {
     pub metrics: crate::metrics::Metrics,
     /// What retention deletes, and how often it runs.
     pub retention: crate::config::RetentionPolicy,
-    /// Set when the server shuts down: executors start no more jobs.
-    pub stopping: std::sync::atomic::AtomicBool,
+    /// The shutdown signal: executors start no more jobs, background tasks and held runner
+    /// requests end.
+    pub shutdown: Shutdown,
     /// Failed sign-ins per client.
     pub sign_in_limiter: crate::rate_limit::Limiter,
     /// Failed trigger requests per client.
@@ -142,5 +143,33 @@ impl RunnerContacts {
         if let Ok(mut graceful) = self.graceful.lock() {
             graceful.remove(&job_id);
         }
+    }
+}
+
+/// The server's shutdown signal: set once, seen by every background task, executor worker and
+/// held runner request, which stop when it is set (a future to await, not a flag to poll).
+pub struct Shutdown(tokio::sync::watch::Sender<bool>);
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown(tokio::sync::watch::channel(false).0)
+    }
+}
+
+impl Shutdown {
+    /// Starts the shutdown: everything waiting on [`Shutdown::started`] wakes.
+    pub fn begin(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Whether the shutdown has started.
+    pub fn is_started(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once the shutdown has started.
+    pub async fn started(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(|stopping| *stopping).await;
     }
 }

@@ -66,7 +66,7 @@ pub struct Running {
 /// `grace` to finish, then the rest are killed and failed with a clear reason. Pending jobs stay
 /// pending and run after the next start.
 pub async fn shutdown(spur: &Arc<Spur>, grace: std::time::Duration) {
-    spur.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+    spur.shutdown.begin();
     let deadline = std::time::Instant::now() + grace;
     loop {
         let running = spur

@@ -26,8 +26,11 @@ pub fn start(spur: Arc<Spur>, concurrent: usize) {
 
 async fn worker(spur: Arc<Spur>) {
     loop {
-        let queued = spur.scheduler.queue.next(|j| j.tags.is_empty()).await;
-        if spur.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+        let queued = tokio::select! {
+            queued = spur.scheduler.queue.next(|j| j.tags.is_empty()) => queued,
+            () = spur.shutdown.started() => return,
+        };
+        if spur.shutdown.is_started() {
             // Shutting down: the job stays pending and runs after the next start.
             spur.scheduler.queue.push(queued);
             return;

@@ -295,7 +295,7 @@ impl JobRun<'_> {
                 system_failure()
             }
         };
-        let stopping = self.spur.stopping.load(std::sync::atomic::Ordering::SeqCst);
+        let stopping = self.spur.shutdown.is_started();
         if !job.after_script.is_empty() && !stopping {
             log = self.after_script(log, &after_script, &env, &end).await;
         }

@@ -46,16 +46,19 @@ pub async fn request(req: HttpRequest, payload: web::Payload, spur: State) -> Re
         };
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        // Wait in slices so that a shutting-down server lets go of held requests.
-        let slice = left.min(Duration::from_secs(1));
         let accept = |q: &crate::scheduler::queue::QueuedJob| runners::accepts(&runner, q);
-        match spur.scheduler.queue.take_within(accept, slice).await {
+        // A shutting-down server lets go of held requests at once.
+        let taken = tokio::select! {
+            taken = spur.scheduler.queue.take_within(accept, left) => taken,
+            () = spur.shutdown.started() => None,
+        };
+        match taken {
             Some(queued) => {
                 if let Some(response) = assign(&spur, &runner, queued.job_id, cancels_gracefully(&params)).await? {
                     return Ok(response);
                 }
             }
-            None if left.is_zero() || spur.stopping.load(std::sync::atomic::Ordering::SeqCst) => {
+            None if left.is_zero() || spur.shutdown.is_started() => {
                 return Ok(no_job(&spur, long_poll));
             }
             None => {}
