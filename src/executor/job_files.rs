@@ -25,7 +25,9 @@ use zip::write::SimpleFileOptions;
 pub fn main(args: &[OsString]) -> i32 {
     let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     let result = match args.split_first() {
-        Some((op, rest)) if op == "extract" => extract(rest.iter().any(|a| a == "--keep-links")),
+        Some((op, rest)) if op == "extract" => stdin_file()
+            .and_then(|archive| extract_into(archive, Path::new("."), rest.iter().any(|a| a == "--keep-links")))
+            .map(|files| json!({ "files": files })),
         Some((op, rest)) if op == "cache" => pack_cache(rest),
         Some((op, rest)) if op == "artifacts" => pack_artifacts(rest.first().map(String::as_str).unwrap_or("")),
         _ => Err(io::Error::other("usage: spur job-files extract|cache|artifacts")),
@@ -59,9 +61,10 @@ fn open_regular(path: &Path) -> io::Result<Option<File>> {
     Ok(file.metadata()?.is_file().then_some(file))
 }
 
-fn extract(keep_links: bool) -> io::Result<serde_json::Value> {
-    let mut zip = zip::ZipArchive::new(stdin_file()?).map_err(io::Error::other)?;
-    let dest = Path::new(".");
+/// Unpacks `archive` into `dest`: entries that would leave it are skipped, and links unless
+/// `keep_links`; answers how many entries were written.
+fn extract_into(archive: File, dest: &Path, keep_links: bool) -> io::Result<usize> {
+    let mut zip = zip::ZipArchive::new(archive).map_err(io::Error::other)?;
     let mut written = 0;
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i).map_err(io::Error::other)?;
@@ -96,7 +99,7 @@ fn extract(keep_links: bool) -> io::Result<serde_json::Value> {
         }
         written += 1;
     }
-    Ok(json!({ "files": written }))
+    Ok(written)
 }
 
 /// A pattern that stays inside the current folder (no absolute paths, no `..`).
@@ -202,6 +205,45 @@ fn untracked_files() -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn archives_unpack_inside_the_folder_only() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.zip");
+        let mut zip = zip::ZipWriter::new(File::create(&path).unwrap());
+        let exec = SimpleFileOptions::default().unix_permissions(0o755);
+        for (name, options) in [
+            ("../evil", SimpleFileOptions::default()),
+            ("/tmp/spur-evil-abs", SimpleFileOptions::default()),
+            ("out/tool", exec),
+        ] {
+            zip.start_file(name, options).unwrap();
+            zip.write_all(b"x").unwrap();
+        }
+        zip.add_symlink("link", "/etc/hostname", SimpleFileOptions::default())
+            .unwrap();
+        zip.finish().unwrap();
+        let dest = dir.path().join("d");
+        std::fs::create_dir_all(&dest).unwrap();
+        // `../evil` is skipped; the absolute name lands inside `dest`, as the zip crate reads it.
+        assert_eq!(extract_into(File::open(&path).unwrap(), &dest, false).unwrap(), 2);
+        assert!(!dir.path().join("evil").exists());
+        assert!(dest.join("tmp/spur-evil-abs").exists());
+        let mode = std::fs::metadata(dest.join("out/tool")).unwrap().permissions();
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o755);
+        assert!(
+            std::fs::symlink_metadata(dest.join("link")).is_err(),
+            "links are skipped for artifacts"
+        );
+        assert_eq!(extract_into(File::open(&path).unwrap(), &dest, true).unwrap(), 3);
+        assert!(
+            std::fs::symlink_metadata(dest.join("link"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
 
     #[test]
     fn cache_paths_stay_inside_the_project() {
