@@ -39,9 +39,11 @@ pub async fn post_as_root(http: &reqwest::Client, url: &str, form: &[(&str, &str
         .unwrap()
 }
 
-/// Starts the release binary on `data` with `extra` flags; returns it and its base URL.
+/// Starts the release binary (or `SPUR_BENCH_BINARY`, to measure another build in the same
+/// hour) on `data` with `extra` flags; returns it and its base URL.
 pub fn start(data: &Path, extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spur"))
+    let binary = std::env::var("SPUR_BENCH_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_spur").to_string());
+    let mut child = Command::new(binary)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .args(extra)
