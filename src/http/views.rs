@@ -449,3 +449,48 @@ pub fn basic_project(spur: &Spur, p: &Project) -> Value {
         "namespace": ns.as_ref().map(|n| namespace(spur, n)),
     })
 }
+
+/// GitLab's CI lint answer for a planned (or refused) configuration.
+pub fn lint(
+    planned: &Result<crate::ci_config::plan::Plan, crate::ci_config::plan::PlanError>,
+    merged: Option<String>,
+) -> Value {
+    use crate::ci_config::plan::PlanError;
+    match planned {
+        Ok(plan) => {
+            let jobs: Vec<Value> = plan
+                .jobs
+                .iter()
+                .map(|j| {
+                    json!({
+                        "name": j.name, "stage": j.stage, "when": j.when, "allow_failure": j.allow_failure,
+                        "needs": j.needs, "before_script": j.before_script, "script": j.script,
+                        "after_script": j.after_script,
+                    })
+                })
+                .collect();
+            json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": merged, "includes": [], "stages": plan.stages, "jobs": jobs})
+        }
+        Err(PlanError::Filtered(message)) => {
+            json!({"valid": true, "errors": [], "warnings": [message], "merged_yaml": merged, "includes": [], "stages": [], "jobs": []})
+        }
+        Err(PlanError::Config(message)) => {
+            json!({"valid": false, "errors": [message], "warnings": [], "merged_yaml": null, "includes": [], "stages": [], "jobs": []})
+        }
+    }
+}
+
+/// The answer to a runner registration: its id and authentication token (shown once).
+pub fn runner_registration(runner: &crate::domain::Runner, token: &str) -> Value {
+    json!({"id": runner.id, "token": token, "token_expires_at": null})
+}
+
+/// GitLab's job token scope settings (the inbound allowlist is always enforced).
+pub fn job_token_scope() -> Value {
+    json!({"inbound_enabled": true, "outbound_enabled": false})
+}
+
+/// An allowlist entry: `source` admits job tokens of `target`.
+pub fn job_token_link(source_project_id: u64, target_project_id: u64) -> Value {
+    json!({"source_project_id": source_project_id, "target_project_id": target_project_id})
+}

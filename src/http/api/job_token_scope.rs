@@ -11,15 +11,11 @@ use crate::http::params::{Params, Validation};
 use crate::http::{State, json_response, lookup_project, project_with_role, views};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::json;
 
 /// `GET /projects/:id/job_token_scope`: the inbound allowlist is always enforced.
 pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"inbound_enabled": true, "outbound_enabled": false}),
-    ))
+    Ok(json_response(StatusCode::OK, &views::job_token_scope()))
 }
 
 /// `GET /projects/:id/job_token_scope/allowlist`: the project itself, then the allowed ones.
@@ -51,7 +47,7 @@ pub async fn add(req: HttpRequest, spur: State, payload: web::Payload) -> Result
     match crate::projects::allow_job_token(&spur, project.id, other.id).await? {
         Ok(()) => Ok(json_response(
             StatusCode::CREATED,
-            &json!({"source_project_id": project.id, "target_project_id": other.id}),
+            &views::job_token_link(project.id, other.id),
         )),
         Err(_) => Err(ApiError::invalid(
             "target_project_id",

@@ -3,7 +3,7 @@
 //! with `variables` would have: GitLab's `valid`/`errors`/`warnings`/`jobs`, plus spur's `stages`.
 
 use crate::ci_config::compose::FileSource;
-use crate::ci_config::plan::{Context, PlanError, plan};
+use crate::ci_config::plan::{Context, plan};
 use crate::domain::AccessLevel;
 use crate::git::Origin;
 use crate::http::error::ApiError;
@@ -12,7 +12,7 @@ use crate::http::{State, json_response, project_with_role};
 use crate::pipeline_create::RepoSource;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Lints and explains.
 pub async fn lint(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
@@ -42,7 +42,10 @@ pub async fn lint(req: HttpRequest, spur: State, payload: web::Payload) -> Resul
     let s = spur.clone();
     let report = web::block(move || -> Result<Value, ApiError> {
         let path = s.repos.path_of(&project.repo_name, &origin);
-        let resolved = s.repos.resolve(&path, &ref_name).map_err(|e| ApiError::invalid("base", e.message()))?;
+        let resolved = s
+            .repos
+            .resolve(&path, &ref_name)
+            .map_err(|e| ApiError::invalid("base", e.message()))?;
         let files = s.repos.commit_files(&path, &resolved.sha).map_err(ApiError::internal)?;
         let project_variables = crate::project_variables::for_pipeline(&s, project.id, &resolved.short, resolved.tag)
             .map_err(ApiError::internal)?;
@@ -69,28 +72,7 @@ pub async fn lint(req: HttpRequest, spur: State, payload: web::Payload) -> Resul
             content,
         };
         let merged = crate::ci_config::plan::merged_yaml(&source).ok();
-        Ok(match plan(&source, files.paths(), &ctx) {
-            Ok(plan) => {
-                let jobs: Vec<Value> = plan
-                    .jobs
-                    .iter()
-                    .map(|j| {
-                        json!({
-                            "name": j.name, "stage": j.stage, "when": j.when, "allow_failure": j.allow_failure,
-                            "needs": j.needs, "before_script": j.before_script, "script": j.script,
-                            "after_script": j.after_script,
-                        })
-                    })
-                    .collect();
-                json!({"valid": true, "errors": [], "warnings": [], "merged_yaml": merged, "includes": [], "stages": plan.stages, "jobs": jobs})
-            }
-            Err(PlanError::Filtered(message)) => {
-                json!({"valid": true, "errors": [], "warnings": [message], "merged_yaml": merged, "includes": [], "stages": [], "jobs": []})
-            }
-            Err(PlanError::Config(message)) => {
-                json!({"valid": false, "errors": [message], "warnings": [], "merged_yaml": null, "includes": [], "stages": [], "jobs": []})
-            }
-        })
+        Ok(crate::http::views::lint(&plan(&source, files.paths(), &ctx), merged))
     })
     .await??;
     Ok(json_response(StatusCode::OK, &report))

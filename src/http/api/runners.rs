@@ -122,10 +122,7 @@ fn check_runnable(new: &NewRunner) -> Result<(), ApiError> {
 }
 
 fn registration_details(runner: &Runner, token: &str) -> HttpResponse {
-    json_response(
-        StatusCode::CREATED,
-        &json!({"id": runner.id, "token": token, "token_expires_at": null}),
-    )
+    json_response(StatusCode::CREATED, &views::runner_registration(runner, token))
 }
 
 /// `POST /runners`: registers a runner with the instance registration token (legacy flow).
@@ -157,7 +154,7 @@ pub async fn verify(req: HttpRequest, payload: web::Payload, spur: State) -> Res
     let token = params.string("token").ok().flatten().unwrap_or_default();
     Ok(json_response(
         StatusCode::OK,
-        &json!({"id": runner.id, "token": token, "token_expires_at": null}),
+        &views::runner_registration(&runner, &token),
     ))
 }
 
