@@ -6,45 +6,45 @@
 //! and `pipeline_trigger` creating them; `scheduler` owning job state; `executor` the built-in
 //! shell executor; `trace` job logs; `http` the GitLab API.
 
-pub mod accounts;
-pub mod app;
-pub mod application_settings;
-pub mod artifacts;
-pub mod auth;
+pub(crate) mod accounts;
+pub(crate) mod app;
+pub(crate) mod application_settings;
+pub(crate) mod artifacts;
+pub(crate) mod auth;
 pub mod backup;
-pub mod bridge;
-pub mod clock;
+pub(crate) mod bridge;
+pub(crate) mod clock;
 pub mod config;
-pub mod context;
-pub mod domain;
-pub mod engine;
-pub mod events;
+pub(crate) mod context;
+pub(crate) mod domain;
+pub(crate) mod engine;
+pub(crate) mod events;
 pub mod executor;
-pub mod git;
-pub mod hooks;
-pub mod http;
-pub mod job_env;
-pub mod members;
-pub mod memory;
-pub mod metrics;
-pub mod mirror;
+pub(crate) mod git;
+pub(crate) mod hooks;
+pub(crate) mod http;
+pub(crate) mod job_env;
+pub(crate) mod members;
+pub(crate) mod memory;
+pub(crate) mod metrics;
+pub(crate) mod mirror;
 pub mod outbound;
-pub mod pipeline_trigger;
+pub(crate) mod pipeline_trigger;
 pub mod plan_cli;
-pub mod project_create;
-pub mod project_variables;
-pub mod projects;
-pub mod protected_refs;
-pub mod push;
-pub mod rate_limit;
-pub mod retention;
-pub mod runners;
+pub(crate) mod project_create;
+pub(crate) mod project_variables;
+pub(crate) mod projects;
+pub(crate) mod protected_refs;
+pub(crate) mod push;
+pub(crate) mod rate_limit;
+pub(crate) mod retention;
+pub(crate) mod runners;
 pub mod sandbox;
-pub mod scheduler;
-pub mod secrets;
+pub(crate) mod scheduler;
+pub(crate) mod secrets;
 pub mod storage;
-pub mod trace;
-pub mod trigger_tokens;
+pub(crate) mod trace;
+pub(crate) mod trigger_tokens;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use app::{Spur, StartError};
@@ -136,8 +136,8 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<Running, Sta
     Ok(Running { addr, spur, server })
 }
 pub mod ci_config;
-pub mod pipeline_create;
-pub mod rules;
+pub(crate) mod pipeline_create;
+pub(crate) mod rules;
 
 #[cfg(test)]
 mod fuzz_tests;

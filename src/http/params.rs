@@ -168,14 +168,6 @@ impl Validation {
         })
     }
 
-    /// An optional integer parameter.
-    pub fn optional_int(&mut self, params: &Params, key: &str) -> Option<i64> {
-        params.integer(key).unwrap_or_else(|Invalid| {
-            self.fail(key, "is invalid");
-            None
-        })
-    }
-
     /// An optional date or date-time parameter, as milliseconds.
     pub fn optional_datetime(&mut self, params: &Params, key: &str) -> Option<i64> {
         match params.string(key) {

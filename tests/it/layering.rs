@@ -76,7 +76,9 @@ fn top_level_modules() -> Vec<String> {
             test_only = true;
             continue;
         }
-        let decl = line.strip_prefix("pub mod ").or_else(|| line.strip_prefix("mod "));
+        let decl = ["pub mod ", "pub(crate) mod ", "mod "]
+            .iter()
+            .find_map(|prefix| line.strip_prefix(prefix));
         if let Some(name) = decl.and_then(|d| d.strip_suffix(';'))
             && !test_only
         {
