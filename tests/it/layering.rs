@@ -95,8 +95,13 @@ fn files_of(module: &str) -> Vec<PathBuf> {
     if file.exists() {
         return vec![file];
     }
+    rust_files(&src().join(module))
+}
+
+/// Every `.rs` file below `dir`, sorted.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let mut dirs = vec![src().join(module)];
+    let mut dirs = vec![dir.to_path_buf()];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).unwrap().flatten() {
             let path = entry.path();
@@ -233,7 +238,10 @@ fn layer_of(module: &str) -> Option<usize> {
 fn every_module_has_a_layer_and_imports_point_down() {
     let graph = import_graph();
     assert!(graph.len() >= 40, "lib.rs was not read: {:?}", graph.keys());
-    assert!(graph["http"].contains("context") && graph["engine"].contains("bridge"), "imports were not read");
+    assert!(
+        graph["http"].contains("context") && graph["engine"].contains("bridge"),
+        "imports were not read"
+    );
     let mut wrong = Vec::new();
     for (module, edges) in &graph {
         let Some(own) = layer_of(module) else {
@@ -325,19 +333,11 @@ fn architecture_md_names_every_top_level_module() {
 #[test]
 fn no_source_file_is_over_600_lines_before_its_tests() {
     let mut long = Vec::new();
-    let mut dirs = vec![src()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                let text = std::fs::read_to_string(&path).unwrap();
-                let before_tests = text.lines().take_while(|l| !l.starts_with("#[cfg(test)]")).count();
-                if before_tests > 600 {
-                    long.push(format!("{} ({before_tests} lines)", path.display()));
-                }
-            }
+    for path in rust_files(&src()) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let before_tests = text.lines().take_while(|l| !l.starts_with("#[cfg(test)]")).count();
+        if before_tests > 600 {
+            long.push(format!("{} ({before_tests} lines)", path.display()));
         }
     }
     assert!(long.is_empty(), "split these by concept: {long:?}");
