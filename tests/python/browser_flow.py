@@ -39,11 +39,11 @@ def wait(driver, condition, timeout=20):
     return WebDriverWait(driver, timeout).until(condition)
 
 
-def sign_in(driver, login):
+def sign_in(driver, login, password="password123"):
     driver.delete_all_cookies()
     driver.get(URL + "/users/sign_in")
     driver.find_element(By.NAME, "user[login]").send_keys(login)
-    driver.find_element(By.NAME, "user[password]").send_keys("password123")
+    driver.find_element(By.NAME, "user[password]").send_keys(password)
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
     wait(driver, EC.url_to_be(URL + "/"))
 
@@ -160,6 +160,19 @@ def main():
         shot(driver, "12-revoked")
         status, body = trigger(token)
         assert status == 404, (status, body)
+
+        # The administrator sees the job isolation in force and allows one private network
+        # for webhooks on Admin > Settings.
+        sign_in(driver, "root", os.environ.get("SPUR_TEST_ROOT_PASSWORD", "root-password-123"))
+        driver.find_element(By.LINK_TEXT, "Settings").click()
+        assert "Landlock" in driver.find_element(By.ID, "job-isolation").text
+        area = driver.find_element(By.ID, "allowlist")
+        area.clear()
+        area.send_keys("10.0.0.0/8")
+        driver.find_element(By.XPATH, "//button[text()='Save changes']").click()
+        wait(driver, EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"), "Application settings saved successfully"))
+        assert driver.find_element(By.ID, "allowlist").get_attribute("value") == "10.0.0.0/8"
+        shot(driver, "13-admin-settings")
     finally:
         driver.quit()
     print("browser flow OK")
