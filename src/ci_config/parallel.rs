@@ -30,7 +30,7 @@ pub(super) fn matrix_row_size(row: &Yaml) -> usize {
 /// `parallel: N` gives `name 1/N` ... `name N/N`; `parallel: matrix` gives `name: [v1, v2]`.
 pub(super) fn parallel_instances(name: &str, job: &Mapping) -> Vec<(String, VarList)> {
     match job.get("parallel") {
-        Some(Yaml::Int(n)) if *n > 1 => (1..=*n)
+        Some(Yaml::Int(n)) if *n >= 1 => (1..=*n)
             .map(|i| {
                 let mut v = VarList::default();
                 v.set("CI_NODE_INDEX", &i.to_string(), false);

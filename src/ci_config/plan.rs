@@ -200,7 +200,8 @@ fn stages(config: &Mapping) -> Result<Vec<String>, String> {
 fn flatten_strings(items: &[Yaml], depth: usize, out: &mut Vec<String>) -> Result<(), ()> {
     for item in items {
         match item {
-            Yaml::Seq(inner) if depth < 10 => flatten_strings(inner, depth + 1, out)?,
+            // The outer list and nine more levels: ten nested arrays, as GitLab allows.
+            Yaml::Seq(inner) if depth < 9 => flatten_strings(inner, depth + 1, out)?,
             other => out.push(variables::scalar_text(other).ok_or(())?),
         }
     }
@@ -606,11 +607,20 @@ mod tests {
     #[test]
     fn parallel_is_bounded() {
         assert_eq!(plan_text("job:\n  script: x\n  parallel: 3\n").unwrap().jobs.len(), 3);
-        for n in ["1", "201", "1000000000", "-5"] {
+        assert_eq!(
+            plan_text("job:\n  script: x\n  parallel: 1\n").unwrap().jobs[0].name,
+            "job 1/1"
+        );
+        for (n, want) in [
+            ("0", "must be greater than or equal to 1"),
+            ("-5", "must be greater than or equal to 1"),
+            ("201", "must be less than or equal to 200"),
+            ("1000000000", "must be less than or equal to 200"),
+        ] {
             let err = plan_text(&format!("job:\n  script: x\n  parallel: {n}\n")).unwrap_err();
             assert_eq!(
                 err,
-                PlanError::Config("jobs:job:parallel config must be between 2 and 200".into()),
+                PlanError::Config(format!("jobs:job:parallel config {want}")),
                 "{n}"
             );
         }

@@ -146,13 +146,54 @@ pub(super) fn validate(config: &Mapping, jobs: &[(String, Mapping)], stages: &[S
                 }
             }
         }
-        if let Some(n) = parallel_count(job)
-            && !(2..=MAX_PARALLEL).contains(&n)
-        {
-            return Err(lower(format!(
-                "{location}:parallel config must be between 2 and {MAX_PARALLEL}"
-            )));
+        match (job.get("parallel"), parallel_count(job)) {
+            (Some(Yaml::Int(n)), _) if *n < 1 => {
+                return Err(lower(format!(
+                    "{location}:parallel config must be greater than or equal to 1"
+                )));
+            }
+            (Some(Yaml::Int(_)), Some(n)) if n > MAX_PARALLEL => {
+                return Err(lower(format!(
+                    "{location}:parallel config must be less than or equal to {MAX_PARALLEL}"
+                )));
+            }
+            (Some(Yaml::Map(_)), Some(n)) if n > MAX_PARALLEL => {
+                return Err(lower(format!(
+                    "{location}:parallel:matrix config generates too many jobs (maximum is {MAX_PARALLEL})"
+                )));
+            }
+            (Some(Yaml::Map(m)), _) if m.get("matrix").is_none() => {
+                return Err(lower(format!(
+                    "{location}:parallel config missing required keys: matrix"
+                )));
+            }
+            (Some(Yaml::Int(_) | Yaml::Map(_)) | None, _) => {}
+            (Some(_), _) => return Err(lower(format!("{location}:parallel should be an integer or a hash"))),
         }
+        if let Some(needs) = job.get("needs")
+            && !matches!(needs, Yaml::Seq(_) | Yaml::Map(_))
+        {
+            return Err(lower(format!("{location}:needs config can only be a hash or an array")));
+        }
+        if job.get("trigger").is_none() && matches!(job.get("script"), Some(Yaml::Seq(items)) if items.is_empty()) {
+            return Err(lower(format!("{location} script can't be blank")));
+        }
+        if let (Some(dependencies), Some(needs)) = (job.get("dependencies"), job.get("needs")) {
+            let needed: Vec<String> = needs_entries(needs).into_iter().map(|(n, _)| n).collect();
+            let missing: Vec<String> = dependency_names(dependencies)
+                .into_iter()
+                .filter(|d| !needed.contains(d))
+                .collect();
+            if !needed.is_empty() && !missing.is_empty() {
+                return Err(lower(format!(
+                    "{location} dependencies the {} should be part of needs",
+                    missing.join(", ")
+                )));
+            }
+        }
+    }
+    // The logical checks run once the configuration is well-formed, as GitLab's do.
+    for (name, job) in jobs {
         let stage = job_stage(job);
         if !stages.contains(&stage) {
             return Err(format!(
@@ -160,7 +201,102 @@ pub(super) fn validate(config: &Mapping, jobs: &[(String, Mapping)], stages: &[S
                 stages.join(", ")
             ));
         }
+        check_dependencies(name, job, jobs, stages)?;
         check_static_needs(name, job, jobs, stages)?;
+    }
+    check_circular_needs(jobs)
+}
+
+/// The job names a `dependencies:` value lists.
+pub(super) fn dependency_names(y: &Yaml) -> Vec<String> {
+    match y {
+        Yaml::Seq(items) => items.iter().filter_map(variables::scalar_text).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Every `dependencies:` entry names a job of the current or an earlier stage.
+fn check_dependencies(name: &str, job: &Mapping, jobs: &[(String, Mapping)], stages: &[String]) -> Result<(), String> {
+    let Some(dependencies) = job.get("dependencies") else {
+        return Ok(());
+    };
+    let position = |stage: &str| stages.iter().position(|s| s == stage);
+    let own = position(&job_stage(job));
+    for dependency in dependency_names(dependencies) {
+        match jobs.iter().find(|(n, _)| *n == dependency) {
+            None => return Err(format!("{name} job: undefined dependency: {dependency}")),
+            Some((_, target)) if position(&job_stage(target)) > own => {
+                return Err(format!(
+                    "{name} job: dependency {dependency} is not defined in current or prior stages"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Refuses `needs` that go round in a circle, with GitLab's message (Ruby's TSort wording:
+/// `self-dependency: a`, or the cycle from its first job in file order along the needs).
+fn check_circular_needs(jobs: &[(String, Mapping)]) -> Result<(), String> {
+    let needs_of = |name: &str| -> Vec<String> {
+        jobs.iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, j)| j.get("needs"))
+            .map(|n| needs_entries(n).into_iter().map(|(n, _)| n).collect())
+            .unwrap_or_default()
+    };
+    for (name, _) in jobs {
+        if needs_of(name).contains(name) {
+            return Err(format!(
+                "The pipeline has circular dependencies: self-dependency: {name}"
+            ));
+        }
+    }
+    // Depth-first search in file order; the first back edge closes a cycle.
+    fn visit(
+        node: &str,
+        needs_of: &dyn Fn(&str) -> Vec<String>,
+        path: &mut Vec<String>,
+        done: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == node) {
+            return Some(path[i..].to_vec());
+        }
+        if done.iter().any(|d| d == node) || path.len() > 10_000 {
+            return None;
+        }
+        path.push(node.to_string());
+        for next in needs_of(node) {
+            if let Some(cycle) = visit(&next, needs_of, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.push(node.to_string());
+        None
+    }
+    let mut done = Vec::new();
+    for (name, _) in jobs {
+        if let Some(cycle) = visit(name, &needs_of, &mut Vec::new(), &mut done) {
+            // From the cycle's first job in file order, along its needs.
+            let first = jobs
+                .iter()
+                .map(|(n, _)| n)
+                .find(|n| cycle.contains(n))
+                .cloned()
+                .unwrap_or_default();
+            let start = cycle.iter().position(|n| *n == first).unwrap_or(0);
+            let ordered: Vec<String> = cycle[start..]
+                .iter()
+                .chain(&cycle[..start])
+                .map(|n| format!("{n:?}"))
+                .collect();
+            return Err(format!(
+                "The pipeline has circular dependencies: topological sort failed: [{}]",
+                ordered.join(", ")
+            ));
+        }
     }
     Ok(())
 }
@@ -176,18 +312,23 @@ pub(super) fn check_if(y: Option<&Yaml>, location: &str) -> Result<(), String> {
 }
 
 /// `(name, optional)` for each entry of a `needs:` value.
+/// Nested arrays (from `!reference`) are flattened, as GitLab does.
 pub(super) fn needs_entries(y: &Yaml) -> Vec<(String, bool)> {
     let Yaml::Seq(items) = y else { return Vec::new() };
-    items
-        .iter()
-        .filter_map(|i| match i {
-            Yaml::Map(m) => m
-                .get("job")
-                .and_then(variables::scalar_text)
-                .map(|n| (n, matches!(m.get("optional"), Some(Yaml::Bool(true))))),
-            other => variables::scalar_text(other).map(|n| (n, false)),
-        })
-        .collect()
+    let mut out = Vec::new();
+    let mut stack: Vec<&Yaml> = items.iter().rev().collect();
+    while let Some(item) = stack.pop() {
+        match item {
+            Yaml::Seq(inner) => stack.extend(inner.iter().rev()),
+            Yaml::Map(m) => out.extend(
+                m.get("job")
+                    .and_then(variables::scalar_text)
+                    .map(|n| (n, matches!(m.get("optional"), Some(Yaml::Bool(true))))),
+            ),
+            other => out.extend(variables::scalar_text(other).map(|n| (n, false))),
+        }
+    }
+    out
 }
 
 pub(super) fn check_static_needs(
