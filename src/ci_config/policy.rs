@@ -125,11 +125,14 @@ fn exists_paths(p: &Yaml) -> Vec<String> {
     }
 }
 
-/// A glob as Ruby's `File.fnmatch` with `FNM_PATHNAME|FNM_DOTMATCH`: `*` stays within a path
-/// segment, `**/` spans directories, `?` is one character.
+/// A glob as Ruby's `File.fnmatch` with `FNM_PATHNAME | FNM_DOTMATCH | FNM_EXTGLOB` (what
+/// GitLab uses for `rules:exists` and `rules:changes`): `*` and `?` stay within a path segment
+/// (dot files included), `**/` spans directories (a `**` not before `/` is a `*`), `[abc]`,
+/// `[a-z]`, `[^x]` and `[!x]` are classes, `{a,b}` alternatives (nested too), `\x` a literal.
 pub fn glob(pattern: &str) -> Option<Regex> {
     let pattern = pattern.trim_start_matches('/');
     let mut re = String::from("^");
+    let mut braces = 0usize;
     let mut chars = pattern.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
@@ -137,18 +140,63 @@ pub fn glob(pattern: &str) -> Option<Regex> {
                 chars.next();
                 if chars.peek() == Some(&'/') {
                     chars.next();
-                    re.push_str("(?:.*/)?");
+                    re.push_str("(?:[^/]*/)*");
                 } else {
-                    re.push_str(".*");
+                    re.push_str("[^/]*");
                 }
             }
             '*' => re.push_str("[^/]*"),
             '?' => re.push_str("[^/]"),
+            '\\' => {
+                let next = chars.next()?;
+                re.push_str(&regex::escape(&next.to_string()));
+            }
+            '[' => {
+                let mut class = String::new();
+                let negated = matches!(chars.peek(), Some('^' | '!'));
+                if negated {
+                    chars.next();
+                }
+                let mut closed = false;
+                let mut first = true;
+                while let Some(k) = chars.next() {
+                    match k {
+                        ']' if !first => {
+                            closed = true;
+                            break;
+                        }
+                        '\\' => class.push_str(&regex::escape(&chars.next()?.to_string())),
+                        '-' if !first && chars.peek().is_some_and(|n| *n != ']') => class.push('-'),
+                        other => class.push_str(&regex::escape(&other.to_string())),
+                    }
+                    first = false;
+                }
+                if !closed || class.is_empty() {
+                    return None;
+                }
+                if negated {
+                    re.push_str(&format!("[^/{class}]"));
+                } else {
+                    re.push_str(&format!("(?:[{class}])"));
+                }
+            }
+            '{' => {
+                braces += 1;
+                re.push_str("(?:");
+            }
+            ',' if braces > 0 => re.push('|'),
+            '}' if braces > 0 => {
+                braces -= 1;
+                re.push(')');
+            }
             other => re.push_str(&regex::escape(&other.to_string())),
         }
     }
+    if braces > 0 {
+        return None;
+    }
     re.push('$');
-    Regex::new(&re).ok()
+    regex::RegexBuilder::new(&re).size_limit(1 << 20).build().ok()
 }
 
 /// Whether `only`/`except` let the job in. `only` is `None` when absent; `implicit_only` adds
@@ -256,5 +304,16 @@ mod tests {
         assert!(m("docs/**/*.md", "docs/a/b/c.md"));
         assert!(m("**/*.md", "README.md"));
         assert!(m("a?c", "abc"));
+        assert!(!m("a?c", "a/c"));
+        // FNM_EXTGLOB braces, classes, negated classes, dot files, escapes.
+        assert!(m("*.{rb,py}", "x.py") && m("*.{rb,py}", "x.rb") && !m("*.{rb,py}", "x.js"));
+        assert!(m("{a,b{c,d}}.txt", "bd.txt") && !m("{a,b{c,d}}.txt", "be.txt"));
+        assert!(m("file[0-9].txt", "file7.txt") && !m("file[0-9].txt", "filex.txt"));
+        assert!(m("[^a]*.md", "b.md") && !m("[^a]*.md", "a.md") && m("[!a]*.md", "c.md"));
+        assert!(m("*", ".hidden"));
+        assert!(m("\\*.md", "*.md") && !m("\\*.md", "x.md"));
+        assert!(!m("**.md", "docs/a.md"), "`**` not before `/` is a `*`");
+        assert!(m("docs/**/x", "docs/x"));
+        assert!(glob("[abc").is_none() && glob("{a,b").is_none());
     }
 }
