@@ -336,6 +336,10 @@ impl FileSource for RepoSource<'_> {
         }
     }
 
+    fn files(&self) -> Vec<String> {
+        self.files.paths().to_vec()
+    }
+
     fn project(&self, path: &str, ref_name: Option<&str>) -> Result<Box<dyn FileSource + '_>, String> {
         let not_found = || compose::project_not_found(path);
         let project = self

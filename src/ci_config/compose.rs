@@ -1,6 +1,9 @@
-//! Composing the raw configuration before validation, in GitLab's order: `include:local` files
+//! Composing the raw configuration before validation, in GitLab's order: `include` entries
+//! (variables expanded in their paths, `include:rules` applied, `local` wildcards expanded)
 //! deep-merged under the main file, then `extends`, then `!reference` tags.
 
+use super::policy::{self, Situation};
+use super::variables::{self, VarList};
 use super::yaml::{self, Mapping, Yaml};
 
 /// At most this many files may be included (GitLab's default).
@@ -27,6 +30,11 @@ pub trait FileSource {
     /// A file of this repository, or `None`.
     fn read(&self, path: &str) -> Option<String>;
 
+    /// Every file path of this repository (for `include:local` wildcards); none by default.
+    fn files(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The files of project `path` at `ref_name` (`None`: its default branch), or GitLab's error
     /// when it does not exist, may not be read, or has no such ref.
     fn project(&self, path: &str, ref_name: Option<&str>) -> Result<Box<dyn FileSource + '_>, String> {
@@ -50,7 +58,8 @@ pub fn project_not_found(path: &str) -> String {
 
 /// One entry of `include`.
 enum Include {
-    Local(String),
+    /// `local:` (from the hash form: wildcards are expanded before variables, as GitLab does).
+    Local(String, bool),
     Project {
         project: String,
         ref_name: Option<String>,
@@ -58,25 +67,55 @@ enum Include {
     },
 }
 
-/// Resolves `include` (`local` and `project`) with `source` giving files' text.
-pub fn resolve_includes(mut config: Mapping, source: &dyn FileSource) -> Result<Mapping, String> {
+/// What `include` paths and `include:rules` are evaluated against: the pipeline's variables
+/// (predefined, project and pipeline ones; not the YAML's own) and its situation.
+pub struct IncludeContext<'a> {
+    /// The variables.
+    pub vars: &'a VarList,
+    /// The pipeline's source, ref and files.
+    pub situation: &'a Situation<'a>,
+}
+
+/// Resolves `include` (`local` and `project`) with `source` giving files' text; without a
+/// context (the lint API's merged YAML), paths are taken as written and rules admit all.
+pub fn resolve_includes(
+    mut config: Mapping,
+    source: &dyn FileSource,
+    context: Option<&IncludeContext>,
+) -> Result<Mapping, String> {
     let mut count = 0;
-    resolve_includes_in(&mut config, source, &mut count)?;
+    let values = match context {
+        Some(c) => c.vars.expanded().unwrap_or_default(),
+        None => Vec::new(),
+    };
+    resolve_includes_in(&mut config, source, context, &values, ".gitlab-ci.yml", &mut count)?;
     Ok(config)
 }
 
-fn resolve_includes_in(config: &mut Mapping, source: &dyn FileSource, count: &mut usize) -> Result<(), String> {
+fn resolve_includes_in(
+    config: &mut Mapping,
+    source: &dyn FileSource,
+    context: Option<&IncludeContext>,
+    values: &[(String, String)],
+    current: &str,
+    count: &mut usize,
+) -> Result<(), String> {
     let Some(include) = config.remove("include") else {
         return Ok(());
     };
     let mut merged = Mapping::default();
-    for item in includes(&include)? {
+    for (item, rules) in includes(&include, values)? {
+        if !rules_admit(rules.as_ref(), context)? {
+            continue;
+        }
         match item {
-            Include::Local(path) => {
-                let text = included_text(source, &path, count, |p| format!("Local file `{p}` does not exist!"))?;
-                let mut included = load_included(&text, &format!("Local file `{path}`"))?;
-                resolve_includes_in(&mut included, source, count)?;
-                deep_merge(&mut merged, included);
+            Include::Local(path, from_hash) => {
+                for path in local_paths(source, context, &path, from_hash, values, current) {
+                    let text = included_text(source, &path, count, |p| format!("Local file `{p}` does not exist!"))?;
+                    let mut included = load_included(&text, &format!("Local file `{path}`"))?;
+                    resolve_includes_in(&mut included, source, context, values, &path, count)?;
+                    deep_merge(&mut merged, included);
+                }
             }
             Include::Project {
                 project,
@@ -91,7 +130,7 @@ fn resolve_includes_in(config: &mut Mapping, source: &dyn FileSource, count: &mu
                         return Err(format!("Project `{project}` file `{path}` is empty!"));
                     }
                     let mut included = load_included(&text, &format!("Project `{project}` file `{path}`"))?;
-                    resolve_includes_in(&mut included, other.as_ref(), count)?;
+                    resolve_includes_in(&mut included, other.as_ref(), context, values, &path, count)?;
                     deep_merge(&mut merged, included);
                 }
             }
@@ -100,6 +139,77 @@ fn resolve_includes_in(config: &mut Mapping, source: &dyn FileSource, count: &mu
     deep_merge(&mut merged, std::mem::take(config));
     *config = merged;
     Ok(())
+}
+
+/// Whether `include:rules` admit an entry: no rules, or a first matching rule whose `when` is
+/// not `never` (only `never` and `always` may be given).
+fn rules_admit(rules: Option<&Yaml>, context: Option<&IncludeContext>) -> Result<bool, String> {
+    let Some(rules) = rules else { return Ok(true) };
+    let flat = policy::flatten_rules(rules);
+    if flat.is_empty() {
+        return Err("include:rules config can't be blank".into());
+    }
+    for rule in &flat {
+        if let Yaml::Map(m) = rule
+            && let Some(when) = m.get("when").and_then(variables::scalar_text)
+            && when != "never"
+            && when != "always"
+        {
+            return Err(format!("include:rule when unknown value: {when}"));
+        }
+    }
+    let Some(context) = context else { return Ok(true) };
+    let matched = policy::first_match(&flat, context.vars, context.situation, "include")?;
+    Ok(matched.is_some_and(|m| m.when.as_deref() != Some("never")))
+}
+
+/// The files one `local` entry names: its path with variables expanded, or for a path with
+/// `*` every file of the repository it matches (`*` within a folder, `**` across folders), in
+/// path order, the including file itself left out; nothing when none matches.
+fn local_paths(
+    source: &dyn FileSource,
+    context: Option<&IncludeContext>,
+    path: &str,
+    from_hash: bool,
+    values: &[(String, String)],
+    current: &str,
+) -> Vec<String> {
+    // The string form has its variables expanded before the wildcard; the hash form after it,
+    // so a variable in a hash-form wildcard never matches (GitLab's order).
+    let expand = |p: &str| super::job_settings::expand(p, values);
+    let path = if from_hash { path.to_string() } else { expand(path) };
+    let relative = path.trim_start_matches('/').to_string();
+    if !relative.contains('*') {
+        return vec![if from_hash { expand(&path) } else { path }];
+    }
+    let mut re = String::from("^");
+    let mut chars = relative.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' if chars.peek() == Some(&'*') => {
+                chars.next();
+                re.push_str(".*?");
+            }
+            '*' => re.push_str("[^/]*?"),
+            other => re.push_str(&regex::escape(&other.to_string())),
+        }
+    }
+    re.push('$');
+    let Ok(re) = regex::RegexBuilder::new(&re).size_limit(1 << 20).build() else {
+        return Vec::new();
+    };
+    // The repository's listing; a source that keeps none (a folder on disk) is the
+    // pipeline's own repository, whose listing the context carries.
+    let mut listing = source.files();
+    if listing.is_empty() {
+        listing = context.map(|c| c.situation.files.to_vec()).unwrap_or_default();
+    }
+    let mut matched: Vec<String> = listing
+        .into_iter()
+        .filter(|f| re.is_match(f) && f != current.trim_start_matches('/'))
+        .collect();
+    matched.sort();
+    matched
 }
 
 /// Counts an include against the limit, checks its extension and reads it.
@@ -126,19 +236,29 @@ fn load_included(text: &str, what: &str) -> Result<Mapping, String> {
         .map_err(|e| format!("{what} does not have valid YAML syntax! Error: {e}"))
 }
 
-fn includes(include: &Yaml) -> Result<Vec<Include>, String> {
+/// The entries of `include` with their `rules`; strings have their variables expanded first.
+fn includes(include: &Yaml, values: &[(String, String)]) -> Result<Vec<(Include, Option<Yaml>)>, String> {
     let text = |y: Option<&Yaml>| match y {
         Some(Yaml::Str(s)) => Some(s.clone()),
         _ => None,
     };
-    let one = |item: &Yaml| -> Result<Include, String> {
-        match item {
-            Yaml::Str(s) if s.starts_with("http://") || s.starts_with("https://") => Err(format!(
-                "Remote file `{s}` could not be fetched: include:remote is not supported by spur"
-            )),
-            Yaml::Str(s) => Ok(Include::Local(s.clone())),
+    let one = |item: &Yaml| -> Result<(Include, Option<Yaml>), String> {
+        let rules = match item {
+            Yaml::Map(m) => m.get("rules").cloned(),
+            _ => None,
+        };
+        let entry = match item {
+            Yaml::Str(s) => {
+                let s = super::job_settings::expand(s, values);
+                if s.starts_with("http://") || s.starts_with("https://") {
+                    return Err(format!(
+                        "Remote file `{s}` could not be fetched: include:remote is not supported by spur"
+                    ));
+                }
+                Ok(Include::Local(s, false))
+            }
             Yaml::Map(m) => match (m.get("local"), m.get("remote"), m.get("template"), m.get("project")) {
-                (Some(Yaml::Str(s)), _, _, _) => Ok(Include::Local(s.clone())),
+                (Some(Yaml::Str(s)), _, _, _) => Ok(Include::Local(s.clone(), true)),
                 (_, Some(_), _, _) => Err("include:remote is not supported by spur".to_string()),
                 (_, _, Some(_), _) => Err("include:template is not supported by spur".to_string()),
                 (_, _, _, Some(Yaml::Str(project))) => {
@@ -150,16 +270,18 @@ fn includes(include: &Yaml) -> Result<Vec<Include>, String> {
                     if files.is_empty() {
                         return Err("Include `project` needs a `file`".to_string());
                     }
+                    let expand = |t: &str| super::job_settings::expand(t, values);
                     Ok(Include::Project {
-                        project: project.trim_matches('/').to_string(),
-                        ref_name: text(m.get("ref")),
-                        files,
+                        project: expand(project.trim_matches('/')),
+                        ref_name: text(m.get("ref")).map(|r| expand(&r)),
+                        files: files.iter().map(|f| expand(f)).collect(),
                     })
                 }
                 _ => Err("Include config must be a string or a hash with a local key".to_string()),
             },
             _ => Err("Include config must be a string or a list".to_string()),
-        }
+        }?;
+        Ok((entry, rules))
     };
     match include {
         Yaml::Seq(items) => items.iter().map(one).collect(),

@@ -109,7 +109,21 @@ pub enum PlanError {
 /// Plans a pipeline. `source` gives configuration files; `files` lists every path of the
 /// pipeline's repository (for `rules:exists`).
 pub fn plan(source: &dyn FileSource, files: &[String], ctx: &Context) -> Result<Plan, PlanError> {
-    let config = compose_config(source).map_err(PlanError::Config)?;
+    let include_situation = Situation {
+        source: &ctx.source,
+        ref_name: &ctx.ref_name,
+        ref_is_tag: ctx.ref_is_tag,
+        project_path: &ctx.project_path,
+        files,
+    };
+    let mut include_vars = predefined(ctx);
+    include_vars.extend(&user_vars(&ctx.project_variables));
+    include_vars.extend(&user_vars(&ctx.pipeline_variables));
+    let include_context = compose::IncludeContext {
+        vars: &include_vars,
+        situation: &include_situation,
+    };
+    let config = compose_config(source, Some(&include_context)).map_err(PlanError::Config)?;
     let stages = stages(&config).map_err(PlanError::Config)?;
     let jobs = job_definitions(&config).map_err(PlanError::Config)?;
     let defaults = defaults(&config).map_err(PlanError::Config)?;
@@ -164,16 +178,16 @@ pub fn plan(source: &dyn FileSource, files: &[String], ctx: &Context) -> Result<
 /// The configuration after includes, `extends` and `!reference`, as YAML text: the lint API's
 /// `merged_yaml`.
 pub fn merged_yaml(source: &dyn FileSource) -> Result<String, String> {
-    let config = compose_config(source)?;
+    let config = compose_config(source, None)?;
     yaml_serde::to_string(&yaml::to_json(&Yaml::Map(config))).map_err(|e| e.to_string())
 }
 
-fn compose_config(source: &dyn FileSource) -> Result<Mapping, String> {
+fn compose_config(source: &dyn FileSource, context: Option<&compose::IncludeContext>) -> Result<Mapping, String> {
     let text = source
         .read(".gitlab-ci.yml")
         .ok_or_else(|| "Missing CI config file".to_string())?;
     let (config, _header) = yaml::load(&text).map_err(|e| e.to_string())?;
-    let config = compose::resolve_includes(config, source)?;
+    let config = compose::resolve_includes(config, source, context)?;
     let config = compose::resolve_extends(&config)?;
     compose::resolve_references(&config)
 }

@@ -92,6 +92,10 @@ impl FileSource for LintSource<'_> {
         }
     }
 
+    fn files(&self) -> Vec<String> {
+        self.repository.files()
+    }
+
     fn project(&self, path: &str, ref_name: Option<&str>) -> Result<Box<dyn FileSource + '_>, String> {
         self.repository.project(path, ref_name)
     }
