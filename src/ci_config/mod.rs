@@ -9,6 +9,7 @@ pub mod job_settings;
 mod parallel;
 pub mod plan;
 pub mod policy;
+mod predefined;
 mod validate;
 pub mod variables;
 pub mod yaml;
