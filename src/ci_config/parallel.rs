@@ -46,7 +46,7 @@ pub(super) fn parallel_instances(name: &str, job: &Mapping) -> Vec<(String, VarL
     }
 }
 
-fn matrix_instances(name: &str, rows: &[Yaml]) -> Vec<(String, VarList)> {
+pub(super) fn matrix_instances(name: &str, rows: &[Yaml]) -> Vec<(String, VarList)> {
     let mut combos: Vec<Vec<(String, String)>> = Vec::new();
     for row in rows {
         let Yaml::Map(row) = row else { continue };

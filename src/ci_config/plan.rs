@@ -434,7 +434,10 @@ fn plan_job(
         needs: needs.map(|n| {
             needs_entries(&n)
                 .into_iter()
-                .map(|(n, optional)| if optional { format!("{OPTIONAL_MARK}{n}") } else { n })
+                .map(|(n, optional)| {
+                    let n = matrix_expressions(&n, instance_vars);
+                    if optional { format!("{OPTIONAL_MARK}{n}") } else { n }
+                })
                 .collect()
         }),
         before_script: script_lines(job.get("before_script"), &location, "before_script").map_err(config_err)?,
@@ -481,6 +484,27 @@ fn allow_failure(y: Option<&Yaml>) -> (Option<bool>, Vec<i64>) {
         Some(other) => (policy::lenient_bool(other), Vec::new()),
         None => (None, Vec::new()),
     }
+}
+
+/// Fills `$[[ matrix.NAME ]]` in a need with the needing instance's matrix value.
+fn matrix_expressions(text: &str, instance_vars: &VarList) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("$[[") {
+        out.push_str(&rest[..i]);
+        let Some(end) = rest[i..].find("]]") else {
+            rest = &rest[i..];
+            break;
+        };
+        let inner = rest[i + 3..i + end].trim();
+        match inner.strip_prefix("matrix.").and_then(|k| instance_vars.get(k.trim())) {
+            Some(value) => out.push_str(value),
+            None => out.push_str(&rest[i..i + end + 2]),
+        }
+        rest = &rest[i + end + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Marks an optional need until `resolve_needs` runs (job names cannot start with a NUL).
@@ -531,7 +555,12 @@ fn check_needs(jobs: &[(String, Mapping)], planned: &[PlannedJob]) -> Result<(),
             continue;
         };
         let Some(needs) = def.get("needs") else { continue };
+        let mut own = VarList::default();
+        for (k, v) in &job.variables {
+            own.set(k, v, false);
+        }
         for (need, optional) in needs_entries(needs) {
+            let need = matrix_expressions(&need, &own);
             let present = planned.iter().any(|p| p.name == need || is_instance_of(&p.name, &need));
             if !present && !optional {
                 return Err(format!(

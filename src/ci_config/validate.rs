@@ -320,11 +320,24 @@ pub(super) fn needs_entries(y: &Yaml) -> Vec<(String, bool)> {
     while let Some(item) = stack.pop() {
         match item {
             Yaml::Seq(inner) => stack.extend(inner.iter().rev()),
-            Yaml::Map(m) => out.extend(
-                m.get("job")
-                    .and_then(variables::scalar_text)
-                    .map(|n| (n, matches!(m.get("optional"), Some(Yaml::Bool(true))))),
-            ),
+            Yaml::Map(m) => {
+                let Some(job) = m.get("job").and_then(variables::scalar_text) else {
+                    continue;
+                };
+                let optional = matches!(m.get("optional"), Some(Yaml::Bool(true)));
+                // `parallel:matrix` picks instances of a matrix job: `job: [v1, v2]`.
+                match m.get("parallel").and_then(|p| match p {
+                    Yaml::Map(p) => p.get("matrix"),
+                    _ => None,
+                }) {
+                    Some(Yaml::Seq(rows)) => out.extend(
+                        super::parallel::matrix_instances(&job, rows)
+                            .into_iter()
+                            .map(|(name, _)| (name, optional)),
+                    ),
+                    _ => out.push((job, optional)),
+                }
+            }
             other => out.extend(variables::scalar_text(other).map(|n| (n, false))),
         }
     }
@@ -347,7 +360,7 @@ pub(super) fn check_static_needs(
         }
         seen.push(need.clone());
         match jobs.iter().find(|(n, _)| *n == need) {
-            None if optional => {}
+            None if optional || matrix_instance_exists(&need, jobs) => {}
             None => return Err(format!("{name} job: undefined need: {need}")),
             Some((_, target)) => {
                 if position(&job_stage(target)) > own {
@@ -359,4 +372,18 @@ pub(super) fn check_static_needs(
         }
     }
     Ok(())
+}
+
+/// Whether `need` names an instance of a matrix job (`job: [a, b]`), or holds a
+/// `$[[ matrix.NAME ]]` that each instance of the needing job fills in later.
+fn matrix_instance_exists(need: &str, jobs: &[(String, Mapping)]) -> bool {
+    if need.contains("$[[") {
+        return true;
+    }
+    jobs.iter().any(|(base, def)| {
+        need.starts_with(base.as_str())
+            && super::parallel::parallel_instances(base, def)
+                .iter()
+                .any(|(instance, _)| instance == need)
+    })
 }
