@@ -320,6 +320,9 @@ pub(super) fn needs_entries(y: &Yaml) -> Vec<(String, bool)> {
     while let Some(item) = stack.pop() {
         match item {
             Yaml::Seq(inner) => stack.extend(inner.iter().rev()),
+            // A cross-pipeline (`pipeline:`) or cross-project (`project:`) artifact need is
+            // no edge inside this pipeline.
+            Yaml::Map(m) if m.get("pipeline").is_some() || m.get("project").is_some() => {}
             Yaml::Map(m) => {
                 let Some(job) = m.get("job").and_then(variables::scalar_text) else {
                     continue;
