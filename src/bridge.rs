@@ -118,7 +118,12 @@ async fn create_downstream(
     };
     let request = CreateRequest {
         upstream: Some(link),
-        child_include: child.then(|| bridge.include.clone()),
+        child_include: child.then(|| child_includes(bridge)),
+        inputs: if child {
+            Default::default()
+        } else {
+            bridge.inputs.clone()
+        },
         commit: child.then(|| ResolvedRef {
             short: upstream.ref_name.clone(),
             tag: upstream.tag,
@@ -127,6 +132,26 @@ async fn create_downstream(
         ..CreateRequest::new(source, user, access, ref_name, variables, count)
     };
     record(spur, target, request).await
+}
+
+/// A child pipeline's files with their inputs: a file's own, else `trigger:inputs`.
+fn child_includes(bridge: &Bridge) -> Vec<(String, serde_json::Value)> {
+    bridge
+        .include
+        .iter()
+        .enumerate()
+        .map(|(i, path)| {
+            let own = bridge.include_inputs.get(i).filter(|v| !v.is_null()).cloned();
+            let inputs = own.unwrap_or_else(|| {
+                if bridge.inputs.is_empty() {
+                    serde_json::Value::Null
+                } else {
+                    serde_json::Value::Object(bridge.inputs.clone())
+                }
+            });
+            (path.clone(), inputs)
+        })
+        .collect()
 }
 
 /// The downstream pipeline's variables: the bridge's YAML variables, then (with

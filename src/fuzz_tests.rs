@@ -1,6 +1,6 @@
 //! Bounded fuzzing of the parsers that read untrusted input: `.gitlab-ci.yml` through the whole
-//! planner, `rules:if` expressions (parse and evaluate), and the parameter merger's bracket
-//! keys. Seeds are the spec's example cases and the expression cases; mutations flip, cut,
+//! planner, `spec:inputs` headers and `$[[ ]]` interpolation, `rules:if` expressions (parse and
+//! evaluate), and the parameter merger's bracket keys. Seeds are the spec's example cases and the expression cases; mutations flip, cut,
 //! repeat and splice bytes and insert tokens the grammars care about. Any panic fails the test.
 //! Each target runs `SPUR_FUZZ_SECONDS` (default 3) seconds.
 
@@ -181,6 +181,99 @@ fn the_planner_survives_mutated_configurations() {
         runs += 1;
     }
     eprintln!("planner: {runs} mutated configurations");
+    assert!(runs > 0);
+}
+
+const INPUT_TOKENS: &[&str] = &[
+    "$[[",
+    "]]",
+    "$[[ inputs.a ]]",
+    "$[[ inputs.n | truncate(1,2) ]]",
+    "$[[ inputs.a | expand_vars | posix_escape ]]",
+    "$[[ matrix.X ]]",
+    " | ",
+    "inputs.",
+    "spec:\n  inputs:\n",
+    "---\n",
+    "    type: number\n",
+    "    type: array\n",
+    "    type: boolean\n",
+    "    default: ",
+    "    options: [a, 1]\n",
+    "    regex: '(a+)+$'\n",
+    "\n",
+    ": ",
+    "- ",
+    "[",
+    "]",
+];
+
+/// The header and interpolation parser: mutated files with `spec:inputs`, loaded with mutated
+/// arguments, directly and through `include:inputs` in the planner.
+#[test]
+fn inputs_and_interpolation_survive_mutation() {
+    use crate::ci_config::inputs::{Origin, load};
+    use crate::ci_config::yaml::{Yaml, from_json};
+    let mut seeds: Vec<String> = case_configs();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ci-cases");
+    for dir in [
+        "121-include-inputs/templates/scan.yml",
+        "139-interpolation-functions/t.yml",
+        "155-array-input-in-needs/t.yml",
+    ] {
+        seeds.extend(std::fs::read_to_string(root.join(dir)).ok());
+    }
+    let args = [
+        serde_json::json!({}),
+        serde_json::json!({"a": "x$A", "n": 3, "environment": "production"}),
+        serde_json::json!({"a": ["$[[ inputs.a ]]"], "n": "3", "b": true}),
+    ];
+    let vars = vec![("A".to_string(), "$[[ inputs.a ]]".to_string())];
+    let ctx = Context {
+        source: "api".into(),
+        ref_name: "main".into(),
+        default_branch: "main".into(),
+        project_path: "g/p".into(),
+        project_id: 1,
+        sha: "0".repeat(40),
+        ..Context::default()
+    };
+    let mut rng = Rng(seed());
+    let started = Instant::now();
+    let mut runs = 0u64;
+    while started.elapsed() < budget() {
+        let pick = rng.below(seeds.len());
+        let text = mutate(&mut rng, &seeds[pick], INPUT_TOKENS);
+        let Yaml::Map(given) = from_json(&args[rng.below(args.len())]) else {
+            continue;
+        };
+        let origin = if rng.below(2) == 0 {
+            Origin::Yaml
+        } else {
+            Origin::Request
+        };
+        let _ = load(&text, &given, origin, &vars);
+        let main = if rng.below(2) == 0 {
+            text.clone()
+        } else {
+            "include:\n  - local: t.yml\n    inputs: {a: x, n: 2}\n".to_string()
+        };
+        let source = |p: &str| match p {
+            ".gitlab-ci.yml" => Some(main.clone()),
+            "t.yml" => Some(text.clone()),
+            _ => None,
+        };
+        let _ = plan(
+            &source,
+            &[],
+            &Context {
+                inputs: given,
+                ..ctx.clone()
+            },
+        );
+        runs += 1;
+    }
+    eprintln!("inputs: {runs} mutated files");
     assert!(runs > 0);
 }
 

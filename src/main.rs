@@ -84,6 +84,10 @@ struct PlanArgs {
     /// A project CI/CD variable, `KEY=VALUE` (repeatable).
     #[arg(long = "project-var", value_parser = parse_pair)]
     project_vars: Vec<(String, String)>,
+    /// A value for one of `.gitlab-ci.yml`'s `spec:inputs`, `NAME=VALUE` (repeatable; read as
+    /// the input's type: `--input replicas=3`, `--input tags='["a","b"]'`).
+    #[arg(long = "input", value_parser = parse_pair)]
+    inputs: Vec<(String, String)>,
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -390,6 +394,7 @@ fn plan(args: PlanArgs) -> ExitCode {
         tag: args.tag,
         variables: args.vars,
         project_variables: args.project_vars,
+        inputs: args.inputs,
     };
     match spur::plan_cli::plan_file(&args.config, &request) {
         Ok(report) => {

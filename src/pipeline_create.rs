@@ -7,6 +7,7 @@ use crate::auth::ProjectAccess;
 use crate::ci_config::compose::{self, FileSource};
 use crate::ci_config::job_settings;
 use crate::ci_config::plan::{Context, Plan, PlanError, plan};
+use crate::ci_config::yaml::{self, Yaml};
 use crate::clock;
 use crate::context::Spur;
 use crate::domain::{
@@ -66,11 +67,13 @@ pub struct CreateRequest {
     /// The upstream job of a multi-project or child pipeline.
     pub upstream: Option<Upstream>,
     /// A child pipeline's configuration: these files of the commit instead of `.gitlab-ci.yml`.
-    pub child_include: Option<Vec<String>>,
+    pub child_include: Option<Vec<(String, serde_json::Value)>>,
     /// A child pipeline's commit (the parent's), instead of resolving `ref_name`.
     pub commit: Option<ResolvedRef>,
     /// For a push pipeline: the commit the ref pointed at before the push.
     pub before_sha: Option<String>,
+    /// Values for the configuration's `spec:inputs`.
+    pub inputs: serde_json::Map<String, serde_json::Value>,
 }
 
 impl CreateRequest {
@@ -95,6 +98,7 @@ impl CreateRequest {
             child_include: None,
             commit: None,
             before_sha: None,
+            inputs: serde_json::Map::new(),
         }
     }
 }
@@ -185,6 +189,10 @@ pub fn prepare(
             .map(|v| (v.key.clone(), v.value.clone()))
             .collect(),
         project_variables,
+        inputs: match yaml::from_json(&serde_json::Value::Object(request.inputs.clone())) {
+            Yaml::Map(m) => m,
+            _ => Default::default(),
+        },
     };
     let source = RepoSource {
         spur,
@@ -210,6 +218,12 @@ pub fn prepare(
             (decide::pipeline_status(&records), None, jobs)
         }
         Err(PlanError::Filtered(message)) => return Ok(Err(CreateRefusal::Invalid(message))),
+        // Wrong inputs from a caller are refused; a push or a parent pipeline records them as
+        // the configuration error they are.
+        Err(PlanError::Inputs(message)) if request.source.carries_inputs() => {
+            return Ok(Err(CreateRefusal::Invalid(message)));
+        }
+        Err(PlanError::Inputs(message)) => (PipelineStatus::Failed, Some(message), Vec::new()),
         Err(PlanError::Config(message)) => (PipelineStatus::Failed, Some(message), Vec::new()),
     };
     let new = NewPipeline {
@@ -318,12 +332,17 @@ pub struct RepoSource<'a> {
     pub main_config: Option<String>,
 }
 
-/// A child pipeline's configuration: its `trigger:include` files, included locally.
-fn child_config(files: &[String]) -> String {
+/// A child pipeline's configuration: its `trigger:include` files, included locally with their
+/// inputs (each entry written as JSON, which YAML reads as it is).
+fn child_config(files: &[(String, serde_json::Value)]) -> String {
     let mut text = String::from("include:\n");
-    for f in files {
-        let quoted = serde_json::to_string(f).unwrap_or_else(|_| "\"\"".into());
-        text.push_str(&format!("  - local: {quoted}\n"));
+    for (path, inputs) in files {
+        let mut entry = serde_json::Map::new();
+        entry.insert("local".into(), serde_json::Value::String(path.clone()));
+        if !inputs.is_null() {
+            entry.insert("inputs".into(), inputs.clone());
+        }
+        text.push_str(&format!("  - {}\n", serde_json::Value::Object(entry)));
     }
     text
 }

@@ -28,6 +28,8 @@ pub struct TriggerRequest {
     pub variables: Vec<(String, String)>,
     /// The JSON text stored as `TRIGGER_PAYLOAD`: every parameter but the token.
     pub payload: String,
+    /// Values for `.gitlab-ci.yml`'s `spec:inputs` (`inputs[name]=value` or a JSON object).
+    pub inputs: serde_json::Map<String, serde_json::Value>,
 }
 
 pub use crate::pipeline_create::{CreateError as TriggerError, CreateRefusal as TriggerRefusal};
@@ -84,6 +86,7 @@ fn check(
     };
     let request = CreateRequest {
         trigger_id: Some(trigger.id),
+        inputs: request.inputs.clone(),
         ..CreateRequest::new(
             PipelineSource::Trigger,
             owner,
@@ -137,6 +140,7 @@ fn job_token_trigger(
     };
     let create = CreateRequest {
         upstream: Some(link),
+        inputs: request.inputs.clone(),
         ..CreateRequest::new(
             PipelineSource::Pipeline,
             user,

@@ -2,6 +2,7 @@
 //! file's folder) and renders the outcome as JSON, without a server.
 
 use crate::ci_config::plan::{Context, PlanError, plan};
+use crate::ci_config::yaml::{Mapping, Yaml};
 use serde_json::{Map, Value, json};
 use std::path::{Component, Path};
 
@@ -18,6 +19,8 @@ pub struct PlanRequest {
     pub variables: Vec<(String, String)>,
     /// Project CI/CD variables.
     pub project_variables: Vec<(String, String)>,
+    /// Values for `spec:inputs`, as text (read as each input's type).
+    pub inputs: Vec<(String, String)>,
 }
 
 /// Plans `config` (a `.gitlab-ci.yml` path) and returns the JSON report; `Err` for a usage error.
@@ -56,6 +59,7 @@ pub fn plan_file(config: &Path, request: &PlanRequest) -> Result<Value, String> 
         before_sha: "0".repeat(40),
         pipeline_variables: request.variables.clone(),
         project_variables: request.project_variables.clone(),
+        inputs: text_inputs(&request.inputs),
     };
     Ok(match plan(&read, &files, &ctx) {
         Ok(plan) => {
@@ -80,10 +84,19 @@ pub fn plan_file(config: &Path, request: &PlanRequest) -> Result<Value, String> 
                 .collect();
             json!({"created": true, "error": null, "stages": plan.stages, "jobs": jobs})
         }
-        Err(PlanError::Config(e)) | Err(PlanError::Filtered(e)) => {
+        Err(PlanError::Config(e) | PlanError::Filtered(e) | PlanError::Inputs(e)) => {
             json!({"created": false, "error": e, "stages": [], "jobs": []})
         }
     })
+}
+
+/// `NAME=VALUE` pairs as an inputs mapping of text values.
+fn text_inputs(pairs: &[(String, String)]) -> Mapping {
+    let mut out = Mapping::default();
+    for (k, v) in pairs {
+        out.insert(k.clone(), Yaml::Str(v.clone()));
+    }
+    out
 }
 
 /// Every file under `dir`, relative to `root`, skipping `.git`.

@@ -4,7 +4,7 @@
 
 use super::job_settings::expand;
 use super::variables::scalar_text;
-use super::yaml::Yaml;
+use super::yaml::{Yaml, to_json};
 use crate::domain::Bridge;
 
 /// The bridge a `trigger:` value describes; problems are kept in `invalid` for run time.
@@ -24,9 +24,20 @@ pub fn read(trigger: &Yaml, vars: &[(String, String)], yaml_variables: Vec<(Stri
             );
             if let Some(include) = m.get("include") {
                 match include_files(include) {
-                    Ok(files) => b.include = files,
+                    Ok(files) => {
+                        (b.include, b.include_inputs) = files.into_iter().unzip();
+                    }
                     Err(e) => b.invalid = Some(e),
                 }
+            }
+            match m.get("inputs") {
+                None | Some(Yaml::Null) => {}
+                Some(inputs @ Yaml::Map(_)) => {
+                    if let serde_json::Value::Object(o) = to_json(inputs) {
+                        b.inputs = o;
+                    }
+                }
+                Some(_) => b.invalid = Some("trigger:inputs should be a hash".into()),
             }
             if let Some(Yaml::Map(forward)) = m.get("forward") {
                 if matches!(forward.get("yaml_variables"), Some(Yaml::Bool(false))) {
@@ -43,12 +54,17 @@ pub fn read(trigger: &Yaml, vars: &[(String, String)], yaml_variables: Vec<(Stri
     b
 }
 
-/// The local files of `trigger:include` (a path, or a list of paths and `{local: path}`).
-fn include_files(include: &Yaml) -> Result<Vec<String>, String> {
+/// The local files of `trigger:include` (a path, or a list of paths and `{local: path,
+/// inputs: {...}}`), each with its own `inputs` (`null` when it gives none).
+fn include_files(include: &Yaml) -> Result<Vec<(String, serde_json::Value)>, String> {
     let one = |y: &Yaml| match y {
-        Yaml::Str(s) => Ok(s.clone()),
+        Yaml::Str(s) => Ok((s.clone(), serde_json::Value::Null)),
         Yaml::Map(m) => match m.get("local").and_then(scalar_text) {
-            Some(path) => Ok(path),
+            Some(path) => match m.get("inputs") {
+                None | Some(Yaml::Null) => Ok((path, serde_json::Value::Null)),
+                Some(inputs @ Yaml::Map(_)) => Ok((path, to_json(inputs))),
+                Some(_) => Err("Include `inputs` must be a hash".to_string()),
+            },
             None => Err("child pipelines can include local files only in spur".to_string()),
         },
         _ => Err("trigger:include must be a path or a list of local files".to_string()),
@@ -90,8 +106,17 @@ mod tests {
             (Some("stable"), true, true)
         );
         assert!(b.yaml_variables.is_empty());
-        let b = read(&yaml("{include: [ci/child.yml, {local: ci/more.yml}]}"), &[], vec![]);
+        let b = read(
+            &yaml("{include: [ci/child.yml, {local: ci/more.yml, inputs: {n: 2}}], inputs: {env: prod}}"),
+            &[],
+            vec![],
+        );
         assert_eq!(b.include, vec!["ci/child.yml", "ci/more.yml"]);
+        assert_eq!(
+            b.include_inputs,
+            vec![serde_json::Value::Null, serde_json::json!({"n": 2})]
+        );
+        assert_eq!(serde_json::Value::Object(b.inputs), serde_json::json!({"env": "prod"}));
         let b = read(&yaml("{strategy: depend}"), &[], vec![]);
         assert_eq!(
             b.invalid.as_deref(),

@@ -56,6 +56,10 @@ fn check(dir: &Path) -> Result<(), String> {
         before_sha: "0".repeat(40),
         pipeline_variables: strings(&expected["variables"]),
         project_variables: strings(&expected["project_variables"]),
+        inputs: match super::yaml::from_json(&expected["inputs"]) {
+            super::yaml::Yaml::Map(m) => m,
+            _ => Default::default(),
+        },
     };
     let mut files = Vec::new();
     files_under(dir, dir, &mut files);
@@ -70,7 +74,7 @@ fn check(dir: &Path) -> Result<(), String> {
                     p.jobs.iter().map(|j| &j.name).collect::<Vec<_>>()
                 ));
             }
-            Err(PlanError::Config(m)) | Err(PlanError::Filtered(m)) => m.clone(),
+            Err(PlanError::Config(m) | PlanError::Filtered(m) | PlanError::Inputs(m)) => m.clone(),
         };
         let mut wanted = vec![expect["error"].as_str().unwrap_or_default().to_string()];
         wanted.extend(

@@ -2,9 +2,10 @@
 //! (variables expanded in their paths, `include:rules` applied, `local` wildcards expanded)
 //! deep-merged under the main file, then `extends`, then `!reference` tags.
 
+use super::inputs::{self, InputsError, Origin};
 use super::policy::{self, Situation};
 use super::variables::{self, VarList};
-use super::yaml::{self, Mapping, Yaml};
+use super::yaml::{Mapping, Yaml};
 
 /// At most this many files may be included (GitLab's default).
 const MAX_INCLUDES: usize = 150;
@@ -67,6 +68,13 @@ enum Include {
     },
 }
 
+/// An entry with its `rules` and `inputs`.
+struct Entry {
+    include: Include,
+    rules: Option<Yaml>,
+    inputs: Mapping,
+}
+
 /// What `include` paths and `include:rules` are evaluated against: the pipeline's variables
 /// (predefined, project and pipeline ones; not the YAML's own) and its situation.
 pub struct IncludeContext<'a> {
@@ -104,15 +112,16 @@ fn resolve_includes_in(
         return Ok(());
     };
     let mut merged = Mapping::default();
-    for (item, rules) in includes(&include, values)? {
-        if !rules_admit(rules.as_ref(), context)? {
+    for entry in includes(&include, values)? {
+        if !rules_admit(entry.rules.as_ref(), context)? {
             continue;
         }
-        match item {
+        match entry.include {
             Include::Local(path, from_hash) => {
                 for path in local_paths(source, context, &path, from_hash, values, current) {
                     let text = included_text(source, &path, count, |p| format!("Local file `{p}` does not exist!"))?;
-                    let mut included = load_included(&text, &format!("Local file `{path}`"))?;
+                    let what = format!("Local file `{path}`");
+                    let mut included = load_included(&text, &what, &path, &entry.inputs, values)?;
                     resolve_includes_in(&mut included, source, context, values, &path, count)?;
                     deep_merge(&mut merged, included);
                 }
@@ -129,7 +138,8 @@ fn resolve_includes_in(
                     if text.trim().is_empty() {
                         return Err(format!("Project `{project}` file `{path}` is empty!"));
                     }
-                    let mut included = load_included(&text, &format!("Project `{project}` file `{path}`"))?;
+                    let what = format!("Project `{project}` file `{path}`");
+                    let mut included = load_included(&text, &what, &path, &entry.inputs, values)?;
                     resolve_includes_in(&mut included, other.as_ref(), context, values, &path, count)?;
                     deep_merge(&mut merged, included);
                 }
@@ -230,22 +240,39 @@ fn included_text(
     source.read(relative).ok_or_else(|| missing(path))
 }
 
-fn load_included(text: &str, what: &str) -> Result<Mapping, String> {
-    yaml::load(text)
-        .map(|(m, _)| m)
-        .map_err(|e| format!("{what} does not have valid YAML syntax! Error: {e}"))
+/// An included file with its `inputs` interpolated; interpolation errors name the file as
+/// GitLab does (`` `path`: message ``).
+fn load_included(
+    text: &str,
+    what: &str,
+    path: &str,
+    args: &Mapping,
+    values: &[(String, String)],
+) -> Result<Mapping, String> {
+    inputs::load(text, args, Origin::Yaml, values).map_err(|e| match e {
+        InputsError::Load(e) => format!("{what} does not have valid YAML syntax! Error: {e}"),
+        InputsError::Inputs(message) => format!("`{path}`: {message}"),
+    })
 }
 
-/// The entries of `include` with their `rules`; strings have their variables expanded first.
-fn includes(include: &Yaml, values: &[(String, String)]) -> Result<Vec<(Include, Option<Yaml>)>, String> {
+/// The entries of `include` with their `rules` and `inputs`; strings have their variables
+/// expanded first.
+fn includes(include: &Yaml, values: &[(String, String)]) -> Result<Vec<Entry>, String> {
     let text = |y: Option<&Yaml>| match y {
         Some(Yaml::Str(s)) => Some(s.clone()),
         _ => None,
     };
-    let one = |item: &Yaml| -> Result<(Include, Option<Yaml>), String> {
-        let rules = match item {
-            Yaml::Map(m) => m.get("rules").cloned(),
-            _ => None,
+    let one = |item: &Yaml| -> Result<Entry, String> {
+        let (rules, inputs) = match item {
+            Yaml::Map(m) => (
+                m.get("rules").cloned(),
+                match m.get("inputs") {
+                    None | Some(Yaml::Null) => Mapping::default(),
+                    Some(Yaml::Map(inputs)) => inputs.clone(),
+                    Some(_) => return Err("Include `inputs` must be a hash".to_string()),
+                },
+            ),
+            _ => (None, Mapping::default()),
         };
         let entry = match item {
             Yaml::Str(s) => {
@@ -281,7 +308,11 @@ fn includes(include: &Yaml, values: &[(String, String)]) -> Result<Vec<(Include,
             },
             _ => Err("Include config must be a string or a list".to_string()),
         }?;
-        Ok((entry, rules))
+        Ok(Entry {
+            include: entry,
+            rules,
+            inputs,
+        })
     };
     match include {
         Yaml::Seq(items) => items.iter().map(one).collect(),

@@ -5,6 +5,7 @@
 
 pub mod bridge;
 pub mod compose;
+pub mod inputs;
 pub mod job_settings;
 mod parallel;
 pub mod plan;

@@ -3,6 +3,7 @@
 //! passes a file reader and the list of files at the pipeline's commit.
 
 use super::compose::{self, FileSource};
+use super::inputs;
 use super::parallel::parallel_instances;
 use super::policy::{self, Situation};
 use super::predefined::{predefined, user_vars};
@@ -55,6 +56,8 @@ pub struct Context {
     pub pipeline_variables: Vec<(String, String)>,
     /// Project CI/CD variables.
     pub project_variables: Vec<(String, String)>,
+    /// The pipeline's inputs for `.gitlab-ci.yml`'s `spec:inputs` (from the API or a form).
+    pub inputs: Mapping,
 }
 
 /// A job the pipeline will have.
@@ -105,6 +108,8 @@ pub enum PlanError {
     Config(String),
     /// Nothing to run: workflow rules or job rules filtered everything (400, not persisted).
     Filtered(String),
+    /// `.gitlab-ci.yml`'s inputs or header are wrong (GitLab's interpolation messages).
+    Inputs(String),
 }
 
 /// Plans a pipeline. `source` gives configuration files; `files` lists every path of the
@@ -124,7 +129,7 @@ pub fn plan(source: &dyn FileSource, files: &[String], ctx: &Context) -> Result<
         vars: &include_vars,
         situation: &include_situation,
     };
-    let config = compose_config(source, Some(&include_context)).map_err(PlanError::Config)?;
+    let config = compose_config(source, Some(&include_context), &ctx.inputs)?;
     let stages = stages(&config).map_err(PlanError::Config)?;
     let jobs = job_definitions(&config).map_err(PlanError::Config)?;
     let defaults = defaults(&config).map_err(PlanError::Config)?;
@@ -179,18 +184,30 @@ pub fn plan(source: &dyn FileSource, files: &[String], ctx: &Context) -> Result<
 /// The configuration after includes, `extends` and `!reference`, as YAML text: the lint API's
 /// `merged_yaml`.
 pub fn merged_yaml(source: &dyn FileSource) -> Result<String, String> {
-    let config = compose_config(source, None)?;
+    let config = compose_config(source, None, &Mapping::default()).map_err(|e| match e {
+        PlanError::Config(m) | PlanError::Filtered(m) | PlanError::Inputs(m) => m,
+    })?;
     yaml_serde::to_string(&yaml::to_json(&Yaml::Map(config))).map_err(|e| e.to_string())
 }
 
-fn compose_config(source: &dyn FileSource, context: Option<&compose::IncludeContext>) -> Result<Mapping, String> {
+/// `.gitlab-ci.yml` with the pipeline's `inputs` interpolated, then includes, `extends` and
+/// `!reference`.
+fn compose_config(
+    source: &dyn FileSource,
+    context: Option<&compose::IncludeContext>,
+    args: &Mapping,
+) -> Result<Mapping, PlanError> {
     let text = source
         .read(".gitlab-ci.yml")
-        .ok_or_else(|| "Missing CI config file".to_string())?;
-    let (config, _header) = yaml::load(&text).map_err(|e| e.to_string())?;
-    let config = compose::resolve_includes(config, source, context)?;
-    let config = compose::resolve_extends(&config)?;
-    compose::resolve_references(&config)
+        .ok_or_else(|| PlanError::Config("Missing CI config file".to_string()))?;
+    let values = context.and_then(|c| c.vars.expanded().ok()).unwrap_or_default();
+    let config = inputs::load(&text, args, inputs::Origin::Request, &values).map_err(|e| match e {
+        inputs::InputsError::Load(e) => PlanError::Config(e.to_string()),
+        inputs::InputsError::Inputs(m) => PlanError::Inputs(m),
+    })?;
+    let config = compose::resolve_includes(config, source, context).map_err(PlanError::Config)?;
+    let config = compose::resolve_extends(&config).map_err(PlanError::Config)?;
+    compose::resolve_references(&config).map_err(PlanError::Config)
 }
 
 /// `.pre`, the user's stages (flattened, deduplicated) or `build, test, deploy`, then `.post`.

@@ -107,23 +107,64 @@ impl fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 /// Loads a `.gitlab-ci.yml`: the configuration mapping (the second document when the first is a
-/// `spec:` header), and the header, if any.
+/// `spec:` header), and the header, if any. Nothing is interpolated (see `inputs`).
 pub fn load(text: &str) -> Result<(Mapping, Option<Mapping>), LoadError> {
+    let (header, content) = split(text)?;
+    Ok((parse_root(content)?, header))
+}
+
+/// Parses one configuration document's text (no header split) into its root mapping.
+pub fn parse_root(text: &str) -> Result<Mapping, LoadError> {
+    if text.len() > MAX_YAML_BYTES || flow_depth(text) > MAX_YAML_DEPTH {
+        return Err(LoadError::TooBig);
+    }
+    root_mapping(parse(text)?)
+}
+
+/// Splits a file into its `spec:` header (parsed), if it has one, and the text of the
+/// configuration document. A leading `---` (an empty first document) is skipped; without a
+/// header only the first document counts.
+pub fn split(text: &str) -> Result<(Option<Mapping>, &str), LoadError> {
     // GitLab's limits (max_yaml_size_bytes, max_yaml_depth), checked before the parser sees the
     // text: deeply nested flow collections cost the parser quadratic time.
     if text.len() > MAX_YAML_BYTES || flow_depth(text) > MAX_YAML_DEPTH {
         return Err(LoadError::TooBig);
     }
-    let (first, second) = split_documents(text);
-    let first = parse(first)?;
-    let Some(second) = second else {
-        return Ok((root_mapping(first)?, None));
-    };
-    match first {
-        None => Ok((root_mapping(parse(second)?)?, None)),
-        Some(Yaml::Map(header)) if header.get("spec").is_some() => Ok((root_mapping(parse(second)?)?, Some(header))),
-        Some(other) => Ok((root_mapping(Some(other))?, None)),
+    let (mut first, mut second) = split_documents(text);
+    if let Some(rest) = second
+        && is_blank(first)
+    {
+        (first, second) = split_documents(rest);
     }
+    let Some(second) = second else {
+        return Ok((None, first));
+    };
+    match parse(first)? {
+        None => Ok((None, second)),
+        Some(Yaml::Map(header)) if header.get("spec").is_some() => Ok((Some(header), second)),
+        Some(_) => Ok((None, first)),
+    }
+}
+
+/// A JSON value (an API's `inputs`) as YAML.
+pub fn from_json(v: &serde_json::Value) -> Yaml {
+    use serde_json::Value;
+    match v {
+        Value::Null => Yaml::Null,
+        Value::Bool(b) => Yaml::Bool(*b),
+        Value::Number(n) => n
+            .as_i64()
+            .map(Yaml::Int)
+            .unwrap_or_else(|| Yaml::Float(n.as_f64().unwrap_or_default())),
+        Value::String(s) => Yaml::Str(s.clone()),
+        Value::Array(items) => Yaml::Seq(items.iter().map(from_json).collect()),
+        Value::Object(o) => Yaml::Map(Mapping(o.iter().map(|(k, v)| (k.clone(), from_json(v))).collect())),
+    }
+}
+
+fn is_blank(text: &str) -> bool {
+    text.lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
 }
 
 /// A value as JSON (a tag becomes `{"!tag": value}`), for `merged_yaml` and tests.
@@ -203,10 +244,7 @@ fn split_documents(text: &str) -> (&str, Option<&str>) {
 
 /// Parses one document; `None` when it holds nothing but comments or blank lines.
 fn parse(text: &str) -> Result<Option<Yaml>, LoadError> {
-    if text
-        .lines()
-        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-    {
+    if is_blank(text) {
         return Ok(None);
     }
     let deserializer = yaml_serde::Deserializer::from_str(text);
@@ -381,6 +419,11 @@ mod tests {
             ),
             // a leading --- gives an empty first document, which is dropped
             ("---\njob: {script: echo}\n", json!({"job": {"script": "echo"}})),
+            // a leading --- before a header and its configuration
+            (
+                "---\nspec:\n  inputs: {}\n---\njob: {script: echo}\n",
+                json!({"job": {"script": "echo"}}),
+            ),
             // two documents without a header: only the first counts
             ("a: 1\n--- \nb: 2\n", json!({"a": 1})),
             ("", json!({"error": "Please provide content of .gitlab-ci.yml"})),

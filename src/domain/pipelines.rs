@@ -65,6 +65,15 @@ impl PipelineSource {
         }
     }
 
+    /// Whether a caller chooses the pipeline's `inputs` (API, trigger, form, job token), so
+    /// that wrong ones are refused rather than recorded as a failed pipeline.
+    pub fn carries_inputs(self) -> bool {
+        matches!(
+            self,
+            PipelineSource::Trigger | PipelineSource::Pipeline | PipelineSource::Web | PipelineSource::Api
+        )
+    }
+
     /// Parses GitLab's name for a source.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
@@ -364,6 +373,13 @@ pub struct Bridge {
     pub forward_pipeline_variables: bool,
     /// Why the `trigger:` cannot work, found when the pipeline was planned.
     pub invalid: Option<String>,
+    /// `trigger:inputs`: the downstream configuration's `spec:inputs` (for a child pipeline,
+    /// every `include` file that gives none of its own).
+    #[serde(default)]
+    pub inputs: serde_json::Map<String, serde_json::Value>,
+    /// `trigger:include` files' own `inputs`, by position (`null` where a file gives none).
+    #[serde(default)]
+    pub include_inputs: Vec<serde_json::Value>,
 }
 
 impl JobStatus {

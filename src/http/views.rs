@@ -474,7 +474,7 @@ pub fn lint(
         Err(PlanError::Filtered(message)) => {
             json!({"valid": true, "errors": [], "warnings": [message], "merged_yaml": merged, "includes": [], "stages": [], "jobs": []})
         }
-        Err(PlanError::Config(message)) => {
+        Err(PlanError::Config(message) | PlanError::Inputs(message)) => {
             json!({"valid": false, "errors": [message], "warnings": [], "merged_yaml": null, "includes": [], "stages": [], "jobs": []})
         }
     }

@@ -10,6 +10,7 @@ mod durability;
 mod execution;
 mod hardening;
 mod hooks;
+mod inputs;
 mod layering;
 mod multi_project;
 mod operations;

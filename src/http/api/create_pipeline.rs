@@ -1,5 +1,5 @@
 //! `POST /projects/:id/pipeline`: a Developer+ creates an `api` pipeline for `ref` with
-//! `variables` (an array of `{key, value, variable_type}`). Any failure is 400 and stores
+//! `variables` (an array of `{key, value, variable_type}`) and `inputs` (an object). Any failure is 400 and stores
 //! nothing, as GitLab does for this endpoint.
 
 use crate::domain::{AccessLevel, PipelineSource, Variable, VariableType, is_valid_variable_key};
@@ -28,8 +28,16 @@ pub async fn create_api_pipeline(
             None
         }),
     };
+    let inputs = match params.get("inputs") {
+        None => Some(serde_json::Map::new()),
+        Some(Value::Object(inputs)) => Some(inputs.clone()),
+        Some(_) => {
+            v.fail("inputs", "is invalid");
+            None
+        }
+    };
     v.finish()?;
-    let (Some(ref_name), Some(variables)) = (ref_name, variables) else {
+    let (Some(ref_name), Some(variables), Some(inputs)) = (ref_name, variables, inputs) else {
         return Err(ApiError::internal("validated parameters missing"));
     };
     if let Some(bad) = variables.iter().find(|var| !is_valid_variable_key(&var.key)) {
@@ -42,14 +50,17 @@ pub async fn create_api_pipeline(
         ));
     }
     let count = variables.len();
-    let request = CreateRequest::new(
-        PipelineSource::Api,
-        actor.user.clone(),
-        access,
-        ref_name,
-        variables,
-        count,
-    );
+    let request = CreateRequest {
+        inputs,
+        ..CreateRequest::new(
+            PipelineSource::Api,
+            actor.user.clone(),
+            access,
+            ref_name,
+            variables,
+            count,
+        )
+    };
     match create(spur.clone().into_inner(), project.clone(), request).await {
         Ok(Ok(pipeline)) => Ok(json_response(
             StatusCode::CREATED,

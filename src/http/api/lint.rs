@@ -61,6 +61,7 @@ pub async fn lint(req: HttpRequest, spur: State, payload: web::Payload) -> Resul
             before_sha: "0".repeat(40),
             pipeline_variables: variables,
             project_variables,
+            inputs: Default::default(),
         };
         let source = LintSource {
             repository: RepoSource {

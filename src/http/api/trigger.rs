@@ -152,6 +152,10 @@ fn validate(params: &Params, project_id: &str) -> Result<TriggerRequest, ApiErro
         ref_name,
         variables: Vec::new(),
         payload: Value::Object(payload).to_string(),
+        inputs: match params.get("inputs") {
+            Some(Value::Object(inputs)) => inputs.clone(),
+            _ => Map::new(),
+        },
     })
 }
 
