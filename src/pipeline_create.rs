@@ -396,6 +396,24 @@ impl FileSource for RepoSource<'_> {
     }
 }
 
+/// The inputs `.gitlab-ci.yml` declares at `ref_name` (for the Run pipeline form): none when
+/// the ref or the file is missing, the header's error when it is wrong. Synchronous (reads git).
+pub fn declared_inputs(
+    spur: &Spur,
+    project: &Project,
+    ref_name: &str,
+) -> Result<Vec<crate::ci_config::inputs::InputSpec>, String> {
+    let path = spur.repos.path_of(&project.repo_name, &Origin::of(project));
+    let Ok(resolved) = spur.repos.resolve(&path, ref_name) else {
+        return Ok(Vec::new());
+    };
+    let files = spur.repos.commit_files(&path, &resolved.sha)?;
+    match files.read(".gitlab-ci.yml") {
+        Some(text) => crate::ci_config::inputs::declared(&text),
+        None => Ok(Vec::new()),
+    }
+}
+
 /// Serialises `value` to JSON and seals it with the data dir's key.
 fn seal_json<T: serde::Serialize>(spur: &Spur, value: &T) -> Result<Vec<u8>, CreateError> {
     let bytes = serde_json::to_vec(value).map_err(|e| CreateError::Internal(e.to_string()))?;

@@ -91,3 +91,24 @@ fn usage_errors_exit_2() {
     let (code, _, stderr) = plan(&[&case("01-rules-source-trigger"), "--var", "NOEQUALS"]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+#[test]
+fn inputs_come_from_the_command_line() {
+    let config = case("143-pipeline-inputs");
+    let (code, report, _) = plan(&[
+        &config,
+        "--source",
+        "api",
+        "--input",
+        "deploy=true",
+        "--input",
+        "region=us",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(names(&report), vec!["build", "deploy"]);
+    let (_, report, _) = plan(&[&config, "--source", "api"]);
+    assert_eq!(names(&report), vec!["build"], "the defaults");
+    let (_, report, _) = plan(&[&config, "--input", "deploy=maybe"]);
+    assert_eq!(report["created"], false);
+    assert_eq!(report["error"], "`deploy` input: provided value is not a boolean");
+}

@@ -180,3 +180,89 @@ child:
     let log = crate::support::job_log(&s, pid, &jobs[0]["id"]).await;
     assert!(log.contains("hello kid"), "{log}");
 }
+
+#[tokio::test]
+async fn the_run_pipeline_form_offers_typed_fields_with_defaults() {
+    use crate::ui::{Browser, csrf_of};
+    let s = Server::start();
+    let config = format!(
+        "spec:\n  inputs:\n    region:\n      description: Where it <goes>\n{}",
+        CONFIG.trim_start_matches("spec:\n  inputs:\n")
+    );
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", &config)]);
+    crate::support::git(repo.path(), &["checkout", "-qb", "plain"]);
+    std::fs::write(repo.path().join(".gitlab-ci.yml"), "job:\n  script: echo\n").unwrap();
+    crate::support::git(repo.path(), &["commit", "-qam", "no inputs"]);
+    crate::support::git(repo.path(), &["checkout", "-q", "main"]);
+    let pid = s.project("form", repo.path()).await;
+    let mut b = Browser::new(&s);
+    b.sign_in("root", "root-password-123").await;
+    let (status, page, _) = b.get("/root/form/-/pipelines").await;
+    assert_eq!(status, 200);
+    // A select for options, a number field, true/false, a required text field; the
+    // description is escaped.
+    assert!(page.contains("name=\"inputs[environment]\""), "{page}");
+    assert!(
+        page.contains("<option value=\"staging\" selected>staging</option>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("type=\"number\" step=\"any\" id=\"input_3\" name=\"inputs[replicas]\" value=\"1\""),
+        "{page}"
+    );
+    assert!(
+        page.contains("<option value=\"false\" selected>false</option>"),
+        "{page}"
+    );
+    assert!(page.contains("name=\"inputs[region]\" value=\"\""), "{page}");
+    assert!(
+        page.contains("Where it &#60;goes&#62;") || page.contains("Where it &lt;goes&gt;"),
+        "{page}"
+    );
+    let (_, other, _) = b.get("/root/form/-/pipelines?ref=plain").await;
+    assert!(!other.contains("inputs["), "the plain branch declares none");
+
+    let csrf = csrf_of(&page);
+    let form = [
+        ("authenticity_token", csrf.as_str()),
+        ("ref", "main"),
+        ("inputs[region]", "eu"),
+        ("inputs[environment]", "production"),
+        ("inputs[replicas]", "2"),
+        ("inputs[notify]", "false"),
+    ];
+    let (status, _, location, _) = b.post("/root/form/-/pipelines", &form).await;
+    assert_eq!(status, 302);
+    assert!(
+        location
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("/root/form/-/pipelines/"),
+        "{location:?}"
+    );
+    let (_, list) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines"))).await;
+    let id = list[0]["id"].as_u64().unwrap();
+    let (_, jobs) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/{id}/jobs"))).await;
+    assert_eq!(jobs.as_array().unwrap().len(), 2, "{jobs}");
+    assert_eq!(list[0]["source"], "web");
+
+    // A wrong value comes back as the form's alert; nothing is created.
+    let (status, _, location, _) = b
+        .post(
+            "/root/form/-/pipelines",
+            &[
+                ("authenticity_token", csrf.as_str()),
+                ("ref", "main"),
+                ("inputs[replicas]", "x"),
+            ],
+        )
+        .await;
+    assert_eq!((status, location.as_deref()), (302, Some("/root/form/-/pipelines")));
+    let (_, page, _) = b.get("/root/form/-/pipelines").await;
+    assert!(
+        page.contains("`region` input: required value has not been provided"),
+        "{page}"
+    );
+    let (_, again) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines"))).await;
+    assert_eq!(again.as_array().unwrap().len(), 1);
+}

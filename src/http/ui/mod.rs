@@ -456,6 +456,22 @@ impl Form {
             .collect()
     }
 
+    /// The fields named `prefix[NAME]`, as (NAME, value), last value per name.
+    pub fn bracketed(&self, prefix: &str) -> Vec<(String, &str)> {
+        let mut out: Vec<(String, &str)> = Vec::new();
+        for (k, v) in &self.0 {
+            if let Some(name) = k
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_prefix('['))
+                .and_then(|r| r.strip_suffix(']'))
+            {
+                out.retain(|(n, _)| n != name);
+                out.push((name.to_string(), v.as_str()));
+            }
+        }
+        out
+    }
+
     /// Whether a checkbox was ticked.
     pub fn checked(&self, name: &str) -> bool {
         matches!(self.get(name), Some("true" | "1" | "on"))

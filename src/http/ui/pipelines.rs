@@ -54,6 +54,43 @@ fn row(spur: &Spur, p: &Pipeline, users: &mut HashMap<u64, String>, now: i64) ->
     }
 }
 
+/// A typed field of the Run pipeline form, from `.gitlab-ci.yml`'s `spec:inputs`.
+pub struct InputField {
+    name: String,
+    kind: &'static str,
+    description: Option<String>,
+    required: bool,
+    value: String,
+    /// The allowed values (a select), each with whether it is chosen.
+    options: Vec<(String, bool)>,
+}
+
+impl InputField {
+    fn of(spec: crate::ci_config::inputs::InputSpec) -> InputField {
+        use crate::ci_config::yaml::{Yaml, to_json};
+        let text = |y: &Yaml| match y {
+            Yaml::Str(s) => s.clone(),
+            other => to_json(other).to_string(),
+        };
+        let value = spec.default.as_ref().map(text).unwrap_or_default();
+        let options = match (&spec.options, spec.kind) {
+            (Some(options), _) => options.iter().map(|o| (text(o), text(o) == value)).collect(),
+            (None, crate::ci_config::inputs::Kind::Boolean) => {
+                ["true", "false"].iter().map(|o| (o.to_string(), *o == value)).collect()
+            }
+            (None, _) => Vec::new(),
+        };
+        InputField {
+            name: spec.name,
+            kind: spec.kind.name(),
+            description: spec.description,
+            required: spec.default.is_none(),
+            value,
+            options,
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "pipelines.html")]
 struct ListPage {
@@ -63,6 +100,8 @@ struct ListPage {
     can_run: bool,
     run_open: bool,
     default_ref: String,
+    inputs: Vec<InputField>,
+    inputs_error: Option<String>,
     page: usize,
     total: usize,
     prev_page: Option<usize>,
@@ -85,15 +124,32 @@ pub async fn list(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
     let mut users = HashMap::new();
     let rows = pipelines.iter().map(|p| row(&spur, p, &mut users, now)).collect();
     let l = Layout::new(&req, &visitor, "Pipelines").in_project(&project, &access, "pipelines");
+    let can_run = visitor.user.is_some() && access.at_least(AccessLevel::Developer);
+    let asked_ref = super::query(&req, "ref").filter(|r| !r.trim().is_empty());
+    let run_ref = asked_ref
+        .clone()
+        .unwrap_or_else(|| project.default_branch.clone().unwrap_or_else(|| "main".into()));
+    let (inputs, inputs_error) = if can_run {
+        let (s, p, r) = (spur.clone(), project.clone(), run_ref.clone());
+        match web::block(move || crate::pipeline_create::declared_inputs(&s, &p, &r)).await {
+            Ok(Ok(specs)) => (specs.into_iter().map(InputField::of).collect(), None),
+            Ok(Err(e)) => (Vec::new(), Some(e)),
+            Err(e) => return Err(UiError::Internal(e.to_string())),
+        }
+    } else {
+        (Vec::new(), None)
+    };
     html(
         &req,
         &ListPage {
             l,
             full_path: project.full_path.clone(),
             rows,
-            can_run: visitor.user.is_some() && access.at_least(AccessLevel::Developer),
-            run_open: total == 0,
-            default_ref: project.default_branch.clone().unwrap_or_else(|| "main".into()),
+            can_run,
+            run_open: total == 0 || asked_ref.is_some(),
+            default_ref: run_ref,
+            inputs,
+            inputs_error,
             page,
             total,
             prev_page: (page > 1).then(|| page - 1),
@@ -132,7 +188,17 @@ pub async fn run(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload)
     }
     let count = variables.len();
     let ref_name = form.get("ref").unwrap_or_default().trim().to_string();
-    let request = CreateRequest::new(PipelineSource::Web, user, access, ref_name, variables, count);
+    // Typed fields arrive as text; an emptied field leaves the input to its default.
+    let inputs = form
+        .bracketed("inputs")
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k, serde_json::Value::String(v.to_string())))
+        .collect();
+    let request = CreateRequest {
+        inputs,
+        ..CreateRequest::new(PipelineSource::Web, user, access, ref_name, variables, count)
+    };
     let created = crate::pipeline_create::create(spur.clone().into_inner(), project.clone(), request)
         .await
         .map_err(|e| UiError::Internal(format!("{e:?}")))?;
