@@ -17,10 +17,20 @@ const MAX_REFERENCE_DEPTH: usize = 10;
 /// Recursively merges `b` into `a`: mappings merge key by key; anything else in `b` replaces
 /// what `a` had (lists are replaced; an explicit `null` deletes an inherited value).
 pub fn deep_merge(a: &mut Mapping, b: Mapping) {
+    // Key positions in `a`, so that merging thousands of jobs stays linear.
+    let mut index: std::collections::HashMap<String, usize> =
+        a.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect();
     for (key, value) in b.into_entries() {
-        match (a.get_mut(&key), value) {
-            (Some(Yaml::Map(left)), Yaml::Map(right)) => deep_merge(left, right),
-            (_, value) => a.insert(key, value),
+        match index.get(&key) {
+            Some(&i) => match (a.value_at_mut(i), value) {
+                (Some(Yaml::Map(left)), Yaml::Map(right)) => deep_merge(left, right),
+                (Some(slot), value) => *slot = value,
+                (None, _) => {}
+            },
+            None => {
+                index.insert(key.clone(), a.len());
+                a.push_new(key, value);
+            }
         }
     }
 }
@@ -383,7 +393,7 @@ fn extended(config: &Mapping, name: &str, chain: &mut Vec<String>) -> Result<Map
 pub fn resolve_references(root: &Mapping) -> Result<Mapping, String> {
     let mut out = Mapping::default();
     for (k, v) in root.iter() {
-        out.insert(k.clone(), resolve_value(root, v, &mut Vec::new())?);
+        out.push_new(k.clone(), resolve_value(root, v, &mut Vec::new())?);
     }
     Ok(out)
 }
@@ -424,7 +434,7 @@ fn resolve_value(root: &Mapping, value: &Yaml, seen: &mut Vec<Vec<String>>) -> R
         Yaml::Map(m) => {
             let mut out = Mapping::default();
             for (k, v) in m.iter() {
-                out.insert(k.clone(), resolve_value(root, v, seen)?);
+                out.push_new(k.clone(), resolve_value(root, v, seen)?);
             }
             Yaml::Map(out)
         }

@@ -344,42 +344,60 @@ fn same(a: &Yaml, b: &Yaml) -> bool {
     }
 }
 
-/// `$[[ data ]]`: the data starts and ends with a non-space and stays on one line.
-static BLOCK: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"\$\[\[\s*(\S.*?\S)\s*\]\]").ok());
+/// The next block at or after `from`: (start, end, data). GitLab's pattern
+/// `\$\[\[\s*(\S.*?\S)\s*\]\]`, scanned by hand: the data starts and ends with a non-space,
+/// has at least two characters, stays on one line, and ends at the first `]]` that allows that.
+fn next_block(content: &str, from: usize) -> Option<(usize, usize, &str)> {
+    let mut at = from;
+    while let Some(found) = content[at..].find("$[[") {
+        let start = at + found;
+        let after = start + 3;
+        let data_start = after + content[after..].len() - content[after..].trim_start().len();
+        let line_end = content[data_start..]
+            .find('\n')
+            .map_or(content.len(), |i| data_start + i);
+        let mut search = data_start;
+        while let Some(close) = content[search..line_end].find("]]") {
+            let close = search + close;
+            let data = content[data_start..close].trim_end();
+            if data.chars().nth(1).is_some() {
+                return Some((start, close + 2, data));
+            }
+            search = close + 1;
+        }
+        at = start + 1;
+    }
+    None
+}
 
 /// Replaces every block in `content` (`TextTemplate`): the first invalid block stops it.
 pub fn interpolate(content: &str, values: &HashMap<String, Yaml>, vars: &[(String, String)]) -> Result<String, String> {
     if !content.contains("$[[") {
         return Ok(content.to_string());
     }
-    let Some(block) = BLOCK.as_ref() else {
-        return Err("interpolation is unavailable".into());
-    };
     let mut evaluated: HashMap<&str, Option<String>> = HashMap::new();
     let mut out = String::with_capacity(content.len());
     let mut last = 0;
-    for found in block.captures_iter(content) {
-        let (Some(whole), Some(data)) = (found.get(0), found.get(1)) else {
-            continue;
-        };
-        let text = match evaluated.get(whole.as_str()) {
-            Some(Some(text)) => text.clone(),
-            Some(None) => whole.as_str().to_string(),
+    while let Some((start, end, data)) = next_block(content, last) {
+        let whole = &content[start..end];
+        let text = match evaluated.get(whole) {
+            Some(Some(text)) => text.as_str(),
+            Some(None) => whole,
             None => {
                 if evaluated.len() >= MAX_BLOCKS {
                     return Err("too many interpolation blocks".into());
                 }
-                let value = evaluate(data.as_str(), values, vars)?;
-                evaluated.insert(whole.as_str(), value.clone());
-                value.unwrap_or_else(|| whole.as_str().to_string())
+                let value = evaluate(data, values, vars)?;
+                evaluated.insert(whole, value);
+                evaluated.get(whole).and_then(|v| v.as_deref()).unwrap_or(whole)
             }
         };
-        out.push_str(&content[last..whole.start()]);
-        out.push_str(&text);
+        out.push_str(&content[last..start]);
+        out.push_str(text);
         if out.len() > yaml::MAX_YAML_BYTES {
             return Err("config too large".into());
         }
-        last = whole.end();
+        last = end;
     }
     out.push_str(&content[last..]);
     Ok(out)

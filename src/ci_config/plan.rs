@@ -144,22 +144,24 @@ pub fn plan(source: &dyn FileSource, files: &[String], ctx: &Context) -> Result<
     };
     let top_vars = variables::from_yaml(config.get("variables"), "root").map_err(PlanError::Config)?;
     let workflow_vars = evaluate_workflow(&config, &top_vars, ctx, &situation)?;
+    let shared = Shared {
+        base: predefined(ctx),
+        outside: {
+            let mut o = user_vars(&ctx.project_variables);
+            o.extend(&user_vars(&ctx.pipeline_variables));
+            o
+        },
+        top: &top_vars,
+        workflow_vars: &workflow_vars,
+        situation: &situation,
+        has_workflow_rules,
+    };
     let mut planned = Vec::new();
     for stage in &stages {
         for (name, job) in jobs.iter().filter(|(_, j)| job_stage(j) == *stage) {
             let job = with_defaults(job, &defaults);
             for (instance, instance_vars) in parallel_instances(name, &job) {
-                if let Some(p) = plan_job(
-                    &instance,
-                    &job,
-                    stage,
-                    &instance_vars,
-                    &top_vars,
-                    &workflow_vars,
-                    ctx,
-                    &situation,
-                    has_workflow_rules,
-                )? {
+                if let Some(p) = plan_job(&instance, &job, stage, &instance_vars, &shared)? {
                     planned.push(p);
                 }
             }
@@ -351,23 +353,38 @@ fn evaluate_workflow(
     }
 }
 
+/// What every job of a pipeline is planned against, computed once.
+struct Shared<'a> {
+    /// The predefined variables (no `CI_JOB_*`).
+    base: VarList,
+    /// Project and pipeline variables: above everything from the YAML.
+    outside: VarList,
+    top: &'a VarList,
+    workflow_vars: &'a VarList,
+    situation: &'a Situation<'a>,
+    has_workflow_rules: bool,
+}
+
 /// Decides one job (instance): rules or only/except, then its attributes.
-#[allow(clippy::too_many_arguments)]
 fn plan_job(
     name: &str,
     job: &Mapping,
     stage: &str,
     instance_vars: &VarList,
-    top: &VarList,
-    workflow_vars: &VarList,
-    ctx: &Context,
-    situation: &Situation<'_>,
-    has_workflow_rules: bool,
+    shared: &Shared<'_>,
 ) -> Result<Option<PlannedJob>, PlanError> {
+    let Shared {
+        base,
+        outside,
+        top,
+        workflow_vars,
+        situation,
+        has_workflow_rules,
+    } = shared;
     let location = format!("jobs:{name}");
     let config_err = |e: String| PlanError::Config(e);
     let job_vars = variables::from_yaml(job.get("variables"), &location).map_err(config_err)?;
-    let mut vars = predefined(ctx);
+    let mut vars = base.clone();
     vars.set("CI_JOB_NAME", name, false);
     vars.set("CI_JOB_STAGE", stage, false);
     vars.extend(instance_vars);
@@ -375,20 +392,23 @@ fn plan_job(
     let mut yaml_names: Vec<String> = inherited.0.iter().chain(&job_vars.0).map(|v| v.name.clone()).collect();
     vars.extend(&inherited);
     vars.extend(&job_vars);
-    let outside = {
-        let mut o = user_vars(&ctx.project_variables);
-        o.extend(&user_vars(&ctx.pipeline_variables));
-        o
+    // Rules see project and pipeline variables above the YAML's (without any, `vars` itself).
+    let visible_owned;
+    let visible = if outside.0.is_empty() {
+        &vars
+    } else {
+        let mut v = vars.clone();
+        v.extend(outside);
+        visible_owned = v;
+        &visible_owned
     };
-    let mut visible = vars.clone();
-    visible.extend(&outside);
     let job_when = job.get("when").and_then(variables::scalar_text);
     let (static_allow, exit_codes) = allow_failure(job.get("allow_failure"));
     let mut needs = job.get("needs").cloned();
     let (when, allow, codes) = match job.get("rules") {
         Some(rules) => {
             let flat = policy::flatten_rules(rules);
-            let Some(m) = policy::first_match(&flat, &visible, situation, &location).map_err(config_err)? else {
+            let Some(m) = policy::first_match(&flat, visible, situation, &location).map_err(config_err)? else {
                 return Ok(None);
             };
             if m.when.as_deref() == Some("never") {
@@ -416,8 +436,8 @@ fn plan_job(
             (when, allow, codes)
         }
         None => {
-            let implicit = job.get("only").is_none() && !has_workflow_rules;
-            if !policy::only_except_allows(job.get("only"), job.get("except"), implicit, &visible, situation) {
+            let implicit = job.get("only").is_none() && !*has_workflow_rules;
+            if !policy::only_except_allows(job.get("only"), job.get("except"), implicit, visible, situation) {
                 return Ok(None);
             }
             let when = job_when.clone().unwrap_or_else(|| "on_success".into());
@@ -425,23 +445,26 @@ fn plan_job(
             (when, allow, exit_codes)
         }
     };
-    let yaml_only = {
-        let mut own = VarList::default();
+    let (variables, yaml_variables) = if outside.0.is_empty() {
+        // Nothing from outside to shadow: the YAML's variables are these, expanded.
+        let variables = vars.expanded().map_err(config_err)?;
+        let own = variables
+            .iter()
+            .filter(|(k, _)| yaml_names.contains(k))
+            .cloned()
+            .collect();
+        (variables, own)
+    } else {
+        let mut yaml_only = VarList::default();
         for v in vars.0.iter().filter(|v| yaml_names.contains(&v.name)) {
-            own.set(&v.name, &v.value, v.raw);
+            yaml_only.set(&v.name, &v.value, v.raw);
         }
-        own
+        vars.extend(outside);
+        let variables = vars.expanded().map_err(config_err)?;
+        let mut context = vars.clone();
+        context.extend(&yaml_only);
+        (variables, context.expanded_only(&yaml_names).map_err(config_err)?)
     };
-    vars.extend(&outside);
-    let variables = vars.expanded().map_err(config_err)?;
-    let mut context = vars.clone();
-    context.extend(&yaml_only);
-    let yaml_variables = context
-        .expanded()
-        .map_err(config_err)?
-        .into_iter()
-        .filter(|(k, _)| yaml_names.contains(k))
-        .collect();
     Ok(Some(PlannedJob {
         name: name.to_string(),
         stage: stage.to_string(),
@@ -564,11 +587,14 @@ fn is_instance_of(job: &str, name: &str) -> bool {
 /// A job's job-level non-optional needs must all be in the pipeline (GitLab checks the
 /// job-level list even when a rule replaced it).
 fn check_needs(jobs: &[(String, Mapping)], planned: &[PlannedJob]) -> Result<(), String> {
+    let defs: std::collections::HashMap<&str, &Mapping> = jobs.iter().map(|(n, j)| (n.as_str(), j)).collect();
+    let names: std::collections::HashSet<&str> = planned.iter().map(|p| p.name.as_str()).collect();
     for job in planned {
-        let Some((_, def)) = jobs
-            .iter()
-            .find(|(n, _)| *n == job.name || is_instance_of(&job.name, n))
-        else {
+        let def = defs
+            .get(job.name.as_str())
+            .copied()
+            .or_else(|| jobs.iter().find(|(n, _)| is_instance_of(&job.name, n)).map(|(_, j)| j));
+        let Some(def) = def else {
             continue;
         };
         let Some(needs) = def.get("needs") else { continue };
@@ -578,7 +604,7 @@ fn check_needs(jobs: &[(String, Mapping)], planned: &[PlannedJob]) -> Result<(),
         }
         for (need, optional) in needs_entries(needs) {
             let need = matrix_expressions(&need, &own);
-            let present = planned.iter().any(|p| p.name == need || is_instance_of(&p.name, &need));
+            let present = names.contains(need.as_str()) || planned.iter().any(|p| is_instance_of(&p.name, &need));
             if !present && !optional {
                 return Err(format!(
                     "'{}' job needs '{need}' job, but '{need}' does not exist in the pipeline. This might be because of the only, except, or rules keywords. To need a job that sometimes does not exist in the pipeline, use needs:optional.",

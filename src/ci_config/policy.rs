@@ -82,7 +82,7 @@ pub fn first_match(
 }
 
 fn expression_holds(text: &str, vars: &VarList) -> bool {
-    Expression::parse(text).is_ok_and(|e| e.matches(&|name| vars.get(name).map(str::to_string)))
+    Expression::parse_cached(text).is_ok_and(|e| e.matches(&|name| vars.get(name).map(str::to_string)))
 }
 
 /// A boolean as Psych reads it (`yes`/`on`/`true`, `no`/`off`/`false`).

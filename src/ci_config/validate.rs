@@ -239,10 +239,11 @@ fn check_dependencies(name: &str, job: &Mapping, jobs: &[(String, Mapping)], sta
 /// Refuses `needs` that go round in a circle, with GitLab's message (Ruby's TSort wording:
 /// `self-dependency: a`, or the cycle from its first job in file order along the needs).
 fn check_circular_needs(jobs: &[(String, Mapping)]) -> Result<(), String> {
+    let by_name: std::collections::HashMap<&str, &Mapping> = jobs.iter().map(|(n, j)| (n.as_str(), j)).collect();
     let needs_of = |name: &str| -> Vec<String> {
-        jobs.iter()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, j)| j.get("needs"))
+        by_name
+            .get(name)
+            .and_then(|j| j.get("needs"))
             .map(|n| needs_entries(n).into_iter().map(|(n, _)| n).collect())
             .unwrap_or_default()
     };
@@ -258,12 +259,12 @@ fn check_circular_needs(jobs: &[(String, Mapping)]) -> Result<(), String> {
         node: &str,
         needs_of: &dyn Fn(&str) -> Vec<String>,
         path: &mut Vec<String>,
-        done: &mut Vec<String>,
+        done: &mut std::collections::HashSet<String>,
     ) -> Option<Vec<String>> {
         if let Some(i) = path.iter().position(|p| p == node) {
             return Some(path[i..].to_vec());
         }
-        if done.iter().any(|d| d == node) || path.len() > 10_000 {
+        if done.contains(node) || path.len() > 10_000 {
             return None;
         }
         path.push(node.to_string());
@@ -273,10 +274,10 @@ fn check_circular_needs(jobs: &[(String, Mapping)]) -> Result<(), String> {
             }
         }
         path.pop();
-        done.push(node.to_string());
+        done.insert(node.to_string());
         None
     }
-    let mut done = Vec::new();
+    let mut done = std::collections::HashSet::new();
     for (name, _) in jobs {
         if let Some(cycle) = visit(name, &needs_of, &mut Vec::new(), &mut done) {
             // From the cycle's first job in file order, along its needs.
@@ -304,7 +305,7 @@ fn check_circular_needs(jobs: &[(String, Mapping)]) -> Result<(), String> {
 pub(super) fn check_if(y: Option<&Yaml>, location: &str) -> Result<(), String> {
     match y {
         None => Ok(()),
-        Some(Yaml::Str(text)) => Expression::parse(text)
+        Some(Yaml::Str(text)) => Expression::parse_cached(text)
             .map(|_| ())
             .map_err(|_| format!("{location} if invalid expression syntax")),
         Some(_) => Err(format!("{location} if should be a string")),

@@ -48,9 +48,23 @@ impl VarList {
     /// Every variable with references expanded; a reference cycle is an error naming the cycle,
     /// and so is a value that would grow past [`MAX_EXPANDED_BYTES`].
     pub fn expanded(&self) -> Result<Vec<(String, String)>, String> {
+        self.expand_where(|_| true)
+    }
+
+    /// The variables named in `names`, expanded against the whole list, in list order.
+    pub fn expanded_only(&self, names: &[String]) -> Result<Vec<(String, String)>, String> {
+        self.expand_where(|name| names.iter().any(|n| n == name))
+    }
+
+    fn expand_where(&self, wanted: impl Fn(&str) -> bool) -> Result<Vec<(String, String)>, String> {
         let mut done = HashMap::new();
         let mut out = Vec::with_capacity(self.0.len());
-        for v in &self.0 {
+        for v in self.0.iter().filter(|v| wanted(&v.name)) {
+            // Most values reference nothing: no lookups, no memo.
+            if v.raw || !v.value.contains('$') {
+                out.push((v.name.clone(), v.value.clone()));
+                continue;
+            }
             let mut stack = Vec::new();
             out.push((v.name.clone(), self.expand_var(v, &mut stack, &mut done)?));
         }

@@ -48,6 +48,16 @@ impl Mapping {
         }
     }
 
+    /// Appends `key`, which the caller knows is not in the mapping yet (linear-time building).
+    pub fn push_new(&mut self, key: String, value: Yaml) {
+        self.0.push((key, value));
+    }
+
+    /// The value at position `i`, to change it.
+    pub fn value_at_mut(&mut self, i: usize) -> Option<&mut Yaml> {
+        self.0.get_mut(i).map(|(_, v)| v)
+    }
+
     /// The value of `key`, to change it.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Yaml> {
         self.0.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
@@ -191,26 +201,28 @@ pub const MAX_YAML_DEPTH: usize = 100;
 /// parser). A quote opens a scalar only where one can start (after a space, `[`, `{`, `,`, `:`
 /// or a line start), so an apostrophe inside a word cannot hide brackets from it.
 fn flow_depth(text: &str) -> usize {
+    // Bytes, not chars: every character that matters is ASCII, and UTF-8 continuation bytes
+    // never equal one.
     let (mut depth, mut deepest) = (0usize, 0usize);
-    let mut quote: Option<char> = None;
+    let mut quote: Option<u8> = None;
     let mut comment = false;
-    let mut previous = '\n';
-    for c in text.chars() {
+    let mut previous = b'\n';
+    for &c in text.as_bytes() {
         if comment {
-            comment = c != '\n';
+            comment = c != b'\n';
         } else {
             match (quote, c) {
                 (Some(q), c) if c == q => quote = None,
                 (Some(_), _) => {}
-                (None, '\'' | '"') if matches!(previous, ' ' | '\t' | '\n' | '[' | '{' | ',' | ':' | '-') => {
+                (None, b'\'' | b'"') if matches!(previous, b' ' | b'\t' | b'\n' | b'[' | b'{' | b',' | b':' | b'-') => {
                     quote = Some(c)
                 }
-                (None, '#') if matches!(previous, ' ' | '\t' | '\n') => comment = true,
-                (None, '[' | '{') => {
+                (None, b'#') if matches!(previous, b' ' | b'\t' | b'\n') => comment = true,
+                (None, b'[' | b'{') => {
                     depth += 1;
                     deepest = deepest.max(depth);
                 }
-                (None, ']' | '}') => depth = depth.saturating_sub(1),
+                (None, b']' | b'}') => depth = depth.saturating_sub(1),
                 _ => {}
             }
         }
@@ -314,13 +326,19 @@ impl<'de> Visitor<'de> for YamlVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Yaml, A::Error> {
         let mut out = Mapping::default();
+        // Key positions, so that a mapping of thousands of jobs loads in linear time.
+        let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         while let Some(key) = map.next_key::<Yaml>()? {
             let value = map.next_value::<Yaml>()?;
             let key = key_text(key).map_err(de::Error::custom)?;
             if key == "<<" {
                 merge(&mut out, value);
+                index = out.0.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect();
+            } else if let Some(&i) = index.get(&key) {
+                out.0[i].1 = value;
             } else {
-                out.insert(key, value);
+                index.insert(key.clone(), out.0.len());
+                out.0.push((key, value));
             }
         }
         Ok(Yaml::Map(out))

@@ -43,6 +43,33 @@ impl Expression {
         parser::parse(&tokens).map(Expression).map_err(SyntaxError::Parse)
     }
 
+    /// Parses `text` once per thread: a configuration repeats the same `if:` in many jobs, and
+    /// validation and planning both read it. Short texts only, and at most a few thousand, so
+    /// the cache stays small.
+    pub fn parse_cached(text: &str) -> Result<std::rc::Rc<Expression>, SyntaxError> {
+        type Cache = std::collections::HashMap<String, Result<std::rc::Rc<Expression>, SyntaxError>>;
+        thread_local! {
+            static CACHE: std::cell::RefCell<Cache> = std::cell::RefCell::new(Cache::new());
+        }
+        const MAX_TEXT: usize = 1024;
+        const MAX_ENTRIES: usize = 4096;
+        if text.len() > MAX_TEXT {
+            return Expression::parse(text).map(std::rc::Rc::new);
+        }
+        CACHE.with(|cache| {
+            if let Some(hit) = cache.borrow().get(text) {
+                return hit.clone();
+            }
+            let parsed = Expression::parse(text).map(std::rc::Rc::new);
+            let mut cache = cache.borrow_mut();
+            if cache.len() >= MAX_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(text.to_string(), parsed.clone());
+            parsed
+        })
+    }
+
     /// The expression's value with variables from `lookup`.
     pub fn evaluate(&self, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Value, EvalError> {
         eval::evaluate(&self.0, lookup)
