@@ -199,6 +199,8 @@ pub fn prepare(
         user: Some(&request.user),
         files: files.clone(),
         main_config: request.child_include.as_deref().map(child_config),
+        pushed: pushed_paths(spur, &path, request, &resolved, &files),
+        repository: Some(path.clone()),
     };
     let skipped = request.source == PipelineSource::Push && asks_to_skip_ci(&files.message);
     let planned = if skipped {
@@ -247,6 +249,28 @@ pub fn prepare(
         config_error: yaml_errors,
         protected_ref: rights.protected,
     }))
+}
+
+/// The paths a push to an existing branch changed (`rules:changes`); `None` for other
+/// sources, new branches and tags, where GitLab has no diff.
+fn pushed_paths(
+    spur: &Spur,
+    repository: &std::path::Path,
+    request: &CreateRequest,
+    resolved: &ResolvedRef,
+    files: &CommitFiles,
+) -> Option<Vec<String>> {
+    let before = request.before_sha.as_deref()?;
+    if request.source != PipelineSource::Push || resolved.tag || before.bytes().all(|b| b == b'0') {
+        return None;
+    }
+    match spur.repos.commit_files(repository, before) {
+        Ok(previous) => Some(files.changed_against(&previous)),
+        Err(e) => {
+            tracing::warn!(error = %e, "the push's previous commit cannot be read; rules:changes hold");
+            None
+        }
+    }
 }
 
 /// Whether a commit message asks push pipelines to skip CI: `[ci skip]` or `[skip ci]`, any
@@ -330,6 +354,10 @@ pub struct RepoSource<'a> {
     pub files: Arc<CommitFiles>,
     /// Text that stands in for `.gitlab-ci.yml` (a child pipeline's includes).
     pub main_config: Option<String>,
+    /// The repository on disk (for `changes:compare_to`).
+    pub repository: Option<std::path::PathBuf>,
+    /// The paths a push changed (push pipelines of existing branches only).
+    pub pushed: Option<Vec<String>>,
 }
 
 /// A child pipeline's configuration: its `trigger:include` files, included locally with their
@@ -357,6 +385,23 @@ impl FileSource for RepoSource<'_> {
 
     fn files(&self) -> Vec<String> {
         self.files.paths().to_vec()
+    }
+
+    fn pushed_changes(&self) -> Option<Vec<String>> {
+        self.pushed.clone()
+    }
+
+    fn changed_since(&self, reference: &str) -> Result<Option<Vec<String>>, ()> {
+        let Some(repository) = &self.repository else {
+            return Ok(None);
+        };
+        let resolved = self.spur.repos.resolve(repository, reference).map_err(|_| ())?;
+        let theirs = self
+            .spur
+            .repos
+            .commit_files(repository, &resolved.sha)
+            .map_err(|_| ())?;
+        Ok(Some(self.files.changed_against(&theirs)))
     }
 
     fn project(&self, path: &str, ref_name: Option<&str>) -> Result<Box<dyn FileSource + '_>, String> {
@@ -392,6 +437,8 @@ impl FileSource for RepoSource<'_> {
             user: self.user,
             files,
             main_config: None,
+            repository: Some(repository),
+            pushed: None,
         }))
     }
 }

@@ -39,6 +39,32 @@ fn strings(v: &Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// A case's repository: its folder, the push's changed files (`changed_files`) and the files
+/// changed since other refs (`compare_to: {"ref": [paths]}`).
+struct CaseSource {
+    dir: PathBuf,
+    pushed: Option<Vec<String>>,
+    compare_to: Value,
+}
+
+fn paths(a: &[Value]) -> Vec<String> {
+    a.iter().filter_map(Value::as_str).map(String::from).collect()
+}
+
+impl super::compose::FileSource for CaseSource {
+    fn read(&self, path: &str) -> Option<String> {
+        std::fs::read_to_string(self.dir.join(path)).ok()
+    }
+
+    fn pushed_changes(&self) -> Option<Vec<String>> {
+        self.pushed.clone()
+    }
+
+    fn changed_since(&self, reference: &str) -> Result<Option<Vec<String>>, ()> {
+        self.compare_to[reference].as_array().map(|a| Some(paths(a))).ok_or(())
+    }
+}
+
 /// Checks one case; returns what differs.
 fn check(dir: &Path) -> Result<(), String> {
     let expected: Value =
@@ -63,8 +89,12 @@ fn check(dir: &Path) -> Result<(), String> {
     };
     let mut files = Vec::new();
     files_under(dir, dir, &mut files);
-    let read = |p: &str| std::fs::read_to_string(dir.join(p)).ok();
-    let outcome = plan(&read, &files, &ctx);
+    let source = CaseSource {
+        dir: dir.to_path_buf(),
+        pushed: expected["changed_files"].as_array().map(|a| paths(a)),
+        compare_to: expected["compare_to"].clone(),
+    };
+    let outcome = plan(&source, &files, &ctx);
     let expect = &expected["expect"];
     if expect["created"] == Value::Bool(false) {
         let message = match &outcome {

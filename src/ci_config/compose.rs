@@ -46,6 +46,19 @@ pub trait FileSource {
         Vec::new()
     }
 
+    /// The paths the push that started the pipeline changed; `None` when there is no such diff
+    /// (not a push, a new branch, a tag), which makes every `changes` clause true.
+    fn pushed_changes(&self) -> Option<Vec<String>> {
+        None
+    }
+
+    /// The paths changed between `reference` and the pipeline's commit (`changes:compare_to`):
+    /// `Ok(None)` when the source cannot tell, `Err` when `reference` names no commit.
+    fn changed_since(&self, reference: &str) -> Result<Option<Vec<String>>, ()> {
+        let _ = reference;
+        Ok(None)
+    }
+
     /// The files of project `path` at `ref_name` (`None`: its default branch), or GitLab's error
     /// when it does not exist, may not be read, or has no such ref.
     fn project(&self, path: &str, ref_name: Option<&str>) -> Result<Box<dyn FileSource + '_>, String> {

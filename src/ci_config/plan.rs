@@ -115,7 +115,10 @@ pub enum PlanError {
 /// Plans a pipeline. `source` gives configuration files; `files` lists every path of the
 /// pipeline's repository (for `rules:exists`).
 pub fn plan(source: &dyn FileSource, files: &[String], ctx: &Context) -> Result<Plan, PlanError> {
+    let pushed = source.pushed_changes();
     let include_situation = Situation {
+        pushed: pushed.as_deref(),
+        repo: source,
         source: &ctx.source,
         ref_name: &ctx.ref_name,
         ref_is_tag: ctx.ref_is_tag,
@@ -136,6 +139,8 @@ pub fn plan(source: &dyn FileSource, files: &[String], ctx: &Context) -> Result<
     let has_workflow_rules = workflow_rules(&config).is_some();
     validate(&config, &jobs, &stages).map_err(PlanError::Config)?;
     let situation = Situation {
+        pushed: pushed.as_deref(),
+        repo: source,
         source: &ctx.source,
         ref_name: &ctx.ref_name,
         ref_is_tag: ctx.ref_is_tag,

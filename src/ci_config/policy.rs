@@ -8,6 +8,10 @@ use regex::Regex;
 
 /// What the decision depends on besides variables.
 pub struct Situation<'a> {
+    /// The paths the push changed (`None`: no push diff, `changes` holds).
+    pub pushed: Option<&'a [String]>,
+    /// The repository, for `changes:compare_to`.
+    pub repo: &'a dyn super::compose::FileSource,
     /// `CI_PIPELINE_SOURCE`.
     pub source: &'a str,
     /// The ref's short name.
@@ -66,9 +70,12 @@ pub fn first_match(
             Some(Yaml::Str(text)) => expression_holds(text, vars),
             Some(_) => return Err(format!("{location}:rules:rule if should be a string")),
         };
-        // Without a push diff (every source but push), `changes` is true; spur has no diffs yet.
         let exists_ok = rule.get("exists").is_none_or(|e| exists(e, vars, situation.files));
-        if if_ok && exists_ok {
+        let changes_ok = match rule.get("changes") {
+            Some(spec) if if_ok && exists_ok => changes(spec, vars, situation)?,
+            _ => true,
+        };
+        if if_ok && exists_ok && changes_ok {
             return Ok(Some(RuleMatch {
                 when: rule.get("when").and_then(variables::scalar_text),
                 allow_failure: rule.get("allow_failure").and_then(lenient_bool),
@@ -116,6 +123,44 @@ fn exists(spec: &Yaml, vars: &VarList, files: &[String]) -> bool {
         let pattern = expanded.unwrap_or_else(|| p.clone());
         glob(&pattern).is_some_and(|re| files.iter().any(|f| re.is_match(f)))
     })
+}
+
+/// GitLab's bound: past this many glob comparisons a `changes` clause is taken as true.
+const MAX_CHANGES_COMPARISONS: usize = 50_000;
+
+/// A `changes` clause (`Clause::Changes`): true without a diff (not a push, a new branch, a
+/// tag); otherwise whether a changed path matches a glob. `compare_to` diffs against a ref.
+fn changes(spec: &Yaml, vars: &VarList, situation: &Situation<'_>) -> Result<bool, String> {
+    let (globs, compare_to) = match spec {
+        Yaml::Map(m) => (
+            m.get("paths").map(exists_paths).unwrap_or_default(),
+            m.get("compare_to").and_then(variables::scalar_text),
+        ),
+        other => (exists_paths(other), None),
+    };
+    let values = vars.expanded().unwrap_or_default();
+    let expand = |t: &str| super::job_settings::expand(t, &values);
+    let modified: Option<Vec<String>> = match compare_to {
+        Some(reference) => situation
+            .repo
+            .changed_since(&expand(&reference))
+            .map_err(|()| "rules:changes:compare_to is not a valid ref".to_string())?,
+        None => situation.pushed.map(<[String]>::to_vec),
+    };
+    let Some(modified) = modified else { return Ok(true) };
+    if modified.is_empty() {
+        return Ok(false);
+    }
+    let mut globs: Vec<String> = globs.iter().map(|g| expand(g)).collect();
+    globs.dedup();
+    if globs.is_empty() {
+        return Ok(false);
+    }
+    if modified.len().saturating_mul(globs.len()) > MAX_CHANGES_COMPARISONS {
+        return Ok(true);
+    }
+    let compiled: Vec<Regex> = globs.iter().filter_map(|g| glob(g)).collect();
+    Ok(modified.iter().any(|path| compiled.iter().any(|re| re.is_match(path))))
 }
 
 fn exists_paths(p: &Yaml) -> Vec<String> {
@@ -228,12 +273,16 @@ pub fn only_except_allows(
 
 /// `all`: every present part must hold (`only`); otherwise any part suffices (`except`).
 fn spec_satisfied(spec: &Yaml, vars: &VarList, situation: &Situation<'_>, all: bool) -> bool {
-    let (refs, exprs) = match spec {
-        Yaml::Seq(_) | Yaml::Str(_) => (Some(spec), None),
-        Yaml::Map(m) => (m.get("refs"), m.get("variables")),
-        _ => (None, None),
+    let (refs, exprs, changed) = match spec {
+        Yaml::Seq(_) | Yaml::Str(_) => (Some(spec), None, None),
+        Yaml::Map(m) => (m.get("refs"), m.get("variables"), m.get("changes")),
+        _ => (None, None, None),
     };
     let mut parts = Vec::new();
+    if let Some(spec) = changed {
+        // only/except:changes: a bad compare_to matches nothing.
+        parts.push(changes(spec, vars, situation).unwrap_or(false));
+    }
     if let Some(refs) = refs {
         let list: Vec<String> = match refs {
             Yaml::Seq(items) => items.iter().filter_map(variables::scalar_text).collect(),

@@ -146,6 +146,20 @@ pub struct CommitFiles {
 }
 
 impl CommitFiles {
+    /// The paths whose content differs between this commit and `other` (added, removed or
+    /// changed; a rename is both paths), sorted: `git diff --name-only` without rename detection.
+    pub fn changed_against(&self, other: &CommitFiles) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .blobs
+            .iter()
+            .filter(|(path, id)| other.blobs.get(*path) != Some(id))
+            .map(|(path, _)| path.clone())
+            .chain(other.blobs.keys().filter(|p| !self.blobs.contains_key(*p)).cloned())
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Every file path at the commit.
     pub fn paths(&self) -> &[String] {
         &self.paths

@@ -592,3 +592,48 @@ async fn an_ssh_mirror_fetches_with_its_own_deploy_key() {
         .unwrap();
     assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+async fn job_names(s: &Server, pid: u64, p: &Value) -> Vec<String> {
+    let (_, jobs) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/{}/jobs", p["id"]))).await;
+    let mut names: Vec<String> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn rules_changes_follow_what_each_push_changed() {
+    let config = "docs:\n  script: echo docs\n  rules:\n    - changes: [\"docs/**/*.md\"]\ncode:\n  script: echo code\n  rules:\n    - changes: [src/*]\nsince-stable:\n  script: echo since\n  rules:\n    - changes:\n        paths: [src/*]\n        compare_to: stable\n";
+    let s = Server::start_with(&["--allow-local-requests"]);
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", config), ("src/a.rs", "1"), ("docs/x/y.md", "1")]);
+    git(repo.path(), &["branch", "stable"]);
+    let pid = s.project("changes", repo.path()).await;
+    let pull = || s.root(Method::POST, &format!("/projects/{pid}/mirror/pull"));
+    // A docs-only push: only the docs job; src is unchanged since stable too.
+    std::fs::write(repo.path().join("docs/x/y.md"), "2").unwrap();
+    git(repo.path(), &["commit", "-qam", "docs"]);
+    send(pull()).await;
+    let list = wait_pipelines(&s, pid, 1).await;
+    assert_eq!(job_names(&s, pid, &list[0]).await, ["docs"]);
+    // A code push: the code job, and src differs from stable now.
+    std::fs::write(repo.path().join("src/a.rs"), "2").unwrap();
+    git(repo.path(), &["commit", "-qam", "code"]);
+    send(pull()).await;
+    let list = wait_pipelines(&s, pid, 2).await;
+    assert_eq!(job_names(&s, pid, &list[1]).await, ["code", "since-stable"]);
+    // A docs push after that: src still differs from stable, but this push did not touch it.
+    std::fs::write(repo.path().join("docs/x/y.md"), "3").unwrap();
+    git(repo.path(), &["commit", "-qam", "docs again"]);
+    send(pull()).await;
+    let list = wait_pipelines(&s, pid, 3).await;
+    assert_eq!(job_names(&s, pid, &list[2]).await, ["docs", "since-stable"]);
+    // A new branch has no push diff: every changes clause holds.
+    git(repo.path(), &["branch", "fresh"]);
+    send(pull()).await;
+    let list = wait_pipelines(&s, pid, 4).await;
+    assert_eq!(job_names(&s, pid, &list[3]).await, ["code", "docs", "since-stable"]);
+}

@@ -69,6 +69,8 @@ pub async fn lint(req: HttpRequest, spur: State, payload: web::Payload) -> Resul
                 user: Some(&actor.user),
                 files: files.clone(),
                 main_config: None,
+                repository: Some(path.clone()),
+                pushed: None,
             },
             content,
         };
