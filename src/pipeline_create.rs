@@ -391,16 +391,20 @@ impl FileSource for RepoSource<'_> {
         self.pushed.clone()
     }
 
-    fn changed_since(&self, reference: &str) -> Result<Option<Vec<String>>, ()> {
+    fn changed_since(&self, reference: &str) -> Result<Option<Vec<String>>, compose::UnknownRef> {
         let Some(repository) = &self.repository else {
             return Ok(None);
         };
-        let resolved = self.spur.repos.resolve(repository, reference).map_err(|_| ())?;
+        let resolved = self
+            .spur
+            .repos
+            .resolve(repository, reference)
+            .map_err(|_| compose::UnknownRef)?;
         let theirs = self
             .spur
             .repos
             .commit_files(repository, &resolved.sha)
-            .map_err(|_| ())?;
+            .map_err(|_| compose::UnknownRef)?;
         Ok(Some(self.files.changed_against(&theirs)))
     }
 

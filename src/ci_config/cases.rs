@@ -60,8 +60,11 @@ impl super::compose::FileSource for CaseSource {
         self.pushed.clone()
     }
 
-    fn changed_since(&self, reference: &str) -> Result<Option<Vec<String>>, ()> {
-        self.compare_to[reference].as_array().map(|a| Some(paths(a))).ok_or(())
+    fn changed_since(&self, reference: &str) -> Result<Option<Vec<String>>, super::compose::UnknownRef> {
+        self.compare_to[reference]
+            .as_array()
+            .map(|a| Some(paths(a)))
+            .ok_or(super::compose::UnknownRef)
     }
 }
 

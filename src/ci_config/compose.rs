@@ -54,7 +54,7 @@ pub trait FileSource {
 
     /// The paths changed between `reference` and the pipeline's commit (`changes:compare_to`):
     /// `Ok(None)` when the source cannot tell, `Err` when `reference` names no commit.
-    fn changed_since(&self, reference: &str) -> Result<Option<Vec<String>>, ()> {
+    fn changed_since(&self, reference: &str) -> Result<Option<Vec<String>>, UnknownRef> {
         let _ = reference;
         Ok(None)
     }
@@ -72,6 +72,10 @@ impl<F: Fn(&str) -> Option<String>> FileSource for F {
         self(path)
     }
 }
+
+/// A `compare_to` that names no commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownRef;
 
 /// GitLab's answer for a project that does not exist or may not be read (indistinguishable).
 pub fn project_not_found(path: &str) -> String {

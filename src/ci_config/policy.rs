@@ -144,7 +144,7 @@ fn changes(spec: &Yaml, vars: &VarList, situation: &Situation<'_>) -> Result<boo
         Some(reference) => situation
             .repo
             .changed_since(&expand(&reference))
-            .map_err(|()| "rules:changes:compare_to is not a valid ref".to_string())?,
+            .map_err(|_| "rules:changes:compare_to is not a valid ref".to_string())?,
         None => situation.pushed.map(<[String]>::to_vec),
     };
     let Some(modified) = modified else { return Ok(true) };
