@@ -7,6 +7,7 @@ pub mod bridge;
 pub mod compose;
 pub mod inputs;
 pub mod job_settings;
+mod needs;
 mod parallel;
 pub mod plan;
 pub mod policy;

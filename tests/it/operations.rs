@@ -171,7 +171,11 @@ async fn a_backup_taken_under_trigger_load_restores_every_acknowledged_pipeline(
             }
         })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Some load first (a busy machine acknowledges slowly: wait for it rather than a clock).
+    let started = std::time::Instant::now();
+    while acked.lock().unwrap().len() <= 10 && started.elapsed() < std::time::Duration::from_secs(30) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let before: Vec<u64> = acked.lock().unwrap().clone();
     let file = dir.path().join("online.redb");
     let (base, file_arg) = (s.base.clone(), file.to_str().unwrap().to_string());
