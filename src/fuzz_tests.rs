@@ -252,7 +252,16 @@ fn inputs_and_interpolation_survive_mutation() {
         } else {
             Origin::Request
         };
-        let _ = load(&text, &given, origin, &vars);
+        let masked = vec!["SECRET".to_string()];
+        let _ = load(
+            &text,
+            &given,
+            origin,
+            crate::ci_config::inputs::Vars {
+                values: &vars,
+                masked: &masked,
+            },
+        );
         let main = if rng.below(2) == 0 {
             text.clone()
         } else {

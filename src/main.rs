@@ -61,7 +61,7 @@ struct RestoreArgs {
 enum CiCommand {
     /// Plans a pipeline from a `.gitlab-ci.yml` (its folder is the repository root) and prints
     /// which jobs would run, as JSON.
-    Plan(PlanArgs),
+    Plan(Box<PlanArgs>),
 }
 
 /// Arguments of `spur ci plan`.
@@ -88,6 +88,34 @@ struct PlanArgs {
     /// the input's type: `--input replicas=3`, `--input tags='["a","b"]'`).
     #[arg(long = "input", value_parser = parse_pair)]
     inputs: Vec<(String, String)>,
+    /// The project's path, `group/project` [default: local/<the file's folder>].
+    #[arg(long)]
+    project_path: Option<String>,
+    /// The project's default branch (`CI_DEFAULT_BRANCH`).
+    #[arg(long, default_value = "main")]
+    default_branch: String,
+    /// The ref is protected (`CI_COMMIT_REF_PROTECTED=true`).
+    #[arg(long)]
+    protected: bool,
+    /// The server's URL (`CI_SERVER_URL`, `CI_SERVER_HOST`, `CI_SERVER_FQDN`, ...).
+    #[arg(long, default_value = "http://localhost:8080")]
+    server_url: String,
+    /// Another project's local checkout for `include:project`, `PATH=DIR` (repeatable); read
+    /// at the include's `ref` when DIR is a git repository.
+    #[arg(long = "project-dir", value_parser = parse_pair)]
+    project_dirs: Vec<(String, String)>,
+    /// For `--source merge_request_event`: the merge request's IID.
+    #[arg(long, default_value_t = 1)]
+    mr_iid: u64,
+    /// For `--source merge_request_event`: the branch it merges into [default: the default branch].
+    #[arg(long)]
+    mr_target_branch: Option<String>,
+    /// For `--source merge_request_event`: its title.
+    #[arg(long, default_value = "")]
+    mr_title: String,
+    /// For `--source merge_request_event`: a label (repeatable).
+    #[arg(long = "mr-label")]
+    mr_labels: Vec<String>,
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -365,7 +393,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Ci {
             command: CiCommand::Plan(args),
-        } => plan(args),
+        } => plan(*args),
         Command::Backup(args) => backup(args),
         Command::Restore(args) => match spur::backup::restore(&args.file, &args.data_dir, args.force) {
             Ok(()) => {
@@ -390,11 +418,27 @@ fn main() -> ExitCode {
 fn plan(args: PlanArgs) -> ExitCode {
     let request = spur::plan_cli::PlanRequest {
         source: args.source,
-        ref_name: args.ref_name,
+        ref_name: args.ref_name.clone(),
         tag: args.tag,
         variables: args.vars,
         project_variables: args.project_vars,
         inputs: args.inputs,
+        project_path: args.project_path,
+        protected: args.protected,
+        server_url: args.server_url,
+        project_dirs: args
+            .project_dirs
+            .into_iter()
+            .map(|(path, dir)| (path.trim_matches('/').to_string(), PathBuf::from(dir)))
+            .collect(),
+        merge_request: Some(spur::ci_config::plan::MergeRequest {
+            iid: args.mr_iid,
+            source_branch: args.ref_name.clone(),
+            target_branch: args.mr_target_branch.unwrap_or_else(|| args.default_branch.clone()),
+            title: args.mr_title,
+            labels: args.mr_labels,
+        }),
+        default_branch: args.default_branch,
     };
     match spur::plan_cli::plan_file(&args.config, &request) {
         Ok(report) => {

@@ -1,10 +1,13 @@
 //! `spur ci plan`: plans a `.gitlab-ci.yml` from a folder on disk (the repository root is the
-//! file's folder) and renders the outcome as JSON, without a server.
+//! file's folder) and renders the outcome as JSON, without a server. Other projects that
+//! `include:project` names are mapped to local checkouts (`--project-dir group/p=../p`), read
+//! at the ref the include names when the checkout is a git repository.
 
-use crate::ci_config::plan::{Context, PlanError, plan};
+use crate::ci_config::compose::{FileSource, project_not_found};
+use crate::ci_config::plan::{Context, MergeRequest, PlanError, plan};
 use crate::ci_config::yaml::{Mapping, Yaml};
 use serde_json::{Map, Value, json};
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 /// What to plan for.
 #[derive(Debug, Clone, Default)]
@@ -21,6 +24,18 @@ pub struct PlanRequest {
     pub project_variables: Vec<(String, String)>,
     /// Values for `spec:inputs`, as text (read as each input's type).
     pub inputs: Vec<(String, String)>,
+    /// The project's path (`group/project`); `local/<folder>` when absent.
+    pub project_path: Option<String>,
+    /// The project's default branch.
+    pub default_branch: String,
+    /// Whether the ref is protected.
+    pub protected: bool,
+    /// The server's URL (`CI_SERVER_*`).
+    pub server_url: String,
+    /// Local checkouts of other projects, by path, for `include:project`.
+    pub project_dirs: Vec<(String, PathBuf)>,
+    /// For `merge_request_event`: the merge request (IID, branches, title).
+    pub merge_request: Option<MergeRequest>,
 }
 
 /// Plans `config` (a `.gitlab-ci.yml` path) and returns the JSON report; `Err` for a usage error.
@@ -30,29 +45,39 @@ pub fn plan_file(config: &Path, request: &PlanRequest) -> Result<Value, String> 
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut files = Vec::new();
-    list_files(root, root, &mut files);
-    let read = |path: &str| -> Option<String> {
-        if path == ".gitlab-ci.yml" {
-            return Some(text.clone());
+    for (path, dir) in &request.project_dirs {
+        if !dir.is_dir() {
+            return Err(format!("--project-dir {path}={}: not a folder", dir.display()));
         }
-        let relative = Path::new(path.trim_start_matches('/'));
-        // Only plain relative paths inside the root: never `..` or absolute paths.
-        if !relative.components().all(|c| matches!(c, Component::Normal(_))) {
-            return None;
-        }
-        std::fs::read_to_string(root.join(relative)).ok()
+    }
+    let source = DirSource {
+        root: root.to_path_buf(),
+        main: Some(text),
+        at: None,
+        projects: &request.project_dirs,
     };
+    let files = source.files();
     let project = root
         .canonicalize()
         .ok()
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()));
+    let merge_request = (request.source == "merge_request_event").then(|| {
+        request.merge_request.clone().unwrap_or_else(|| MergeRequest {
+            iid: 1,
+            source_branch: request.ref_name.clone(),
+            target_branch: request.default_branch.clone(),
+            ..MergeRequest::default()
+        })
+    });
     let ctx = Context {
         source: request.source.clone(),
         ref_name: request.ref_name.clone(),
         ref_is_tag: request.tag,
-        default_branch: "main".into(),
-        project_path: format!("local/{}", project.unwrap_or_else(|| "project".into())),
+        default_branch: request.default_branch.clone(),
+        project_path: request
+            .project_path
+            .clone()
+            .unwrap_or_else(|| format!("local/{}", project.unwrap_or_else(|| "project".into()))),
         project_id: 1,
         sha: "0".repeat(40),
         commit_message: String::new(),
@@ -60,8 +85,13 @@ pub fn plan_file(config: &Path, request: &PlanRequest) -> Result<Value, String> 
         pipeline_variables: request.variables.clone(),
         project_variables: request.project_variables.clone(),
         inputs: text_inputs(&request.inputs),
+        server_url: request.server_url.clone(),
+        ref_protected: request.protected,
+        merge_request,
+        masked_variables: Vec::new(),
+        raw_variables: Vec::new(),
     };
-    Ok(match plan(&read, &files, &ctx) {
+    Ok(match plan(&source, &files, &ctx) {
         Ok(plan) => {
             let jobs: Vec<Value> = plan
                 .jobs
@@ -88,6 +118,100 @@ pub fn plan_file(config: &Path, request: &PlanRequest) -> Result<Value, String> 
             json!({"created": false, "error": e, "stages": [], "jobs": []})
         }
     })
+}
+
+/// A folder on disk as a repository: its working tree, or (for another project included at a
+/// ref) that ref of its git repository.
+struct DirSource<'a> {
+    root: PathBuf,
+    /// The text standing in for `.gitlab-ci.yml` (the file given on the command line).
+    main: Option<String>,
+    /// The ref to read with `git`, for an `include:project` with `ref:`.
+    at: Option<String>,
+    projects: &'a [(String, PathBuf)],
+}
+
+impl FileSource for DirSource<'_> {
+    fn read(&self, path: &str) -> Option<String> {
+        if path == ".gitlab-ci.yml"
+            && let Some(text) = &self.main
+        {
+            return Some(text.clone());
+        }
+        let relative = Path::new(path.trim_start_matches('/'));
+        // Only plain relative paths inside the root: never `..` or absolute paths.
+        if !relative.components().all(|c| matches!(c, Component::Normal(_))) {
+            return None;
+        }
+        match &self.at {
+            Some(reference) => git(&self.root, &["show", &format!("{reference}:{}", relative.display())]),
+            None => std::fs::read_to_string(self.root.join(relative)).ok(),
+        }
+    }
+
+    fn files(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        match &self.at {
+            Some(reference) => {
+                if let Some(listing) = git(&self.root, &["ls-tree", "-r", "--name-only", reference]) {
+                    out.extend(listing.lines().map(String::from));
+                }
+            }
+            None => list_files(&self.root, &self.root, &mut out),
+        }
+        out
+    }
+
+    fn project_tags(&self, path: &str) -> Vec<String> {
+        self.projects
+            .iter()
+            .find(|(p, _)| p == path)
+            .and_then(|(_, dir)| git(dir, &["tag", "--list"]))
+            .map(|tags| tags.lines().map(String::from).collect())
+            .unwrap_or_default()
+    }
+
+    fn project(&self, path: &str, ref_name: Option<&str>) -> Result<Box<dyn FileSource + '_>, String> {
+        let Some((_, dir)) = self.projects.iter().find(|(p, _)| p == path) else {
+            return Err(format!(
+                "{} (map it to a local checkout with --project-dir {path}=DIR)",
+                project_not_found(path)
+            ));
+        };
+        let at = match ref_name {
+            Some(reference) if dir.join(".git").exists() => {
+                if git(
+                    dir,
+                    &["rev-parse", "--verify", "--quiet", &format!("{reference}^{{commit}}")],
+                )
+                .is_none()
+                {
+                    return Err(format!("Project `{path}` reference `{reference}` does not exist!"));
+                }
+                Some(reference.to_string())
+            }
+            _ => None,
+        };
+        Ok(Box::new(DirSource {
+            root: dir.clone(),
+            main: None,
+            at,
+            projects: self.projects,
+        }))
+    }
+}
+
+/// The output of `git -C dir args...`, or `None` when it fails.
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// `NAME=VALUE` pairs as an inputs mapping of text values.

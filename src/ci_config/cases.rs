@@ -22,7 +22,7 @@ fn files_under(root: &Path, dir: &Path, out: &mut Vec<String>) {
             files_under(root, &path, out);
         } else if let Ok(rel) = path.strip_prefix(root) {
             let rel = rel.to_string_lossy().to_string();
-            if rel != "expected.json" {
+            if rel != "expected.json" && !rel.starts_with("_projects/") {
                 out.push(rel);
             }
         }
@@ -60,6 +60,18 @@ impl super::compose::FileSource for CaseSource {
         self.pushed.clone()
     }
 
+    fn project(&self, path: &str, _ref_name: Option<&str>) -> Result<Box<dyn super::compose::FileSource + '_>, String> {
+        let dir = self.dir.join("_projects").join(path);
+        if !dir.is_dir() || path.split('/').any(|p| p == ".." || p.is_empty()) {
+            return Err(super::compose::project_not_found(path));
+        }
+        Ok(Box::new(CaseSource {
+            dir,
+            pushed: None,
+            compare_to: Value::Null,
+        }))
+    }
+
     fn changed_since(&self, reference: &str) -> Result<Option<Vec<String>>, super::compose::UnknownRef> {
         self.compare_to[reference]
             .as_array()
@@ -89,6 +101,13 @@ fn check(dir: &Path) -> Result<(), String> {
             super::yaml::Yaml::Map(m) => m,
             _ => Default::default(),
         },
+        merge_request: (expected["source"] == "merge_request_event").then(|| super::plan::MergeRequest {
+            iid: 1,
+            source_branch: expected["ref"].as_str().unwrap_or("main").into(),
+            target_branch: "main".into(),
+            ..Default::default()
+        }),
+        ..Context::default()
     };
     let mut files = Vec::new();
     files_under(dir, dir, &mut files);

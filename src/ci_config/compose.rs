@@ -2,6 +2,7 @@
 //! (variables expanded in their paths, `include:rules` applied, `local` wildcards expanded)
 //! deep-merged under the main file, then `extends`, then `!reference` tags.
 
+use super::component;
 use super::inputs::{self, InputsError, Origin};
 use super::policy::{self, Situation};
 use super::variables::{self, VarList};
@@ -59,6 +60,12 @@ pub trait FileSource {
         Ok(None)
     }
 
+    /// The tags of project `path` (for component versions); none when it cannot be read.
+    fn project_tags(&self, path: &str) -> Vec<String> {
+        let _ = path;
+        Vec::new()
+    }
+
     /// The files of project `path` at `ref_name` (`None`: its default branch), or GitLab's error
     /// when it does not exist, may not be read, or has no such ref.
     fn project(&self, path: &str, ref_name: Option<&str>) -> Result<Box<dyn FileSource + '_>, String> {
@@ -93,6 +100,8 @@ enum Include {
         ref_name: Option<String>,
         files: Vec<String>,
     },
+    /// `component:` (an address on this instance).
+    Component(String),
 }
 
 /// An entry with its `rules` and `inputs`.
@@ -107,6 +116,8 @@ struct Entry {
 pub struct IncludeContext<'a> {
     /// The variables.
     pub vars: &'a VarList,
+    /// The names of masked variables (`expand_vars` refuses them).
+    pub masked: &'a [String],
     /// The pipeline's source, ref and files.
     pub situation: &'a Situation<'a>,
 }
@@ -120,18 +131,31 @@ pub fn resolve_includes(
 ) -> Result<Mapping, String> {
     let mut count = 0;
     let values = match context {
-        Some(c) => c.vars.expanded().unwrap_or_default(),
-        None => Vec::new(),
+        Some(c) => Values {
+            expanded: c.vars.expanded().unwrap_or_default(),
+            raw: c.vars.0.iter().map(|v| (v.name.clone(), v.value.clone())).collect(),
+            masked: c.masked.to_vec(),
+        },
+        None => Values::default(),
     };
     resolve_includes_in(&mut config, source, context, &values, ".gitlab-ci.yml", &mut count)?;
     Ok(config)
+}
+
+/// The variables includes see: expanded (for paths), and as defined with the masked ones'
+/// names (for `expand_vars` in included files).
+#[derive(Default)]
+struct Values {
+    expanded: Vec<(String, String)>,
+    raw: Vec<(String, String)>,
+    masked: Vec<String>,
 }
 
 fn resolve_includes_in(
     config: &mut Mapping,
     source: &dyn FileSource,
     context: Option<&IncludeContext>,
-    values: &[(String, String)],
+    values: &Values,
     current: &str,
     count: &mut usize,
 ) -> Result<(), String> {
@@ -139,13 +163,13 @@ fn resolve_includes_in(
         return Ok(());
     };
     let mut merged = Mapping::default();
-    for entry in includes(&include, values)? {
+    for entry in includes(&include, &values.expanded)? {
         if !rules_admit(entry.rules.as_ref(), context)? {
             continue;
         }
         match entry.include {
             Include::Local(path, from_hash) => {
-                for path in local_paths(source, context, &path, from_hash, values, current) {
+                for path in local_paths(source, context, &path, from_hash, &values.expanded, current) {
                     let text = included_text(source, &path, count, |p| format!("Local file `{p}` does not exist!"))?;
                     let what = format!("Local file `{path}`");
                     let mut included = load_included(&text, &what, &path, &entry.inputs, values)?;
@@ -170,6 +194,31 @@ fn resolve_includes_in(
                     resolve_includes_in(&mut included, other.as_ref(), context, values, &path, count)?;
                     deep_merge(&mut merged, included);
                 }
+            }
+            Include::Component(address) => {
+                let fqdn = values
+                    .expanded
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == "CI_SERVER_FQDN")
+                    .map_or("localhost", |(_, v)| v.as_str());
+                let a = component::parse(&address, fqdn)?;
+                let version = component::pick(&a.version, &source.project_tags(&a.project))
+                    .ok_or_else(|| format!("Component '{address}' - no released version matches {}", a.version))?;
+                let other = source.project(&a.project, Some(&version)).map_err(|_| {
+                    format!("Component '{address}' - project does not exist or you don't have sufficient permissions")
+                })?;
+                let Some((path, text)) = component::files(&a.name)
+                    .into_iter()
+                    .find_map(|p| other.read(&p).map(|t| (p, t)))
+                else {
+                    return Err(format!("Component '{address}' - content not found"));
+                };
+                counted(count)?;
+                let what = format!("Component '{address}' file `{path}`");
+                let mut included = load_included(&text, &what, &path, &entry.inputs, values)?;
+                resolve_includes_in(&mut included, other.as_ref(), context, values, &path, count)?;
+                deep_merge(&mut merged, included);
             }
         }
     }
@@ -249,6 +298,15 @@ fn local_paths(
     matched
 }
 
+/// Counts an include against GitLab's limit.
+fn counted(count: &mut usize) -> Result<(), String> {
+    *count += 1;
+    if *count > MAX_INCLUDES {
+        return Err(format!("Maximum of {MAX_INCLUDES} nested includes are allowed!"));
+    }
+    Ok(())
+}
+
 /// Counts an include against the limit, checks its extension and reads it.
 fn included_text(
     source: &dyn FileSource,
@@ -256,10 +314,7 @@ fn included_text(
     count: &mut usize,
     missing: impl Fn(&str) -> String,
 ) -> Result<String, String> {
-    *count += 1;
-    if *count > MAX_INCLUDES {
-        return Err(format!("Maximum of {MAX_INCLUDES} nested includes are allowed!"));
-    }
+    counted(count)?;
     let relative = path.trim_start_matches('/');
     if !(relative.ends_with(".yml") || relative.ends_with(".yaml")) {
         return Err(format!("Included file `{path}` does not have YAML extension!"));
@@ -269,14 +324,12 @@ fn included_text(
 
 /// An included file with its `inputs` interpolated; interpolation errors name the file as
 /// GitLab does (`` `path`: message ``).
-fn load_included(
-    text: &str,
-    what: &str,
-    path: &str,
-    args: &Mapping,
-    values: &[(String, String)],
-) -> Result<Mapping, String> {
-    inputs::load(text, args, Origin::Yaml, values).map_err(|e| match e {
+fn load_included(text: &str, what: &str, path: &str, args: &Mapping, values: &Values) -> Result<Mapping, String> {
+    let vars = inputs::Vars {
+        values: &values.raw,
+        masked: &values.masked,
+    };
+    inputs::load(text, args, Origin::Yaml, vars).map_err(|e| match e {
         InputsError::Load(e) => format!("{what} does not have valid YAML syntax! Error: {e}"),
         InputsError::Inputs(message) => format!("`{path}`: {message}"),
     })
@@ -311,10 +364,17 @@ fn includes(include: &Yaml, values: &[(String, String)]) -> Result<Vec<Entry>, S
                 }
                 Ok(Include::Local(s, false))
             }
+            Yaml::Map(m) if m.get("component").is_some() => match m.get("component") {
+                Some(Yaml::Str(address)) => Ok(Include::Component(super::job_settings::expand(address, values))),
+                _ => Err("include:component should be a string".to_string()),
+            },
             Yaml::Map(m) => match (m.get("local"), m.get("remote"), m.get("template"), m.get("project")) {
                 (Some(Yaml::Str(s)), _, _, _) => Ok(Include::Local(s.clone(), true)),
                 (_, Some(_), _, _) => Err("include:remote is not supported by spur".to_string()),
-                (_, _, Some(_), _) => Err("include:template is not supported by spur".to_string()),
+                (_, _, Some(template), _) => Err(format!(
+                    "Template file `{}` is not supported: spur does not ship GitLab's CI/CD templates. Copy the template into the repository and include it with `include: local`.",
+                    super::variables::scalar_text(template).unwrap_or_default()
+                )),
                 (_, _, _, Some(Yaml::Str(project))) => {
                     let files = match m.get("file") {
                         Some(Yaml::Str(f)) => vec![f.clone()],

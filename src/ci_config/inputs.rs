@@ -87,6 +87,16 @@ pub enum InputsError {
     Inputs(String),
 }
 
+/// What `expand_vars` sees: the variables' values as defined (GitLab expands one level) and
+/// the names of masked ones, which it refuses to expand.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Vars<'a> {
+    /// Name and unexpanded value, later entries winning.
+    pub values: &'a [(String, String)],
+    /// Masked variables' names.
+    pub masked: &'a [String],
+}
+
 /// Where input values come from: YAML (`include:inputs`, `trigger:inputs`) keeps its types;
 /// an HTTP request's text values are read as the declared type (`"3"` for a number input).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +110,7 @@ pub enum Origin {
 /// Loads a configuration file with `args` for its inputs: a file with a header has its inputs
 /// checked and its blocks interpolated; a file without one takes no inputs and stays as written.
 /// `vars` are what `expand_vars` expands.
-pub fn load(text: &str, args: &Mapping, origin: Origin, vars: &[(String, String)]) -> Result<Mapping, InputsError> {
+pub fn load(text: &str, args: &Mapping, origin: Origin, vars: Vars<'_>) -> Result<Mapping, InputsError> {
     let (header, content) = yaml::split(text).map_err(InputsError::Load)?;
     let Some(header) = header else {
         if !args.is_empty() {
@@ -162,9 +172,6 @@ pub fn specs(header: &Mapping) -> Result<Vec<InputSpec>, Vec<String>> {
     let mut out = Vec::new();
     for (name, value) in inputs.iter() {
         let at = format!("header:spec:inputs:{name}");
-        if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-') {
-            errors.push(format!("{at} key must be an alphanumeric string"));
-        }
         let entry = match value {
             Yaml::Null => Mapping::default(),
             Yaml::Map(m) => m.clone(),
@@ -325,8 +332,8 @@ fn check(spec: &InputSpec, value: &Yaml, default: bool, error: &mut dyn FnMut(St
     }
     if let Some(pattern) = &spec.regex {
         match (spec.kind, value) {
-            (Kind::String, Yaml::Str(text)) => match regex::RegexBuilder::new(pattern).size_limit(1 << 20).build() {
-                Ok(re) if re.is_match(text) => {}
+            (Kind::String, Yaml::Str(text)) => match re2_like(pattern) {
+                Ok(re) if re.is_match(text.as_bytes()) => {}
                 Ok(_) => error(format!("{which} value does not match required RegEx pattern")),
                 Err(_) => error("invalid regular expression".into()),
             },
@@ -334,6 +341,34 @@ fn check(spec: &InputSpec, value: &Yaml, default: bool, error: &mut dyn FnMut(St
             _ => error("RegEx validation can only be used with string inputs".into()),
         }
     }
+}
+
+/// A `regex:` as GitLab's `UntrustedRegexp` (RE2) reads it: `\w`, `\d`, `\s` and `\b` are
+/// ASCII, so common patterns stay small. Compiled once per pattern and thread.
+fn re2_like(pattern: &str) -> Result<std::rc::Rc<regex::bytes::Regex>, regex::Error> {
+    type Compiled = HashMap<String, std::rc::Rc<regex::bytes::Regex>>;
+    thread_local! {
+        static COMPILED: std::cell::RefCell<Compiled> = std::cell::RefCell::new(Compiled::new());
+    }
+    if let Some(re) = COMPILED.with(|c| c.borrow().get(pattern).cloned()) {
+        return Ok(re);
+    }
+    let re = std::rc::Rc::new(
+        regex::bytes::RegexBuilder::new(pattern)
+            .unicode(false)
+            .size_limit(1 << 20)
+            .build()?,
+    );
+    COMPILED.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= 1024 {
+            c.clear();
+        }
+        if pattern.len() <= 1024 {
+            c.insert(pattern.to_string(), re.clone());
+        }
+    });
+    Ok(re)
 }
 
 /// Ruby's `==` between an option and a value (`1 == 1.0`).
@@ -365,13 +400,15 @@ fn next_block(content: &str, from: usize) -> Option<(usize, usize, &str)> {
             }
             search = close + 1;
         }
-        at = start + 1;
+        // Nothing on this line closes a block from here, so nothing later on it can: any later
+        // start has less room. Skipping the line keeps the scan linear.
+        at = line_end.max(start + 1);
     }
     None
 }
 
 /// Replaces every block in `content` (`TextTemplate`): the first invalid block stops it.
-pub fn interpolate(content: &str, values: &HashMap<String, Yaml>, vars: &[(String, String)]) -> Result<String, String> {
+pub fn interpolate(content: &str, values: &HashMap<String, Yaml>, vars: Vars<'_>) -> Result<String, String> {
     if !content.contains("$[[") {
         return Ok(content.to_string());
     }
@@ -404,10 +441,14 @@ pub fn interpolate(content: &str, values: &HashMap<String, Yaml>, vars: &[(Strin
 }
 
 /// One block: `access | fn | fn`; `None` for a `matrix.` block, which stays for `needs`.
-fn evaluate(data: &str, values: &HashMap<String, Yaml>, vars: &[(String, String)]) -> Result<Option<String>, String> {
-    let mut parts = data.split('|').map(str::trim);
-    let access = parts.next().unwrap_or_default();
-    let functions: Vec<&str> = parts.collect();
+fn evaluate(data: &str, values: &HashMap<String, Yaml>, vars: Vars<'_>) -> Result<Option<String>, String> {
+    // Ruby's `split('|')`: trailing empty fields are dropped, inner ones kept.
+    let mut parts: Vec<&str> = data.split('|').map(str::trim).collect();
+    while parts.len() > 1 && parts.last().is_some_and(|p| p.is_empty()) {
+        parts.pop();
+    }
+    let access = parts.first().copied().unwrap_or_default();
+    let functions: Vec<&str> = parts.iter().skip(1).copied().collect();
     if access.split('.').next() == Some("matrix") {
         return Ok(None);
     }
@@ -458,12 +499,11 @@ impl Function {
             return Ok(Function::PosixEscape);
         }
         if let Some(c) = TRUNCATE.as_ref().and_then(|re| re.captures(text))
-            && let (Some(Ok(offset)), Some(Ok(length))) = (
-                c.get(1).map(|m| m.as_str().parse::<usize>()),
-                c.get(2).map(|m| m.as_str().parse::<usize>()),
-            )
+            && let (Some(offset), Some(length)) = (c.get(1), c.get(2))
         {
-            return Ok(Function::Truncate(offset, length));
+            // Ruby's integers have no ceiling; a number past usize is as good as infinite.
+            let number = |m: regex::Match| m.as_str().parse::<usize>().unwrap_or(usize::MAX);
+            return Ok(Function::Truncate(number(offset), number(length)));
         }
         Err(format!(
             "no function matching `{text}`: check that the function name, arguments, and types are correct"
@@ -478,7 +518,7 @@ impl Function {
         }
     }
 
-    fn apply(&self, value: Yaml, vars: &[(String, String)]) -> Result<Yaml, String> {
+    fn apply(&self, value: Yaml, vars: Vars<'_>) -> Result<Yaml, String> {
         let Yaml::Str(text) = value else {
             return Err(format!(
                 "error in `{0}` function: invalid input type: {0} can only be used with string inputs",
@@ -486,7 +526,8 @@ impl Function {
             ));
         };
         Ok(Yaml::Str(match self {
-            Function::ExpandVars => expand_existing(&text, vars),
+            Function::ExpandVars => expand_existing(&text, vars)
+                .map_err(|e| format!("error in `expand_vars` function: variable expansion error: {e}"))?,
             Function::Truncate(offset, length) => text.chars().skip(*offset).take(*length).collect(),
             Function::PosixEscape => posix_escape(&text),
         }))
@@ -496,24 +537,37 @@ impl Function {
 static VARIABLE: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"\$([A-Za-z0-9_]+)|\$\{([A-Za-z0-9_]+)\}|%([A-Za-z0-9_]+)%").ok());
 
-/// `ExpandVariables.expand_existing`: `$NAME`, `${NAME}` and `%NAME%` of known variables are
-/// replaced; unknown ones stay as written.
-fn expand_existing(text: &str, vars: &[(String, String)]) -> String {
+/// `ExpandVariables.expand_existing(fail_on_masked: true)`: `$NAME`, `${NAME}` and `%NAME%`
+/// of known variables are replaced by their values as defined (one level); unknown ones stay
+/// as written; a masked one is an error. The result is bounded like a configuration file.
+fn expand_existing(text: &str, vars: Vars<'_>) -> Result<String, String> {
     let Some(re) = VARIABLE.as_ref() else {
-        return text.to_string();
+        return Ok(text.to_string());
     };
-    re.replace_all(text, |c: &regex::Captures| {
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for c in re.captures_iter(text) {
+        let Some(whole) = c.get(0) else { continue };
         let name = c
             .get(1)
             .or_else(|| c.get(2))
             .or_else(|| c.get(3))
             .map_or("", |m| m.as_str());
-        vars.iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map_or_else(|| c[0].to_string(), |(_, v)| v.clone())
-    })
-    .into_owned()
+        out.push_str(&text[last..whole.start()]);
+        match vars.values.iter().rev().find(|(k, _)| k == name) {
+            Some(_) if vars.masked.iter().any(|m| m == name) => {
+                return Err("masked variables cannot be expanded".into());
+            }
+            Some((_, value)) => out.push_str(value),
+            None => out.push_str(whole.as_str()),
+        }
+        if out.len() > yaml::MAX_YAML_BYTES {
+            return Err("config too large".into());
+        }
+        last = whole.end();
+    }
+    out.push_str(&text[last..]);
+    Ok(out)
 }
 
 /// Ruby's `Shellwords.escape`: a word the POSIX shell reads back as `text`.
@@ -547,7 +601,16 @@ mod tests {
     }
 
     fn run(text: &str, given: serde_json::Value, origin: Origin) -> Result<serde_json::Value, String> {
-        load(text, &args(given), origin, &[("A".into(), "a-value".into())])
+        let values = [
+            ("A".to_string(), "a-value".to_string()),
+            ("NESTED".to_string(), "$A".to_string()),
+            ("SECRET".to_string(), "hunter2-hunter2".to_string()),
+        ];
+        let vars = Vars {
+            values: &values,
+            masked: &["SECRET".to_string()],
+        };
+        load(text, &args(given), origin, vars)
             .map(|m| yaml::to_json(&Yaml::Map(m)))
             .map_err(|e| match e {
                 InputsError::Load(e) => e.to_string(),
@@ -578,10 +641,6 @@ mod tests {
             (
                 "spec:\n  inputs:\n    a:\n      regex: [x]\n",
                 "header:spec:inputs:a input regex should be a string",
-            ),
-            (
-                "spec:\n  inputs:\n    a b:\n      default: x\n",
-                "key must be an alphanumeric string",
             ),
         ];
         for (header, want) in cases {
@@ -671,6 +730,54 @@ mod tests {
         assert!(run(text, serde_json::json!({}), Origin::Yaml).unwrap_err().contains(
             "error in `expand_vars` function: invalid input type: expand_vars can only be used with string inputs"
         ));
+    }
+
+    #[test]
+    fn expand_vars_is_one_level_refuses_masked_variables_and_is_bounded() {
+        let head = "spec:\n  inputs:\n    a:\n---\nk: '$[[ inputs.a | expand_vars ]]'\n";
+        let got = run(head, serde_json::json!({"a": "$NESTED ${A}"}), Origin::Yaml).unwrap();
+        assert_eq!(got["k"], "$A a-value", "GitLab expands one level");
+        let err = run(head, serde_json::json!({"a": "x $SECRET"}), Origin::Yaml).unwrap_err();
+        assert_eq!(
+            err,
+            "error in `expand_vars` function: variable expansion error: masked variables cannot be expanded"
+        );
+        let values = [("A".to_string(), "x".repeat(400_000))];
+        let vars = Vars {
+            values: &values,
+            masked: &[],
+        };
+        let many = "%A%".repeat(150_000);
+        assert!(matches!(
+            expand_existing(&many, vars),
+            Err(e) if e == "config too large"
+        ));
+    }
+
+    #[test]
+    fn scanning_a_line_of_unclosed_blocks_is_linear() {
+        let text = format!(
+            "spec:\n  inputs:\n    a:\n      default: x\n---\nk: '{}'\n",
+            "$[[ a".repeat(200_000)
+        );
+        let started = std::time::Instant::now();
+        let _ = run(&text, serde_json::json!({}), Origin::Yaml);
+        // Quadratic scanning took minutes here; linear takes milliseconds.
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+
+    #[test]
+    fn regex_classes_are_ascii_as_in_re2_and_pipes_split_as_in_ruby() {
+        let text = "spec:\n  inputs:\n    a:\n      regex: ^[\\w-]{1,64}$\n---\nk: '$[[ inputs.a |]]-$[[ inputs.a | truncate(0,99999999999999999999) ]]'\n";
+        let got = run(text, serde_json::json!({"a": "ok-1"}), Origin::Yaml).unwrap();
+        assert_eq!(got["k"], "ok-1-ok-1");
+        let err = run(text, serde_json::json!({"a": "٣"}), Origin::Yaml).unwrap_err();
+        assert!(err.contains("does not match required RegEx pattern"), "{err}");
+        let spaced = "spec:\n  inputs:\n    a b:\n      default: x\n---\nk: v\n";
+        assert!(
+            run(spaced, serde_json::json!({}), Origin::Yaml).is_ok(),
+            "any string names an input"
+        );
     }
 
     #[test]

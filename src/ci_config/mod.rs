@@ -4,6 +4,7 @@
 //! file reader and the file list at the pipeline's commit.
 
 pub mod bridge;
+pub mod component;
 pub mod compose;
 pub mod inputs;
 pub mod job_settings;

@@ -59,6 +59,31 @@ pub struct Context {
     pub project_variables: Vec<(String, String)>,
     /// The pipeline's inputs for `.gitlab-ci.yml`'s `spec:inputs` (from the API or a form).
     pub inputs: Mapping,
+    /// The server's external URL (`CI_SERVER_URL` and friends); `http://localhost` when empty.
+    pub server_url: String,
+    /// Whether the ref is protected (`CI_COMMIT_REF_PROTECTED`).
+    pub ref_protected: bool,
+    /// The merge request of a `merge_request_event` pipeline.
+    pub merge_request: Option<MergeRequest>,
+    /// The names of masked project variables (`expand_vars` refuses to expand them).
+    pub masked_variables: Vec<String>,
+    /// The names of raw project and pipeline variables (`$` in them is text).
+    pub raw_variables: Vec<String>,
+}
+
+/// The merge request a merge-request pipeline runs for (`CI_MERGE_REQUEST_*`).
+#[derive(Debug, Clone, Default)]
+pub struct MergeRequest {
+    /// Its IID in the project.
+    pub iid: u64,
+    /// The branch it merges from.
+    pub source_branch: String,
+    /// The branch it merges into.
+    pub target_branch: String,
+    /// Its title.
+    pub title: String,
+    /// Its labels.
+    pub labels: Vec<String>,
 }
 
 /// A job the pipeline will have.
@@ -127,9 +152,10 @@ pub fn plan(source: &dyn FileSource, files: &[String], ctx: &Context) -> Result<
         files,
     };
     let mut include_vars = predefined(ctx);
-    include_vars.extend(&user_vars(&ctx.project_variables));
-    include_vars.extend(&user_vars(&ctx.pipeline_variables));
+    include_vars.extend(&user_vars(&ctx.project_variables, &ctx.raw_variables));
+    include_vars.extend(&user_vars(&ctx.pipeline_variables, &ctx.raw_variables));
     let include_context = compose::IncludeContext {
+        masked: &ctx.masked_variables,
         vars: &include_vars,
         situation: &include_situation,
     };
@@ -153,8 +179,8 @@ pub fn plan(source: &dyn FileSource, files: &[String], ctx: &Context) -> Result<
     let shared = Shared {
         base: predefined(ctx),
         outside: {
-            let mut o = user_vars(&ctx.project_variables);
-            o.extend(&user_vars(&ctx.pipeline_variables));
+            let mut o = user_vars(&ctx.project_variables, &ctx.raw_variables);
+            o.extend(&user_vars(&ctx.pipeline_variables, &ctx.raw_variables));
             o
         },
         top: &top_vars,
@@ -208,8 +234,14 @@ fn compose_config(
     let text = source
         .read(".gitlab-ci.yml")
         .ok_or_else(|| PlanError::Config("Missing CI config file".to_string()))?;
-    let values = context.and_then(|c| c.vars.expanded().ok()).unwrap_or_default();
-    let config = inputs::load(&text, args, inputs::Origin::Request, &values).map_err(|e| match e {
+    let raw: Vec<(String, String)> = context
+        .map(|c| c.vars.0.iter().map(|v| (v.name.clone(), v.value.clone())).collect())
+        .unwrap_or_default();
+    let vars = inputs::Vars {
+        values: &raw,
+        masked: context.map_or(&[][..], |c| c.masked),
+    };
+    let config = inputs::load(&text, args, inputs::Origin::Request, vars).map_err(|e| match e {
         inputs::InputsError::Load(e) => PlanError::Config(e.to_string()),
         inputs::InputsError::Inputs(m) => PlanError::Inputs(m),
     })?;
@@ -350,8 +382,8 @@ fn evaluate_workflow(
     };
     let mut vars = predefined(ctx);
     vars.extend(top);
-    vars.extend(&user_vars(&ctx.project_variables));
-    vars.extend(&user_vars(&ctx.pipeline_variables));
+    vars.extend(&user_vars(&ctx.project_variables, &ctx.raw_variables));
+    vars.extend(&user_vars(&ctx.pipeline_variables, &ctx.raw_variables));
     let flat = policy::flatten_rules(rules);
     match policy::first_match(&flat, &vars, situation, "workflow").map_err(PlanError::Config)? {
         Some(m) if m.when.as_deref() != Some("never") => Ok(m.variables),

@@ -320,9 +320,11 @@ fn ref_pattern_matches(pattern: &str, s: &Situation<'_>) -> bool {
         "push" => "pushes".to_string(),
         other => format!("{other}s"),
     };
+    // Merge-request pipelines run for the merge request: neither a branch nor a tag.
+    let for_a_ref = !matches!(source, "merge_request" | "external_pull_request");
     match pattern {
-        "tags" => return s.ref_is_tag,
-        "branches" => return !s.ref_is_tag,
+        "tags" => return s.ref_is_tag && for_a_ref,
+        "branches" => return !s.ref_is_tag && for_a_ref,
         p if p == source || p == plural => return true,
         _ => {}
     }

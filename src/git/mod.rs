@@ -247,6 +247,34 @@ impl Repos {
         })
     }
 
+    /// The repository's tag names (short), unsorted.
+    pub fn tags(&self, path: &Path) -> Result<Vec<String>, String> {
+        let repo = self.open_repo(path)?.to_thread_local();
+        let platform = repo.references().map_err(|e| e.to_string())?;
+        let tags = platform.tags().map_err(|e| e.to_string())?;
+        Ok(tags
+            .filter_map(Result::ok)
+            .map(|r| r.name().shorten().to_string())
+            .take(10_000)
+            .collect())
+    }
+
+    /// A full commit SHA as a resolved ref (for `include:project` and components pinned to a
+    /// commit), when the repository has that commit.
+    pub fn resolve_sha(&self, path: &Path, sha: &str) -> Option<ResolvedRef> {
+        if sha.len() != 40 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let repo = self.open_repo(path).ok()?.to_thread_local();
+        let id = gix::ObjectId::from_hex(sha.as_bytes()).ok()?;
+        let commit = self.peel_to_commit(&repo, id).ok()?;
+        Some(ResolvedRef {
+            short: sha.to_string(),
+            tag: false,
+            sha: commit.to_string(),
+        })
+    }
+
     /// The commit `id` (a commit or a tag) peels to, from the cache or the object database.
     fn peel_to_commit(&self, repo: &gix::Repository, id: gix::ObjectId) -> Result<gix::ObjectId, RefError> {
         if let Some(commit) = self.peeled.lock().ok().and_then(|p| p.get(&id).copied()) {

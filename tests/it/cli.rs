@@ -112,3 +112,83 @@ fn inputs_come_from_the_command_line() {
     assert_eq!(report["created"], false);
     assert_eq!(report["error"], "`deploy` input: provided value is not a boolean");
 }
+
+#[test]
+fn the_project_server_and_other_projects_come_from_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    // A templates project: a git checkout whose v1 tag differs from its working tree.
+    let templates = dir.path().join("templates");
+    std::fs::create_dir_all(templates.join("templates")).unwrap();
+    let git = |args: &[&str]| crate::support::git(&templates, args);
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(templates.join("ci.yml"), "from-v1:\n  script: echo\n").unwrap();
+    std::fs::write(
+        templates.join("templates/lint.yml"),
+        "component-lint:\n  script: lint\n",
+    )
+    .unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-qm", "v1"]);
+    git(&["tag", "1.0.0"]);
+    std::fs::write(templates.join("ci.yml"), "from-worktree:\n  script: echo\n").unwrap();
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    let config = app.join(".gitlab-ci.yml");
+    std::fs::write(
+        &config,
+        "include:
+  - project: shared/templates
+    ref: 1.0.0
+    file: ci.yml
+  - component: $CI_SERVER_FQDN/shared/templates/lint@~latest
+where:
+  script: echo
+  rules:
+    - if: $CI_PROJECT_PATH == \"team/app\" && $CI_SERVER_HOST == \"ci.example.com\" && $CI_COMMIT_REF_PROTECTED == \"true\"
+mr-only:
+  script: echo
+  rules:
+    - if: $CI_MERGE_REQUEST_TARGET_BRANCH_NAME == \"develop\"
+",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let mapping = format!("shared/templates={}", templates.display());
+    let (code, report, stderr) = plan(&[
+        config,
+        "--project-path",
+        "team/app",
+        "--server-url",
+        "https://ci.example.com:8443",
+        "--protected",
+        "--project-dir",
+        &mapping,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(names(&report), vec!["from-v1", "component-lint", "where"], "{report}");
+    assert_eq!(report["jobs"][2]["variables"]["CI_SERVER_FQDN"], "ci.example.com:8443");
+    // Without the mapping, the error says how to give one.
+    let (_, report, _) = plan(&[config]);
+    assert!(
+        report["error"]
+            .as_str()
+            .unwrap()
+            .contains("--project-dir shared/templates=DIR"),
+        "{report}"
+    );
+    // A merge-request pipeline: implicit only: [branches, tags] drops nothing here (rules), and
+    // the MR's variables are set.
+    let (_, report, _) = plan(&[
+        config,
+        "--project-dir",
+        &mapping,
+        "--source",
+        "merge_request_event",
+        "--ref",
+        "feature",
+        "--mr-target-branch",
+        "develop",
+    ]);
+    assert_eq!(names(&report), vec!["mr-only"], "{report}");
+    assert!(report["jobs"][0]["variables"].get("CI_COMMIT_BRANCH").is_none());
+}

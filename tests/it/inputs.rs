@@ -266,3 +266,34 @@ async fn the_run_pipeline_form_offers_typed_fields_with_defaults() {
     let (_, again) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines"))).await;
     assert_eq!(again.as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn expand_vars_never_reveals_a_masked_variable() {
+    let s = Server::start();
+    let config = "spec:\n  inputs:\n    greeting:\n      default: hello\n---\ngreet:\n  script: echo $[[ inputs.greeting | expand_vars | posix_escape ]]\n";
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", config)]);
+    let pid = s.project("masked", repo.path()).await;
+    let (status, v) = send(s.root(Method::POST, &format!("/projects/{pid}/variables")).form(&[
+        ("key", "SECRET"),
+        ("value", "s3cr3t-Value-42xyz"),
+        ("masked", "true"),
+    ]))
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let url = s.api(&format!("/projects/{pid}/trigger/pipeline"));
+    let (status, body) = send(s.http.post(&url).form(&[
+        ("token", token.as_str()),
+        ("ref", "main"),
+        ("inputs[greeting]", "hi $SECRET"),
+    ]))
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"message": {"base": ["error in `expand_vars` function: variable expansion error: masked variables cannot be expanded"]}})
+        )
+    );
+    assert_eq!(count(&s, pid).await, 0);
+}

@@ -416,3 +416,54 @@ async fn include_project_reads_another_project_the_user_may_read() {
         assert_eq!(lint["errors"][0], want, "{lint}");
     }
 }
+
+#[tokio::test]
+async fn components_come_from_projects_on_this_instance_at_their_released_versions() {
+    let s = Server::start();
+    let catalog = Repo::with_files(&[(
+        "templates/build/template.yml",
+        "spec:\n  inputs:\n    target:\n---\nbuild-$[[ inputs.target ]]-v1:\n  script: [make]\n",
+    )]);
+    crate::support::git(catalog.path(), &["tag", "1.0.0"]);
+    std::fs::write(
+        catalog.path().join("templates/build/template.yml"),
+        "spec:\n  inputs:\n    target:\n---\nbuild-$[[ inputs.target ]]-v1-2:\n  script: [make]\n",
+    )
+    .unwrap();
+    crate::support::git(catalog.path(), &["commit", "-qam", "1.2"]);
+    crate::support::git(catalog.path(), &["tag", "1.2.0"]);
+    s.project("catalog", catalog.path()).await;
+    let fqdn = s.base.trim_start_matches("http://").to_string();
+    let config = "include:\n  - component: $CI_SERVER_FQDN/root/catalog/build@~latest\n    inputs:\n      target: arm\n  - component: $CI_SERVER_FQDN/root/catalog/build@1.0.0\n    inputs:\n      target: x86\n";
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", config)]);
+    let pid = s.project("app", repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let (status, p) = trigger(&s, pid, &token, &[]).await;
+    assert_eq!(status, 201, "{p}");
+    let mut names = job_names(&s, pid, &p).await;
+    names.sort();
+    assert_eq!(names, vec!["build-arm-v1-2", "build-x86-v1"]);
+
+    for (address, want) in [
+        (
+            "gitlab.com/components/sast/sast@2.0.0".to_string(),
+            format!("spur includes components from this instance ({fqdn}) only, not from gitlab.com"),
+        ),
+        (
+            format!("{fqdn}/root/catalog/build@9"),
+            "no released version matches 9".to_string(),
+        ),
+        (
+            format!("{fqdn}/root/nothing/build@1.0.0"),
+            "project does not exist or you don't have sufficient permissions".to_string(),
+        ),
+    ] {
+        let (status, lint) = send(
+            s.root(Method::POST, &format!("/projects/{pid}/ci/lint"))
+                .json(&json!({"content": format!("include:\n  - component: {address}\nx:\n  script: [a]\n")})),
+        )
+        .await;
+        assert_eq!(status, 200, "{lint}");
+        assert!(lint["errors"][0].as_str().unwrap_or_default().contains(&want), "{lint}");
+    }
+}

@@ -62,6 +62,8 @@ pub async fn lint(req: HttpRequest, spur: State, payload: web::Payload) -> Resul
             pipeline_variables: variables,
             project_variables,
             inputs: Default::default(),
+            server_url: s.external_url.clone(),
+            ..Context::default()
         };
         let source = LintSource {
             repository: RepoSource {

@@ -4,7 +4,6 @@
 //! Knows nothing of HTTP; refusals are values that the API maps to GitLab's statuses.
 
 use crate::auth::ProjectAccess;
-use crate::ci_config::compose::{self, FileSource};
 use crate::ci_config::job_settings;
 use crate::ci_config::plan::{Context, Plan, PlanError, plan};
 use crate::ci_config::yaml::{self, Yaml};
@@ -12,12 +11,16 @@ use crate::clock;
 use crate::context::Spur;
 use crate::domain::{
     AccessLevel, Job, JobStatus, JobVariables, Pipeline, PipelineSource, PipelineStatus, Project, ProjectVariable,
-    Upstream, User, Variable, VariableType, Visibility,
+    Upstream, User, Variable, VariableType,
 };
 use crate::git::{CommitFiles, Origin, ResolvedRef};
 use crate::scheduler::decide;
 use crate::storage::{self, NewJob, NewPipeline};
 use std::sync::Arc;
+
+mod source;
+pub use source::RepoSource;
+use source::child_config;
 
 /// Why no pipeline was created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +175,17 @@ pub fn prepare(
     let project_variables = crate::project_variables::records_for_pipeline(spur, project.id, rights.protected)
         .map_err(CreateError::Internal)?;
     let extras = VariableExtras::of(&project_variables, &request.variables);
+    let masked_variables = project_variables
+        .iter()
+        .filter(|v| v.masked)
+        .map(|v| v.key.clone())
+        .collect();
+    let raw_variables = project_variables
+        .iter()
+        .filter(|v| v.raw)
+        .map(|v| v.key.clone())
+        .chain(request.variables.iter().filter(|v| v.raw).map(|v| v.key.clone()))
+        .collect();
     let project_variables = project_variables.into_iter().map(|v| (v.key, v.value)).collect();
     let ctx = Context {
         source: request.source.as_str().into(),
@@ -193,6 +207,11 @@ pub fn prepare(
             Yaml::Map(m) => m,
             _ => Default::default(),
         },
+        server_url: spur.external_url.clone(),
+        ref_protected: rights.protected,
+        merge_request: None,
+        masked_variables,
+        raw_variables,
     };
     let source = RepoSource {
         spur,
@@ -339,111 +358,6 @@ pub async fn create(
     match prepared {
         Ok(prepared) => record(&spur, prepared, false).await,
         Err(refusal) => Ok(Err(refusal)),
-    }
-}
-
-/// Configuration files as a pipeline's user may read them: its own repository at the commit,
-/// and for `include:project` other projects the user may download code from (Reporter+, or
-/// any signed-in user for public and internal projects).
-pub struct RepoSource<'a> {
-    /// The server.
-    pub spur: &'a Spur,
-    /// The user the pipeline runs as.
-    pub user: Option<&'a User>,
-    /// The repository's files at the commit.
-    pub files: Arc<CommitFiles>,
-    /// Text that stands in for `.gitlab-ci.yml` (a child pipeline's includes).
-    pub main_config: Option<String>,
-    /// The repository on disk (for `changes:compare_to`).
-    pub repository: Option<std::path::PathBuf>,
-    /// The paths a push changed (push pipelines of existing branches only).
-    pub pushed: Option<Vec<String>>,
-}
-
-/// A child pipeline's configuration: its `trigger:include` files, included locally with their
-/// inputs (each entry written as JSON, which YAML reads as it is).
-fn child_config(files: &[(String, serde_json::Value)]) -> String {
-    let mut text = String::from("include:\n");
-    for (path, inputs) in files {
-        let mut entry = serde_json::Map::new();
-        entry.insert("local".into(), serde_json::Value::String(path.clone()));
-        if !inputs.is_null() {
-            entry.insert("inputs".into(), inputs.clone());
-        }
-        text.push_str(&format!("  - {}\n", serde_json::Value::Object(entry)));
-    }
-    text
-}
-
-impl FileSource for RepoSource<'_> {
-    fn read(&self, path: &str) -> Option<String> {
-        match (&self.main_config, path) {
-            (Some(text), ".gitlab-ci.yml") => Some(text.clone()),
-            _ => self.files.read(path),
-        }
-    }
-
-    fn files(&self) -> Vec<String> {
-        self.files.paths().to_vec()
-    }
-
-    fn pushed_changes(&self) -> Option<Vec<String>> {
-        self.pushed.clone()
-    }
-
-    fn changed_since(&self, reference: &str) -> Result<Option<Vec<String>>, compose::UnknownRef> {
-        let Some(repository) = &self.repository else {
-            return Ok(None);
-        };
-        let resolved = self
-            .spur
-            .repos
-            .resolve(repository, reference)
-            .map_err(|_| compose::UnknownRef)?;
-        let theirs = self
-            .spur
-            .repos
-            .commit_files(repository, &resolved.sha)
-            .map_err(|_| compose::UnknownRef)?;
-        Ok(Some(self.files.changed_against(&theirs)))
-    }
-
-    fn project(&self, path: &str, ref_name: Option<&str>) -> Result<Box<dyn FileSource + '_>, String> {
-        let not_found = || compose::project_not_found(path);
-        let project = self
-            .spur
-            .store
-            .project_by_path(path)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(not_found)?;
-        let access = crate::auth::project_access(&self.spur.store, self.user, &project, clock::now())
-            .map_err(|e| e.to_string())?;
-        let may_download =
-            access.at_least(AccessLevel::Reporter) || (access.can_read && project.visibility != Visibility::Private);
-        if !may_download {
-            return Err(not_found());
-        }
-        let origin = Origin::of(&project);
-        let repository = self.spur.repos.path_of(&project.repo_name, &origin);
-        let wanted = ref_name
-            .map(str::to_string)
-            .or_else(|| project.default_branch.clone())
-            .unwrap_or_else(|| "HEAD".into());
-        let resolved = self.spur.repos.resolve(&repository, &wanted).map_err(|_| {
-            format!(
-                "Project `{path}` reference `{}` does not exist!",
-                ref_name.unwrap_or("HEAD")
-            )
-        })?;
-        let files = self.spur.repos.commit_files(&repository, &resolved.sha)?;
-        Ok(Box::new(RepoSource {
-            spur: self.spur,
-            user: self.user,
-            files,
-            main_config: None,
-            repository: Some(repository),
-            pushed: None,
-        }))
     }
 }
 
