@@ -94,6 +94,7 @@ impl Spur {
                     .map_err(|e| StartError(format!("cannot read the application settings: {e}")))?,
                 config.allow_local_requests,
             ))),
+            remote_includes: crate::outbound::TextCache::default(),
             runner_contacts: crate::context::RunnerContacts::default(),
             runner_poll_timeout: std::time::Duration::from_secs(config.runner_poll_timeout_secs),
             runner_job_timeout_secs: config.runner_job_timeout_secs,

@@ -58,6 +58,8 @@ pub struct Spur {
     pub allow_local_requests: bool,
     /// What webhooks, integrations and mirror fetches may reach (from the application settings).
     pub outbound: Arc<std::sync::RwLock<crate::outbound::Policy>>,
+    /// `include:remote` files fetched in the last minute.
+    pub remote_includes: crate::outbound::TextCache,
     /// When GitLab runners last reported on each job they run.
     pub runner_contacts: RunnerContacts,
     /// How long a job request with `last_update` is held while no job is queued.

@@ -104,6 +104,10 @@ struct PlanArgs {
     /// at the include's `ref` when DIR is a git repository.
     #[arg(long = "project-dir", value_parser = parse_pair)]
     project_dirs: Vec<(String, String)>,
+    /// A local folder standing in for a URL prefix for `include:remote`, `PREFIX=DIR`
+    /// (repeatable); other remote files are fetched (public addresses only).
+    #[arg(long = "remote-dir", value_parser = parse_pair)]
+    remote_dirs: Vec<(String, String)>,
     /// For `--source merge_request_event`: the merge request's IID.
     #[arg(long, default_value_t = 1)]
     mr_iid: u64,
@@ -430,6 +434,11 @@ fn plan(args: PlanArgs) -> ExitCode {
             .project_dirs
             .into_iter()
             .map(|(path, dir)| (path.trim_matches('/').to_string(), PathBuf::from(dir)))
+            .collect(),
+        remote_dirs: args
+            .remote_dirs
+            .into_iter()
+            .map(|(prefix, dir)| (prefix, PathBuf::from(dir)))
             .collect(),
         merge_request: Some(spur::ci_config::plan::MergeRequest {
             iid: args.mr_iid,

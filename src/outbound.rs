@@ -213,6 +213,81 @@ pub fn blocked(ip: IpAddr) -> Option<&'static str> {
     }
 }
 
+/// Fetches a text file (an `include:remote`) as GitLab's `External::File::Remote` does: only
+/// addresses `policy` admits (checked after resolution, on every connection), no redirects,
+/// at most `max_bytes`, within `timeout`. Errors are GitLab's texts for `url`.
+pub async fn fetch_text(
+    policy: std::sync::Arc<std::sync::RwLock<Policy>>,
+    url: &str,
+    max_bytes: usize,
+    timeout: std::time::Duration,
+) -> Result<String, String> {
+    let current = policy.read().map(|p| p.clone()).unwrap_or_default();
+    if let Err(why) = current.check_url(url).await {
+        return Err(format!("Remote file `{url}` could not be fetched: {why}"));
+    }
+    install_tls_provider();
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(std::sync::Arc::new(GuardedResolver(policy)))
+        .build()
+        .map_err(|e| format!("Remote file `{url}` could not be fetched: {e}"))?;
+    let failed = |e: reqwest::Error| {
+        if e.is_timeout() {
+            format!("Remote file `{url}` could not be fetched because of a timeout error!")
+        } else {
+            format!("Remote file `{url}` could not be fetched because of a socket error!")
+        }
+    };
+    let mut response = client.get(url).send().await.map_err(failed)?;
+    if !response.status().is_success() {
+        return Err(format!(
+            "Remote file `{url}` could not be fetched because of HTTP code `{}` error!",
+            response.status().as_u16()
+        ));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(failed)? {
+        if body.len() + chunk.len() > max_bytes {
+            return Err(format!(
+                "Remote file `{url}` is too large: the limit is {max_bytes} bytes"
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|_| format!("Remote file `{url}` is not UTF-8 text"))
+}
+
+/// Remote files fetched recently, so that a burst of pipelines fetches each once.
+#[derive(Debug, Default)]
+pub struct TextCache(std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, std::sync::Arc<str>)>>);
+
+impl TextCache {
+    /// How long a fetched file is reused, and how many are kept.
+    const TTL: std::time::Duration = std::time::Duration::from_secs(60);
+    const MAX_ENTRIES: usize = 64;
+
+    /// The file fetched for `url` in the last minute, if any.
+    pub fn get(&self, url: &str) -> Option<std::sync::Arc<str>> {
+        let map = self.0.lock().ok()?;
+        map.get(url)
+            .filter(|(at, _)| at.elapsed() < Self::TTL)
+            .map(|(_, text)| text.clone())
+    }
+
+    /// Keeps `text` for `url`.
+    pub fn put(&self, url: &str, text: std::sync::Arc<str>) {
+        if let Ok(mut map) = self.0.lock() {
+            map.retain(|_, (at, _)| at.elapsed() < Self::TTL);
+            if map.len() >= Self::MAX_ENTRIES {
+                map.clear();
+            }
+            map.insert(url.to_string(), (std::time::Instant::now(), text));
+        }
+    }
+}
+
 /// Makes rustls use the ring provider for every outbound https request (once per process).
 pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -34,6 +34,8 @@ pub struct PlanRequest {
     pub server_url: String,
     /// Local checkouts of other projects, by path, for `include:project`.
     pub project_dirs: Vec<(String, PathBuf)>,
+    /// Local folders standing in for URL prefixes, for `include:remote`.
+    pub remote_dirs: Vec<(String, PathBuf)>,
     /// For `merge_request_event`: the merge request (IID, branches, title).
     pub merge_request: Option<MergeRequest>,
 }
@@ -55,6 +57,7 @@ pub fn plan_file(config: &Path, request: &PlanRequest) -> Result<Value, String> 
         main: Some(text),
         at: None,
         projects: &request.project_dirs,
+        remotes: &request.remote_dirs,
     };
     let files = source.files();
     let project = root
@@ -129,6 +132,7 @@ struct DirSource<'a> {
     /// The ref to read with `git`, for an `include:project` with `ref:`.
     at: Option<String>,
     projects: &'a [(String, PathBuf)],
+    remotes: &'a [(String, PathBuf)],
 }
 
 impl FileSource for DirSource<'_> {
@@ -160,6 +164,29 @@ impl FileSource for DirSource<'_> {
             None => list_files(&self.root, &self.root, &mut out),
         }
         out
+    }
+
+    fn remote(&self, url: &str) -> Result<String, String> {
+        if let Some((prefix, dir)) = self.remotes.iter().find(|(p, _)| url.starts_with(p.as_str())) {
+            let relative = Path::new(url[prefix.len()..].trim_start_matches('/'));
+            if !relative.components().all(|c| matches!(c, Component::Normal(_))) {
+                return Err(format!("Remote file `{url}` is outside --remote-dir {prefix}"));
+            }
+            return std::fs::read_to_string(dir.join(relative))
+                .map_err(|_| format!("Remote file `{url}` could not be fetched because of HTTP code `404` error!"));
+        }
+        // From the network, under the same rules as the server's (no local addresses).
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("Remote file `{url}` could not be fetched: {e}"))?;
+        let policy = std::sync::Arc::new(std::sync::RwLock::new(crate::outbound::Policy::default()));
+        runtime.block_on(crate::outbound::fetch_text(
+            policy,
+            url,
+            crate::ci_config::yaml::MAX_YAML_BYTES,
+            std::time::Duration::from_secs(10),
+        ))
     }
 
     fn project_tags(&self, path: &str) -> Vec<String> {
@@ -197,6 +224,7 @@ impl FileSource for DirSource<'_> {
             main: None,
             at,
             projects: self.projects,
+            remotes: self.remotes,
         }))
     }
 }

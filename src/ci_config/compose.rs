@@ -60,6 +60,13 @@ pub trait FileSource {
         Ok(None)
     }
 
+    /// The text at `url` (`include:remote`), or GitLab's error for it.
+    fn remote(&self, url: &str) -> Result<String, String> {
+        Err(format!(
+            "Remote file `{url}` could not be fetched: remote includes are not available here"
+        ))
+    }
+
     /// The tags of project `path` (for component versions); none when it cannot be read.
     fn project_tags(&self, path: &str) -> Vec<String> {
         let _ = path;
@@ -102,6 +109,8 @@ enum Include {
     },
     /// `component:` (an address on this instance).
     Component(String),
+    /// `remote:` (an http or https URL).
+    Remote(String),
 }
 
 /// An entry with its `rules` and `inputs`.
@@ -194,6 +203,19 @@ fn resolve_includes_in(
                     resolve_includes_in(&mut included, other.as_ref(), context, values, &path, count)?;
                     deep_merge(&mut merged, included);
                 }
+            }
+            Include::Remote(url) => {
+                counted(count)?;
+                let file = url.split(['?', '#']).next().unwrap_or_default();
+                if !(file.ends_with(".yml") || file.ends_with(".yaml")) {
+                    return Err(format!("Remote file `{url}` does not have YAML extension!"));
+                }
+                let text = source.remote(&url)?;
+                let what = format!("Remote file `{url}`");
+                let mut included = load_included(&text, &what, &url, &entry.inputs, values)?;
+                // Local includes inside a remote file are the pipeline's project's files.
+                resolve_includes_in(&mut included, source, context, values, "", count)?;
+                deep_merge(&mut merged, included);
             }
             Include::Component(address) => {
                 let fqdn = values
@@ -358,9 +380,11 @@ fn includes(include: &Yaml, values: &[(String, String)]) -> Result<Vec<Entry>, S
             Yaml::Str(s) => {
                 let s = super::job_settings::expand(s, values);
                 if s.starts_with("http://") || s.starts_with("https://") {
-                    return Err(format!(
-                        "Remote file `{s}` could not be fetched: include:remote is not supported by spur"
-                    ));
+                    return Ok(Entry {
+                        include: Include::Remote(s),
+                        rules,
+                        inputs,
+                    });
                 }
                 Ok(Include::Local(s, false))
             }
@@ -370,7 +394,8 @@ fn includes(include: &Yaml, values: &[(String, String)]) -> Result<Vec<Entry>, S
             },
             Yaml::Map(m) => match (m.get("local"), m.get("remote"), m.get("template"), m.get("project")) {
                 (Some(Yaml::Str(s)), _, _, _) => Ok(Include::Local(s.clone(), true)),
-                (_, Some(_), _, _) => Err("include:remote is not supported by spur".to_string()),
+                (_, Some(Yaml::Str(url)), _, _) => Ok(Include::Remote(super::job_settings::expand(url, values))),
+                (_, Some(_), _, _) => Err("Included file `remote` needs to be a string".to_string()),
                 (_, _, Some(template), _) => Err(format!(
                     "Template file `{}` is not supported: spur does not ship GitLab's CI/CD templates. Copy the template into the repository and include it with `include: local`.",
                     super::variables::scalar_text(template).unwrap_or_default()

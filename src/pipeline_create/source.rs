@@ -74,6 +74,23 @@ impl FileSource for RepoSource<'_> {
         Ok(Some(self.files.changed_against(&theirs)))
     }
 
+    fn remote(&self, url: &str) -> Result<String, String> {
+        if let Some(text) = self.spur.remote_includes.get(url) {
+            return Ok(text.to_string());
+        }
+        // Planning runs on the blocking pool: wait there for the async fetch.
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| format!("Remote file `{url}` could not be fetched: no runtime"))?;
+        let text = handle.block_on(crate::outbound::fetch_text(
+            self.spur.outbound.clone(),
+            url,
+            crate::ci_config::yaml::MAX_YAML_BYTES,
+            std::time::Duration::from_secs(10),
+        ))?;
+        self.spur.remote_includes.put(url, Arc::from(text.as_str()));
+        Ok(text)
+    }
+
     fn project_tags(&self, path: &str) -> Vec<String> {
         self.readable_repository(path)
             .ok()

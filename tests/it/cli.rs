@@ -192,3 +192,21 @@ mr-only:
     assert_eq!(names(&report), vec!["mr-only"], "{report}");
     assert!(report["jobs"][0]["variables"].get("CI_COMMIT_BRANCH").is_none());
 }
+
+#[test]
+fn remote_includes_can_come_from_a_local_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let vendored = dir.path().join("vendored");
+    std::fs::create_dir_all(vendored.join("ci")).unwrap();
+    std::fs::write(vendored.join("ci/lint.yml"), "remote-lint:\n  script: lint\n").unwrap();
+    let config = dir.path().join(".gitlab-ci.yml");
+    std::fs::write(
+        &config,
+        "include:\n  - remote: https://example.com/raw/ci/lint.yml\nown:\n  script: x\n",
+    )
+    .unwrap();
+    let mapping = format!("https://example.com/raw={}", vendored.display());
+    let (code, report, _) = plan(&[config.to_str().unwrap(), "--remote-dir", &mapping]);
+    assert_eq!(code, 0);
+    assert_eq!(names(&report), vec!["remote-lint", "own"], "{report}");
+}

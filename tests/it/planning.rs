@@ -467,3 +467,54 @@ async fn components_come_from_projects_on_this_instance_at_their_released_versio
         assert!(lint["errors"][0].as_str().unwrap_or_default().contains(&want), "{lint}");
     }
 }
+
+#[tokio::test]
+async fn remote_includes_are_fetched_under_the_local_network_rules() {
+    let web = crate::support::Mailbox::start();
+    web.put(
+        "shared.yml",
+        "spec:\n  inputs:\n    who:\n---\nremote-$[[ inputs.who ]]:\n  script: [echo remote]\n",
+    );
+    let config = format!(
+        "include:\n  - remote: {0}/get/shared.yml\n    inputs:\n      who: team\nown:\n  script: [echo own]\n",
+        web.url
+    );
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", &config)]);
+
+    // By default spur does not reach the local network on a pipeline's behalf.
+    let s = Server::start();
+    let pid = s.project("app", repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let (status, body) = trigger(&s, pid, &token, &[]).await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["message"]["base"][0].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(&format!(
+            "Remote file `{}/get/shared.yml` could not be fetched:",
+            web.url
+        )) && message.contains("loopback addresses are not allowed"),
+        "{message}"
+    );
+
+    // With local requests allowed (as for this test), the file is fetched and interpolated.
+    let s = Server::start_with(&["--concurrent", "0", "--allow-local-requests"]);
+    let pid = s.project("app", repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let (status, p) = trigger(&s, pid, &token, &[]).await;
+    assert_eq!(status, 201, "{p}");
+    let mut names = job_names(&s, pid, &p).await;
+    names.sort();
+    assert_eq!(names, vec!["own", "remote-team"]);
+    let (status, lint) = send(s.root(Method::POST, &format!("/projects/{pid}/ci/lint")).json(&json!({
+        "content": format!("include: {}/get/missing.yml\nx:\n  script: [a]\n", web.url)
+    })))
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        lint["errors"][0],
+        format!(
+            "Remote file `{}/get/missing.yml` could not be fetched because of HTTP code `404` error!",
+            web.url
+        )
+    );
+}

@@ -2,7 +2,6 @@
 //! `.gitlab-ci.yml` at `ref`) with the real planner and says which jobs a pipeline from `source`
 //! with `variables` would have: GitLab's `valid`/`errors`/`warnings`/`jobs`, plus spur's `stages`.
 
-use crate::ci_config::compose::FileSource;
 use crate::ci_config::plan::{Context, plan};
 use crate::domain::AccessLevel;
 use crate::git::Origin;
@@ -65,43 +64,18 @@ pub async fn lint(req: HttpRequest, spur: State, payload: web::Payload) -> Resul
             server_url: s.external_url.clone(),
             ..Context::default()
         };
-        let source = LintSource {
-            repository: RepoSource {
-                spur: &s,
-                user: Some(&actor.user),
-                files: files.clone(),
-                main_config: None,
-                repository: Some(path.clone()),
-                pushed: None,
-            },
-            content,
+        // `content`, when given, stands in for the project's `.gitlab-ci.yml`.
+        let source = RepoSource {
+            spur: &s,
+            user: Some(&actor.user),
+            files: files.clone(),
+            main_config: content,
+            repository: Some(path.clone()),
+            pushed: None,
         };
         let merged = crate::ci_config::plan::merged_yaml(&source).ok();
         Ok(crate::http::views::lint(&plan(&source, files.paths(), &ctx), merged))
     })
     .await??;
     Ok(json_response(StatusCode::OK, &report))
-}
-
-/// The project's files, with `content` (when given) in place of its `.gitlab-ci.yml`.
-struct LintSource<'a> {
-    repository: RepoSource<'a>,
-    content: Option<String>,
-}
-
-impl FileSource for LintSource<'_> {
-    fn read(&self, path: &str) -> Option<String> {
-        match (&self.content, path) {
-            (Some(text), ".gitlab-ci.yml") => Some(text.clone()),
-            _ => self.repository.read(path),
-        }
-    }
-
-    fn files(&self) -> Vec<String> {
-        self.repository.files()
-    }
-
-    fn project(&self, path: &str, ref_name: Option<&str>) -> Result<Box<dyn FileSource + '_>, String> {
-        self.repository.project(path, ref_name)
-    }
 }
