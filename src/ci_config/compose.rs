@@ -433,7 +433,14 @@ fn includes(include: &Yaml, values: &[(String, String)]) -> Result<Vec<Entry>, S
 }
 
 /// Resolves every `extends` in the configuration.
-pub fn resolve_extends(config: &Mapping) -> Result<Mapping, String> {
+pub fn resolve_extends(config: Mapping) -> Result<Mapping, String> {
+    if !config
+        .iter()
+        .any(|(_, v)| matches!(v, Yaml::Map(m) if m.get("extends").is_some()))
+    {
+        return Ok(config);
+    }
+    let config = &config;
     let mut out = config.clone();
     for (name, value) in config.iter() {
         if matches!(value, Yaml::Map(m) if m.get("extends").is_some()) {
@@ -492,7 +499,19 @@ fn extended(config: &Mapping, name: &str, chain: &mut Vec<String>) -> Result<Map
 }
 
 /// Replaces every `!reference [path...]` with the value it names in `root`.
-pub fn resolve_references(root: &Mapping) -> Result<Mapping, String> {
+pub fn resolve_references(root: Mapping) -> Result<Mapping, String> {
+    fn tagged(y: &Yaml) -> bool {
+        match y {
+            Yaml::Tagged(..) => true,
+            Yaml::Seq(items) => items.iter().any(tagged),
+            Yaml::Map(m) => m.iter().any(|(_, v)| tagged(v)),
+            _ => false,
+        }
+    }
+    if !root.iter().any(|(_, v)| tagged(v)) {
+        return Ok(root);
+    }
+    let root = &root;
     let mut out = Mapping::default();
     for (k, v) in root.iter() {
         out.push_new(k.clone(), resolve_value(root, v, &mut Vec::new())?);

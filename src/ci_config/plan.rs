@@ -246,8 +246,8 @@ fn compose_config(
         inputs::InputsError::Inputs(m) => PlanError::Inputs(m),
     })?;
     let config = compose::resolve_includes(config, source, context).map_err(PlanError::Config)?;
-    let config = compose::resolve_extends(&config).map_err(PlanError::Config)?;
-    compose::resolve_references(&config).map_err(PlanError::Config)
+    let config = compose::resolve_extends(config).map_err(PlanError::Config)?;
+    compose::resolve_references(config).map_err(PlanError::Config)
 }
 
 /// `.pre`, the user's stages (flattened, deduplicated) or `build, test, deploy`, then `.post`.
