@@ -86,7 +86,76 @@ pub fn dependencies(spur: &Spur, job: &Job) -> Result<Vec<Job>, String> {
             .collect(),
         (None, None) => latest.filter(|j| j.stage_index < job.stage_index).collect(),
     };
+    let mut chosen = chosen;
+    for need in &s.artifact_needs {
+        if let Some(found) = outside_dependency(spur, job, need)? {
+            chosen.push(found);
+        }
+    }
     Ok(chosen)
+}
+
+/// How many of a ref's newest pipelines are searched for a `needs:project` job.
+const MAX_PIPELINES_SEARCHED: usize = 50;
+
+/// The job a `needs:project` or `needs:pipeline:job` entry names: the parent pipeline's
+/// latest attempt of it, or the newest successful one with artifacts on the other project's
+/// ref, if the job's user may read that project's code (Reporter+, or any signed-in user
+/// of a public or internal project) and its job token allowlist admits the job's project;
+/// `None` when there is none.
+fn outside_dependency(spur: &Spur, job: &Job, need: &crate::domain::ArtifactNeed) -> Result<Option<Job>, String> {
+    let store = &spur.store;
+    let Some(path) = &need.project else {
+        let pipeline = store.pipeline(job.pipeline_id).map_err(|e| e.to_string())?;
+        let Some(parent) = pipeline.and_then(|p| p.upstream).filter(|u| u.child_depth > 0) else {
+            return Ok(None);
+        };
+        let jobs = store.pipeline_jobs(parent.pipeline_id).map_err(|e| e.to_string())?;
+        return Ok(jobs.into_iter().rev().find(|j| !j.retried && j.name == need.job));
+    };
+    let Some(project) = store.project_by_path(path).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let user = store.user(job.user_id).map_err(|e| e.to_string())?;
+    let access =
+        crate::auth::project_access(store, user.as_ref(), &project, clock::now()).map_err(|e| e.to_string())?;
+    let may_download = access.at_least(crate::domain::AccessLevel::Reporter)
+        || (access.can_read && project.visibility != crate::domain::Visibility::Private);
+    // The other project's job token allowlist must admit this one, as for a runner's download.
+    let admitted = project.id == job.project_id
+        || store
+            .job_token_allowed(project.id, job.project_id)
+            .map_err(|e| e.to_string())?;
+    if !may_download || !admitted {
+        return Ok(None);
+    }
+    let filter = crate::storage::PipelineFilter {
+        ref_name: need.ref_name.clone().or(project.default_branch.clone()),
+        ..Default::default()
+    };
+    let (pipelines, _) = store
+        .project_pipelines(
+            project.id,
+            &filter,
+            crate::storage::PipelineOrder::Id,
+            true,
+            0,
+            MAX_PIPELINES_SEARCHED,
+        )
+        .map_err(|e| e.to_string())?;
+    for pipeline in pipelines {
+        let jobs = store.pipeline_jobs(pipeline.id).map_err(|e| e.to_string())?;
+        let found = jobs.into_iter().find(|j| {
+            !j.retried
+                && j.name == need.job
+                && j.status == crate::domain::JobStatus::Success
+                && matches!(store.artifacts(j.id), Ok(Some(_)))
+        });
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
 }
 
 /// Deletes expired archives, every `interval`.

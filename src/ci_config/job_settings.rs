@@ -43,8 +43,31 @@ pub fn read(config: &Mapping, vars: &[(String, String)]) -> JobSettings {
                 _ => None,
             })
             .collect();
+        s.artifact_needs = needs.iter().filter_map(|n| artifact_need(n, vars)).collect();
     }
     s
+}
+
+/// A `needs:project` or `needs:pipeline:job` entry that fetches artifacts (`artifacts` is
+/// true unless set to false), with variables expanded.
+fn artifact_need(need: &Yaml, vars: &[(String, String)]) -> Option<crate::domain::ArtifactNeed> {
+    let Yaml::Map(m) = need else { return None };
+    if matches!(m.get("artifacts"), Some(Yaml::Bool(false))) {
+        return None;
+    }
+    let job = expand(&m.get("job").and_then(scalar_text)?, vars);
+    if let Some(project) = m.get("project").and_then(scalar_text) {
+        return Some(crate::domain::ArtifactNeed {
+            project: Some(expand(&project, vars).trim_matches('/').to_string()),
+            job,
+            ref_name: m.get("ref").and_then(scalar_text).map(|r| expand(&r, vars)),
+        });
+    }
+    m.get("pipeline").map(|_| crate::domain::ArtifactNeed {
+        project: None,
+        job,
+        ref_name: None,
+    })
 }
 
 /// `artifacts:` with `paths` or `untracked` (reports alone keep nothing spur serves).

@@ -436,6 +436,21 @@ pub struct JobSettings {
     /// `needs` entries with `artifacts: false`: needed, but their artifacts are not fetched.
     #[serde(default)]
     pub needs_without_artifacts: Vec<String>,
+    /// `needs:project` and `needs:pipeline:job` entries whose artifacts the job receives.
+    #[serde(default)]
+    pub artifact_needs: Vec<ArtifactNeed>,
+}
+
+/// An artifact dependency outside the pipeline: the latest successful `job` of `project` on
+/// `ref_name` (`needs:project`), or of the parent pipeline (`needs:pipeline:job`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactNeed {
+    /// The other project's path; `None` for the parent pipeline.
+    pub project: Option<String>,
+    /// The job's name.
+    pub job: String,
+    /// The ref whose latest pipelines are searched (the project's default branch when absent).
+    pub ref_name: Option<String>,
 }
 
 /// `cache:policy`.

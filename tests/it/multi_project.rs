@@ -312,3 +312,81 @@ async fn canceling_a_parent_cancels_its_child_pipelines() {
         "the child pipeline is canceled with its parent"
     );
 }
+
+#[tokio::test]
+async fn needs_project_and_needs_pipeline_job_bring_artifacts_from_outside_the_pipeline() {
+    let s = Server::start_with(&["--concurrent", "2"]);
+    let lib_ci = "build:\n  script: [mkdir -p out, echo built-by-lib > out/lib.txt]\n  artifacts:\n    paths: [out/]\n";
+    let lib_repo = Repo::with_files(&[(".gitlab-ci.yml", lib_ci)]);
+    let lib = s.project("lib", lib_repo.path()).await;
+    let (status, p) = send(
+        s.root(Method::POST, &format!("/projects/{lib}/pipeline"))
+            .json(&serde_json::json!({"ref": "main"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{p}");
+    assert_eq!(
+        finished_pipeline(&s, lib, p["id"].as_u64().unwrap()).await["status"],
+        "success"
+    );
+
+    let app_ci = "stages: [prepare, use]
+gen:
+  stage: prepare
+  script: [echo from-parent > parent.txt]
+  artifacts:
+    paths: [parent.txt]
+use-lib:
+  stage: use
+  needs:
+    - project: root/lib
+      job: build
+      ref: main
+  script: [cat out/lib.txt]
+child:
+  stage: use
+  trigger:
+    include: child.yml
+    strategy: depend
+";
+    let child_ci =
+        "use-parent:\n  needs:\n    - pipeline: $PARENT_PIPELINE_ID\n      job: gen\n  script: [cat parent.txt]\n";
+    let app_repo = Repo::with_files(&[(".gitlab-ci.yml", app_ci), ("child.yml", child_ci)]);
+    let app = s.project("app", app_repo.path()).await;
+    let run = || async {
+        let (status, p) = send(
+            s.root(Method::POST, &format!("/projects/{app}/pipeline"))
+                .json(&serde_json::json!({"ref": "main"})),
+        )
+        .await;
+        assert_eq!(status, 201, "{p}");
+        let id = p["id"].as_u64().unwrap();
+        finished_pipeline(&s, app, id).await;
+        id
+    };
+
+    // lib's job token allowlist does not admit app yet: no artifacts cross over.
+    let id = run().await;
+    let log = trace_of(&s, app, id, "use-lib").await;
+    assert!(!log.contains("built-by-lib"), "{log}");
+
+    let (status, body) = send(
+        s.root(Method::POST, &format!("/projects/{lib}/job_token_scope/allowlist"))
+            .form(&[("target_project_id", app.to_string())]),
+    )
+    .await;
+    assert!(status == 201 || status == 200, "{body}");
+    let id = run().await;
+    let log = trace_of(&s, app, id, "use-lib").await;
+    assert!(log.contains("built-by-lib"), "{log}");
+    let (_, pipelines) = send(s.root(Method::GET, &format!("/projects/{app}/pipelines?per_page=100"))).await;
+    let child = pipelines
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["source"] == "parent_pipeline")
+        .expect("a child pipeline")
+        .clone();
+    let log = trace_of(&s, app, child["id"].as_u64().unwrap(), "use-parent").await;
+    assert!(log.contains("from-parent"), "{log}");
+}
