@@ -518,3 +518,125 @@ async fn remote_includes_are_fetched_under_the_local_network_rules() {
         )
     );
 }
+
+/// A one-file https server on 127.0.0.1 with a certificate from a fresh CA; answers the
+/// server's base URL, the CA file and the process (killed on drop).
+fn https_server(
+    dir: &std::path::Path,
+    file: &str,
+    body: &str,
+) -> (String, std::path::PathBuf, crate::support::KillOnDrop) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=spur test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    std::fs::write(dir.join("www").join(file), body).unwrap();
+    let script = "import http.server, ssl, sys, functools\n\
+handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory='www')\n\
+server = http.server.HTTPServer(('127.0.0.1', 0), handler)\n\
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+ctx.load_cert_chain('server.pem', 'server.key')\n\
+server.socket = ctx.wrap_socket(server.socket, server_side=True)\n\
+print(server.server_address[1], flush=True)\n\
+server.serve_forever()\n";
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let port: u16 = line.trim().parse().expect("the https server's port");
+    (
+        format!("https://127.0.0.1:{port}"),
+        dir.join("ca.pem"),
+        crate::support::KillOnDrop(child),
+    )
+}
+
+#[tokio::test]
+async fn remote_includes_come_over_https_with_verified_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, ca, _server) = https_server(dir.path(), "shared.yml", "tls-job:\n  script: [echo tls]\n");
+    let config = format!("include:\n  - remote: {base}/shared.yml\nown:\n  script: [echo own]\n");
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", &config)]);
+    // The test's CA is trusted through SSL_CERT_FILE; loopback is allowed for the test.
+    let s = Server::start_with_env(
+        &["--concurrent", "0", "--allow-local-requests"],
+        &[("SSL_CERT_FILE", ca.to_str().unwrap())],
+    );
+    let pid = s.project("app", repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let (status, p) = trigger(&s, pid, &token, &[]).await;
+    assert_eq!(status, 201, "{p}");
+    let mut names = job_names(&s, pid, &p).await;
+    names.sort();
+    assert_eq!(names, vec!["own", "tls-job"]);
+
+    // Without the CA the certificate is not trusted: the include fails, nothing runs.
+    let s = Server::start_with(&["--concurrent", "0", "--allow-local-requests"]);
+    let pid = s.project("app", repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let (status, body) = trigger(&s, pid, &token, &[]).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        body["message"]["base"][0],
+        format!("Remote file `{base}/shared.yml` could not be fetched because of a socket error!")
+    );
+}

@@ -46,6 +46,22 @@ impl Server {
         s
     }
 
+    /// Starts spur on a fresh data dir with `extra` flags and environment variables.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let (child, base, log) = spawn_binary_env(Path::new(env!("CARGO_BIN_EXE_spur")), None, &data_dir, extra, env)
+            .unwrap_or_else(|e| panic!("spur did not start: {e}"));
+        Server {
+            child,
+            base,
+            data_dir,
+            _dir: Some(dir),
+            log,
+            http: crate::support::http_client(),
+        }
+    }
+
     /// Starts spur on `data_dir` (which may hold an earlier server's data) with extra flags.
     pub fn start_on(data_dir: &Path, extra: &[&str]) -> Server {
         Server::start_as(None, data_dir, extra)
@@ -210,6 +226,17 @@ pub fn spawn_binary(
     data_dir: &Path,
     extra: &[&str],
 ) -> Result<(Child, String, SharedLog), String> {
+    spawn_binary_env(binary, user, data_dir, extra, &[])
+}
+
+/// `spawn_binary` with extra environment variables.
+pub fn spawn_binary_env(
+    binary: &Path,
+    user: Option<&str>,
+    data_dir: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(Child, String, SharedLog), String> {
     let mut command = match user {
         Some(user) => {
             let mut c = Command::new("setpriv");
@@ -239,6 +266,7 @@ pub fn spawn_binary(
         .env("SPUR_ROOT_PASSWORD", "root-password-123")
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
