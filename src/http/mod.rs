@@ -223,6 +223,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::post().to(create_pipeline::create_api_pipeline),
             )
             .route("/projects/{id}/pipelines", web::get().to(pipelines::list))
+            .route("/projects/{id}/pipelines/latest", web::get().to(pipelines::latest))
             .route("/projects/{id}/pipelines/{pipeline_id}", web::get().to(pipelines::show))
             .route(
                 "/projects/{id}/pipelines/{pipeline_id}",

@@ -73,16 +73,13 @@ impl Params {
         }
     }
 
-    /// `key` as a boolean (`true`/`false`, `1`/`0`, `yes`/`no`), `Err` if it is something else.
+    /// `key` as a boolean (Grape's: `true`/`True`/`1`/`t`/`yes`/`y`/`on` and their opposites),
+    /// `Err` if it is something else.
     pub fn boolean(&self, key: &str) -> Result<Option<bool>, Invalid> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "t" => Ok(Some(true)),
-                "false" | "0" | "no" | "f" => Ok(Some(false)),
-                _ => Err(Invalid),
-            },
+            Some(Value::String(s)) => truthy(s).map(Some).ok_or(Invalid),
             Some(Value::Number(n)) => Ok(Some(n.as_i64() != Some(0))),
             Some(_) => Err(Invalid),
         }
@@ -206,6 +203,16 @@ pub(crate) async fn read_body(req: &HttpRequest, mut payload: Payload, limit: us
 }
 
 /// Runs a body through the urlencoded reader and the bracket-key merger (for fuzzing).
+/// A query or form value as Grape's `Boolean` reads it (dry-types' `Params::Bool`, any case):
+/// `1 on t true y yes` or `0 off f false n no`; `None` for anything else.
+pub fn truthy(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "on" | "t" | "true" | "y" | "yes" => Some(true),
+        "0" | "off" | "f" | "false" | "n" | "no" => Some(false),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn merge_form(bytes: &[u8]) -> Map<String, Value> {
     let mut map = Map::new();

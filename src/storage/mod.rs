@@ -23,7 +23,7 @@ mod writer;
 
 pub use backup::{BackupInfo, restore_backup};
 pub use jobs::{AddedJob, PipelineChange};
-pub use pipelines::{NewJob, NewPipeline, PipelineFilter, PipelineOrder};
+pub use pipelines::{NewJob, NewPipeline, PipelineFilter, PipelineOrder, PipelineScope};
 pub use projects::{NewProject, ProjectChange};
 pub use protected_refs::{RefSnapshot, default_branch_rule};
 pub use triggers::NewTrigger;

@@ -61,19 +61,76 @@ pub struct PipelineFilter {
     pub status: Option<PipelineStatus>,
     /// Only this source.
     pub source: Option<PipelineSource>,
+    /// Only this commit.
+    pub sha: Option<String>,
+    /// GitLab's `scope`.
+    pub scope: Option<PipelineScope>,
+    /// Only pipelines of this user.
+    pub user_id: Option<u64>,
+    /// Only pipelines created in this window (inclusive bounds, milliseconds).
+    pub created: (Option<i64>, Option<i64>),
+    /// Only pipelines updated in this window.
+    pub updated: (Option<i64>, Option<i64>),
+    /// Only pipelines with (`true`) or without (`false`) configuration errors.
+    pub yaml_errors: Option<bool>,
+}
+
+/// `scope` of the pipelines list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipelineScope {
+    /// Running now.
+    Running,
+    /// Pending.
+    Pending,
+    /// Final (success, failed, canceled, skipped).
+    Finished,
+    /// The newest pipeline of each branch.
+    Branches,
+    /// The newest pipeline of each tag.
+    Tags,
 }
 
 impl PipelineFilter {
     /// Whether no filter is set.
     pub fn is_empty(&self) -> bool {
-        self.ref_name.is_none() && self.status.is_none() && self.source.is_none()
+        self.ref_name.is_none()
+            && self.status.is_none()
+            && self.source.is_none()
+            && self.sha.is_none()
+            && self.scope.is_none()
+            && self.user_id.is_none()
+            && self.created == (None, None)
+            && self.updated == (None, None)
+            && self.yaml_errors.is_none()
     }
 
-    /// Whether `p` passes every filter.
+    /// Whether `p` passes every filter (`Branches`/`Tags` also keep one pipeline per ref,
+    /// which the list applies).
     pub fn matches(&self, p: &Pipeline) -> bool {
+        let within =
+            |(from, to): (Option<i64>, Option<i64>), t: i64| from.is_none_or(|f| t >= f) && to.is_none_or(|u| t <= u);
         self.ref_name.as_ref().is_none_or(|r| *r == p.ref_name)
             && self.status.is_none_or(|s| s == p.status)
             && self.source.is_none_or(|s| s == p.source)
+            && self.sha.as_ref().is_none_or(|s| *s == p.sha)
+            && self.user_id.is_none_or(|u| u == p.user_id)
+            && within(self.created, p.created_at)
+            && within(self.updated, p.updated_at)
+            && self.yaml_errors.is_none_or(|e| e == p.yaml_errors.is_some())
+            && match self.scope {
+                None => true,
+                Some(PipelineScope::Running) => p.status == PipelineStatus::Running,
+                Some(PipelineScope::Pending) => p.status == PipelineStatus::Pending,
+                Some(PipelineScope::Finished) => matches!(
+                    p.status,
+                    PipelineStatus::Success
+                        | PipelineStatus::Failed
+                        | PipelineStatus::Canceled
+                        | PipelineStatus::Skipped
+                ),
+                Some(PipelineScope::Branches) => !p.tag,
+                Some(PipelineScope::Tags) => p.tag,
+            }
     }
 }
 
@@ -221,14 +278,18 @@ impl Store {
                 return Ok((page, total));
             }
             let mut out = Vec::new();
-            for entry in index.range(range)? {
+            // Newest first, so that `branches`/`tags` keep each ref's newest pipeline.
+            let one_per_ref = matches!(filter.scope, Some(PipelineScope::Branches | PipelineScope::Tags));
+            let mut refs_seen = std::collections::HashSet::new();
+            for entry in index.range(range)?.rev() {
                 let id = entry?.0.value().1;
                 let Some(g) = pipelines.get(id)? else { continue };
                 let p: Pipeline = decode(g.value())?;
-                if filter.matches(&p) {
+                if filter.matches(&p) && (!one_per_ref || refs_seen.insert(p.ref_name.clone())) {
                     out.push(p);
                 }
             }
+            out.reverse();
             match order {
                 PipelineOrder::Id => {}
                 PipelineOrder::Status => {

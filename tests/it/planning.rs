@@ -640,3 +640,73 @@ async fn remote_includes_come_over_https_with_verified_certificates() {
         format!("Remote file `{base}/shared.yml` could not be fetched because of a socket error!")
     );
 }
+
+#[tokio::test]
+async fn pipeline_lists_filter_as_gitlab_does_and_latest_answers_a_refs_newest() {
+    let s = Server::start();
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", "job:\n  script: [echo]\n")]);
+    crate::support::git(repo.path(), &["branch", "feature/x"]);
+    crate::support::git(repo.path(), &["tag", "v1.0"]);
+    let pid = s.project("demo", repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let mut ids = Vec::new();
+    for r in ["main", "feature/x", "main", "v1.0"] {
+        let (status, p) = send(
+            s.http
+                .post(s.api(&format!("/projects/{pid}/trigger/pipeline")))
+                .form(&[("token", token.as_str()), ("ref", r)]),
+        )
+        .await;
+        assert_eq!(status, 201, "{p}");
+        ids.push(p["id"].as_u64().unwrap());
+    }
+    let list = |q: &str| {
+        let s = &s;
+        let q = q.to_string();
+        async move {
+            let (status, v) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines?{q}"))).await;
+            assert_eq!(status, 200, "{q}: {v}");
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["id"].as_u64().unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        list("scope=branches").await,
+        vec![ids[2], ids[1]],
+        "each branch's newest"
+    );
+    assert_eq!(list("scope=tags").await, vec![ids[3]]);
+    assert_eq!(list("scope=pending").await.len(), 4);
+    assert_eq!(list("scope=finished").await, Vec::<u64>::new());
+    assert_eq!(list("username=root").await.len(), 4);
+    assert_eq!(list("username=nobody").await, Vec::<u64>::new());
+    assert_eq!(
+        list("yaml_errors=True").await,
+        Vec::<u64>::new(),
+        "Grape booleans in any case"
+    );
+    assert_eq!(
+        list("created_after=2000-01-01T00:00:00Z&created_before=2999-01-01T00:00:00Z")
+            .await
+            .len(),
+        4
+    );
+    assert_eq!(list("updated_before=2000-01-01T00:00:00Z").await, Vec::<u64>::new());
+    let (_, first) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/{}", ids[0]))).await;
+    assert_eq!(list(&format!("sha={}", first["sha"].as_str().unwrap())).await.len(), 4);
+    let (status, body) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines?scope=everything"))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("scope does not have a valid value"))
+    );
+
+    let (status, latest) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/latest"))).await;
+    assert_eq!((status, latest["id"].as_u64()), (200, Some(ids[2])));
+    let (_, latest) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/latest?ref=feature/x"))).await;
+    assert_eq!(latest["id"].as_u64(), Some(ids[1]));
+    let (status, _) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/latest?ref=none"))).await;
+    assert_eq!(status, 404);
+}

@@ -43,6 +43,7 @@ PUT    /projects/{p}/triggers/{t}             401 404 403 403 403 403 403 200 40
 DELETE /projects/{p}/triggers/{t*}            401 404 403 403 403 204 204 204 401 401 401 403 401 401 401
 GET    /projects/{p}/pipelines                404 404 200 200 200 200 200 200 401 401 401 200 200 401 401
 GET    /projects/{p}/pipelines/{pl}           404 404 200 200 200 200 200 200 401 401 401 200 200 401 401
+GET    /projects/{p}/pipelines/latest         404 404 200 200 200 200 200 200 401 401 401 200 200 401 401
 GET    /projects/{p}/pipelines/{pl}/variables 404 404 403 403 403 200 200 200 401 401 401 200 200 401 401
 GET    /projects/{p}/pipelines/{lpl}/variables 404 404 403 403 403 200 200 200 401 401 401 200 200 401 401
 POST   /projects/{p}/pipelines/{lpl*}/cancel  401 404 403 403 403 201 201 201 401 401 401 403 401 401 401

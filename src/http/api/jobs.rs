@@ -34,7 +34,7 @@ pub async fn for_pipeline(req: HttpRequest, spur: State) -> Result<HttpResponse,
     let scope = scope_filter(&req)?;
     let include_retried = query_pairs(&req)
         .iter()
-        .any(|(k, v)| k == "include_retried" && v == "true");
+        .any(|(k, v)| k == "include_retried" && crate::http::params::truthy(v) == Some(true));
     let s = spur.clone();
     let mut jobs = web::block(move || s.store.pipeline_jobs(pipeline_id)).await??;
     // Bridges (`trigger:` jobs) are listed by `/bridges`, as in GitLab.

@@ -9,12 +9,13 @@ use crate::http::pagination::{PageRequest, page_response};
 use crate::http::{State, caller, json_response, project_with_role, views, visible_project};
 use crate::pipeline_trigger::pipeline_variables_of;
 use crate::scheduler::Target;
-use crate::storage::{PipelineFilter, PipelineOrder};
+use crate::storage::{PipelineFilter, PipelineOrder, PipelineScope};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 
-/// `GET /projects/:id/pipelines`: filters `ref`, `status`, `source`; `order_by`
+/// `GET /projects/:id/pipelines`: filters `ref`, `status`, `source`, `sha`, `scope`,
+/// `username`, `created_after/before`, `updated_after/before`, `yaml_errors`; `order_by`
 /// (`id`, `status`, `ref`, `updated_at`, `user_id`) and `sort` (`asc`, `desc`, default desc).
 pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let actor = caller(&req, &spur).await?;
@@ -31,7 +32,34 @@ pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
             .filter(|v| !v.is_empty())
     };
     let invalid = |k: &str| ApiError::Params(format!("{k} does not have a valid value"));
+    let time = |k: &str| {
+        get(k)
+            .map(|v| crate::clock::parse_datetime(&v).ok_or_else(|| ApiError::Params(format!("{k} is invalid"))))
+            .transpose()
+    };
+    let user_id = match get("username") {
+        // An unknown user has no pipelines (GitLab answers an empty list).
+        Some(name) => Some(spur.store.user_by_username(&name)?.map_or(0, |u| u.id)),
+        None => None,
+    };
     let filter = PipelineFilter {
+        sha: get("sha"),
+        scope: get("scope")
+            .map(|s| match s.as_str() {
+                "running" => Ok(PipelineScope::Running),
+                "pending" => Ok(PipelineScope::Pending),
+                "finished" => Ok(PipelineScope::Finished),
+                "branches" => Ok(PipelineScope::Branches),
+                "tags" => Ok(PipelineScope::Tags),
+                _ => Err(invalid("scope")),
+            })
+            .transpose()?,
+        user_id,
+        created: (time("created_after")?, time("created_before")?),
+        updated: (time("updated_after")?, time("updated_before")?),
+        yaml_errors: get("yaml_errors")
+            .map(|v| crate::http::params::truthy(&v).ok_or_else(|| ApiError::Params("yaml_errors is invalid".into())))
+            .transpose()?,
         ref_name: get("ref"),
         status: get("status")
             .map(|s| PipelineStatus::parse(&s).ok_or_else(|| invalid("status")))
@@ -66,6 +94,30 @@ pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
         .map(|p| views::pipeline_basic(&spur, &project, p))
         .collect();
     Ok(page_response(&req, page, items, total))
+}
+
+/// `GET /projects/:id/pipelines/latest`: the newest pipeline of `ref` (the default branch
+/// when absent), in full; 404 when it has none.
+pub async fn latest(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let actor = caller(&req, &spur).await?;
+    let (project, _) = visible_project(&spur, &segment(&req, "id"), actor.as_ref())?;
+    let wanted = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default()
+        .into_iter()
+        .rev()
+        .find(|(k, v)| k == "ref" && !v.is_empty())
+        .map(|(_, v)| v)
+        .or_else(|| project.default_branch.clone())
+        .unwrap_or_else(|| "main".into());
+    let Some(p) = spur.store.latest_pipeline_for_ref(project.id, &wanted)? else {
+        return Err(ApiError::not_found(""));
+    };
+    let user = spur.store.user(p.user_id)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &views::pipeline(&spur, &project, &p, user.as_ref()),
+    ))
 }
 
 fn find_pipeline(spur: &Spur, project: &Project, pipeline_id: u64) -> Result<Pipeline, ApiError> {

@@ -42,7 +42,11 @@ pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
     let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
         .map(|q| q.into_inner())
         .unwrap_or_default();
-    let flag = |k: &str| query.iter().any(|(key, v)| key == k && (v == "true" || v == "1"));
+    let flag = |k: &str| {
+        query
+            .iter()
+            .any(|(key, v)| key == k && crate::http::params::truthy(v) == Some(true))
+    };
     let search = query.iter().find(|(k, _)| k == "search").map(|(_, v)| v.to_lowercase());
     let now = clock::now();
     let mut items = Vec::new();
