@@ -145,6 +145,27 @@ pub struct CommitFiles {
     repo: gix::ThreadSafeRepository,
 }
 
+/// Who made a commit and when.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// The message's first line.
+    pub title: String,
+    /// The whole message.
+    pub message: String,
+    /// The author's name.
+    pub author_name: String,
+    /// The author's email.
+    pub author_email: String,
+    /// When it was authored (milliseconds).
+    pub authored_at: i64,
+    /// The committer's name.
+    pub committer_name: String,
+    /// The committer's email.
+    pub committer_email: String,
+    /// When it was committed (milliseconds).
+    pub committed_at: i64,
+}
+
 impl CommitFiles {
     /// The paths whose content differs between this commit and `other` (added, removed or
     /// changed; a rename is both paths), sorted: `git diff --name-only` without rename detection.
@@ -195,6 +216,8 @@ pub struct Repos {
     peeled: Mutex<HashMap<gix::ObjectId, gix::ObjectId>>,
     /// Commit id → its file listing; a commit's tree never changes.
     trees: Mutex<HashMap<gix::ObjectId, Arc<CommitFiles>>>,
+    /// Commits' authors and dates, by id.
+    infos: Mutex<HashMap<gix::ObjectId, Arc<CommitInfo>>>,
     fetches: Arc<Mutex<HashMap<PathBuf, FetchFuture>>>,
 }
 
@@ -206,6 +229,7 @@ impl Repos {
             open: Mutex::new(HashMap::new()),
             peeled: Mutex::new(HashMap::new()),
             trees: Mutex::new(HashMap::new()),
+            infos: Mutex::new(HashMap::new()),
             fetches: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -245,6 +269,48 @@ impl Repos {
             tag,
             sha: commit.to_string(),
         })
+    }
+
+    /// Who made commit `sha` and when (for the API's `commit` objects); cached.
+    pub fn commit_info(&self, path: &Path, sha: &str) -> Result<Arc<CommitInfo>, String> {
+        let id = gix::ObjectId::from_hex(sha.as_bytes()).map_err(|e| format!("bad commit id: {e}"))?;
+        if let Some(info) = self.infos.lock().ok().and_then(|c| c.get(&id).cloned()) {
+            return Ok(info);
+        }
+        let repo = self.open_repo(path)?.to_thread_local();
+        let commit = repo
+            .find_commit(id)
+            .map_err(|e| format!("cannot read commit {sha}: {e}"))?;
+        let message = commit.message_raw_sloppy().to_string();
+        let person = |s: Result<gix::actor::SignatureRef<'_>, _>| -> (String, String, i64) {
+            match s {
+                Ok(s) => (
+                    s.name.to_string(),
+                    s.email.to_string(),
+                    s.time().map(|t| t.seconds * 1000).unwrap_or_default(),
+                ),
+                Err(_) => Default::default(),
+            }
+        };
+        let author = person(commit.author());
+        let committer = person(commit.committer());
+        let info = Arc::new(CommitInfo {
+            title: message.lines().next().unwrap_or_default().to_string(),
+            message,
+            author_name: author.0,
+            author_email: author.1,
+            authored_at: author.2,
+            committer_name: committer.0,
+            committer_email: committer.1,
+            committed_at: committer.2,
+        });
+        if let Ok(mut cache) = self.infos.lock() {
+            if cache.len() >= TREE_CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(id, info.clone());
+        }
+        Ok(info)
     }
 
     /// The repository's tag names (short), unsorted.

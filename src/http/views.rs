@@ -189,6 +189,38 @@ pub fn pipeline_basic(spur: &Spur, project: &Project, p: &Pipeline) -> Value {
         "created_at": iso8601(p.created_at),
         "updated_at": iso8601(p.updated_at),
         "web_url": spur.url(&format!("{}/-/pipelines/{}", project.full_path, p.id)),
+        "name": null,
+    })
+}
+
+/// The repository's record of commit `sha`, when it can be read.
+fn commit_info(spur: &Spur, project: &Project, sha: &str) -> Option<std::sync::Arc<crate::git::CommitInfo>> {
+    let path = spur.repos.path_of(&project.repo_name, &crate::git::Origin::of(project));
+    spur.repos.commit_info(&path, sha).ok()
+}
+
+/// GitLab's `Commit` entity (what a job's `commit` holds); just the ids when the commit
+/// cannot be read.
+pub fn commit(spur: &Spur, project: &Project, sha: &str) -> Value {
+    let short: String = sha.chars().take(8).collect();
+    let Some(c) = commit_info(spur, project, sha) else {
+        return json!({"id": sha, "short_id": short});
+    };
+    json!({
+        "id": sha,
+        "short_id": short,
+        "created_at": iso8601(c.committed_at),
+        "title": c.title,
+        "message": c.message,
+        "author_name": c.author_name,
+        "author_email": c.author_email,
+        "authored_date": iso8601(c.authored_at),
+        "committer_name": c.committer_name,
+        "committer_email": c.committer_email,
+        "committed_date": iso8601(c.committed_at),
+        "trailers": {},
+        "extended_trailers": {},
+        "web_url": spur.url(&format!("{}/-/commit/{sha}", project.full_path)),
     })
 }
 
@@ -206,7 +238,10 @@ pub fn pipeline(spur: &Spur, project: &Project, p: &Pipeline, user: Option<&User
         m.insert("user".into(), user.map_or(Value::Null, |u| user_basic(spur, u)));
         m.insert("started_at".into(), opt_time(p.started_at));
         m.insert("finished_at".into(), opt_time(p.finished_at));
-        m.insert("committed_at".into(), Value::Null);
+        m.insert(
+            "committed_at".into(),
+            commit_info(spur, project, &p.sha).map_or(Value::Null, |c| json!(iso8601(c.committed_at))),
+        );
         m.insert("duration".into(), duration);
         m.insert("queued_duration".into(), Value::Null);
         m.insert("coverage".into(), Value::Null);
@@ -278,7 +313,7 @@ pub fn job(spur: &Spur, project: &Project, pipeline: &Pipeline, j: &Job, user: O
         "duration": seconds(j.started_at, j.finished_at),
         "queued_duration": seconds(j.queued_at, j.started_at),
         "user": user.map(|u| user_basic(spur, u)),
-        "commit": {"id": pipeline.sha, "short_id": pipeline.sha.chars().take(8).collect::<String>()},
+        "commit": commit(spur, project, &pipeline.sha),
         "pipeline": pipeline_basic(spur, project, pipeline),
         "web_url": spur.url(&format!("{}/-/jobs/{}", project.full_path, j.id)),
         "project": {"ci_job_token_scope_enabled": false},

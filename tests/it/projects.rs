@@ -495,3 +495,65 @@ async fn external_url_and_config_file() {
         .expect_err("bad config");
     assert!(err.contains("invalid config file"), "{err}");
 }
+
+#[tokio::test]
+async fn members_by_username_user_search_and_full_commit_objects() {
+    let s = Server::start();
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", "job:\n  script: [echo]\n")]);
+    let pid = s.project("demo", repo.path()).await;
+    let (uid, _) = s.user("nina").await;
+    s.user("otto").await;
+
+    // POST /members takes a username, as python-gitlab and @gitbeaker may send it.
+    let (status, m) = send(
+        s.root(Method::POST, &format!("/projects/{pid}/members"))
+            .form(&[("username", "nina"), ("access_level", "30")]),
+    )
+    .await;
+    assert_eq!((status, m["id"].as_u64()), (201, Some(uid)), "{m}");
+    let (status, body) = send(s.root(Method::POST, &format!("/projects/{pid}/members")).form(&[
+        ("username", "nina"),
+        ("user_id", "5"),
+        ("access_level", "30"),
+    ]))
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("user_id, username are mutually exclusive"))
+    );
+    let (status, _) = send(
+        s.root(Method::POST, &format!("/projects/{pid}/members"))
+            .form(&[("username", "nobody"), ("access_level", "30")]),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // GET /users?search= matches usernames and names.
+    let (_, found) = send(s.root(Method::GET, "/users?search=NIN")).await;
+    let names: Vec<&str> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["nina"]);
+
+    // A job's commit and a pipeline's committed_at come from the repository.
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let (status, p) = send(
+        s.http
+            .post(s.api(&format!("/projects/{pid}/trigger/pipeline")))
+            .form(&[("token", token.as_str()), ("ref", "main")]),
+    )
+    .await;
+    assert_eq!(status, 201, "{p}");
+    assert!(p["committed_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{p}");
+    let (_, jobs) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/{}/jobs", p["id"]))).await;
+    let commit = &jobs[0]["commit"];
+    assert_eq!(commit["title"], "files");
+    assert!(
+        commit["author_email"].as_str().is_some_and(|e| e.contains('@')),
+        "{commit}"
+    );
+    assert!(commit["committed_date"].as_str().is_some(), "{commit}");
+}

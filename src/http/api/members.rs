@@ -54,34 +54,69 @@ fn access_level(params: &Params, v: &mut Validation) -> Option<AccessLevel> {
     }
 }
 
-/// `POST /projects/:id/members` (Maintainer+; only Owners grant Owner): `user_id`, `access_level`.
+/// `POST /projects/:id/members` (Maintainer+; only Owners grant Owner): `user_id` or
+/// `username` (one, or several separated by commas), `access_level`.
 pub async fn create(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let actor = signed_in(&req, &spur).await?;
     let params = Params::read(&req, payload, spur.max_body_bytes).await?;
     let (project, access) = visible_project(&spur, &segment(&req, "id"), Some(&actor))?;
     let mut v = Validation::default();
-    let user_id = match params.integer("user_id") {
-        Ok(Some(n)) if n > 0 => Some(n as u64),
-        Ok(Some(_)) | Err(Invalid) => {
-            v.fail("user_id", "is invalid");
+    let ids = params.string("user_id").ok().flatten().filter(|s| !s.trim().is_empty());
+    let names = params
+        .string("username")
+        .ok()
+        .flatten()
+        .filter(|s| !s.trim().is_empty());
+    let wanted: Option<Vec<String>> = match (&ids, &names) {
+        (Some(_), Some(_)) => {
+            v.fail("user_id, username", "are mutually exclusive");
             None
         }
-        Ok(None) => {
-            v.fail("user_id", "is missing");
+        (Some(list), None) | (None, Some(list)) => Some(list.split(',').map(|p| p.trim().to_string()).collect()),
+        (None, None) => {
+            v.fail(
+                "user_id, username",
+                "are missing, exactly one parameter must be provided",
+            );
             None
         }
     };
     let level = access_level(&params, &mut v);
     let expires_at = v.optional_datetime(&params, "expires_at");
     v.finish()?;
-    let (Some(user_id), Some(level)) = (user_id, level) else {
+    let (Some(wanted), Some(level)) = (wanted, level) else {
         return Err(ApiError::internal("validated parameters missing"));
     };
     check_may_manage(&access, level)?;
-    let user = spur.store.user(user_id)?.ok_or_else(|| ApiError::not_found("User"))?;
-    match crate::members::put_project_member(&spur, project.id, user_id, level, expires_at, true, clock::now()).await? {
-        Ok(m) => Ok(json_response(StatusCode::CREATED, &views::member(&spur, &user, &m))),
-        Err(_) => Err(ApiError::conflict("Member already exists")),
+    let mut users = Vec::new();
+    for w in wanted.iter().take(100) {
+        let user = if ids.is_some() {
+            match w.parse::<u64>() {
+                Ok(id) if id > 0 => spur.store.user(id)?,
+                _ => return Err(ApiError::invalid("user_id", "is invalid")),
+            }
+        } else {
+            spur.store.user_by_username(w)?
+        };
+        users.push(user.ok_or_else(|| ApiError::not_found("User"))?);
+    }
+    let single = users.len() == 1;
+    let mut created = None;
+    for user in &users {
+        match crate::members::put_project_member(&spur, project.id, user.id, level, expires_at, true, clock::now())
+            .await?
+        {
+            Ok(m) => created = Some(views::member(&spur, user, &m)),
+            Err(_) if single => return Err(ApiError::conflict("Member already exists")),
+            Err(_) => {}
+        }
+    }
+    match created {
+        Some(member) if single => Ok(json_response(StatusCode::CREATED, &member)),
+        _ => Ok(json_response(
+            StatusCode::CREATED,
+            &serde_json::json!({"status": "success"}),
+        )),
     }
 }
 

@@ -19,7 +19,8 @@ pub async fn current(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiE
     Ok(json_response(StatusCode::OK, &views::user_full(&spur, &actor.user)))
 }
 
-/// `GET /users`: admins see everything, others the basic fields; `?username=` filters.
+/// `GET /users`: admins see everything, others the basic fields; `?username=` and `?search=`
+/// (username or name, and an exact email for admins) filter.
 pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let actor = signed_in(&req, &spur).await?;
     let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
@@ -29,10 +30,23 @@ pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
         .iter()
         .find(|(k, _)| k == "username")
         .map(|(_, v)| v.to_lowercase());
+    let search = query
+        .iter()
+        .find(|(k, _)| k == "search")
+        .map(|(_, v)| v.trim().to_lowercase())
+        .filter(|s| !s.is_empty());
     let users = spur.store.users()?;
+    let admin = actor.user.admin;
     let items = users
         .iter()
         .filter(|u| username.as_ref().is_none_or(|name| u.username.to_lowercase() == *name))
+        .filter(|u| {
+            search.as_ref().is_none_or(|s| {
+                u.username.to_lowercase().contains(s)
+                    || u.name.to_lowercase().contains(s)
+                    || (admin && u.email.to_lowercase() == *s)
+            })
+        })
         .map(|u| {
             if actor.user.admin {
                 views::user_full(&spur, u)
