@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How long a clone or fetch may take before it is abandoned.
+mod browse;
 mod remote;
+pub use browse::{Blob, RefEntry};
 
 pub use crate::outbound::GitPin;
 use remote::is_scp_like;

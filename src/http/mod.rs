@@ -224,6 +224,30 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .route("/projects/{id}/pipelines", web::get().to(pipelines::list))
             .route("/projects/{id}/pipelines/latest", web::get().to(pipelines::latest))
+            .route(
+                "/projects/{id}/repository/branches",
+                web::get().to(repository::branches),
+            )
+            .route(
+                "/projects/{id}/repository/branches/{name}",
+                web::get().to(repository::branch),
+            )
+            .route("/projects/{id}/repository/tags", web::get().to(repository::tags))
+            .route("/projects/{id}/repository/tags/{name}", web::get().to(repository::tag))
+            .route(
+                "/projects/{id}/repository/files/{file_path}",
+                web::get().to(repository::file),
+            )
+            .route(
+                "/projects/{id}/repository/files/{file_path}/raw",
+                web::get().to(repository::raw_file),
+            )
+            .route("/projects/{id}/repository/tree", web::get().to(repository::tree))
+            .route("/projects/{id}/repository/commits", web::get().to(repository::commits))
+            .route(
+                "/projects/{id}/repository/commits/{sha}",
+                web::get().to(repository::commit),
+            )
             .route("/projects/{id}/pipelines/{pipeline_id}", web::get().to(pipelines::show))
             .route(
                 "/projects/{id}/pipelines/{pipeline_id}",

@@ -20,6 +20,7 @@ mod protected_refs;
 mod push;
 mod python_gitlab;
 mod python_runner;
+mod repository;
 mod role_matrix;
 mod runners;
 mod security;

@@ -44,6 +44,9 @@ DELETE /projects/{p}/triggers/{t*}            401 404 403 403 403 204 204 204 40
 GET    /projects/{p}/pipelines                404 404 200 200 200 200 200 200 401 401 401 200 200 401 401
 GET    /projects/{p}/pipelines/{pl}           404 404 200 200 200 200 200 200 401 401 401 200 200 401 401
 GET    /projects/{p}/pipelines/latest         404 404 200 200 200 200 200 200 401 401 401 200 200 401 401
+GET    /projects/{p}/repository/tree          404 404 403 200 200 200 200 200 401 401 401 200 401 401 401
+GET    /projects/{p}/repository/branches      404 404 403 200 200 200 200 200 401 401 401 200 401 401 401
+GET    /projects/{p}/repository/commits       404 404 403 200 200 200 200 200 401 401 401 200 401 401 401
 GET    /projects/{p}/pipelines/{pl}/variables 404 404 403 403 403 200 200 200 401 401 401 200 200 401 401
 GET    /projects/{p}/pipelines/{lpl}/variables 404 404 403 403 403 200 200 200 401 401 401 200 200 401 401
 POST   /projects/{p}/pipelines/{lpl*}/cancel  401 404 403 403 403 201 201 201 401 401 401 403 401 401 401

@@ -1,0 +1,288 @@
+//! The repository, read-only: `GET /projects/:id/repository/branches[/:branch]`,
+//! `.../tags[/:tag]`, `.../files/:file_path[/raw]`, `.../tree` and `.../commits[/:sha]`, for
+//! callers who may read the project's code (Reporter+, or anyone who can see a public or
+//! internal project), as GitLab's `read_code`.
+
+use super::segment;
+use crate::domain::{AccessLevel, Project, Visibility};
+use crate::http::error::ApiError;
+use crate::http::pagination::{PageRequest, paginated};
+use crate::http::{State, caller, json_response, views, visible_project};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+fn query(req: &HttpRequest) -> Vec<(String, String)> {
+    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default()
+}
+
+fn param(query: &[(String, String)], key: &str) -> Option<String> {
+    query
+        .iter()
+        .rev()
+        .find(|(k, v)| k == key && !v.is_empty())
+        .map(|(_, v)| v.clone())
+}
+
+/// The project and its repository's path, for a caller who may read its code.
+async fn readable(req: &HttpRequest, spur: &State) -> Result<(Project, PathBuf), ApiError> {
+    let actor = caller(req, spur).await?;
+    let (project, access) = visible_project(spur, &segment(req, "id"), actor.as_ref())?;
+    let read_code = access.at_least(AccessLevel::Reporter) || project.visibility != Visibility::Private;
+    if !read_code {
+        return Err(ApiError::forbidden());
+    }
+    let path = spur
+        .repos
+        .path_of(&project.repo_name, &crate::git::Origin::of(&project));
+    Ok((project, path))
+}
+
+/// A relative path inside the repository, or GitLab's 400.
+fn clean_path(path: &str, what: &str) -> Result<String, ApiError> {
+    let trimmed = path.trim_matches('/');
+    if trimmed.split('/').any(|p| p == ".." || p == ".") || trimmed.contains('\0') {
+        return Err(ApiError::Params(format!("{what} should be a valid file path")));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// Runs blocking repository reads on the blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    web::block(f).await.map_err(ApiError::internal)?
+}
+
+/// A commit `sha` resolved from `name` (a branch, a tag or a full SHA), or GitLab's 404.
+fn commit_of(spur: &State, path: &std::path::Path, name: &str, what: &str) -> Result<String, ApiError> {
+    spur.repos
+        .resolve_any(path, name)
+        .map(|r| r.sha)
+        .map_err(|_| ApiError::not_found(what))
+}
+
+/// GitLab's `search` for branches and tags: a substring, `^prefix` or `suffix$`.
+fn search_matches(name: &str, search: Option<&str>) -> bool {
+    let Some(s) = search else { return true };
+    let name = name.to_lowercase();
+    let s = s.to_lowercase();
+    match (s.strip_prefix('^'), s.strip_suffix('$')) {
+        (Some(prefix), _) => name.starts_with(prefix.trim_end_matches('$')),
+        (None, Some(suffix)) => name.ends_with(suffix),
+        (None, None) => name.contains(&s),
+    }
+}
+
+fn branch_view(spur: &State, project: &Project, entry: &crate::git::RefEntry) -> Value {
+    let protected = crate::protected_refs::is_protected(spur, project.id, &entry.name, false).unwrap_or(false);
+    json!({
+        "name": entry.name,
+        "commit": views::commit(spur, project, &entry.sha),
+        "merged": false,
+        "protected": protected,
+        "developers_can_push": !protected,
+        "developers_can_merge": !protected,
+        "can_push": !protected,
+        "default": project.default_branch.as_deref() == Some(entry.name.as_str()),
+        "web_url": spur.url(&format!("{}/-/tree/{}", project.full_path, entry.name)),
+    })
+}
+
+fn tag_view(spur: &State, project: &Project, entry: &crate::git::RefEntry) -> Value {
+    json!({
+        "name": entry.name,
+        "message": entry.message.clone().unwrap_or_default(),
+        "target": entry.target.clone().unwrap_or_else(|| entry.sha.clone()),
+        "commit": views::commit(spur, project, &entry.sha),
+        "release": null,
+        "protected": crate::protected_refs::is_protected(spur, project.id, &entry.name, true).unwrap_or(false),
+        "created_at": null,
+    })
+}
+
+/// `GET .../repository/branches` (`search`) and `.../tags` (`search`, `order_by=name`).
+async fn list_refs(req: HttpRequest, spur: State, tags: bool) -> Result<HttpResponse, ApiError> {
+    let (project, path) = readable(&req, &spur).await?;
+    let search = param(&query(&req), "search");
+    let s = spur.clone();
+    let entries = blocking(move || s.repos.list_refs(&path, tags).map_err(ApiError::internal)).await?;
+    let matching: Vec<&crate::git::RefEntry> = entries
+        .iter()
+        .filter(|e| search_matches(&e.name, search.as_deref()))
+        .collect();
+    // Views (commits, protection) only for the requested page.
+    let page = PageRequest::from_request(&req)?;
+    let total = matching.len();
+    let on_page = matching
+        .into_iter()
+        .skip(page.offset())
+        .take(page.per_page)
+        .map(|e| {
+            if tags {
+                tag_view(&spur, &project, e)
+            } else {
+                branch_view(&spur, &project, e)
+            }
+        })
+        .collect();
+    Ok(crate::http::pagination::page_response(&req, page, on_page, total))
+}
+
+/// `GET /projects/:id/repository/branches`.
+pub async fn branches(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    list_refs(req, spur, false).await
+}
+
+/// `GET /projects/:id/repository/tags`.
+pub async fn tags(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    list_refs(req, spur, true).await
+}
+
+/// `GET .../repository/branches/:branch` and `.../tags/:tag`.
+async fn one_ref(req: HttpRequest, spur: State, tags: bool) -> Result<HttpResponse, ApiError> {
+    let (project, path) = readable(&req, &spur).await?;
+    let name = segment(&req, "name");
+    let s = spur.clone();
+    let entries = blocking(move || s.repos.list_refs(&path, tags).map_err(ApiError::internal)).await?;
+    match entries.iter().find(|e| e.name == name) {
+        Some(e) if tags => Ok(json_response(StatusCode::OK, &tag_view(&spur, &project, e))),
+        Some(e) => Ok(json_response(StatusCode::OK, &branch_view(&spur, &project, e))),
+        None => Err(ApiError::not_found(if tags { "Tag" } else { "Branch" })),
+    }
+}
+
+/// `GET /projects/:id/repository/branches/:branch`.
+pub async fn branch(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    one_ref(req, spur, false).await
+}
+
+/// `GET /projects/:id/repository/tags/:tag`.
+pub async fn tag(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    one_ref(req, spur, true).await
+}
+
+/// The file of a files request: its path, the ref (required) and the blob.
+async fn file_request(req: &HttpRequest, spur: &State) -> Result<(String, String, crate::git::Blob), ApiError> {
+    let (_, path) = readable(req, spur).await?;
+    let file = clean_path(&segment(req, "file_path"), "file_path")?;
+    let Some(reference) = param(&query(req), "ref") else {
+        return Err(ApiError::Params("ref is missing".into()));
+    };
+    let s = spur.clone();
+    let (f, r) = (file.clone(), reference.clone());
+    let blob = blocking(move || {
+        let sha = commit_of(&s, &path, &r, "Commit")?;
+        s.repos
+            .blob_at(&path, &sha, &f)
+            .map_err(|e| ApiError::Params(e.to_string()))?
+            .ok_or_else(|| ApiError::not_found("File"))
+    })
+    .await?;
+    Ok((file, reference, blob))
+}
+
+/// `GET /projects/:id/repository/files/:file_path?ref=`: the file, base64-encoded.
+pub async fn file(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    use base64::Engine;
+    use sha2::Digest;
+    let (file, reference, blob) = file_request(&req, &spur).await?;
+    let name = file.rsplit('/').next().unwrap_or(&file).to_string();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "file_name": name,
+            "file_path": file,
+            "size": blob.data.len(),
+            "encoding": "base64",
+            "content_sha256": sha2::Sha256::digest(&blob.data)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
+            "ref": reference,
+            "blob_id": blob.id,
+            "commit_id": blob.commit,
+            "last_commit_id": blob.commit,
+            "execute_filemode": blob.executable,
+            "content": base64::engine::general_purpose::STANDARD.encode(&blob.data),
+        }),
+    ))
+}
+
+/// `GET /projects/:id/repository/files/:file_path/raw?ref=`: the bytes.
+pub async fn raw_file(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let (_, _, blob) = file_request(&req, &spur).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Content-Type", "text/plain; charset=utf-8"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("X-Gitlab-Blob-Id", blob.id.clone()))
+        .insert_header(("X-Gitlab-Commit-Id", blob.commit.clone()))
+        .body(blob.data))
+}
+
+/// `GET /projects/:id/repository/tree` (`path`, `ref`, `recursive`).
+pub async fn tree(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let (project, path) = readable(&req, &spur).await?;
+    let q = query(&req);
+    let dir = clean_path(&param(&q, "path").unwrap_or_default(), "path")?;
+    let reference = param(&q, "ref")
+        .or_else(|| project.default_branch.clone())
+        .unwrap_or_else(|| "main".into());
+    let recursive = param(&q, "recursive").and_then(|v| crate::http::params::truthy(&v)) == Some(true);
+    let s = spur.clone();
+    let entries = blocking(move || {
+        let sha = commit_of(&s, &path, &reference, "Tree")?;
+        s.repos
+            .tree_at(&path, &sha, &dir, recursive)
+            .map_err(ApiError::Params)?
+            .ok_or_else(|| ApiError::not_found("Tree"))
+    })
+    .await?;
+    let items = entries
+        .into_iter()
+        .map(|e| json!({"id": e.id, "name": e.name, "type": e.kind, "path": e.path, "mode": e.mode}))
+        .collect();
+    paginated(&req, items)
+}
+
+/// `GET /projects/:id/repository/commits` (`ref_name`, `path`, `since`, `until`): newest first,
+/// with page links but no total (as GitLab for large histories).
+pub async fn commits(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let (project, path) = readable(&req, &spur).await?;
+    let q = query(&req);
+    let reference = param(&q, "ref_name")
+        .or_else(|| project.default_branch.clone())
+        .unwrap_or_else(|| "main".into());
+    let file = param(&q, "path").map(|p| clean_path(&p, "path")).transpose()?;
+    let time = |k: &str| {
+        param(&q, k)
+            .map(|v| crate::clock::parse_datetime(&v).ok_or_else(|| ApiError::Params(format!("{k} is invalid"))))
+            .transpose()
+    };
+    let window = (time("since")?, time("until")?);
+    let page = PageRequest::from_request(&req)?;
+    let s = spur.clone();
+    let (shas, more) = blocking(move || {
+        let Ok(tip) = s.repos.resolve_any(&path, &reference) else {
+            return Ok((Vec::new(), false));
+        };
+        s.repos
+            .history(&path, &tip.sha, file.as_deref(), window, page.offset(), page.per_page)
+            .map_err(ApiError::internal)
+    })
+    .await?;
+    let items: Vec<Value> = shas.iter().map(|sha| views::commit(&spur, &project, sha)).collect();
+    // The total is not counted: a page past the end is empty, and `more` says if one follows.
+    let total = page.offset() + items.len() + usize::from(more);
+    Ok(crate::http::pagination::page_response(&req, page, items, total))
+}
+
+/// `GET /projects/:id/repository/commits/:sha` (a SHA, branch or tag).
+pub async fn commit(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let (project, path) = readable(&req, &spur).await?;
+    let name = segment(&req, "sha");
+    let s = spur.clone();
+    let sha = blocking(move || commit_of(&s, &path, &name, "Commit")).await?;
+    Ok(json_response(StatusCode::OK, &views::commit(&spur, &project, &sha)))
+}
