@@ -129,13 +129,26 @@ fn outside_dependency(spur: &Spur, job: &Job, need: &crate::domain::ArtifactNeed
     if !may_download || !admitted {
         return Ok(None);
     }
+    let ref_name = need
+        .ref_name
+        .clone()
+        .or(project.default_branch.clone())
+        .unwrap_or_default();
+    latest_successful_job(spur, project.id, &ref_name, &need.job)
+}
+
+/// The job named `name` with artifacts in the newest successful pipeline of `ref_name` that
+/// has one (GitLab's `latest_successful_build_for_ref`); the newest 50 pipelines are searched.
+pub fn latest_successful_job(spur: &Spur, project_id: u64, ref_name: &str, name: &str) -> Result<Option<Job>, String> {
+    let store = &spur.store;
     let filter = crate::storage::PipelineFilter {
-        ref_name: need.ref_name.clone().or(project.default_branch.clone()),
+        ref_name: Some(ref_name.to_string()),
+        status: Some(crate::domain::PipelineStatus::Success),
         ..Default::default()
     };
     let (pipelines, _) = store
         .project_pipelines(
-            project.id,
+            project_id,
             &filter,
             crate::storage::PipelineOrder::Id,
             true,
@@ -147,7 +160,7 @@ fn outside_dependency(spur: &Spur, job: &Job, need: &crate::domain::ArtifactNeed
         let jobs = store.pipeline_jobs(pipeline.id).map_err(|e| e.to_string())?;
         let found = jobs.into_iter().find(|j| {
             !j.retried
-                && j.name == need.job
+                && j.name == name
                 && j.status == crate::domain::JobStatus::Success
                 && matches!(store.artifacts(j.id), Ok(Some(_)))
         });
@@ -156,6 +169,34 @@ fn outside_dependency(spur: &Spur, job: &Job, need: &crate::domain::ArtifactNeed
         }
     }
     Ok(None)
+}
+
+/// The largest single file served out of an archive.
+pub const MAX_ENTRY_BYTES: u64 = 64 << 20;
+
+/// One file of job `job_id`'s archive, by its path inside the archive; `Ok(None)` when the
+/// archive or the file is not there (directories are not files).
+pub fn archive_entry(spur: &Spur, job_id: u64, entry: &str) -> Result<Option<Vec<u8>>, String> {
+    use std::io::Read;
+    let Ok(file) = std::fs::File::open(path(spur, job_id)) else {
+        return Ok(None);
+    };
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| e.to_string())?;
+    let Ok(found) = archive.by_name(entry.trim_start_matches('/')) else {
+        return Ok(None);
+    };
+    if found.is_dir() {
+        return Ok(None);
+    }
+    if found.size() > MAX_ENTRY_BYTES {
+        return Err(format!("the file is larger than {MAX_ENTRY_BYTES} bytes"));
+    }
+    let mut data = Vec::new();
+    found
+        .take(MAX_ENTRY_BYTES + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| e.to_string())?;
+    Ok(Some(data))
 }
 
 /// Deletes expired archives, every `interval`.

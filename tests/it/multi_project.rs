@@ -329,6 +329,32 @@ async fn needs_project_and_needs_pipeline_job_bring_artifacts_from_outside_the_p
         finished_pipeline(&s, lib, p["id"].as_u64().unwrap()).await["status"],
         "success"
     );
+    // Artifacts by ref and by path, as scripts fetch them.
+    let fetch = |path: String| {
+        let s = &s;
+        async move {
+            let r = s.root(Method::GET, &path).send().await.unwrap();
+            (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (status, file) = fetch(format!("/projects/{lib}/jobs/artifacts/main/raw/out/lib.txt?job=build")).await;
+    assert_eq!((status, file.as_slice()), (200, b"built-by-lib\n".as_slice()));
+    let (status, zip) = fetch(format!("/projects/{lib}/jobs/artifacts/main/download?job=build")).await;
+    assert_eq!((status, &zip[..2]), (200, b"PK".as_slice()));
+    let (_, jobs) = send(s.root(Method::GET, &format!("/projects/{lib}/pipelines/{}/jobs", p["id"]))).await;
+    let (status, file) = fetch(format!("/projects/{lib}/jobs/{}/artifacts/out/lib.txt", jobs[0]["id"])).await;
+    assert_eq!((status, file.as_slice()), (200, b"built-by-lib\n".as_slice()));
+    for missing in [
+        format!("/projects/{lib}/jobs/artifacts/main/raw/out/none.txt?job=build"),
+        format!("/projects/{lib}/jobs/artifacts/other/download?job=build"),
+        format!("/projects/{lib}/jobs/artifacts/main/download?job=nope"),
+    ] {
+        assert_eq!(fetch(missing.clone()).await.0, 404, "{missing}");
+    }
+    assert_eq!(
+        fetch(format!("/projects/{lib}/jobs/artifacts/main/download")).await.0,
+        400
+    );
 
     let app_ci = "stages: [prepare, use]
 gen:

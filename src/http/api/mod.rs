@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod application_settings;
+pub mod artifacts;
 pub mod create_pipeline;
 pub mod groups;
 pub mod hooks;
