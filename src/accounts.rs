@@ -125,6 +125,32 @@ pub async fn create_group(
     spur.store.create_group(new).await
 }
 
+/// Rotates a personal access token: the old one stops working and a new one with its name
+/// and scopes, expiring at `expires_at` (a week from now by default, as GitLab), is returned
+/// once.
+pub async fn rotate_token(
+    spur: &Spur,
+    id: u64,
+    expires_at: Option<Millis>,
+) -> Result<Result<(PersonalAccessToken, String), AccountRefusal>, String> {
+    let now = clock::now();
+    if expires_at.is_some_and(|t| t < now - clock::DAY) {
+        return Ok(Err(AccountRefusal::Invalid("expires_at", "must not be in the past")));
+    }
+    let expires_at = expires_at.unwrap_or(now + 7 * clock::DAY);
+    let token = secrets::new_token("glpat-").map_err(|e| e.to_string())?;
+    let digest = spur.secrets.digest(&token);
+    match spur
+        .store
+        .rotate_personal_access_token(id, digest, Some(expires_at), now)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Ok(pat) => Ok(Ok((pat, token))),
+        Err(_) => Ok(Err(AccountRefusal::Invalid("token", "is not active"))),
+    }
+}
+
 /// Revokes a personal access token for good.
 pub async fn revoke_personal_access_token(
     spur: &Spur,

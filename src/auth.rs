@@ -18,6 +18,8 @@ pub struct Actor {
     pub scopes: Vec<TokenScope>,
     /// For a `CI_JOB_TOKEN`: the job's project, whose allowlists decide what it may read.
     pub job_project: Option<u64>,
+    /// The personal access token used, if that is the credential.
+    pub token_id: Option<u64>,
 }
 
 impl Actor {
@@ -63,6 +65,7 @@ pub fn authenticate(
             user,
             scopes: pat.scopes,
             job_project: None,
+            token_id: Some(pat.id),
         })),
         _ => Ok(Err(AuthFailure::Blocked)),
     }

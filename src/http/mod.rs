@@ -145,9 +145,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/users/{user_id}/personal_access_tokens",
                 web::post().to(users::create_token),
             )
+            .route("/personal_access_tokens", web::get().to(tokens::list))
+            .route("/personal_access_tokens/self", web::delete().to(tokens::revoke_self))
+            .route("/personal_access_tokens/{token_id}", web::get().to(tokens::show))
             .route(
                 "/personal_access_tokens/{token_id}",
                 web::delete().to(users::revoke_token),
+            )
+            .route(
+                "/personal_access_tokens/{token_id}/rotate",
+                web::post().to(tokens::rotate),
             )
             .route("/groups", web::get().to(groups::list))
             .route("/groups", web::post().to(groups::create))
@@ -448,6 +455,7 @@ fn job_token_caller(req: &HttpRequest, spur: &State, token: &str) -> Result<Acto
         user,
         scopes: vec![crate::domain::TokenScope::ReadApi],
         job_project: Some(job.project_id),
+        token_id: None,
     })
 }
 

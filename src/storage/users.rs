@@ -136,6 +136,60 @@ impl Store {
         .await
     }
 
+    /// Rotates token `id` in one transaction: it is revoked and a new one with its name and
+    /// scopes is stored under `digest`; `Refusal::NotFound` unless it exists and is usable.
+    pub async fn rotate_personal_access_token(
+        &self,
+        id: u64,
+        digest: [u8; 32],
+        expires_at: Option<Millis>,
+        now: Millis,
+    ) -> Result<Result<PersonalAccessToken, Refusal>, Error> {
+        self.write(move |tx| {
+            let Some(old_digest) = tx.open_table(PAT_IDS)?.get(id)?.map(|g| g.value().to_vec()) else {
+                return Ok(Err(Refusal::NotFound));
+            };
+            let mut pats = tx.open_table(PATS)?;
+            let Some(mut old) = get_json::<_, PersonalAccessToken>(&pats, old_digest.as_slice())? else {
+                return Ok(Err(Refusal::NotFound));
+            };
+            if old.revoked || old.expires_at.is_some_and(|t| t < now) {
+                return Ok(Err(Refusal::NotFound));
+            }
+            old.revoked = true;
+            pats.insert(old_digest.as_slice(), encode(&old)?.as_slice())?;
+            let new = PersonalAccessToken {
+                id: next_id(tx, "next_pat_id")?,
+                user_id: old.user_id,
+                name: old.name.clone(),
+                scopes: old.scopes.clone(),
+                revoked: false,
+                created_at: now,
+                expires_at,
+            };
+            pats.insert(digest.as_slice(), encode(&new)?.as_slice())?;
+            drop(pats);
+            tx.open_table(PAT_IDS)?.insert(new.id, digest.as_slice())?;
+            Ok(Ok(new))
+        })
+        .await
+    }
+
+    /// Every personal access token, oldest first (for administrators).
+    pub fn all_personal_access_tokens(&self) -> Result<Vec<PersonalAccessToken>, Error> {
+        self.read(|tx| {
+            let pats = tx.open_table(PATS)?;
+            let mut out = Vec::new();
+            for entry in tx.open_table(PAT_IDS)?.iter()? {
+                let (_, digest) = entry?;
+                if let Some(pat) = get_json::<_, PersonalAccessToken>(&pats, digest.value())? {
+                    out.push(pat);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// The personal access token whose digest is `digest`.
     pub fn personal_access_token(&self, digest: &[u8; 32]) -> Result<Option<PersonalAccessToken>, Error> {
         self.read(|tx| get_json(&tx.open_table(PATS)?, digest.as_slice()))

@@ -557,3 +557,41 @@ async fn members_by_username_user_search_and_full_commit_objects() {
     );
     assert!(commit["committed_date"].as_str().is_some(), "{commit}");
 }
+
+#[tokio::test]
+async fn personal_access_tokens_list_self_and_rotate() {
+    let s = Server::start();
+    let (uid, token) = s.user("tess").await;
+    let (status, me) = send(s.as_token(&token, Method::GET, "/personal_access_tokens/self")).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(
+        (me["user_id"].as_u64(), me["active"].as_bool()),
+        (Some(uid), Some(true))
+    );
+    assert!(me.get("token").is_none(), "a token is never shown again");
+    let (_, mine) = send(s.as_token(&token, Method::GET, "/personal_access_tokens")).await;
+    assert!(mine.as_array().unwrap().iter().all(|t| t["user_id"] == uid));
+    let (status, _) = send(s.as_token(&token, Method::GET, "/personal_access_tokens?user_id=1")).await;
+    assert_eq!(status, 403, "only admins list other users' tokens");
+    let (_, all) = send(s.root(
+        Method::GET,
+        &format!("/personal_access_tokens?user_id={uid}&state=active"),
+    ))
+    .await;
+    assert_eq!(all.as_array().unwrap().len(), 1);
+
+    // Rotation: the old token stops working, the new one works and expires in a week.
+    let (status, rotated) = send(s.as_token(&token, Method::POST, "/personal_access_tokens/self/rotate")).await;
+    assert_eq!(status, 200, "{rotated}");
+    let fresh = rotated["token"].as_str().unwrap().to_string();
+    assert_ne!(fresh, token);
+    assert!(rotated["expires_at"].as_str().is_some());
+    let (status, _) = send(s.as_token(&token, Method::GET, "/user")).await;
+    assert_eq!(status, 401);
+    let (status, _) = send(s.as_token(&fresh, Method::GET, "/user")).await;
+    assert_eq!(status, 200);
+    let (status, _) = send(s.as_token(&fresh, Method::DELETE, "/personal_access_tokens/self")).await;
+    assert_eq!(status, 204);
+    let (status, _) = send(s.as_token(&fresh, Method::GET, "/user")).await;
+    assert_eq!(status, 401);
+}

@@ -17,6 +17,7 @@ pub mod protected_refs;
 pub mod repository;
 pub mod runner_jobs;
 pub mod runners;
+pub mod tokens;
 pub mod trigger;
 pub mod triggers;
 pub mod users;
