@@ -595,3 +595,48 @@ async fn personal_access_tokens_list_self_and_rotate() {
     let (status, _) = send(s.as_token(&fresh, Method::GET, "/user")).await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test]
+async fn namespaces_group_projects_inherited_members_metadata_and_lint_by_get() {
+    let s = Server::start();
+    let (status, g) = send(
+        s.root(Method::POST, "/groups")
+            .form(&[("name", "Team"), ("path", "team")]),
+    )
+    .await;
+    assert_eq!(status, 201, "{g}");
+    let gid = g["id"].as_u64().unwrap();
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", "job:\n  script: [echo]\n")]);
+    let (status, p) = send(s.root(Method::POST, "/projects").form(&[
+        ("name", "app"),
+        ("namespace_id", &gid.to_string()),
+        ("import_url", repo.path().to_str().unwrap()),
+    ]))
+    .await;
+    assert_eq!(status, 201, "{p}");
+    let pid = p["id"].as_u64().unwrap();
+
+    let (_, ns) = send(s.root(Method::GET, "/namespaces?search=tea")).await;
+    assert_eq!(ns[0]["kind"], "group", "{ns}");
+    let (_, projects) = send(s.root(Method::GET, "/groups/team/projects")).await;
+    assert_eq!(projects[0]["id"].as_u64(), Some(pid));
+    let (status, _) = send(s.root(Method::GET, "/groups/nope/projects")).await;
+    assert_eq!(status, 404);
+
+    let (_, all) = send(s.root(Method::GET, &format!("/projects/{pid}/members/all"))).await;
+    let (_, direct) = send(s.root(Method::GET, &format!("/projects/{pid}/members"))).await;
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["username"] == "root" && m["access_level"] == 50),
+        "the group's Owner is inherited: {all} (direct: {direct})"
+    );
+    let (_, users) = send(s.root(Method::GET, &format!("/projects/{pid}/users"))).await;
+    assert!(users.as_array().unwrap().iter().any(|u| u["username"] == "root"));
+
+    let (status, meta) = send(s.root(Method::GET, "/metadata")).await;
+    assert_eq!((status, meta["enterprise"].as_bool()), (200, Some(false)));
+    let (status, lint) = send(s.root(Method::GET, &format!("/projects/{pid}/ci/lint?ref=main"))).await;
+    assert_eq!((status, lint["valid"].as_bool()), (200, Some(true)), "{lint}");
+}

@@ -36,6 +36,61 @@ pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
     paginated(&req, items)
 }
 
+/// `GET /namespaces`: the caller's own namespace and the groups they may see (`search`).
+pub async fn namespaces(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let actor = signed_in(&req, &spur).await?;
+    let search = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default()
+        .into_iter()
+        .find(|(k, v)| k == "search" && !v.is_empty())
+        .map(|(_, v)| v.to_lowercase());
+    let mut items = Vec::new();
+    let mut candidates: Vec<_> = spur.store.namespace(actor.user.namespace_id)?.into_iter().collect();
+    candidates.extend(spur.store.groups()?);
+    for ns in candidates {
+        let wanted = search
+            .as_ref()
+            .is_none_or(|s| ns.path.to_lowercase().contains(s) || ns.name.to_lowercase().contains(s));
+        let visible = ns.kind != NamespaceKind::Group || can_see(&spur, &ns, Some(&actor))?;
+        if wanted && visible {
+            items.push(views::namespace(&spur, &ns));
+        }
+    }
+    paginated(&req, items)
+}
+
+/// `GET /groups/:id/projects`: the group's projects the caller may see.
+pub async fn projects(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let actor = caller(&req, &spur).await?;
+    let key = segment(&req, "group_id");
+    let ns = match key.parse::<u64>() {
+        Ok(id) => spur.store.namespace(id)?,
+        Err(_) => spur.store.namespace_by_path(&key)?,
+    };
+    let Some(ns) = ns.filter(|n| n.kind == NamespaceKind::Group) else {
+        return Err(ApiError::not_found("Group"));
+    };
+    if !can_see(&spur, &ns, actor.as_ref())? {
+        return Err(ApiError::not_found("Group"));
+    }
+    let now = crate::clock::now();
+    let mut items = Vec::new();
+    for p in spur
+        .store
+        .projects()?
+        .into_iter()
+        .rev()
+        .filter(|p| p.namespace_id == ns.id)
+    {
+        let access = crate::auth::project_access(&spur.store, actor.as_ref().map(|a| &a.user), &p, now)?;
+        if access.can_read {
+            items.push(super::projects::project_view(&spur, &p, actor.as_ref())?);
+        }
+    }
+    paginated(&req, items)
+}
+
 /// `GET /groups/:id` (numeric id or path).
 pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let actor = caller(&req, &spur).await?;

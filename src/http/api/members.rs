@@ -24,6 +24,45 @@ pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
     paginated(&req, items)
 }
 
+/// `GET /projects/:id/members/all`: direct members and those inherited from the project's
+/// group, each with their highest role.
+pub async fn all(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let actor = caller(&req, &spur).await?;
+    let (project, _) = visible_project(&spur, &segment(&req, "id"), actor.as_ref())?;
+    let mut best: Vec<(u64, crate::domain::Membership)> = spur.store.project_members(project.id)?;
+    for user in spur.store.users()? {
+        if let Some(m) = spur.store.group_member(project.namespace_id, user.id)? {
+            match best.iter_mut().find(|(id, _)| *id == user.id) {
+                Some((_, direct)) if direct.access_level < m.access_level => *direct = m,
+                Some(_) => {}
+                None => best.push((user.id, m)),
+            }
+        }
+    }
+    let mut items = Vec::new();
+    for (user_id, m) in best {
+        if let Some(user) = spur.store.user(user_id)? {
+            items.push(views::member(&spur, &user, &m));
+        }
+    }
+    paginated(&req, items)
+}
+
+/// `GET /projects/:id/users`: the users who are members, directly or through the group.
+pub async fn users(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let actor = caller(&req, &spur).await?;
+    let (project, _) = visible_project(&spur, &segment(&req, "id"), actor.as_ref())?;
+    let mut items = Vec::new();
+    for user in spur.store.users()? {
+        let member = spur.store.project_member(project.id, user.id)?.is_some()
+            || spur.store.group_member(project.namespace_id, user.id)?.is_some();
+        if member && !user.blocked {
+            items.push(views::user_basic(&spur, &user));
+        }
+    }
+    paginated(&req, items)
+}
+
 /// `GET /projects/:id/members/:user_id`.
 pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let actor = caller(&req, &spur).await?;

@@ -15,7 +15,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
-fn project_view(spur: &Spur, project: &Project, actor: Option<&Actor>) -> Result<Value, ApiError> {
+pub(super) fn project_view(spur: &Spur, project: &Project, actor: Option<&Actor>) -> Result<Value, ApiError> {
     let ns = spur.store.namespace(project.namespace_id)?;
     let permissions = match actor {
         None => views::Permissions {

@@ -1,4 +1,5 @@
-//! `GET /api/v4/version`: the GitLab version whose API spur follows, and spur's own.
+//! `GET /api/v4/version` and `GET /api/v4/metadata`: the GitLab version whose API spur follows,
+//! and spur's own.
 
 use crate::http::views::GITLAB_API_VERSION;
 use crate::http::{State, caller, error::ApiError, json_response};
