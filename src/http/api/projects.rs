@@ -36,7 +36,8 @@ pub(super) fn project_view(spur: &Spur, project: &Project, actor: Option<&Actor>
     Ok(views::project(spur, project, ns.as_ref(), &permissions))
 }
 
-/// `GET /projects`: what the caller may see; `search`, `membership`, `owned` filter.
+/// `GET /projects`: what the caller may see; `search`, `membership`, `owned` filter;
+/// `order_by` (`id`, `name`, `path`, `created_at`, `updated_at`, `last_activity_at`), `sort`.
 pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let actor = caller(&req, &spur).await?;
     let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
@@ -48,10 +49,31 @@ pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
             .any(|(key, v)| key == k && crate::http::params::truthy(v) == Some(true))
     };
     let search = query.iter().find(|(k, _)| k == "search").map(|(_, v)| v.to_lowercase());
+    let get = |k: &str| {
+        query
+            .iter()
+            .rev()
+            .find(|(key, v)| key == k && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    };
+    let invalid = |k: &str| ApiError::Params(format!("{k} does not have a valid value"));
     let now = clock::now();
     let mut items = Vec::new();
     let mut projects = spur.store.projects()?;
-    projects.reverse();
+    // GitLab's `order_by` (default `created_at`) and `sort` (default `desc`).
+    match get("order_by").unwrap_or("created_at") {
+        "id" => projects.sort_by_key(|p| p.id),
+        "name" => projects.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()).then(a.id.cmp(&b.id))),
+        "path" => projects.sort_by(|a, b| a.full_path.cmp(&b.full_path).then(a.id.cmp(&b.id))),
+        "created_at" => projects.sort_by_key(|p| (p.created_at, p.id)),
+        "updated_at" | "last_activity_at" => projects.sort_by_key(|p| (p.updated_at, p.id)),
+        _ => return Err(invalid("order_by")),
+    }
+    match get("sort").unwrap_or("desc") {
+        "desc" => projects.reverse(),
+        "asc" => {}
+        _ => return Err(invalid("sort")),
+    }
     for p in projects {
         let access = auth::project_access(&spur.store, actor.as_ref().map(|a| &a.user), &p, now)?;
         let wanted = access.can_read
