@@ -37,6 +37,8 @@ pub(crate) mod projects;
 pub(crate) mod protected_refs;
 pub(crate) mod push;
 pub(crate) mod rate_limit;
+/// Creating and deleting branches and tags through the API, with push pipelines.
+pub(crate) mod refs;
 pub(crate) mod retention;
 pub(crate) mod runners;
 pub mod sandbox;

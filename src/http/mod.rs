@@ -245,8 +245,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/projects/{id}/repository/branches/{name}",
                 web::get().to(repository::branch),
             )
+            .route(
+                "/projects/{id}/repository/branches",
+                web::post().to(repository::create_branch),
+            )
+            .route(
+                "/projects/{id}/repository/branches/{name}",
+                web::delete().to(repository::delete_branch),
+            )
             .route("/projects/{id}/repository/tags", web::get().to(repository::tags))
+            .route("/projects/{id}/repository/tags", web::post().to(repository::create_tag))
             .route("/projects/{id}/repository/tags/{name}", web::get().to(repository::tag))
+            .route(
+                "/projects/{id}/repository/tags/{name}",
+                web::delete().to(repository::delete_tag),
+            )
             .route(
                 "/projects/{id}/repository/files/{file_path}",
                 web::get().to(repository::file),

@@ -50,6 +50,7 @@ const LAYERS: &[&[&str]] = &[
         "bridge",
         "project_create",
         "push",
+        "refs",
         "engine",
         "executor",
         "runners",

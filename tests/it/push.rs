@@ -637,3 +637,85 @@ async fn rules_changes_follow_what_each_push_changed() {
     let list = wait_pipelines(&s, pid, 4).await;
     assert_eq!(job_names(&s, pid, &list[3]).await, ["code", "docs", "since-stable"]);
 }
+
+#[tokio::test]
+async fn branches_and_tags_made_through_the_api_get_push_pipelines_and_respect_protection() {
+    let s = Server::start_with(&["--allow-local-requests"]);
+    let (_, project) = send(s.root(Method::POST, "/projects").form(&[("name", "refs")])).await;
+    let pid = project["id"].as_u64().unwrap();
+    let work = Repo::with_files(&[(".gitlab-ci.yml", "job:\n  script: [echo]\n")]);
+    git(
+        work.path(),
+        &["push", "-q", &url_as(&s, "root", ROOT_TOKEN, "root/refs"), "main"],
+    );
+    wait_pipelines(&s, pid, 1).await;
+
+    let post = |path: &str, form: &[(&str, &str)]| {
+        let req = s
+            .root(Method::POST, &format!("/projects/{pid}/repository/{path}"))
+            .form(form);
+        send(req)
+    };
+    let (status, b) = post("branches", &[("branch", "feature/api"), ("ref", "main")]).await;
+    assert_eq!((status, b["name"].as_str()), (201, Some("feature/api")), "{b}");
+    let list = wait_pipelines(&s, pid, 2).await;
+    assert_eq!(
+        (list[1]["ref"].as_str(), list[1]["source"].as_str()),
+        (Some("feature/api"), Some("push"))
+    );
+    let (status, body) = post("branches", &[("branch", "feature/api"), ("ref", "main")]).await;
+    assert_eq!((status, body["message"].as_str()), (400, Some("Branch already exists")));
+    let (status, _) = post("branches", &[("branch", "-x"), ("ref", "main")]).await;
+    assert_eq!(status, 400);
+    let (status, _) = post("branches", &[("branch", "ok"), ("ref", "no-such-ref")]).await;
+    assert_eq!(status, 400);
+
+    let (status, t) = post(
+        "tags",
+        &[("tag_name", "v1.0"), ("ref", "main"), ("message", "Release 1.0")],
+    )
+    .await;
+    assert_eq!(status, 201, "{t}");
+    assert_eq!(t["message"].as_str().map(str::trim), Some("Release 1.0"));
+    let list = wait_pipelines(&s, pid, 3).await;
+    assert_eq!(list[2]["ref"], "v1.0");
+
+    // A Developer may not delete the protected default branch; nobody may delete it.
+    let (dev_id, dev) = s.user("dave").await;
+    s.add_member(pid, dev_id, 30).await;
+    let (status, _) = send(s.as_token(
+        &dev,
+        Method::DELETE,
+        &format!("/projects/{pid}/repository/branches/main"),
+    ))
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = send(s.root(Method::DELETE, &format!("/projects/{pid}/repository/branches/main"))).await;
+    assert_eq!(status, 405);
+    let (status, _) = send(s.root(
+        Method::DELETE,
+        &format!("/projects/{pid}/repository/branches/feature%2Fapi"),
+    ))
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = send(s.root(
+        Method::GET,
+        &format!("/projects/{pid}/repository/branches/feature%2Fapi"),
+    ))
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = send(s.root(Method::DELETE, &format!("/projects/{pid}/repository/tags/v1.0"))).await;
+    assert_eq!(status, 204);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(pipelines(&s, pid).await.len(), 3, "deleting refs runs no pipeline");
+
+    // A mirror's refs follow its origin.
+    let origin = Repo::with_files(&[(".gitlab-ci.yml", "job:\n  script: [echo]\n")]);
+    let mirror = s.project("mirror", origin.path()).await;
+    let (status, _) = send(
+        s.root(Method::POST, &format!("/projects/{mirror}/repository/branches"))
+            .form(&[("branch", "x"), ("ref", "main")]),
+    )
+    .await;
+    assert_eq!(status, 400);
+}

@@ -153,6 +153,103 @@ async fn one_ref(req: HttpRequest, spur: State, tags: bool) -> Result<HttpRespon
     }
 }
 
+/// The caller's project with write rights (the `api` scope) for a ref change.
+async fn writable(
+    req: &HttpRequest,
+    spur: &State,
+) -> Result<(crate::auth::Actor, Project, crate::auth::ProjectAccess), ApiError> {
+    crate::http::project_with_role(req, spur, Some(AccessLevel::Developer)).await
+}
+
+fn refusal(r: crate::refs::RefRefusal) -> ApiError {
+    use crate::refs::RefRefusal;
+    match r {
+        RefRefusal::Invalid(m) => ApiError::Message(StatusCode::BAD_REQUEST, m),
+        RefRefusal::Forbidden(m) => ApiError::forbidden_because(&m),
+        RefRefusal::NotFound => ApiError::not_found(""),
+        RefRefusal::NotAllowed(m) => ApiError::Message(StatusCode::METHOD_NOT_ALLOWED, m),
+    }
+}
+
+/// `POST /projects/:id/repository/branches` (`branch`, `ref`) and `.../tags` (`tag_name`,
+/// `ref`, optional `message` for an annotated tag): Developer+ with push rights to the name.
+async fn create_ref(
+    req: HttpRequest,
+    spur: State,
+    payload: web::Payload,
+    tags: bool,
+) -> Result<HttpResponse, ApiError> {
+    let params = crate::http::params::Params::read(&req, payload, spur.max_body_bytes).await?;
+    let (actor, project, access) = writable(&req, &spur).await?;
+    let mut v = crate::http::params::Validation::default();
+    let name = v.required_string(&params, if tags { "tag_name" } else { "branch" });
+    let target = v.required_string(&params, "ref");
+    let message = v.optional_string(&params, "message");
+    v.finish()?;
+    let (Some(name), Some(target)) = (name, target) else {
+        return Err(ApiError::internal("validated parameters missing"));
+    };
+    let tag = tags.then_some(message);
+    crate::refs::create(
+        spur.clone().into_inner(),
+        &project,
+        &actor.user,
+        &access,
+        &name,
+        &target,
+        tag,
+    )
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(refusal)?;
+    let path = spur
+        .repos
+        .path_of(&project.repo_name, &crate::git::Origin::of(&project));
+    let s = spur.clone();
+    let entries = blocking(move || s.repos.list_refs(&path, tags).map_err(ApiError::internal)).await?;
+    let entry = entries
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| ApiError::not_found(""))?;
+    let view = if tags {
+        tag_view(&spur, &project, entry)
+    } else {
+        branch_view(&spur, &project, entry)
+    };
+    Ok(json_response(StatusCode::CREATED, &view))
+}
+
+/// `POST /projects/:id/repository/branches`.
+pub async fn create_branch(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    create_ref(req, spur, payload, false).await
+}
+
+/// `POST /projects/:id/repository/tags`.
+pub async fn create_tag(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    create_ref(req, spur, payload, true).await
+}
+
+/// `DELETE .../repository/branches/:branch` and `.../tags/:tag`.
+async fn delete_ref(req: HttpRequest, spur: State, tags: bool) -> Result<HttpResponse, ApiError> {
+    let (actor, project, access) = writable(&req, &spur).await?;
+    let name = segment(&req, "name");
+    crate::refs::delete(spur.clone().into_inner(), &project, &actor.user, &access, &name, tags)
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(refusal)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `DELETE /projects/:id/repository/branches/:branch`.
+pub async fn delete_branch(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    delete_ref(req, spur, false).await
+}
+
+/// `DELETE /projects/:id/repository/tags/:tag`.
+pub async fn delete_tag(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    delete_ref(req, spur, true).await
+}
+
 /// `GET /projects/:id/repository/branches/:branch`.
 pub async fn branch(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     one_ref(req, spur, false).await
