@@ -160,6 +160,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/groups", web::post().to(groups::create))
             .route("/groups/{group_id}", web::get().to(groups::show))
             .route("/groups/{group_id}/projects", web::get().to(groups::projects))
+            .route("/groups/{group_id}/members", web::get().to(group_members::list))
+            .route("/groups/{group_id}/members", web::post().to(group_members::create))
+            .route(
+                "/groups/{group_id}/members/{user_id}",
+                web::get().to(group_members::show),
+            )
+            .route(
+                "/groups/{group_id}/members/{user_id}",
+                web::put().to(group_members::update),
+            )
+            .route(
+                "/groups/{group_id}/members/{user_id}",
+                web::delete().to(group_members::delete),
+            )
             .route("/namespaces", web::get().to(groups::namespaces))
             .route("/metadata", web::get().to(version::show))
             .route("/projects", web::get().to(projects::list))

@@ -1,6 +1,7 @@
 //! Projects, their paths and their members.
 
 use super::codec::{all_json, decode, encode, get_json};
+use super::tables::GROUP_MEMBERS;
 use super::tables::{
     PIPELINE_IIDS, PIPELINE_VARIABLES, PIPELINES, PROJECT_MEMBERS, PROJECT_PATHS, PROJECT_PIPELINES, PROJECT_TRIGGERS,
     PROJECTS, TRIGGER_DIGESTS, TRIGGER_LAST_USED, TRIGGERS,
@@ -39,6 +40,9 @@ pub struct NewProject {
     /// Creation time.
     pub now: Millis,
 }
+
+/// The project or group members table.
+type MembersTable = redb::TableDefinition<'static, (u64, u64), super::tables::Json>;
 
 impl Store {
     /// Creates a project; its creator becomes an Owner member.
@@ -133,8 +137,37 @@ impl Store {
 
     /// A project's direct members, by user id.
     pub fn project_members(&self, project_id: u64) -> Result<Vec<(u64, Membership)>, Error> {
+        self.members_of(PROJECT_MEMBERS, project_id)
+    }
+
+    /// A group's direct members, by user id.
+    pub fn group_members(&self, group_id: u64) -> Result<Vec<(u64, Membership)>, Error> {
+        self.members_of(GROUP_MEMBERS, group_id)
+    }
+
+    /// Adds a group member (`create_only`: refuse if already one) or changes an existing one.
+    pub async fn put_group_member(
+        &self,
+        group_id: u64,
+        user_id: u64,
+        level: AccessLevel,
+        expires_at: Option<Millis>,
+        create_only: bool,
+        now: Millis,
+    ) -> Result<Result<Membership, Refusal>, Error> {
+        self.put_member(GROUP_MEMBERS, group_id, user_id, level, expires_at, create_only, now)
+            .await
+    }
+
+    /// Removes a group member.
+    pub async fn remove_group_member(&self, group_id: u64, user_id: u64) -> Result<Result<(), Refusal>, Error> {
+        self.remove_member(GROUP_MEMBERS, group_id, user_id).await
+    }
+
+    fn members_of(&self, table: MembersTable, owner: u64) -> Result<Vec<(u64, Membership)>, Error> {
         self.read(|tx| {
-            let table = tx.open_table(PROJECT_MEMBERS)?;
+            let project_id = owner;
+            let table = tx.open_table(table)?;
             let mut out = Vec::new();
             for entry in table.range((project_id, 0)..=(project_id, u64::MAX))? {
                 let (key, value) = entry?;
@@ -154,8 +187,31 @@ impl Store {
         create_only: bool,
         now: Millis,
     ) -> Result<Result<Membership, Refusal>, Error> {
+        self.put_member(
+            PROJECT_MEMBERS,
+            project_id,
+            user_id,
+            level,
+            expires_at,
+            create_only,
+            now,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn put_member(
+        &self,
+        table: MembersTable,
+        project_id: u64,
+        user_id: u64,
+        level: AccessLevel,
+        expires_at: Option<Millis>,
+        create_only: bool,
+        now: Millis,
+    ) -> Result<Result<Membership, Refusal>, Error> {
         self.write(move |tx| {
-            let mut members = tx.open_table(PROJECT_MEMBERS)?;
+            let mut members = tx.open_table(table)?;
             let existing = get_json::<_, Membership>(&members, (project_id, user_id))?;
             let member = match (existing, create_only) {
                 (Some(_), true) => return Ok(Err(Refusal::Taken("member"))),
@@ -179,8 +235,17 @@ impl Store {
 
     /// Removes a member.
     pub async fn remove_project_member(&self, project_id: u64, user_id: u64) -> Result<Result<(), Refusal>, Error> {
+        self.remove_member(PROJECT_MEMBERS, project_id, user_id).await
+    }
+
+    async fn remove_member(
+        &self,
+        table: MembersTable,
+        project_id: u64,
+        user_id: u64,
+    ) -> Result<Result<(), Refusal>, Error> {
         self.write(move |tx| {
-            let removed = tx.open_table(PROJECT_MEMBERS)?.remove((project_id, user_id))?.is_some();
+            let removed = tx.open_table(table)?.remove((project_id, user_id))?.is_some();
             Ok(if removed { Ok(()) } else { Err(Refusal::NotFound) })
         })
         .await

@@ -640,3 +640,52 @@ async fn namespaces_group_projects_inherited_members_metadata_and_lint_by_get() 
     let (status, lint) = send(s.root(Method::GET, &format!("/projects/{pid}/ci/lint?ref=main"))).await;
     assert_eq!((status, lint["valid"].as_bool()), (200, Some(true)), "{lint}");
 }
+
+#[tokio::test]
+async fn group_members_are_managed_by_owners_and_inherited_by_projects() {
+    let s = Server::start();
+    let (status, g) = send(
+        s.root(Method::POST, "/groups")
+            .form(&[("name", "Crew"), ("path", "crew")]),
+    )
+    .await;
+    assert_eq!(status, 201, "{g}");
+    let gid = g["id"].as_u64().unwrap();
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", "job:\n  script: [echo]\n")]);
+    let (_, p) = send(s.root(Method::POST, "/projects").form(&[
+        ("name", "svc"),
+        ("namespace_id", &gid.to_string()),
+        ("import_url", repo.path().to_str().unwrap()),
+    ]))
+    .await;
+    let pid = p["id"].as_u64().unwrap();
+    let (uid, token) = s.user("mona").await;
+
+    // Not a member: the private project is invisible.
+    let (status, _) = send(s.as_token(&token, Method::GET, &format!("/projects/{pid}"))).await;
+    assert_eq!(status, 404);
+    let (status, m) = send(
+        s.root(Method::POST, &format!("/groups/{gid}/members"))
+            .form(&[("username", "mona"), ("access_level", "30")]),
+    )
+    .await;
+    assert_eq!((status, m["access_level"].as_u64()), (201, Some(30)), "{m}");
+    // A Developer of the group is a Developer of its projects.
+    let (status, _) = send(s.as_token(&token, Method::GET, &format!("/projects/{pid}/pipelines"))).await;
+    assert_eq!(status, 200);
+    let (_, list) = send(s.as_token(&token, Method::GET, &format!("/groups/{gid}/members"))).await;
+    assert_eq!(list.as_array().unwrap().len(), 2, "root (Owner) and mona");
+    // Only Owners manage members; the last Owner stays.
+    let (status, _) = send(
+        s.as_token(&token, Method::PUT, &format!("/groups/{gid}/members/{uid}"))
+            .form(&[("access_level", "50")]),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, body) = send(s.root(Method::DELETE, &format!("/groups/{gid}/members/1"))).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = send(s.root(Method::DELETE, &format!("/groups/{gid}/members/{uid}"))).await;
+    assert_eq!(status, 204);
+    let (status, _) = send(s.as_token(&token, Method::GET, &format!("/projects/{pid}"))).await;
+    assert_eq!(status, 404);
+}

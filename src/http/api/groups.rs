@@ -14,7 +14,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 /// Whether `actor` may see group `ns`.
-fn can_see(spur: &Spur, ns: &Namespace, actor: Option<&Actor>) -> Result<bool, ApiError> {
+pub(super) fn can_see(spur: &Spur, ns: &Namespace, actor: Option<&Actor>) -> Result<bool, ApiError> {
     Ok(match (ns.visibility, actor) {
         (Visibility::Public, _) => true,
         (_, Some(a)) if a.user.admin => true,

@@ -76,7 +76,8 @@ pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
     Ok(json_response(StatusCode::OK, &views::member(&spur, &user, &m)))
 }
 
-fn access_level(params: &Params, v: &mut Validation) -> Option<AccessLevel> {
+/// `access_level` as a role, or a validation failure.
+pub(super) fn access_level(params: &Params, v: &mut Validation) -> Option<AccessLevel> {
     match params.integer("access_level") {
         Ok(Some(n)) => AccessLevel::from_number(n).or_else(|| {
             v.fail("access_level", "does not have a valid value");

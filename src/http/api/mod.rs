@@ -4,6 +4,7 @@ pub mod admin;
 pub mod application_settings;
 pub mod artifacts;
 pub mod create_pipeline;
+pub mod group_members;
 pub mod groups;
 pub mod hooks;
 pub mod job_token_scope;
