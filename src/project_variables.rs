@@ -1,6 +1,6 @@
-//! Project CI/CD variables as the rest of spur sees them: sealed here before storage, unsealed on
-//! read, and filtered for a pipeline (protected variables only reach pipelines on protected
-//! branches and tags).
+//! Project and group CI/CD variables as the rest of spur sees them: sealed here before storage,
+//! unsealed on read, and merged and filtered for a pipeline (a project's variables override its
+//! group's; protected ones only reach pipelines on protected branches and tags).
 
 use crate::context::Spur;
 use crate::domain::ProjectVariable;
@@ -23,6 +23,40 @@ pub fn list(spur: &Spur, project_id: u64) -> Result<Vec<ProjectVariable>, String
         .store
         .project_variables_sealed(project_id)
         .map_err(|e| e.to_string())?;
+    unseal_all(spur, sealed)
+}
+
+/// Every variable of a group, unsealed, by key.
+pub fn list_group(spur: &Spur, group_id: u64) -> Result<Vec<ProjectVariable>, String> {
+    let sealed = spur.store.group_variables_sealed(group_id).map_err(|e| e.to_string())?;
+    unseal_all(spur, sealed)
+}
+
+/// Seals and stores a group variable (as `store`).
+pub async fn store_group(
+    spur: &Spur,
+    group_id: u64,
+    variable: &ProjectVariable,
+    create_only: bool,
+) -> Result<Result<(), Refusal>, String> {
+    let bytes = serde_json::to_vec(variable).map_err(|e| e.to_string())?;
+    let sealed = spur.secrets.seal(&bytes).map_err(|e| e.to_string())?;
+    spur.store
+        .put_group_variable(group_id, variable.key.clone(), sealed, create_only)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Deletes a group variable.
+pub async fn delete_group_variable(
+    spur: &Spur,
+    group_id: u64,
+    key: String,
+) -> Result<Result<(), crate::storage::Refusal>, crate::storage::Error> {
+    spur.store.delete_group_variable(group_id, key).await
+}
+
+fn unseal_all(spur: &Spur, sealed: Vec<(String, Vec<u8>)>) -> Result<Vec<ProjectVariable>, String> {
     sealed
         .into_iter()
         .map(|(_, bytes)| {
@@ -70,10 +104,16 @@ pub fn for_pipeline(
 /// The variables a pipeline receives, whole (type and masking included): protected ones only
 /// when its ref is protected.
 pub fn records_for_pipeline(spur: &Spur, project_id: u64, protected_ref: bool) -> Result<Vec<ProjectVariable>, String> {
-    Ok(list(spur, project_id)?
-        .into_iter()
-        .filter(|v| !v.protected || protected_ref)
-        .collect())
+    // The group's first: a project variable of the same key comes later and wins.
+    let project = spur.store.project(project_id).map_err(|e| e.to_string())?;
+    let mut all = match project {
+        Some(p) => list_group(spur, p.namespace_id)?,
+        None => Vec::new(),
+    };
+    let own = list(spur, project_id)?;
+    all.retain(|g| !own.iter().any(|p| p.key == g.key));
+    all.extend(own);
+    Ok(all.into_iter().filter(|v| !v.protected || protected_ref).collect())
 }
 
 /// Deletes a variable.

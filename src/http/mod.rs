@@ -160,6 +160,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/groups", web::post().to(groups::create))
             .route("/groups/{group_id}", web::get().to(groups::show))
             .route("/groups/{group_id}/projects", web::get().to(groups::projects))
+            .route("/groups/{group_id}/variables", web::get().to(variables::list))
+            .route("/groups/{group_id}/variables", web::post().to(variables::create))
+            .route("/groups/{group_id}/variables/{key}", web::get().to(variables::show))
+            .route("/groups/{group_id}/variables/{key}", web::put().to(variables::update))
+            .route(
+                "/groups/{group_id}/variables/{key}",
+                web::delete().to(variables::delete),
+            )
             .route("/groups/{group_id}/members", web::get().to(group_members::list))
             .route("/groups/{group_id}/members", web::post().to(group_members::create))
             .route(

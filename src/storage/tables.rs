@@ -86,6 +86,9 @@ pub const SESSIONS: TableDefinition<&[u8], Json> = TableDefinition::new("session
 /// (project id, key) → a `domain::ProjectVariable` as JSON, sealed with the data dir's key.
 pub const PROJECT_VARIABLES: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("project_variables");
 
+/// (group id, key) → a group's CI/CD variable, as `PROJECT_VARIABLES` holds a project's.
+pub const GROUP_VARIABLES: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("group_variables");
+
 /// Runner id → `domain::Runner`.
 pub const RUNNERS: TableDefinition<u64, Json> = TableDefinition::new("runners");
 /// Keyed blake3 digest of a runner's authentication token → runner id.
@@ -148,6 +151,7 @@ macro_rules! for_every_table {
         $each!(HIERARCHY_SIZES);
         $each!(SESSIONS);
         $each!(PROJECT_VARIABLES);
+        $each!(GROUP_VARIABLES);
         $each!(RUNNERS);
         $each!(RUNNER_TOKENS);
         $each!(ARTIFACTS);

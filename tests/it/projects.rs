@@ -689,3 +689,63 @@ async fn group_members_are_managed_by_owners_and_inherited_by_projects() {
     let (status, _) = send(s.as_token(&token, Method::GET, &format!("/projects/{pid}"))).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn group_variables_reach_the_groups_projects_below_their_own() {
+    let s = Server::start_with(&["--concurrent", "1"]);
+    let (_, g) = send(
+        s.root(Method::POST, "/groups")
+            .form(&[("name", "Vars"), ("path", "vars")]),
+    )
+    .await;
+    let gid = g["id"].as_u64().unwrap();
+    let repo = Repo::with_files(&[(
+        ".gitlab-ci.yml",
+        "show:\n  script: [echo \"a=$SHARED b=$OVERRIDDEN\"]\n",
+    )]);
+    let (_, p) = send(s.root(Method::POST, "/projects").form(&[
+        ("name", "app"),
+        ("namespace_id", &gid.to_string()),
+        ("import_url", repo.path().to_str().unwrap()),
+    ]))
+    .await;
+    let pid = p["id"].as_u64().unwrap();
+    for (key, value) in [("SHARED", "from-group"), ("OVERRIDDEN", "group-value")] {
+        let (status, v) = send(
+            s.root(Method::POST, &format!("/groups/{gid}/variables"))
+                .form(&[("key", key), ("value", value)]),
+        )
+        .await;
+        assert_eq!(status, 201, "{v}");
+    }
+    let (status, _) = send(
+        s.root(Method::POST, &format!("/projects/{pid}/variables"))
+            .form(&[("key", "OVERRIDDEN"), ("value", "project-value")]),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, listed) = send(s.root(Method::GET, &format!("/groups/{gid}/variables"))).await;
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    let (uid, token) = s.user("dev").await;
+    let (status, _) = send(
+        s.root(Method::POST, &format!("/groups/{gid}/members"))
+            .form(&[("user_id", uid.to_string().as_str()), ("access_level", "30")]),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = send(s.as_token(&token, Method::GET, &format!("/groups/{gid}/variables"))).await;
+    assert_eq!(status, 403, "a Developer of the group may not read its variables");
+
+    let (status, pipeline) = send(
+        s.root(Method::POST, &format!("/projects/{pid}/pipeline"))
+            .json(&json!({"ref": "main"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{pipeline}");
+    let done = crate::support::finished_pipeline(&s, pid, pipeline["id"].as_u64().unwrap()).await;
+    let (_, jobs) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/{}/jobs", done["id"]))).await;
+    let log = crate::support::job_log(&s, pid, &jobs[0]["id"]).await;
+    assert!(log.contains("a=from-group b=project-value"), "{log}");
+    let (status, _) = send(s.root(Method::DELETE, &format!("/groups/{gid}/variables/SHARED"))).await;
+    assert_eq!(status, 204);
+}
