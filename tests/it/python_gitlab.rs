@@ -30,3 +30,38 @@ async fn python_gitlab_drives_triggers_and_pipelines() {
     assert!(stdout.contains("python-gitlab flow OK"), "{stdout}");
     let _ = pid;
 }
+
+#[tokio::test]
+async fn python_gitlab_drives_the_repository_groups_artifacts_and_tokens() {
+    let s = Server::start_with(&["--concurrent", "1"]);
+    let repo = Repo::with_files(&[(
+        ".gitlab-ci.yml",
+        "build:\n  script: [mkdir -p out, echo built > out/result.txt]\n  artifacts:\n    paths: [out/]\n",
+    )]);
+    // A hosted project (mirrors refuse ref changes), filled by a push.
+    let (status, hosted) =
+        crate::support::send(s.root(reqwest::Method::POST, "/projects").form(&[("name", "demo")])).await;
+    assert_eq!(status, 201, "{hosted}");
+    let push_url = format!("{}/root/demo.git", s.base).replacen("://", &format!("://root:{ROOT_TOKEN}@"), 1);
+    crate::support::git(repo.path(), &["push", "-q", &push_url, "main"]);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/api_flow.py");
+    let base = s.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(script)
+            .env("SPUR_URL", base)
+            .env("SPUR_TOKEN", ROOT_TOKEN)
+            .env("SPUR_PROJECT", "root/demo")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "python-gitlab api flow failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("python-gitlab api flow OK"), "{stdout}");
+}

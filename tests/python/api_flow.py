@@ -1,0 +1,88 @@
+"""python-gitlab against spur's wider API: repository branches, tags, files, tree and commits,
+pipelines/latest and filters, group members and variables, artifacts by ref, PAT rotation."""
+import base64
+import os
+import time
+import warnings
+
+import gitlab
+
+warnings.simplefilter("error")  # pagination or base-URL warnings from python-gitlab fail the test
+
+url, token, path = os.environ["SPUR_URL"], os.environ["SPUR_TOKEN"], os.environ["SPUR_PROJECT"]
+gl = gitlab.Gitlab(url, private_token=token)
+gl.auth()
+project = gl.projects.get(path)
+
+# Repository: read
+branches = [b.name for b in project.branches.list(get_all=True)]
+assert "main" in branches, branches
+main = project.branches.get("main")
+assert main.default and main.commit["id"], main
+f = project.files.get(file_path=".gitlab-ci.yml", ref="main")
+assert b"script" in base64.b64decode(f.content), f.content
+raw = project.files.raw(file_path=".gitlab-ci.yml", ref="main")
+assert b"script" in raw, raw
+tree = project.repository_tree(ref="main", get_all=True)
+assert any(e["path"] == ".gitlab-ci.yml" for e in tree), tree
+commits = project.commits.list(ref_name="main", get_all=True)
+assert commits and commits[0].title, commits
+assert project.commits.get("main").id == commits[0].id
+
+# Repository: write (branches and tags run push pipelines)
+branch = project.branches.create({"branch": "py/feature", "ref": "main"})
+assert branch.name == "py/feature"
+tag = project.tags.create({"tag_name": "v9.9", "ref": "main", "message": "from python"})
+assert tag.name == "v9.9" and "python" in tag.message
+project.tags.delete("v9.9")
+project.branches.delete("py/feature")
+assert "py/feature" not in [b.name for b in project.branches.list(get_all=True)]
+
+# Pipelines: latest, filters, booleans as python-gitlab sends them
+pipeline = project.pipelines.create({"ref": "main"})
+deadline = time.time() + 60
+while project.pipelines.get(pipeline.id).status not in ("success", "failed", "canceled"):
+    assert time.time() < deadline, "the pipeline never finished"
+    time.sleep(0.2)
+assert project.pipelines.latest(ref="main").id == pipeline.id
+assert [p.id for p in project.pipelines.list(scope="finished", get_all=True)][0] == pipeline.id
+jobs = pipeline.jobs.list(include_retried=True, get_all=True)
+assert jobs, jobs
+
+# Artifacts by ref
+data = project.artifacts.raw("main", "out/result.txt", "build")
+assert data == b"built\n", data
+archive = project.artifacts.download("main", "build")
+assert archive[:2] == b"PK"
+
+# Groups: members and variables
+group = gl.groups.create({"name": "Py Group", "path": "py-group"})
+user = gl.users.create({"email": "py@example.com", "username": "pyuser", "name": "Py", "password": "py-password-123"})
+member = group.members.create({"user_id": user.id, "access_level": gitlab.const.AccessLevel.DEVELOPER})
+assert member.access_level == 30
+assert [m.username for m in group.members.list(get_all=True)].count("pyuser") == 1
+var = group.variables.create({"key": "GROUP_VAR", "value": "group-value"})
+assert group.variables.get("GROUP_VAR").value == "group-value"
+var.value = "changed"
+var.save()
+assert group.variables.get("GROUP_VAR").value == "changed"
+group.variables.delete("GROUP_VAR")
+group.members.delete(user.id)
+
+# Personal access tokens: list, self, rotate
+pat = user.personal_access_tokens.create({"name": "py", "scopes": ["api"]})
+gl_user = gitlab.Gitlab(url, private_token=pat.token)
+me = gl_user.personal_access_tokens.get("self")
+assert me.name == "py"
+rotated = me.rotate()
+assert rotated["token"] != pat.token
+gl_new = gitlab.Gitlab(url, private_token=rotated["token"])
+gl_new.auth()
+assert gl_new.user.username == "pyuser"
+try:
+    gl_user.auth()
+    raise AssertionError("the rotated token still works")
+except gitlab.exceptions.GitlabAuthenticationError:
+    pass
+
+print("python-gitlab api flow OK")
