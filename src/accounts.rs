@@ -125,6 +125,64 @@ pub async fn create_group(
     spur.store.create_group(new).await
 }
 
+/// What an administrator may change of a user (`None`: unchanged).
+#[derive(Debug, Clone, Default)]
+pub struct UserChange {
+    /// The display name.
+    pub name: Option<String>,
+    /// The e-mail address.
+    pub email: Option<String>,
+    /// A new password (8 characters or more).
+    pub password: Option<String>,
+    /// The administrator flag.
+    pub admin: Option<bool>,
+}
+
+/// Changes a user, with `create_user`'s checks.
+pub async fn update_user(spur: &Spur, id: u64, change: UserChange) -> Result<Result<User, AccountRefusal>, String> {
+    if let Some(email) = &change.email
+        && (!email.contains('@') || email.trim() != email)
+    {
+        return Ok(Err(AccountRefusal::Invalid("email", "is invalid")));
+    }
+    let password_hash = match change.password {
+        Some(p) if p.chars().count() < 8 => {
+            return Ok(Err(AccountRefusal::Invalid(
+                "password",
+                "is too short (minimum is 8 characters)",
+            )));
+        }
+        Some(p) => Some(
+            tokio::task::spawn_blocking(move || auth::hash_password(&p))
+                .await
+                .map_err(|e| e.to_string())??,
+        ),
+        None => None,
+    };
+    let updated = spur
+        .store
+        .update_user(id, change.name, change.email, password_hash)
+        .await
+        .map_err(|e| e.to_string())?;
+    let user = match updated {
+        Ok(user) => user,
+        Err(Refusal::Taken(_)) => return Ok(Err(AccountRefusal::Taken("Email has already been taken"))),
+        Err(_) => return Ok(Err(AccountRefusal::Invalid("user", "not found"))),
+    };
+    if change.admin.is_some() {
+        return Ok(
+            match set_user_flags(spur, id, None, change.admin)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                Ok(u) => Ok(u),
+                Err(_) => Err(AccountRefusal::Invalid("user", "not found")),
+            },
+        );
+    }
+    Ok(Ok(user))
+}
+
 /// Rotates a personal access token: the old one stops working and a new one with its name
 /// and scopes, expiring at `expires_at` (a week from now by default, as GitLab), is returned
 /// once.

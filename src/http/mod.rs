@@ -139,6 +139,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/users", web::get().to(users::list))
             .route("/users", web::post().to(users::create))
             .route("/users/{user_id}", web::get().to(users::show))
+            .route("/users/{user_id}", web::put().to(users::update))
             .route("/users/{user_id}/block", web::post().to(users::block))
             .route("/users/{user_id}/unblock", web::post().to(users::unblock))
             .route(

@@ -136,6 +136,44 @@ impl Store {
         .await
     }
 
+    /// Changes a user's name, e-mail (unique, case-insensitive) and password hash; `None`
+    /// leaves a field as it is.
+    pub async fn update_user(
+        &self,
+        id: u64,
+        name: Option<String>,
+        email: Option<String>,
+        password_hash: Option<String>,
+    ) -> Result<Result<User, Refusal>, Error> {
+        self.write(move |tx| {
+            let mut users = tx.open_table(USERS)?;
+            let Some(mut user) = get_json::<_, User>(&users, id)? else {
+                return Ok(Err(Refusal::NotFound));
+            };
+            if let Some(email) = email {
+                let (old_key, new_key) = (user.email.to_lowercase(), email.to_lowercase());
+                if new_key != old_key {
+                    let mut emails = tx.open_table(EMAILS)?;
+                    if emails.get(new_key.as_str())?.is_some() {
+                        return Ok(Err(Refusal::Taken("email")));
+                    }
+                    emails.remove(old_key.as_str())?;
+                    emails.insert(new_key.as_str(), id)?;
+                }
+                user.email = email;
+            }
+            if let Some(name) = name {
+                user.name = name;
+            }
+            if let Some(hash) = password_hash {
+                user.password_hash = hash;
+            }
+            users.insert(id, encode(&user)?.as_slice())?;
+            Ok(Ok(user))
+        })
+        .await
+    }
+
     /// Rotates token `id` in one transaction: it is revoked and a new one with its name and
     /// scopes is stored under `digest`; `Refusal::NotFound` unless it exists and is usable.
     pub async fn rotate_personal_access_token(

@@ -749,3 +749,43 @@ async fn group_variables_reach_the_groups_projects_below_their_own() {
     let (status, _) = send(s.root(Method::DELETE, &format!("/groups/{gid}/variables/SHARED"))).await;
     assert_eq!(status, 204);
 }
+
+#[tokio::test]
+async fn administrators_update_users() {
+    let s = Server::start();
+    let (uid, token) = s.user("ulla").await;
+    s.user("other").await;
+    let (status, u) = send(s.root(Method::PUT, &format!("/users/{uid}")).form(&[
+        ("name", "Ulla U."),
+        ("email", "ulla@new.example"),
+        ("admin", "true"),
+    ]))
+    .await;
+    assert_eq!(status, 200, "{u}");
+    assert_eq!(
+        (u["name"].as_str(), u["email"].as_str(), u["is_admin"].as_bool()),
+        (Some("Ulla U."), Some("ulla@new.example"), Some(true))
+    );
+    let (status, body) = send(
+        s.root(Method::PUT, &format!("/users/{uid}"))
+            .form(&[("email", "other@example.com")]),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    let (status, _) = send(
+        s.root(Method::PUT, &format!("/users/{uid}"))
+            .form(&[("password", "short")]),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = send(
+        s.root(Method::PUT, &format!("/users/{uid}"))
+            .form(&[("username", "renamed")]),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = send(s.as_token(&token, Method::PUT, "/users/1").form(&[("name", "x")])).await;
+    assert_eq!(status, 200, "ulla is an administrator now");
+    let (status, _) = send(s.root(Method::PUT, "/users/999").form(&[("name", "x")])).await;
+    assert_eq!(status, 404);
+}

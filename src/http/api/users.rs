@@ -127,6 +127,38 @@ async fn set_blocked(req: HttpRequest, spur: State, blocked: bool) -> Result<Htt
     }
 }
 
+/// `PUT /users/:id` (admin): `name`, `email`, `password`, `admin`. Usernames are fixed in
+/// spur (they name namespaces and projects): a different one is refused.
+pub async fn update(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let actor = signed_in(&req, &spur).await?;
+    let params = Params::read(&req, payload, spur.max_body_bytes).await?;
+    if !actor.user.admin {
+        return Err(ApiError::forbidden());
+    }
+    let id = id_segment(&req, "user_id")?;
+    let user = spur.store.user(id)?.ok_or_else(|| ApiError::not_found("User"))?;
+    let mut v = Validation::default();
+    let change = accounts::UserChange {
+        name: v.optional_string(&params, "name"),
+        email: v.optional_string(&params, "email"),
+        password: v.optional_string(&params, "password"),
+        admin: v.optional_bool(&params, "admin"),
+    };
+    let username = v.optional_string(&params, "username");
+    v.finish()?;
+    if username.is_some_and(|u| !u.eq_ignore_ascii_case(&user.username)) {
+        return Err(ApiError::invalid("username", "cannot be changed in spur"));
+    }
+    match accounts::update_user(&spur, id, change)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        Ok(u) => Ok(json_response(StatusCode::OK, &views::user_full(&spur, &u))),
+        Err(AccountRefusal::Invalid(attr, text)) => Err(ApiError::invalid(attr, text)),
+        Err(AccountRefusal::Taken(text)) => Err(ApiError::conflict(text)),
+    }
+}
+
 /// `POST /users/:id/personal_access_tokens` (admin): `name`, `scopes`, optional `expires_at`.
 /// The token is in this response only.
 pub async fn create_token(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
