@@ -168,6 +168,15 @@ async fn admins_create_runners_and_runners_verify_and_unregister() {
     assert_eq!(status, 400, "{e}");
 
     let runner = Runner::create(&s, "docker, linux", false).await;
+    // The admin list filters as GitLab's does.
+    let (_, tagged) = send(s.root(Method::GET, "/runners/all?tag_list=docker,linux&type=instance_type")).await;
+    assert_eq!(tagged.as_array().unwrap().len(), 1, "{tagged}");
+    let (_, none) = send(s.root(Method::GET, "/runners/all?tag_list=windows")).await;
+    assert_eq!(none, json!([]));
+    let (_, paused) = send(s.root(Method::GET, "/runners/all?paused=True")).await;
+    assert_eq!(paused, json!([]));
+    let (status, _) = send(s.root(Method::GET, "/runners/all?type=alien")).await;
+    assert_eq!(status, 400);
     let verify = s
         .http
         .post(s.api("/runners/verify"))

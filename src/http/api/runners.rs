@@ -223,11 +223,52 @@ pub async fn create(req: HttpRequest, payload: web::Payload, spur: State) -> Res
     Ok(registration_details(&runner, &token))
 }
 
-/// `GET /runners/all` (administrators): every runner.
+/// `GET /runners/all` (administrators): every runner, filtered by `type` (spur's runners
+/// are all `instance_type`), `status`, `paused` and `tag_list` (all of them), paginated.
 pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     admin(&req, &spur).await?;
-    let all: Vec<Value> = spur.store.runners()?.iter().map(views::runner).collect();
-    Ok(json_response(StatusCode::OK, &Value::Array(all)))
+    let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default();
+    let get = |k: &str| {
+        query
+            .iter()
+            .rev()
+            .find(|(key, v)| key == k && !v.is_empty())
+            .map(|(_, v)| v.clone())
+    };
+    let invalid = |k: &str| ApiError::Params(format!("{k} does not have a valid value"));
+    let kind = get("type");
+    if kind
+        .as_deref()
+        .is_some_and(|t| !matches!(t, "instance_type" | "group_type" | "project_type"))
+    {
+        return Err(invalid("type"));
+    }
+    let paused = get("paused")
+        .map(|v| crate::http::params::truthy(&v).ok_or_else(|| invalid("paused")))
+        .transpose()?;
+    let status = get("status");
+    let tags: Vec<String> = get("tag_list")
+        .map(|t| {
+            t.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let now = crate::clock::now();
+    let all: Vec<Value> = spur
+        .store
+        .runners()?
+        .iter()
+        .filter(|_| kind.as_deref().is_none_or(|k| k == "instance_type"))
+        .filter(|r| paused.is_none_or(|p| r.paused == p))
+        .filter(|r| status.as_deref().is_none_or(|s| crate::runners::status(r, now) == s))
+        .filter(|r| tags.iter().all(|t| r.tags.contains(t)))
+        .map(views::runner)
+        .collect();
+    crate::http::pagination::paginated(&req, all)
 }
 
 fn find(spur: &State, req: &HttpRequest) -> Result<Runner, ApiError> {
