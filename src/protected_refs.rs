@@ -168,6 +168,14 @@ pub async fn create_protected_ref(
     spur.store.create_protected_ref(rule).await
 }
 
+/// Changes a rule's levels and force-push flag; `None` if there is no such rule.
+pub async fn update_protected_ref(
+    spur: &Spur,
+    rule: crate::domain::ProtectedRef,
+) -> Result<Option<crate::domain::ProtectedRef>, crate::storage::Error> {
+    spur.store.update_protected_ref(rule).await
+}
+
 /// Removes a rule; false if there was none.
 pub async fn delete_protected_ref(
     spur: &Spur,

@@ -239,6 +239,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/projects/{id}/protected_branches/{name}",
                 web::delete().to(protected_refs::delete),
             )
+            .route(
+                "/projects/{id}/protected_branches/{name}",
+                web::patch().to(protected_refs::update),
+            )
             .route("/projects/{id}/protected_tags", web::get().to(protected_refs::list))
             .route("/projects/{id}/protected_tags", web::post().to(protected_refs::create))
             .route(

@@ -29,6 +29,28 @@ impl Store {
         self.write(move |tx| insert_rule(tx, rule)).await
     }
 
+    /// Replaces an existing rule (found by its kind and name) with `rule`'s levels and force
+    /// push flag; `None` if there is none.
+    pub async fn update_protected_ref(&self, rule: ProtectedRef) -> Result<Option<ProtectedRef>, Error> {
+        self.write(move |tx| {
+            let k = key(rule.kind, &rule.name);
+            let mut table = tx.open_table(PROTECTED_REFS)?;
+            let Some(old) = table
+                .get((rule.project_id, k.as_str()))?
+                .map(|g| decode::<ProtectedRef>(g.value()))
+            else {
+                return Ok(None);
+            };
+            let updated = ProtectedRef { id: old?.id, ..rule };
+            table.insert(
+                (updated.project_id, k.as_str()),
+                super::codec::encode(&updated)?.as_slice(),
+            )?;
+            Ok(Some(updated))
+        })
+        .await
+    }
+
     /// Removes a rule; false if there was none.
     pub async fn delete_protected_ref(&self, project_id: u64, kind: RefKind, name: String) -> Result<bool, Error> {
         self.write(move |tx| {

@@ -20,6 +20,33 @@ async fn protected_branches_and_tags_api() {
     // A new project's default branch is protected: Maintainers push, Developers merge.
     let (status, list) = send(s.root(Method::GET, &base)).await;
     assert_eq!(status, 200);
+    // PATCH changes force push and who may push, in GitLab's list form.
+    let (status, patched) = send(s.root(Method::PATCH, &format!("{base}/main")).json(&serde_json::json!({
+        "allow_force_push": true,
+        "allowed_to_push": [{"access_level": 30}],
+    })))
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    assert_eq!(patched["allow_force_push"], true);
+    assert_eq!(patched["push_access_levels"][0]["access_level"], 30);
+    let (status, _) = send(
+        s.as_token(&dev, Method::PATCH, &format!("{base}/main"))
+            .json(&serde_json::json!({"allow_force_push": false})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = send(
+        s.root(Method::PATCH, &format!("{base}/nope"))
+            .json(&serde_json::json!({"allow_force_push": false})),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = send(
+        s.root(Method::PATCH, &format!("{base}/main"))
+            .json(&serde_json::json!({"allowed_to_push": [{"access_level": 40}], "allow_force_push": false})),
+    )
+    .await;
+    assert_eq!(status, 200);
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list[0]["name"], "main");
     assert_eq!(list[0]["push_access_levels"][0]["access_level"], 40);

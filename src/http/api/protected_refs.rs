@@ -95,6 +95,58 @@ pub async fn create(req: HttpRequest, payload: web::Payload, spur: State) -> Res
     }
 }
 
+/// `PATCH .../protected_branches/:name`: `allow_force_push`, and `allowed_to_push` /
+/// `allowed_to_merge` as GitLab's lists of `{access_level}` (the lowest level listed wins,
+/// as any entry admits; per-user entries are not kept by spur).
+pub async fn update(req: HttpRequest, payload: web::Payload, spur: State) -> Result<HttpResponse, ApiError> {
+    let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    let params = Params::read(&req, payload, spur.max_body_bytes).await?;
+    let kind = kind_of(&req);
+    let name = segment(&req, "name");
+    let Some(mut rule) = spur
+        .store
+        .protected_refs(project.id)?
+        .into_iter()
+        .find(|r| r.kind == kind && r.name == name)
+    else {
+        return Err(ApiError::not_found(what(kind)));
+    };
+    if let Some(force) = params
+        .boolean("allow_force_push")
+        .map_err(|_| ApiError::Params("allow_force_push is invalid".into()))?
+    {
+        rule.allow_force_push = force;
+    }
+    let lowest = |key: &str| -> Result<Option<u8>, ApiError> {
+        let Some(serde_json::Value::Array(items)) = params.get(key) else {
+            return Ok(None);
+        };
+        let mut levels = Vec::new();
+        for item in items {
+            if item.get("_destroy").and_then(|d| d.as_bool()) == Some(true) {
+                continue;
+            }
+            let level = item
+                .get("access_level")
+                .and_then(|l| l.as_u64().or_else(|| l.as_str().and_then(|s| s.parse().ok())))
+                .filter(|l| LEVELS.contains(&(*l as u8)) && *l <= 255)
+                .ok_or_else(|| ApiError::Params(format!("{key} does not have a valid value")))?;
+            levels.push(level as u8);
+        }
+        Ok(levels.into_iter().min())
+    };
+    if let Some(level) = lowest("allowed_to_push")? {
+        rule.push_access_level = level;
+    }
+    if let Some(level) = lowest("allowed_to_merge")? {
+        rule.merge_access_level = level;
+    }
+    match crate::protected_refs::update_protected_ref(&spur, rule).await? {
+        Some(rule) => Ok(json_response(StatusCode::OK, &views::protected_ref(&rule))),
+        None => Err(ApiError::not_found(what(kind))),
+    }
+}
+
 /// `DELETE .../protected_branches|protected_tags/:name`: 204.
 pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
