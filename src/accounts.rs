@@ -195,6 +195,9 @@ pub async fn rotate_token(
     if expires_at.is_some_and(|t| t < now - clock::DAY) {
         return Ok(Err(AccountRefusal::Invalid("expires_at", "must not be in the past")));
     }
+    if expires_at.is_some_and(|t| t > now + 366 * clock::DAY) {
+        return Ok(Err(AccountRefusal::Invalid("expires_at", "must be within a year")));
+    }
     let expires_at = expires_at.unwrap_or(now + 7 * clock::DAY);
     let token = secrets::new_token("glpat-").map_err(|e| e.to_string())?;
     let digest = spur.secrets.digest(&token);

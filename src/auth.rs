@@ -122,6 +122,18 @@ impl ProjectAccess {
     }
 }
 
+/// A user's membership of a group, unless it has expired (expired members have no access).
+pub fn live_group_member(
+    store: &Store,
+    group_id: u64,
+    user_id: u64,
+    now: i64,
+) -> Result<Option<crate::domain::Membership>, Error> {
+    Ok(store
+        .group_member(group_id, user_id)?
+        .filter(|m| m.expires_at.is_none_or(|t| t > now)))
+}
+
 /// The access `user` has on `project`.
 pub fn project_access(store: &Store, user: Option<&User>, project: &Project, now: i64) -> Result<ProjectAccess, Error> {
     let level = match user {

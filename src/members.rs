@@ -49,5 +49,7 @@ pub async fn remove_group_member(
     group_id: u64,
     user_id: u64,
 ) -> Result<Result<(), crate::storage::Refusal>, crate::storage::Error> {
-    spur.store.remove_group_member(group_id, user_id).await
+    spur.store
+        .remove_group_member(group_id, user_id, crate::clock::now())
+        .await
 }

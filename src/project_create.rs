@@ -74,13 +74,11 @@ pub async fn create(
     let may_create = user.admin
         || ns.id == user.namespace_id
         || (ns.kind == NamespaceKind::Group
-            && spur
-                .store
-                .group_member(ns.id, user.id)?
+            && crate::auth::live_group_member(&spur.store, ns.id, user.id, crate::clock::now())?
                 .is_some_and(|m| m.access_level >= AccessLevel::Maintainer));
     if !may_create {
         if ns.kind == NamespaceKind::Group
-            && spur.store.group_member(ns.id, user.id)?.is_none()
+            && crate::auth::live_group_member(&spur.store, ns.id, user.id, crate::clock::now())?.is_none()
             && ns.visibility == Visibility::Private
         {
             return Ok(Err(ProjectRefusal::NamespaceNotFound));

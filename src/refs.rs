@@ -58,7 +58,13 @@ fn check(
         ));
     }
     let full = format!("refs/{}/{name}", if tag { "tags" } else { "heads" });
-    if name.starts_with('-') || !valid_ref_name(&full) {
+    // GitLab's `GitRefValidator`: no `HEAD`, no names that spell another ref.
+    let reserved = name == "HEAD"
+        || name == "@"
+        || ["refs/heads/", "refs/tags/", "refs/remotes/"]
+            .iter()
+            .any(|p| name.starts_with(p));
+    if reserved || name.starts_with('-') || !valid_ref_name(&full) {
         return Err(RefRefusal::Invalid(format!(
             "{} name is invalid",
             if tag { "Tag" } else { "Branch" }
@@ -100,6 +106,14 @@ pub async fn create(
         })));
     };
     let full = format!("refs/{}/{name}", if is_tag { "tags" } else { "heads" });
+    let other = format!("refs/{}/{name}", if is_tag { "heads" } else { "tags" });
+    if spur.repos.resolve(&repo, &other).is_ok() {
+        // A branch and a tag of one name make every use of it ambiguous.
+        return Ok(Err(RefRefusal::Invalid(format!(
+            "A {} named {name} already exists",
+            if is_tag { "branch" } else { "tag" }
+        ))));
+    }
     let exists = spur.repos.resolve(&repo, &full).is_ok();
     if exists {
         return Ok(Err(RefRefusal::Invalid(if is_tag {

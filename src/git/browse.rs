@@ -48,6 +48,10 @@ pub struct Blob {
 
 /// At most this many entries in one tree listing or one history walk.
 pub const MAX_LISTED: usize = 100_000;
+/// At most this many commits are examined for a path-filtered history.
+pub const MAX_PATH_WALK: usize = 10_000;
+/// A history walk stops after this long, answering what it found.
+pub const WALK_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
 /// The largest file served through the API.
 pub const MAX_BLOB_BYTES: usize = 10 << 20;
 
@@ -110,10 +114,12 @@ impl Repos {
         if !entry.mode().is_blob() {
             return Ok(None);
         }
-        let object = repo.find_object(entry.object_id()).map_err(|e| e.to_string())?;
-        if object.data.len() > MAX_BLOB_BYTES {
+        // The header's size before inflating: a huge blob compresses to almost nothing.
+        let size = repo.find_header(entry.object_id()).map_err(|e| e.to_string())?.size();
+        if size > MAX_BLOB_BYTES as u64 {
             return Err(format!("the file is larger than {MAX_BLOB_BYTES} bytes"));
         }
+        let object = repo.find_object(entry.object_id()).map_err(|e| e.to_string())?;
         Ok(Some(Blob {
             id: entry.object_id().to_string(),
             commit: commit.to_string(),
@@ -212,13 +218,29 @@ impl Repos {
             .sorting(gix::revision::walk::Sorting::ByCommitTime(Default::default()))
             .all()
             .map_err(|e| e.to_string())?;
-        let entry_id = |commit: gix::ObjectId, file: &str| -> Option<gix::ObjectId> {
-            let tree = repo.find_commit(commit).ok()?.tree().ok()?;
-            tree.lookup_entry_by_path(file).ok().flatten().map(|e| e.object_id())
+        // Each commit's entry is looked up once (as itself, then as a parent).
+        let mut seen: std::collections::HashMap<gix::ObjectId, Option<gix::ObjectId>> =
+            std::collections::HashMap::new();
+        let mut entry_id = |commit: gix::ObjectId, file: &str| -> Option<gix::ObjectId> {
+            if let Some(found) = seen.get(&commit) {
+                return *found;
+            }
+            let found = repo
+                .find_commit(commit)
+                .ok()
+                .and_then(|c| c.tree().ok())
+                .and_then(|t| t.lookup_entry_by_path(file).ok().flatten().map(|e| e.object_id()));
+            if seen.len() > 2 * MAX_PATH_WALK {
+                seen.clear();
+            }
+            seen.insert(commit, found);
+            found
         };
+        let limit_walk = if file.is_some() { MAX_PATH_WALK } else { MAX_LISTED };
+        let started = std::time::Instant::now();
         let (mut skipped, mut out) = (0usize, Vec::new());
         for (walked, info) in walk.enumerate() {
-            if walked >= MAX_LISTED {
+            if walked >= limit_walk || started.elapsed() > WALK_BUDGET {
                 break;
             }
             let info = info.map_err(|e| e.to_string())?;

@@ -196,10 +196,11 @@ impl CommitFiles {
         }
         let text: Option<Arc<str>> = self.blobs.get(file).and_then(|id| {
             let repo = self.repo.to_thread_local();
-            let blob = repo.find_object(*id).ok()?;
-            if blob.data.len() > MAX_FILE_BYTES {
+            // The header's size first: a huge blob compresses to almost nothing in a push.
+            if repo.find_header(*id).ok()?.size() > MAX_FILE_BYTES as u64 {
                 return None;
             }
+            let blob = repo.find_object(*id).ok()?;
             String::from_utf8(blob.data.clone()).ok().map(Arc::from)
         });
         if let Ok(mut contents) = self.contents.lock() {

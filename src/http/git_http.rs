@@ -305,11 +305,8 @@ pub fn push_commands(buf: &[u8]) -> Result<Option<Vec<PushCommand>>, MalformedPu
             .and_then(|h| usize::from_str_radix(h, 16).ok())
             .ok_or(MalformedPush)?;
         if len == 0 {
-            return if out.is_empty() {
-                Err(MalformedPush)
-            } else {
-                Ok(Some(out))
-            };
+            // An empty list is git's probe before a push larger than `http.postBuffer`.
+            return Ok(Some(out));
         }
         if len < 4 {
             return Err(MalformedPush);
@@ -574,7 +571,7 @@ mod tests {
         // Incomplete: more bytes needed; garbage: malformed.
         assert_eq!(push_commands(&body.as_bytes()[..50]), Ok(None));
         assert_eq!(push_commands(b"zzzz"), Err(MalformedPush));
-        assert_eq!(push_commands(b"0000"), Err(MalformedPush));
+        assert_eq!(push_commands(b"0000"), Ok(Some(Vec::new())), "git's probe");
         assert_eq!(push_commands(b"0003"), Err(MalformedPush));
         assert_eq!(push_commands(pkt("not a command\n").as_bytes()), Err(MalformedPush));
     }

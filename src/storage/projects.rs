@@ -41,6 +41,32 @@ pub struct NewProject {
     pub now: Millis,
 }
 
+/// Whether group `group_id` still has a live Owner once `user_id` becomes `new` (a role and
+/// expiry; `None`: removed). A group without any live Owner before is left to administrators.
+/// Checked inside the write, so two concurrent demotions cannot both pass.
+fn owner_remains(
+    members: &redb::Table<(u64, u64), super::tables::Json>,
+    group_id: u64,
+    user_id: u64,
+    new: Option<(AccessLevel, Option<Millis>)>,
+    now: Millis,
+) -> Result<bool, Error> {
+    let live_owner = |m: &Membership| m.access_level == AccessLevel::Owner && m.expires_at.is_none_or(|t| t > now);
+    let (mut before, mut others) = (0usize, 0usize);
+    for entry in members.range((group_id, 0)..=(group_id, u64::MAX))? {
+        let (key, value) = entry?;
+        let m: Membership = decode(value.value())?;
+        if live_owner(&m) {
+            before += 1;
+            if key.value().1 != user_id {
+                others += 1;
+            }
+        }
+    }
+    let stays = new.is_some_and(|(level, expires)| level == AccessLevel::Owner && expires.is_none_or(|t| t > now));
+    Ok(before == 0 || others > 0 || stays)
+}
+
 /// The project or group members table.
 type MembersTable = redb::TableDefinition<'static, (u64, u64), super::tables::Json>;
 
@@ -160,8 +186,21 @@ impl Store {
     }
 
     /// Removes a group member.
-    pub async fn remove_group_member(&self, group_id: u64, user_id: u64) -> Result<Result<(), Refusal>, Error> {
-        self.remove_member(GROUP_MEMBERS, group_id, user_id).await
+    pub async fn remove_group_member(
+        &self,
+        group_id: u64,
+        user_id: u64,
+        now: Millis,
+    ) -> Result<Result<(), Refusal>, Error> {
+        self.write(move |tx| {
+            let mut members = tx.open_table(GROUP_MEMBERS)?;
+            if !owner_remains(&members, group_id, user_id, None, now)? {
+                return Ok(Err(Refusal::Taken("owner")));
+            }
+            let removed = members.remove((group_id, user_id))?.is_some();
+            Ok(if removed { Ok(()) } else { Err(Refusal::NotFound) })
+        })
+        .await
     }
 
     fn members_of(&self, table: MembersTable, owner: u64) -> Result<Vec<(u64, Membership)>, Error> {
@@ -212,6 +251,11 @@ impl Store {
     ) -> Result<Result<Membership, Refusal>, Error> {
         self.write(move |tx| {
             let mut members = tx.open_table(table)?;
+            if redb::TableHandle::name(&table) == redb::TableHandle::name(&GROUP_MEMBERS)
+                && !owner_remains(&members, project_id, user_id, Some((level, expires_at)), now)?
+            {
+                return Ok(Err(Refusal::Taken("owner")));
+            }
             let existing = get_json::<_, Membership>(&members, (project_id, user_id))?;
             let member = match (existing, create_only) {
                 (Some(_), true) => return Ok(Err(Refusal::Taken("member"))),

@@ -688,6 +688,39 @@ async fn group_members_are_managed_by_owners_and_inherited_by_projects() {
     assert_eq!(status, 204);
     let (status, _) = send(s.as_token(&token, Method::GET, &format!("/projects/{pid}"))).await;
     assert_eq!(status, 404);
+
+    // Expiry: none in the past; an expired membership gives no rights at all.
+    let (status, body) = send(s.root(Method::POST, &format!("/groups/{gid}/members")).form(&[
+        ("user_id", uid.to_string().as_str()),
+        ("access_level", "50"),
+        ("expires_at", "2020-01-01"),
+    ]))
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = send(
+        s.root(Method::POST, &format!("/groups/{gid}/members"))
+            .form(&[("user_id", uid.to_string().as_str()), ("access_level", "50")]),
+    )
+    .await;
+    assert_eq!(status, 201);
+    // Two Owners now: root may leave the Owner role to mona, and mona may not then leave it.
+    let (status, _) = send(
+        s.root(Method::PUT, &format!("/groups/{gid}/members/1"))
+            .form(&[("access_level", "40")]),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = send(
+        s.as_token(&token, Method::PUT, &format!("/groups/{gid}/members/{uid}"))
+            .form(&[("access_level", "30")]),
+    )
+    .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (400, Some("400 Bad request - A group must have at least one owner"))
+    );
+    let (status, _) = send(s.as_token(&token, Method::DELETE, &format!("/groups/{gid}/members/{uid}"))).await;
+    assert_eq!(status, 400, "the last Owner stays");
 }
 
 #[tokio::test]

@@ -669,6 +669,15 @@ async fn branches_and_tags_made_through_the_api_get_push_pipelines_and_respect_p
     assert_eq!(status, 400);
     let (status, _) = post("branches", &[("branch", "ok"), ("ref", "no-such-ref")]).await;
     assert_eq!(status, 400);
+    for reserved in ["HEAD", "refs/heads/main", "refs/tags/x"] {
+        let (status, _) = post("branches", &[("branch", reserved), ("ref", "main")]).await;
+        assert_eq!(status, 400, "{reserved}");
+    }
+    let (status, body) = post("tags", &[("tag_name", "main"), ("ref", "main")]).await;
+    assert_eq!(
+        status, 400,
+        "a tag named like a branch makes the name ambiguous: {body}"
+    );
 
     let (status, t) = post(
         "tags",
@@ -718,4 +727,30 @@ async fn branches_and_tags_made_through_the_api_get_push_pipelines_and_respect_p
     )
     .await;
     assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn pushes_larger_than_git_post_buffer_go_through() {
+    let s = Server::start();
+    let (_, project) = send(s.root(Method::POST, "/projects").form(&[("name", "big")])).await;
+    assert!(project["id"].as_u64().is_some(), "{project}");
+    let work = Repo::with_files(&[(".gitlab-ci.yml", "job:\n  script: [echo]\n")]);
+    // 3 MiB that do not compress: git probes with an empty command list first.
+    let mut noise = Vec::with_capacity(3 << 20);
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    while noise.len() < 3 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        noise.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(work.path().join("noise.bin"), &noise).unwrap();
+    git(work.path(), &["add", "."]);
+    git(work.path(), &["commit", "-qm", "noise"]);
+    git(
+        work.path(),
+        &["push", "-q", &url_as(&s, "root", ROOT_TOKEN, "root/big"), "main"],
+    );
+    let (_, branches) = send(s.root(Method::GET, &format!("/projects/{}/repository/branches", project["id"]))).await;
+    assert_eq!(branches[0]["commit"]["id"], work.sha("main"));
 }

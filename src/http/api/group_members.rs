@@ -28,9 +28,7 @@ fn group(req: &HttpRequest, spur: &State, actor: Option<&Actor>) -> Result<Names
 
 /// 403 unless the caller owns the group or is an administrator.
 fn may_manage(spur: &State, ns: &Namespace, actor: &Actor) -> Result<(), ApiError> {
-    let owner = spur
-        .store
-        .group_member(ns.id, actor.user.id)?
+    let owner = crate::auth::live_group_member(&spur.store, ns.id, actor.user.id, crate::clock::now())?
         .is_some_and(|m| m.access_level == AccessLevel::Owner);
     if owner || actor.user.admin {
         Ok(())
@@ -39,17 +37,20 @@ fn may_manage(spur: &State, ns: &Namespace, actor: &Actor) -> Result<(), ApiErro
     }
 }
 
-/// 400 when `user_id` is the group's last Owner and would stop being one.
-fn keeps_an_owner(spur: &State, ns: &Namespace, user_id: u64, new_level: Option<AccessLevel>) -> Result<(), ApiError> {
-    let owners: Vec<u64> = spur
-        .store
-        .group_members(ns.id)?
-        .into_iter()
-        .filter(|(_, m)| m.access_level == AccessLevel::Owner)
-        .map(|(id, _)| id)
-        .collect();
-    if owners == [user_id] && new_level != Some(AccessLevel::Owner) {
-        return Err(ApiError::bad_request("A group must have at least one owner"));
+/// GitLab's refusals of a membership change.
+fn refusal(r: crate::storage::Refusal) -> ApiError {
+    match r {
+        crate::storage::Refusal::Taken("owner") => ApiError::bad_request("A group must have at least one owner"),
+        crate::storage::Refusal::Taken(_) => ApiError::conflict("Member already exists"),
+        crate::storage::Refusal::NotFound => ApiError::not_found("Member"),
+    }
+}
+
+/// `expires_at` must not be in the past (GitLab's member validation).
+pub(super) fn check_expiry(expires_at: Option<i64>) -> Result<(), ApiError> {
+    let today = clock::now() / clock::DAY * clock::DAY;
+    if expires_at.is_some_and(|t| t < today) {
+        return Err(ApiError::invalid("expires_at", "cannot be a date in the past"));
     }
     Ok(())
 }
@@ -72,9 +73,7 @@ pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
     let actor = caller(&req, &spur).await?;
     let ns = group(&req, &spur, actor.as_ref())?;
     let user_id = id_segment(&req, "user_id")?;
-    let m = spur
-        .store
-        .group_member(ns.id, user_id)?
+    let m = crate::auth::live_group_member(&spur.store, ns.id, user_id, crate::clock::now())?
         .ok_or_else(|| ApiError::not_found("Member"))?;
     let user = spur.store.user(user_id)?.ok_or_else(|| ApiError::not_found("Member"))?;
     Ok(json_response(StatusCode::OK, &views::member(&spur, &user, &m)))
@@ -105,6 +104,7 @@ pub async fn create(req: HttpRequest, spur: State, payload: web::Payload) -> Res
         return Err(ApiError::internal("validated parameters missing"));
     };
     may_manage(&spur, &ns, &actor)?;
+    check_expiry(expires_at)?;
     let user = match (id, name) {
         (Some(id), _) => spur.store.user(
             id.trim()
@@ -117,7 +117,7 @@ pub async fn create(req: HttpRequest, spur: State, payload: web::Payload) -> Res
     .ok_or_else(|| ApiError::not_found("User"))?;
     match crate::members::put_group_member(&spur, ns.id, user.id, level, expires_at, true, clock::now()).await? {
         Ok(m) => Ok(json_response(StatusCode::CREATED, &views::member(&spur, &user, &m))),
-        Err(_) => Err(ApiError::conflict("Member already exists")),
+        Err(r) => Err(refusal(r)),
     }
 }
 
@@ -135,11 +135,11 @@ pub async fn update(req: HttpRequest, spur: State, payload: web::Payload) -> Res
         return Err(ApiError::internal("validated parameters missing"));
     };
     may_manage(&spur, &ns, &actor)?;
-    keeps_an_owner(&spur, &ns, user_id, Some(level))?;
+    check_expiry(expires_at)?;
     let user = spur.store.user(user_id)?.ok_or_else(|| ApiError::not_found("Member"))?;
     match crate::members::put_group_member(&spur, ns.id, user_id, level, expires_at, false, clock::now()).await? {
         Ok(m) => Ok(json_response(StatusCode::OK, &views::member(&spur, &user, &m))),
-        Err(_) => Err(ApiError::not_found("Member")),
+        Err(r) => Err(refusal(r)),
     }
 }
 
@@ -148,10 +148,12 @@ pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiEr
     let actor = signed_in(&req, &spur).await?;
     let ns = group(&req, &spur, Some(&actor))?;
     let user_id = id_segment(&req, "user_id")?;
-    may_manage(&spur, &ns, &actor)?;
-    keeps_an_owner(&spur, &ns, user_id, None)?;
+    // Members may leave; Owners remove anyone.
+    if user_id != actor.user.id {
+        may_manage(&spur, &ns, &actor)?;
+    }
     match crate::members::remove_group_member(&spur, ns.id, user_id).await? {
         Ok(()) => Ok(HttpResponse::NoContent().finish()),
-        Err(_) => Err(ApiError::not_found("Member")),
+        Err(r) => Err(refusal(r)),
     }
 }

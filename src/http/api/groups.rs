@@ -19,7 +19,7 @@ pub(super) fn can_see(spur: &Spur, ns: &Namespace, actor: Option<&Actor>) -> Res
         (Visibility::Public, _) => true,
         (_, Some(a)) if a.user.admin => true,
         (Visibility::Internal, Some(_)) => true,
-        (_, Some(a)) => spur.store.group_member(ns.id, a.user.id)?.is_some(),
+        (_, Some(a)) => crate::auth::live_group_member(&spur.store, ns.id, a.user.id, crate::clock::now())?.is_some(),
         (_, None) => false,
     })
 }

@@ -31,7 +31,9 @@ pub async fn all(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError
     let (project, _) = visible_project(&spur, &segment(&req, "id"), actor.as_ref())?;
     let mut best: Vec<(u64, crate::domain::Membership)> = spur.store.project_members(project.id)?;
     for user in spur.store.users()? {
-        if let Some(m) = spur.store.group_member(project.namespace_id, user.id)? {
+        if let Some(m) =
+            crate::auth::live_group_member(&spur.store, project.namespace_id, user.id, crate::clock::now())?
+        {
             match best.iter_mut().find(|(id, _)| *id == user.id) {
                 Some((_, direct)) if direct.access_level < m.access_level => *direct = m,
                 Some(_) => {}
@@ -55,7 +57,8 @@ pub async fn users(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErr
     let mut items = Vec::new();
     for user in spur.store.users()? {
         let member = spur.store.project_member(project.id, user.id)?.is_some()
-            || spur.store.group_member(project.namespace_id, user.id)?.is_some();
+            || crate::auth::live_group_member(&spur.store, project.namespace_id, user.id, crate::clock::now())?
+                .is_some();
         if member && !user.blocked {
             items.push(views::user_basic(&spur, &user));
         }
@@ -128,6 +131,7 @@ pub async fn create(req: HttpRequest, spur: State, payload: web::Payload) -> Res
         return Err(ApiError::internal("validated parameters missing"));
     };
     check_may_manage(&access, level)?;
+    super::group_members::check_expiry(expires_at)?;
     let mut users = Vec::new();
     for w in wanted.iter().take(100) {
         let user = if ids.is_some() {
@@ -178,6 +182,7 @@ pub async fn update(req: HttpRequest, spur: State, payload: web::Payload) -> Res
         .project_member(project.id, user_id)?
         .ok_or_else(|| ApiError::not_found("Member"))?;
     check_may_manage(&access, level.max(existing.access_level))?;
+    super::group_members::check_expiry(expires_at)?;
     let user = spur.store.user(user_id)?.ok_or_else(|| ApiError::not_found("Member"))?;
     match crate::members::put_project_member(&spur, project.id, user_id, level, expires_at, false, clock::now()).await?
     {

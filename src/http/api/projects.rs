@@ -27,9 +27,7 @@ pub(super) fn project_view(spur: &Spur, project: &Project, actor: Option<&Actor>
                 .store
                 .project_member(project.id, a.user.id)?
                 .map(|m| m.access_level),
-            group: spur
-                .store
-                .group_member(project.namespace_id, a.user.id)?
+            group: crate::auth::live_group_member(&spur.store, project.namespace_id, a.user.id, crate::clock::now())?
                 .map(|m| m.access_level),
         },
     };

@@ -36,7 +36,8 @@ async fn owner_for(req: &HttpRequest, spur: &State) -> Result<Owner, ApiError> {
     let Some(ns) = ns.filter(|n| n.kind == crate::domain::NamespaceKind::Group) else {
         return Err(ApiError::not_found("Group"));
     };
-    let level = spur.store.group_member(ns.id, actor.user.id)?.map(|m| m.access_level);
+    let level =
+        crate::auth::live_group_member(&spur.store, ns.id, actor.user.id, crate::clock::now())?.map(|m| m.access_level);
     if !actor.user.admin && level.is_none() && !super::groups::can_see(spur, &ns, Some(&actor))? {
         return Err(ApiError::not_found("Group"));
     }
