@@ -39,8 +39,7 @@ pub async fn store_group(
     variable: &ProjectVariable,
     create_only: bool,
 ) -> Result<Result<(), Refusal>, String> {
-    let bytes = serde_json::to_vec(variable).map_err(|e| e.to_string())?;
-    let sealed = spur.secrets.seal(&bytes).map_err(|e| e.to_string())?;
+    let sealed = seal(spur, variable)?;
     spur.store
         .put_group_variable(group_id, variable.key.clone(), sealed, create_only)
         .await
@@ -54,6 +53,12 @@ pub async fn delete_group_variable(
     key: String,
 ) -> Result<Result<(), crate::storage::Refusal>, crate::storage::Error> {
     spur.store.delete_group_variable(group_id, key).await
+}
+
+/// A variable as JSON, sealed with the data dir's key (what storage keeps).
+fn seal(spur: &Spur, variable: &ProjectVariable) -> Result<Vec<u8>, String> {
+    let bytes = serde_json::to_vec(variable).map_err(|e| e.to_string())?;
+    spur.secrets.seal(&bytes).map_err(|e| e.to_string())
 }
 
 fn unseal_all(spur: &Spur, sealed: Vec<(String, Vec<u8>)>) -> Result<Vec<ProjectVariable>, String> {
@@ -79,8 +84,7 @@ pub async fn store(
     variable: &ProjectVariable,
     create_only: bool,
 ) -> Result<Result<(), Refusal>, String> {
-    let bytes = serde_json::to_vec(variable).map_err(|e| e.to_string())?;
-    let sealed = spur.secrets.seal(&bytes).map_err(|e| e.to_string())?;
+    let sealed = seal(spur, variable)?;
     spur.store
         .put_project_variable(project_id, variable.key.clone(), sealed, create_only)
         .await

@@ -8,13 +8,8 @@ use crate::http::{State, caller, visible_project};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 fn job_param(req: &HttpRequest) -> Result<String, ApiError> {
-    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default()
-        .into_iter()
-        .rev()
-        .find(|(k, v)| k == "job" && !v.is_empty())
-        .map(|(_, v)| v)
+    super::Query::of(req)
+        .get("job")
         .ok_or_else(|| ApiError::Params("job is missing".into()))
 }
 

@@ -27,6 +27,29 @@ pub mod version;
 
 use actix_web::HttpRequest;
 
+/// A request's query string as pairs, in order (unreadable: none).
+pub(crate) struct Query(Vec<(String, String)>);
+
+impl Query {
+    /// The query of `req`.
+    pub(crate) fn of(req: &HttpRequest) -> Query {
+        Query(
+            actix_web::web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+                .map(|q| q.into_inner())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// The last non-empty value of `key`.
+    pub(crate) fn get(&self, key: &str) -> Option<String> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, v)| k == key && !v.is_empty())
+            .map(|(_, v)| v.clone())
+    }
+}
+
 /// A path segment of the matched route, percent-decoded.
 pub(crate) fn segment(req: &HttpRequest, name: &str) -> String {
     super::percent_decode(req.match_info().get(name).unwrap_or_default())

@@ -20,17 +20,8 @@ use serde_json::Value;
 pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let actor = caller(&req, &spur).await?;
     let (project, _) = visible_project(&spur, &segment(&req, "id"), actor.as_ref())?;
-    let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default();
-    let get = |k: &str| {
-        query
-            .iter()
-            .rev()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-            .filter(|v| !v.is_empty())
-    };
+    let query = super::Query::of(&req);
+    let get = |k: &str| query.get(k);
     let invalid = |k: &str| ApiError::Params(format!("{k} does not have a valid value"));
     let time = |k: &str| {
         get(k)
@@ -101,13 +92,8 @@ pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
 pub async fn latest(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let actor = caller(&req, &spur).await?;
     let (project, _) = visible_project(&spur, &segment(&req, "id"), actor.as_ref())?;
-    let wanted = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default()
-        .into_iter()
-        .rev()
-        .find(|(k, v)| k == "ref" && !v.is_empty())
-        .map(|(_, v)| v)
+    let wanted = super::Query::of(&req)
+        .get("ref")
         .or_else(|| project.default_branch.clone())
         .unwrap_or_else(|| "main".into());
     let Some(p) = spur.store.latest_pipeline_for_ref(project.id, &wanted)? else {

@@ -13,20 +13,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
-fn query(req: &HttpRequest) -> Vec<(String, String)> {
-    web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default()
-}
-
-fn param(query: &[(String, String)], key: &str) -> Option<String> {
-    query
-        .iter()
-        .rev()
-        .find(|(k, v)| k == key && !v.is_empty())
-        .map(|(_, v)| v.clone())
-}
-
 /// The project and its repository's path, for a caller who may read its code.
 async fn readable(req: &HttpRequest, spur: &State) -> Result<(Project, PathBuf), ApiError> {
     let actor = caller(req, spur).await?;
@@ -105,7 +91,7 @@ fn tag_view(spur: &State, project: &Project, entry: &crate::git::RefEntry) -> Va
 /// `GET .../repository/branches` (`search`) and `.../tags` (`search`, `order_by=name`).
 async fn list_refs(req: HttpRequest, spur: State, tags: bool) -> Result<HttpResponse, ApiError> {
     let (project, path) = readable(&req, &spur).await?;
-    let search = param(&query(&req), "search");
+    let search = super::Query::of(&req).get("search");
     let s = spur.clone();
     let entries = blocking(move || s.repos.list_refs(&path, tags).map_err(ApiError::internal)).await?;
     let matching: Vec<&crate::git::RefEntry> = entries
@@ -264,7 +250,7 @@ pub async fn tag(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError
 async fn file_request(req: &HttpRequest, spur: &State) -> Result<(String, String, crate::git::Blob), ApiError> {
     let (_, path) = readable(req, spur).await?;
     let file = clean_path(&segment(req, "file_path"), "file_path")?;
-    let Some(reference) = param(&query(req), "ref") else {
+    let Some(reference) = super::Query::of(req).get("ref") else {
         return Err(ApiError::Params("ref is missing".into()));
     };
     let s = spur.clone();
@@ -321,12 +307,13 @@ pub async fn raw_file(req: HttpRequest, spur: State) -> Result<HttpResponse, Api
 /// `GET /projects/:id/repository/tree` (`path`, `ref`, `recursive`).
 pub async fn tree(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let (project, path) = readable(&req, &spur).await?;
-    let q = query(&req);
-    let dir = clean_path(&param(&q, "path").unwrap_or_default(), "path")?;
-    let reference = param(&q, "ref")
+    let q = super::Query::of(&req);
+    let dir = clean_path(&q.get("path").unwrap_or_default(), "path")?;
+    let reference = q
+        .get("ref")
         .or_else(|| project.default_branch.clone())
         .unwrap_or_else(|| "main".into());
-    let recursive = param(&q, "recursive").and_then(|v| crate::http::params::truthy(&v)) == Some(true);
+    let recursive = q.get("recursive").and_then(|v| crate::http::params::truthy(&v)) == Some(true);
     let s = spur.clone();
     let entries = blocking(move || {
         let sha = commit_of(&s, &path, &reference, "Tree")?;
@@ -347,13 +334,14 @@ pub async fn tree(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
 /// with page links but no total (as GitLab for large histories).
 pub async fn commits(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let (project, path) = readable(&req, &spur).await?;
-    let q = query(&req);
-    let reference = param(&q, "ref_name")
+    let q = super::Query::of(&req);
+    let reference = q
+        .get("ref_name")
         .or_else(|| project.default_branch.clone())
         .unwrap_or_else(|| "main".into());
-    let file = param(&q, "path").map(|p| clean_path(&p, "path")).transpose()?;
+    let file = q.get("path").map(|p| clean_path(&p, "path")).transpose()?;
     let time = |k: &str| {
-        param(&q, k)
+        q.get(k)
             .map(|v| crate::clock::parse_datetime(&v).ok_or_else(|| ApiError::Params(format!("{k} is invalid"))))
             .transpose()
     };

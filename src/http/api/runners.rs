@@ -227,16 +227,8 @@ pub async fn create(req: HttpRequest, payload: web::Payload, spur: State) -> Res
 /// are all `instance_type`), `status`, `paused` and `tag_list` (all of them), paginated.
 pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     admin(&req, &spur).await?;
-    let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default();
-    let get = |k: &str| {
-        query
-            .iter()
-            .rev()
-            .find(|(key, v)| key == k && !v.is_empty())
-            .map(|(_, v)| v.clone())
-    };
+    let query = super::Query::of(&req);
+    let get = |k: &str| query.get(k);
     let invalid = |k: &str| ApiError::Params(format!("{k} does not have a valid value"));
     let kind = get("type");
     if kind

@@ -34,16 +34,8 @@ fn named_token(req: &HttpRequest, spur: &State, actor: &Actor) -> Result<Persona
 /// `revoked`, `search` (in the name).
 pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let actor = signed_in(&req, &spur).await?;
-    let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default();
-    let get = |k: &str| {
-        query
-            .iter()
-            .rev()
-            .find(|(key, v)| key == k && !v.is_empty())
-            .map(|(_, v)| v.clone())
-    };
+    let query = super::Query::of(&req);
+    let get = |k: &str| query.get(k);
     let user_id = match get("user_id") {
         Some(v) => Some(
             v.parse::<u64>()
