@@ -14,6 +14,8 @@ pub(crate) mod auth;
 pub mod backup;
 pub(crate) mod bridge;
 pub(crate) mod clock;
+/// Commit statuses posted by external systems, as jobs of the `external` stage.
+pub(crate) mod commit_statuses;
 pub mod config;
 pub(crate) mod context;
 pub(crate) mod domain;

@@ -62,7 +62,15 @@ pub const TRIGGER_OUTCOMES: [(u16, &str); 8] = [
 pub const JOB_ENDS: [&str; 3] = ["success", "failed", "canceled"];
 
 /// Pipeline sources counted.
-pub const SOURCES: [&str; 6] = ["trigger", "pipeline", "parent_pipeline", "push", "web", "api"];
+pub const SOURCES: [&str; 7] = [
+    "trigger",
+    "pipeline",
+    "parent_pipeline",
+    "push",
+    "web",
+    "api",
+    "external",
+];
 
 /// Everything spur counts.
 pub struct Metrics {

@@ -50,6 +50,8 @@ pub enum PipelineSource {
     Web,
     /// `POST /projects/:id/pipeline` (`api`).
     Api,
+    /// A commit status posted for a commit that had no pipeline (`external`).
+    External,
 }
 
 impl PipelineSource {
@@ -62,6 +64,7 @@ impl PipelineSource {
             PipelineSource::Push => "push",
             PipelineSource::Web => "web",
             PipelineSource::Api => "api",
+            PipelineSource::External => "external",
         }
     }
 
@@ -83,6 +86,7 @@ impl PipelineSource {
             "push" => PipelineSource::Push,
             "web" => PipelineSource::Web,
             "api" => PipelineSource::Api,
+            "external" => PipelineSource::External,
             _ => return None,
         })
     }
@@ -342,6 +346,21 @@ pub struct Job {
     /// The GitLab runner running (or that ran) the job; `None` for the built-in executor.
     #[serde(default)]
     pub runner_id: Option<u64>,
+    /// For a commit status posted through the API (GitLab's generic commit status): what the
+    /// external system said. No executor runs such a job; the API moves it on.
+    #[serde(default)]
+    pub external: Option<ExternalStatus>,
+}
+
+/// What an external system posted with a commit status.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExternalStatus {
+    /// `target_url`: where the external system shows the run.
+    pub target_url: Option<String>,
+    /// `description`.
+    pub description: Option<String>,
+    /// `coverage`, a percentage.
+    pub coverage: Option<f64>,
 }
 
 /// A job's uploaded artifacts archive (a zip under `<data-dir>/artifacts/`).

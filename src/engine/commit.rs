@@ -93,7 +93,7 @@ pub(super) async fn commit(mut batch: Batch<'_>, state: &mut State) {
             // Jobs whose start was not stored are still pending: queue them again.
             for w in batch.pipelines.values() {
                 for &i in &w.changed {
-                    if w.jobs[i].status == JobStatus::Running {
+                    if w.jobs[i].status == JobStatus::Running && w.jobs[i].external.is_none() {
                         batch.spur.scheduler.queue.push(QueuedJob {
                             job_id: w.jobs[i].id,
                             tags: w.jobs[i].tags.clone(),
@@ -105,10 +105,8 @@ pub(super) async fn commit(mut batch: Batch<'_>, state: &mut State) {
             return;
         }
     };
-    let mut new_ids: HashMap<(u64, usize), u64> = HashMap::new();
     for ((pid, idx), jobs) in order.iter().zip(added) {
         for (i, job) in idx.iter().zip(jobs) {
-            new_ids.insert((*pid, *i), job.id);
             if let Some(w) = batch.pipelines.get_mut(pid) {
                 w.jobs[*i] = job;
                 w.changed.insert(*i);
@@ -116,8 +114,9 @@ pub(super) async fn commit(mut batch: Batch<'_>, state: &mut State) {
         }
     }
     for reply in replies {
-        if let Reply::Done(tx, added) = reply {
-            let _ = tx.send(Ok(added.and_then(|k| new_ids.get(&k).copied())));
+        if let Reply::Done(tx, job) = reply {
+            let id = job.and_then(|(pid, i)| batch.pipelines.get(&pid).map(|w| w.jobs[i].id));
+            let _ = tx.send(Ok(id));
         }
     }
     announce(batch.spur, &batch.pipelines);
@@ -126,6 +125,8 @@ pub(super) async fn commit(mut batch: Batch<'_>, state: &mut State) {
         for &i in &w.changed {
             let job = &w.jobs[i];
             match job.status {
+                // An external status waits for its system, not for an executor.
+                _ if job.external.is_some() => {}
                 JobStatus::Pending => batch.spur.scheduler.queue.push(QueuedJob {
                     job_id: job.id,
                     tags: job.tags.clone(),
@@ -215,6 +216,7 @@ pub(super) async fn recover(spur: &Arc<Spur>, state: &mut State) -> Result<(), S
     for job in &jobs {
         let Some((pid, i)) = batch.job(job.id)? else { continue };
         match job.status {
+            _ if job.external.is_some() => {}
             JobStatus::Running if job.runner_id.is_some() => {
                 // A GitLab runner still runs it; `runners::liveness` fails it if it went silent.
             }

@@ -8,6 +8,7 @@
 //! start them. Knows nothing of HTTP.
 
 mod commit;
+mod external;
 
 use commit::{commit, recover};
 
@@ -242,6 +243,11 @@ fn apply(batch: &mut Batch, state: &mut State, command: Command) -> Result<(), S
             let _ = reply.send(Ok(Some(aborted)));
             Ok(())
         }
+        Command::Status {
+            pipeline_id,
+            status,
+            reply,
+        } => external::post(batch, pipeline_id, status, reply),
     }
 }
 
@@ -452,11 +458,16 @@ fn retry(batch: &mut Batch, target: Target, user_id: u64, reply: Answer) -> Resu
         return Ok(());
     };
     let Some(w) = batch.pipeline(pid)? else { return Ok(()) };
-    let retryable = |j: &Job| match target {
-        Target::Job(_) => {
-            !j.retried && matches!(j.status, JobStatus::Success | JobStatus::Failed | JobStatus::Canceled)
-        }
-        Target::Pipeline(_) => !j.retried && matches!(j.status, JobStatus::Failed | JobStatus::Canceled),
+    // External statuses are moved on by their system, never retried (GitLab's
+    // `GenericCommitStatus` is not retryable).
+    let retryable = |j: &Job| {
+        j.external.is_none()
+            && match target {
+                Target::Job(_) => {
+                    !j.retried && matches!(j.status, JobStatus::Success | JobStatus::Failed | JobStatus::Canceled)
+                }
+                Target::Pipeline(_) => !j.retried && matches!(j.status, JobStatus::Failed | JobStatus::Canceled),
+            }
     };
     let chosen: Vec<usize> = indices.into_iter().filter(|&i| retryable(&w.jobs[i])).collect();
     if chosen.is_empty() && matches!(target, Target::Job(_)) {

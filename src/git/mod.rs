@@ -12,8 +12,10 @@ use std::time::Duration;
 
 /// How long a clone or fetch may take before it is abandoned.
 mod browse;
+mod compare;
 mod remote;
 pub use browse::{Blob, RefEntry};
+pub use compare::{Comparison, FileDiff};
 
 pub use crate::outbound::GitPin;
 use remote::is_scp_like;
@@ -166,6 +168,8 @@ pub struct CommitInfo {
     pub committer_email: String,
     /// When it was committed (milliseconds).
     pub committed_at: i64,
+    /// The parents' ids, first parent first.
+    pub parent_ids: Vec<String>,
 }
 
 impl CommitFiles {
@@ -306,6 +310,7 @@ impl Repos {
             committer_name: committer.0,
             committer_email: committer.1,
             committed_at: committer.2,
+            parent_ids: commit.parent_ids().map(|p| p.to_string()).collect(),
         });
         if let Ok(mut cache) = self.infos.lock() {
             if cache.len() >= TREE_CACHE_LIMIT {

@@ -301,6 +301,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/projects/{id}/repository/commits/{sha}",
                 web::get().to(repository::commit),
             )
+            .route(
+                "/projects/{id}/repository/commits/{sha}/statuses",
+                web::get().to(commit_statuses::list),
+            )
+            .route("/projects/{id}/statuses/{sha}", web::post().to(commit_statuses::create))
+            .route(
+                "/projects/{id}/repository/commits/{sha}/refs",
+                web::get().to(compare::commit_refs),
+            )
+            .route("/projects/{id}/repository/compare", web::get().to(compare::compare))
+            .route("/projects/{id}/repository/archive", web::get().to(compare::archive))
+            .route(
+                "/projects/{id}/repository/archive.{format}",
+                web::get().to(compare::archive),
+            )
             .route("/projects/{id}/pipelines/{pipeline_id}", web::get().to(pipelines::show))
             .route(
                 "/projects/{id}/pipelines/{pipeline_id}",

@@ -218,6 +218,7 @@ pub fn commit(spur: &Spur, project: &Project, sha: &str) -> Value {
         "committer_name": c.committer_name,
         "committer_email": c.committer_email,
         "committed_date": iso8601(c.committed_at),
+        "parent_ids": c.parent_ids,
         "trailers": {},
         "extended_trailers": {},
         "web_url": spur.url(&format!("{}/-/commit/{sha}", project.full_path)),
@@ -304,7 +305,7 @@ pub fn job(spur: &Spur, project: &Project, pipeline: &Pipeline, j: &Job, user: O
         "name": j.name,
         "ref": pipeline.ref_name,
         "tag": pipeline.tag,
-        "coverage": null,
+        "coverage": j.external.as_ref().and_then(|e| e.coverage),
         "allow_failure": j.allow_failure,
         "created_at": iso8601(j.created_at),
         "started_at": opt_time(j.started_at),
@@ -342,6 +343,28 @@ pub fn job(spur: &Spur, project: &Project, pipeline: &Pipeline, j: &Job, user: O
         );
     }
     body
+}
+
+/// GitLab's `CommitStatus` entity: any job of a commit's pipelines, as `statuses` lists them.
+pub fn commit_status(spur: &Spur, pipeline: &Pipeline, j: &Job, author: Option<&User>) -> Value {
+    let external = j.external.clone().unwrap_or_default();
+    json!({
+        "id": j.id,
+        "sha": pipeline.sha,
+        "ref": pipeline.ref_name,
+        "status": j.status.as_str(),
+        "name": j.name,
+        "stage": j.stage,
+        "target_url": external.target_url,
+        "description": external.description,
+        "created_at": iso8601(j.created_at),
+        "started_at": opt_time(j.started_at),
+        "finished_at": opt_time(j.finished_at),
+        "allow_failure": j.allow_failure,
+        "coverage": external.coverage,
+        "pipeline_id": pipeline.id,
+        "author": author.map(|u| user_basic(spur, u)),
+    })
 }
 
 /// GitLab's application settings entity, with the settings spur keeps (and says what

@@ -480,6 +480,7 @@ fn planned_jobs(
             runner: None,
             runner_id: None,
             bridge,
+            external: None,
         };
         out.push(NewJob { job, variables_sealed });
     }

@@ -46,6 +46,7 @@ fn job(line: &str) -> Job {
         runner: None,
         runner_id: None,
         bridge: None,
+        external: None,
     }
 }
 

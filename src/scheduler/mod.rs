@@ -62,6 +62,11 @@ pub enum Refusal {
     NotPlayable,
     /// The change could not be stored.
     Storage(String),
+    /// GitLab's 400 for a status change its state machine refuses
+    /// (`Cannot transition status via :run from :running ...`).
+    Transition(String),
+    /// GitLab's 422: the pipeline holds as many jobs as it may.
+    TooManyJobs,
 }
 
 pub(crate) type Answer = oneshot::Sender<Result<Option<u64>, Refusal>>;
@@ -101,6 +106,60 @@ pub(crate) enum Command {
         message: String,
         reply: Answer,
     },
+    Status {
+        pipeline_id: u64,
+        status: PostedStatus,
+        reply: Answer,
+    },
+}
+
+/// A commit status an external system posts (`POST /projects/:id/statuses/:sha`).
+#[derive(Debug, Clone)]
+pub struct PostedStatus {
+    /// `name` (or `context`); `default` when absent.
+    pub name: String,
+    /// The state asked for.
+    pub state: StatusState,
+    /// The user posting it: a pending or running status of theirs with this name is updated.
+    pub user_id: u64,
+    /// `target_url`, `description` and `coverage`, where given.
+    pub target_url: Option<String>,
+    /// See `target_url`.
+    pub description: Option<String>,
+    /// See `target_url`.
+    pub coverage: Option<f64>,
+}
+
+/// The states a commit status may be posted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusState {
+    /// `pending`.
+    Pending,
+    /// `running`.
+    Running,
+    /// `success`.
+    Success,
+    /// `failed`.
+    Failed,
+    /// `canceled`.
+    Canceled,
+    /// `skipped`.
+    Skipped,
+}
+
+impl StatusState {
+    /// Parses GitLab's name.
+    pub fn parse(s: &str) -> Option<StatusState> {
+        Some(match s {
+            "pending" => StatusState::Pending,
+            "running" => StatusState::Running,
+            "success" => StatusState::Success,
+            "failed" => StatusState::Failed,
+            "canceled" => StatusState::Canceled,
+            "skipped" => StatusState::Skipped,
+            _ => return None,
+        })
+    }
 }
 
 /// The handle every part of spur uses to talk to the scheduler.
@@ -213,6 +272,17 @@ impl Scheduler {
         self.ask(|reply| Command::Play { job_id, user_id, reply })
             .await
             .map(|_| ())
+    }
+
+    /// Adds or moves on an external commit status in a pipeline; answers the job's id.
+    pub async fn post_status(&self, pipeline_id: u64, status: PostedStatus) -> Result<u64, Refusal> {
+        self.ask(|reply| Command::Status {
+            pipeline_id,
+            status,
+            reply,
+        })
+        .await?
+        .ok_or(Refusal::NotFound)
     }
 
     async fn ask(&self, command: impl FnOnce(Answer) -> Command) -> Result<Option<u64>, Refusal> {

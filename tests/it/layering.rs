@@ -51,6 +51,7 @@ const LAYERS: &[&[&str]] = &[
         "project_create",
         "push",
         "refs",
+        "commit_statuses",
         "engine",
         "executor",
         "runners",

@@ -6,6 +6,7 @@
 
 mod browser;
 mod cli;
+mod commit_statuses;
 mod durability;
 mod execution;
 mod hardening;

@@ -125,3 +125,125 @@ async fn branches_tags_files_trees_and_commits_read_as_on_gitlab() {
     let (status, _) = send(s.as_token(&guest, Method::GET, &format!("/projects/{pid}/repository/tree"))).await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn compare_commit_refs_stats_and_archives() {
+    let s = Server::start();
+    let repo = Repo::with_files(&[("a.txt", "one\ntwo\n"), ("old.txt", "same\n")]);
+    let base = repo.sha("main");
+    git(repo.path(), &["checkout", "-qb", "topic"]);
+    std::fs::write(repo.path().join("a.txt"), "one\n2\nthree\n").unwrap();
+    std::fs::write(repo.path().join("new.sh"), "#!/bin/sh\n").unwrap();
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["mv", "old.txt", "renamed.txt"]);
+    git(repo.path(), &["commit", "-qm", "topic work"]);
+    git(repo.path(), &["tag", "v2"]);
+    let head = repo.sha("topic");
+    git(repo.path(), &["checkout", "-q", "main"]);
+    let pid = s.project("cmp", repo.path()).await;
+
+    let (status, cmp) = get(&s, &format!("/projects/{pid}/repository/compare?from=main&to=topic")).await;
+    assert_eq!(status, 200, "{cmp}");
+    assert_eq!(cmp["commit"]["id"].as_str(), Some(head.as_str()));
+    assert_eq!(cmp["commits"].as_array().map(Vec::len), Some(1));
+    let diffs = cmp["diffs"].as_array().unwrap();
+    let by_path = |p: &str| diffs.iter().find(|d| d["new_path"] == p).cloned().unwrap_or_default();
+    assert_eq!(by_path("a.txt")["diff"], "@@ -1,2 +1,3 @@\n one\n-two\n+2\n+three\n");
+    assert_eq!(
+        (
+            by_path("new.sh")["new_file"].as_bool(),
+            by_path("new.sh")["a_mode"].as_str()
+        ),
+        (Some(true), Some("0"))
+    );
+    let renamed = by_path("renamed.txt");
+    assert_eq!(
+        (renamed["renamed_file"].as_bool(), renamed["old_path"].as_str()),
+        (Some(true), Some("old.txt"))
+    );
+    assert_eq!(cmp["compare_same_ref"], false);
+    let (_, back) = get(&s, &format!("/projects/{pid}/repository/compare?from=topic&to=main")).await;
+    assert_eq!(
+        back["commits"].as_array().map(Vec::len),
+        Some(0),
+        "main has nothing topic lacks"
+    );
+    let (_, straight) = get(
+        &s,
+        &format!("/projects/{pid}/repository/compare?from=topic&to=main&straight=true"),
+    )
+    .await;
+    assert!(
+        !straight["diffs"].as_array().unwrap().is_empty(),
+        "a straight diff shows topic undone"
+    );
+    assert_eq!(
+        get(&s, &format!("/projects/{pid}/repository/compare?from=main&to=nope")).await,
+        (404, serde_json::json!({"message": "404 Ref Not Found"}))
+    );
+    assert_eq!(
+        get(&s, &format!("/projects/{pid}/repository/compare?from=--output=/tmp/x")).await,
+        (400, serde_json::json!({"error": "to is missing"}))
+    );
+
+    let (status, refs) = get(&s, &format!("/projects/{pid}/repository/commits/{base}/refs")).await;
+    assert_eq!(status, 200, "{refs}");
+    let names: Vec<(String, String)> = refs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["type"].as_str().unwrap().into(), r["name"].as_str().unwrap().into()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("branch".into(), "main".into()),
+            ("branch".into(), "topic".into()),
+            ("tag".into(), "v2".into())
+        ]
+    );
+    let (_, tags_only) = get(&s, &format!("/projects/{pid}/repository/commits/{head}/refs?type=tag")).await;
+    assert_eq!(tags_only, serde_json::json!([{"type": "tag", "name": "v2"}]));
+
+    let (status, commit) = get(&s, &format!("/projects/{pid}/repository/commits/{head}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        commit["stats"],
+        serde_json::json!({"additions": 3, "deletions": 1, "total": 4})
+    );
+    assert_eq!(commit["parent_ids"], serde_json::json!([base]));
+    let (_, bare) = get(&s, &format!("/projects/{pid}/repository/commits/{head}?stats=false")).await;
+    assert!(bare.get("stats").is_none());
+
+    let archive = s
+        .root(
+            Method::GET,
+            &format!("/projects/{pid}/repository/archive.tar.gz?sha=topic"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(archive.status(), 200);
+    let disposition = archive.headers()["content-disposition"].to_str().unwrap().to_string();
+    assert_eq!(disposition, format!("attachment; filename=\"cmp-topic-{head}.tar.gz\""));
+    let bytes = archive.bytes().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.tgz"), &bytes).unwrap();
+    git(dir.path(), &["init", "-q"]);
+    let listing = std::process::Command::new("tar")
+        .args(["-tzf", "a.tgz"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout).to_string();
+    assert!(listing.contains(&format!("cmp-topic-{head}/new.sh")), "{listing}");
+    let zip = s
+        .root(Method::GET, &format!("/projects/{pid}/repository/archive.zip"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zip.status(), 200);
+    assert_eq!(&zip.bytes().await.unwrap()[..2], b"PK");
+    let (status, _) = get(&s, &format!("/projects/{pid}/repository/archive?sha=nope")).await;
+    assert_eq!(status, 404);
+}

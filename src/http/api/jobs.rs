@@ -37,9 +37,13 @@ pub async fn for_pipeline(req: HttpRequest, spur: State) -> Result<HttpResponse,
         .any(|(k, v)| k == "include_retried" && crate::http::params::truthy(v) == Some(true));
     let s = spur.clone();
     let mut jobs = web::block(move || s.store.pipeline_jobs(pipeline_id)).await??;
-    // Bridges (`trigger:` jobs) are listed by `/bridges`, as in GitLab.
+    // Bridges (`trigger:` jobs) are listed by `/bridges`, as in GitLab; external statuses by
+    // the commit's `statuses`.
     jobs.retain(|j| {
-        j.bridge.is_none() && (include_retried || !j.retried) && scope.as_ref().is_none_or(|sc| sc.contains(&j.status))
+        j.bridge.is_none()
+            && j.external.is_none()
+            && (include_retried || !j.retried)
+            && scope.as_ref().is_none_or(|sc| sc.contains(&j.status))
     });
     let user_cache = jobs.first().map(|j| spur.store.user(j.user_id)).transpose()?.flatten();
     let items = jobs
@@ -176,8 +180,13 @@ pub async fn artifacts(req: HttpRequest, spur: State) -> Result<HttpResponse, Ap
     super::runner_jobs::artifacts_download(&spur, job.id).await
 }
 
-fn refusal(r: Refusal) -> ApiError {
+pub(crate) fn refusal(r: Refusal) -> ApiError {
     match r {
+        Refusal::Transition(m) => ApiError::Message(StatusCode::BAD_REQUEST, m),
+        Refusal::TooManyJobs => ApiError::Message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The number of jobs has exceeded the limit".into(),
+        ),
         Refusal::NotFound => ApiError::not_found(""),
         Refusal::NotRetryable => ApiError::forbidden_because("Job is not retryable"),
         Refusal::NotPlayable => ApiError::bad_request("Unplayable Job"),

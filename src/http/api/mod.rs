@@ -3,6 +3,8 @@
 pub mod admin;
 pub mod application_settings;
 pub mod artifacts;
+pub mod commit_statuses;
+pub mod compare;
 pub mod create_pipeline;
 pub mod group_members;
 pub mod groups;

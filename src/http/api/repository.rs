@@ -367,7 +367,42 @@ pub async fn commits(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiE
 pub async fn commit(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let (project, path) = readable(&req, &spur).await?;
     let name = segment(&req, "sha");
+    let with_stats = super::Query::of(&req)
+        .get("stats")
+        .is_none_or(|v| crate::http::params::truthy(&v) != Some(false));
     let s = spur.clone();
-    let sha = blocking(move || commit_of(&s, &path, &name, "Commit")).await?;
-    Ok(json_response(StatusCode::OK, &views::commit(&spur, &project, &sha)))
+    let (sha, stats) = blocking(move || {
+        let sha = commit_of(&s, &path, &name, "Commit")?;
+        let stats = if with_stats {
+            Some(s.repos.commit_stats(&path, &sha).map_err(ApiError::internal)?)
+        } else {
+            None
+        };
+        Ok((sha, stats))
+    })
+    .await?;
+    let mut body = views::commit(&spur, &project, &sha);
+    // GitLab's `CommitDetail`: the stats, and the newest pipeline of the commit.
+    let filter = crate::storage::PipelineFilter {
+        sha: Some(sha.clone()),
+        ..Default::default()
+    };
+    let order = crate::storage::PipelineOrder::Id;
+    let (last, _) = spur.store.project_pipelines(project.id, &filter, order, true, 0, 1)?;
+    if let Some(obj) = body.as_object_mut() {
+        if let Some((added, deleted)) = stats {
+            obj.insert(
+                "stats".into(),
+                serde_json::json!({"additions": added, "deletions": deleted, "total": added + deleted}),
+            );
+        }
+        let last = last.first();
+        obj.insert("status".into(), serde_json::json!(last.map(|p| p.status.as_str())));
+        obj.insert("project_id".into(), serde_json::json!(project.id));
+        obj.insert(
+            "last_pipeline".into(),
+            serde_json::json!(last.map(|p| views::pipeline_basic(&spur, &project, p))),
+        );
+    }
+    Ok(json_response(StatusCode::OK, &body))
 }

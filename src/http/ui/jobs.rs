@@ -270,6 +270,10 @@ pub async fn act(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload)
         crate::scheduler::Refusal::NotRetryable => UiError::BadRequest("Job is not retryable".into()),
         crate::scheduler::Refusal::NotPlayable => UiError::BadRequest("Unplayable Job".into()),
         crate::scheduler::Refusal::NotFound => UiError::NotFound,
+        crate::scheduler::Refusal::Transition(m) => UiError::BadRequest(m),
+        crate::scheduler::Refusal::TooManyJobs => {
+            UiError::BadRequest("The number of jobs has exceeded the limit".into())
+        }
         crate::scheduler::Refusal::Storage(e) => UiError::Internal(e),
     };
     let target = match req.match_info().get("action") {
