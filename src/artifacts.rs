@@ -72,6 +72,25 @@ pub fn remove_job_files(spur: &Spur, job_id: u64) {
     let _ = std::fs::remove_file(path(spur, job_id));
 }
 
+/// Erases a finished job's log and artifacts (`POST .../jobs/:id/erase`): the job is marked
+/// erased durably first, then its files go. `NotErasable` when it is unfinished, already
+/// erased, or has neither a log nor artifacts.
+pub async fn erase(spur: &Spur, job: &Job) -> Result<(), crate::scheduler::Refusal> {
+    let has_log = spur.traces.path(job.id).exists();
+    let has_artifacts = spur.store.artifacts(job.id).ok().flatten().is_some();
+    if !has_log && !has_artifacts {
+        return Err(crate::scheduler::Refusal::NotErasable);
+    }
+    spur.scheduler.erase(job.id).await?;
+    spur.store
+        .delete_artifacts(job.id)
+        .await
+        .map_err(|e| crate::scheduler::Refusal::Storage(e.to_string()))?;
+    remove_job_files(spur, job.id);
+    tracing::info!(job_id = job.id, "job erased");
+    Ok(())
+}
+
 /// The jobs whose artifacts `job` receives, in pipeline order: its `dependencies:` when given,
 /// else its `needs` (those without `artifacts: false`), else every job of an earlier stage.
 /// Only the latest attempt of each job counts.

@@ -22,6 +22,13 @@ pub async fn allow_job_token(
     spur.store.allow_job_token(target, source).await
 }
 
+/// Turns `target`'s job token inbound allowlist on or off.
+pub async fn set_job_token_scope(spur: &Spur, target: u64, enabled: bool) -> Result<(), crate::storage::Error> {
+    spur.store.set_job_token_scope(target, enabled).await?;
+    tracing::info!(project_id = target, enabled, "job token inbound allowlist changed");
+    Ok(())
+}
+
 /// Removes `source` from `target`'s allowlist.
 pub async fn disallow_job_token(
     spur: &Spur,

@@ -350,6 +350,9 @@ pub struct Job {
     /// external system said. No executor runs such a job; the API moves it on.
     #[serde(default)]
     pub external: Option<ExternalStatus>,
+    /// When its log and artifacts were erased (`POST .../jobs/:id/erase`).
+    #[serde(default)]
+    pub erased_at: Option<Millis>,
 }
 
 /// What an external system posted with a commit status.

@@ -105,6 +105,7 @@ fn new_status_job(pipeline_id: u64, project_id: u64, status: &PostedStatus, now:
         bridge: None,
         runner_id: None,
         external: Some(ExternalStatus::default()),
+        erased_at: None,
     }
 }
 

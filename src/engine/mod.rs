@@ -248,6 +248,23 @@ fn apply(batch: &mut Batch, state: &mut State, command: Command) -> Result<(), S
             status,
             reply,
         } => external::post(batch, pipeline_id, status, reply),
+        Command::Erase { job_id, reply } => {
+            let now = batch.now;
+            let Some((pid, i)) = batch.job(job_id)? else {
+                let _ = reply.send(Err(Refusal::NotFound));
+                return Ok(());
+            };
+            let Some(w) = batch.pipeline(pid)? else { return Ok(()) };
+            let job = &mut w.jobs[i];
+            if !job.status.is_complete() || job.erased_at.is_some() {
+                let _ = reply.send(Err(Refusal::NotErasable));
+                return Ok(());
+            }
+            job.erased_at = Some(now);
+            w.changed.insert(i);
+            batch.replies.push(Reply::Done(reply, None));
+            Ok(())
+        }
     }
 }
 
@@ -395,6 +412,7 @@ fn fresh_attempt(job: &Job, user_id: u64, now: Millis) -> Job {
         attempt: job.attempt + 1,
         runner: None,
         runner_id: None,
+        erased_at: None,
         allow_failure: job.allow_failure && job.allow_failure_exit_codes.is_empty(),
         ..job.clone()
     }

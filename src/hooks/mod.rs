@@ -8,6 +8,9 @@
 //! of actix.
 
 pub mod payload;
+mod test;
+
+pub use test::{TRIGGERS, test_hook};
 
 use crate::context::Spur;
 use crate::domain::{Job, Pipeline};
@@ -209,19 +212,11 @@ fn deliveries(spur: &Spur, event: Event) -> Result<Vec<Delivery>, String> {
             .iter()
             .filter(|h| if job.is_some() { h.job_events } else { h.pipeline_events })
         {
-            let mut headers = vec![
-                ("X-Gitlab-Event".to_string(), event_name.to_string()),
-                ("X-Gitlab-Instance".to_string(), spur.external_url.clone()),
-                ("X-Gitlab-Event-UUID".to_string(), uuid::Uuid::new_v4().to_string()),
-            ];
-            if let Some(token) = hook.token_sealed.as_ref().and_then(|s| spur.secrets.unseal(s).ok()) {
-                headers.push(("X-Gitlab-Token".into(), String::from_utf8_lossy(&token).into_owned()));
-            }
             out.push(Delivery {
                 id: 0,
                 target: format!("hook-{}", hook.id),
                 url: hook.url.clone(),
-                headers,
+                headers: hook_headers(spur, hook, event_name),
                 body: body.clone(),
             });
         }
@@ -251,6 +246,20 @@ fn deliveries(spur: &Spur, event: Event) -> Result<Vec<Delivery>, String> {
         });
     }
     Ok(out)
+}
+
+/// GitLab's headers for a webhook post: the event's name, the instance, a fresh event id and
+/// the hook's secret token.
+fn hook_headers(spur: &Spur, hook: &crate::domain::ProjectHook, event_name: &str) -> Vec<(String, String)> {
+    let mut headers = vec![
+        ("X-Gitlab-Event".to_string(), event_name.to_string()),
+        ("X-Gitlab-Instance".to_string(), spur.external_url.clone()),
+        ("X-Gitlab-Event-UUID".to_string(), uuid::Uuid::new_v4().to_string()),
+    ];
+    if let Some(token) = hook.token_sealed.as_ref().and_then(|s| spur.secrets.unseal(s).ok()) {
+        headers.push(("X-Gitlab-Token".into(), String::from_utf8_lossy(&token).into_owned()));
+    }
+    headers
 }
 
 /// The statuses endpoint for a commit: GitHub's `https://api.github.com/repos/o/r/statuses/sha`

@@ -186,3 +186,52 @@ pub fn commit_status(spur: &Spur, project: &Project, p: &Pipeline, context: &str
         "context": context,
     })
 }
+
+/// A `Push Hook` body for the head of `ref_name` (GitLab's sample push a hook test posts):
+/// the user who tests, the head commit, `before` all zeros.
+pub fn sample_push(spur: &Spur, project: &Project, tester: &User, ref_name: &str, tag: bool, sha: &str) -> Value {
+    let origin = crate::git::Origin::of(project);
+    let path = spur.repos.path_of(&project.repo_name, &origin);
+    let info = spur.repos.commit_info(&path, sha).ok();
+    let commit = info.as_ref().map(|c| {
+        json!({
+            "id": sha,
+            "message": c.message,
+            "title": c.title,
+            "timestamp": crate::clock::iso8601(c.committed_at),
+            "url": spur.url(&format!("{}/-/commit/{sha}", project.full_path)),
+            "author": {"name": c.author_name, "email": c.author_email},
+            "added": [], "modified": [], "removed": [],
+        })
+    });
+    let full_ref = format!("refs/{}/{ref_name}", if tag { "tags" } else { "heads" });
+    json!({
+        "object_kind": if tag { "tag_push" } else { "push" },
+        "event_name": if tag { "tag_push" } else { "push" },
+        "before": "0000000000000000000000000000000000000000",
+        "after": sha,
+        "ref": full_ref,
+        "ref_protected": crate::protected_refs::is_protected(spur, project.id, ref_name, tag).unwrap_or(false),
+        "checkout_sha": sha,
+        "message": null,
+        "user_id": tester.id,
+        "user_name": tester.name,
+        "user_username": tester.username,
+        "user_email": "",
+        "user_avatar": null,
+        "project_id": project.id,
+        "project": project_json(spur, project),
+        "commits": commit.into_iter().collect::<Vec<_>>(),
+        "total_commits_count": 1,
+        "push_options": {},
+        "repository": {
+            "name": project.name,
+            "url": spur.url(&format!("{}.git", project.full_path)),
+            "description": project.description,
+            "homepage": spur.url(&project.full_path),
+            "git_http_url": spur.url(&format!("{}.git", project.full_path)),
+            "git_ssh_url": null,
+            "visibility_level": visibility_level(project.visibility),
+        },
+    })
+}

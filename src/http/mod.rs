@@ -128,6 +128,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/runners/managers", web::delete().to(runners::unregister_manager))
             .route("/runners/all", web::get().to(runners::list))
             .route("/runners/{runner_id}", web::get().to(runners::show))
+            .route("/runners/{runner_id}/jobs", web::get().to(runners::jobs))
             .route("/runners/{runner_id}", web::put().to(runners::update))
             .route("/runners/{runner_id}", web::delete().to(runners::delete))
             .route("/user/runners", web::post().to(runners::create))
@@ -212,6 +213,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/projects/{id}/hooks/{hook_id}", web::get().to(hooks::show))
             .route("/projects/{id}/hooks/{hook_id}", web::put().to(hooks::update))
             .route("/projects/{id}/hooks/{hook_id}", web::delete().to(hooks::delete))
+            .route(
+                "/projects/{id}/hooks/{hook_id}/test/{trigger}",
+                web::post().to(hooks::test),
+            )
             .route(
                 "/projects/{id}/integrations/github",
                 web::get().to(hooks::show_integration),
@@ -352,6 +357,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/projects/{id}/jobs/{job_id}/cancel", web::post().to(jobs::cancel))
             .route("/projects/{id}/jobs/{job_id}/retry", web::post().to(jobs::retry))
             .route("/projects/{id}/jobs/{job_id}/play", web::post().to(jobs::play))
+            .route("/projects/{id}/jobs/{job_id}/erase", web::post().to(jobs::erase))
             .route(
                 "/projects/{id}/pipelines/{pipeline_id}/cancel",
                 web::post().to(pipelines::cancel),
@@ -362,6 +368,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .route("/job", web::get().to(jobs::current))
             .route("/projects/{id}/job_token_scope", web::get().to(job_token_scope::show))
+            .route(
+                "/projects/{id}/job_token_scope",
+                web::patch().to(job_token_scope::update),
+            )
             .route(
                 "/projects/{id}/job_token_scope/allowlist",
                 web::get().to(job_token_scope::list),

@@ -310,7 +310,7 @@ pub fn job(spur: &Spur, project: &Project, pipeline: &Pipeline, j: &Job, user: O
         "created_at": iso8601(j.created_at),
         "started_at": opt_time(j.started_at),
         "finished_at": opt_time(j.finished_at),
-        "erased_at": null,
+        "erased_at": opt_time(j.erased_at),
         "duration": seconds(j.started_at, j.finished_at),
         "queued_duration": seconds(j.queued_at, j.started_at),
         "user": user.map(|u| user_basic(spur, u)),
@@ -543,9 +543,9 @@ pub fn runner_registration(runner: &crate::domain::Runner, token: &str) -> Value
     json!({"id": runner.id, "token": token, "token_expires_at": null})
 }
 
-/// GitLab's job token scope settings (the inbound allowlist is always enforced).
-pub fn job_token_scope() -> Value {
-    json!({"inbound_enabled": true, "outbound_enabled": false})
+/// GitLab's job token scope settings.
+pub fn job_token_scope(inbound_enabled: bool) -> Value {
+    json!({"inbound_enabled": inbound_enabled, "outbound_enabled": false})
 }
 
 /// An allowlist entry: `source` admits job tokens of `target`.

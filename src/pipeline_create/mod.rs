@@ -481,6 +481,7 @@ fn planned_jobs(
             runner_id: None,
             bridge,
             external: None,
+            erased_at: None,
         };
         out.push(NewJob { job, variables_sealed });
     }

@@ -47,6 +47,7 @@ fn job(line: &str) -> Job {
         runner_id: None,
         bridge: None,
         external: None,
+        erased_at: None,
     }
 }
 

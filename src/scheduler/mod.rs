@@ -67,6 +67,8 @@ pub enum Refusal {
     Transition(String),
     /// GitLab's 422: the pipeline holds as many jobs as it may.
     TooManyJobs,
+    /// GitLab's 403 `Job is not erasable!`: unfinished, or nothing left to erase.
+    NotErasable,
 }
 
 pub(crate) type Answer = oneshot::Sender<Result<Option<u64>, Refusal>>;
@@ -109,6 +111,10 @@ pub(crate) enum Command {
     Status {
         pipeline_id: u64,
         status: PostedStatus,
+        reply: Answer,
+    },
+    Erase {
+        job_id: u64,
         reply: Answer,
     },
 }
@@ -283,6 +289,11 @@ impl Scheduler {
         })
         .await?
         .ok_or(Refusal::NotFound)
+    }
+
+    /// Marks a finished job erased (its files are deleted by the caller once this is stored).
+    pub async fn erase(&self, job_id: u64) -> Result<(), Refusal> {
+        self.ask(|reply| Command::Erase { job_id, reply }).await.map(|_| ())
     }
 
     async fn ask(&self, command: impl FnOnce(Answer) -> Command) -> Result<Option<u64>, Refusal> {

@@ -1,7 +1,7 @@
 //! Links between pipelines: each project's CI/CD job token allowlist, which pipeline an upstream
 //! job created, and the size of each pipeline hierarchy.
 
-use super::tables::{DOWNSTREAM, HIERARCHY_SIZES, JOB_TOKEN_ALLOWLIST};
+use super::tables::{DOWNSTREAM, HIERARCHY_SIZES, JOB_TOKEN_ALLOWLIST, JOB_TOKEN_SCOPE_OFF};
 use super::{Error, Refusal, Store, ids_under};
 use redb::ReadableTable;
 
@@ -11,7 +11,29 @@ impl Store {
         if target == source {
             return Ok(true);
         }
-        self.read(|tx| Ok(tx.open_table(JOB_TOKEN_ALLOWLIST)?.get((target, source))?.is_some()))
+        self.read(|tx| {
+            Ok(tx.open_table(JOB_TOKEN_ALLOWLIST)?.get((target, source))?.is_some()
+                || tx.open_table(JOB_TOKEN_SCOPE_OFF)?.get(target)?.is_some())
+        })
+    }
+
+    /// Whether `target` enforces its inbound allowlist (on unless turned off).
+    pub fn job_token_scope_enabled(&self, target: u64) -> Result<bool, Error> {
+        self.read(|tx| Ok(tx.open_table(JOB_TOKEN_SCOPE_OFF)?.get(target)?.is_none()))
+    }
+
+    /// Turns `target`'s inbound allowlist on or off.
+    pub async fn set_job_token_scope(&self, target: u64, enabled: bool) -> Result<(), Error> {
+        self.write(move |tx| {
+            let mut off = tx.open_table(JOB_TOKEN_SCOPE_OFF)?;
+            if enabled {
+                off.remove(target)?;
+            } else {
+                off.insert(target, ())?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// The projects on `target`'s allowlist, by id.

@@ -64,6 +64,42 @@ impl Store {
         })
     }
 
+    /// One page of the jobs GitLab runner `runner_id` took that pass `keep`, newest first (or
+    /// oldest first), and how many pass. A scan: runners' job lists are an administrator's tool.
+    pub fn runner_jobs(
+        &self,
+        runner_id: u64,
+        keep: &dyn Fn(&Job) -> bool,
+        newest_first: bool,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Job>, usize), Error> {
+        self.read(|tx| {
+            let jobs = tx.open_table(JOBS)?;
+            let (mut out, mut total) = (Vec::new(), 0);
+            let mut visit = |bytes: &[u8]| -> Result<(), Error> {
+                let job: Job = super::codec::decode(bytes)?;
+                if job.runner_id == Some(runner_id) && keep(&job) {
+                    if total >= offset && out.len() < limit {
+                        out.push(job);
+                    }
+                    total += 1;
+                }
+                Ok(())
+            };
+            if newest_first {
+                for entry in jobs.iter()?.rev() {
+                    visit(entry?.1.value())?;
+                }
+            } else {
+                for entry in jobs.iter()? {
+                    visit(entry?.1.value())?;
+                }
+            }
+            Ok((out, total))
+        })
+    }
+
     /// The job whose `CI_JOB_TOKEN` has this digest.
     pub fn job_by_token_digest(&self, digest: &[u8]) -> Result<Option<Job>, Error> {
         self.read(|tx| {

@@ -407,5 +407,6 @@ fn delete_project_in(tx: &WriteTransaction, id: u64) -> Result<Result<Project, R
     tx.open_table(super::tables::PROJECT_HOOKS)?
         .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
     tx.open_table(super::tables::STATUS_INTEGRATIONS)?.remove(id)?;
+    tx.open_table(super::tables::JOB_TOKEN_SCOPE_OFF)?.remove(id)?;
     Ok(Ok(project))
 }

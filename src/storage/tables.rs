@@ -74,6 +74,9 @@ pub const JOB_TOKENS: TableDefinition<&[u8], u64> = TableDefinition::new("job_to
 /// (target project id, source project id) → (): the target's CI/CD job token inbound
 /// allowlist. A project's own job tokens are always allowed; nothing else is by default.
 pub const JOB_TOKEN_ALLOWLIST: TableDefinition<(u64, u64), ()> = TableDefinition::new("job_token_allowlist");
+/// Project id → (): projects whose inbound allowlist is turned off (any project's job token
+/// may reach them, within its user's rights; GitLab's `inbound_enabled: false`).
+pub const JOB_TOKEN_SCOPE_OFF: TableDefinition<u64, ()> = TableDefinition::new("job_token_scope_off");
 /// Upstream job id → the downstream pipeline it created.
 pub const DOWNSTREAM: TableDefinition<u64, u64> = TableDefinition::new("downstream");
 /// Root pipeline id → how many pipelines its hierarchy holds (GitLab caps it at 1,000).
@@ -147,6 +150,7 @@ macro_rules! for_every_table {
         $each!(ACTIVE_JOBS);
         $each!(JOB_TOKENS);
         $each!(JOB_TOKEN_ALLOWLIST);
+        $each!(JOB_TOKEN_SCOPE_OFF);
         $each!(DOWNSTREAM);
         $each!(HIERARCHY_SIZES);
         $each!(SESSIONS);

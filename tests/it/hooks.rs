@@ -298,3 +298,44 @@ async fn deliveries_wait_in_the_outbox_across_a_restart() {
     assert_eq!(got.last().unwrap().body["object_attributes"]["status"], "success");
     drop(s2);
 }
+
+#[tokio::test]
+async fn a_hook_test_posts_gitlabs_sample_now_and_reports_the_answer() {
+    let s = Server::start_with(&["--allow-local-requests"]);
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", CONFIG)]);
+    let pid = s.project("hooktest", repo.path()).await;
+    let recorder = Recorder::start(&[200, 200, 500]);
+    let (status, hook) = send(s.root(Method::POST, &format!("/projects/{pid}/hooks")).form(&[
+        ("url", format!("{}/h", recorder.base).as_str()),
+        ("token", "test-secret"),
+    ]))
+    .await;
+    assert_eq!(status, 201, "{hook}");
+    let test = |trigger: &str| format!("/projects/{pid}/hooks/{}/test/{trigger}", hook["id"]);
+    assert_eq!(
+        send(s.root(Method::POST, &test("pipeline_events"))).await,
+        (422, json!({"message": "Ensure the project has CI pipelines."})),
+        "nothing to sample yet"
+    );
+    assert_eq!(
+        send(s.root(Method::POST, &test("push_events"))).await,
+        (201, json!({"message": "201 Created"}))
+    );
+    let got = recorder.wait(|r| !r.is_empty()).await;
+    assert_eq!(
+        (got[0].header("X-Gitlab-Event"), got[0].header("X-Gitlab-Token")),
+        ("Push Hook", "test-secret")
+    );
+    assert_eq!(got[0].body["after"].as_str(), Some(repo.sha("main").as_str()));
+    assert_eq!(got[0].body["ref"], "refs/heads/main");
+    run_pipeline(&s, pid).await;
+    assert_eq!(send(s.root(Method::POST, &test("pipeline_events"))).await.0, 201);
+    let got = recorder.wait(|r| r.len() >= 2).await;
+    assert_eq!(got[1].body["object_kind"], "pipeline");
+    let (status, failed) = send(s.root(Method::POST, &test("job_events"))).await;
+    assert_eq!(status, 422, "the receiver answered 500: {failed}");
+    assert_eq!(send(s.root(Method::POST, &test("bogus_events"))).await.0, 400);
+    let (dev_id, dev) = s.user("dev").await;
+    s.add_member(pid, dev_id, 30).await;
+    assert_eq!(send(s.as_token(&dev, Method::POST, &test("push_events"))).await.0, 403);
+}

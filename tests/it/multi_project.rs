@@ -125,6 +125,20 @@ async fn a_running_jobs_token_triggers_an_allowlisting_project() {
     assert_eq!((status, body["message"].as_str()), (401, Some("Job is not running")));
     let (status, _) = send(s.root(Method::DELETE, &format!("/projects/{b}/job_token_scope/allowlist/{a}"))).await;
     assert_eq!(status, 204);
+
+    // The allowlist can be turned off (and on again), as GitLab's `PATCH .../job_token_scope`.
+    let scope = format!("/projects/{b}/job_token_scope");
+    assert_eq!(send(s.root(Method::GET, &scope)).await.1["inbound_enabled"], true);
+    let (status, e) = send(s.root(Method::PATCH, &scope).json(&serde_json::json!({}))).await;
+    assert_eq!((status, e["error"].as_str()), (400, Some("enabled is missing")));
+    let off = serde_json::json!({"enabled": false});
+    assert_eq!(send(s.root(Method::PATCH, &scope).json(&off)).await.0, 204);
+    assert_eq!(send(s.root(Method::GET, &scope)).await.1["inbound_enabled"], false);
+    assert_eq!(
+        send(s.root(Method::PATCH, &scope).form(&[("enabled", "true")])).await.0,
+        204
+    );
+    assert_eq!(send(s.root(Method::GET, &scope)).await.1["inbound_enabled"], true);
 }
 
 async fn bridges(s: &Server, pid: u64, pipeline: u64) -> Vec<Value> {

@@ -84,6 +84,12 @@ GET    /projects/{p}/protected_branches       401 404 403 403 403 200 200 200 40
 POST   /projects/{p}/protected_branches       401 404 403 403 403 400 400 400 401 401 401 403 401 401 401
 POST   /projects/{p}/mirror/pull              401 404 403 403 403 200 200 200 401 401 401 403 401 401 401
 GET    /projects/{p}/integrations/github      401 404 403 403 403 200 200 200 401 401 401 200 401 401 401
+GET    /projects/{p}/repository/commits/main/statuses 401 404 403 200 200 200 200 200 401 401 401 200 401 401 401
+GET    /projects/{p}/repository/commits/main/refs 404 404 403 200 200 200 200 200 401 401 401 200 401 401 401
+GET    /projects/{p}/repository/compare?from=main&to=main 404 404 403 200 200 200 200 200 401 401 401 200 401 401 401
+PATCH  /projects/{p}/job_token_scope          401 404 403 403 403 400 400 400 401 401 401 403 401 401 401
+POST   /projects/{p}/jobs/{j}/erase           401 404 403 403 403 403 403 403 401 401 401 403 401 401 401
+POST   /projects/{p}/hooks/999/test/push_events 401 404 403 403 403 404 404 404 401 401 401 403 401 401 401
 ";
 
 /// How a caller presents its credential.

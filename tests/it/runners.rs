@@ -660,6 +660,46 @@ async fn runners_upload_artifacts_and_later_jobs_and_users_download_them() {
     let (_, stranger) = s.user("stranger").await;
     assert_eq!(send(s.as_token(&stranger, Method::GET, &user_url)).await.0, 404);
     runner.update(&check, json!({"state": "success"})).await;
+
+    // The runner's jobs, as administrators list them.
+    let (_, runners) = send(s.root(Method::GET, "/runners/all")).await;
+    let runner_id = runners[0]["id"].as_u64().unwrap();
+    let (status, jobs) = send(s.root(Method::GET, &format!("/runners/{runner_id}/jobs?sort=asc"))).await;
+    assert_eq!(status, 200, "{jobs}");
+    let ids: Vec<&Value> = jobs.as_array().unwrap().iter().map(|j| &j["id"]).collect();
+    assert_eq!(ids, vec![&compile["id"], &check["id"]]);
+    assert_eq!(jobs[0]["project"]["id"].as_u64(), Some(pid));
+    let (_, failed) = send(s.root(Method::GET, &format!("/runners/{runner_id}/jobs?status=failed"))).await;
+    assert_eq!(failed, json!([]));
+    assert_eq!(
+        send(s.root(Method::GET, &format!("/runners/{runner_id}/jobs?status=nope")))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        send(s.as_token(&stranger, Method::GET, &format!("/runners/{runner_id}/jobs")))
+            .await
+            .0,
+        403
+    );
+
+    // Erasing a job removes its log and artifacts, once; a Developer may erase only their own.
+    let (dev_id, dev) = s.user("dev").await;
+    s.add_member(pid, dev_id, 30).await;
+    let erase = format!("/projects/{pid}/jobs/{}/erase", compile["id"]);
+    assert_eq!(send(s.as_token(&dev, Method::POST, &erase)).await.0, 403);
+    let (status, erased) = send(s.root(Method::POST, &erase)).await;
+    assert_eq!(status, 201, "{erased}");
+    assert!(erased["erased_at"].is_string());
+    assert!(erased.get("artifacts_file").is_none(), "{erased}");
+    assert_eq!(send_raw(s.root(Method::GET, &user_url)).await.status(), 404);
+    let trace = send_raw(s.root(Method::GET, &format!("/projects/{pid}/jobs/{}/trace", compile["id"]))).await;
+    assert_eq!(trace.text().await.unwrap(), "");
+    assert_eq!(
+        send(s.root(Method::POST, &erase)).await,
+        (403, json!({"message": "403 Forbidden - Job is not erasable!"}))
+    );
 }
 
 #[tokio::test]

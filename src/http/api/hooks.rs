@@ -1,4 +1,5 @@
-//! Project webhooks (`GET/POST /projects/:id/hooks`, `GET/PUT/DELETE /projects/:id/hooks/:hook_id`)
+//! Project webhooks (`GET/POST /projects/:id/hooks`, `GET/PUT/DELETE /projects/:id/hooks/:hook_id`,
+//! `POST .../hooks/:hook_id/test/:trigger`)
 //! and the commit-status integration (`GET/PUT/DELETE /projects/:id/integrations/github`),
 //! Maintainer+, with GitLab's entities. Secrets (the hook token, the forge token) are sealed and
 //! never shown back.
@@ -144,6 +145,25 @@ pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiEr
     let hook = find(&spur, project.id, &req)?;
     crate::hooks::delete_project_hook(&spur, project.id, hook.id).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /projects/:id/hooks/:hook_id/test/:trigger` (Maintainer+): posts GitLab's sample
+/// event now; 201 `{"message":"201 Created"}` when the receiver answered 2xx, else 422 with
+/// what went wrong.
+pub async fn test(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let (actor, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    let hook = find(&spur, project.id, &req)?;
+    let trigger = super::segment(&req, "trigger");
+    if !crate::hooks::TRIGGERS.contains(&trigger.as_str()) {
+        return Err(ApiError::Params("trigger does not have a valid value".into()));
+    }
+    match crate::hooks::test_hook(&spur, &project, &hook, &actor.user, &trigger).await {
+        Ok(_) => Ok(json_response(
+            StatusCode::CREATED,
+            &serde_json::json!({"message": "201 Created"}),
+        )),
+        Err(message) => Err(ApiError::Message(StatusCode::UNPROCESSABLE_ENTITY, message)),
+    }
 }
 
 /// `GET /projects/:id/integrations/github`.

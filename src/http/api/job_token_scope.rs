@@ -12,10 +12,26 @@ use crate::http::{State, json_response, lookup_project, project_with_role, views
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-/// `GET /projects/:id/job_token_scope`: the inbound allowlist is always enforced.
+/// `GET /projects/:id/job_token_scope`: whether the inbound allowlist is enforced.
 pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
-    project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
-    Ok(json_response(StatusCode::OK, &views::job_token_scope()))
+    let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    let enabled = spur.store.job_token_scope_enabled(project.id)?;
+    Ok(json_response(StatusCode::OK, &views::job_token_scope(enabled)))
+}
+
+/// `PATCH /projects/:id/job_token_scope` with `enabled` (required): turns the inbound allowlist
+/// on or off; 204.
+pub async fn update(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let params = Params::read(&req, payload, spur.max_body_bytes).await?;
+    let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    let mut v = Validation::default();
+    let enabled = v.optional_bool(&params, "enabled");
+    if params.get("enabled").is_none() {
+        v.fail("enabled", "is missing");
+    }
+    v.finish()?;
+    crate::projects::set_job_token_scope(&spur, project.id, enabled.unwrap_or(true)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// `GET /projects/:id/job_token_scope/allowlist`: the project itself, then the allowed ones.

@@ -182,6 +182,7 @@ pub async fn artifacts(req: HttpRequest, spur: State) -> Result<HttpResponse, Ap
 
 pub(crate) fn refusal(r: Refusal) -> ApiError {
     match r {
+        Refusal::NotErasable => ApiError::forbidden_because("Job is not erasable!"),
         Refusal::Transition(m) => ApiError::Message(StatusCode::BAD_REQUEST, m),
         Refusal::TooManyJobs => ApiError::Message(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -244,6 +245,21 @@ pub async fn play(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
     spur.scheduler.play(job.id, actor.user.id).await.map_err(refusal)?;
     let job = find_job(&spur, &project, job_id)?;
     Ok(json_response(StatusCode::OK, &job_view(&spur, &project, &job)?))
+}
+
+/// `POST /projects/:id/jobs/:job_id/erase`: a finished job's log and artifacts go; 201 with the
+/// job. Developers may erase their own jobs, Maintainers any (rights on the ref included).
+pub async fn erase(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let job_id = id_segment(&req, "job_id")?;
+    let (actor, project, access) = project_with_role(&req, &spur, Some(AccessLevel::Developer)).await?;
+    let job = find_job(&spur, &project, job_id)?;
+    may_update(&spur, job.pipeline_id, &access)?;
+    if job.user_id != actor.user.id && !access.at_least(AccessLevel::Maintainer) {
+        return Err(ApiError::forbidden());
+    }
+    crate::artifacts::erase(&spur, &job).await.map_err(refusal)?;
+    let job = find_job(&spur, &project, job_id)?;
+    Ok(json_response(StatusCode::CREATED, &job_view(&spur, &project, &job)?))
 }
 
 /// `GET /job` with a job's token (`JOB-TOKEN` header or `job_token` parameter): the running job.

@@ -277,6 +277,53 @@ pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
     ))
 }
 
+/// `GET /runners/:id/jobs` (administrators): the jobs the runner took, newest first, with
+/// `status`, `order_by=id` and `sort` (`asc`/`desc`).
+pub async fn jobs(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    admin(&req, &spur).await?;
+    let runner = find(&spur, &req)?;
+    let q = super::Query::of(&req);
+    let status = match q.get("status") {
+        None => None,
+        Some(s) => Some(
+            crate::domain::JobStatus::parse(&s)
+                .ok_or_else(|| ApiError::Params("status does not have a valid value".into()))?,
+        ),
+    };
+    if q.get("order_by").is_some_and(|o| o != "id") {
+        return Err(ApiError::Params("order_by does not have a valid value".into()));
+    }
+    let newest_first = match q.get("sort").as_deref() {
+        None | Some("desc") => true,
+        Some("asc") => false,
+        Some(_) => return Err(ApiError::Params("sort does not have a valid value".into())),
+    };
+    let page = crate::http::pagination::PageRequest::from_request(&req)?;
+    let s = spur.clone();
+    let (jobs, total) = web::block(move || {
+        let keep = |j: &crate::domain::Job| status.is_none_or(|st| j.status == st);
+        s.store
+            .runner_jobs(runner.id, &keep, newest_first, page.offset(), page.per_page)
+    })
+    .await??;
+    let mut items = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        let (Some(project), Some(pipeline)) = (
+            spur.store.project(job.project_id)?,
+            spur.store.pipeline(job.pipeline_id)?,
+        ) else {
+            continue;
+        };
+        let user = spur.store.user(job.user_id)?;
+        let mut view = views::job(&spur, &project, &pipeline, job, user.as_ref());
+        if let Some(obj) = view.as_object_mut() {
+            obj.insert("project".into(), views::basic_project(&spur, &project));
+        }
+        items.push(view);
+    }
+    Ok(crate::http::pagination::page_response(&req, page, items, total))
+}
+
 /// `PUT /runners/:id` (administrators): description, paused/active, tags, run_untagged,
 /// access_level, maximum_timeout.
 pub async fn update(req: HttpRequest, payload: web::Payload, spur: State) -> Result<HttpResponse, ApiError> {

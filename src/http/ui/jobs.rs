@@ -271,6 +271,7 @@ pub async fn act(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload)
         crate::scheduler::Refusal::NotPlayable => UiError::BadRequest("Unplayable Job".into()),
         crate::scheduler::Refusal::NotFound => UiError::NotFound,
         crate::scheduler::Refusal::Transition(m) => UiError::BadRequest(m),
+        crate::scheduler::Refusal::NotErasable => UiError::BadRequest("Job is not erasable!".into()),
         crate::scheduler::Refusal::TooManyJobs => {
             UiError::BadRequest("The number of jobs has exceeded the limit".into())
         }
