@@ -12,6 +12,8 @@ pub(crate) mod application_settings;
 pub(crate) mod artifacts;
 pub(crate) mod auth;
 pub mod backup;
+/// Project badges and their placeholders.
+pub(crate) mod badges;
 pub(crate) mod bridge;
 pub(crate) mod clock;
 /// Commit statuses posted by external systems, as jobs of the `external` stage.

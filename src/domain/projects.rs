@@ -276,6 +276,21 @@ pub struct ProtectedRef {
     pub allow_force_push: bool,
 }
 
+/// A project badge: a link and an image shown on the project, with `%{...}` placeholders.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Badge {
+    /// Instance-wide id.
+    pub id: u64,
+    /// The project.
+    pub project_id: u64,
+    /// Its name.
+    pub name: Option<String>,
+    /// Where it links.
+    pub link_url: String,
+    /// The image shown.
+    pub image_url: String,
+}
+
 /// A project webhook: where pipeline and job events are posted, in GitLab's payload format.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectHook {

@@ -4,6 +4,7 @@
 
 mod artifacts;
 mod backup;
+mod badges;
 mod codec;
 mod downstream;
 mod hooks;

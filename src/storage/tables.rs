@@ -109,6 +109,8 @@ pub const PROJECT_REFS: TableDefinition<(u64, &str), &str> = TableDefinition::ne
 
 /// (project id, hook id) → `domain::ProjectHook`.
 pub const PROJECT_HOOKS: TableDefinition<(u64, u64), Json> = TableDefinition::new("project_hooks");
+/// (project id, badge id) → the badge, JSON.
+pub const PROJECT_BADGES: TableDefinition<(u64, u64), Json> = TableDefinition::new("project_badges");
 /// Project id → `domain::StatusIntegration` (commit statuses to GitHub or Gitea).
 pub const STATUS_INTEGRATIONS: TableDefinition<u64, Json> = TableDefinition::new("status_integrations");
 
@@ -162,6 +164,7 @@ macro_rules! for_every_table {
         $each!(PROTECTED_REFS);
         $each!(PROJECT_REFS);
         $each!(PROJECT_HOOKS);
+        $each!(PROJECT_BADGES);
         $each!(STATUS_INTEGRATIONS);
         $each!(OUTBOX);
         $each!(SETTINGS);

@@ -42,6 +42,7 @@ const LAYERS: &[&[&str]] = &[
         "job_env",
         "backup",
         "hooks",
+        "badges",
     ],
     // the pipeline wing: creating, triggering, pushing, running
     &[

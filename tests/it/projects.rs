@@ -822,3 +822,73 @@ async fn administrators_update_users() {
     let (status, _) = send(s.root(Method::PUT, "/users/999").form(&[("name", "x")])).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn badges_render_gitlabs_placeholders_and_only_maintainers_change_them() {
+    let s = Server::start();
+    let repo = Repo::with_files(&[("README", "x\n")]);
+    crate::support::git(repo.path(), &["tag", "v1.2"]);
+    let pid = s.project("badged", repo.path()).await;
+    let sha = repo.sha("main");
+    let base = format!("/projects/{pid}/badges");
+    let (status, badge) = send(s.root(Method::POST, &base).json(&serde_json::json!({
+        "name": "pipeline",
+        "link_url": "https://ci.example/%{project_path}/-/commits/%{default_branch}",
+        "image_url": "https://ci.example/%{project_id}/%{commit_sha}/%{latest_tag}.svg",
+    })))
+    .await;
+    assert_eq!(status, 201, "{badge}");
+    assert_eq!(
+        badge["rendered_link_url"],
+        "https://ci.example/root/badged/-/commits/main"
+    );
+    assert_eq!(
+        badge["rendered_image_url"],
+        format!("https://ci.example/{pid}/{sha}/v1.2.svg")
+    );
+    assert_eq!(badge["kind"], "project");
+    let id = badge["id"].as_u64().unwrap();
+    let (status, list) = send(s.root(Method::GET, &format!("{base}?name=pipeline"))).await;
+    assert_eq!((status, list.as_array().map(Vec::len)), (200, Some(1)));
+    let (status, changed) = send(
+        s.root(Method::PUT, &format!("{base}/{id}"))
+            .form(&[("image_url", "https://img.example/%{project_name}.png")]),
+    )
+    .await;
+    assert_eq!(
+        (status, changed["rendered_image_url"].as_str()),
+        (200, Some("https://img.example/badged.png"))
+    );
+    let (status, preview) = send(s.root(
+        Method::GET,
+        &format!("{base}/render?link_url=https://x/%25{{project_title}}&image_url=https://y/%25{{gitlab_server}}"),
+    ))
+    .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["rendered_link_url"], "https://x/badged");
+    assert_eq!(preview["rendered_image_url"], "https://y/127.0.0.1");
+
+    // Bad input changes nothing; Developers read but may not change.
+    for body in [
+        serde_json::json!({"link_url": "javascript:alert(1)", "image_url": "https://x/y.svg"}),
+        serde_json::json!({"link_url": "https://x", "image_url": "ftp://x/y"}),
+    ] {
+        assert_eq!(send(s.root(Method::POST, &base).json(&body)).await.0, 400);
+    }
+    let (status, e) = send(s.root(Method::POST, &base).json(&serde_json::json!({"name": "x"}))).await;
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("link_url is missing, image_url is missing"))
+    );
+    let (dev_id, dev) = s.user("dev").await;
+    s.add_member(pid, dev_id, 30).await;
+    assert_eq!(send(s.as_token(&dev, Method::GET, &base)).await.0, 200);
+    let (status, _) = send(s.as_token(&dev, Method::DELETE, &format!("{base}/{id}"))).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        send(s.root(Method::GET, &base)).await.1.as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(send(s.root(Method::DELETE, &format!("{base}/{id}"))).await.0, 204);
+    assert_eq!(send(s.root(Method::GET, &format!("{base}/{id}"))).await.0, 404);
+}

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod application_settings;
 pub mod artifacts;
+pub mod badges;
 pub mod commit_statuses;
 pub mod compare;
 pub mod create_pipeline;
