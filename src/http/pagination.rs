@@ -86,6 +86,37 @@ pub fn page_response(req: &HttpRequest, page: PageRequest, on_page: Vec<Value>, 
         .body(Value::Array(on_page).to_string())
 }
 
+/// Answers 200 with one keyset page: GitLab sends only `X-Per-Page` and, when more follow, a
+/// `Link` to the next page with `cursor` (`id_after=42`) in place of the previous one.
+pub fn keyset_response(
+    req: &HttpRequest,
+    per_page: usize,
+    on_page: Vec<Value>,
+    cursor: Option<(&str, u64)>,
+) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    response
+        .insert_header(("Content-Type", "application/json"))
+        .insert_header(("X-Per-Page", per_page.to_string()));
+    if let Some((key, value)) = cursor {
+        let info = req.connection_info();
+        let mut pairs: Vec<(String, String)> = query_pairs(req)
+            .into_iter()
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "id_after" | "id_before" | "private_token" | "access_token" | "page"
+                )
+            })
+            .collect();
+        pairs.push((key.to_string(), value.to_string()));
+        let qs = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+        let url = format!("{}://{}{}?{}", info.scheme(), info.host(), req.path(), qs);
+        response.insert_header(("Link", format!("<{url}>; rel=\"next\"")));
+    }
+    response.body(Value::Array(on_page).to_string())
+}
+
 fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
     serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string()).unwrap_or_default()
 }

@@ -892,3 +892,51 @@ async fn badges_render_gitlabs_placeholders_and_only_maintainers_change_them() {
     assert_eq!(send(s.root(Method::DELETE, &format!("{base}/{id}"))).await.0, 204);
     assert_eq!(send(s.root(Method::GET, &format!("{base}/{id}"))).await.0, 404);
 }
+
+#[tokio::test]
+async fn keyset_pagination_links_to_the_next_page_by_id() {
+    let s = Server::start();
+    let repo = Repo::new();
+    let mut ids = Vec::new();
+    for name in ["k1", "k2", "k3"] {
+        ids.push(s.project(name, repo.path()).await);
+    }
+    let mut url = s.api("/projects?pagination=keyset&order_by=id&sort=asc&per_page=2");
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let resp = crate::support::send_raw(s.http.get(&url).header("PRIVATE-TOKEN", ROOT_TOKEN)).await;
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers().get("x-total").is_none(), "keyset pages carry no totals");
+        let link = resp.headers().get("link").map(|l| l.to_str().unwrap().to_string());
+        let page: Value = resp.json().await.unwrap();
+        seen.extend(page.as_array().unwrap().iter().map(|p| p["id"].as_u64().unwrap()));
+        match link {
+            Some(l) => {
+                assert!(l.contains("id_after=") && l.ends_with("rel=\"next\""), "{l}");
+                url = l.trim_start_matches('<').split('>').next().unwrap().to_string();
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    let (status, e) = send(s.root(Method::GET, "/projects?pagination=keyset&order_by=name")).await;
+    assert_eq!(
+        (status, e),
+        (
+            405,
+            json!({"error": "Keyset pagination is not yet available for this type of request"})
+        )
+    );
+    let (_, desc) = send(s.root(
+        Method::GET,
+        &format!("/projects?pagination=keyset&order_by=id&id_before={}", ids[2]),
+    ))
+    .await;
+    let got: Vec<u64> = desc
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(got, vec![ids[1], ids[0]]);
+}

@@ -67,12 +67,39 @@ pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
         "updated_at" | "last_activity_at" => projects.sort_by_key(|p| (p.updated_at, p.id)),
         _ => return Err(invalid("order_by")),
     }
-    match get("sort").unwrap_or("desc") {
-        "desc" => projects.reverse(),
-        "asc" => {}
+    let descending = match get("sort").unwrap_or("desc") {
+        "desc" => {
+            projects.reverse();
+            true
+        }
+        "asc" => false,
         _ => return Err(invalid("sort")),
+    };
+    let keyset = match get("pagination") {
+        None | Some("offset") => false,
+        Some("keyset") if matches!(get("order_by").unwrap_or("created_at"), "id" | "created_at") => true,
+        Some("keyset") => {
+            return Err(ApiError::Token(
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({"error": "Keyset pagination is not yet available for this type of request"}),
+            ));
+        }
+        Some(_) => return Err(invalid("pagination")),
+    };
+    if keyset {
+        // Ids grow with creation time, so `created_at` and `id` order alike.
+        let cursor = |k: &str| get(k).and_then(|v| v.parse::<u64>().ok());
+        match (descending, cursor("id_before"), cursor("id_after")) {
+            (true, Some(before), _) => projects.retain(|p| p.id < before),
+            (false, _, Some(after)) => projects.retain(|p| p.id > after),
+            _ => {}
+        }
     }
+    let per_page = crate::http::pagination::PageRequest::from_request(&req)?.per_page;
     for p in projects {
+        if keyset && items.len() > per_page {
+            break;
+        }
         let access = auth::project_access(&spur.store, actor.as_ref().map(|a| &a.user), &p, now)?;
         let wanted = access.can_read
             && (!flag("membership") || access.level.is_some())
@@ -83,6 +110,15 @@ pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
         if wanted {
             items.push(project_view(&spur, &p, actor.as_ref())?);
         }
+    }
+    if keyset {
+        let more = items.len() > per_page;
+        items.truncate(per_page);
+        let last = items.last().and_then(|v| v["id"].as_u64());
+        let cursor = last
+            .filter(|_| more)
+            .map(|id| (if descending { "id_before" } else { "id_after" }, id));
+        return Ok(crate::http::pagination::keyset_response(&req, per_page, items, cursor));
     }
     paginated(&req, items)
 }
