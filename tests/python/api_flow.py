@@ -1,5 +1,6 @@
 """python-gitlab against spur's wider API: repository branches, tags, files, tree and commits,
-pipelines/latest and filters, group members and variables, artifacts by ref, PAT rotation."""
+pipelines/latest and filters, group members and variables, artifacts by ref, PAT rotation,
+commit statuses, compare, archives, badges, job erase, keyset pagination, job token scope."""
 import base64
 import os
 import time
@@ -84,5 +85,44 @@ try:
     raise AssertionError("the rotated token still works")
 except gitlab.exceptions.GitlabAuthenticationError:
     pass
+
+# Commit statuses: an external system reports on the head of main
+head = project.commits.get("main")
+status = head.statuses.create({"state": "running", "name": "py-ci", "target_url": "https://ci.example/1"})
+assert status.status == "running", status
+status = head.statuses.create({"state": "success", "name": "py-ci", "coverage": 91.5})
+assert status.status == "success" and status.coverage == 91.5, status
+assert "py-ci" in [s.name for s in head.statuses.list(get_all=True)]
+refs = head.refs(type="branch")
+assert {"type": "branch", "name": "main"} in refs, refs
+
+# Compare and archives
+cmp = project.repository_compare("main", "main")
+assert cmp["commits"] == [] and cmp["compare_same_ref"], cmp
+archive = project.repository_archive(sha="main", format="zip")
+assert archive[:2] == b"PK"
+
+# Badges
+badge = project.badges.create({"link_url": "https://x/%{project_path}", "image_url": "https://x/%{default_branch}.svg"})
+assert badge.rendered_link_url.endswith("/" + path), badge
+assert badge.rendered_image_url == "https://x/main.svg"
+project.badges.delete(badge.id)
+
+# Erasing a finished job
+job = project.jobs.get(jobs[0].id)
+job.erase()
+assert project.jobs.get(job.id).erased_at
+
+# Keyset pagination, as python-gitlab iterates it
+ids = [p.id for p in gl.projects.list(pagination="keyset", order_by="id", sort="asc", per_page=1, iterator=True)]
+assert project.id in ids and ids == sorted(ids), ids
+
+# The job token scope
+scope = project.job_token_scope.get()
+scope.enabled = False
+scope.save()
+assert project.job_token_scope.get().inbound_enabled is False
+scope.enabled = True
+scope.save()
 
 print("python-gitlab api flow OK")
