@@ -28,7 +28,7 @@ pub struct NewAccount {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccountRefusal {
     /// An attribute is invalid (the attribute, GitLab's text).
-    Invalid(&'static str, &'static str),
+    Invalid(&'static str, String),
     /// The username or e-mail is taken (GitLab's text).
     Taken(&'static str),
 }
@@ -36,19 +36,22 @@ pub enum AccountRefusal {
 /// Creates a user.
 pub async fn create_user(spur: &Spur, new: NewAccount) -> Result<Result<User, AccountRefusal>, String> {
     if !is_valid_path(&new.username) {
+        return Ok(Err(AccountRefusal::Invalid("username", "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-' or end in '.', '.git' or '.atom'.".into())));
+    }
+    if crate::domain::is_reserved_namespace_path(&new.username) {
         return Ok(Err(AccountRefusal::Invalid(
             "username",
-            "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-' or end in '.', '.git' or '.atom'.",
+            format!("{} is a reserved name", new.username),
         )));
     }
     if !new.email.contains('@') || new.email.trim() != new.email {
-        return Ok(Err(AccountRefusal::Invalid("email", "is invalid")));
+        return Ok(Err(AccountRefusal::Invalid("email", "is invalid".into())));
     }
     let password = match new.password {
         Some(p) if p.chars().count() < 8 => {
             return Ok(Err(AccountRefusal::Invalid(
                 "password",
-                "is too short (minimum is 8 characters)",
+                "is too short (minimum is 8 characters)".into(),
             )));
         }
         Some(p) => p,
@@ -82,10 +85,13 @@ pub async fn create_token(
 ) -> Result<Result<(PersonalAccessToken, String), AccountRefusal>, String> {
     let now = clock::now();
     if expires_at.is_some_and(|t| t < now - clock::DAY) {
-        return Ok(Err(AccountRefusal::Invalid("expires_at", "must not be in the past")));
+        return Ok(Err(AccountRefusal::Invalid(
+            "expires_at",
+            "must not be in the past".into(),
+        )));
     }
     if scopes.is_empty() {
-        return Ok(Err(AccountRefusal::Invalid("scopes", "can't be blank")));
+        return Ok(Err(AccountRefusal::Invalid("scopes", "can't be blank".into())));
     }
     let token = secrets::new_token("glpat-").map_err(|e| e.to_string())?;
     let digest = spur.secrets.digest(&token);
@@ -143,13 +149,13 @@ pub async fn update_user(spur: &Spur, id: u64, change: UserChange) -> Result<Res
     if let Some(email) = &change.email
         && (!email.contains('@') || email.trim() != email)
     {
-        return Ok(Err(AccountRefusal::Invalid("email", "is invalid")));
+        return Ok(Err(AccountRefusal::Invalid("email", "is invalid".into())));
     }
     let password_hash = match change.password {
         Some(p) if p.chars().count() < 8 => {
             return Ok(Err(AccountRefusal::Invalid(
                 "password",
-                "is too short (minimum is 8 characters)",
+                "is too short (minimum is 8 characters)".into(),
             )));
         }
         Some(p) => Some(
@@ -167,7 +173,7 @@ pub async fn update_user(spur: &Spur, id: u64, change: UserChange) -> Result<Res
     let user = match updated {
         Ok(user) => user,
         Err(Refusal::Taken(_)) => return Ok(Err(AccountRefusal::Taken("Email has already been taken"))),
-        Err(_) => return Ok(Err(AccountRefusal::Invalid("user", "not found"))),
+        Err(_) => return Ok(Err(AccountRefusal::Invalid("user", "not found".into()))),
     };
     if change.admin.is_some() {
         return Ok(
@@ -176,7 +182,7 @@ pub async fn update_user(spur: &Spur, id: u64, change: UserChange) -> Result<Res
                 .map_err(|e| e.to_string())?
             {
                 Ok(u) => Ok(u),
-                Err(_) => Err(AccountRefusal::Invalid("user", "not found")),
+                Err(_) => Err(AccountRefusal::Invalid("user", "not found".into())),
             },
         );
     }
@@ -193,10 +199,16 @@ pub async fn rotate_token(
 ) -> Result<Result<(PersonalAccessToken, String), AccountRefusal>, String> {
     let now = clock::now();
     if expires_at.is_some_and(|t| t < now - clock::DAY) {
-        return Ok(Err(AccountRefusal::Invalid("expires_at", "must not be in the past")));
+        return Ok(Err(AccountRefusal::Invalid(
+            "expires_at",
+            "must not be in the past".into(),
+        )));
     }
     if expires_at.is_some_and(|t| t > now + 366 * clock::DAY) {
-        return Ok(Err(AccountRefusal::Invalid("expires_at", "must be within a year")));
+        return Ok(Err(AccountRefusal::Invalid(
+            "expires_at",
+            "must be within a year".into(),
+        )));
     }
     let expires_at = expires_at.unwrap_or(now + 7 * clock::DAY);
     let token = secrets::new_token("glpat-").map_err(|e| e.to_string())?;
@@ -208,7 +220,7 @@ pub async fn rotate_token(
         .map_err(|e| e.to_string())?
     {
         Ok(pat) => Ok(Ok((pat, token))),
-        Err(_) => Ok(Err(AccountRefusal::Invalid("token", "is not active"))),
+        Err(_) => Ok(Err(AccountRefusal::Invalid("token", "is not active".into()))),
     }
 }
 

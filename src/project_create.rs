@@ -85,6 +85,11 @@ pub async fn create(
         }
         return Ok(Err(ProjectRefusal::Forbidden));
     }
+    if ns.kind == NamespaceKind::Group
+        && let Some(why) = visibility.refused_in_group(ns.visibility)
+    {
+        return Ok(Err(ProjectRefusal::Invalid("visibility_level", why)));
+    }
     // Credentials in an http(s) import_url are kept apart, sealed, and never shown or logged.
     let (import_url, userinfo) = match import_url {
         Some(url) => {

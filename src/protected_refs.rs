@@ -136,7 +136,7 @@ pub enum RefUpdate {
 
 /// Whether the caller may make this change to a ref: Developer+ anywhere unprotected; on a
 /// protected branch, push rights under some rule (deleting needs Maintainer); protected tags may
-/// be created by those the rule names and never moved or deleted by a push.
+/// be created by those the rule names, deleted by Maintainers, and never moved.
 pub fn may_push(
     spur: &Spur,
     project_id: u64,
@@ -154,7 +154,9 @@ pub fn may_push(
     }
     Ok(match (tag, update) {
         (true, RefUpdate::Create) => rules.iter().any(|r| admits(r.create_access_level, access)),
-        (true, _) => false,
+        // GitLab: only a project Maintainer or Owner can delete a protected tag; none moves one.
+        (true, RefUpdate::Delete) => access.at_least(AccessLevel::Maintainer),
+        (true, RefUpdate::Update) => false,
         (false, RefUpdate::Delete) => access.at_least(AccessLevel::Maintainer),
         (false, _) => rules.iter().any(|r| admits(r.push_access_level, access)),
     })

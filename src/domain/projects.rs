@@ -25,6 +25,13 @@ impl Visibility {
         }
     }
 
+    /// GitLab's refusal when a project of this visibility sits in a group of `group`'s
+    /// (`public is not allowed in a private group.`), if it may not.
+    pub fn refused_in_group(self, group: Visibility) -> Option<String> {
+        let rank = |v: Visibility| v as u8;
+        (rank(self) > rank(group)).then(|| format!("{} is not allowed in a {} group.", self.as_str(), group.as_str()))
+    }
+
     /// Parses GitLab's lower-case name.
     pub fn parse(s: &str) -> Option<Visibility> {
         Some(match s {
@@ -193,6 +200,57 @@ pub fn is_valid_path(path: &str) -> bool {
         && !path.ends_with('.')
         && !path.ends_with(".git")
         && !path.ends_with(".atom")
+}
+
+/// GitLab's top-level routes (`Gitlab::PathRegex::TOP_LEVEL_ROUTES`): no user or group may take
+/// one as its path, or its pages would hide the route (spur's own `/admin`, `/assets`,
+/// `/projects`, `/users` among them).
+const TOP_LEVEL_ROUTES: [&str; 39] = [
+    "-",
+    ".well-known",
+    "404.html",
+    "422.html",
+    "500.html",
+    "502.html",
+    "503.html",
+    "admin",
+    "api",
+    "apple-touch-icon.png",
+    "assets",
+    "dashboard",
+    "deploy.html",
+    "explore",
+    "favicon.ico",
+    "favicon.png",
+    "files",
+    "groups",
+    "health_check",
+    "help",
+    "import",
+    "jwt",
+    "login",
+    "oauth",
+    "profile",
+    "projects",
+    "public",
+    "robots.txt",
+    "s",
+    "search",
+    "sitemap",
+    "sitemap.xml",
+    "sitemap.xml.gz",
+    "slash-command-logo.png",
+    "snippets",
+    "unsubscribes",
+    "uploads",
+    "users",
+    "v2",
+];
+
+/// Whether a user or group path is reserved for a top-level route (GitLab's
+/// `<path> is a reserved name`).
+pub fn is_reserved_namespace_path(path: &str) -> bool {
+    TOP_LEVEL_ROUTES.iter().any(|r| r.eq_ignore_ascii_case(path))
 }
 
 /// The instance's application settings (`/api/v4/application/settings`) spur keeps: those

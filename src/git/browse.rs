@@ -111,7 +111,8 @@ impl Repos {
         let Some(entry) = tree.lookup_entry_by_path(file).map_err(|e| e.to_string())? else {
             return Ok(None);
         };
-        if !entry.mode().is_blob() {
+        // A symbolic link reads as its target's path, as GitLab serves it.
+        if !entry.mode().is_blob() && !entry.mode().is_link() {
             return Ok(None);
         }
         // The header's size before inflating: a huge blob compresses to almost nothing.

@@ -185,10 +185,11 @@ async fn projects_groups_and_visibility() {
     let repo = Repo::new();
     let (alice, alice_pat) = s.user("alice").await;
     let (_, bob_pat) = s.user("bob").await;
-    let (status, g) = send(
-        s.as_token(&alice_pat, Method::POST, "/groups")
-            .form(&[("name", "Group"), ("path", "grp")]),
-    )
+    let (status, g) = send(s.as_token(&alice_pat, Method::POST, "/groups").form(&[
+        ("name", "Group"),
+        ("path", "grp"),
+        ("visibility", "public"),
+    ]))
     .await;
     assert_eq!(status, 201, "{g}");
     let (status, body) = send(
@@ -199,6 +200,45 @@ async fn projects_groups_and_visibility() {
     assert_eq!(
         (status, body),
         (400, json!({"message": {"path": ["has already been taken"]}}))
+    );
+    // Top-level routes are no namespace's path (a group `admin` would hide the Admin area).
+    for reserved in ["admin", "API", "users", "-", "help"] {
+        let (status, body) = send(
+            s.root(Method::POST, "/groups")
+                .form(&[("name", "R"), ("path", reserved)]),
+        )
+        .await;
+        assert_eq!(status, 400, "{reserved}: {body}");
+    }
+    let (status, body) = send(s.root(Method::POST, "/users").form(&[
+        ("username", "projects"),
+        ("email", "p@example.com"),
+        ("name", "P"),
+        ("password", "a-long-password"),
+    ]))
+    .await;
+    assert_eq!(
+        (status, body),
+        (400, json!({"message": {"username": ["projects is a reserved name"]}}))
+    );
+    // A project may not be more visible than its group.
+    let (_, quiet) = send(
+        s.as_token(&alice_pat, Method::POST, "/groups")
+            .form(&[("name", "Quiet"), ("path", "quiet")]),
+    )
+    .await;
+    let (status, body) = send(s.as_token(&alice_pat, Method::POST, "/projects").form(&[
+        ("name", "loud"),
+        ("namespace_id", &quiet["id"].to_string()),
+        ("visibility", "public"),
+    ]))
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"message": {"visibility_level": ["public is not allowed in a private group."]}})
+        )
     );
     // only admins import a path on the server
     let local = repo.path().display().to_string();

@@ -713,6 +713,15 @@ async fn branches_and_tags_made_through_the_api_get_push_pipelines_and_respect_p
     ))
     .await;
     assert_eq!(status, 404);
+    // A protected tag: Developers may not delete it, Maintainers may (GitLab's TagCheck).
+    let (status, _) = send(
+        s.root(Method::POST, &format!("/projects/{pid}/protected_tags"))
+            .form(&[("name", "v*"), ("create_access_level", "30")]),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, body) = send(s.as_token(&dev, Method::DELETE, &format!("/projects/{pid}/repository/tags/v1.0"))).await;
+    assert_eq!(status, 403, "{body}");
     let (status, _) = send(s.root(Method::DELETE, &format!("/projects/{pid}/repository/tags/v1.0"))).await;
     assert_eq!(status, 204);
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -134,6 +134,7 @@ async fn compare_commit_refs_stats_and_archives() {
     git(repo.path(), &["checkout", "-qb", "topic"]);
     std::fs::write(repo.path().join("a.txt"), "one\n2\nthree\n").unwrap();
     std::fs::write(repo.path().join("new.sh"), "#!/bin/sh\n").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", repo.path().join("link")).unwrap();
     git(repo.path(), &["add", "-A"]);
     git(repo.path(), &["mv", "old.txt", "renamed.txt"]);
     git(repo.path(), &["commit", "-qm", "topic work"]);
@@ -186,6 +187,13 @@ async fn compare_commit_refs_stats_and_archives() {
         (400, serde_json::json!({"error": "to is missing"}))
     );
 
+    // A symbolic link reads as its target's path; it is never followed.
+    let (status, link) = get(&s, &format!("/projects/{pid}/repository/files/link?ref=topic")).await;
+    assert_eq!(status, 200, "{link}");
+    assert_eq!(
+        link["content"], "L2V0Yy9wYXNzd2Q=",
+        "base64 of /etc/passwd, the link's text"
+    );
     let (status, refs) = get(&s, &format!("/projects/{pid}/repository/commits/{base}/refs")).await;
     assert_eq!(status, 200, "{refs}");
     let names: Vec<(String, String)> = refs
@@ -209,7 +217,7 @@ async fn compare_commit_refs_stats_and_archives() {
     assert_eq!(status, 200);
     assert_eq!(
         commit["stats"],
-        serde_json::json!({"additions": 3, "deletions": 1, "total": 4})
+        serde_json::json!({"additions": 4, "deletions": 1, "total": 5})
     );
     assert_eq!(commit["parent_ids"], serde_json::json!([base]));
     let (_, bare) = get(&s, &format!("/projects/{pid}/repository/commits/{head}?stats=false")).await;

@@ -136,6 +136,9 @@ pub async fn create(req: HttpRequest, spur: State, payload: web::Payload) -> Res
             "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-' or end in '.', '.git' or '.atom'.",
         ));
     }
+    if crate::domain::is_reserved_namespace_path(&path) {
+        return Err(ApiError::invalid("path", &format!("{path} is a reserved name")));
+    }
     let new = NewGroup {
         name,
         path,

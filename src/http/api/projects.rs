@@ -235,6 +235,13 @@ pub async fn update(req: HttpRequest, spur: State, payload: web::Payload) -> Res
             .transpose()?,
         mirror_interval_secs,
     };
+    if let Some(v) = change.visibility
+        && let Some(ns) = spur.store.namespace(project.namespace_id)?
+        && ns.kind == crate::domain::NamespaceKind::Group
+        && let Some(why) = v.refused_in_group(ns.visibility)
+    {
+        return Err(ApiError::invalid("visibility_level", &why));
+    }
     match crate::projects::update_project(&spur, project.id, change, clock::now()).await? {
         Ok(p) => Ok(json_response(StatusCode::OK, &project_view(&spur, &p, Some(&actor))?)),
         Err(_) => Err(ApiError::not_found("Project")),

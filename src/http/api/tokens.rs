@@ -113,7 +113,7 @@ pub async fn rotate(req: HttpRequest, spur: State, payload: web::Payload) -> Res
             StatusCode::OK,
             &views::personal_access_token(&new, Some(&token), clock::now()),
         )),
-        Err(AccountRefusal::Invalid(attr, text)) => Err(ApiError::invalid(attr, text)),
+        Err(AccountRefusal::Invalid(attr, text)) => Err(ApiError::invalid(attr, &text)),
         Err(AccountRefusal::Taken(text)) => Err(ApiError::conflict(text)),
     }
 }

@@ -97,7 +97,7 @@ pub async fn create(req: HttpRequest, spur: State, payload: web::Payload) -> Res
     };
     match accounts::create_user(&spur, new).await.map_err(ApiError::internal)? {
         Ok(user) => Ok(json_response(StatusCode::CREATED, &views::user_full(&spur, &user))),
-        Err(AccountRefusal::Invalid(attr, text)) => Err(ApiError::invalid(attr, text)),
+        Err(AccountRefusal::Invalid(attr, text)) => Err(ApiError::invalid(attr, &text)),
         Err(AccountRefusal::Taken(text)) => Err(ApiError::conflict(text)),
     }
 }
@@ -154,7 +154,7 @@ pub async fn update(req: HttpRequest, spur: State, payload: web::Payload) -> Res
         .map_err(ApiError::internal)?
     {
         Ok(u) => Ok(json_response(StatusCode::OK, &views::user_full(&spur, &u))),
-        Err(AccountRefusal::Invalid(attr, text)) => Err(ApiError::invalid(attr, text)),
+        Err(AccountRefusal::Invalid(attr, text)) => Err(ApiError::invalid(attr, &text)),
         Err(AccountRefusal::Taken(text)) => Err(ApiError::conflict(text)),
     }
 }
@@ -202,7 +202,7 @@ pub async fn create_token(req: HttpRequest, spur: State, payload: web::Payload) 
             StatusCode::CREATED,
             &views::personal_access_token(&pat, Some(&token), clock::now()),
         )),
-        Err(AccountRefusal::Invalid(attr, text)) => Err(ApiError::invalid(attr, text)),
+        Err(AccountRefusal::Invalid(attr, text)) => Err(ApiError::invalid(attr, &text)),
         Err(AccountRefusal::Taken(text)) => Err(ApiError::conflict(text)),
     }
 }
