@@ -143,6 +143,7 @@ async fn create_external(
         now: crate::clock::now(),
         upstream: None,
         before_sha: "0".repeat(40),
+        name: None,
     };
     let (pipeline, _) = spur
         .store

@@ -125,6 +125,8 @@ pub struct Plan {
     pub stages: Vec<String>,
     /// Jobs in stage order, then file order.
     pub jobs: Vec<PlannedJob>,
+    /// `workflow:name`, expanded (at most 255 characters).
+    pub name: Option<String>,
 }
 
 /// Why no pipeline is planned.
@@ -209,10 +211,32 @@ pub fn plan(source: &dyn FileSource, files: &[String], ctx: &Context) -> Result<
     if used.iter().all(|s| s == ".pre" || s == ".post") {
         return Err(PlanError::Filtered(NO_JOBS.into()));
     }
+    let name = workflow_name(&config, &shared);
     Ok(Plan {
         stages: used,
         jobs: planned,
+        name,
     })
+}
+
+/// `workflow:name` with the pipeline's global variables expanded (predefined, project and
+/// pipeline variables, the top-level `variables:` and the matched workflow rule's), cut to
+/// GitLab's 255 characters.
+fn workflow_name(config: &Mapping, shared: &Shared<'_>) -> Option<String> {
+    let Some(Yaml::Map(workflow)) = config.get("workflow") else {
+        return None;
+    };
+    let Some(Yaml::Str(name)) = workflow.get("name") else {
+        return None;
+    };
+    let mut vars = shared.base.clone();
+    vars.extend(shared.top);
+    vars.extend(&shared.outside);
+    vars.extend(shared.workflow_vars);
+    let expanded = vars.expanded().unwrap_or_default();
+    let text = super::job_settings::expand(name, &expanded);
+    let text: String = text.chars().take(255).collect();
+    (!text.trim().is_empty()).then_some(text)
 }
 
 /// The configuration after includes, `extends` and `!reference`, as YAML text: the lint API's

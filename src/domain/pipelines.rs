@@ -195,6 +195,9 @@ pub struct Pipeline {
     /// The job that started it, for multi-project and child pipelines.
     #[serde(default)]
     pub upstream: Option<Upstream>,
+    /// `workflow:name`, expanded.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// Where a downstream pipeline comes from, and how deep it sits.

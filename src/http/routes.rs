@@ -38,6 +38,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .route("/runners/managers", web::delete().to(runners::unregister_manager))
             .route("/runners/all", web::get().to(runners::list))
+            .route("/runners", web::get().to(runners::owned))
             .route("/runners/{runner_id}", web::get().to(runners::show))
             .route("/runners/{runner_id}/jobs", web::get().to(runners::jobs))
             .route("/runners/{runner_id}", web::put().to(runners::update))

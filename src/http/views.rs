@@ -189,7 +189,7 @@ pub fn pipeline_basic(spur: &Spur, project: &Project, p: &Pipeline) -> Value {
         "created_at": iso8601(p.created_at),
         "updated_at": iso8601(p.updated_at),
         "web_url": spur.url(&format!("{}/-/pipelines/{}", project.full_path, p.id)),
-        "name": null,
+        "name": p.name,
     })
 }
 

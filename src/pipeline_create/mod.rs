@@ -227,6 +227,7 @@ pub fn prepare(
     } else {
         plan(&source, files.paths(), &ctx)
     };
+    let name = planned.as_ref().ok().and_then(|p| p.name.clone());
     let (status, yaml_errors, jobs) = match planned {
         Ok(_) if skipped => (PipelineStatus::Skipped, None, Vec::new()),
         Ok(plan) => {
@@ -262,6 +263,7 @@ pub fn prepare(
         now,
         upstream: request.upstream.clone(),
         before_sha: ctx.before_sha.clone(),
+        name,
     };
     Ok(Ok(Prepared {
         pipeline: new,

@@ -40,6 +40,8 @@ pub struct NewPipeline {
     pub upstream: Option<crate::domain::Upstream>,
     /// The commit before a push; 40 zeros otherwise.
     pub before_sha: String,
+    /// `workflow:name`.
+    pub name: Option<String>,
 }
 
 /// A job to record with its pipeline: the record (ids filled in at commit) and its sealed
@@ -73,6 +75,8 @@ pub struct PipelineFilter {
     pub updated: (Option<i64>, Option<i64>),
     /// Only pipelines with (`true`) or without (`false`) configuration errors.
     pub yaml_errors: Option<bool>,
+    /// Only pipelines of this `workflow:name`.
+    pub name: Option<String>,
 }
 
 /// `scope` of the pipelines list.
@@ -102,6 +106,7 @@ impl PipelineFilter {
             && self.created == (None, None)
             && self.updated == (None, None)
             && self.yaml_errors.is_none()
+            && self.name.is_none()
     }
 
     /// Whether `p` passes every filter (`Branches`/`Tags` also keep one pipeline per ref,
@@ -117,6 +122,7 @@ impl PipelineFilter {
             && within(self.created, p.created_at)
             && within(self.updated, p.updated_at)
             && self.yaml_errors.is_none_or(|e| e == p.yaml_errors.is_some())
+            && self.name.as_ref().is_none_or(|n| p.name.as_ref() == Some(n))
             && match self.scope {
                 None => true,
                 Some(PipelineScope::Running) => p.status == PipelineStatus::Running,
@@ -183,6 +189,7 @@ impl Store {
                 },
                 yaml_errors: new.yaml_errors,
                 upstream: new.upstream,
+                name: new.name,
             };
             tx.open_table(PIPELINES)?.insert(id, encode(&pipeline)?.as_slice())?;
             if let Some(up) = &pipeline.upstream {

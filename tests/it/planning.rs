@@ -644,7 +644,8 @@ async fn remote_includes_come_over_https_with_verified_certificates() {
 #[tokio::test]
 async fn pipeline_lists_filter_as_gitlab_does_and_latest_answers_a_refs_newest() {
     let s = Server::start();
-    let repo = Repo::with_files(&[(".gitlab-ci.yml", "job:\n  script: [echo]\n")]);
+    let config = "variables:\n  KIND: nightly\nworkflow:\n  name: '$KIND build of $CI_COMMIT_REF_NAME'\njob:\n  script: [echo]\n";
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", config)]);
     crate::support::git(repo.path(), &["branch", "feature/x"]);
     crate::support::git(repo.path(), &["tag", "v1.0"]);
     let pid = s.project("demo", repo.path()).await;
@@ -683,6 +684,11 @@ async fn pipeline_lists_filter_as_gitlab_does_and_latest_answers_a_refs_newest()
     assert_eq!(list("scope=finished").await, Vec::<u64>::new());
     assert_eq!(list("username=root").await.len(), 4);
     assert_eq!(list("username=nobody").await, Vec::<u64>::new());
+    assert_eq!(
+        list("name=nightly%20build%20of%20feature%2Fx").await,
+        vec![ids[1]],
+        "workflow:name, its variables expanded"
+    );
     assert_eq!(
         list("yaml_errors=True").await,
         Vec::<u64>::new(),

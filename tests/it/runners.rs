@@ -664,6 +664,13 @@ async fn runners_upload_artifacts_and_later_jobs_and_users_download_them() {
     // The runner's jobs, as administrators list them.
     let (_, runners) = send(s.root(Method::GET, "/runners/all")).await;
     let runner_id = runners[0]["id"].as_u64().unwrap();
+    let (_, owned) = send(s.root(Method::GET, "/runners")).await;
+    assert_eq!(
+        owned,
+        json!([]),
+        "an instance runner is nobody's own (GitLab's ci_owned_runners)"
+    );
+    assert_eq!(send(s.root(Method::GET, "/runners?type=bogus")).await.0, 400);
     let (status, jobs) = send(s.root(Method::GET, &format!("/runners/{runner_id}/jobs?sort=asc"))).await;
     assert_eq!(status, 200, "{jobs}");
     let ids: Vec<&Value> = jobs.as_array().unwrap().iter().map(|j| &j["id"]).collect();

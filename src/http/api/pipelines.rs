@@ -51,6 +51,7 @@ pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
         yaml_errors: get("yaml_errors")
             .map(|v| crate::http::params::truthy(&v).ok_or_else(|| ApiError::Params("yaml_errors is invalid".into())))
             .transpose()?,
+        name: get("name"),
         ref_name: get("ref"),
         status: get("status")
             .map(|s| PipelineStatus::parse(&s).ok_or_else(|| invalid("status")))

@@ -227,7 +227,19 @@ pub async fn create(req: HttpRequest, payload: web::Payload, spur: State) -> Res
 /// are all `instance_type`), `status`, `paused` and `tag_list` (all of them), paginated.
 pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     admin(&req, &spur).await?;
-    let query = super::Query::of(&req);
+    filtered(&req, &spur, false)
+}
+
+/// `GET /runners`: the runners the caller owns (project and group runners of what they
+/// maintain, as GitLab's `ci_owned_runners`), with the same filters. Every runner spur
+/// registers is an instance runner, which nobody owns, so the list holds none of them.
+pub async fn owned(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    signed_in(&req, &spur).await?;
+    filtered(&req, &spur, true)
+}
+
+fn filtered(req: &HttpRequest, spur: &State, owned_only: bool) -> Result<HttpResponse, ApiError> {
+    let query = super::Query::of(req);
     let get = |k: &str| query.get(k);
     let invalid = |k: &str| ApiError::Params(format!("{k} does not have a valid value"));
     let kind = get("type");
@@ -254,13 +266,14 @@ pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
         .store
         .runners()?
         .iter()
+        .filter(|_| !owned_only)
         .filter(|_| kind.as_deref().is_none_or(|k| k == "instance_type"))
         .filter(|r| paused.is_none_or(|p| r.paused == p))
         .filter(|r| status.as_deref().is_none_or(|s| crate::runners::status(r, now) == s))
         .filter(|r| tags.iter().all(|t| r.tags.contains(t)))
         .map(views::runner)
         .collect();
-    crate::http::pagination::paginated(&req, all)
+    crate::http::pagination::paginated(req, all)
 }
 
 fn find(spur: &State, req: &HttpRequest) -> Result<Runner, ApiError> {
