@@ -1,11 +1,27 @@
 -- wrk script for spur's trigger benchmark: POSTs valid triggers and records the id of every
 -- pipeline acknowledged with 201, so the bench can check each one is in the database.
--- Environment: SPUR_TOKEN (trigger token), SPUR_IDS (file to write acknowledged ids to).
+-- Environment: SPUR_TOKEN (trigger token), SPUR_IDS (file to write acknowledged ids to),
+-- SPUR_KEYED=1 to send a fresh Idempotency-Key with every request.
 local token = os.getenv("SPUR_TOKEN")
+local keyed = os.getenv("SPUR_KEYED") == "1"
 local threads = {}
 
 function setup(thread)
   table.insert(threads, thread)
+  thread:set("thread_id", #threads)
+end
+
+local sent = 0
+function request()
+  if not keyed then
+    return wrk.request()
+  end
+  sent = sent + 1
+  local headers = {
+    ["Content-Type"] = "application/x-www-form-urlencoded",
+    ["Idempotency-Key"] = "bench-" .. thread_id .. "-" .. sent,
+  }
+  return wrk.format(nil, nil, headers, nil)
 end
 
 function init(args)

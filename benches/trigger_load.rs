@@ -2,7 +2,10 @@
 //! durable triggers per second. Starts the release `spur` binary on a fresh data dir, has
 //! Debian's `wrk` drive 64 connections of valid trigger POSTs for 10 s (`SPUR_BENCH_SECONDS`),
 //! then kills the server with SIGKILL, opens the database it left and checks that every pipeline
-//! acknowledged with 201 is there, and restarts the server on it. Repeats `SPUR_BENCH_RUNS` times (default 3) and prints medians.
+//! acknowledged with 201 is there, and restarts the server on it. Each run does this twice: plain
+//! triggers, then triggers that each carry a fresh `Idempotency-Key`, and prints what the keys
+//! cost as a ratio of the two rates. Repeats `SPUR_BENCH_RUNS` times (default 3) and prints
+//! medians.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -65,21 +68,43 @@ fn main() {
     let mut rates = Vec::new();
     let mut p50s = Vec::new();
     let mut p99s = Vec::new();
+    let mut keyed_rates = Vec::new();
+    let mut keyed_p99s = Vec::new();
+    let mut ratios = Vec::new();
     for run in 1..=runs {
-        let r = rt.block_on(load_run(seconds, connections));
+        let r = rt.block_on(load_run(seconds, connections, false));
         println!(
             "run {run}: {} acknowledged in {:.2} s = {:.0} triggers/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, non-201 {}, socket errors {}, all {} found after kill -9",
             r.created, r.seconds, r.rate, r.p50_ms, r.p99_ms, r.max_ms, r.other, r.socket_errors, r.verified
         );
+        let k = rt.block_on(load_run(seconds, connections, true));
+        println!(
+            "run {run}, each with an Idempotency-Key: {:.0} triggers/s, p50 {:.2} ms, p99 {:.2} ms, non-201 {}, all {} found after kill -9; keyed/plain {:.3}",
+            k.rate,
+            k.p50_ms,
+            k.p99_ms,
+            k.other,
+            k.verified,
+            k.rate / r.rate
+        );
         rates.push(r.rate);
         p50s.push(r.p50_ms);
         p99s.push(r.p99_ms);
+        keyed_rates.push(k.rate);
+        keyed_p99s.push(k.p99_ms);
+        ratios.push(k.rate / r.rate);
     }
     println!(
         "median of {runs} runs ({connections} connections, {seconds} s): {:.0} durable triggers/s, p50 {:.2} ms, p99 {:.2} ms",
         median(&mut rates),
         median(&mut p50s),
         median(&mut p99s)
+    );
+    println!(
+        "with an Idempotency-Key each: median {:.0} durable triggers/s, p99 {:.2} ms; keyed/plain rate ratio median {:.3}",
+        median(&mut keyed_rates),
+        median(&mut keyed_p99s),
+        median(&mut ratios)
     );
 }
 
@@ -95,7 +120,7 @@ struct RunResult {
     verified: usize,
 }
 
-async fn load_run(seconds: u64, connections: usize) -> RunResult {
+async fn load_run(seconds: u64, connections: usize, keyed: bool) -> RunResult {
     let dir = tempfile::tempdir().unwrap();
     let repo = common::repository(dir.path(), "test:\n  script: echo hi\n");
     let data = dir.path().join("data");
@@ -128,6 +153,7 @@ async fn load_run(seconds: u64, connections: usize) -> RunResult {
         .arg(format!("{base}/api/v4/projects/{pid}/trigger/pipeline"))
         .env("SPUR_TOKEN", &token)
         .env("SPUR_IDS", &ids_file)
+        .env("SPUR_KEYED", if keyed { "1" } else { "0" })
         .output()
         .expect("wrk is installed (apt-get install wrk)");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();

@@ -144,6 +144,7 @@ async fn create_external(
         upstream: None,
         before_sha: "0".repeat(40),
         name: None,
+        idempotency: None,
     };
     let (pipeline, _) = spur
         .store

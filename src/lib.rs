@@ -27,6 +27,8 @@ pub mod executor;
 pub(crate) mod git;
 pub(crate) mod hooks;
 pub(crate) mod http;
+/// Idempotency keys for the endpoints that create pipelines.
+pub(crate) mod idempotency;
 pub(crate) mod job_env;
 pub(crate) mod members;
 pub(crate) mod memory;

@@ -30,6 +30,8 @@ pub struct TriggerRequest {
     pub payload: String,
     /// Values for `.gitlab-ci.yml`'s `spec:inputs` (`inputs[name]=value` or a JSON object).
     pub inputs: serde_json::Map<String, serde_json::Value>,
+    /// The request's idempotency key, stored with the pipeline it creates.
+    pub idempotency: Option<crate::storage::IdempotencyTag>,
 }
 
 pub use crate::pipeline_create::{CreateError as TriggerError, CreateRefusal as TriggerRefusal};
@@ -87,6 +89,7 @@ fn check(
     let request = CreateRequest {
         trigger_id: Some(trigger.id),
         inputs: request.inputs.clone(),
+        idempotency: request.idempotency,
         ..CreateRequest::new(
             PipelineSource::Trigger,
             owner,
@@ -141,6 +144,7 @@ fn job_token_trigger(
     let create = CreateRequest {
         upstream: Some(link),
         inputs: request.inputs.clone(),
+        idempotency: request.idempotency,
         ..CreateRequest::new(
             PipelineSource::Pipeline,
             user,

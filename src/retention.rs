@@ -23,6 +23,11 @@ pub async fn sweep_sessions(spur: Arc<Spur>) {
             Ok(n) => tracing::info!(sessions = n, "deleted ended browser sessions"),
             Err(e) => tracing::warn!(error = %e, "could not delete ended sessions"),
         }
+        match crate::idempotency::sweep(&spur).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(keys = n, "forgot idempotency keys older than a day"),
+            Err(e) => tracing::warn!(error = %e, "could not forget old idempotency keys"),
+        }
     }
 }
 

@@ -77,6 +77,8 @@ pub struct CreateRequest {
     pub before_sha: Option<String>,
     /// Values for the configuration's `spec:inputs`.
     pub inputs: serde_json::Map<String, serde_json::Value>,
+    /// The request's idempotency key: stored with the pipeline, never with a refusal.
+    pub idempotency: Option<crate::storage::IdempotencyTag>,
 }
 
 impl CreateRequest {
@@ -102,6 +104,7 @@ impl CreateRequest {
             commit: None,
             before_sha: None,
             inputs: serde_json::Map::new(),
+            idempotency: None,
         }
     }
 }
@@ -264,6 +267,7 @@ pub fn prepare(
         upstream: request.upstream.clone(),
         before_sha: ctx.before_sha.clone(),
         name,
+        idempotency: request.idempotency,
     };
     Ok(Ok(Prepared {
         pipeline: new,
@@ -322,6 +326,11 @@ pub async fn record(
     match config_error {
         Some(message) if !store_config_errors => Ok(Err(CreateRefusal::Invalid(message))),
         Some(message) => {
+            // The answer is a refusal (422): a corrected retry with the key is judged afresh.
+            let new = NewPipeline {
+                idempotency: None,
+                ..new
+            };
             let (pipeline, _) = spur.store.create_pipeline(new).await?;
             spur.events.send(crate::events::Event::Pipeline(
                 pipeline.id,

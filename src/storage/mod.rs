@@ -8,6 +8,7 @@ mod badges;
 mod codec;
 mod downstream;
 mod hooks;
+mod idempotency;
 mod jobs;
 mod migrations;
 mod pipelines;
@@ -23,6 +24,7 @@ mod users;
 mod writer;
 
 pub use backup::{BackupInfo, restore_backup};
+pub use idempotency::{IdempotencyRecord, IdempotencyTag};
 pub use jobs::{AddedJob, PipelineChange};
 pub use pipelines::{NewJob, NewPipeline, PipelineFilter, PipelineOrder, PipelineScope};
 pub use projects::{NewProject, ProjectChange};

@@ -42,6 +42,8 @@ pub struct NewPipeline {
     pub before_sha: String,
     /// `workflow:name`.
     pub name: Option<String>,
+    /// The request's idempotency key, stored with the pipeline in its commit.
+    pub idempotency: Option<super::IdempotencyTag>,
 }
 
 /// A job to record with its pipeline: the record (ids filled in at commit) and its sealed
@@ -192,6 +194,15 @@ impl Store {
                 name: new.name,
             };
             tx.open_table(PIPELINES)?.insert(id, encode(&pipeline)?.as_slice())?;
+            if let Some(tag) = new.idempotency {
+                let record = super::IdempotencyRecord {
+                    fingerprint: tag.fingerprint.iter().map(|b| format!("{b:02x}")).collect(),
+                    pipeline: pipeline.clone(),
+                    created_at: new.now,
+                };
+                tx.open_table(super::tables::IDEMPOTENCY_KEYS)?
+                    .insert(tag.id.as_slice(), encode(&record)?.as_slice())?;
+            }
             if let Some(up) = &pipeline.upstream {
                 tx.open_table(DOWNSTREAM)?.insert(up.job_id, id)?;
                 let mut sizes = tx.open_table(HIERARCHY_SIZES)?;

@@ -85,6 +85,9 @@ pub const HIERARCHY_SIZES: TableDefinition<u64, u64> = TableDefinition::new("hie
 /// Keyed blake3 digest of a browser session id (the cookie) → `domain::Session`. The id itself
 /// is never stored.
 pub const SESSIONS: TableDefinition<&[u8], Json> = TableDefinition::new("sessions");
+/// Idempotency key id (blake3 of project, credential and key) → the request's fingerprint, the
+/// pipeline as created and when (JSON). Written in the pipeline's own commit; swept after 24 h.
+pub const IDEMPOTENCY_KEYS: TableDefinition<&[u8], Json> = TableDefinition::new("idempotency_keys");
 
 /// (project id, key) → a `domain::ProjectVariable` as JSON, sealed with the data dir's key.
 pub const PROJECT_VARIABLES: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("project_variables");
@@ -156,6 +159,7 @@ macro_rules! for_every_table {
         $each!(DOWNSTREAM);
         $each!(HIERARCHY_SIZES);
         $each!(SESSIONS);
+        $each!(IDEMPOTENCY_KEYS);
         $each!(PROJECT_VARIABLES);
         $each!(GROUP_VARIABLES);
         $each!(RUNNERS);

@@ -43,6 +43,7 @@ const LAYERS: &[&[&str]] = &[
         "backup",
         "hooks",
         "badges",
+        "idempotency",
     ],
     // the pipeline wing: creating, triggering, pushing, running
     &[

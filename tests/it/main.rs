@@ -11,6 +11,7 @@ mod durability;
 mod execution;
 mod hardening;
 mod hooks;
+mod idempotency;
 mod inputs;
 mod layering;
 mod multi_project;

@@ -2,6 +2,7 @@
 //! `variables` (an array of `{key, value, variable_type}`) and `inputs` (an object). Any failure is 400 and stores
 //! nothing, as GitLab does for this endpoint.
 
+use super::idempotent::{Gate, gate};
 use crate::domain::{AccessLevel, PipelineSource, Variable, VariableType, is_valid_variable_key};
 use crate::http::error::ApiError;
 use crate::http::params::{Params, Validation};
@@ -50,8 +51,21 @@ pub async fn create_api_pipeline(
         ));
     }
     let count = variables.len();
+    // The credential: the user and the token (none for a browser session).
+    let credential = format!("user {} token {:?}", actor.user.id, actor.token_id);
+    let sent = serde_json::json!({
+        "ref": ref_name,
+        "variables": variables.iter().map(|v| serde_json::json!([v.key, v.value, v.variable_type.as_str()])).collect::<Vec<_>>(),
+        "inputs": inputs,
+    });
+    let (_in_flight, idempotency) = match gate(&req, &spur, &project, &credential, &sent).await? {
+        Gate::Answer(replay) => return Ok(replay),
+        Gate::Go(Some((held, tag))) => (Some(held), Some(tag)),
+        Gate::Go(None) => (None, None),
+    };
     let request = CreateRequest {
         inputs,
+        idempotency,
         ..CreateRequest::new(
             PipelineSource::Api,
             actor.user.clone(),

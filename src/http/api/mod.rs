@@ -10,6 +10,7 @@ pub mod create_pipeline;
 pub mod group_members;
 pub mod groups;
 pub mod hooks;
+pub(crate) mod idempotent;
 pub mod job_token_scope;
 pub mod jobs;
 pub mod lint;

@@ -3,6 +3,7 @@
 //! credential. Checks run in GitLab's order: parameters, the `Pipeline Hook` loop guard, variable
 //! types, the project, then the token, rights and ref in `pipeline_trigger`.
 
+use super::idempotent::{Gate, gate};
 use super::segment;
 use crate::http::error::ApiError;
 use crate::http::params::{Params, Validation};
@@ -87,7 +88,19 @@ async fn handle(
     let Some(project) = lookup_project(&spur, &project_id)? else {
         return Err(ApiError::not_found(""));
     };
-    let request = TriggerRequest { variables, ..request };
+    // Everything the caller sent but the token, as parsed, and which form it used.
+    let form = if path_ref.is_some() { "webhook" } else { "trigger" };
+    let sent = json!({"form": form, "payload": serde_json::from_str::<Value>(&request.payload).unwrap_or_default()});
+    let (_in_flight, idempotency) = match gate(&req, &spur, &project, &request.token, &sent).await? {
+        Gate::Answer(replay) => return Ok(replay),
+        Gate::Go(Some((held, tag))) => (Some(held), Some(tag)),
+        Gate::Go(None) => (None, None),
+    };
+    let request = TriggerRequest {
+        variables,
+        idempotency,
+        ..request
+    };
     let spur_arc = spur.clone().into_inner();
     match trigger_pipeline(spur_arc, project.clone(), request).await {
         Ok(Ok(pipeline)) => {
@@ -156,6 +169,7 @@ fn validate(params: &Params, project_id: &str) -> Result<TriggerRequest, ApiErro
             Some(Value::Object(inputs)) => inputs.clone(),
             _ => Map::new(),
         },
+        idempotency: None,
     })
 }
 
