@@ -145,6 +145,7 @@ async fn create_external(
         before_sha: "0".repeat(40),
         name: None,
         idempotency: None,
+        client: None,
     };
     let (pipeline, _) = spur
         .store

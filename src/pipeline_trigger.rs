@@ -32,6 +32,8 @@ pub struct TriggerRequest {
     pub inputs: serde_json::Map<String, serde_json::Value>,
     /// The request's idempotency key, stored with the pipeline it creates.
     pub idempotency: Option<crate::storage::IdempotencyTag>,
+    /// The client's address, kept as the token's last use.
+    pub client: Option<String>,
 }
 
 pub use crate::pipeline_create::{CreateError as TriggerError, CreateRefusal as TriggerRefusal};
@@ -82,6 +84,17 @@ fn check(
     if !access.can_read {
         return Ok(Err(TriggerRefusal::NotFound));
     }
+    // The token's own limits: its refs, and the keys a caller may name (TRIGGER_PAYLOAD is
+    // spur's, not the caller's).
+    let keys: Vec<&str> = request
+        .variables
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .chain(request.inputs.keys().map(String::as_str))
+        .collect();
+    if let Some(why) = crate::trigger_tokens::scope_refusal(&trigger, &request.ref_name, &keys) {
+        return Ok(Err(TriggerRefusal::Invalid(why)));
+    }
     let variables = match pipeline_variables(request) {
         Ok(v) => v,
         Err(refusal) => return Ok(Err(refusal)),
@@ -90,6 +103,7 @@ fn check(
         trigger_id: Some(trigger.id),
         inputs: request.inputs.clone(),
         idempotency: request.idempotency,
+        client: request.client.clone(),
         ..CreateRequest::new(
             PipelineSource::Trigger,
             owner,

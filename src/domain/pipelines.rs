@@ -26,6 +26,13 @@ pub struct Trigger {
     pub updated_at: Millis,
     /// The token stops working at this time, if set.
     pub expires_at: Option<Millis>,
+    /// The refs the token may run (`*` matches any run of characters, as in protected branch
+    /// names); empty: any ref. spur's own, beyond GitLab.
+    #[serde(default)]
+    pub ref_patterns: Vec<String>,
+    /// The variable and input keys callers may send with the token; `None`: any.
+    #[serde(default)]
+    pub allowed_variables: Option<Vec<String>>,
 }
 
 impl Trigger {

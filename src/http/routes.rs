@@ -115,6 +115,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/projects/{id}/triggers/{trigger_id}", web::get().to(triggers::show))
             .route("/projects/{id}/triggers/{trigger_id}", web::put().to(triggers::update))
             .route(
+                "/projects/{id}/triggers/{trigger_id}/rotate",
+                web::post().to(triggers::rotate),
+            )
+            .route(
                 "/projects/{id}/triggers/{trigger_id}",
                 web::delete().to(triggers::delete),
             )

@@ -173,6 +173,8 @@ pub fn trigger(spur: &Spur, t: &Trigger, last_used: Option<i64>, owner: Option<&
         "last_used": opt_time(last_used),
         "expires_at": opt_time(t.expires_at),
         "owner": owner.map(|u| user_basic(spur, u)),
+        "ref_patterns": t.ref_patterns,
+        "allowed_variables": t.allowed_variables,
     })
 }
 

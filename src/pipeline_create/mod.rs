@@ -79,6 +79,8 @@ pub struct CreateRequest {
     pub inputs: serde_json::Map<String, serde_json::Value>,
     /// The request's idempotency key: stored with the pipeline, never with a refusal.
     pub idempotency: Option<crate::storage::IdempotencyTag>,
+    /// The client's address, kept as the trigger token's last use.
+    pub client: Option<String>,
 }
 
 impl CreateRequest {
@@ -105,6 +107,7 @@ impl CreateRequest {
             before_sha: None,
             inputs: serde_json::Map::new(),
             idempotency: None,
+            client: None,
         }
     }
 }
@@ -268,6 +271,7 @@ pub fn prepare(
         before_sha: ctx.before_sha.clone(),
         name,
         idempotency: request.idempotency,
+        client: request.client.clone(),
     };
     Ok(Ok(Prepared {
         pipeline: new,

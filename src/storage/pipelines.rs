@@ -44,6 +44,8 @@ pub struct NewPipeline {
     pub name: Option<String>,
     /// The request's idempotency key, stored with the pipeline in its commit.
     pub idempotency: Option<super::IdempotencyTag>,
+    /// The client address the request came from (kept as a trigger's last use).
+    pub client: Option<String>,
 }
 
 /// A job to record with its pipeline: the record (ids filled in at commit) and its sealed
@@ -214,6 +216,10 @@ impl Store {
                 .insert(id, new.variables_sealed.as_slice())?;
             if let Some(trigger_id) = new.trigger_id {
                 tx.open_table(TRIGGER_LAST_USED)?.insert(trigger_id, new.now)?;
+                if let Some(client) = &new.client {
+                    tx.open_table(super::tables::TRIGGER_LAST_ADDRESS)?
+                        .insert(trigger_id, client.as_str())?;
+                }
             }
             let mut created = Vec::with_capacity(new.jobs.len());
             if !new.jobs.is_empty() {

@@ -370,6 +370,7 @@ fn delete_project_in(tx: &WriteTransaction, id: u64) -> Result<Result<Project, R
         let mut triggers = tx.open_table(TRIGGERS)?;
         let mut digests = tx.open_table(TRIGGER_DIGESTS)?;
         let mut last_used = tx.open_table(TRIGGER_LAST_USED)?;
+        let mut last_address = tx.open_table(super::tables::TRIGGER_LAST_ADDRESS)?;
         for tid in trigger_ids {
             if let Some(t) = triggers
                 .remove(tid)?
@@ -379,6 +380,7 @@ fn delete_project_in(tx: &WriteTransaction, id: u64) -> Result<Result<Project, R
                 digests.remove(t.token_digest.as_slice())?;
             }
             last_used.remove(tid)?;
+            last_address.remove(tid)?;
         }
     }
     tx.open_table(PROJECT_TRIGGERS)?

@@ -45,6 +45,8 @@ pub const TRIGGER_DIGESTS: TableDefinition<&[u8], u64> = TableDefinition::new("t
 pub const PROJECT_TRIGGERS: TableDefinition<(u64, u64), ()> = TableDefinition::new("project_triggers");
 /// Trigger id → creation time (ms) of the newest pipeline it created (`last_used`).
 pub const TRIGGER_LAST_USED: TableDefinition<u64, i64> = TableDefinition::new("trigger_last_used");
+/// Trigger id → the client address of its last use.
+pub const TRIGGER_LAST_ADDRESS: TableDefinition<u64, &str> = TableDefinition::new("trigger_last_address");
 
 /// Pipeline id → `domain::Pipeline`.
 pub const PIPELINES: TableDefinition<u64, Json> = TableDefinition::new("pipelines");
@@ -144,6 +146,7 @@ macro_rules! for_every_table {
         $each!(TRIGGER_DIGESTS);
         $each!(PROJECT_TRIGGERS);
         $each!(TRIGGER_LAST_USED);
+        $each!(TRIGGER_LAST_ADDRESS);
         $each!(PIPELINES);
         $each!(PROJECT_PIPELINES);
         $each!(PIPELINE_IIDS);

@@ -22,6 +22,10 @@ pub struct NewTrigger {
     pub short_token: String,
     /// Expiry, if any.
     pub expires_at: Option<Millis>,
+    /// The refs it may run; empty: any.
+    pub ref_patterns: Vec<String>,
+    /// The variable and input keys it may send; `None`: any.
+    pub allowed_variables: Option<Vec<String>>,
     /// Creation time.
     pub now: Millis,
 }
@@ -41,6 +45,8 @@ impl Store {
                 created_at: new.now,
                 updated_at: new.now,
                 expires_at: new.expires_at,
+                ref_patterns: new.ref_patterns,
+                allowed_variables: new.allowed_variables,
             };
             tx.open_table(TRIGGERS)?
                 .insert(trigger.id, encode(&trigger)?.as_slice())?;
@@ -95,6 +101,70 @@ impl Store {
         })
     }
 
+    /// The client address of the trigger's last use, if known.
+    pub fn trigger_last_address(&self, id: u64) -> Result<Option<String>, Error> {
+        self.read(|tx| {
+            Ok(tx
+                .open_table(super::tables::TRIGGER_LAST_ADDRESS)?
+                .get(id)?
+                .map(|g| g.value().to_string()))
+        })
+    }
+
+    /// Sets what a trigger may run: its ref patterns and allowed keys (`None`: unchanged).
+    pub async fn update_trigger_scope(
+        &self,
+        id: u64,
+        ref_patterns: Option<Vec<String>>,
+        allowed_variables: Option<Option<Vec<String>>>,
+        now: Millis,
+    ) -> Result<Result<Trigger, Refusal>, Error> {
+        self.write(move |tx| {
+            let mut triggers = tx.open_table(TRIGGERS)?;
+            let Some(mut t) = get_json::<_, Trigger>(&triggers, id)? else {
+                return Ok(Err(Refusal::NotFound));
+            };
+            if let Some(p) = ref_patterns {
+                t.ref_patterns = p;
+            }
+            if let Some(a) = allowed_variables {
+                t.allowed_variables = a;
+            }
+            t.updated_at = now;
+            triggers.insert(id, encode(&t)?.as_slice())?;
+            Ok(Ok(t))
+        })
+        .await
+    }
+
+    /// Gives a trigger a new token in one step: the old digest stops resolving in the same
+    /// commit that makes the new one resolve.
+    pub async fn rotate_trigger(
+        &self,
+        id: u64,
+        token_sealed: Vec<u8>,
+        token_digest: [u8; 32],
+        short_token: String,
+        now: Millis,
+    ) -> Result<Result<Trigger, Refusal>, Error> {
+        self.write(move |tx| {
+            let mut triggers = tx.open_table(TRIGGERS)?;
+            let Some(mut t) = get_json::<_, Trigger>(&triggers, id)? else {
+                return Ok(Err(Refusal::NotFound));
+            };
+            let mut digests = tx.open_table(TRIGGER_DIGESTS)?;
+            digests.remove(t.token_digest.as_slice())?;
+            digests.insert(token_digest.as_slice(), id)?;
+            t.token_sealed = token_sealed;
+            t.token_digest = token_digest.to_vec();
+            t.short_token = short_token;
+            t.updated_at = now;
+            triggers.insert(id, encode(&t)?.as_slice())?;
+            Ok(Ok(t))
+        })
+        .await
+    }
+
     /// Sets a trigger's description.
     pub async fn update_trigger_description(
         &self,
@@ -134,6 +204,7 @@ impl Store {
             tx.open_table(TRIGGER_DIGESTS)?.remove(t.token_digest.as_slice())?;
             tx.open_table(PROJECT_TRIGGERS)?.remove((t.project_id, id))?;
             tx.open_table(TRIGGER_LAST_USED)?.remove(id)?;
+            tx.open_table(super::tables::TRIGGER_LAST_ADDRESS)?.remove(id)?;
             Ok(Ok(()))
         })
         .await

@@ -296,3 +296,127 @@ async fn lists_are_paginated_like_gitlab() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body.as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn scoped_tokens_run_only_their_refs_and_keys_and_rotate_in_one_step() {
+    let s = Server::start();
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", "job:\n  script: [echo]\n")]);
+    crate::support::git(repo.path(), &["branch", "release/1.0"]);
+    crate::support::git(repo.path(), &["branch", "feature/x"]);
+    crate::support::git(repo.path(), &["tag", "v1.2"]);
+    let pid = s.project("scoped", repo.path()).await;
+    let base = format!("/projects/{pid}/triggers");
+    let (status, t) = send(s.root(Method::POST, &base).json(&json!({
+        "description": "deploys",
+        "ref_patterns": ["main", "release/*", "v*"],
+        "allowed_variables": ["DEPLOY_ENV"],
+    })))
+    .await;
+    assert_eq!(status, 201, "{t}");
+    assert_eq!(t["ref_patterns"], json!(["main", "release/*", "v*"]));
+    assert_eq!(t["allowed_variables"], json!(["DEPLOY_ENV"]));
+    let token = t["token"].as_str().unwrap().to_string();
+    let url = s.api(&format!("/projects/{pid}/trigger/pipeline"));
+    let fire = |token: &str, r: &str, vars: &[(&str, &str)]| {
+        let mut form = vec![("token".to_string(), token.to_string()), ("ref".into(), r.to_string())];
+        form.extend(vars.iter().map(|(k, v)| (format!("variables[{k}]"), v.to_string())));
+        send(s.http.post(&url).form(&form))
+    };
+    let count = || async {
+        let (_, list) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines?per_page=100"))).await;
+        list.as_array().map_or(0, Vec::len)
+    };
+    for r in ["main", "release/1.0", "refs/tags/v1.2"] {
+        assert_eq!(fire(&token, r, &[("DEPLOY_ENV", "prod")]).await.0, 201, "{r}");
+    }
+    assert_eq!(count().await, 3);
+    assert_eq!(
+        fire(&token, "feature/x", &[]).await,
+        (
+            400,
+            json!({"message": {"base": ["Ref 'feature/x' is not allowed for this trigger token"]}})
+        )
+    );
+    assert_eq!(
+        fire(&token, "main", &[("DEPLOY_ENV", "prod"), ("EVIL", "1")]).await,
+        (
+            400,
+            json!({"message": {"base": ["Variable 'EVIL' is not allowed for this trigger token"]}})
+        )
+    );
+    let webhook = s.api(&format!("/projects/{pid}/ref/main/trigger/pipeline?token={token}"));
+    let (status, _) = send(s.http.post(&webhook).json(&json!({"object_kind": "push"}))).await;
+    assert_eq!(status, 201, "TRIGGER_PAYLOAD is spur's, not a caller's variable");
+    assert_eq!(count().await, 4, "refusals changed nothing");
+
+    // Bad limits are refused; the owner may lift them.
+    let id = t["id"].as_u64().unwrap();
+    let (status, _) = send(
+        s.root(Method::PUT, &format!("{base}/{id}"))
+            .json(&json!({"allowed_variables": ["no-dash"]})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = send(
+        s.root(Method::POST, &base)
+            .json(&json!({"description": "x", "ref_patterns": ["bad..ref"]})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, lifted) = send(
+        s.root(Method::PUT, &format!("{base}/{id}"))
+            .json(&json!({"ref_patterns": [], "allowed_variables": "*"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{lifted}");
+    assert_eq!(
+        (lifted["ref_patterns"].clone(), lifted["allowed_variables"].clone()),
+        (json!([]), json!(null))
+    );
+    assert_eq!(lifted["description"], "deploys", "a PUT without description keeps it");
+    assert_eq!(fire(&token, "feature/x", &[("ANY", "1")]).await.0, 201);
+
+    // Rotation: a new token at once, the old one dead in the same step; only the owner may.
+    let (mia, mia_token) = s.user("mia").await;
+    s.add_member(pid, mia, 40).await;
+    let rotate = format!("{base}/{id}/rotate");
+    assert_eq!(send(s.as_token(&mia_token, Method::POST, &rotate)).await.0, 403);
+    let (status, rotated) = send(s.root(Method::POST, &rotate)).await;
+    assert_eq!(status, 200, "{rotated}");
+    let fresh = rotated["token"].as_str().unwrap().to_string();
+    assert!(fresh.starts_with("glptt-") && fresh != token);
+    assert_eq!(fire(&token, "main", &[]).await.0, 404, "the old token is gone");
+    assert_eq!(fire(&fresh, "main", &[]).await.0, 201);
+
+    // The settings page shows each token's limits and its last use with the client address.
+    let mut b = crate::ui::Browser::new(&s);
+    b.sign_in("root", "root-password-123").await;
+    let (status, page, _) = b.get("/root/scoped/-/settings/ci_cd").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("from 127.0.0.1"), "last use and address");
+    assert!(page.contains("any ref;"), "{page}");
+    let csrf = crate::ui::csrf_of(&page);
+    let (status, _, _, _) = b
+        .post(
+            &format!("/root/scoped/-/triggers/{id}"),
+            &[
+                ("authenticity_token", csrf.as_str()),
+                ("trigger[description]", "deploys"),
+                ("trigger[ref_patterns]", "main, v*"),
+                ("trigger[allowed_variables]", "DEPLOY_ENV"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 302);
+    let (_, page, _) = b.get("/root/scoped/-/settings/ci_cd").await;
+    assert!(page.contains("refs: main, v*;"), "{page}");
+    assert_eq!(fire(&fresh, "feature/x", &[]).await.0, 400);
+    let (status, _, _, _) = b
+        .post(
+            &format!("/root/scoped/-/triggers/{id}"),
+            &[("authenticity_token", csrf.as_str()), ("_method", "rotate")],
+        )
+        .await;
+    assert_eq!(status, 302);
+    assert_eq!(fire(&fresh, "main", &[]).await.0, 404, "rotated from the page");
+}

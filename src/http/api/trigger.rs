@@ -99,6 +99,7 @@ async fn handle(
     let request = TriggerRequest {
         variables,
         idempotency,
+        client: Some(crate::http::client_ip(&req).to_string()),
         ..request
     };
     let spur_arc = spur.clone().into_inner();
@@ -170,6 +171,7 @@ fn validate(params: &Params, project_id: &str) -> Result<TriggerRequest, ApiErro
             _ => Map::new(),
         },
         idempotency: None,
+        client: None,
     })
 }
 

@@ -73,23 +73,51 @@ pub async fn show(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
     ))
 }
 
+/// The token limits a create or update names: `ref_patterns` (a list; empty: any ref) and
+/// `allowed_variables` (a list of keys; `*` alone: any key). `None` where not given.
+type ScopeParams = (Option<Vec<String>>, Option<Option<Vec<String>>>);
+
+fn scope_params(params: &Params, v: &mut Validation) -> ScopeParams {
+    let mut list = |key: &str| {
+        params.string_list(key).unwrap_or_else(|_| {
+            v.fail(key, "is invalid");
+            None
+        })
+    };
+    let refs = list("ref_patterns");
+    let keys = list("allowed_variables").map(|k| if k == ["*"] { None } else { Some(k) });
+    (refs, keys)
+}
+
+fn create_error(e: trigger_tokens::CreateError) -> ApiError {
+    match e {
+        trigger_tokens::CreateError::ExpiresTooLate(text) => {
+            let errors = json!({"expires_at": [text]});
+            ApiError::bad_request(&errors.to_string())
+        }
+        trigger_tokens::CreateError::InvalidScope(field, text) => ApiError::invalid(field, &text),
+        trigger_tokens::CreateError::Internal(e) => ApiError::internal(e),
+    }
+}
+
 /// `POST /projects/:id/triggers` (Maintainer+): `description` (required, may be empty),
-/// `expires_at` (optional, less than a year ahead). The creator owns the token.
+/// `expires_at` (optional, less than a year ahead), and spur's limits `ref_patterns` and
+/// `allowed_variables`. The creator owns the token.
 pub async fn create(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let params = Params::read(&req, payload, spur.max_body_bytes).await?;
     let (actor, project, access) = project_for(&req, &spur, false).await?;
     let mut v = Validation::default();
     let description = v.required_string(&params, "description");
     let expires_at = v.optional_datetime(&params, "expires_at");
+    let (refs, keys) = scope_params(&params, &mut v);
     v.finish()?;
-    let (t, _) = match trigger_tokens::create(&spur, &project, &actor.user, description, expires_at).await {
-        Ok(created) => created,
-        Err(trigger_tokens::CreateError::ExpiresTooLate(text)) => {
-            let errors = json!({"expires_at": [text]});
-            return Err(ApiError::bad_request(&errors.to_string()));
-        }
-        Err(trigger_tokens::CreateError::Internal(e)) => return Err(ApiError::internal(e)),
+    let scope = trigger_tokens::Scope {
+        ref_patterns: refs.unwrap_or_default(),
+        allowed_variables: keys.flatten(),
     };
+    let (t, _) = trigger_tokens::create(&spur, &project, &actor.user, description, expires_at, scope)
+        .await
+        .map_err(create_error)?;
     Ok(json_response(
         StatusCode::CREATED,
         &trigger_view(&spur, &t, None, &actor, &access)?,
@@ -97,18 +125,36 @@ pub async fn create(req: HttpRequest, spur: State, payload: web::Payload) -> Res
 }
 
 /// `PUT /projects/:id/triggers/:trigger_id`: only its owner, while Maintainer+, may change
-/// the description.
+/// the description and the limits.
 pub async fn update(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let trigger_id = id_segment(&req, "trigger_id")?;
     let params = Params::read(&req, payload, spur.max_body_bytes).await?;
     let (actor, project, access) = project_for(&req, &spur, true).await?;
     let mut v = Validation::default();
     let description = v.optional_string(&params, "description");
+    let (refs, keys) = scope_params(&params, &mut v);
     v.finish()?;
     let (t, last) = find_trigger(&spur, project.id, trigger_id)?;
     if t.owner_id != actor.user.id || !access.at_least(AccessLevel::Maintainer) {
         return Err(ApiError::forbidden_because(
             "The current user is not authorized to update the pipeline trigger token",
+        ));
+    }
+    let t = if refs.is_some() || keys.is_some() {
+        match trigger_tokens::update_trigger_scope(&spur, &t, refs, keys)
+            .await
+            .map_err(create_error)?
+        {
+            Ok(t) => t,
+            Err(_) => return Err(ApiError::record_not_found()),
+        }
+    } else {
+        t
+    };
+    if params.get("description").is_none() {
+        return Ok(json_response(
+            StatusCode::OK,
+            &trigger_view(&spur, &t, last, &actor, &access)?,
         ));
     }
     match crate::trigger_tokens::update_trigger_description(&spur, t.id, description, clock::now()).await? {
@@ -142,6 +188,27 @@ pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiEr
         )),
         Err(Refusal::NotFound) => Err(ApiError::record_not_found()),
     }
+}
+
+/// `POST /projects/:id/triggers/:trigger_id/rotate` (its owner, while Maintainer+): a new token
+/// replaces the old one in one step; the answer shows the new token once.
+pub async fn rotate(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let trigger_id = id_segment(&req, "trigger_id")?;
+    let (actor, project, _) = project_for(&req, &spur, false).await?;
+    let (t, last) = find_trigger(&spur, project.id, trigger_id)?;
+    if t.owner_id != actor.user.id {
+        return Err(ApiError::forbidden_because(
+            "Only the owner of a pipeline trigger token may rotate it",
+        ));
+    }
+    let Some((t, token)) = trigger_tokens::rotate(&spur, &t).await.map_err(create_error)? else {
+        return Err(ApiError::record_not_found());
+    };
+    let owner = spur.store.user(t.owner_id)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &views::trigger(&spur, &t, last, owner.as_ref(), Some(&token)),
+    ))
 }
 
 /// Parses an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`) or an ISO-8601 time, in milliseconds.

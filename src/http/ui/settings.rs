@@ -22,6 +22,29 @@ struct TriggerRow {
     last_used: String,
     expires: String,
     valid: bool,
+    /// The refs it may run, comma-separated (empty: any).
+    refs: String,
+    /// The keys it may send, comma-separated (`None`: any).
+    keys: Option<String>,
+}
+
+/// A comma-separated list from a form field.
+fn list_field(form: &Form, name: &str) -> Vec<String> {
+    form.get(name)
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The limits a trigger form sets: ref patterns, and allowed keys (none listed: any).
+fn scope_from(form: &Form) -> trigger_tokens::Scope {
+    let keys = list_field(form, "trigger[allowed_variables]");
+    trigger_tokens::Scope {
+        ref_patterns: list_field(form, "trigger[ref_patterns]"),
+        allowed_variables: (!keys.is_empty()).then_some(keys),
+    }
 }
 
 struct VariableRow {
@@ -99,7 +122,13 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
             short_token: t.short_token.clone(),
             description: t.description.clone().unwrap_or_default(),
             owner,
-            last_used: last_used.map_or_else(|| "Never".into(), |at| ago(at, now)),
+            last_used: match (last_used, spur.store.trigger_last_address(t.id)?) {
+                (None, _) => "Never".into(),
+                (Some(at), None) => ago(at, now),
+                (Some(at), Some(address)) => format!("{} from {address}", ago(at, now)),
+            },
+            refs: t.ref_patterns.join(", "),
+            keys: t.allowed_variables.as_ref().map(|k| k.join(", ")),
             expires: t.expires_at.map_or_else(|| "Never".into(), clock::date),
             valid: trigger_tokens::owner_can_run(&spur, &t, &project),
         });
@@ -203,7 +232,7 @@ pub async fn create_trigger(
             None => return Ok(redirect(&req, &back, Some(("alert", "Expiration date is invalid.")))),
         },
     };
-    match trigger_tokens::create(&spur, &project, &owner, description, expires_at).await {
+    match trigger_tokens::create(&spur, &project, &owner, description, expires_at, scope_from(&form)).await {
         Ok(_) => Ok(redirect(
             &req,
             &back,
@@ -211,6 +240,14 @@ pub async fn create_trigger(
         )),
         Err(trigger_tokens::CreateError::ExpiresTooLate(text)) => {
             Ok(redirect(&req, &back, Some(("alert", &format!("Expires at {text}")))))
+        }
+        Err(trigger_tokens::CreateError::InvalidScope(field, text)) => {
+            let field = if field == "ref_patterns" {
+                "Allowed refs"
+            } else {
+                "Allowed variables"
+            };
+            Ok(redirect(&req, &back, Some(("alert", &format!("{field}: {text}")))))
         }
         Err(trigger_tokens::CreateError::Internal(e)) => Err(UiError::Internal(e)),
     }
@@ -249,6 +286,25 @@ pub async fn change_trigger(
     }
     if !trigger_tokens::may_see_full(&trigger, &viewer, &access) {
         return Err(UiError::NotFound);
+    }
+    if form.get("_method") == Some("rotate") {
+        trigger_tokens::rotate(&spur, &trigger)
+            .await
+            .map_err(|e| UiError::Internal(format!("{e:?}")))?
+            .ok_or(UiError::NotFound)?;
+        let notice = "Trigger token was rotated: the old token no longer works. Reveal the new one below.";
+        return Ok(redirect(&req, &back, Some(("notice", notice))));
+    }
+    let scope = scope_from(&form);
+    match trigger_tokens::update_trigger_scope(&spur, &trigger, Some(scope.ref_patterns), Some(scope.allowed_variables))
+        .await
+    {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return Err(UiError::NotFound),
+        Err(trigger_tokens::CreateError::InvalidScope(_, text)) => {
+            return Ok(redirect(&req, &back, Some(("alert", &text))));
+        }
+        Err(e) => return Err(UiError::Internal(format!("{e:?}"))),
     }
     let description = form.get("trigger[description]").map(str::to_string);
     crate::trigger_tokens::update_trigger_description(&spur, trigger.id, description, clock::now())
