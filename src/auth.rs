@@ -134,6 +134,22 @@ pub fn live_group_member(
         .filter(|m| m.expires_at.is_none_or(|t| t > now)))
 }
 
+/// Whether a running job's `CI_JOB_TOKEN` may read `project`'s code and artifacts: never more
+/// than the job's user may (Reporter+, or any user who sees a public or internal project), and
+/// only from the project itself or a project its allowlist admits (GitLab's job token rules).
+pub fn job_token_reads_code(
+    store: &Store,
+    job: &crate::domain::Job,
+    project: &Project,
+    now: i64,
+) -> Result<bool, Error> {
+    let user = store.user(job.user_id)?;
+    let access = project_access(store, user.as_ref(), project, now)?;
+    let reads_code =
+        access.can_read && (access.at_least(AccessLevel::Reporter) || project.visibility != Visibility::Private);
+    Ok(reads_code && (job.project_id == project.id || store.job_token_allowed(project.id, job.project_id)?))
+}
+
 /// The access `user` has on `project`.
 pub fn project_access(store: &Store, user: Option<&User>, project: &Project, now: i64) -> Result<ProjectAccess, Error> {
     let level = match user {

