@@ -30,10 +30,13 @@ fn valid_url(url: &str) -> bool {
     let plain = PLACEHOLDERS
         .iter()
         .fold(url.to_string(), |u, p| u.replace(&format!("%{{{p}}}"), "x"));
-    let rest = plain.strip_prefix("https://").or_else(|| plain.strip_prefix("http://"));
+    let lower = plain.to_ascii_lowercase();
+    let rest = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"));
     matches!(rest, Some(r) if !r.is_empty() && !r.starts_with('/'))
         && url.len() <= 2048
-        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '<' | '>' | '`'))
 }
 
 /// Checks a badge's fields.
@@ -145,6 +148,8 @@ mod tests {
     fn urls_must_be_http_with_a_host() {
         assert!(valid_url("https://img.shields.io/%{project_path}/badge.svg"));
         assert!(valid_url("http://%{gitlab_server}/x"));
+        assert!(valid_url("HTTPS://Example.com/x.svg"));
+        assert!(!valid_url("https://x/\"><script>"));
         for bad in [
             "javascript:alert(1)",
             "ftp://x/y",

@@ -36,9 +36,10 @@ pub enum StatusRefusal {
     Internal(String),
 }
 
-/// One post at a time: two posts for one commit must not both create a pipeline (GitLab holds
-/// a lease per project and commit).
-static POSTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// One post at a time per project and commit: two must not both create a pipeline (GitLab
+/// holds a lease per project and commit).
+static POSTING: std::sync::LazyLock<crate::keyed_lock::KeyedLocks<(u64, String)>> =
+    std::sync::LazyLock::new(crate::keyed_lock::KeyedLocks::new);
 
 /// Posts a status; answers the job that carries it.
 pub async fn post(
@@ -50,7 +51,6 @@ pub async fn post(
     if !access.at_least(AccessLevel::Developer) {
         return Err(StatusRefusal::Forbidden);
     }
-    let _one = POSTING.lock().await;
     let path = spur.repos.path_of(&project.repo_name, &Origin::of(project));
     let s = spur.clone();
     let (p, given) = (path.clone(), request.sha.clone());
@@ -61,6 +61,7 @@ pub async fn post(
         return Err(StatusRefusal::NotFound("Commit"));
     };
     let sha = commit.sha;
+    let _one = POSTING.lock((project.id, sha.clone())).await;
     let filter = PipelineFilter {
         sha: Some(sha.clone()),
         ref_name: request.ref_name.clone(),
@@ -80,11 +81,15 @@ pub async fn post(
         (None, None) => {
             let s = spur.clone();
             let (p, c) = (path.clone(), sha.clone());
-            let containing = tokio::task::spawn_blocking(move || s.repos.refs_containing(&p, &c))
+            let _permit = crate::git::GIT_WORK
+                .acquire()
+                .await
+                .map_err(|e| StatusRefusal::Internal(e.to_string()))?;
+            let containing = tokio::task::spawn_blocking(move || s.repos.branches_containing(&p, &c))
                 .await
                 .map_err(|e| StatusRefusal::Internal(e.to_string()))?
                 .map_err(StatusRefusal::Internal)?;
-            match containing.0.into_iter().next() {
+            match containing.into_iter().next() {
                 Some(branch) => branch,
                 None => return Err(StatusRefusal::NotFound("References for commit")),
             }

@@ -7,10 +7,10 @@
 
 use crate::context::Spur;
 use crate::domain::{Millis, Pipeline};
+use crate::keyed_lock::{Held, KeyedLocks};
 use crate::storage::IdempotencyTag;
 use serde_json::Value;
-use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::LazyLock;
 
 /// How long a key is remembered.
 pub const LIFETIME: Millis = 24 * 3600 * 1000;
@@ -29,26 +29,10 @@ pub enum Prior {
 }
 
 /// The in-flight lock of each key being used now, by key id.
-type Locks = HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>;
-
-static IN_FLIGHT: LazyLock<Mutex<Locks>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+static IN_FLIGHT: LazyLock<KeyedLocks<[u8; 32]>> = LazyLock::new(KeyedLocks::new);
 
 /// Holds a key while its request runs; repeats wait until it is dropped.
-pub struct InFlight {
-    id: [u8; 32],
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        drop(self.guard.take());
-        if let Ok(mut map) = IN_FLIGHT.lock()
-            && map.get(&self.id).is_some_and(|m| Arc::strong_count(m) == 1)
-        {
-            map.remove(&self.id);
-        }
-    }
-}
+pub type InFlight = Held<'static, [u8; 32]>;
 
 /// Whether a header value is a usable key: 1 to 255 visible ASCII characters.
 pub fn valid_key(key: &str) -> bool {
@@ -105,14 +89,7 @@ fn write_canonical(v: &Value, out: &mut String) {
 /// Takes the key's in-flight lock (waiting for a request with the key that is still running),
 /// then reads what the key made before.
 pub async fn begin(spur: &Spur, tag: IdempotencyTag) -> Result<(InFlight, Prior), crate::storage::Error> {
-    let lock = {
-        let mut map = IN_FLIGHT.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(tag.id).or_default().clone()
-    };
-    let held = InFlight {
-        id: tag.id,
-        guard: Some(lock.lock_owned().await),
-    };
+    let held = IN_FLIGHT.lock(tag.id).await;
     let prior = match spur.store.idempotency_record(&tag.id)? {
         Some(r) if r.created_at + LIFETIME > crate::clock::now() => {
             let fingerprint: String = tag.fingerprint.iter().map(|b| format!("{b:02x}")).collect();

@@ -30,6 +30,8 @@ pub(crate) mod http;
 /// Idempotency keys for the endpoints that create pipelines.
 pub(crate) mod idempotency;
 pub(crate) mod job_env;
+/// One async lock per key.
+pub(crate) mod keyed_lock;
 pub(crate) mod members;
 pub(crate) mod memory;
 pub(crate) mod metrics;

@@ -91,12 +91,70 @@ impl Repos {
         Ok(out)
     }
 
-    /// A ref name or a full commit SHA as a commit.
+    /// A ref name, a commit SHA (full, or abbreviated to 7 characters or more), or either
+    /// followed by `~N` / `^N` (as GitLab's API resolves them) as a commit. Other revision
+    /// syntax (`:/text`, `@{...}`, ranges) is not taken.
     pub fn resolve_any(&self, path: &Path, name: &str) -> Result<ResolvedRef, RefError> {
         match self.resolve(path, name) {
             Ok(r) => Ok(r),
-            Err(e) => self.resolve_sha(path, name).ok_or(e),
+            Err(e) => self
+                .resolve_sha(path, name)
+                .or_else(|| self.resolve_revision(path, name))
+                .ok_or(e),
         }
+    }
+
+    /// A short SHA or a `~N`/`^N` expression, through gix's revision parser.
+    fn resolve_revision(&self, path: &Path, name: &str) -> Option<ResolvedRef> {
+        let base = name.split(['~', '^']).next().unwrap_or_default();
+        let suffix = &name[base.len()..];
+        let short_sha = base.len() >= 7 && base.bytes().all(|b| b.is_ascii_hexdigit());
+        let plain_suffix = suffix.bytes().all(|b| b.is_ascii_digit() || b == b'~' || b == b'^');
+        let plain_base = !base.is_empty()
+            && base.len() <= 255
+            && !base.contains("..")
+            && base
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/'));
+        if !(plain_base && plain_suffix && (short_sha || !suffix.is_empty())) || name.len() > 300 {
+            return None;
+        }
+        let repo = self.open_repo(path).ok()?.to_thread_local();
+        let start = match self.resolve(path, base) {
+            Ok(r) => gix::ObjectId::from_hex(r.sha.as_bytes()).ok()?,
+            Err(_) if short_sha => {
+                let prefix = gix::hash::Prefix::from_hex(base).ok()?;
+                // An ambiguous prefix resolves to nothing, as git refuses it.
+                repo.objects.lookup_prefix(prefix, None).ok()??.ok()?
+            }
+            Err(_) => return None,
+        };
+        let mut commit = self.peel_to_commit(&repo, start).ok()?;
+        // `~N`: N first parents back; `^N`: the Nth parent (`^` alone: the first).
+        let mut rest = suffix;
+        while let Some(op) = rest.chars().next() {
+            let digits: String = rest[1..].chars().take_while(char::is_ascii_digit).collect();
+            rest = &rest[1 + digits.len()..];
+            let n: usize = if digits.is_empty() { 1 } else { digits.parse().ok()? };
+            let parents = |id: gix::ObjectId| -> Option<Vec<gix::ObjectId>> {
+                Some(repo.find_commit(id).ok()?.parent_ids().map(|p| p.detach()).collect())
+            };
+            match op {
+                '~' if n <= super::browse::MAX_PATH_WALK => {
+                    for _ in 0..n {
+                        commit = *parents(commit)?.first()?;
+                    }
+                }
+                '^' if n == 0 => {}
+                '^' => commit = *parents(commit)?.get(n - 1)?,
+                _ => return None,
+            }
+        }
+        Some(ResolvedRef {
+            short: name.to_string(),
+            tag: false,
+            sha: commit.to_string(),
+        })
     }
 
     /// The file `file` at `commit`, if it is a blob within the size limit.

@@ -16,6 +16,14 @@ pub const MAX_DIFF_FILES: usize = 1000;
 pub const MAX_COMPARE_COMMITS: usize = 10_000;
 /// At most this many refs are listed as containing a commit.
 pub const MAX_CONTAINING: usize = 10_000;
+/// A file's patch larger than this is left out of a comparison (GitLab's 200 KiB patch limit).
+pub const MAX_PATCH_BYTES: usize = 200 << 10;
+/// Files larger than this are compared as binary: git never loads them to diff line by line.
+const BIG_FILE_THRESHOLD: &str = "core.bigFileThreshold=2m";
+
+/// How many of these `git` commands (diffs, stats, archives, containing refs) run at once;
+/// more wait, so that a burst of requests cannot take the machine's memory.
+pub static GIT_WORK: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// git's empty tree, the parent of a root commit.
 const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
@@ -39,6 +47,8 @@ pub struct FileDiff {
     pub renamed_file: bool,
     /// Deleted.
     pub deleted_file: bool,
+    /// The patch was over [`MAX_PATCH_BYTES`] and is left out.
+    pub too_large: bool,
 }
 
 /// The commits and diffs between two commits.
@@ -50,6 +60,8 @@ pub struct Comparison {
     pub diffs: Vec<FileDiff>,
     /// Whether the diffs were cut at a limit.
     pub overflow: bool,
+    /// Whether both ends are the same commit.
+    pub same: bool,
 }
 
 fn is_sha(s: &str) -> bool {
@@ -61,6 +73,7 @@ fn run_capped(path: &Path, args: &[&str], cap: usize) -> Result<(Vec<u8>, bool),
     let mut child = Command::new("git")
         .arg("-C")
         .arg(path)
+        .args(["-c", BIG_FILE_THRESHOLD])
         .args(args)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .stdin(Stdio::null())
@@ -110,6 +123,21 @@ impl Repos {
             }
         }
         Ok((branches, tags))
+    }
+
+    /// The branches whose history contains commit `sha`, sorted by name.
+    pub fn branches_containing(&self, path: &Path, sha: &str) -> Result<Vec<String>, String> {
+        if !is_sha(sha) {
+            return Err("not a commit id".into());
+        }
+        let contains = format!("--contains={sha}");
+        let args = ["for-each-ref", &contains, "--format=%(refname:lstrip=2)", "refs/heads"];
+        let (out, _) = run_capped(path, &args, 64 << 20)?;
+        Ok(String::from_utf8_lossy(&out)
+            .lines()
+            .take(MAX_CONTAINING)
+            .map(str::to_string)
+            .collect())
     }
 
     /// Lines added and deleted by commit `sha` against its first parent (the empty tree for a
@@ -183,28 +211,49 @@ impl Repos {
             commits,
             diffs,
             overflow: cut || more,
+            same: from == to,
         })
     }
 
-    /// The command that writes an archive (`tar`, `tar.gz` or `zip`) of commit `sha` with every
-    /// path under `prefix/`, to its standard output.
+    /// Whether `file` (a checked relative path) names a file or folder at commit `sha`.
+    pub fn path_exists(&self, path: &Path, sha: &str, file: &str) -> bool {
+        let Ok(repo) = self.open_repo(path).map(|r| r.to_thread_local()) else {
+            return false;
+        };
+        let Ok(id) = gix::ObjectId::from_hex(sha.as_bytes()) else {
+            return false;
+        };
+        repo.find_commit(id)
+            .ok()
+            .and_then(|c| c.tree().ok())
+            .and_then(|t| t.lookup_entry_by_path(file).ok().flatten())
+            .is_some()
+    }
+
+    /// The command that writes an archive (`tar`, `tar.gz`, `tar.bz2` or `zip`) of commit
+    /// `sha` (only `only` inside it, when given: a checked path that exists) with every path
+    /// under `prefix/`, to its standard output.
     pub fn archive_command(
         &self,
         path: &Path,
         sha: &str,
         format: &str,
         prefix: &str,
+        only: Option<&str>,
     ) -> Option<tokio::process::Command> {
-        if !is_sha(sha) || !matches!(format, "tar" | "tar.gz" | "zip") {
+        if !is_sha(sha) || !matches!(format, "tar" | "tar.gz" | "tar.bz2" | "zip") {
             return None;
         }
         let mut cmd = tokio::process::Command::new("git");
         cmd.arg("-C")
             .arg(path)
+            .args(["-c", BIG_FILE_THRESHOLD, "-c", "tar.tar.bz2.command=bzip2 -c"])
             .arg("archive")
             .arg(format!("--format={format}"))
             .arg(format!("--prefix={prefix}/"))
             .arg(sha)
+            .args(only.map(|p| ["--", p]).into_iter().flatten())
+            .env("GIT_LITERAL_PATHSPECS", "1")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -234,7 +283,17 @@ fn parse_patch(text: &str) -> (Vec<FileDiff>, bool) {
         }
         let Some(file) = out.last_mut() else { continue };
         if in_hunks {
-            file.diff.push_str(line);
+            if file.diff.len() + line.len() > MAX_PATCH_BYTES {
+                // Too large to show, as GitLab leaves such a patch out.
+                file.diff.clear();
+                in_hunks = false;
+                file.too_large = true;
+            } else if !file.too_large {
+                file.diff.push_str(line);
+            }
+            continue;
+        }
+        if file.too_large {
             continue;
         }
         let l = line.trim_end_matches('\n');
@@ -333,5 +392,19 @@ mod tests {
         assert!(files[2].renamed_file && files[2].old_path == "old" && files[2].new_path == "renamed");
         assert!(files[3].deleted_file && files[3].old_path == "späce");
         assert!(files[3].diff.starts_with("Binary files"));
+        let huge = format!(
+            "diff --git a/big b/big\n--- a/big\n+++ b/big\n@@ -1 +1,9999 @@\n{}diff --git a/small b/small\n--- a/small\n+++ b/small\n@@ -1 +1 @@\n-a\n+b\n",
+            "+--- a/looks-like-a-header\n".repeat(9999)
+        );
+        let (files, _) = parse_patch(&huge);
+        assert_eq!(files.len(), 2);
+        assert!(
+            files[0].too_large && files[0].diff.is_empty(),
+            "a patch over 200 KiB is left out"
+        );
+        assert_eq!(
+            (files[0].old_path.as_str(), files[1].diff.as_str()),
+            ("big", "@@ -1 +1 @@\n-a\n+b\n")
+        );
     }
 }

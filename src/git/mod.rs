@@ -15,7 +15,7 @@ mod browse;
 mod compare;
 mod remote;
 pub use browse::{Blob, RefEntry};
-pub use compare::{Comparison, FileDiff};
+pub use compare::{Comparison, FileDiff, GIT_WORK};
 
 pub use crate::outbound::GitPin;
 use remote::is_scp_like;

@@ -103,7 +103,11 @@ fn sample(
             Ok(("Pipeline Hook", payload::pipeline_hook(spur, project, &p, &jobs)))
         }
         "job_events" => {
-            let (jobs, _) = spur.store.project_jobs(project.id, 0, 1).map_err(|e| e.to_string())?;
+            let builds = |j: &crate::domain::Job| j.external.is_none();
+            let (jobs, _) = spur
+                .store
+                .project_jobs_matching(project.id, &builds, 0, 1)
+                .map_err(|e| e.to_string())?;
             let job = jobs.into_iter().next().ok_or("Ensure the project has CI jobs.")?;
             let p = spur
                 .store

@@ -99,7 +99,6 @@ pub fn keyset_response(
         .insert_header(("Content-Type", "application/json"))
         .insert_header(("X-Per-Page", per_page.to_string()));
     if let Some((key, value)) = cursor {
-        let info = req.connection_info();
         let mut pairs: Vec<(String, String)> = query_pairs(req)
             .into_iter()
             .filter(|(k, _)| {
@@ -111,7 +110,7 @@ pub fn keyset_response(
             .collect();
         pairs.push((key.to_string(), value.to_string()));
         let qs = serde_urlencoded::to_string(&pairs).unwrap_or_default();
-        let url = format!("{}://{}{}?{}", info.scheme(), info.host(), req.path(), qs);
+        let url = format!("{}?{}", own_url(req), qs);
         response.insert_header(("Link", format!("<{url}>; rel=\"next\"")));
     }
     response.body(Value::Array(on_page).to_string())
@@ -122,7 +121,6 @@ fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
 }
 
 fn page_url(req: &HttpRequest, query: &[(String, String)], page: usize, per_page: usize) -> String {
-    let info = req.connection_info();
     let mut pairs: Vec<(String, String)> = query
         .iter()
         .filter(|(k, _)| k != "page" && k != "per_page" && k != "private_token" && k != "access_token")
@@ -131,5 +129,14 @@ fn page_url(req: &HttpRequest, query: &[(String, String)], page: usize, per_page
     pairs.push(("page".into(), page.to_string()));
     pairs.push(("per_page".into(), per_page.to_string()));
     let qs = serde_urlencoded::to_string(&pairs).unwrap_or_default();
-    format!("{}://{}{}?{}", info.scheme(), info.host(), req.path(), qs)
+    format!("{}?{}", own_url(req), qs)
+}
+
+/// The request's path under spur's external URL (never the client's `Host` or forwarded
+/// headers, which a client chooses).
+fn own_url(req: &HttpRequest) -> String {
+    match req.app_data::<actix_web::web::Data<crate::context::Spur>>() {
+        Some(spur) => spur.url(req.path().trim_start_matches('/')),
+        None => req.path().to_string(),
+    }
 }

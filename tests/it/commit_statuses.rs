@@ -89,6 +89,10 @@ async fn statuses_make_an_external_pipeline_and_follow_gitlabs_state_machine() {
         Some(0),
         "external statuses are not builds"
     );
+    let (status, _) = send(s.root(Method::GET, &format!("/projects/{pid}/jobs/{}", newer["id"]))).await;
+    assert_eq!(status, 404, "nor are they jobs");
+    let (_, all_jobs) = send(s.root(Method::GET, &format!("/projects/{pid}/jobs"))).await;
+    assert_eq!(all_jobs, json!([]));
 
     // Another system's status joins the pipeline its pipeline_id names.
     let (status, created) = send(s.root(Method::POST, &format!("/projects/{pid}/pipeline?ref=main"))).await;
@@ -133,6 +137,16 @@ async fn statuses_make_an_external_pipeline_and_follow_gitlabs_state_machine() {
             json!({"state": "success", "coverage": "lots"}),
             400,
             json!({"error": "coverage is invalid"}),
+        ),
+        (
+            json!({"state": "success", "target_url": "javascript:alert(1)"}),
+            400,
+            json!({"message": {"target_url": ["must be a valid URL"]}}),
+        ),
+        (
+            json!({"state": "success", "name": " "}),
+            400,
+            json!({"message": {"name": ["can't be blank"]}}),
         ),
         (
             json!({"state": "success", "pipeline_id": 999_999}),

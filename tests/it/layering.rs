@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
         "rules",
         "metrics",
         "rate_limit",
+        "keyed_lock",
         "memory",
         "trace",
         "events",

@@ -959,6 +959,15 @@ async fn keyset_pagination_links_to_the_next_page_by_id() {
         }
     }
     assert_eq!(seen, ids);
+    // Links are spur's own URLs, whatever Host or forwarded headers the client sends.
+    let resp = crate::support::send_raw(
+        s.root(Method::GET, "/projects?per_page=1")
+            .header("Host", "evil.example")
+            .header("X-Forwarded-Proto", "javascript"),
+    )
+    .await;
+    let link = resp.headers()["link"].to_str().unwrap().to_string();
+    assert!(link.starts_with(&format!("<{}/api/v4/projects?", s.base)), "{link}");
     let (status, e) = send(s.root(Method::GET, "/projects?pagination=keyset&order_by=name")).await;
     assert_eq!(
         (status, e),

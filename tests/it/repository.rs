@@ -163,6 +163,17 @@ async fn compare_commit_refs_stats_and_archives() {
         (Some(true), Some("old.txt"))
     );
     assert_eq!(cmp["compare_same_ref"], false);
+    // Abbreviated SHAs and `~N` resolve as in GitLab.
+    let short = &head[..8];
+    let (status, by_short) = get(
+        &s,
+        &format!("/projects/{pid}/repository/compare?from=topic~1&to={short}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{by_short}");
+    assert_eq!(by_short["commit"]["id"].as_str(), Some(head.as_str()));
+    let (_, same) = get(&s, &format!("/projects/{pid}/repository/compare?from=topic&to={head}")).await;
+    assert_eq!(same["compare_same_ref"], true, "the same commit by two names");
     let (_, back) = get(&s, &format!("/projects/{pid}/repository/compare?from=topic&to=main")).await;
     assert_eq!(
         back["commits"].as_array().map(Vec::len),
@@ -254,4 +265,30 @@ async fn compare_commit_refs_stats_and_archives() {
     assert_eq!(&zip.bytes().await.unwrap()[..2], b"PK");
     let (status, _) = get(&s, &format!("/projects/{pid}/repository/archive?sha=nope")).await;
     assert_eq!(status, 404);
+    // One path, bzip2: GitLab names the path in the prefix.
+    let bz = s
+        .root(
+            Method::GET,
+            &format!("/projects/{pid}/repository/archive.tar.bz2?sha=topic&path=new.sh"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bz.status(), 200);
+    std::fs::write(dir.path().join("a.tbz"), bz.bytes().await.unwrap()).unwrap();
+    let listing = std::process::Command::new("tar")
+        .args(["-tjf", "a.tbz"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout).to_string();
+    assert!(
+        listing.lines().any(|l| l == format!("cmp-topic-{head}-new.sh/new.sh")),
+        "{listing}"
+    );
+    assert!(!listing.contains("a.txt"), "only the path asked for: {listing}");
+    for bad in ["../etc", "missing", "--output=x"] {
+        let (status, _) = get(&s, &format!("/projects/{pid}/repository/archive?sha=topic&path={bad}")).await;
+        assert_eq!(status, 404, "{bad}");
+    }
 }

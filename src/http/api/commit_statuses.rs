@@ -53,20 +53,34 @@ pub async fn create(req: HttpRequest, spur: State, payload: web::Payload) -> Res
             None
         }
     };
-    for (key, value) in [
+    if description.as_ref().is_some_and(|d| d.chars().count() > 10_000) {
+        v.fail("description", "is too long");
+    }
+    v.finish()?;
+    // The model's checks, GitLab's `{"message": {field: [...]}}` bodies.
+    let fields = [
         ("name", &name),
         ("context", &context),
         ("ref", &ref_name),
         ("target_url", &target_url),
-    ] {
-        if value.as_ref().is_some_and(|s| s.len() > 255) {
-            v.fail(key, "is too long (maximum is 255 characters)");
+    ];
+    for (key, value) in fields {
+        if value.as_ref().is_some_and(|s| s.chars().count() > 255) {
+            return Err(ApiError::invalid(key, "is too long (maximum is 255 characters)"));
         }
     }
-    if description.as_ref().is_some_and(|d| d.len() > 10_000) {
-        v.fail("description", "is too long");
+    if name.as_ref().or(context.as_ref()).is_some_and(|n| n.trim().is_empty()) {
+        return Err(ApiError::invalid("name", "can't be blank"));
     }
-    v.finish()?;
+    if let Some(url) = &target_url {
+        let lower = url.to_ascii_lowercase();
+        let rest = lower.strip_prefix("https://").or_else(|| lower.strip_prefix("http://"));
+        let valid = rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+            && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !valid {
+            return Err(ApiError::invalid("target_url", "must be a valid URL"));
+        }
+    }
     let Some(state) = state else {
         return Err(ApiError::internal("validated parameters missing"));
     };
@@ -118,7 +132,10 @@ pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
         ref_name: q.get("ref"),
         stage: q.get("stage"),
         name: q.get("name"),
-        all: q.get("all").and_then(|a| crate::http::params::truthy(&a)) == Some(true),
+        all: match q.get("all") {
+            None => false,
+            Some(a) => crate::http::params::truthy(&a).ok_or_else(|| ApiError::Params("all is invalid".into()))?,
+        },
     };
     let sha = segment(&req, "sha");
     let s = spur.clone();

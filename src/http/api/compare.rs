@@ -60,6 +60,7 @@ pub async fn compare(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiE
         None => false,
         Some(s) => crate::http::params::truthy(&s).ok_or_else(|| ApiError::Params("straight is invalid".into()))?,
     };
+    let _permit = crate::git::GIT_WORK.acquire().await.map_err(ApiError::internal)?;
     let s = spur.clone();
     let (f, t) = (from.clone(), to.clone());
     let found: Option<Comparison> = web::block(move || {
@@ -78,7 +79,7 @@ pub async fn compare(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiE
         "commits": commits,
         "diffs": cmp.diffs.iter().map(diff_view).collect::<Vec<_>>(),
         "compare_timeout": cmp.overflow,
-        "compare_same_ref": from == to,
+        "compare_same_ref": cmp.same,
         "web_url": spur.url(&format!("{}/-/compare/{from}...{to}", project.full_path)),
     });
     Ok(json_response(StatusCode::OK, &body))
@@ -92,6 +93,7 @@ pub async fn commit_refs(req: HttpRequest, spur: State) -> Result<HttpResponse, 
         return Err(ApiError::Params("type does not have a valid value".into()));
     }
     let name = segment(&req, "sha");
+    let _permit = crate::git::GIT_WORK.acquire().await.map_err(ApiError::internal)?;
     let s = spur.clone();
     let found = web::block(move || {
         let commit = s.repos.resolve_any(&path, &name).ok()?;
@@ -117,6 +119,7 @@ fn archive_format(asked: &str) -> &'static str {
     match asked {
         "tar" => "tar",
         "zip" => "zip",
+        "tar.bz2" | "tbz" | "tbz2" | "tb2" | "bz2" => "tar.bz2",
         _ => "tar.gz",
     }
 }
@@ -148,33 +151,63 @@ pub async fn archive(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiE
         .chain(asked.replace('/', "-").chars())
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         .collect();
-    let prefix = format!("{file_name}-{}", commit.sha);
-    let Some(mut command) = spur.repos.archive_command(&path, &commit.sha, format, &prefix) else {
+    // `path`: only that folder or file, named in the prefix as GitLab does.
+    let only = match q.get("path") {
+        None => None,
+        Some(p) => {
+            let p = p.trim_matches('/').to_string();
+            let parts_ok = !p.split('/').any(|c| c.is_empty() || c == "." || c == "..");
+            let clean = !p.is_empty() && parts_ok && !p.contains('\0');
+            if !clean || !spur.repos.path_exists(&path, &commit.sha, &p) {
+                return Err(ApiError::not_found("File"));
+            }
+            Some(p)
+        }
+    };
+    let mut prefix = format!("{file_name}-{}", commit.sha);
+    if let Some(p) = &only {
+        let part: String = p
+            .replace('/', "-")
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .collect();
+        prefix = format!("{prefix}-{part}");
+    }
+    let archive = spur
+        .repos
+        .archive_command(&path, &commit.sha, format, &prefix, only.as_deref());
+    let Some(mut command) = archive else {
         return Err(ApiError::internal("archive format"));
     };
+    // The permit travels with the stream: it is given back when the archive ends or the
+    // client goes away.
+    let permit = crate::git::GIT_WORK.acquire().await.map_err(ApiError::internal)?;
     let mut child = command.spawn().map_err(ApiError::internal)?;
     let stdout = child
         .stdout
         .take()
         .ok_or_else(|| ApiError::internal("git archive: no output"))?;
-    let body = futures_util::stream::unfold((stdout, Some(child)), |(mut out, mut child)| async move {
+    let state = (stdout, Some(child), Some(permit));
+    let body = futures_util::stream::unfold(state, |(mut out, mut child, mut permit)| async move {
         let mut buf = vec![0u8; 64 * 1024];
         match out.read(&mut buf).await {
             Ok(0) | Err(_) => {
                 if let Some(mut c) = child.take() {
                     let _ = c.wait().await;
                 }
+                drop(permit.take());
                 None
             }
             Ok(n) => {
                 buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(web::Bytes::from(buf)), (out, child)))
+                Some((Ok::<_, std::io::Error>(web::Bytes::from(buf)), (out, child, permit)))
             }
         }
     });
     let content_type = match format {
         "zip" => "application/zip",
         "tar" => "application/x-tar",
+        "tar.bz2" => "application/x-bzip2",
         _ => "application/gzip",
     };
     Ok(HttpResponse::Ok()

@@ -126,16 +126,20 @@ pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
             .project_jobs_matching(pid, &|j| scope.contains(&j.status), page.offset(), page.per_page),
     })
     .await??;
+    // External commit statuses are listed by the commit's statuses, not here (GitLab lists
+    // builds); a page with one may be a job short.
     let items = jobs
         .iter()
+        .filter(|j| j.external.is_none())
         .map(|j| job_view(&spur, &project, j))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(page_response(&req, page, items, total))
 }
 
+/// A job of the project; external commit statuses are not jobs (GitLab's 404).
 fn find_job(spur: &Spur, project: &Project, job_id: u64) -> Result<Job, ApiError> {
     match spur.store.job(job_id)? {
-        Some(job) if job.project_id == project.id => Ok(job),
+        Some(job) if job.project_id == project.id && job.external.is_none() => Ok(job),
         _ => Err(ApiError::not_found("")),
     }
 }

@@ -370,6 +370,7 @@ pub async fn commit(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiEr
     let with_stats = super::Query::of(&req)
         .get("stats")
         .is_none_or(|v| crate::http::params::truthy(&v) != Some(false));
+    let _permit = crate::git::GIT_WORK.acquire().await.map_err(ApiError::internal)?;
     let s = spur.clone();
     let (sha, stats) = blocking(move || {
         let sha = commit_of(&s, &path, &name, "Commit")?;
