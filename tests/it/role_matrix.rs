@@ -89,6 +89,10 @@ GET    /projects/{p}/repository/commits/main/statuses 401 404 403 200 200 200 20
 GET    /projects/{p}/repository/commits/main/refs 404 404 403 200 200 200 200 200 401 401 401 200 401 401 401
 GET    /projects/{p}/repository/compare?from=main&to=main 404 404 403 200 200 200 200 200 401 401 401 200 401 401 401
 PATCH  /projects/{p}/job_token_scope          401 404 403 403 403 400 400 400 401 401 401 403 401 401 401
+GET    /projects/{p}/badges                   404 404 200 200 200 200 200 200 401 401 401 200 401 401 401
+POST   /projects/{p}/badges                   401 404 403 403 403 400 400 400 401 401 401 403 401 401 401
+POST   /projects/{p}/triggers/{t}/rotate      401 404 403 403 403 403 403 200 401 401 401 403 401 401 401
+GET    /projects/{p}/repository/archive.zip   404 404 403 200 200 200 200 200 401 401 401 200 401 401 401
 POST   /projects/{p}/jobs/{j}/erase           401 404 403 403 403 403 403 403 401 401 401 403 401 401 401
 POST   /projects/{p}/hooks/999/test/push_events 401 404 403 403 403 404 404 404 401 401 401 403 401 401 401
 ";
