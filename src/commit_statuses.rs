@@ -151,12 +151,14 @@ async fn create_external(
         name: None,
         idempotency: None,
         client: None,
+        trigger_version: None,
     };
     let (pipeline, _) = spur
         .store
         .create_pipeline(new)
         .await
-        .map_err(|e| StatusRefusal::Internal(e.to_string()))?;
+        .map_err(|e| StatusRefusal::Internal(e.to_string()))?
+        .map_err(|_| StatusRefusal::Internal("the external pipeline was refused".into()))?;
     spur.metrics.pipeline_created(pipeline.source.as_str());
     spur.events.send(crate::events::Event::Pipeline(
         pipeline.id,

@@ -91,7 +91,8 @@ fn write_canonical(v: &Value, out: &mut String) {
 pub async fn begin(spur: &Spur, tag: IdempotencyTag) -> Result<(InFlight, Prior), crate::storage::Error> {
     let held = IN_FLIGHT.lock(tag.id).await;
     let prior = match spur.store.idempotency_record(&tag.id)? {
-        Some(r) if r.created_at + LIFETIME > crate::clock::now() => {
+        // A pipeline deleted since is not answered again: the retry creates afresh.
+        Some(r) if r.created_at + LIFETIME > crate::clock::now() && spur.store.pipeline(r.pipeline.id)?.is_some() => {
             let fingerprint: String = tag.fingerprint.iter().map(|b| format!("{b:02x}")).collect();
             if r.fingerprint == fingerprint {
                 Prior::Replay(Box::new(r.pipeline))

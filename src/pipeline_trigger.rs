@@ -62,6 +62,38 @@ pub async fn trigger_pipeline(
     }
 }
 
+/// Whether `token` may still start pipelines on `project` at all: a live trigger token of the
+/// project whose owner sees it, or a running job's token its allowlist admits. A stored
+/// idempotency key is replayed only for such a credential.
+pub fn credential_live(spur: &Spur, project: &Project, token: &str) -> Result<bool, crate::storage::Error> {
+    let now = clock::now();
+    let digest = spur.secrets.digest(token);
+    if let Some(t) = spur.store.trigger_by_digest(&digest)? {
+        if t.project_id != project.id || t.is_expired(now) {
+            return Ok(false);
+        }
+        let Some(owner) = spur.store.user(t.owner_id)?.filter(|u| !u.blocked) else {
+            return Ok(false);
+        };
+        return Ok(auth::project_access(&spur.store, Some(&owner), project, now)?.can_read);
+    }
+    if !token.starts_with(JOB_TOKEN_PREFIX) {
+        return Ok(false);
+    }
+    let Some(job) = spur
+        .store
+        .job_by_token_digest(&digest)?
+        .filter(|j| j.status == JobStatus::Running)
+    else {
+        return Ok(false);
+    };
+    let Some(user) = spur.store.user(job.user_id)?.filter(|u| !u.blocked) else {
+        return Ok(false);
+    };
+    let access = auth::project_access(&spur.store, Some(&user), project, now)?;
+    Ok(access.can_read && spur.store.job_token_allowed(project.id, job.project_id)?)
+}
+
 /// Everything that reads: token, owner, rights, variables, ref, and the pipeline's plan.
 fn check(
     spur: &Spur,
@@ -104,6 +136,7 @@ fn check(
         inputs: request.inputs.clone(),
         idempotency: request.idempotency,
         client: request.client.clone(),
+        trigger_version: Some((trigger.id, trigger.updated_at)),
         ..CreateRequest::new(
             PipelineSource::Trigger,
             owner,

@@ -47,7 +47,8 @@ pub fn check_scope(scope: &Scope) -> Result<(), CreateError> {
     }
     for p in &scope.ref_patterns {
         let sample = p.replace('*', "x");
-        if p.len() > 255 || !crate::git::valid_ref_name(&format!("refs/heads/{sample}")) {
+        // No commas: the settings form lists patterns comma-separated.
+        if p.len() > 255 || p.contains(',') || !crate::git::valid_ref_name(&format!("refs/heads/{sample}")) {
             return Err(CreateError::InvalidScope(
                 "ref_patterns",
                 format!("'{p}' is not a ref name or pattern"),

@@ -81,6 +81,8 @@ pub struct CreateRequest {
     pub idempotency: Option<crate::storage::IdempotencyTag>,
     /// The client's address, kept as the trigger token's last use.
     pub client: Option<String>,
+    /// The trigger token's id and `updated_at` as checked (the commit refuses if it changed).
+    pub trigger_version: Option<(u64, crate::domain::Millis)>,
 }
 
 impl CreateRequest {
@@ -108,6 +110,7 @@ impl CreateRequest {
             inputs: serde_json::Map::new(),
             idempotency: None,
             client: None,
+            trigger_version: None,
         }
     }
 }
@@ -272,6 +275,7 @@ pub fn prepare(
         name,
         idempotency: request.idempotency,
         client: request.client.clone(),
+        trigger_version: request.trigger_version,
     };
     Ok(Ok(Prepared {
         pipeline: new,
@@ -335,7 +339,9 @@ pub async fn record(
                 idempotency: None,
                 ..new
             };
-            let (pipeline, _) = spur.store.create_pipeline(new).await?;
+            let Ok((pipeline, _)) = spur.store.create_pipeline(new).await? else {
+                return Ok(Err(CreateRefusal::NotFound));
+            };
             spur.events.send(crate::events::Event::Pipeline(
                 pipeline.id,
                 pipeline.project_id,
@@ -344,7 +350,10 @@ pub async fn record(
             Ok(Err(CreateRefusal::Unprocessable(message)))
         }
         None => {
-            let (pipeline, jobs) = spur.store.create_pipeline(new).await?;
+            // A trigger token changed (rotated, revoked, limited) while this request ran.
+            let Ok((pipeline, jobs)) = spur.store.create_pipeline(new).await? else {
+                return Ok(Err(CreateRefusal::NotFound));
+            };
             spur.metrics.pipeline_created(pipeline.source.as_str());
             spur.events.send(crate::events::Event::Pipeline(
                 pipeline.id,

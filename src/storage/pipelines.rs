@@ -46,6 +46,8 @@ pub struct NewPipeline {
     pub idempotency: Option<super::IdempotencyTag>,
     /// The client address the request came from (kept as a trigger's last use).
     pub client: Option<String>,
+    /// The trigger token's id and `updated_at` as checked; the commit refuses if it changed.
+    pub trigger_version: Option<(u64, Millis)>,
 }
 
 /// A job to record with its pipeline: the record (ids filled in at commit) and its sealed
@@ -162,8 +164,20 @@ pub enum PipelineOrder {
 impl Store {
     /// Records a pipeline, its jobs and their variables durably; answers after the commit with
     /// the records as stored (ids filled in).
-    pub async fn create_pipeline(&self, new: NewPipeline) -> Result<(Pipeline, Vec<Job>), Error> {
+    pub async fn create_pipeline(
+        &self,
+        new: NewPipeline,
+    ) -> Result<Result<(Pipeline, Vec<Job>), super::Refusal>, Error> {
         self.write(move |tx| {
+            // The trigger token checked before planning must be unchanged now: a rotation,
+            // a revocation or new limits committed meanwhile refuse the request.
+            if let Some((trigger_id, version)) = new.trigger_version {
+                let current =
+                    get_json::<_, crate::domain::Trigger>(&tx.open_table(super::tables::TRIGGERS)?, trigger_id)?;
+                if current.is_none_or(|t| t.updated_at != version) {
+                    return Ok(Err(super::Refusal::NotFound));
+                }
+            }
             let id = next_id(tx, "next_pipeline_id")?;
             let iid = {
                 let mut iids = tx.open_table(PIPELINE_IIDS)?;
@@ -245,7 +259,7 @@ impl Store {
                     created.push(job);
                 }
             }
-            Ok((pipeline, created))
+            Ok(Ok((pipeline, created)))
         })
         .await
     }

@@ -130,7 +130,8 @@ impl Store {
             if let Some(a) = allowed_variables {
                 t.allowed_variables = a;
             }
-            t.updated_at = now;
+            // Strictly later: an in-flight trigger request compares it (`trigger_version`).
+            t.updated_at = now.max(t.updated_at + 1);
             triggers.insert(id, encode(&t)?.as_slice())?;
             Ok(Ok(t))
         })
@@ -158,7 +159,8 @@ impl Store {
             t.token_sealed = token_sealed;
             t.token_digest = token_digest.to_vec();
             t.short_token = short_token;
-            t.updated_at = now;
+            // Strictly later: an in-flight trigger request compares it (`trigger_version`).
+            t.updated_at = now.max(t.updated_at + 1);
             triggers.insert(id, encode(&t)?.as_slice())?;
             Ok(Ok(t))
         })
@@ -178,7 +180,8 @@ impl Store {
                 return Ok(Err(Refusal::NotFound));
             };
             t.description = description;
-            t.updated_at = now;
+            // Strictly later: an in-flight trigger request compares it (`trigger_version`).
+            t.updated_at = now.max(t.updated_at + 1);
             triggers.insert(id, encode(&t)?.as_slice())?;
             Ok(Ok(t))
         })
@@ -208,5 +211,74 @@ impl Store {
             Ok(Ok(()))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::NewPipeline;
+
+    fn pipeline_for(trigger: &Trigger, version: Millis) -> NewPipeline {
+        NewPipeline {
+            project_id: trigger.project_id,
+            sha: "0".repeat(40),
+            ref_name: "main".into(),
+            tag: false,
+            source: crate::domain::PipelineSource::Trigger,
+            user_id: 1,
+            trigger_id: Some(trigger.id),
+            variables_sealed: Vec::new(),
+            status: crate::domain::PipelineStatus::Created,
+            yaml_errors: None,
+            jobs: Vec::new(),
+            now: 5,
+            upstream: None,
+            before_sha: "0".repeat(40),
+            name: None,
+            idempotency: None,
+            client: None,
+            trigger_version: Some((trigger.id, version)),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_token_rotated_while_its_request_ran_refuses_the_pipeline() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("spur.redb")).unwrap();
+        let new = NewTrigger {
+            project_id: 1,
+            owner_id: 1,
+            description: None,
+            token_sealed: Vec::new(),
+            token_digest: [1; 32],
+            short_token: "abcd".into(),
+            expires_at: None,
+            ref_patterns: Vec::new(),
+            allowed_variables: None,
+            now: 1,
+        };
+        let t = store.create_trigger(new).await.unwrap();
+        // Checked at version 1, then rotated (in the same millisecond, even): refused.
+        let checked = t.updated_at;
+        let rotated = store
+            .rotate_trigger(t.id, Vec::new(), [2; 32], "efgh".into(), 1)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(rotated.updated_at > checked);
+        assert!(store.create_pipeline(pipeline_for(&t, checked)).await.unwrap().is_err());
+        assert!(
+            store.trigger_by_digest(&[1; 32]).unwrap().is_none(),
+            "the old digest is gone"
+        );
+        // Checked after the rotation: stored.
+        assert!(
+            store
+                .create_pipeline(pipeline_for(&t, rotated.updated_at))
+                .await
+                .unwrap()
+                .is_ok()
+        );
     }
 }

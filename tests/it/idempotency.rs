@@ -92,6 +92,37 @@ async fn a_repeated_trigger_is_answered_from_the_first_and_creates_nothing() {
     assert_eq!(resp.headers()["idempotent-replayed"], "true");
     assert_eq!(resp.json::<Value>().await.unwrap()["id"], first["id"]);
     assert_eq!(count(&s, pid).await, 4);
+
+    // One key per request; a deleted pipeline is not answered again, the retry creates.
+    let twice = s
+        .http
+        .post(&url)
+        .header("Idempotency-Key", "k-1")
+        .header("Idempotency-Key", "k-9")
+        .form(&repeat);
+    assert_eq!(send(twice).await.0, 400);
+    let gone = format!("/projects/{pid}/pipelines/{}", first["id"]);
+    assert_eq!(send(s.root(Method::DELETE, &gone)).await.0, 204);
+    let (status, again) = send(s.http.post(&url).header("Idempotency-Key", "k-1").form(&repeat)).await;
+    assert_eq!(status, 201);
+    assert_ne!(again["id"], first["id"]);
+    // A key never revives a revoked token.
+    let (_, triggers) = send(s.root(Method::GET, &format!("/projects/{pid}/triggers"))).await;
+    let mine = triggers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["token"] == token.as_str())
+        .unwrap()["id"]
+        .clone();
+    assert_eq!(
+        send(s.root(Method::DELETE, &format!("/projects/{pid}/triggers/{mine}")))
+            .await
+            .0,
+        204
+    );
+    let (status, _) = send(s.http.post(&url).header("Idempotency-Key", "k-1").form(&repeat)).await;
+    assert_eq!(status, 404, "the replay needs a live token");
 }
 
 #[tokio::test]

@@ -52,7 +52,7 @@ pub async fn create_api_pipeline(
     }
     let count = variables.len();
     // The credential: the user and the token (none for a browser session).
-    let credential = format!("user {} token {:?}", actor.user.id, actor.token_id);
+    let credential = format!("user-token {} {:?}", actor.user.id, actor.token_id);
     let sent = serde_json::json!({
         "ref": ref_name,
         "variables": variables.iter().map(|v| serde_json::json!([v.key, v.value, v.variable_type.as_str()])).collect::<Vec<_>>(),

@@ -27,9 +27,13 @@ pub(crate) async fn gate(
     credential: &str,
     request: &Value,
 ) -> Result<Gate, ApiError> {
-    let Some(header) = req.headers().get("idempotency-key") else {
+    let mut headers = req.headers().get_all("idempotency-key");
+    let Some(header) = headers.next() else {
         return Ok(Gate::Go(None));
     };
+    if headers.next().is_some() {
+        return Err(ApiError::bad_request_plain("Idempotency-Key may be sent once"));
+    }
     let key = header.to_str().ok().filter(|k| crate::idempotency::valid_key(k));
     let Some(key) = key else {
         return Err(ApiError::bad_request_plain(

@@ -91,7 +91,15 @@ async fn handle(
     // Everything the caller sent but the token, as parsed, and which form it used.
     let form = if path_ref.is_some() { "webhook" } else { "trigger" };
     let sent = json!({"form": form, "payload": serde_json::from_str::<Value>(&request.payload).unwrap_or_default()});
-    let (_in_flight, idempotency) = match gate(&req, &spur, &project, &request.token, &sent).await? {
+    // A key is honoured only for a credential that still works: a revoked or rotated token
+    // gets its 404 however many keys it sends.
+    let gated = if crate::pipeline_trigger::credential_live(&spur, &project, &request.token)? {
+        let credential = format!("trigger-token {}", request.token);
+        gate(&req, &spur, &project, &credential, &sent).await?
+    } else {
+        Gate::Go(None)
+    };
+    let (_in_flight, idempotency) = match gated {
         Gate::Answer(replay) => return Ok(replay),
         Gate::Go(Some((held, tag))) => (Some(held), Some(tag)),
         Gate::Go(None) => (None, None),

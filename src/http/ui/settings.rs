@@ -38,12 +38,16 @@ fn list_field(form: &Form, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// The limits a trigger form sets: ref patterns, and allowed keys (none listed: any).
+/// The limits a trigger form sets: ref patterns (none listed: any ref) and allowed keys (`*`,
+/// or no field at all: any; an empty field: none), as the API reads them.
 fn scope_from(form: &Form) -> trigger_tokens::Scope {
-    let keys = list_field(form, "trigger[allowed_variables]");
+    let keys = match form.get("trigger[allowed_variables]").map(str::trim) {
+        None | Some("*") => None,
+        Some(_) => Some(list_field(form, "trigger[allowed_variables]")),
+    };
     trigger_tokens::Scope {
         ref_patterns: list_field(form, "trigger[ref_patterns]"),
-        allowed_variables: (!keys.is_empty()).then_some(keys),
+        allowed_variables: keys,
     }
 }
 
