@@ -349,6 +349,36 @@ pub struct Badge {
     pub image_url: String,
 }
 
+/// One delivery made (or given up) to a project webhook: GitLab's web hook log, kept so that a
+/// failed delivery stays visible and can be sent again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HookLog {
+    /// Id, increasing.
+    pub id: u64,
+    /// The webhook.
+    pub hook_id: u64,
+    /// GitLab's trigger name (`pipeline_hooks`, `job_hooks`, `push_hooks`, ...).
+    pub trigger: String,
+    /// Where it was posted.
+    pub url: String,
+    /// The request's headers, the secret token redacted.
+    pub request_headers: Vec<(String, String)>,
+    /// The JSON body posted (cut at 64 KiB for the log).
+    pub request_data: String,
+    /// The receiver's status code, if it answered.
+    pub response_status: Option<u16>,
+    /// The start of its answer (at most 8 KiB).
+    pub response_body: String,
+    /// Seconds the last attempt took.
+    pub execution_duration: f64,
+    /// Why no answer came (a refused address, a timeout).
+    pub internal_error_message: Option<String>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When it ended.
+    pub created_at: Millis,
+}
+
 /// A project webhook: where pipeline and job events are posted, in GitLab's payload format.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectHook {

@@ -7,9 +7,11 @@
 //! crash (between the state's commit and the outbox's, milliseconds) can be lost. Knows nothing
 //! of actix.
 
+mod log;
 pub mod payload;
 mod test;
 
+pub use log::resend;
 pub use test::{TRIGGERS, test_hook};
 
 use crate::context::Spur;
@@ -118,10 +120,19 @@ fn new_client(spur: &Spur) -> reqwest::Client {
 async fn deliver_in_order(spur: Arc<Spur>, client: reqwest::Client, mut queue: mpsc::UnboundedReceiver<Delivery>) {
     while let Some(d) = queue.recv().await {
         // Checked at each delivery (an address in the URL never reaches the resolver).
-        match spur.outbound_policy().check_url(&d.url).await {
+        let (attempt, attempts) = match spur.outbound_policy().check_url(&d.url).await {
             Ok(_) => deliver(&client, &d).await,
-            Err(why) => tracing::warn!(target = %d.target, reason = %why, "a webhook delivery was blocked"),
-        }
+            Err(why) => {
+                tracing::warn!(target = %d.target, reason = %why, "a webhook delivery was blocked");
+                let blocked = log::Attempt {
+                    error: Some(format!("Hook execution failed: {why}")),
+                    ..log::Attempt::default()
+                };
+                (blocked, 0)
+            }
+        };
+        // Delivered or given up, it stays visible in the hook's log.
+        log::record(&spur, &d, &attempt, attempts).await;
         if let Err(e) = spur.store.remove_delivery(d.id).await {
             tracing::warn!(error = %e, "could not clear a delivery from the outbox");
         }
@@ -129,25 +140,19 @@ async fn deliver_in_order(spur: Arc<Spur>, client: reqwest::Client, mut queue: m
 }
 
 /// Posts one delivery, retrying transport errors, 429 and 5xx with backoff; other answers
-/// are final.
-async fn deliver(client: &reqwest::Client, d: &Delivery) {
-    for attempt in 0..=BACKOFF.len() {
-        let mut request = client
-            .post(&d.url)
-            .header("Content-Type", "application/json")
-            .header("User-Agent", concat!("spur/", env!("CARGO_PKG_VERSION")))
-            .body(d.body.clone());
-        for (k, v) in &d.headers {
-            request = request.header(k, v);
+/// are final. Answers the last attempt and how many were made.
+async fn deliver(client: &reqwest::Client, d: &Delivery) -> (log::Attempt, u32) {
+    let mut tries = 0;
+    loop {
+        let outcome = log::post_once(client, d).await;
+        tries += 1;
+        if outcome.succeeded() {
+            return (outcome, tries);
         }
-        let retry = match request.send().await {
-            Ok(resp) if resp.status().is_success() => return,
-            Ok(resp) => resp.status().as_u16() == 429 || resp.status().is_server_error(),
-            Err(_) => true,
-        };
-        let Some(wait) = BACKOFF.get(attempt).filter(|_| retry) else {
-            tracing::warn!(target = %d.target, attempts = attempt + 1, "a webhook delivery failed");
-            return;
+        let wait = BACKOFF.get(tries as usize - 1).filter(|_| outcome.retryable());
+        let Some(wait) = wait else {
+            tracing::warn!(target = %d.target, attempts = tries, "a webhook delivery failed");
+            return (outcome, tries);
         };
         tokio::time::sleep(*wait).await;
     }

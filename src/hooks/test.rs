@@ -2,7 +2,7 @@
 //! sample of the event, built from the project's newest records, posted once and at once
 //! (through the same outbound policy as every delivery), with the receiver's answer reported.
 
-use super::{hook_headers, new_client, payload};
+use super::payload;
 use crate::context::Spur;
 use crate::domain::{Project, ProjectHook, User};
 use crate::storage::{PipelineFilter, PipelineOrder};
@@ -33,29 +33,13 @@ pub async fn test_hook(
     trigger: &str,
 ) -> Result<u16, String> {
     let (event, body) = sample(spur, project, tester, trigger)?;
-    spur.outbound_policy()
-        .check_url(&hook.url)
-        .await
-        .map_err(|why| format!("Hook execution failed: {why}"))?;
     let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
-    let mut request = new_client(spur)
-        .post(&hook.url)
-        .header("Content-Type", "application/json")
-        .header("User-Agent", concat!("spur/", env!("CARGO_PKG_VERSION")))
-        .body(body);
-    for (k, v) in hook_headers(spur, hook, event) {
-        request = request.header(k, v);
+    let log = super::log::post_and_record(spur, hook, event, body).await?;
+    match (log.response_status, log.internal_error_message) {
+        (Some(status), _) if (200..300).contains(&status) => Ok(status),
+        (_, Some(error)) => Err(error),
+        _ => Err(log.response_body.chars().take(1000).collect()),
     }
-    let response = request
-        .send()
-        .await
-        .map_err(|e| format!("Hook execution failed: {e}"))?;
-    let status = response.status().as_u16();
-    if response.status().is_success() {
-        return Ok(status);
-    }
-    let text = response.text().await.unwrap_or_default();
-    Err(text.chars().take(1000).collect())
 }
 
 /// The event name and body for `trigger`, or GitLab's `Ensure the project has ...`.

@@ -139,6 +139,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/projects/{id}/hooks/{hook_id}/test/{trigger}",
                 web::post().to(hooks::test),
             )
+            .route("/projects/{id}/hooks/{hook_id}/events", web::get().to(hooks::events))
+            .route(
+                "/projects/{id}/hooks/{hook_id}/events/{hook_log_id}/resend",
+                web::post().to(hooks::resend),
+            )
             .route(
                 "/projects/{id}/integrations/github",
                 web::get().to(hooks::show_integration),

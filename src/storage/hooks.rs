@@ -1,9 +1,12 @@
 //! Project webhooks and commit-status integrations.
 
 use super::codec::{decode, encode, get_json};
-use super::tables::{PROJECT_HOOKS, STATUS_INTEGRATIONS};
+use super::tables::{HOOK_LOGS, PROJECT_HOOKS, STATUS_INTEGRATIONS};
 use super::{Error, Store, next_id};
-use crate::domain::{ProjectHook, StatusIntegration};
+use crate::domain::{HookLog, ProjectHook, StatusIntegration};
+
+/// Logs kept per webhook.
+pub const MAX_HOOK_LOGS: usize = 100;
 use redb::ReadableTable;
 
 impl Store {
@@ -46,10 +49,53 @@ impl Store {
         .await
     }
 
-    /// Deletes a webhook; false if there was none.
+    /// Deletes a webhook and its logs; false if there was none.
     pub async fn delete_project_hook(&self, project_id: u64, hook_id: u64) -> Result<bool, Error> {
-        self.write(move |tx| Ok(tx.open_table(PROJECT_HOOKS)?.remove((project_id, hook_id))?.is_some()))
-            .await
+        self.write(move |tx| {
+            tx.open_table(HOOK_LOGS)?
+                .retain_in((hook_id, 0)..=(hook_id, u64::MAX), |_, _| false)?;
+            Ok(tx.open_table(PROJECT_HOOKS)?.remove((project_id, hook_id))?.is_some())
+        })
+        .await
+    }
+
+    /// Records a delivery's log (its id assigned here), keeping the hook's newest
+    /// [`MAX_HOOK_LOGS`].
+    pub async fn add_hook_log(&self, log: HookLog) -> Result<HookLog, Error> {
+        self.write(move |tx| {
+            let log = HookLog {
+                id: next_id(tx, "next_hook_log_id")?,
+                ..log
+            };
+            let mut table = tx.open_table(HOOK_LOGS)?;
+            table.insert((log.hook_id, log.id), encode(&log)?.as_slice())?;
+            let range = (log.hook_id, 0)..=(log.hook_id, u64::MAX);
+            let count = table.range(range.clone())?.count();
+            if count > MAX_HOOK_LOGS {
+                let old: Vec<u64> = table
+                    .range(range)?
+                    .take(count - MAX_HOOK_LOGS)
+                    .map(|e| e.map(|(k, _)| k.value().1))
+                    .collect::<Result<_, _>>()?;
+                for id in old {
+                    table.remove((log.hook_id, id))?;
+                }
+            }
+            Ok(log)
+        })
+        .await
+    }
+
+    /// A hook's logs, newest first.
+    pub fn hook_logs(&self, hook_id: u64) -> Result<Vec<HookLog>, Error> {
+        self.read(|tx| {
+            let table = tx.open_table(HOOK_LOGS)?;
+            let mut out = Vec::new();
+            for entry in table.range((hook_id, 0)..=(hook_id, u64::MAX))?.rev() {
+                out.push(decode(entry?.1.value())?);
+            }
+            Ok(out)
+        })
     }
 
     /// Stores deliveries (sealed) in the outbox and answers their ids, in order.

@@ -406,6 +406,18 @@ fn delete_project_in(tx: &WriteTransaction, id: u64) -> Result<Result<Project, R
         .retain(|(pid, _), _| pid != id)?;
     tx.open_table(super::tables::PROJECT_REFS)?
         .retain(|(pid, _), _| pid != id)?;
+    let hook_ids: Vec<u64> = {
+        let hooks = tx.open_table(super::tables::PROJECT_HOOKS)?;
+        hooks
+            .range((id, 0)..=(id, u64::MAX))?
+            .map(|e| e.map(|(k, _)| k.value().1))
+            .collect::<Result<_, _>>()?
+    };
+    let mut logs = tx.open_table(super::tables::HOOK_LOGS)?;
+    for hook in hook_ids {
+        logs.retain_in((hook, 0)..=(hook, u64::MAX), |_, _| false)?;
+    }
+    drop(logs);
     tx.open_table(super::tables::PROJECT_HOOKS)?
         .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
     tx.open_table(super::tables::STATUS_INTEGRATIONS)?.remove(id)?;

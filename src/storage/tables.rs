@@ -114,6 +114,8 @@ pub const PROJECT_REFS: TableDefinition<(u64, &str), &str> = TableDefinition::ne
 
 /// (project id, hook id) → `domain::ProjectHook`.
 pub const PROJECT_HOOKS: TableDefinition<(u64, u64), Json> = TableDefinition::new("project_hooks");
+/// (hook id, log id) → a delivery's log, JSON; the newest 100 per hook are kept.
+pub const HOOK_LOGS: TableDefinition<(u64, u64), Json> = TableDefinition::new("hook_logs");
 /// (project id, badge id) → the badge, JSON.
 pub const PROJECT_BADGES: TableDefinition<(u64, u64), Json> = TableDefinition::new("project_badges");
 /// Project id → `domain::StatusIntegration` (commit statuses to GitHub or Gitea).
@@ -171,6 +173,7 @@ macro_rules! for_every_table {
         $each!(PROTECTED_REFS);
         $each!(PROJECT_REFS);
         $each!(PROJECT_HOOKS);
+        $each!(HOOK_LOGS);
         $each!(PROJECT_BADGES);
         $each!(STATUS_INTEGRATIONS);
         $each!(OUTBOX);

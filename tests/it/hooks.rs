@@ -335,7 +335,66 @@ async fn a_hook_test_posts_gitlabs_sample_now_and_reports_the_answer() {
     let (status, failed) = send(s.root(Method::POST, &test("job_events"))).await;
     assert_eq!(status, 422, "the receiver answered 500: {failed}");
     assert_eq!(send(s.root(Method::POST, &test("bogus_events"))).await.0, 400);
+
+    // Every delivery stays in the hook's log, newest first, its secret redacted; a failed one
+    // can be sent again.
+    let events = format!("/projects/{pid}/hooks/{}/events", hook["id"]);
+    let (status, logs) = send(s.root(Method::GET, &events)).await;
+    assert_eq!(status, 200, "{logs}");
+    let statuses: Vec<&str> = logs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["response_status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, vec!["500", "200", "200"]);
+    assert_eq!(logs[0]["trigger"], "job_hooks");
+    assert_eq!(logs[0]["request_headers"]["X-Gitlab-Token"], "[REDACTED]");
+    assert!(!logs.to_string().contains("test-secret"));
+    let (_, failures) = send(s.root(Method::GET, &format!("{events}?status=server_failure"))).await;
+    assert_eq!(failures.as_array().map(Vec::len), Some(1));
+    let resend = format!("{events}/{}/resend", logs[0]["id"]);
+    assert_eq!(
+        send(s.root(Method::POST, &resend)).await,
+        (201, json!({"response_status": "200"})),
+        "the receiver is back"
+    );
+    let got = recorder.wait(|r| r.len() >= 4).await;
+    assert_eq!(got[3].body, got[2].body, "the same event again");
+    assert_eq!(got[3].header("X-Gitlab-Token"), "test-secret");
+    assert_eq!(
+        send(s.root(Method::GET, &events)).await.1.as_array().map(Vec::len),
+        Some(4)
+    );
     let (dev_id, dev) = s.user("dev").await;
     s.add_member(pid, dev_id, 30).await;
     assert_eq!(send(s.as_token(&dev, Method::POST, &test("push_events"))).await.0, 403);
+    assert_eq!(send(s.as_token(&dev, Method::GET, &events)).await.0, 403);
+
+    // A delivery the receiver refuses (4xx is final) is given up at once and stays visible.
+    let refusing = Recorder::start(&[404, 404, 404]);
+    let (_, second) = send(s.root(Method::POST, &format!("/projects/{pid}/hooks")).form(&[
+        ("url", format!("{}/h", refusing.base).as_str()),
+        ("pipeline_events", "true"),
+        ("push_events", "false"),
+    ]))
+    .await;
+    run_pipeline(&s, pid).await;
+    let second_events = format!("/projects/{pid}/hooks/{}/events", second["id"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, logs) = send(s.root(Method::GET, &second_events)).await;
+        if logs
+            .as_array()
+            .is_some_and(|l| l.iter().any(|x| x["response_status"] == "404"))
+        {
+            assert_eq!(logs[0]["trigger"], "pipeline_hooks");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no log of the refused delivery: {logs}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

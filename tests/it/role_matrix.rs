@@ -95,6 +95,7 @@ POST   /projects/{p}/triggers/{t}/rotate      401 404 403 403 403 403 403 200 40
 GET    /projects/{p}/repository/archive.zip   404 404 403 200 200 200 200 200 401 401 401 200 401 401 401
 POST   /projects/{p}/jobs/{j}/erase           401 404 403 403 403 403 403 403 401 401 401 403 401 401 401
 POST   /projects/{p}/hooks/999/test/push_events 401 404 403 403 403 404 404 404 401 401 401 403 401 401 401
+GET    /projects/{p}/hooks/999/events         401 404 403 403 403 404 404 404 401 401 401 404 401 401 401
 ";
 
 /// How a caller presents its credential.

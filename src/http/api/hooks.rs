@@ -166,6 +166,90 @@ pub async fn test(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
     }
 }
 
+/// GitLab's web hook log entity.
+fn log_view(log: &crate::domain::HookLog) -> Value {
+    let headers: serde_json::Map<String, Value> = log
+        .request_headers
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    serde_json::json!({
+        "id": log.id,
+        "url": log.url,
+        "trigger": log.trigger,
+        "request_headers": headers,
+        "request_data": serde_json::from_str::<Value>(&log.request_data).unwrap_or(Value::String(log.request_data.clone())),
+        "response_headers": {},
+        "response_body": log.response_body,
+        "execution_duration": log.execution_duration,
+        "response_status": log.response_status.map_or_else(|| "internal error".to_string(), |s| s.to_string()),
+        "internal_error_message": log.internal_error_message,
+        "created_at": crate::clock::iso8601(log.created_at),
+    })
+}
+
+/// `GET /projects/:id/hooks/:hook_id/events` (Maintainer+): the hook's deliveries, newest
+/// first, delivered or given up; `status` filters by code or by `successful`,
+/// `client_failure`, `server_failure`.
+pub async fn events(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    let hook = find(&spur, project.id, &req)?;
+    let wanted: Vec<String> = super::Query::of(&req)
+        .get("status")
+        .map(|s| s.split(',').map(|x| x.trim().to_string()).collect())
+        .unwrap_or_default();
+    for w in &wanted {
+        let known = matches!(w.as_str(), "successful" | "client_failure" | "server_failure")
+            || w.parse::<u16>().is_ok_and(|n| (100..600).contains(&n));
+        if !known {
+            return Err(ApiError::Params("status does not have a valid value".into()));
+        }
+    }
+    let keep = |log: &crate::domain::HookLog| {
+        wanted.is_empty()
+            || wanted.iter().any(|w| match (w.as_str(), log.response_status) {
+                ("successful", Some(s)) => (200..300).contains(&s),
+                ("client_failure", Some(s)) => (400..500).contains(&s),
+                ("server_failure", Some(s)) => s >= 500,
+                ("server_failure", None) => true,
+                (code, Some(s)) => code.parse::<u16>() == Ok(s),
+                _ => false,
+            })
+    };
+    let items = spur
+        .store
+        .hook_logs(hook.id)?
+        .iter()
+        .filter(|l| keep(l))
+        .map(log_view)
+        .collect();
+    crate::http::pagination::paginated(&req, items)
+}
+
+/// `POST /projects/:id/hooks/:hook_id/events/:hook_log_id/resend` (Maintainer+): posts the
+/// logged event again now; 201 `{"response_status": ...}`.
+pub async fn resend(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+    let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    let hook = find(&spur, project.id, &req)?;
+    let log_id = id_segment(&req, "hook_log_id")?;
+    let log = spur
+        .store
+        .hook_logs(hook.id)?
+        .into_iter()
+        .find(|l| l.id == log_id)
+        .ok_or_else(|| ApiError::not_found("Hook log"))?;
+    let sent = crate::hooks::resend(&spur, &hook, &log)
+        .await
+        .map_err(|e| ApiError::Message(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    let status = sent
+        .response_status
+        .map_or_else(|| "internal error".to_string(), |s| s.to_string());
+    Ok(json_response(
+        StatusCode::CREATED,
+        &serde_json::json!({"response_status": status}),
+    ))
+}
+
 /// `GET /projects/:id/integrations/github`.
 pub async fn show_integration(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
     let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
