@@ -152,6 +152,7 @@ async fn create_external(
         idempotency: None,
         client: None,
         trigger_version: None,
+        announce: spur.events.listened(),
     };
     let (pipeline, _) = spur
         .store

@@ -1,6 +1,8 @@
 //! What happened to pipelines and jobs, for whoever listens outside the engine (webhooks,
-//! commit statuses). The scheduler and pipeline creation send an event after the change is
-//! durable; `hooks` receives them. Sending never blocks and never fails the sender.
+//! commit statuses). While anything listens, the engine and pipeline creation write each event
+//! into the `PENDING_EVENTS` table in the commit of the change it announces, then send it here
+//! as a wake-up; `hooks` turns pending events into deliveries. Sending never blocks and never
+//! fails the sender.
 
 use crate::domain::{JobStatus, PipelineStatus};
 use std::sync::Mutex;
@@ -8,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::mpsc;
 
 /// A change worth telling the outside world about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Event {
     /// A pipeline (id, project id) was created or its status changed (to this one).
     Pipeline(u64, u64, PipelineStatus),
@@ -51,6 +53,11 @@ impl Events {
         if self.listened.load(Ordering::Relaxed) {
             let _ = self.tx.send(event);
         }
+    }
+
+    /// Whether anything listens (so that changes must record their events).
+    pub fn listened(&self) -> bool {
+        self.listened.load(Ordering::Relaxed)
     }
 
     /// Starts sending events: a webhook or integration exists.

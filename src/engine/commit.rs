@@ -47,11 +47,15 @@ pub(super) async fn commit(mut batch: Batch<'_>, state: &mut State) {
                 variables_from: w.added_from.get(&i).copied().unwrap_or_default(),
             })
             .collect();
+        // While anything listens, the events go into this very commit (added jobs' events are
+        // written by the store, once they have ids).
+        let events = batch.spur.events.listened().then(|| events_of(w));
         changes.push(PipelineChange {
             pipeline: w.pipeline.clone(),
             updated,
             added,
             tokens: std::mem::take(&mut w.tokens),
+            events,
         });
         order.push((*pid, added_idx));
     }
@@ -150,6 +154,26 @@ pub(super) async fn commit(mut batch: Batch<'_>, state: &mut State) {
     for (bridge_job, end) in mirrors {
         batch.spur.scheduler.finish(bridge_job, end);
     }
+}
+
+/// The events a pipeline's changes announce: each stored job whose status changed, and the
+/// pipeline's own status when it changed.
+fn events_of(w: &Working) -> Vec<crate::events::Event> {
+    let mut out = Vec::new();
+    for &i in &w.changed {
+        let job = &w.jobs[i];
+        if job.id != 0 && w.loaded.1.get(i) != Some(&job.status) {
+            out.push(crate::events::Event::Job(job.id, job.project_id, job.status));
+        }
+    }
+    if w.pipeline.status != w.loaded.0 {
+        out.push(crate::events::Event::Pipeline(
+            w.pipeline.id,
+            w.pipeline.project_id,
+            w.pipeline.status,
+        ));
+    }
+    out
 }
 
 /// Tells listeners (webhooks, commit statuses) which jobs and pipelines of a stored batch

@@ -2,10 +2,10 @@
 //! format, with the hook's secret as `X-Gitlab-Token`) and commit statuses on GitHub or Gitea
 //! for mirrored projects. Events come from `events`; each target (a webhook, a project's status
 //! integration) has its own queue, delivered in order with retries and backoff, so a slow or
-//! dead receiver delays only itself. Deliveries wait in the `OUTBOX` table (sealed: they carry
-//! secrets) until made or given up, so a restart resumes them; only an event in flight at a
-//! crash (between the state's commit and the outbox's, milliseconds) can be lost. Knows nothing
-//! of actix.
+//! dead receiver delays only itself. Events are recorded in the commit of the change they
+//! announce (`PENDING_EVENTS`) and become deliveries in the commit that stores them in the
+//! `OUTBOX` (sealed: they carry secrets), where they wait until made or given up: a crash at any
+//! point loses no event and doubles none. Knows nothing of actix.
 
 mod log;
 pub mod payload;
@@ -64,32 +64,45 @@ pub async fn run(spur: Arc<Spur>, mut events: mpsc::UnboundedReceiver<Event>) {
     for d in waiting(&spur) {
         enqueue(d);
     }
-    while let Some(event) = events.recv().await {
-        let stored = match deliveries(&spur, event) {
-            Ok(d) if d.is_empty() => continue,
-            Ok(d) => store(&spur, d).await,
-            Err(e) => Err(e),
-        };
-        match stored {
+    // Events a previous run recorded but did not turn into deliveries, then each wake-up.
+    loop {
+        match drain(&spur).await {
             Ok(deliveries) => deliveries.into_iter().for_each(&mut enqueue),
             Err(e) => tracing::warn!(error = %e, "could not prepare webhooks"),
         }
+        if events.recv().await.is_none() {
+            return;
+        }
+        while events.try_recv().is_ok() {}
     }
 }
 
-/// Puts deliveries in the outbox; answers them with their ids.
-async fn store(spur: &Spur, deliveries: Vec<Delivery>) -> Result<Vec<Delivery>, String> {
-    let mut sealed = Vec::with_capacity(deliveries.len());
-    for d in &deliveries {
-        let json = serde_json::to_vec(d).map_err(|e| e.to_string())?;
-        sealed.push(spur.secrets.seal(&json).map_err(|e| e.to_string())?);
+/// Turns every pending event into deliveries: each round stores the deliveries in the outbox
+/// and removes their events in one commit, so that an event is neither lost nor doubled.
+async fn drain(spur: &Spur) -> Result<Vec<Delivery>, String> {
+    let mut out = Vec::new();
+    loop {
+        let pending = spur.store.pending_events(256).map_err(|e| e.to_string())?;
+        if pending.is_empty() {
+            return Ok(out);
+        }
+        let mut made = Vec::new();
+        for (_, event) in &pending {
+            made.extend(deliveries(spur, *event)?);
+        }
+        let mut sealed = Vec::with_capacity(made.len());
+        for d in &made {
+            let json = serde_json::to_vec(d).map_err(|e| e.to_string())?;
+            sealed.push(spur.secrets.seal(&json).map_err(|e| e.to_string())?);
+        }
+        let seqs = pending.iter().map(|(seq, _)| *seq).collect();
+        let ids = spur
+            .store
+            .events_to_deliveries(seqs, sealed)
+            .await
+            .map_err(|e| e.to_string())?;
+        out.extend(made.into_iter().zip(ids).map(|(d, id)| Delivery { id, ..d }));
     }
-    let ids = spur.store.add_deliveries(sealed).await.map_err(|e| e.to_string())?;
-    Ok(deliveries
-        .into_iter()
-        .zip(ids)
-        .map(|(d, id)| Delivery { id, ..d })
-        .collect())
 }
 
 /// The deliveries a previous run left in the outbox.

@@ -276,6 +276,7 @@ pub fn prepare(
         idempotency: request.idempotency,
         client: request.client.clone(),
         trigger_version: request.trigger_version,
+        announce: spur.events.listened(),
     };
     Ok(Ok(Prepared {
         pipeline: new,

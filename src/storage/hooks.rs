@@ -98,6 +98,38 @@ impl Store {
         })
     }
 
+    /// The events waiting to become deliveries, oldest first (at most `limit`).
+    pub fn pending_events(&self, limit: usize) -> Result<Vec<(u64, crate::events::Event)>, Error> {
+        self.read(|tx| {
+            let mut out = Vec::new();
+            for entry in tx.open_table(super::tables::PENDING_EVENTS)?.iter()?.take(limit) {
+                let (seq, bytes) = entry?;
+                out.push((seq.value(), decode(bytes.value())?));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Stores deliveries (sealed) in the outbox and removes the events they came from, in one
+    /// commit; answers the deliveries' ids, in order.
+    pub async fn events_to_deliveries(&self, events: Vec<u64>, sealed: Vec<Vec<u8>>) -> Result<Vec<u64>, Error> {
+        self.write(move |tx| {
+            let mut pending = tx.open_table(super::tables::PENDING_EVENTS)?;
+            for seq in &events {
+                pending.remove(*seq)?;
+            }
+            drop(pending);
+            let mut ids = Vec::with_capacity(sealed.len());
+            for item in &sealed {
+                let id = next_id(tx, "next_delivery_id")?;
+                tx.open_table(super::tables::OUTBOX)?.insert(id, item.as_slice())?;
+                ids.push(id);
+            }
+            Ok(ids)
+        })
+        .await
+    }
+
     /// Stores deliveries (sealed) in the outbox and answers their ids, in order.
     pub async fn add_deliveries(&self, sealed: Vec<Vec<u8>>) -> Result<Vec<u64>, Error> {
         self.write(move |tx| {
@@ -166,4 +198,17 @@ impl Store {
         })
         .await
     }
+}
+
+/// Records events in the write that makes the change they announce.
+pub(super) fn record_events(tx: &redb::WriteTransaction, events: &[crate::events::Event]) -> Result<(), Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut pending = tx.open_table(super::tables::PENDING_EVENTS)?;
+    for event in events {
+        let seq = next_id(tx, "next_event_seq")?;
+        pending.insert(seq, encode(event)?.as_slice())?;
+    }
+    Ok(())
 }

@@ -28,6 +28,9 @@ pub struct PipelineChange {
     pub added: Vec<AddedJob>,
     /// `(token digest, job id)` of job tokens handed out.
     pub tokens: Vec<(Vec<u8>, u64)>,
+    /// Events to record in the same commit (`None`: nobody listens); added jobs announce
+    /// their status once they have ids.
+    pub events: Option<Vec<crate::events::Event>>,
 }
 
 impl Store {
@@ -150,6 +153,14 @@ fn apply_change(tx: &WriteTransaction, change: PipelineChange) -> Result<Vec<Job
     let mut tokens = tx.open_table(JOB_TOKENS)?;
     for (digest, job_id) in &change.tokens {
         tokens.insert(digest.as_slice(), *job_id)?;
+    }
+    if let Some(mut events) = change.events {
+        events.extend(
+            added
+                .iter()
+                .map(|j| crate::events::Event::Job(j.id, j.project_id, j.status)),
+        );
+        super::hooks::record_events(tx, &events)?;
     }
     Ok(added)
 }

@@ -48,6 +48,8 @@ pub struct NewPipeline {
     pub client: Option<String>,
     /// The trigger token's id and `updated_at` as checked; the commit refuses if it changed.
     pub trigger_version: Option<(u64, Millis)>,
+    /// Record the pipeline's creation as an event in this commit (something listens).
+    pub announce: bool,
 }
 
 /// A job to record with its pipeline: the record (ids filled in at commit) and its sealed
@@ -210,6 +212,10 @@ impl Store {
                 name: new.name,
             };
             tx.open_table(PIPELINES)?.insert(id, encode(&pipeline)?.as_slice())?;
+            if new.announce {
+                let event = crate::events::Event::Pipeline(id, pipeline.project_id, pipeline.status);
+                super::hooks::record_events(tx, &[event])?;
+            }
             if let Some(tag) = new.idempotency {
                 let record = super::IdempotencyRecord {
                     fingerprint: tag.fingerprint.iter().map(|b| format!("{b:02x}")).collect(),

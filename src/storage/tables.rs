@@ -114,6 +114,9 @@ pub const PROJECT_REFS: TableDefinition<(u64, &str), &str> = TableDefinition::ne
 
 /// (project id, hook id) → `domain::ProjectHook`.
 pub const PROJECT_HOOKS: TableDefinition<(u64, u64), Json> = TableDefinition::new("project_hooks");
+/// Sequence → an event (JSON) written in the commit of the change it announces, until `hooks`
+/// has turned it into deliveries (in the commit that stores them in the outbox).
+pub const PENDING_EVENTS: TableDefinition<u64, Json> = TableDefinition::new("pending_events");
 /// (hook id, log id) → a delivery's log, JSON; the newest 100 per hook are kept.
 pub const HOOK_LOGS: TableDefinition<(u64, u64), Json> = TableDefinition::new("hook_logs");
 /// (project id, badge id) → the badge, JSON.
@@ -174,6 +177,7 @@ macro_rules! for_every_table {
         $each!(PROJECT_REFS);
         $each!(PROJECT_HOOKS);
         $each!(HOOK_LOGS);
+        $each!(PENDING_EVENTS);
         $each!(PROJECT_BADGES);
         $each!(STATUS_INTEGRATIONS);
         $each!(OUTBOX);

@@ -239,6 +239,7 @@ mod tests {
             idempotency: None,
             client: None,
             trigger_version: Some((trigger.id, version)),
+            announce: false,
         }
     }
 

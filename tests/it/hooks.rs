@@ -300,6 +300,54 @@ async fn deliveries_wait_in_the_outbox_across_a_restart() {
 }
 
 #[tokio::test]
+async fn kill_9_right_after_a_201_loses_no_event() {
+    let mut s = Server::start_with(&["--allow-local-requests", "--concurrent", "0"]);
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", CONFIG)]);
+    let pid = s.project("crashy", repo.path()).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let form = [
+        ("url", format!("http://127.0.0.1:{port}/hook")),
+        ("pipeline_events", "true".into()),
+    ];
+    add_hook(&s, pid, &form).await;
+    // Acknowledged pipelines, then the server dies at once, the receiver still down.
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let (status, p) = send(
+            s.root(Method::POST, &format!("/projects/{pid}/pipeline"))
+                .form(&[("ref", "main")]),
+        )
+        .await;
+        assert_eq!(status, 201, "{p}");
+        ids.push(p["id"].clone());
+    }
+    s.kill9();
+    let rec = Recorder::start_on(port, &[]);
+    let data_dir = s.data_dir.clone();
+    let s2 = Server::start_on(&data_dir, &["--allow-local-requests", "--concurrent", "0"]);
+    let got = rec
+        .wait(|r| {
+            ids.iter()
+                .all(|id| r.iter().any(|x| x.body["object_attributes"]["id"] == *id))
+        })
+        .await;
+    // Each pipeline's creation (it is `pending` at once: the executor is off) is announced
+    // exactly once.
+    for id in &ids {
+        let announced = got
+            .iter()
+            .filter(|x| x.body["object_attributes"]["id"] == *id && x.body["object_attributes"]["status"] == "pending")
+            .count();
+        assert_eq!(announced, 1, "pipeline {id}: {got:#?}");
+    }
+    drop(s2);
+}
+
+#[tokio::test]
 async fn a_hook_test_posts_gitlabs_sample_now_and_reports_the_answer() {
     let s = Server::start_with(&["--allow-local-requests"]);
     let repo = Repo::with_files(&[(".gitlab-ci.yml", CONFIG)]);
