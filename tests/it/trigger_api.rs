@@ -462,9 +462,11 @@ async fn remote_mirrors_are_fetched_before_the_ref_is_resolved() {
         .local_addr()
         .unwrap()
         .port();
-    let daemon = std::process::Command::new("git")
+    // git-daemon itself (not `git daemon`, whose child would outlive the kill below).
+    let exec_path = std::process::Command::new("git").arg("--exec-path").output().unwrap();
+    let exec_path = String::from_utf8_lossy(&exec_path.stdout).trim().to_string();
+    let daemon = std::process::Command::new(format!("{exec_path}/git-daemon"))
         .args([
-            "daemon",
             "--reuseaddr",
             "--export-all",
             "--listen=127.0.0.1",
