@@ -19,13 +19,17 @@ pub(crate) enum Gate {
 }
 
 /// Reads the key, and if there is one, waits for a request with it still in flight, then
-/// replays what the same request made, refuses a different request (422), or lets it go.
+/// replays what the same request made, refuses a different request (422), or lets it go. A key
+/// used before is honoured only while `still_valid` says the credential works (asked only
+/// then: a fresh key costs no extra reads); otherwise the request goes on without its key and
+/// meets the usual refusal.
 pub(crate) async fn gate(
     req: &HttpRequest,
     spur: &State,
     project: &Project,
     credential: &str,
     request: &Value,
+    still_valid: impl FnOnce() -> Result<bool, ApiError>,
 ) -> Result<Gate, ApiError> {
     let mut headers = req.headers().get_all("idempotency-key");
     let Some(header) = headers.next() else {
@@ -42,6 +46,9 @@ pub(crate) async fn gate(
     };
     let tag = crate::idempotency::tag(spur, project.id, credential, key, request);
     let (held, prior) = crate::idempotency::begin(spur, tag).await?;
+    if !matches!(prior, Prior::Fresh) && !still_valid()? {
+        return Ok(Gate::Go(None));
+    }
     match prior {
         Prior::Fresh => Ok(Gate::Go(Some((held, tag)))),
         Prior::Conflict => Err(ApiError::Message(

@@ -93,13 +93,15 @@ async fn handle(
     let sent = json!({"form": form, "payload": serde_json::from_str::<Value>(&request.payload).unwrap_or_default()});
     // A key is honoured only for a credential that still works: a revoked or rotated token
     // gets its 404 however many keys it sends.
-    let gated = if crate::pipeline_trigger::credential_live(&spur, &project, &request.token)? {
-        let credential = format!("trigger-token {}", request.token);
-        gate(&req, &spur, &project, &credential, &sent).await?
-    } else {
-        Gate::Go(None)
+    let credential = format!("trigger-token {}", request.token);
+    let live = || {
+        Ok(crate::pipeline_trigger::credential_live(
+            &spur,
+            &project,
+            &request.token,
+        )?)
     };
-    let (_in_flight, idempotency) = match gated {
+    let (_in_flight, idempotency) = match gate(&req, &spur, &project, &credential, &sent, live).await? {
         Gate::Answer(replay) => return Ok(replay),
         Gate::Go(Some((held, tag))) => (Some(held), Some(tag)),
         Gate::Go(None) => (None, None),
