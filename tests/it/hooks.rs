@@ -414,6 +414,26 @@ async fn a_hook_test_posts_gitlabs_sample_now_and_reports_the_answer() {
         send(s.root(Method::GET, &events)).await.1.as_array().map(Vec::len),
         Some(4)
     );
+
+    // The same, in the browser: Settings › Webhooks lists recent events with a Resend button.
+    let mut b = crate::ui::Browser::new(&s);
+    b.sign_in("root", "root-password-123").await;
+    let (status, page, _) = b.get("/root/hooktest/-/hooks").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("Recent events") && page.contains("job hooks") && page.contains(">500<"),
+        "{page}"
+    );
+    let csrf = crate::ui::csrf_of(&page);
+    let retry = format!(
+        "/root/hooktest/-/hooks/{}/hook_logs/{}/retry",
+        hook["id"], logs[0]["id"]
+    );
+    let (status, _, location, _) = b.post(&retry, &[("authenticity_token", csrf.as_str())]).await;
+    assert_eq!((status, location.as_deref()), (302, Some("/root/hooktest/-/hooks")));
+    recorder.wait(|r| r.len() >= 5).await;
+    let (status, _, _, _) = b.post(&retry, &[("authenticity_token", "forged")]).await;
+    assert_eq!(status, 422, "no CSRF token, no resend");
     let (dev_id, dev) = s.user("dev").await;
     s.add_member(pid, dev_id, 30).await;
     assert_eq!(send(s.as_token(&dev, Method::POST, &test("push_events"))).await.0, 403);

@@ -13,6 +13,7 @@ mod projects;
 mod runners;
 mod session;
 mod settings;
+mod webhooks;
 
 use crate::auth::ProjectAccess;
 use crate::clock;
@@ -88,6 +89,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/{ns}/{project}/-/jobs/{id}/{action}", web::post().to(jobs::act))
         .route("/{ns}/{project}/-/settings/ci_cd", web::get().to(settings::show))
+        .route("/{ns}/{project}/-/hooks", web::get().to(webhooks::show))
+        .route(
+            "/{ns}/{project}/-/hooks/{id}/hook_logs/{log_id}/retry",
+            web::post().to(webhooks::resend),
+        )
         .route(
             "/{ns}/{project}/-/settings/ci_cd/pipeline_variables",
             web::post().to(settings::pipeline_variables),
