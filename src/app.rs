@@ -110,6 +110,8 @@ impl Spur {
                 config.trigger_rate_limit,
                 std::time::Duration::from_secs(60),
             ),
+            hook_test_quota: crate::rate_limit::Quota::new(5, std::time::Duration::from_secs(60)),
+            hook_resend_quota: crate::rate_limit::Quota::new(5, std::time::Duration::from_secs(60)),
             retention: crate::retention::Policy {
                 keep_pipelines_secs: config.keep_pipelines_secs,
                 keep_logs_secs: config.keep_logs_secs,

@@ -50,6 +50,10 @@ pub struct Spur {
     pub sign_in_limiter: crate::rate_limit::Limiter,
     /// Failed trigger requests per client.
     pub trigger_limiter: crate::rate_limit::Limiter,
+    /// Hook tests per user (GitLab's `web_hook_test`: 5 a minute).
+    pub hook_test_quota: crate::rate_limit::Quota,
+    /// Hook event resends per user (GitLab's `web_hook_event_resend`: 5 a minute).
+    pub hook_resend_quota: crate::rate_limit::Quota,
     /// Who jobs run as and the fence around them.
     pub isolation: Arc<crate::sandbox::Isolation>,
     /// Folders administrators may import local repositories from (empty: anywhere).

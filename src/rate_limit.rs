@@ -72,6 +72,46 @@ impl Limiter {
     }
 }
 
+/// A quota of uses per key (a user) and window, failures or not: GitLab's limits on actions
+/// that make spur post to the outside (hook tests and resends: 5 a minute per user).
+pub struct Quota {
+    max: u32,
+    window: Duration,
+    uses: Mutex<HashMap<u64, (u32, Instant)>>,
+}
+
+impl Quota {
+    /// `max` uses per `window` for each key.
+    pub fn new(max: u32, window: Duration) -> Quota {
+        Quota {
+            max,
+            window,
+            uses: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts one use by `key`; `Err(retry_after)` when its quota is used up.
+    pub fn take(&self, key: u64) -> Result<(), Duration> {
+        let Ok(mut map) = self.uses.lock() else { return Ok(()) };
+        if map.len() >= MAX_ENTRIES {
+            let window = self.window;
+            map.retain(|_, (_, start)| start.elapsed() < window);
+        }
+        let entry = map.entry(key).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= self.window {
+            *entry = (0, Instant::now());
+        }
+        if entry.0 >= self.max {
+            return Err(self
+                .window
+                .saturating_sub(entry.1.elapsed())
+                .max(Duration::from_secs(1)));
+        }
+        entry.0 += 1;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +133,15 @@ mod tests {
         l.failed(a);
         assert!(l.check(a).is_ok(), "a success clears the count");
         assert!(Limiter::new(0, Duration::from_secs(1)).check(a).is_ok());
+    }
+
+    #[test]
+    fn quotas_count_every_use_per_key() {
+        let q = Quota::new(2, Duration::from_millis(200));
+        assert!(q.take(1).is_ok() && q.take(1).is_ok());
+        assert!(q.take(1).is_err());
+        assert!(q.take(2).is_ok(), "another user has their own");
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(q.take(1).is_ok());
     }
 }

@@ -434,6 +434,18 @@ async fn a_hook_test_posts_gitlabs_sample_now_and_reports_the_answer() {
     recorder.wait(|r| r.len() >= 5).await;
     let (status, _, _, _) = b.post(&retry, &[("authenticity_token", "forged")]).await;
     assert_eq!(status, 422, "no CSRF token, no resend");
+    // Five resends a minute per user, as GitLab allows.
+    for _ in 0..3 {
+        assert_eq!(send(s.root(Method::POST, &resend)).await.0, 201);
+    }
+    let (status, body) = send(s.root(Method::POST, &resend)).await;
+    assert_eq!(
+        (status, body),
+        (
+            429,
+            json!({"message": {"error": "This endpoint has been requested too many times. Try again later."}})
+        )
+    );
     let (dev_id, dev) = s.user("dev").await;
     s.add_member(pid, dev_id, 30).await;
     assert_eq!(send(s.as_token(&dev, Method::POST, &test("push_events"))).await.0, 403);

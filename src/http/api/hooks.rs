@@ -157,6 +157,9 @@ pub async fn test(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
     if !crate::hooks::TRIGGERS.contains(&trigger.as_str()) {
         return Err(ApiError::Params("trigger does not have a valid value".into()));
     }
+    if spur.hook_test_quota.take(actor.user.id).is_err() {
+        return Err(too_many());
+    }
     match crate::hooks::test_hook(&spur, &project, &hook, &actor.user, &trigger).await {
         Ok(_) => Ok(json_response(
             StatusCode::CREATED,
@@ -226,10 +229,18 @@ pub async fn events(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiEr
     crate::http::pagination::paginated(&req, items)
 }
 
+/// GitLab's 429 for an action used too often.
+fn too_many() -> ApiError {
+    ApiError::Token(
+        StatusCode::TOO_MANY_REQUESTS,
+        serde_json::json!({"message": {"error": "This endpoint has been requested too many times. Try again later."}}),
+    )
+}
+
 /// `POST /projects/:id/hooks/:hook_id/events/:hook_log_id/resend` (Maintainer+): posts the
 /// logged event again now; 201 `{"response_status": ...}`.
 pub async fn resend(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
-    let (_, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    let (actor, project, _) = project_with_role(&req, &spur, Some(AccessLevel::Maintainer)).await?;
     let hook = find(&spur, project.id, &req)?;
     let log_id = id_segment(&req, "hook_log_id")?;
     let log = spur
@@ -238,6 +249,9 @@ pub async fn resend(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiEr
         .into_iter()
         .find(|l| l.id == log_id)
         .ok_or_else(|| ApiError::not_found("Hook log"))?;
+    if spur.hook_resend_quota.take(actor.user.id).is_err() {
+        return Err(too_many());
+    }
     let sent = crate::hooks::resend(&spur, &hook, &log)
         .await
         .map_err(|e| ApiError::Message(StatusCode::UNPROCESSABLE_ENTITY, e))?;

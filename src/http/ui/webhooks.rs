@@ -88,8 +88,12 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
 
 /// `POST /{ns}/{project}/-/hooks/{id}/hook_logs/{log_id}/retry`: sends a logged event again.
 pub async fn resend(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload) -> Result<HttpResponse, UiError> {
-    let ProjectPost { project, .. } = project_post(&req, &spur, payload, AccessLevel::Maintainer).await?;
+    let ProjectPost { project, user, .. } = project_post(&req, &spur, payload, AccessLevel::Maintainer).await?;
     let back = format!("/{}/-/hooks", project.full_path);
+    if spur.hook_resend_quota.take(user.id).is_err() {
+        let alert = "Events were sent again too often: try again in a minute.";
+        return Ok(redirect(&req, &back, Some(("alert", alert))));
+    }
     let hook_id = id_in_path(&req, "id")?;
     let log_id = id_in_path(&req, "log_id")?;
     let hook = spur
