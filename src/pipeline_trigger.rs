@@ -69,7 +69,7 @@ pub fn credential_live(spur: &Spur, project: &Project, token: &str) -> Result<bo
     let now = clock::now();
     let digest = spur.secrets.digest(token);
     if let Some(t) = spur.store.trigger_by_digest(&digest)? {
-        if t.project_id != project.id || t.is_expired(now) {
+        if t.project_id != project.id || t.is_expired(now) || !t.accepts(&digest, now) {
             return Ok(false);
         }
         let Some(owner) = spur.store.user(t.owner_id)?.filter(|u| !u.blocked) else {
@@ -106,7 +106,7 @@ fn check(
     let Some(trigger) = spur.store.trigger_by_digest(&digest)? else {
         return job_token_trigger(spur, project, origin, request, &digest);
     };
-    if trigger.project_id != project.id || trigger.is_expired(now) {
+    if trigger.project_id != project.id || trigger.is_expired(now) || !trigger.accepts(&digest, now) {
         return Ok(Err(TriggerRefusal::NotFound));
     }
     let Some(owner) = spur.store.user(trigger.owner_id)?.filter(|u| !u.blocked) else {

@@ -217,9 +217,12 @@ pub async fn update_trigger_scope(
     Ok(updated)
 }
 
-/// Gives a trigger a fresh token and revokes the old one in the same commit; answers the
-/// record and the new token (shown once).
-pub async fn rotate(spur: &Spur, trigger: &Trigger) -> Result<Option<(Trigger, String)>, CreateError> {
+/// The longest grace period a rotated token may keep working (a week).
+pub const MAX_GRACE_SECS: u64 = 7 * 24 * 3600;
+
+/// Gives a trigger a fresh token and retires the old one in the same commit, at once or after
+/// `grace_secs` (at most [`MAX_GRACE_SECS`]); answers the record and the new token (shown once).
+pub async fn rotate(spur: &Spur, trigger: &Trigger, grace_secs: u64) -> Result<Option<(Trigger, String)>, CreateError> {
     let internal = |e: String| CreateError::Internal(e);
     let token = secrets::new_token(TOKEN_PREFIX).map_err(|e| internal(e.to_string()))?;
     let sealed = spur
@@ -234,6 +237,7 @@ pub async fn rotate(spur: &Spur, trigger: &Trigger) -> Result<Option<(Trigger, S
             spur.secrets.digest(&token),
             short_token(&token),
             clock::now(),
+            (grace_secs > 0).then(|| clock::now() + grace_secs.min(MAX_GRACE_SECS) as i64 * 1000),
         )
         .await
         .map_err(|e| internal(e.to_string()))?;

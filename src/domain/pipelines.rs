@@ -33,12 +33,26 @@ pub struct Trigger {
     /// The variable and input keys callers may send with the token; `None`: any.
     #[serde(default)]
     pub allowed_variables: Option<Vec<String>>,
+    /// After a rotation with a grace period: the old token's digest, and until when it still
+    /// works.
+    #[serde(default)]
+    pub previous: Option<(Vec<u8>, Millis)>,
 }
 
 impl Trigger {
     /// Whether the token has expired at `now`.
     pub fn is_expired(&self, now: Millis) -> bool {
         self.expires_at.is_some_and(|t| t <= now)
+    }
+
+    /// Whether a token with `digest` is this trigger's at `now`: its current token, or the one
+    /// it replaced while that one's grace period lasts.
+    pub fn accepts(&self, digest: &[u8], now: Millis) -> bool {
+        self.token_digest == digest
+            || self
+                .previous
+                .as_ref()
+                .is_some_and(|(old, until)| old.as_slice() == digest && now < *until)
     }
 }
 

@@ -378,6 +378,9 @@ fn delete_project_in(tx: &WriteTransaction, id: u64) -> Result<Result<Project, R
                 .transpose()?
             {
                 digests.remove(t.token_digest.as_slice())?;
+                if let Some((older, _)) = &t.previous {
+                    digests.remove(older.as_slice())?;
+                }
             }
             last_used.remove(tid)?;
             last_address.remove(tid)?;

@@ -47,6 +47,7 @@ impl Store {
                 expires_at: new.expires_at,
                 ref_patterns: new.ref_patterns,
                 allowed_variables: new.allowed_variables,
+                previous: None,
             };
             tx.open_table(TRIGGERS)?
                 .insert(trigger.id, encode(&trigger)?.as_slice())?;
@@ -138,8 +139,9 @@ impl Store {
         .await
     }
 
-    /// Gives a trigger a new token in one step: the old digest stops resolving in the same
-    /// commit that makes the new one resolve.
+    /// Gives a trigger a new token in one step: the new digest resolves in the commit that
+    /// retires the old one, at once or (with `grace_until`) once that time has passed. A token
+    /// two rotations old stops at once.
     pub async fn rotate_trigger(
         &self,
         id: u64,
@@ -147,6 +149,7 @@ impl Store {
         token_digest: [u8; 32],
         short_token: String,
         now: Millis,
+        grace_until: Option<Millis>,
     ) -> Result<Result<Trigger, Refusal>, Error> {
         self.write(move |tx| {
             let mut triggers = tx.open_table(TRIGGERS)?;
@@ -154,7 +157,15 @@ impl Store {
                 return Ok(Err(Refusal::NotFound));
             };
             let mut digests = tx.open_table(TRIGGER_DIGESTS)?;
-            digests.remove(t.token_digest.as_slice())?;
+            if let Some((older, _)) = t.previous.take() {
+                digests.remove(older.as_slice())?;
+            }
+            match grace_until {
+                Some(until) if until > now => t.previous = Some((t.token_digest.clone(), until)),
+                _ => {
+                    digests.remove(t.token_digest.as_slice())?;
+                }
+            }
             digests.insert(token_digest.as_slice(), id)?;
             t.token_sealed = token_sealed;
             t.token_digest = token_digest.to_vec();
@@ -204,7 +215,12 @@ impl Store {
                 return Ok(Err(Refusal::Taken("updated_at")));
             }
             triggers.remove(id)?;
-            tx.open_table(TRIGGER_DIGESTS)?.remove(t.token_digest.as_slice())?;
+            let mut digests = tx.open_table(TRIGGER_DIGESTS)?;
+            digests.remove(t.token_digest.as_slice())?;
+            if let Some((older, _)) = &t.previous {
+                digests.remove(older.as_slice())?;
+            }
+            drop(digests);
             tx.open_table(PROJECT_TRIGGERS)?.remove((t.project_id, id))?;
             tx.open_table(TRIGGER_LAST_USED)?.remove(id)?;
             tx.open_table(super::tables::TRIGGER_LAST_ADDRESS)?.remove(id)?;
@@ -263,7 +279,7 @@ mod tests {
         // Checked at version 1, then rotated (in the same millisecond, even): refused.
         let checked = t.updated_at;
         let rotated = store
-            .rotate_trigger(t.id, Vec::new(), [2; 32], "efgh".into(), 1)
+            .rotate_trigger(t.id, Vec::new(), [2; 32], "efgh".into(), 1, None)
             .await
             .unwrap()
             .unwrap();

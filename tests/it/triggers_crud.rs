@@ -387,6 +387,19 @@ async fn scoped_tokens_run_only_their_refs_and_keys_and_rotate_in_one_step() {
     assert!(fresh.starts_with("glptt-") && fresh != token);
     assert_eq!(fire(&token, "main", &[]).await.0, 404, "the old token is gone");
     assert_eq!(fire(&fresh, "main", &[]).await.0, 201);
+    // With a grace period the old token works on for a while; a second rotation ends it.
+    let (status, _) = send(s.root(Method::POST, &rotate).json(&json!({"grace_period": -1}))).await;
+    assert_eq!(status, 400);
+    let (status, graced) = send(s.root(Method::POST, &rotate).json(&json!({"grace_period": 3600}))).await;
+    assert_eq!(status, 200, "{graced}");
+    let newer = graced["token"].as_str().unwrap().to_string();
+    assert_eq!(fire(&fresh, "main", &[]).await.0, 201, "within its grace period");
+    assert_eq!(fire(&newer, "main", &[]).await.0, 201);
+    let (_, again) = send(s.root(Method::POST, &rotate)).await;
+    assert_eq!(fire(&fresh, "main", &[]).await.0, 404, "two rotations old");
+    assert_eq!(fire(&newer, "main", &[]).await.0, 404, "rotated without grace");
+    let fresh = again["token"].as_str().unwrap().to_string();
+    assert_eq!(fire(&fresh, "main", &[]).await.0, 201);
 
     // The settings page shows each token's limits and its last use with the client address.
     let mut b = crate::ui::Browser::new(&s);

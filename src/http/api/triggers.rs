@@ -191,17 +191,29 @@ pub async fn delete(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiEr
 }
 
 /// `POST /projects/:id/triggers/:trigger_id/rotate` (its owner, while Maintainer+): a new token
-/// replaces the old one in one step; the answer shows the new token once.
-pub async fn rotate(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+/// replaces the old one in one step, the old one working on for `grace_period` seconds when
+/// given (at most a week); the answer shows the new token once.
+pub async fn rotate(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let trigger_id = id_segment(&req, "trigger_id")?;
+    let params = Params::read(&req, payload, spur.max_body_bytes).await?;
     let (actor, project, _) = project_for(&req, &spur, false).await?;
+    let grace = match params.integer("grace_period") {
+        Ok(None) => 0,
+        Ok(Some(n)) if (0..=trigger_tokens::MAX_GRACE_SECS as i64).contains(&n) => n as u64,
+        _ => {
+            return Err(ApiError::Params(format!(
+                "grace_period must be from 0 to {} seconds",
+                trigger_tokens::MAX_GRACE_SECS
+            )));
+        }
+    };
     let (t, last) = find_trigger(&spur, project.id, trigger_id)?;
     if t.owner_id != actor.user.id {
         return Err(ApiError::forbidden_because(
             "Only the owner of a pipeline trigger token may rotate it",
         ));
     }
-    let Some((t, token)) = trigger_tokens::rotate(&spur, &t).await.map_err(create_error)? else {
+    let Some((t, token)) = trigger_tokens::rotate(&spur, &t, grace).await.map_err(create_error)? else {
         return Err(ApiError::record_not_found());
     };
     let owner = spur.store.user(t.owner_id)?;

@@ -292,7 +292,7 @@ pub async fn change_trigger(
         return Err(UiError::NotFound);
     }
     if form.get("_method") == Some("rotate") {
-        trigger_tokens::rotate(&spur, &trigger)
+        trigger_tokens::rotate(&spur, &trigger, 0)
             .await
             .map_err(|e| UiError::Internal(format!("{e:?}")))?
             .ok_or(UiError::NotFound)?;
