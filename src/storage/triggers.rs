@@ -121,20 +121,15 @@ impl Store {
         now: Millis,
     ) -> Result<Result<Trigger, Refusal>, Error> {
         self.write(move |tx| {
-            let mut triggers = tx.open_table(TRIGGERS)?;
-            let Some(mut t) = get_json::<_, Trigger>(&triggers, id)? else {
-                return Ok(Err(Refusal::NotFound));
-            };
-            if let Some(p) = ref_patterns {
-                t.ref_patterns = p;
-            }
-            if let Some(a) = allowed_variables {
-                t.allowed_variables = a;
-            }
-            // Strictly later: an in-flight trigger request compares it (`trigger_version`).
-            t.updated_at = now.max(t.updated_at + 1);
-            triggers.insert(id, encode(&t)?.as_slice())?;
-            Ok(Ok(t))
+            change_trigger(tx, id, now, |t, _| {
+                if let Some(p) = ref_patterns {
+                    t.ref_patterns = p;
+                }
+                if let Some(a) = allowed_variables {
+                    t.allowed_variables = a;
+                }
+                Ok(())
+            })
         })
         .await
     }
@@ -152,28 +147,23 @@ impl Store {
         grace_until: Option<Millis>,
     ) -> Result<Result<Trigger, Refusal>, Error> {
         self.write(move |tx| {
-            let mut triggers = tx.open_table(TRIGGERS)?;
-            let Some(mut t) = get_json::<_, Trigger>(&triggers, id)? else {
-                return Ok(Err(Refusal::NotFound));
-            };
-            let mut digests = tx.open_table(TRIGGER_DIGESTS)?;
-            if let Some((older, _)) = t.previous.take() {
-                digests.remove(older.as_slice())?;
-            }
-            match grace_until {
-                Some(until) if until > now => t.previous = Some((t.token_digest.clone(), until)),
-                _ => {
-                    digests.remove(t.token_digest.as_slice())?;
+            change_trigger(tx, id, now, |t, tx| {
+                let mut digests = tx.open_table(TRIGGER_DIGESTS)?;
+                if let Some((older, _)) = t.previous.take() {
+                    digests.remove(older.as_slice())?;
                 }
-            }
-            digests.insert(token_digest.as_slice(), id)?;
-            t.token_sealed = token_sealed;
-            t.token_digest = token_digest.to_vec();
-            t.short_token = short_token;
-            // Strictly later: an in-flight trigger request compares it (`trigger_version`).
-            t.updated_at = now.max(t.updated_at + 1);
-            triggers.insert(id, encode(&t)?.as_slice())?;
-            Ok(Ok(t))
+                match grace_until {
+                    Some(until) if until > now => t.previous = Some((t.token_digest.clone(), until)),
+                    _ => {
+                        digests.remove(t.token_digest.as_slice())?;
+                    }
+                }
+                digests.insert(token_digest.as_slice(), id)?;
+                t.token_sealed = token_sealed;
+                t.token_digest = token_digest.to_vec();
+                t.short_token = short_token;
+                Ok(())
+            })
         })
         .await
     }
@@ -186,15 +176,10 @@ impl Store {
         now: Millis,
     ) -> Result<Result<Trigger, Refusal>, Error> {
         self.write(move |tx| {
-            let mut triggers = tx.open_table(TRIGGERS)?;
-            let Some(mut t) = get_json::<_, Trigger>(&triggers, id)? else {
-                return Ok(Err(Refusal::NotFound));
-            };
-            t.description = description;
-            // Strictly later: an in-flight trigger request compares it (`trigger_version`).
-            t.updated_at = now.max(t.updated_at + 1);
-            triggers.insert(id, encode(&t)?.as_slice())?;
-            Ok(Ok(t))
+            change_trigger(tx, id, now, |t, _| {
+                t.description = description;
+                Ok(())
+            })
         })
         .await
     }
@@ -228,6 +213,23 @@ impl Store {
         })
         .await
     }
+}
+
+/// Changes trigger `id` with `change`, stamping `updated_at` strictly later than before: an
+/// in-flight trigger request compares it (`NewPipeline::trigger_version`).
+fn change_trigger(
+    tx: &redb::WriteTransaction,
+    id: u64,
+    now: Millis,
+    change: impl FnOnce(&mut Trigger, &redb::WriteTransaction) -> Result<(), Error>,
+) -> Result<Result<Trigger, Refusal>, Error> {
+    let Some(mut t) = get_json::<_, Trigger>(&tx.open_table(TRIGGERS)?, id)? else {
+        return Ok(Err(Refusal::NotFound));
+    };
+    change(&mut t, tx)?;
+    t.updated_at = now.max(t.updated_at + 1);
+    tx.open_table(TRIGGERS)?.insert(id, encode(&t)?.as_slice())?;
+    Ok(Ok(t))
 }
 
 #[cfg(test)]
