@@ -33,10 +33,32 @@ pub enum AccountRefusal {
     Taken(&'static str),
 }
 
+/// GitLab's e-mail check: an `@`, no surrounding spaces.
+fn check_email(email: &str) -> Result<(), AccountRefusal> {
+    if email.contains('@') && email.trim() == email {
+        Ok(())
+    } else {
+        Err(AccountRefusal::Invalid("email", "is invalid".into()))
+    }
+}
+
+/// GitLab's minimum password length.
+fn check_password(password: &str) -> Result<(), AccountRefusal> {
+    if password.chars().count() >= 8 {
+        Ok(())
+    } else {
+        Err(AccountRefusal::Invalid(
+            "password",
+            "is too short (minimum is 8 characters)".into(),
+        ))
+    }
+}
+
 /// Creates a user.
 pub async fn create_user(spur: &Spur, new: NewAccount) -> Result<Result<User, AccountRefusal>, String> {
     if !is_valid_path(&new.username) {
-        return Ok(Err(AccountRefusal::Invalid("username", "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-' or end in '.', '.git' or '.atom'.".into())));
+        let rule = "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-' or end in '.', '.git' or '.atom'.";
+        return Ok(Err(AccountRefusal::Invalid("username", rule.into())));
     }
     if crate::domain::is_reserved_namespace_path(&new.username) {
         return Ok(Err(AccountRefusal::Invalid(
@@ -44,16 +66,10 @@ pub async fn create_user(spur: &Spur, new: NewAccount) -> Result<Result<User, Ac
             format!("{} is a reserved name", new.username),
         )));
     }
-    if !new.email.contains('@') || new.email.trim() != new.email {
-        return Ok(Err(AccountRefusal::Invalid("email", "is invalid".into())));
+    if let Err(r) = check_email(&new.email).and(new.password.as_deref().map_or(Ok(()), check_password)) {
+        return Ok(Err(r));
     }
     let password = match new.password {
-        Some(p) if p.chars().count() < 8 => {
-            return Ok(Err(AccountRefusal::Invalid(
-                "password",
-                "is too short (minimum is 8 characters)".into(),
-            )));
-        }
         Some(p) => p,
         None => secrets::hex(&secrets::random_array::<16>().map_err(|e| e.to_string())?),
     };
@@ -146,18 +162,11 @@ pub struct UserChange {
 
 /// Changes a user, with `create_user`'s checks.
 pub async fn update_user(spur: &Spur, id: u64, change: UserChange) -> Result<Result<User, AccountRefusal>, String> {
-    if let Some(email) = &change.email
-        && (!email.contains('@') || email.trim() != email)
-    {
-        return Ok(Err(AccountRefusal::Invalid("email", "is invalid".into())));
+    let checked = change.email.as_deref().map_or(Ok(()), check_email);
+    if let Err(r) = checked.and(change.password.as_deref().map_or(Ok(()), check_password)) {
+        return Ok(Err(r));
     }
     let password_hash = match change.password {
-        Some(p) if p.chars().count() < 8 => {
-            return Ok(Err(AccountRefusal::Invalid(
-                "password",
-                "is too short (minimum is 8 characters)".into(),
-            )));
-        }
         Some(p) => Some(
             tokio::task::spawn_blocking(move || auth::hash_password(&p))
                 .await
