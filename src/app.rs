@@ -35,8 +35,9 @@ impl Spur {
     pub async fn open(config: &Config) -> Result<Spur, StartError> {
         let dir = &config.data_dir;
         {
+            use crate::config::layout;
             use std::os::unix::fs::DirBuilderExt;
-            for sub in ["", "artifacts", "repositories"] {
+            for sub in ["", layout::ARTIFACTS, layout::REPOSITORIES] {
                 fs::DirBuilder::new()
                     .recursive(true)
                     .mode(0o700)
@@ -44,16 +45,19 @@ impl Spur {
                     .map_err(|e| StartError(format!("cannot create data dir {}: {e}", dir.display())))?;
             }
         }
-        let secrets = Secrets::load_or_create(&dir.join("secret.key")).map_err(|e| StartError(e.to_string()))?;
-        let store = Store::open(&dir.join("spur.redb")).map_err(|e| match e {
+        let secrets = Secrets::load_or_create(&dir.join(crate::config::layout::SECRET_KEY))
+            .map_err(|e| StartError(e.to_string()))?;
+        let db_path = dir.join(crate::config::layout::DATABASE);
+        let store = Store::open(&db_path).map_err(|e| match e {
             crate::storage::Error::AlreadyOpen => StartError(format!(
                 "another spur is already using the data dir {} (its database is locked); stop it or choose another --data-dir",
                 dir.display()
             )),
-            other => StartError(format!("cannot open {}: {other}", dir.join("spur.redb").display())),
+            other => StartError(format!("cannot open {}: {other}", db_path.display())),
         })?;
-        let traces = Traces::new(dir.join("traces"), config.max_trace_bytes)
-            .map_err(|e| StartError(format!("cannot create {}: {e}", dir.join("traces").display())))?;
+        let traces_dir = dir.join(crate::config::layout::TRACES);
+        let traces = Traces::new(traces_dir.clone(), config.max_trace_bytes)
+            .map_err(|e| StartError(format!("cannot create {}: {e}", traces_dir.display())))?;
         let sandbox = crate::sandbox::Sandbox::parse(&config.job_sandbox).ok_or_else(|| {
             StartError(format!(
                 "--job-sandbox {:?}: choose landlock, bwrap or none",
@@ -119,7 +123,7 @@ impl Spur {
             },
             store,
             secrets,
-            repos: Repos::new(dir.join("repositories")),
+            repos: Repos::new(dir.join(crate::config::layout::REPOSITORIES)),
             external_url: config.external_url.clone(),
             data_dir: dir.clone(),
             max_body_bytes: config.max_body_bytes,

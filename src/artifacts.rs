@@ -14,7 +14,7 @@ pub const DEFAULT_EXPIRE_SECS: u64 = 30 * 24 * 3600;
 
 /// The folder of every archive.
 pub fn dir(spur: &Spur) -> PathBuf {
-    spur.data_dir.join("artifacts")
+    spur.data_dir.join(crate::config::layout::ARTIFACTS)
 }
 
 /// Where a job's archive lives.

@@ -6,6 +6,20 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+/// The data dir's layout: where each kind of data lives under `--data-dir`.
+pub mod layout {
+    /// The database.
+    pub const DATABASE: &str = "spur.redb";
+    /// The secret key that seals tokens and digests them.
+    pub const SECRET_KEY: &str = "secret.key";
+    /// Job logs, `<job id>.log`.
+    pub const TRACES: &str = "traces";
+    /// Artifacts archives, `<job id>.zip`.
+    pub const ARTIFACTS: &str = "artifacts";
+    /// Hosted repositories and mirrors, `<repo name>.git`, and SSH's known hosts in `.ssh`.
+    pub const REPOSITORIES: &str = "repositories";
+}
+
 /// Everything `spur serve` needs to start.
 #[derive(Clone)]
 pub struct Config {

@@ -23,8 +23,9 @@ enum Command {
         #[command(subcommand)]
         command: CiCommand,
     },
-    /// Writes a backup (the database and the secret key) to FILE: from a running server with
-    /// --url and an administrator's --token, or from a stopped one's --data-dir.
+    /// Writes a backup of the whole instance (database and key, hosted repositories, job logs,
+    /// artifacts) to FILE, a .tar.gz: from a running server with --url and an administrator's
+    /// --token, or from a stopped one's --data-dir.
     Backup(BackupArgs),
     /// Restores a backup into a data dir (empty, or with --force).
     Restore(RestoreArgs),
@@ -32,9 +33,13 @@ enum Command {
 
 #[derive(Args)]
 struct BackupArgs {
-    /// The running server's base URL (http), e.g. http://127.0.0.1:8080.
+    /// The running server's base URL (http or https), e.g. http://127.0.0.1:8080.
     #[arg(long, conflicts_with = "data_dir", requires = "token")]
     url: Option<String>,
+    /// A PEM certificate to trust besides the system's (with an https --url behind a proxy
+    /// whose certificate a private CA signed).
+    #[arg(long, requires = "url")]
+    cacert: Option<PathBuf>,
     /// An administrator's personal access token (with --url).
     #[arg(long, env = "SPUR_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -400,8 +405,15 @@ fn main() -> ExitCode {
         } => plan(*args),
         Command::Backup(args) => backup(args),
         Command::Restore(args) => match spur::backup::restore(&args.file, &args.data_dir, args.force) {
-            Ok(()) => {
-                println!("restored {} into {}", args.file.display(), args.data_dir.display());
+            Ok(summary) => {
+                println!(
+                    "restored {} into {} ({} repositories, {} job logs, {} artifacts archives)",
+                    args.file.display(),
+                    args.data_dir.display(),
+                    summary.repositories,
+                    summary.logs,
+                    summary.artifacts
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -465,9 +477,18 @@ fn plan(args: PlanArgs) -> ExitCode {
 
 fn backup(args: BackupArgs) -> ExitCode {
     let outcome = match (&args.url, &args.data_dir) {
-        (Some(url), _) => spur::backup::download(url, args.token.as_deref().unwrap_or_default(), &args.file),
-        (None, Some(dir)) => spur::backup::backup_offline(dir, &args.file)
-            .map(|info| format!("{} rows, schema version {}", info.rows, info.schema_version)),
+        (Some(url), _) => spur::backup::download(
+            url,
+            args.token.as_deref().unwrap_or_default(),
+            &args.file,
+            args.cacert.as_deref(),
+        ),
+        (None, Some(dir)) => spur::backup::backup_offline(dir, &args.file).map(|s| {
+            format!(
+                "{} repositories, {} job logs, {} artifacts archives",
+                s.repositories, s.logs, s.artifacts
+            )
+        }),
         (None, None) => Err("say where from: --url (a running server) or --data-dir (a stopped one)".into()),
     };
     match outcome {

@@ -1,8 +1,8 @@
 //! All git access: where a project's repository lives, preparing it (validate a local path, clone
 //! a mirror of a remote, or init a hosted bare repository), fetching mirrors (one fetch in flight
 //! per project, shared by every caller), and resolving refs in process with gix, without
-//! spawning a process per request. The `git` CLI is used only for clone and fetch, with
-//! arguments as argv, never through a shell.
+//! spawning a process per request. The `git` CLI is used for clone, fetch, compare, archives and
+//! backup bundles, with arguments as argv, never through a shell.
 
 use futures_util::future::{BoxFuture, Shared};
 use std::collections::HashMap;
@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// How long a clone or fetch may take before it is abandoned.
 mod browse;
+pub mod bundle;
 mod compare;
 mod remote;
 pub use browse::{Blob, RefEntry};
@@ -21,6 +21,7 @@ pub use crate::outbound::GitPin;
 use remote::is_scp_like;
 pub use remote::{RemoteAuth, generate_deploy_key, is_ssh_url, list_refs, split_credentials};
 
+/// How long a clone or fetch may take before it is abandoned.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Where a project's repository comes from.

@@ -1,10 +1,14 @@
-//! Backups: every table of one consistent read snapshot copied into a new redb file, with the
-//! data dir's secret key and a little metadata in a table of its own. A running server keeps
-//! committing meanwhile (MVCC); the backup holds exactly what was committed when it began.
-//! Restoring copies the tables into a fresh `spur.redb` and hands the key back.
+//! Backups of the database: every table of one consistent read snapshot copied into a new redb
+//! file, with the data dir's secret key and a little metadata in a table of its own, and what the
+//! rest of the backup needs from that same snapshot (the projects, the jobs and which of them
+//! have artifacts). A running server keeps committing meanwhile (MVCC); the copy holds exactly
+//! what was committed when it began. Restoring copies the tables into a fresh `spur.redb` and
+//! hands the key back.
 
+use super::codec::decode;
 use super::tables::{self, for_every_table};
 use super::{Error, Store};
+use crate::domain::Project;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use std::path::Path;
 
@@ -12,12 +16,18 @@ use std::path::Path;
 const BACKUP_META: TableDefinition<&str, &[u8]> = TableDefinition::new("spur_backup");
 
 /// What was backed up.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct BackupInfo {
     /// Rows copied, over all tables.
     pub rows: u64,
     /// The schema version of the copy.
     pub schema_version: u64,
+    /// Every project of the snapshot (their repositories go into the backup beside the copy).
+    pub projects: Vec<Project>,
+    /// Every job of the snapshot, by id (their logs go into the backup).
+    pub jobs: Vec<u64>,
+    /// The jobs of the snapshot that have an artifacts archive.
+    pub artifacts: Vec<u64>,
 }
 
 impl Store {
@@ -38,7 +48,24 @@ impl Store {
             .open_table(tables::META)?
             .get("schema_version")?
             .map_or(0, |g| g.value());
-        Ok(BackupInfo { rows, schema_version })
+        let mut projects = Vec::new();
+        for entry in snapshot.open_table(tables::PROJECTS)?.iter()? {
+            projects.push(decode::<Project>(entry?.1.value())?);
+        }
+        let keys = |table: TableDefinition<u64, tables::Json>| -> Result<Vec<u64>, Error> {
+            let mut ids = Vec::new();
+            for entry in snapshot.open_table(table)?.iter()? {
+                ids.push(entry?.0.value());
+            }
+            Ok(ids)
+        };
+        Ok(BackupInfo {
+            rows,
+            schema_version,
+            projects,
+            jobs: keys(tables::JOBS)?,
+            artifacts: keys(tables::ARTIFACTS)?,
+        })
     }
 }
 

@@ -138,18 +138,58 @@ fn spur_cli(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Pushes `commit` of `work` to `branch` of the hosted project at `url`; true once acknowledged.
+fn push(work: &std::path::Path, url: &str, refspec: &str) -> bool {
+    std::process::Command::new("git")
+        .args(["push", "-q", url, refspec])
+        .current_dir(work)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+const BUILD: &str = "build:\n  script:\n    - echo built-marker-42\n    - mkdir -p out && echo artifact-content > out/result.txt\n  artifacts:\n    paths: [out/]\n";
+
 #[tokio::test]
-async fn a_backup_taken_under_trigger_load_restores_every_acknowledged_pipeline() {
+async fn a_backup_taken_under_trigger_and_push_load_restores_the_whole_instance() {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
     use std::sync::{Arc, Mutex};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let repo = Repo::new();
-    let mut s = Server::start_on(&data, &["--concurrent", "0"]);
+    let mut s = Server::start_on(&data, &["--concurrent", "1"]);
     let pid = s.project("demo", repo.path()).await;
     let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+
+    // A hosted project: its code exists only in spur. Its push pipeline leaves a log and artifacts.
+    let (status, hosted) = send(s.root(reqwest::Method::POST, "/projects").form(&[("name", "hosted")])).await;
+    assert_eq!(status, 201, "{hosted}");
+    let hid = hosted["id"].as_u64().unwrap();
+    let push_url = format!("{}/root/hosted.git", s.base).replacen("://", &format!("://root:{ROOT_TOKEN}@"), 1);
+    let work = Repo::with_files(&[(".gitlab-ci.yml", BUILD)]);
+    assert!(push(work.path(), &push_url, "main"));
+    let first = work.sha("main");
+    let built = crate::support::wait_for(&s, &format!("/projects/{hid}/pipelines?per_page=1"), |v| {
+        v[0]["status"] == "success" || v[0]["status"] == "failed"
+    })
+    .await;
+    assert_eq!(built[0]["status"], "success", "{built}");
+    let (_, jobs) = send(s.root(
+        reqwest::Method::GET,
+        &format!("/projects/{hid}/pipelines/{}/jobs", built[0]["id"]),
+    ))
+    .await;
+    let job = jobs[0]["id"].as_u64().unwrap();
+    let log = crate::support::job_log(&s, hid, &job).await;
+    assert!(log.contains("built-marker-42"), "{log}");
+
+    // Load: triggers on one project, pushes of new commits to another branch of the hosted one.
     let acked = Arc::new(Mutex::new(Vec::<u64>::new()));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = {
+    let pushed = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let triggers = {
         let (acked, stop, http, url, token) = (
             acked.clone(),
             stop.clone(),
@@ -158,7 +198,7 @@ async fn a_backup_taken_under_trigger_load_restores_every_acknowledged_pipeline(
             token.clone(),
         );
         tokio::spawn(async move {
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(Relaxed) {
                 let r = http
                     .post(&url)
                     .form(&[("token", token.as_str()), ("ref", "main")])
@@ -171,13 +211,34 @@ async fn a_backup_taken_under_trigger_load_restores_every_acknowledged_pipeline(
             }
         })
     };
-    // Some load first (a busy machine acknowledges slowly: wait for it rather than a clock).
+    let pushes = {
+        let (pushed, stop, url, work) = (
+            pushed.clone(),
+            stop.clone(),
+            push_url.clone(),
+            work.path().to_path_buf(),
+        );
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Relaxed) {
+                n += 1;
+                crate::support::git(&work, &["commit", "-q", "--allow-empty", "-m", &format!("load {n}")]);
+                let sha = crate::support::git(&work, &["rev-parse", "HEAD"]).trim().to_string();
+                if push(&work, &url, "HEAD:refs/heads/load") {
+                    pushed.lock().unwrap().push(sha);
+                }
+            }
+        })
+    };
     let started = std::time::Instant::now();
-    while acked.lock().unwrap().len() <= 10 && started.elapsed() < std::time::Duration::from_secs(30) {
+    while (acked.lock().unwrap().len() <= 10 || pushed.lock().unwrap().len() < 2)
+        && started.elapsed() < std::time::Duration::from_secs(60)
+    {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let before: Vec<u64> = acked.lock().unwrap().clone();
-    let file = dir.path().join("online.redb");
+    let pushed_before: Vec<String> = pushed.lock().unwrap().clone();
+    let file = dir.path().join("online.tar.gz");
     let (base, file_arg) = (s.base.clone(), file.to_str().unwrap().to_string());
     let out =
         tokio::task::spawn_blocking(move || spur_cli(&["backup", "--url", &base, "--token", ROOT_TOKEN, &file_arg]))
@@ -185,11 +246,41 @@ async fn a_backup_taken_under_trigger_load_restores_every_acknowledged_pipeline(
             .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    load.await.unwrap();
-    assert!(before.len() > 10, "the load ran: {}", before.len());
+    stop.store(true, Relaxed);
+    triggers.await.unwrap();
+    pushes.join().unwrap();
+    assert!(before.len() > 10 && pushed_before.len() >= 2, "the load ran");
     let (status, _) = send(s.anon(reqwest::Method::POST, "/admin/backup")).await;
     assert_eq!(status, 401, "backups need an administrator");
+
+    // A partial or damaged archive is refused before the data dir is touched.
+    let bytes = std::fs::read(&file).unwrap();
+    let cut = dir.path().join("cut.tar.gz");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let mut flipped_bytes = bytes.clone();
+    let middle = flipped_bytes.len() / 2;
+    flipped_bytes[middle] ^= 0x40;
+    let flipped = dir.path().join("flipped.tar.gz");
+    std::fs::write(&flipped, &flipped_bytes).unwrap();
+    let untouched = dir.path().join("untouched");
+    for bad in [&cut, &flipped] {
+        let out = spur_cli(&[
+            "restore",
+            "--data-dir",
+            untouched.to_str().unwrap(),
+            bad.to_str().unwrap(),
+        ]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("damaged") || err.contains("cut short"), "{err}");
+        assert!(!untouched.exists(), "a refused restore created the data dir");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("restoring"))
+        .collect();
+    assert!(leftovers.is_empty(), "a refused restore left its staging folder");
 
     let restored = dir.path().join("restored");
     let out = spur_cli(&[
@@ -204,6 +295,42 @@ async fn a_backup_taken_under_trigger_load_restores_every_acknowledged_pipeline(
         let (status, _) = send(r.root(reqwest::Method::GET, &format!("/projects/{pid}/pipelines/{id}"))).await;
         assert_eq!(status, 200, "pipeline {id} acknowledged before the backup is missing");
     }
+    for sha in pushed_before.iter().chain([&first]) {
+        let (status, _) = send(r.root(
+            reqwest::Method::GET,
+            &format!("/projects/{hid}/repository/commits/{sha}"),
+        ))
+        .await;
+        assert_eq!(status, 200, "commit {sha} pushed before the backup is missing");
+    }
+    let (_, branches) = send(r.root(reqwest::Method::GET, &format!("/projects/{hid}/repository/branches"))).await;
+    let names: Vec<&str> = branches
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["name"].as_str())
+        .collect();
+    assert!(names.contains(&"main") && names.contains(&"load"), "{branches}");
+    let trace = r
+        .root(reqwest::Method::GET, &format!("/projects/{hid}/jobs/{job}/trace"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(trace.status(), 200);
+    assert!(
+        trace.text().await.unwrap().contains("built-marker-42"),
+        "the job's log is restored"
+    );
+    let zip = r
+        .root(reqwest::Method::GET, &format!("/projects/{hid}/jobs/{job}/artifacts"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zip.status(), 200, "the job's artifacts are restored");
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(zip.bytes().await.unwrap().to_vec())).unwrap();
+    let mut content = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("out/result.txt").unwrap(), &mut content).unwrap();
+    assert_eq!(content.trim(), "artifact-content");
     let (status, _) = send(
         r.http
             .post(r.api(&format!("/projects/{pid}/trigger/pipeline")))
@@ -211,10 +338,14 @@ async fn a_backup_taken_under_trigger_load_restores_every_acknowledged_pipeline(
     )
     .await;
     assert_eq!(status, 201, "the restored key still opens the trigger token");
+    // The restored hosted repository takes pushes again.
+    let restored_url = format!("{}/root/hosted.git", r.base).replacen("://", &format!("://root:{ROOT_TOKEN}@"), 1);
+    crate::support::git(work.path(), &["commit", "-q", "--allow-empty", "-m", "after restore"]);
+    assert!(push(work.path(), &restored_url, "HEAD:refs/heads/main"));
 
-    // A stopped server is backed up from its data dir; restoring over a database needs --force.
+    // A stopped server is backed up from its data dir; restoring over an instance needs --force.
     s.kill9();
-    let offline = dir.path().join("offline.redb");
+    let offline = dir.path().join("offline.tar.gz");
     let out = spur_cli(&[
         "backup",
         "--data-dir",
@@ -239,6 +370,14 @@ async fn a_backup_taken_under_trigger_load_restores_every_acknowledged_pipeline(
         offline.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = Server::start_on(&restored, &["--concurrent", "0"]);
+    let last = pushed.lock().unwrap().last().cloned().unwrap();
+    let (status, _) = send(r.root(
+        reqwest::Method::GET,
+        &format!("/projects/{hid}/repository/commits/{last}"),
+    ))
+    .await;
+    assert_eq!(status, 200, "the offline backup holds the hosted repository");
 }
 
 #[tokio::test]
@@ -394,4 +533,60 @@ async fn sigterm_fails_running_jobs_after_the_grace_period_and_pending_ones_run_
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn a_backup_downloads_over_https_from_behind_a_tls_proxy() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A private CA and a certificate it signs for 127.0.0.1, as a proxy in front of spur has.
+    crate::support::test_certificates(d);
+    let s = Server::start();
+    let port = s.base.rsplit(':').next().unwrap().to_string();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/tls_proxy.py");
+    let mut proxy = std::process::Command::new("python3")
+        .args([
+            script,
+            d.join("server.pem").to_str().unwrap(),
+            d.join("server.key").to_str().unwrap(),
+            &port,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(proxy.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = format!("https://127.0.0.1:{}", line.trim());
+    let file = d.join("over-tls.tar.gz");
+    let ca = d.join("ca.pem");
+    let (u, f, c) = (
+        url.clone(),
+        file.to_str().unwrap().to_string(),
+        ca.to_str().unwrap().to_string(),
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        spur_cli(&["backup", "--url", &u, "--cacert", &c, "--token", ROOT_TOKEN, &f])
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let untrusted = d.join("untrusted.tar.gz");
+    let (u, f) = (url.clone(), untrusted.to_str().unwrap().to_string());
+    let out = tokio::task::spawn_blocking(move || spur_cli(&["backup", "--url", &u, "--token", ROOT_TOKEN, &f]))
+        .await
+        .unwrap();
+    drop(proxy);
+    assert!(!out.status.success(), "a certificate no trusted CA signed is refused");
+    assert!(!untrusted.exists() && !d.join("untrusted.tar.gz.partial").exists());
+    let restored = d.join("restored");
+    let out = spur_cli(&[
+        "restore",
+        "--data-dir",
+        restored.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -1,9 +1,33 @@
-//! Administration: `POST /admin/backup` (administrators) answers a consistent backup of the
-//! database and the secret key as a file download, while the server keeps working.
+//! Administration: `POST /admin/backup` (administrators) streams a backup of the whole instance
+//! (see `crate::backup`) as a `.tar.gz` download while the server keeps working. The database
+//! snapshot is taken before the answer starts; the rest is written as the client reads it.
 
+use crate::backup::{self, SnapshotError};
 use crate::http::error::ApiError;
 use crate::http::{State, signed_in};
 use actix_web::{HttpRequest, HttpResponse, web};
+use std::io::{self, Write};
+use tokio::sync::mpsc;
+
+/// Chunks in flight between the archive's writer thread and the connection.
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// A `Write` that hands what it gets to the connection; fails once the client has gone, which
+/// stops the backup.
+struct ToConnection(mpsc::Sender<io::Result<web::Bytes>>);
+
+impl Write for ToConnection {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .blocking_send(Ok(web::Bytes::copy_from_slice(buf)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
 
 /// `POST /admin/backup`.
 pub async fn backup(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
@@ -11,24 +35,43 @@ pub async fn backup(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiEr
     if !actor.user.admin {
         return Err(ApiError::forbidden());
     }
-    let dir = spur.data_dir.join("backups");
-    let path = dir.join(format!(".backup-{}.redb", uuid::Uuid::new_v4()));
     let s = spur.clone();
-    let p = path.clone();
-    let info = web::block(move || {
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        crate::backup::backup_running(&s, &p)
-    })
-    .await?
-    .map_err(ApiError::internal)?;
-    // Open, then unlink: the download reads the open file, and nothing is left behind.
-    let file = tokio::fs::File::open(&path).await.map_err(ApiError::internal)?;
-    let _ = tokio::fs::remove_file(&path).await;
-    let len = file.metadata().await.map_err(ApiError::internal)?.len();
-    tracing::info!(rows = info.rows, bytes = len, "backup taken");
+    let snap = web::block(move || backup::snapshot(&s.store, &s.data_dir))
+        .await?
+        .map_err(|e| match e {
+            SnapshotError::Busy => ApiError::conflict(&e.to_string()),
+            SnapshotError::Failed(why) => ApiError::internal(why),
+        })?;
+    let schema = snap.schema_version();
+    let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        let out = io::BufWriter::with_capacity(256 * 1024, ToConnection(tx.clone()));
+        let outcome = snap.write(out).and_then(|(mut out, summary)| {
+            out.flush().map_err(|e| e.to_string())?;
+            Ok(summary)
+        });
+        match outcome {
+            Ok(s) => tracing::info!(
+                repositories = s.repositories,
+                logs = s.logs,
+                artifacts = s.artifacts,
+                "backup taken"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "backup broke off");
+                // Ends the download with an error, so that the client sees it is cut short.
+                let _ = tx.blocking_send(Err(io::Error::other(e)));
+            }
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) });
+    let stamp = crate::clock::iso8601(crate::clock::now()).replace([':', '.'], "-");
     Ok(HttpResponse::Ok()
-        .content_type("application/octet-stream")
-        .insert_header(("Content-Disposition", "attachment; filename=\"spur-backup.redb\""))
-        .insert_header(("X-Spur-Schema-Version", info.schema_version.to_string()))
-        .body(crate::http::file_body(file, len)))
+        .content_type("application/gzip")
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"spur-backup-{stamp}.tar.gz\""),
+        ))
+        .insert_header(("X-Spur-Schema-Version", schema.to_string()))
+        .streaming(body))
 }
