@@ -55,6 +55,7 @@ impl Spur {
             )),
             other => StartError(format!("cannot open {}: {other}", db_path.display())),
         })?;
+        store.set_min_free_bytes(config.min_free_bytes);
         let traces_dir = dir.join(crate::config::layout::TRACES);
         let traces = Traces::new(traces_dir.clone(), config.max_trace_bytes)
             .map_err(|e| StartError(format!("cannot create {}: {e}", traces_dir.display())))?;

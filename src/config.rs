@@ -43,6 +43,8 @@ pub struct Config {
     pub job_timeout_secs: u64,
     /// Largest job log kept, in bytes; output past it is dropped with a notice.
     pub max_trace_bytes: u64,
+    /// Writes are refused (503) while the data dir's disk has less than this free (0: never).
+    pub min_free_bytes: u64,
     /// How many multi-project hops a chain of downstream pipelines may make.
     pub max_downstream_depth: u32,
     /// Finished pipelines older than this many seconds are deleted (0: kept forever).
@@ -94,6 +96,7 @@ impl fmt::Debug for Config {
             .field("concurrent", &self.concurrent)
             .field("job_timeout_secs", &self.job_timeout_secs)
             .field("max_trace_bytes", &self.max_trace_bytes)
+            .field("min_free_bytes", &self.min_free_bytes)
             .field("max_downstream_depth", &self.max_downstream_depth)
             .field("keep_pipelines_secs", &self.keep_pipelines_secs)
             .field("keep_logs_secs", &self.keep_logs_secs)
@@ -128,6 +131,9 @@ pub const DEFAULT_JOB_TIMEOUT_SECS: u64 = 3600;
 /// log is a file on the server's own disk, so four times that costs little and still bounds a
 /// runaway job.
 pub const DEFAULT_MAX_TRACE_BYTES: u64 = 16 << 20;
+/// The free space writes need by default: a batch never comes near it, so a commit that starts
+/// finds room for every page it writes.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 32 << 20;
 
 /// What retention keeps.
 #[derive(Debug, Clone, Copy, Default)]
@@ -158,6 +164,7 @@ impl Config {
             concurrent: None,
             job_timeout_secs: DEFAULT_JOB_TIMEOUT_SECS,
             max_trace_bytes: DEFAULT_MAX_TRACE_BYTES,
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
             max_downstream_depth: DEFAULT_MAX_DOWNSTREAM_DEPTH,
             keep_pipelines_secs: 0,
             keep_logs_secs: 0,
@@ -199,6 +206,8 @@ pub struct FileConfig {
     pub job_timeout_secs: Option<u64>,
     /// See [`Config::max_trace_bytes`].
     pub max_trace_bytes: Option<u64>,
+    /// See [`Config::min_free_bytes`].
+    pub min_free_bytes: Option<u64>,
     /// See [`Config::max_downstream_depth`].
     pub max_downstream_depth: Option<u32>,
     /// See [`Config::keep_pipelines_secs`] (a duration: `90d`, `12h`, seconds).

@@ -146,7 +146,7 @@ struct ServeArgs {
     /// Base URL used in web_url fields and links [default: http://<listen>].
     #[arg(long, env = "SPUR_EXTERNAL_URL")]
     external_url: Option<String>,
-    /// A TOML file with any of: listen, data_dir, external_url, max_body_bytes, workers, concurrent, job_timeout_secs, max_trace_bytes,
+    /// A TOML file with any of: listen, data_dir, external_url, max_body_bytes, workers, concurrent, job_timeout_secs, max_trace_bytes, min_free_bytes,
     /// max_downstream_depth.
     #[arg(long, env = "SPUR_CONFIG")]
     config: Option<PathBuf>,
@@ -165,6 +165,10 @@ struct ServeArgs {
     /// Largest job log kept, in bytes [default: 16777216].
     #[arg(long, env = "SPUR_MAX_TRACE_BYTES")]
     max_trace_bytes: Option<u64>,
+    /// Refuse writes (503) while the data dir's disk has less than this many bytes free, so that
+    /// a full disk never fails a commit midway; 0 turns the check off [default: 33554432].
+    #[arg(long, env = "SPUR_MIN_FREE_BYTES")]
+    min_free_bytes: Option<u64>,
     /// Multi-project hops a chain of downstream pipelines may make [default: 10].
     #[arg(long, env = "SPUR_MAX_DOWNSTREAM_DEPTH")]
     max_downstream_depth: Option<u32>,
@@ -290,6 +294,9 @@ impl ServeArgs {
         }
         if let Some(n) = self.max_trace_bytes.or(file.max_trace_bytes) {
             config.max_trace_bytes = n;
+        }
+        if let Some(n) = self.min_free_bytes.or(file.min_free_bytes) {
+            config.min_free_bytes = n;
         }
         if let Some(n) = self.max_downstream_depth.or(file.max_downstream_depth) {
             config.max_downstream_depth = n;

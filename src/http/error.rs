@@ -134,6 +134,11 @@ impl ResponseError for ApiError {
 
 impl From<crate::storage::Error> for ApiError {
     fn from(e: crate::storage::Error) -> ApiError {
+        if e.is_unavailable() {
+            // The disk, not the request: nothing changed, and the same request may succeed later.
+            tracing::warn!(error = %e, "a request was refused: the disk takes no writes");
+            return ApiError::Message(StatusCode::SERVICE_UNAVAILABLE, format!("503 Service Unavailable: {e}"));
+        }
         ApiError::internal(e)
     }
 }

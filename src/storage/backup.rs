@@ -33,7 +33,8 @@ pub struct BackupInfo {
 impl Store {
     /// Writes a backup of the current snapshot and `secret_key` to `out` (which must not exist).
     pub fn backup(&self, out: &Path, secret_key: &[u8], created_at: i64) -> Result<BackupInfo, Error> {
-        let snapshot = self.db.begin_read()?;
+        let db = self.slot.get()?;
+        let snapshot = db.begin_read()?;
         let target = Database::builder().create(out)?;
         let tx = target.begin_write()?;
         let rows = copy_every_table(&snapshot, &tx)?;
@@ -128,7 +129,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("spur.redb")).unwrap();
         let listed: Vec<String> = store
-            .db
+            .slot
+            .get()
+            .unwrap()
             .begin_read()
             .unwrap()
             .list_tables()

@@ -18,6 +18,7 @@ mod protected_refs;
 mod runners;
 mod sessions;
 mod settings;
+mod slot;
 mod tables;
 mod triggers;
 mod users;
@@ -54,9 +55,15 @@ pub enum Error {
     TooNew(u64),
     /// The writer thread is gone.
     Closed,
-    /// The disk failed a write (full, or an I/O error): redb must be reopened before it writes
-    /// again.
+    /// The disk failed a write (full, or an I/O error), or the file is being reopened after one.
     Io(String),
+    /// Writes are refused: the disk has less free than the reserve.
+    DiskFull {
+        /// Bytes free.
+        free: u64,
+        /// Bytes writes need free.
+        reserve: u64,
+    },
 }
 
 impl Error {
@@ -69,7 +76,16 @@ impl Error {
             Error::TooNew(v) => Error::TooNew(*v),
             Error::Closed => Error::Closed,
             Error::Io(s) => Error::Io(s.clone()),
+            Error::DiskFull { free, reserve } => Error::DiskFull {
+                free: *free,
+                reserve: *reserve,
+            },
         }
+    }
+
+    /// Whether the disk, not the request, is at fault: the same request may succeed later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Io(_) | Error::DiskFull { .. })
     }
 }
 
@@ -85,6 +101,12 @@ impl std::fmt::Display for Error {
             ),
             Error::Closed => write!(f, "the storage writer has stopped"),
             Error::Io(e) => write!(f, "the disk failed a write: {e}"),
+            Error::DiskFull { free, reserve } => write!(
+                f,
+                "the disk holding the data dir is full ({} MiB free; writes need {} MiB): free some space and spur takes writes again",
+                free >> 20,
+                reserve.div_ceil(1 << 20)
+            ),
         }
     }
 }
@@ -141,25 +163,29 @@ pub enum Refusal {
 /// The database: snapshot reads from any thread, writes through the group-commit writer.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    slot: Arc<slot::Slot>,
     writer: Writer,
 }
 
 impl Store {
     /// Opens (or creates) the database file, checks its schema version and starts the writer.
     pub fn open(path: &Path) -> Result<Store, Error> {
-        // A small page cache: the hot paths touch few pages, and the OS caches the file anyway;
-        // a bigger one holds memory long after a burst of work.
-        let db = Database::builder().set_cache_size(4 << 20).create(path)?;
+        let db = slot::open_file(path)?;
         init_schema(&db)?;
-        let db = Arc::new(db);
-        let writer = Writer::start(db.clone()).map_err(|e| Error::Db(e.to_string()))?;
-        Ok(Store { db, writer })
+        let slot = Arc::new(slot::Slot::new(path, db));
+        let writer = Writer::start(slot.clone()).map_err(|e| Error::Db(e.to_string()))?;
+        Ok(Store { slot, writer })
+    }
+
+    /// Writes are refused (503) while the disk has less than `bytes` free (0: never).
+    pub fn set_min_free_bytes(&self, bytes: u64) {
+        self.slot.set_min_free(bytes);
     }
 
     /// Runs `f` on a consistent snapshot. Synchronous: async callers use `spawn_blocking`.
     pub fn read<R>(&self, f: impl FnOnce(&ReadTransaction) -> Result<R, Error>) -> Result<R, Error> {
-        let tx = self.db.begin_read()?;
+        let db = self.slot.get()?;
+        let tx = db.begin_read()?;
         f(&tx)
     }
 

@@ -1,9 +1,11 @@
 //! The single writer: one thread owns redb's one write transaction and commits every operation
 //! that arrived while the previous commit was in flight in one batch (group commit). A caller is
 //! answered only after the commit that holds its operation returned, so an acknowledged write
-//! survives a crash; one fsync serves the whole batch.
+//! survives a crash; one fsync serves the whole batch. When the disk fails a commit, that batch
+//! is refused and the writer reopens the file (see `slot`) before it takes the next one.
 
 use super::Error;
+use super::slot::Slot;
 use redb::{Database, WriteTransaction};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,14 +74,14 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread for `db`.
-    pub fn start(db: Arc<Database>) -> std::io::Result<Writer> {
+    /// Starts the writer thread for the database in `slot`.
+    pub(super) fn start(slot: Arc<Slot>) -> std::io::Result<Writer> {
         let (queue, jobs) = mpsc::channel::<Box<dyn Job>>();
         let stats = Arc::new(WriterStats::default());
         let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("spur-writer".into())
-            .spawn(move || run_writer(&db, &jobs, &thread_stats))?;
+            .spawn(move || run_writer(&slot, &jobs, &thread_stats))?;
         Ok(Writer { queue, stats })
     }
 
@@ -100,7 +102,7 @@ impl Writer {
     }
 }
 
-fn run_writer(db: &Database, jobs: &mpsc::Receiver<Box<dyn Job>>, stats: &WriterStats) {
+fn run_writer(slot: &Slot, jobs: &mpsc::Receiver<Box<dyn Job>>, stats: &WriterStats) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -109,30 +111,51 @@ fn run_writer(db: &Database, jobs: &mpsc::Receiver<Box<dyn Job>>, stats: &Writer
                 Err(_) => break,
             }
         }
-        let outcome = commit_batch(db, &mut batch);
-        if let Err(Error::Io(e)) = &outcome {
-            // redb refuses every later write until the file is reopened. Nothing of this batch
-            // was acknowledged; stopping lets the supervisor (systemd's Restart=on-failure)
-            // start spur again, which reopens the file once the disk takes writes.
-            tracing::error!(error = %e, size = batch.len(), "the disk failed a commit (full?); spur stops so that it can be restarted");
-            for job in batch {
-                job.finish(Err(Error::Io(e.clone())));
+        let outcome = slot.writable().and_then(|db| commit_batch(&db, &mut batch));
+        match &outcome {
+            Ok(()) => {
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                stats.operations.fetch_add(batch.len() as u64, Ordering::Relaxed);
             }
-            // Let the refused callers' 500 answers go out before the process ends.
-            std::thread::sleep(std::time::Duration::from_millis(300));
-            std::process::exit(74);
+            Err(Error::DiskFull { free, .. }) => {
+                tracing::warn!(free, size = batch.len(), "the disk is full: a write batch was refused");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, size = batch.len(), "write batch failed; every operation in it was refused")
+            }
         }
-        if outcome.is_ok() {
-            stats.commits.fetch_add(1, Ordering::Relaxed);
-            stats.operations.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        } else {
-            tracing::error!(
-                size = batch.len(),
-                "write batch failed; every operation in it was refused"
-            );
-        }
+        let failed_io = matches!(outcome, Err(Error::Io(_)));
         for job in batch {
             job.finish(outcome.as_ref().map(|_| ()).map_err(Error::shallow_clone));
+        }
+        if failed_io {
+            // redb refuses every later read and write on this handle. Nothing of the batch was
+            // acknowledged; reopen the file, refusing what arrives meanwhile.
+            reopen(slot, jobs);
+        }
+    }
+}
+
+/// Reopens the database after a failed commit, retrying each second; operations that arrive
+/// meanwhile are refused with the reason.
+fn reopen(slot: &Slot, jobs: &mpsc::Receiver<Box<dyn Job>>) {
+    loop {
+        match slot.reopen() {
+            Ok(()) => {
+                tracing::warn!("the database was reopened after a failed commit; writes go on");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reopen the database yet; retrying");
+                let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+                while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+                    match jobs.recv_timeout(left) {
+                        Ok(job) => job.finish(Err(Error::Io(e.to_string()))),
+                        Err(mpsc::RecvTimeoutError::Timeout) => break,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+            }
         }
     }
 }

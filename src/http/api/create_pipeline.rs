@@ -85,7 +85,7 @@ pub async fn create_api_pipeline(
         Ok(Err(CreateRefusal::Invalid(m) | CreateRefusal::Unprocessable(m) | CreateRefusal::Unauthorized(m))) => {
             Err(ApiError::invalid("base", &m))
         }
-        Err(CreateError::Storage(e)) => Err(ApiError::internal(e)),
+        Err(CreateError::Storage(e)) => Err(e.into()),
         Err(CreateError::Internal(e)) => Err(ApiError::internal(e)),
     }
 }

@@ -129,7 +129,7 @@ async fn handle(
             StatusCode::UNPROCESSABLE_ENTITY,
             json!({"base": [msg]}),
         )),
-        Err(TriggerError::Storage(e)) => Err(ApiError::internal(e)),
+        Err(TriggerError::Storage(e)) => Err(e.into()),
         Err(TriggerError::Internal(e)) => Err(ApiError::internal(e)),
     }
 }

@@ -214,6 +214,8 @@ pub enum UiError {
     Forbidden(String),
     /// 500; the detail is logged, not shown.
     Internal(String),
+    /// 503 with a message: the disk takes no writes now; nothing changed.
+    Unavailable(String),
 }
 
 impl std::fmt::Display for UiError {
@@ -239,6 +241,7 @@ impl ResponseError for UiError {
             UiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             UiError::Forbidden(_) => StatusCode::FORBIDDEN,
             UiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            UiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -259,6 +262,7 @@ impl ResponseError for UiError {
             ),
             UiError::BadRequest(text) => ("That did not work", text.clone()),
             UiError::Forbidden(text) => ("You are not allowed to do that", text.clone()),
+            UiError::Unavailable(text) => ("spur cannot save changes right now", text.clone()),
             UiError::Internal(detail) => {
                 tracing::error!(error = %detail, "page failed inside spur");
                 (
@@ -290,6 +294,9 @@ impl ResponseError for UiError {
 
 impl From<crate::storage::Error> for UiError {
     fn from(e: crate::storage::Error) -> UiError {
+        if e.is_unavailable() {
+            return UiError::Unavailable(e.to_string());
+        }
         UiError::Internal(e.to_string())
     }
 }
