@@ -26,10 +26,15 @@ const MIGRATIONS: &[Migration] = &[
         what: "protect the default branch of projects made before protected branches",
         run: protect_default_branches,
     },
+    Migration {
+        from: 3,
+        what: "keep idempotency keys in time order",
+        run: idempotency_in_time_order,
+    },
 ];
 
 /// The schema version this binary writes.
-pub const LATEST: u64 = 3;
+pub const LATEST: u64 = 4;
 
 /// Brings the file to [`LATEST`]: stamps a new file, migrates an older one.
 pub fn run(tx: &WriteTransaction) -> Result<(), Error> {
@@ -80,6 +85,31 @@ fn protect_default_branches(tx: &WriteTransaction) -> Result<(), Error> {
             super::protected_refs::insert_rule(tx, super::protected_refs::default_branch_rule(project.id, branch))?;
         }
     }
+    Ok(())
+}
+
+/// Version 3 kept idempotency records by key id: each moves to the time-ordered tables.
+fn idempotency_in_time_order(tx: &WriteTransaction) -> Result<(), Error> {
+    use super::idempotency::{IdempotencyRecord, IdempotencyTag};
+    const BY_KEY: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("idempotency_keys");
+    {
+        let old = tx.open_table(BY_KEY)?;
+        for entry in old.iter()? {
+            let (id, bytes) = entry?;
+            let (Ok(id), Ok(record)) = (
+                <[u8; 32]>::try_from(id.value()),
+                decode::<IdempotencyRecord>(bytes.value()),
+            ) else {
+                continue;
+            };
+            let tag = IdempotencyTag {
+                id,
+                fingerprint: [0; 32],
+            };
+            super::idempotency::put(tx, &tag, &record)?;
+        }
+    }
+    tx.delete_table(BY_KEY)?;
     Ok(())
 }
 

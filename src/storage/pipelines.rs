@@ -181,6 +181,7 @@ impl Store {
                 }
             }
             let id = next_id(tx, "next_pipeline_id")?;
+            let mut indexed = None;
             let iid = {
                 let mut iids = tx.open_table(PIPELINE_IIDS)?;
                 let iid = iids.get(new.project_id)?.map_or(0, |g| g.value()) + 1;
@@ -222,8 +223,7 @@ impl Store {
                     pipeline: pipeline.clone(),
                     created_at: new.now,
                 };
-                tx.open_table(super::tables::IDEMPOTENCY_KEYS)?
-                    .insert(tag.id.as_slice(), encode(&record)?.as_slice())?;
+                indexed = Some((tag.id, super::idempotency::put(tx, &tag, &record)?));
             }
             if let Some(up) = &pipeline.upstream {
                 tx.open_table(DOWNSTREAM)?.insert(up.job_id, id)?;
@@ -265,9 +265,18 @@ impl Store {
                     created.push(job);
                 }
             }
-            Ok(Ok((pipeline, created)))
+            Ok(Ok((pipeline, created, indexed)))
         })
         .await
+        .map(|made| {
+            made.map(|(pipeline, created, indexed)| {
+                // Durable now: a repeat of the key (which waits for this request) finds it.
+                if let Some((id, at)) = indexed {
+                    self.idempotency.insert(id, at);
+                }
+                (pipeline, created)
+            })
+        })
     }
 
     /// The pipeline with `id`.

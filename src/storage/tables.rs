@@ -87,9 +87,13 @@ pub const HIERARCHY_SIZES: TableDefinition<u64, u64> = TableDefinition::new("hie
 /// Keyed blake3 digest of a browser session id (the cookie) → `domain::Session`. The id itself
 /// is never stored.
 pub const SESSIONS: TableDefinition<&[u8], Json> = TableDefinition::new("sessions");
-/// Idempotency key id (blake3 of project, credential and key) → the request's fingerprint, the
-/// pipeline as created and when (JSON). Written in the pipeline's own commit; swept after 24 h.
-pub const IDEMPOTENCY_KEYS: TableDefinition<&[u8], Json> = TableDefinition::new("idempotency_keys");
+/// (created at, pipeline id) → what an idempotency key made: the request's fingerprint, the
+/// pipeline as created and when (JSON). Appended in time order, in the pipeline's own commit;
+/// swept after 24 h. Found by key through an index in memory (`storage::idempotency`).
+pub const IDEMPOTENCY_RECORDS: TableDefinition<(u64, u64), Json> = TableDefinition::new("idempotency_records");
+/// (created at, pipeline id) → the key's id (blake3 of project, credential and key): what the
+/// index in memory is rebuilt from when the store opens.
+pub const IDEMPOTENCY_TAGS: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("idempotency_tags");
 
 /// (project id, key) → a `domain::ProjectVariable` as JSON, sealed with the data dir's key.
 pub const PROJECT_VARIABLES: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("project_variables");
@@ -167,7 +171,8 @@ macro_rules! for_every_table {
         $each!(DOWNSTREAM);
         $each!(HIERARCHY_SIZES);
         $each!(SESSIONS);
-        $each!(IDEMPOTENCY_KEYS);
+        $each!(IDEMPOTENCY_RECORDS);
+        $each!(IDEMPOTENCY_TAGS);
         $each!(PROJECT_VARIABLES);
         $each!(GROUP_VARIABLES);
         $each!(RUNNERS);
