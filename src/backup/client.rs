@@ -18,6 +18,12 @@ pub fn download(url: &str, token: &str, file: &Path, ca_cert: Option<&Path>) -> 
         .build()
         .map_err(|e| e.to_string())?;
     let partial = partial_path(file);
+    if partial.exists() {
+        return Err(format!(
+            "{} exists: another backup is being written there, or one broke off (remove it)",
+            partial.display()
+        ));
+    }
     let result = rt.block_on(fetch(url, token, &partial, ca_cert));
     let checked = result.and_then(|bytes| {
         let input = std::fs::File::open(&partial).map_err(|e| e.to_string())?;
@@ -33,17 +39,21 @@ pub fn download(url: &str, token: &str, file: &Path, ca_cert: Option<&Path>) -> 
             count("artifacts/")
         ))
     });
-    if checked.is_err() {
+    if checked.is_err() && !matches!(&checked, Err(e) if e.starts_with(CREATE_FAILED)) {
         let _ = std::fs::remove_file(&partial);
     }
     checked
 }
 
-/// Streams the server's answer into `partial`; answers its length.
+/// How an error starts when `partial` could not be made (so it is someone else's: kept).
+const CREATE_FAILED: &str = "cannot create ";
+
+/// Streams the server's answer into `partial`; answers its length. Redirects are not followed:
+/// the administrator's token goes only to the URL given.
 async fn fetch(url: &str, token: &str, partial: &Path, ca_cert: Option<&Path>) -> Result<u64, String> {
     let endpoint = format!("{}/api/v4/admin/backup", url.trim_end_matches('/'));
     crate::outbound::install_tls_provider();
-    let mut client = reqwest::Client::builder();
+    let mut client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
     if let Some(path) = ca_cert {
         let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -56,6 +66,17 @@ async fn fetch(url: &str, token: &str, partial: &Path, ca_cert: Option<&Path>) -
         .send()
         .await
         .map_err(|e| format!("cannot reach {endpoint}: {e}"))?;
+    if response.status().is_redirection() {
+        let to = response
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or("?")
+            .to_string();
+        return Err(format!(
+            "{endpoint} redirects to {to}; spur does not follow it with your token: give that URL instead"
+        ));
+    }
     if !response.status().is_success() {
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
@@ -69,7 +90,7 @@ async fn fetch(url: &str, token: &str, partial: &Path, ca_cert: Option<&Path>) -
         .create_new(true)
         .mode(0o600)
         .open(partial)
-        .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+        .map_err(|e| format!("{CREATE_FAILED}{}: {e}", partial.display()))?;
     let mut bytes = 0u64;
     while let Some(chunk) = response
         .chunk()

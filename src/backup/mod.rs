@@ -8,9 +8,11 @@
 
 mod archive;
 mod client;
+mod restore;
 
 pub use archive::Manifest;
 pub use client::download;
+pub use restore::restore;
 
 use crate::clock;
 use crate::config::layout;
@@ -18,7 +20,7 @@ use crate::git::{Origin, bundle};
 use crate::storage::{self, BackupInfo, Store};
 use archive::{RepositoryEntry, RepositoryKind};
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,12 +83,21 @@ impl Drop for Snapshot {
 /// Copies the database of `store` (whose data dir is `data_dir`) as it is now, with the secret
 /// key, into a private folder under `<data-dir>/backups`.
 pub fn snapshot(store: &Store, data_dir: &Path) -> Result<Snapshot, SnapshotError> {
+    take(data_dir, &data_dir.join("backups"), |out, key, at| {
+        store.backup(out, key, at)
+    })
+}
+
+/// Takes a snapshot with `copy` into a private work folder under `work_parent`.
+fn take(
+    data_dir: &Path,
+    work_parent: &Path,
+    copy: impl FnOnce(&Path, &[u8], crate::domain::Millis) -> Result<BackupInfo, storage::Error>,
+) -> Result<Snapshot, SnapshotError> {
     if RUNNING.swap(true, Ordering::AcqRel) {
         return Err(SnapshotError::Busy);
     }
-    let work = data_dir
-        .join("backups")
-        .join(format!(".backup-{}", uuid::Uuid::new_v4().simple()));
+    let work = work_parent.join(format!(".spur-backup-{}", uuid::Uuid::new_v4().simple()));
     let created_at = clock::now();
     // From here on, dropping the snapshot cleans up and lets the next backup start.
     let mut snap = Snapshot {
@@ -108,8 +119,7 @@ pub fn snapshot(store: &Store, data_dir: &Path) -> Result<Snapshot, SnapshotErro
         .create(&snap.work)
         .map_err(|e| failed("cannot create the backup's work folder", &e))?;
     let key = fs::read(data_dir.join(layout::SECRET_KEY)).map_err(|e| failed("cannot read the secret key", &e))?;
-    snap.info = store
-        .backup(&snap.work.join(archive::DATABASE), &key, created_at)
+    snap.info = copy(&snap.work.join(archive::DATABASE), &key, created_at)
         .map_err(|e| failed("cannot copy the database", &e))?;
     Ok(snap)
 }
@@ -200,19 +210,28 @@ impl Snapshot {
     }
 }
 
-/// Backs up a stopped server's data dir into `out` (which must not exist).
+/// Backs up a stopped server's data dir into `out` (which must not exist), changing nothing in
+/// the data dir.
 pub fn backup_offline(data_dir: &Path, out: &Path) -> Result<Summary, String> {
     if out.exists() {
         return Err(format!("{} exists already", out.display()));
     }
-    let store = Store::open(&data_dir.join(layout::DATABASE)).map_err(|e| match e {
-        storage::Error::AlreadyOpen => format!(
+    let db = data_dir.join(layout::DATABASE);
+    if !db.is_file() {
+        return Err(format!("{} holds no spur database", data_dir.display()));
+    }
+    if let Err(redb::DatabaseError::DatabaseAlreadyOpen) = redb::ReadOnlyDatabase::open(&db).map(drop) {
+        return Err(format!(
             "a spur is running on {}: back it up with --url and an administrator's token",
             data_dir.display()
-        ),
-        other => other.to_string(),
-    })?;
-    let snap = snapshot(&store, data_dir).map_err(|e| e.to_string())?;
+        ));
+    }
+    let work_parent = std::path::absolute(out).map_err(|e| e.to_string())?;
+    let work_parent = work_parent.parent().unwrap_or(Path::new("/"));
+    let snap = take(data_dir, work_parent, |out, key, at| {
+        storage::backup_file(&db, out, key, at)
+    })
+    .map_err(|e| e.to_string())?;
     let partial = partial_path(out);
     let file = fs::OpenOptions::new()
         .write(true)
@@ -239,162 +258,4 @@ fn partial_path(file: &Path) -> PathBuf {
     let mut name = file.file_name().unwrap_or_default().to_os_string();
     name.push(".partial");
     file.with_file_name(name)
-}
-
-/// What a restore puts into the data dir, the database last (without it, the dir holds no
-/// instance, and the restore may be run again).
-const RESTORED: [&str; 5] = [
-    layout::TRACES,
-    layout::ARTIFACTS,
-    layout::REPOSITORIES,
-    layout::SECRET_KEY,
-    layout::DATABASE,
-];
-
-/// Restores the backup `file` into `data_dir`: refuses a data dir that holds an instance
-/// unless `force`, and refuses a damaged or partial archive before touching the data dir.
-pub fn restore(file: &Path, data_dir: &Path, force: bool) -> Result<Summary, String> {
-    if !force && let Some(found) = RESTORED.iter().find(|n| data_dir.join(n).exists()) {
-        return Err(format!(
-            "{} holds {found} already; restore into an empty data dir or pass --force",
-            data_dir.display()
-        ));
-    }
-    let mut input = fs::File::open(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    let mut magic = [0u8; 2];
-    let gzip = input.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
-    drop(input);
-    if !gzip {
-        return restore_database_only(file, data_dir);
-    }
-    let absolute = std::path::absolute(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
-    let name = absolute
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let parent = absolute.parent().unwrap_or(Path::new("/"));
-    let staging = parent.join(format!(".{name}.restoring-{}", uuid::Uuid::new_v4().simple()));
-    fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&staging)
-        .map_err(|e| format!("cannot create the staging folder {}: {e}", staging.display()))?;
-    let result = fs::File::open(file)
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))
-        .and_then(|f| archive::read(std::io::BufReader::with_capacity(1 << 18, f), Some(&staging)))
-        .and_then(|manifest| assemble(&staging, &manifest))
-        .and_then(|summary| install(&staging, &absolute).map(|_| summary));
-    let _ = fs::remove_dir_all(&staging);
-    result
-}
-
-/// Turns the checked entries in `staging` into a data dir's files: the database from its copy,
-/// the key, and each repository (hosted ones from their bundles, mirrors empty).
-fn assemble(staging: &Path, manifest: &Manifest) -> Result<Summary, String> {
-    let mut summary = Summary::default();
-    let copy = staging.join(archive::DATABASE);
-    let key = storage::restore_backup(&copy, &staging.join(layout::DATABASE)).map_err(|e| e.to_string())?;
-    let _ = fs::remove_file(&copy);
-    write_private(&staging.join(layout::SECRET_KEY), &key)?;
-    for dir in [layout::TRACES, layout::ARTIFACTS, layout::REPOSITORIES] {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(staging.join(dir))
-            .map_err(|e| format!("cannot create {dir}: {e}"))?;
-    }
-    let listed = |name: &str| manifest.files.iter().any(|f| f.path == name);
-    for repo in &manifest.repositories {
-        if !archive::valid_repo_name(&repo.repo_name) {
-            return Err(format!("the manifest names a repository folder {:?}", repo.repo_name));
-        }
-        let path = staging
-            .join(layout::REPOSITORIES)
-            .join(format!("{}.git", repo.repo_name));
-        let fail = |e: String| format!("cannot restore the repository of {}: {e}", repo.project);
-        match repo.kind {
-            RepositoryKind::Hosted => {
-                let expected = format!("{}/{}.git.bundle", layout::REPOSITORIES, repo.repo_name);
-                let bundle = match &repo.bundle {
-                    Some(b) if *b == expected && listed(b) => Some(staging.join(b)),
-                    Some(b) => return Err(fail(format!("the manifest names the bundle {b}"))),
-                    None => None,
-                };
-                bundle::restore_bundle(bundle.as_deref(), &path, repo.default_branch.as_deref()).map_err(fail)?;
-                if let Some(b) = bundle {
-                    let _ = fs::remove_file(b);
-                    summary.repositories += 1;
-                }
-            }
-            RepositoryKind::Mirror => {
-                let url = repo.origin.as_deref().unwrap_or_default();
-                if !matches!(Origin::classify(Some(url)), Ok(Origin::Remote(_))) {
-                    return Err(fail(format!("the manifest gives the origin {url:?}")));
-                }
-                bundle::empty_mirror(&path, url).map_err(fail)?;
-            }
-            RepositoryKind::Local => {}
-        }
-    }
-    summary.logs = manifest.files.iter().filter(|f| f.path.starts_with("traces/")).count();
-    summary.artifacts = manifest
-        .files
-        .iter()
-        .filter(|f| f.path.starts_with("artifacts/"))
-        .count();
-    Ok(summary)
-}
-
-/// Moves the assembled data dir's parts from `staging` into `data_dir`, replacing what is there.
-fn install(staging: &Path, data_dir: &Path) -> Result<(), String> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
-    for name in RESTORED {
-        let target = data_dir.join(name);
-        let replace = |e: std::io::Error| format!("cannot replace {}: {e}", target.display());
-        match fs::symlink_metadata(&target) {
-            Ok(meta) if meta.is_dir() => fs::remove_dir_all(&target).map_err(replace)?,
-            Ok(_) => fs::remove_file(&target).map_err(replace)?,
-            Err(_) => {}
-        }
-        fs::rename(staging.join(name), &target).map_err(|e| format!("cannot put {name} in place: {e}"))?;
-    }
-    Ok(())
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    file.write_all(bytes)
-        .and_then(|_| file.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-/// Restores a backup of the database alone (what spur wrote before whole-instance backups).
-fn restore_database_only(file: &Path, data_dir: &Path) -> Result<Summary, String> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
-    let staging = data_dir.join("spur.redb.restoring");
-    let _ = fs::remove_file(&staging);
-    let key = storage::restore_backup(file, &staging).map_err(|e| {
-        format!(
-            "{} is neither a spur backup archive nor a database backup: {e}",
-            file.display()
-        )
-    })?;
-    let key_path = data_dir.join(layout::SECRET_KEY);
-    let _ = fs::remove_file(&key_path);
-    write_private(&key_path, &key)?;
-    fs::rename(&staging, data_dir.join(layout::DATABASE))
-        .map_err(|e| format!("cannot put the database in place: {e}"))?;
-    Ok(Summary::default())
 }

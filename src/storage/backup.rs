@@ -34,45 +34,81 @@ impl Store {
     /// Writes a backup of the current snapshot and `secret_key` to `out` (which must not exist).
     pub fn backup(&self, out: &Path, secret_key: &[u8], created_at: i64) -> Result<BackupInfo, Error> {
         let db = self.slot.get()?;
-        let snapshot = db.begin_read()?;
-        let target = Database::builder().create(out)?;
-        let tx = target.begin_write()?;
-        let rows = copy_every_table(&snapshot, &tx)?;
-        {
-            let mut meta = tx.open_table(BACKUP_META)?;
-            meta.insert("secret_key", secret_key)?;
-            meta.insert("spur_version", env!("CARGO_PKG_VERSION").as_bytes())?;
-            meta.insert("created_at", created_at.to_string().as_bytes())?;
-        }
-        tx.commit()?;
-        let schema_version = snapshot
-            .open_table(tables::META)?
-            .get("schema_version")?
-            .map_or(0, |g| g.value());
-        let mut projects = Vec::new();
-        for entry in snapshot.open_table(tables::PROJECTS)?.iter()? {
-            projects.push(decode::<Project>(entry?.1.value())?);
-        }
-        let keys = |table: TableDefinition<u64, tables::Json>| -> Result<Vec<u64>, Error> {
-            let mut ids = Vec::new();
-            for entry in snapshot.open_table(table)?.iter()? {
-                ids.push(entry?.0.value());
-            }
-            Ok(ids)
-        };
-        Ok(BackupInfo {
-            rows,
-            schema_version,
-            projects,
-            jobs: keys(tables::JOBS)?,
-            artifacts: keys(tables::ARTIFACTS)?,
-        })
+        backup_snapshot(&db.begin_read()?, out, secret_key, created_at)
     }
 }
 
-/// Creates the database `target` (which must not exist) from the backup `backup`; answers the
-/// secret key the backup carries.
-pub fn restore_backup(backup: &Path, target: &Path) -> Result<Vec<u8>, Error> {
+/// Backs up the database file `path` of a stopped server without changing it (not even a
+/// migration): opened read-only, or, when it was not closed cleanly and needs redb's repair, a
+/// copy of it is repaired instead. Like [`Store::backup`] otherwise.
+pub fn backup_file(path: &Path, out: &Path, secret_key: &[u8], created_at: i64) -> Result<BackupInfo, Error> {
+    match redb::ReadOnlyDatabase::open(path) {
+        Ok(db) => backup_snapshot(&db.begin_read()?, out, secret_key, created_at),
+        Err(redb::DatabaseError::RepairAborted) => {
+            let copy = out.with_extension("repairing");
+            std::fs::copy(path, &copy).map_err(|e| Error::Io(e.to_string()))?;
+            let made = Database::open(&copy)
+                .map_err(Error::from)
+                .and_then(|db| backup_snapshot(&db.begin_read()?, out, secret_key, created_at));
+            let _ = std::fs::remove_file(&copy);
+            made
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn backup_snapshot(
+    snapshot: &ReadTransaction,
+    out: &Path,
+    secret_key: &[u8],
+    created_at: i64,
+) -> Result<BackupInfo, Error> {
+    let version = snapshot
+        .open_table(tables::META)?
+        .get("schema_version")?
+        .map_or(0, |g| g.value());
+    if version > super::SCHEMA_VERSION {
+        return Err(Error::TooNew(version));
+    }
+    let target = Database::builder().create(out)?;
+    let tx = target.begin_write()?;
+    let rows = copy_every_table(snapshot, &tx)?;
+    {
+        let mut meta = tx.open_table(BACKUP_META)?;
+        meta.insert("secret_key", secret_key)?;
+        meta.insert("spur_version", env!("CARGO_PKG_VERSION").as_bytes())?;
+        meta.insert("created_at", created_at.to_string().as_bytes())?;
+    }
+    tx.commit()?;
+    let schema_version = snapshot
+        .open_table(tables::META)?
+        .get("schema_version")?
+        .map_or(0, |g| g.value());
+    let mut projects = Vec::new();
+    for entry in snapshot.open_table(tables::PROJECTS)?.iter()? {
+        projects.push(decode::<Project>(entry?.1.value())?);
+    }
+    let keys = |table: TableDefinition<u64, tables::Json>| -> Result<Vec<u64>, Error> {
+        let mut ids = Vec::new();
+        for entry in snapshot.open_table(table)?.iter()? {
+            ids.push(entry?.0.value());
+        }
+        Ok(ids)
+    };
+    Ok(BackupInfo {
+        rows,
+        schema_version,
+        projects,
+        jobs: keys(tables::JOBS)?,
+        artifacts: keys(tables::ARTIFACTS)?,
+    })
+}
+
+/// Creates the database `target` (which must not exist, made private) from the backup copy
+/// `backup` (which may be changed: open a copy); answers the secret key it carries and its
+/// projects. Refuses a copy from a newer spur.
+pub fn restore_backup(backup: &Path, target: &Path) -> Result<(Vec<u8>, Vec<Project>), Error> {
+    use std::os::unix::fs::PermissionsExt;
     let source = Database::open(backup)?;
     let snapshot = source.begin_read()?;
     let key = snapshot
@@ -81,11 +117,23 @@ pub fn restore_backup(backup: &Path, target: &Path) -> Result<Vec<u8>, Error> {
         .get("secret_key")?
         .map(|g| g.value().to_vec())
         .ok_or_else(|| Error::Codec("the backup holds no secret key".into()))?;
+    let version = snapshot
+        .open_table(tables::META)?
+        .get("schema_version")?
+        .map_or(0, |g| g.value());
+    if version > super::SCHEMA_VERSION {
+        return Err(Error::TooNew(version));
+    }
+    let mut projects = Vec::new();
+    for entry in snapshot.open_table(tables::PROJECTS)?.iter()? {
+        projects.push(decode::<Project>(entry?.1.value())?);
+    }
     let db = Database::builder().create(target)?;
+    std::fs::set_permissions(target, std::fs::Permissions::from_mode(0o600)).map_err(|e| Error::Io(e.to_string()))?;
     let tx = db.begin_write()?;
     copy_every_table(&snapshot, &tx)?;
     tx.commit()?;
-    Ok(key)
+    Ok((key, projects))
 }
 
 fn copy_every_table(from: &ReadTransaction, to: &WriteTransaction) -> Result<u64, Error> {
@@ -153,6 +201,6 @@ mod tests {
         }
         drop(backup);
         let restored = dir.path().join("restored.redb");
-        assert_eq!(restore_backup(&out, &restored).unwrap(), b"k".to_vec());
+        assert_eq!(restore_backup(&out, &restored).unwrap().0, b"k".to_vec());
     }
 }

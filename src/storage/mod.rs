@@ -24,7 +24,7 @@ mod triggers;
 mod users;
 mod writer;
 
-pub use backup::{BackupInfo, restore_backup};
+pub use backup::{BackupInfo, backup_file, restore_backup};
 pub use idempotency::{IdempotencyRecord, IdempotencyTag};
 pub use jobs::{AddedJob, PipelineChange};
 pub use pipelines::{NewJob, NewPipeline, PipelineFilter, PipelineOrder, PipelineScope};
@@ -165,6 +165,7 @@ pub enum Refusal {
 pub struct Store {
     slot: Arc<slot::Slot>,
     writer: Writer,
+    idempotency: Arc<idempotency::Index>,
 }
 
 impl Store {
@@ -172,9 +173,14 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, Error> {
         let db = slot::open_file(path)?;
         init_schema(&db)?;
+        let idempotency = Arc::new(idempotency::Index::load(&db.begin_read()?)?);
         let slot = Arc::new(slot::Slot::new(path, db));
         let writer = Writer::start(slot.clone()).map_err(|e| Error::Db(e.to_string()))?;
-        Ok(Store { slot, writer })
+        Ok(Store {
+            slot,
+            writer,
+            idempotency,
+        })
     }
 
     /// Writes are refused (503) while the disk has less than `bytes` free (0: never).

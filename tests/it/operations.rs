@@ -343,8 +343,21 @@ async fn a_backup_taken_under_trigger_and_push_load_restores_the_whole_instance(
     crate::support::git(work.path(), &["commit", "-q", "--allow-empty", "-m", "after restore"]);
     assert!(push(work.path(), &restored_url, "HEAD:refs/heads/main"));
 
-    // A stopped server is backed up from its data dir; restoring over an instance needs --force.
+    // A running server's data dir is not restored over, even with --force.
+    let out = spur_cli(&[
+        "restore",
+        "--force",
+        "--data-dir",
+        data.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("running"));
+
+    // A stopped server is backed up from its data dir (which stays as it was); restoring over
+    // an instance needs --force.
     s.kill9();
+    let before_backup = std::fs::read(data.join("spur.redb")).unwrap();
     let offline = dir.path().join("offline.tar.gz");
     let out = spur_cli(&[
         "backup",
@@ -353,6 +366,10 @@ async fn a_backup_taken_under_trigger_and_push_load_restores_the_whole_instance(
         offline.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        std::fs::read(data.join("spur.redb")).unwrap() == before_backup,
+        "an offline backup changed the data dir"
+    );
     drop(r);
     let out = spur_cli(&[
         "restore",

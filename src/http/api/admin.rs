@@ -11,16 +11,20 @@ use tokio::sync::mpsc;
 
 /// Chunks in flight between the archive's writer thread and the connection.
 const CHUNKS_IN_FLIGHT: usize = 8;
+/// How long a client may read nothing before the backup is given up (it holds the one
+/// backup slot and a database copy).
+const STALLED: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// A `Write` that hands what it gets to the connection; fails once the client has gone, which
-/// stops the backup.
-struct ToConnection(mpsc::Sender<io::Result<web::Bytes>>);
+/// A `Write` that hands what it gets to the connection; fails once the client has gone or has
+/// read nothing for [`STALLED`], which stops the backup.
+struct ToConnection(mpsc::Sender<io::Result<web::Bytes>>, tokio::runtime::Handle);
 
 impl Write for ToConnection {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .blocking_send(Ok(web::Bytes::copy_from_slice(buf)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))?;
+        let chunk = Ok(web::Bytes::copy_from_slice(buf));
+        self.1
+            .block_on(self.0.send_timeout(chunk, STALLED))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away or stopped reading"))?;
         Ok(buf.len())
     }
 
@@ -44,8 +48,9 @@ pub async fn backup(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiEr
         })?;
     let schema = snap.schema_version();
     let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let out = io::BufWriter::with_capacity(256 * 1024, ToConnection(tx.clone()));
+        let out = io::BufWriter::with_capacity(256 * 1024, ToConnection(tx.clone(), handle));
         let outcome = snap.write(out).and_then(|(mut out, summary)| {
             out.flush().map_err(|e| e.to_string())?;
             Ok(summary)
