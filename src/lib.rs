@@ -56,7 +56,7 @@ pub mod storage;
 pub(crate) mod trace;
 pub(crate) mod trigger_tokens;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpServer, web};
 use app::{Spur, StartError};
 use config::Config;
 use std::net::TcpListener;
@@ -132,10 +132,11 @@ pub async fn serve(config: Config, listener: TcpListener) -> Result<Running, Sta
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .wrap_fn(http::ui::finish_pages)
             .wrap_fn(http::log_request)
             .wrap(http::security_headers())
             .configure(http::routes)
-            .default_service(web::to(|| async { HttpResponse::NotFound().body("404 Not Found\n") }))
+            .default_service(web::to(http::ui::unknown))
     })
     .workers(workers)
     .shutdown_timeout(10)

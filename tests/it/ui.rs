@@ -8,7 +8,7 @@ use reqwest::redirect::Policy;
 
 /// A browser-like client that keeps its cookies by hand (reqwest's store is a feature we skip).
 pub(crate) struct Browser {
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     base: String,
     cookies: Vec<(String, String)>,
 }
@@ -25,7 +25,7 @@ impl Browser {
         }
     }
 
-    fn cookie_header(&self) -> String {
+    pub(crate) fn cookie_header(&self) -> String {
         self.cookies
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -239,7 +239,8 @@ async fn pages_answer_404_without_access_and_settings_need_maintainer() {
     let mut anon = Browser::new(&s);
     for p in pages {
         let (status, _, location) = anon.get(p).await;
-        assert_eq!((status, location.as_deref()), (302, Some("/users/sign_in")), "{p}");
+        let back = format!("/users/sign_in?redirect_to={}", p.replace('/', "%2F"));
+        assert_eq!((status, location.as_deref()), (302, Some(back.as_str())), "{p}");
     }
     let mut olga = Browser::new(&s);
     olga.sign_in("olga", "password123").await;
@@ -247,6 +248,10 @@ async fn pages_answer_404_without_access_and_settings_need_maintainer() {
         let (status, page, _) = olga.get(p).await;
         assert_eq!(status, 404, "{p}");
         assert!(page.contains("Page not found"), "{p}");
+        assert!(
+            page.contains("Sign out") && page.contains("olga"),
+            "the 404 keeps the header: {p}"
+        );
     }
     let mut dev = Browser::new(&s);
     dev.sign_in("dev", "password123").await;
@@ -513,4 +518,144 @@ async fn pipeline_pages_link_upstream_and_downstream_and_settings_manage_the_all
     assert_eq!(status, 302);
     let (_, list) = send(s.root(Method::GET, &format!("/projects/{b}/job_token_scope/allowlist"))).await;
     assert_eq!(list.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn no_dead_ends_project_and_namespace_homes_the_admin_area_raw_logs_and_coming_back_after_sign_in() {
+    let (s, _repo, pid) = setup().await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let (status, _) = send(
+        s.http
+            .post(s.api(&format!("/projects/{pid}/trigger/pipeline")))
+            .form(&[("token", token.as_str()), ("ref", "main")]),
+    )
+    .await;
+    assert_eq!(status, 201);
+    // Every web_url the API hands out opens a page.
+    let (_, project) = send(s.root(Method::GET, &format!("/projects/{pid}"))).await;
+    let web_url = project["web_url"].as_str().unwrap().to_string();
+    let path = web_url.strip_prefix(&s.base).unwrap().to_string();
+    assert_eq!(path, "/root/demo");
+
+    // Signing in from a deep link comes back to it; an unsafe target is ignored.
+    let mut mia = Browser::new(&s);
+    let (status, _, location) = mia.get("/root/demo/-/jobs/1/raw").await;
+    assert_eq!(status, 302);
+    let location = location.unwrap();
+    assert_eq!(
+        location,
+        "/users/sign_in?redirect_to=%2Froot%2Fdemo%2F-%2Fjobs%2F1%2Fraw"
+    );
+    let (_, form, _) = mia.get(&location).await;
+    assert!(
+        form.contains(r#"name="redirect_to" value="/root/demo/-/jobs/1/raw""#),
+        "{form}"
+    );
+    let csrf = csrf_of(&form);
+    let (status, _, location, _) = mia
+        .post(
+            "/users/sign_in",
+            &[
+                ("authenticity_token", &csrf),
+                ("user[login]", "mia"),
+                ("user[password]", "password123"),
+                ("redirect_to", "/root/demo/-/jobs/1/raw"),
+            ],
+        )
+        .await;
+    assert_eq!((status, location.as_deref()), (302, Some("/root/demo/-/jobs/1/raw")));
+    for evil in ["//evil.example/x", "https://evil.example/", "/\\evil.example"] {
+        let mut b = Browser::new(&s);
+        let (_, form, _) = b
+            .get(&format!("/users/sign_in?redirect_to={}", evil.replace('/', "%2F")))
+            .await;
+        assert!(!form.contains("evil.example"), "{evil}");
+        let csrf = csrf_of(&form);
+        let (_, _, location, _) = b
+            .post(
+                "/users/sign_in",
+                &[
+                    ("authenticity_token", &csrf),
+                    ("user[login]", "mia"),
+                    ("user[password]", "password123"),
+                    ("redirect_to", evil),
+                ],
+            )
+            .await;
+        assert_eq!(location.as_deref(), Some("/"), "{evil}");
+    }
+
+    // The raw log: plain text with the session, and as a download.
+    let resp = mia
+        .http
+        .get(format!("{}/root/demo/-/jobs/1/raw", s.base))
+        .header("Cookie", mia.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let resp = mia
+        .http
+        .get(format!("{}/root/demo/-/jobs/1/raw?download=1", s.base))
+        .header("Cookie", mia.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("job-1.log")
+    );
+    let (_, job, _) = mia.get("/root/demo/-/jobs/1").await;
+    assert!(
+        job.contains("/root/demo/-/jobs/1/raw?download=1"),
+        "the job page offers the download"
+    );
+
+    // The project's home: clone URL, default branch and recent pipelines; the namespace lists it.
+    let (status, home, _) = mia.get("/root/demo").await;
+    assert_eq!(status, 200);
+    assert!(home.contains(&format!("{}/root/demo.git", s.base)), "{home}");
+    assert!(
+        home.contains("/root/demo/-/pipelines/1") && home.contains("main"),
+        "{home}"
+    );
+    let (status, _, location) = mia.get("/root/demo/").await;
+    assert_eq!((status, location.as_deref()), (301, Some("/root/demo")));
+    let (status, ns, _) = mia.get("/root").await;
+    assert_eq!(status, 200);
+    assert!(ns.contains(r#"href="/root/demo""#), "{ns}");
+    let (status, page, _) = mia.get("/nobody-here").await;
+    assert_eq!(status, 404);
+    assert!(page.contains("Page not found") && page.contains("Sign out"), "{page}");
+    let (status, page, _) = mia.get("/no/such/page/at/all").await;
+    assert_eq!(status, 404);
+    assert!(
+        page.contains("Page not found") && page.contains("mia"),
+        "a styled 404 with the header"
+    );
+
+    // The Admin area has a home, for administrators only.
+    let (status, _, _) = mia.get("/admin").await;
+    assert_eq!(status, 404);
+    let mut root = Browser::new(&s);
+    root.sign_in("root", "root-password-123").await;
+    let (status, admin, _) = root.get("/admin").await;
+    assert_eq!(status, 200);
+    for link in ["/admin/users", "/admin/runners", "/admin/application_settings/network"] {
+        assert!(admin.contains(link), "{link}");
+    }
+    assert!(admin.contains("Job isolation") && admin.contains(env!("CARGO_PKG_VERSION")));
+    let (status, _, location) = Browser::new(&s).get("/admin").await;
+    assert_eq!(
+        (status, location.as_deref()),
+        (302, Some("/users/sign_in?redirect_to=%2Fadmin"))
+    );
 }

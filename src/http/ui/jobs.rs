@@ -112,7 +112,6 @@ pub struct TriggerBlock {
 struct ShowPage {
     l: Layout,
     full_path: String,
-    project_id: u64,
     j: JobRow,
     source: &'static str,
     log_html: String,
@@ -215,7 +214,6 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
     let page = ShowPage {
         l,
         full_path: project.full_path.clone(),
-        project_id: project.id,
         j: row(&job, Some(&pipeline), now),
         source: pipeline.source.as_str(),
         log_html: super::log_html::render(&log),
@@ -256,6 +254,35 @@ pub async fn trace(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespon
         .content_type("application/json")
         .insert_header(("Cache-Control", "no-store"))
         .body(body.to_string()))
+}
+
+/// `GET /{ns}/{project}/-/jobs/{id}/raw`: the whole log as plain text, for the visitor's
+/// session (`?download=1`: as a file).
+pub async fn raw(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpResponse, UiError> {
+    let (_, project, _) = project_page(&req, &spur, None).await?;
+    let (job, _) = find_job(&spur, &project, id_in_path(&req, "id")?)?;
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type("text/plain; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"));
+    if super::query(&req, "download").is_some_and(|v| v == "1" || v == "true") {
+        response.insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"job-{}.log\"", job.id),
+        ));
+    }
+    match tokio::fs::File::open(spur.traces.path(job.id)).await {
+        Ok(file) => {
+            let len = file
+                .metadata()
+                .await
+                .map_err(|e| UiError::Internal(e.to_string()))?
+                .len();
+            Ok(response.body(crate::http::file_body(file, len)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(response.body("")),
+        Err(e) => Err(UiError::Internal(e.to_string())),
+    }
 }
 
 /// `POST /{ns}/{project}/-/jobs/{id}/cancel|retry|play` (Developer+).

@@ -8,12 +8,15 @@ mod admin_settings;
 mod assets;
 mod jobs;
 pub mod log_html;
+mod overview;
 mod pipelines;
 mod projects;
 mod runners;
 mod session;
 mod settings;
 mod webhooks;
+
+pub use overview::{finish_pages, unknown};
 
 use crate::auth::ProjectAccess;
 use crate::clock;
@@ -45,6 +48,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/-/user_settings/personal_access_tokens/{id}/revoke",
             web::post().to(account::revoke_token),
         )
+        .route("/admin", web::get().to(overview::admin_home))
         .route("/admin/users", web::get().to(account::users))
         .route("/admin/users", web::post().to(account::create_user))
         .route("/admin/users/{id}/{action}", web::post().to(account::change_user))
@@ -83,6 +87,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/{ns}/{project}/-/jobs", web::get().to(jobs::list))
         .route("/{ns}/{project}/-/jobs/{id}", web::get().to(jobs::show))
         .route("/{ns}/{project}/-/jobs/{id}/trace.json", web::get().to(jobs::trace))
+        .route("/{ns}/{project}/-/jobs/{id}/raw", web::get().to(jobs::raw))
         .route(
             "/{ns}/{project}/-/jobs/{id}/artifacts/download",
             web::get().to(jobs::download_artifacts),
@@ -123,7 +128,21 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/{ns}/{project}/-/variables/{key}",
             web::post().to(settings::change_variable),
-        );
+        )
+        .route("/{ns}/{project}", web::get().to(overview::project_home))
+        .route("/{ns}", web::get().to(overview::namespace));
+}
+
+/// `path` when it is a safe place to send a browser back to: a path on this site (not `//host`
+/// or `/\host`), without control characters, and not the sign-in page itself.
+pub fn safe_redirect(path: &str) -> Option<&str> {
+    let ok = path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && !path.starts_with("/users/sign_in")
+        && path.len() <= 2048
+        && !path.chars().any(|c| c.is_control());
+    ok.then_some(path)
 }
 
 /// What every page's frame shows.
@@ -250,6 +269,7 @@ impl ResponseError for UiError {
             UiError::SignIn => {
                 return HttpResponse::Found()
                     .insert_header((header::LOCATION, "/users/sign_in"))
+                    .insert_header((overview::FINISH, "sign-in"))
                     .finish();
             }
             UiError::NotFound => (
@@ -286,9 +306,13 @@ impl ResponseError for UiError {
             message,
         };
         let body = page.render().unwrap_or_else(|_| heading.to_string());
-        HttpResponse::build(self.status_code())
-            .content_type("text/html; charset=utf-8")
-            .body(body)
+        let mut response = HttpResponse::build(self.status_code());
+        response.content_type("text/html; charset=utf-8");
+        if matches!(self, UiError::NotFound) {
+            // Rendered again with the visitor's header by `finish_pages`.
+            response.insert_header((overview::FINISH, "not-found"));
+        }
+        response.body(body)
     }
 }
 

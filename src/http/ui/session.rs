@@ -82,6 +82,13 @@ pub async fn visitor(req: &HttpRequest, spur: &Spur) -> Result<Visitor, UiError>
 struct SignInPage {
     l: Layout,
     login: String,
+    /// The page to go back to after signing in (a safe path on this site, or empty).
+    redirect_to: String,
+}
+
+/// Where to go after signing in: the safe `redirect_to` given, else the projects.
+fn back_to(asked: Option<&str>) -> &str {
+    asked.and_then(super::safe_redirect).unwrap_or("/")
 }
 
 fn secure(spur: &Spur) -> bool {
@@ -110,13 +117,21 @@ fn removal(spur: &Spur, name: &'static str) -> Cookie<'static> {
 /// `GET /users/sign_in`.
 pub async fn sign_in_form(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpResponse, UiError> {
     let v = visitor(&req, &spur).await?;
+    let asked = super::query(&req, "redirect_to");
     if v.user.is_some() {
-        return Ok(redirect(&req, "/", None));
+        return Ok(redirect(&req, back_to(asked.as_deref()), None));
     }
-    render_sign_in(&req, &spur, String::new(), None)
+    let back = back_to(asked.as_deref()).to_string();
+    render_sign_in(&req, &spur, String::new(), &back, None)
 }
 
-fn render_sign_in(req: &HttpRequest, spur: &Spur, login: String, alert: Option<&str>) -> Result<HttpResponse, UiError> {
+fn render_sign_in(
+    req: &HttpRequest,
+    spur: &Spur,
+    login: String,
+    back: &str,
+    alert: Option<&str>,
+) -> Result<HttpResponse, UiError> {
     let csrf = match req.cookie(SIGN_IN_CSRF_COOKIE) {
         Some(c) if c.value().len() == 64 => c.value().to_string(),
         _ => secrets::hex(&secrets::random_array::<32>().map_err(|e| UiError::Internal(e.to_string()))?),
@@ -133,7 +148,8 @@ fn render_sign_in(req: &HttpRequest, spur: &Spur, login: String, alert: Option<&
             text: text.to_string(),
         });
     }
-    let mut response = html(req, &SignInPage { l, login })?;
+    let redirect_to = if back == "/" { String::new() } else { back.to_string() };
+    let mut response = html(req, &SignInPage { l, login, redirect_to })?;
     let _ = response.add_cookie(&cookie(spur, SIGN_IN_CSRF_COOKIE, csrf, None));
     Ok(response)
 }
@@ -155,6 +171,7 @@ pub async fn sign_in(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payl
     }
     let login = form.get("user[login]").unwrap_or_default().trim().to_string();
     let password = form.get("user[password]").unwrap_or_default().to_string();
+    let back = back_to(form.get("redirect_to")).to_string();
     let s = spur.clone();
     let who = login.clone();
     let user = web::block(move || -> Result<Option<User>, UiError> {
@@ -171,7 +188,7 @@ pub async fn sign_in(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payl
     .map_err(|e| UiError::Internal(e.to_string()))??;
     let Some(user) = user else {
         spur.sign_in_limiter.failed(ip);
-        return render_sign_in(&req, &spur, login, Some("Invalid login or password."));
+        return render_sign_in(&req, &spur, login, &back, Some("Invalid login or password."));
     };
     spur.sign_in_limiter.succeeded(ip);
     let id = secrets::hex(&secrets::random_array::<32>().map_err(|e| UiError::Internal(e.to_string()))?);
@@ -185,7 +202,7 @@ pub async fn sign_in(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payl
     };
     crate::accounts::create_session(&spur, spur.secrets.digest(&id).to_vec(), session).await?;
     tracing::info!(user_id = user.id, "signed in");
-    let mut response = redirect(&req, "/", None);
+    let mut response = redirect(&req, &back, None);
     let _ = response.add_cookie(&cookie(
         &spur,
         SESSION_COOKIE,
