@@ -1,24 +1,37 @@
-// spur's only script: reveal toggles, copy buttons, confirmations and the live job log. Every
-// page works without it except for these.
+// spur's only script: the reveal toggles' labels, copy buttons, confirmations and the live job
+// log. Every page works without it (values are revealed by a CSS checkbox; tokens can be
+// selected and copied by hand).
 (function () {
   "use strict";
-  document.addEventListener("click", function (event) {
-    var reveal = event.target.closest("[data-reveal]");
-    if (reveal) {
-      var scope = document.getElementById(reveal.getAttribute("data-reveal"));
-      if (scope) {
-        var on = scope.classList.toggle("reveal-on");
-        reveal.textContent = on ? "Hide values" : "Reveal values";
-      }
+  document.addEventListener("change", function (event) {
+    var toggle = event.target;
+    if (toggle.classList && toggle.classList.contains("reveal-toggle")) {
+      var label = document.querySelector("label[for='" + toggle.id + "']");
+      if (label) { label.textContent = toggle.checked ? "Hide values" : "Reveal values"; }
     }
+  });
+  document.addEventListener("click", function (event) {
     var copy = event.target.closest("[data-copy]");
     if (copy) {
       var text = copy.getAttribute("data-copy");
       var done = function () { copy.textContent = "Copied"; copy.setAttribute("data-copied", "true"); };
+      // No clipboard (a plain-http host) or a refusal: say so and select the text to copy by hand.
+      var failed = function () {
+        copy.textContent = "Copy failed: press Ctrl+C";
+        copy.setAttribute("data-copied", "false");
+        var target = copy.parentNode && copy.parentNode.querySelector(".token, #new-token");
+        if (target && window.getSelection) {
+          var range = document.createRange();
+          range.selectNodeContents(target);
+          var selection = window.getSelection();
+          selection.removeAllRanges();
+          selection.addRange(range);
+        }
+      };
       if (navigator.clipboard && navigator.clipboard.writeText) {
-        navigator.clipboard.writeText(text).then(done, done);
+        navigator.clipboard.writeText(text).then(done, failed);
       } else {
-        done();
+        failed();
       }
     }
   });

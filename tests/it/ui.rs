@@ -192,7 +192,7 @@ async fn forms_without_the_csrf_token_change_nothing() {
     assert!(
         location
             .unwrap()
-            .ends_with("/root/demo/-/settings/ci_cd#js-pipeline-triggers")
+            .ends_with("/root/demo/-/settings/ci_cd?created=1#created-trigger")
     );
     let (_, page, _) = b.get("/root/demo/-/settings/ci_cd").await;
     assert!(page.contains("Trigger token was created successfully."));

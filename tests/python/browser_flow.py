@@ -23,11 +23,13 @@ PROJECT_ID = os.environ["SPUR_PROJECT_ID"]
 SHOTS = os.environ["SPUR_SCREENSHOTS"]
 
 
-def browser():
+def browser(javascript=True, size="1280,900"):
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={size}"):
         options.add_argument(arg)
+    if not javascript:
+        options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 
@@ -74,6 +76,8 @@ def main():
         driver.find_element(By.XPATH, "//button[text()='Add new token']").click()
         wait(driver, EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"), "Trigger token was created successfully."))
         assert f"{URL}/api/v4/projects/{PROJECT_ID}/trigger/pipeline" in driver.page_source, "curl example"
+        created = driver.find_element(By.ID, "created-token")
+        assert created.is_displayed() and created.text.startswith("glptt-"), "the new token shows once at the top"
         rows = driver.find_elements(By.CSS_SELECTOR, "tr[data-trigger-id]")
         assert len(rows) == 2, len(rows)
         own = [r for r in rows if "deploy from the browser" in r.text][0]
@@ -175,7 +179,30 @@ def main():
         shot(driver, "13-admin-settings")
     finally:
         driver.quit()
+    no_javascript()
     print("browser flow OK")
+
+
+def no_javascript():
+    """Without scripts, on a phone: values are revealed, and the raw log opens with the session."""
+    driver = browser(javascript=False, size="390,844")
+    try:
+        sign_in(driver, "mia")
+        driver.get(f"{URL}/{PROJECT}/-/settings/ci_cd")
+        token = driver.find_elements(By.CSS_SELECTOR, ".revealed.token")[0]
+        assert not token.is_displayed(), "masked until revealed"
+        driver.find_element(By.CSS_SELECTOR, "[data-reveal=trigger-tokens]").click()
+        wait(driver, lambda d: token.is_displayed())
+        shot(driver, "20-no-js-revealed-phone")
+        driver.get(f"{URL}/{PROJECT}/-/jobs")
+        job = driver.find_element(By.CSS_SELECTOR, "a[href*='/-/jobs/']").get_attribute("href")
+        driver.get(job.split("#")[0].rstrip("/") + "/raw")
+        assert "Running with spur" in driver.find_element(By.TAG_NAME, "body").text, "the raw log opens with the session"
+        driver.get(f"{URL}/{PROJECT}")
+        assert f"{URL}/{PROJECT}.git" in driver.page_source, "the project's home"
+        shot(driver, "21-project-home-phone")
+    finally:
+        driver.quit()
 
 
 if __name__ == "__main__":

@@ -74,6 +74,14 @@ struct SettingsPage {
     protected: Vec<ProtectedRow>,
     clone_url: String,
     mirror: Option<MirrorBlock>,
+    /// The trigger token just created by the visitor (`?created=<id>`), shown at the top.
+    created: Option<CreatedToken>,
+}
+
+/// A new trigger token, shown to its owner at the top of the page after creating it.
+struct CreatedToken {
+    token: String,
+    description: String,
 }
 
 /// A protected branch or tag rule.
@@ -179,6 +187,16 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
         secret: crate::push::hook_secret(&spur, project.id),
         deploy_key: project.deploy_key.as_ref().map(|k| k.public.clone()),
     });
+    // Only the token's owner sees it, as in the list (`full` is theirs alone).
+    let created = super::query(&req, "created")
+        .and_then(|id| id.parse::<u64>().ok())
+        .and_then(|id| triggers.iter().find(|t| t.id == id))
+        .and_then(|t| {
+            t.full.clone().map(|token| CreatedToken {
+                token,
+                description: t.description.clone(),
+            })
+        });
     let l = Layout::new(&req, &visitor, "CI/CD Settings").in_project(&project, &access, "settings");
     html(
         &req,
@@ -207,6 +225,7 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
             protected,
             clone_url: spur.url(&format!("{}.git", project.full_path)),
             mirror,
+            created,
         },
     )
 }
@@ -237,9 +256,12 @@ pub async fn create_trigger(
         },
     };
     match trigger_tokens::create(&spur, &project, &owner, description, expires_at, scope_from(&form)).await {
-        Ok(_) => Ok(redirect(
+        Ok((trigger, _)) => Ok(redirect(
             &req,
-            &back,
+            &format!(
+                "/{}/-/settings/ci_cd?created={}#created-trigger",
+                project.full_path, trigger.id
+            ),
             Some(("notice", "Trigger token was created successfully.")),
         )),
         Err(trigger_tokens::CreateError::ExpiresTooLate(text)) => {
