@@ -325,7 +325,7 @@ async fn admins_create_users_and_projects_users_manage_tokens_and_members() {
             ],
         )
         .await;
-    assert_eq!((status, location.as_deref()), (302, Some("/root/second/-/pipelines")));
+    assert_eq!((status, location.as_deref()), (302, Some("/root/second")));
 
     // A Maintainer invites nina as Developer; a Developer may not manage members.
     let mut mia = Browser::new(&s);
@@ -658,4 +658,90 @@ async fn no_dead_ends_project_and_namespace_homes_the_admin_area_raw_logs_and_co
         (status, location.as_deref()),
         (302, Some("/users/sign_in?redirect_to=%2Fadmin"))
     );
+}
+
+#[tokio::test]
+async fn a_rejected_form_comes_back_with_what_was_entered_and_the_error_beside_the_field() {
+    let (s, _repo, _pid) = setup().await;
+    let mut mia = Browser::new(&s);
+    mia.sign_in("mia", "password123").await;
+    let (_, page, _) = mia.get("/root/demo/-/pipelines").await;
+    let csrf = csrf_of(&page);
+    let (status, page, _, _) = mia
+        .post(
+            "/root/demo/-/pipelines",
+            &[
+                ("authenticity_token", &csrf),
+                ("ref", "no-such-branch"),
+                ("variables[][key]", "DEPLOY_TO"),
+                ("variables[][value]", "staging-7"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        page.contains(r#"id="run-error""#) && page.contains("no-such-branch"),
+        "{page}"
+    );
+    assert!(page.contains(r#"value="no-such-branch""#) && page.contains(r#"value="staging-7""#));
+    assert!(page.contains(r#"value="DEPLOY_TO""#));
+
+    let (_, page, _) = mia.get("/root/demo/-/settings/ci_cd").await;
+    let csrf = csrf_of(&page);
+    let (status, page, _, _) = mia
+        .post(
+            "/root/demo/-/variables",
+            &[
+                ("authenticity_token", &csrf),
+                ("variable[key]", "BAD KEY"),
+                ("variable[value]", "kept-value"),
+                ("variable[protected]", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(page.contains(r#"id="variable-error""#), "{page}");
+    assert!(page.contains(r#"value="BAD KEY""#) && page.contains(">kept-value</textarea>"));
+
+    let mut root = Browser::new(&s);
+    root.sign_in("root", "root-password-123").await;
+    let (_, page, _) = root.get("/admin/users").await;
+    let csrf = csrf_of(&page);
+    let (status, page, _, _) = root
+        .post(
+            "/admin/users",
+            &[
+                ("authenticity_token", &csrf),
+                ("user[name]", "Nora"),
+                ("user[username]", "nora"),
+                ("user[email]", "nora@example.com"),
+                ("user[password]", "short7"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        page.contains(r#"id="user-error""#) && page.contains(r#"value="nora@example.com""#),
+        "{page}"
+    );
+    assert!(!page.contains("short7"), "the password is never sent back");
+
+    let (_, page, _) = root.get("/").await;
+    let csrf = csrf_of(&page);
+    let (status, page, _, _) = root
+        .post(
+            "/projects",
+            &[
+                ("authenticity_token", &csrf),
+                ("project[name]", "demo"),
+                ("project[visibility]", "internal"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        page.contains("has already been taken") && page.contains(r#"value="demo""#),
+        "{page}"
+    );
+    assert!(page.contains(r#"<option value="internal" selected>"#));
 }

@@ -136,11 +136,28 @@ struct UserRow {
 struct UsersPage {
     l: Layout,
     users: Vec<UserRow>,
+    /// The New user form as sent, when it was refused (never the password).
+    new_user: NewUserForm,
+}
+
+/// The New user form's values and the reason it was refused.
+#[derive(Default)]
+struct NewUserForm {
+    name: String,
+    username: String,
+    email: String,
+    admin: bool,
+    /// The field at fault (`name`, `username`, `email`, `password`) and why.
+    error: Option<(String, String)>,
 }
 
 /// `GET /admin/users` (administrators; others get 404).
 pub async fn users(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpResponse, UiError> {
-    let visitor = super::session::visitor(&req, &spur).await?;
+    users_page(&req, &spur, NewUserForm::default()).await
+}
+
+async fn users_page(req: &HttpRequest, spur: &Spur, new_user: NewUserForm) -> Result<HttpResponse, UiError> {
+    let visitor = super::session::visitor(req, spur).await?;
     let me = visitor.signed_in()?;
     if !me.admin {
         return Err(UiError::NotFound);
@@ -159,8 +176,8 @@ pub async fn users(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespon
             blocked: u.blocked,
         })
         .collect();
-    let l = Layout::new(&req, &visitor, "Users");
-    html(&req, &UsersPage { l, users })
+    let l = Layout::new(req, &visitor, "Users");
+    html(req, &UsersPage { l, users, new_user })
 }
 
 /// `POST /admin/users`: create a user.
@@ -181,12 +198,37 @@ pub async fn create_user(
         password: Some(form.get("user[password]").unwrap_or_default().to_string()),
         admin: form.checked("user[admin]"),
     };
-    let flash = match accounts::create_user(&spur, new).await.map_err(UiError::Internal)? {
-        Ok(_) => ("notice", "User was created.".to_string()),
-        Err(AccountRefusal::Invalid(attr, text)) => ("alert", format!("User {attr} {text}")),
-        Err(AccountRefusal::Taken(text)) => ("alert", text.to_string()),
+    let mut kept = NewUserForm {
+        name: new.name.clone(),
+        username: new.username.clone(),
+        email: new.email.clone(),
+        admin: new.admin,
+        error: None,
     };
-    Ok(redirect(&req, "/admin/users", Some((flash.0, &flash.1))))
+    kept.error = match accounts::create_user(&spur, new).await.map_err(UiError::Internal)? {
+        Ok(_) => return Ok(redirect(&req, "/admin/users", Some(("notice", "User was created.")))),
+        Err(AccountRefusal::Invalid(attr, text)) => Some((attr.to_string(), format!("{} {text}", capitalized(attr)))),
+        Err(AccountRefusal::Taken(text)) => {
+            let field = if text.to_lowercase().contains("email") {
+                "email"
+            } else {
+                "username"
+            };
+            Some((field.to_string(), text.to_string()))
+        }
+    };
+    // Shown again beside the field at fault, with what was entered (the password excepted).
+    let mut page = users_page(&req, &spur, kept).await?;
+    *page.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+    Ok(page)
+}
+
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// `POST /admin/users/{id}/block|unblock|admin|unadmin`.

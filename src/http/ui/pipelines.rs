@@ -102,16 +102,40 @@ struct ListPage {
     default_ref: String,
     inputs: Vec<InputField>,
     inputs_error: Option<String>,
+    /// Why the last Run pipeline was refused, shown beside the form it came from.
+    run_error: Option<String>,
+    /// The variable rows of the form (what was entered, then empty rows).
+    variable_rows: Vec<(String, String)>,
     page: usize,
     total: usize,
     prev_page: Option<usize>,
     next_page: Option<usize>,
 }
 
+/// A refused Run pipeline: what was entered, and why it was refused.
+struct Refused {
+    ref_name: String,
+    variables: Vec<(String, String)>,
+    inputs: Vec<(String, String)>,
+    error: String,
+}
+
 /// `GET /{ns}/{project}/-/pipelines?page=N`: newest first, reading only the page's records.
 pub async fn list(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpResponse, UiError> {
     let (visitor, project, access) = project_page(&req, &spur, None).await?;
-    let page = page_number(&req);
+    render_list(&req, &spur, &visitor, &project, &access, None).await
+}
+
+/// The list page, with the Run pipeline form open again as it was sent when `refused`.
+async fn render_list(
+    req: &HttpRequest,
+    spur: &web::Data<Spur>,
+    visitor: &super::session::Visitor,
+    project: &crate::domain::Project,
+    access: &crate::auth::ProjectAccess,
+    refused: Option<Refused>,
+) -> Result<HttpResponse, UiError> {
+    let page = page_number(req);
     let (pipelines, total) = spur.store.project_pipelines(
         project.id,
         &PipelineFilter::default(),
@@ -122,25 +146,46 @@ pub async fn list(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
     )?;
     let now = clock::now();
     let mut users = HashMap::new();
-    let rows = pipelines.iter().map(|p| row(&spur, p, &mut users, now)).collect();
-    let l = Layout::new(&req, &visitor, "Pipelines").in_project(&project, &access, "pipelines");
+    let rows = pipelines.iter().map(|p| row(spur, p, &mut users, now)).collect();
+    let l = Layout::new(req, visitor, "Pipelines").in_project(project, access, "pipelines");
     let can_run = visitor.user.is_some() && access.at_least(AccessLevel::Developer);
-    let asked_ref = super::query(&req, "ref").filter(|r| !r.trim().is_empty());
+    let asked_ref = refused
+        .as_ref()
+        .map(|r| r.ref_name.clone())
+        .or_else(|| super::query(req, "ref"))
+        .filter(|r| !r.trim().is_empty());
     let run_ref = asked_ref
         .clone()
         .unwrap_or_else(|| project.default_branch.clone().unwrap_or_else(|| "main".into()));
-    let (inputs, inputs_error) = if can_run {
+    let (mut inputs, inputs_error) = if can_run {
         let (s, p, r) = (spur.clone(), project.clone(), run_ref.clone());
         match web::block(move || crate::pipeline_create::declared_inputs(&s, &p, &r)).await {
-            Ok(Ok(specs)) => (specs.into_iter().map(InputField::of).collect(), None),
+            Ok(Ok(specs)) => (specs.into_iter().map(InputField::of).collect::<Vec<_>>(), None),
             Ok(Err(e)) => (Vec::new(), Some(e)),
             Err(e) => return Err(UiError::Internal(e.to_string())),
         }
     } else {
         (Vec::new(), None)
     };
-    html(
-        &req,
+    let (run_error, mut variable_rows) = match refused {
+        Some(r) => {
+            for field in inputs.iter_mut() {
+                if let Some((_, v)) = r.inputs.iter().find(|(k, _)| *k == field.name) {
+                    field.value = v.clone();
+                    for (option, chosen) in field.options.iter_mut() {
+                        *chosen = option == v;
+                    }
+                }
+            }
+            (Some(r.error), r.variables)
+        }
+        None => (None, Vec::new()),
+    };
+    while variable_rows.len() < 3 {
+        variable_rows.push((String::new(), String::new()));
+    }
+    let mut response = html(
+        req,
         &ListPage {
             l,
             full_path: project.full_path.clone(),
@@ -150,12 +195,18 @@ pub async fn list(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
             default_ref: run_ref,
             inputs,
             inputs_error,
+            run_error: run_error.clone(),
+            variable_rows,
             page,
             total,
             prev_page: (page > 1).then(|| page - 1),
             next_page: (page * PER_PAGE < total).then_some(page + 1),
         },
-    )
+    )?;
+    if run_error.is_some() {
+        *response.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(response)
 }
 
 /// `POST /{ns}/{project}/-/pipelines`: "Run pipeline" (Developer+) with a ref and variables.
@@ -169,6 +220,26 @@ pub async fn run(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload)
     let back = format!("/{}/-/pipelines", project.full_path);
     let keys = form.all("variables[][key]");
     let values = form.all("variables[][value]");
+    let ref_name = form.get("ref").unwrap_or_default().trim().to_string();
+    let entered: Vec<(String, String)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.to_string(), values.get(i).copied().unwrap_or_default().to_string()))
+        .filter(|(k, v)| !k.trim().is_empty() || !v.is_empty())
+        .take(50)
+        .collect();
+    let entered_inputs: Vec<(String, String)> = form
+        .bracketed("inputs")
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let refuse = |error: String| Refused {
+        ref_name: ref_name.clone(),
+        variables: entered.clone(),
+        inputs: entered_inputs.clone(),
+        error,
+    };
+    let visitor = super::session::visitor(&req, &spur).await?;
     let mut variables = Vec::new();
     for (i, key) in keys.iter().enumerate() {
         let key = key.trim();
@@ -177,7 +248,7 @@ pub async fn run(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload)
         }
         if !crate::domain::is_valid_variable_key(key) {
             let text = format!("Variable key {key:?} can contain only letters, digits and '_'.");
-            return Ok(redirect(&req, &back, Some(("alert", &text))));
+            return render_list(&req, &spur, &visitor, &project, &access, Some(refuse(text))).await;
         }
         variables.push(Variable {
             key: key.to_string(),
@@ -187,7 +258,6 @@ pub async fn run(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload)
         });
     }
     let count = variables.len();
-    let ref_name = form.get("ref").unwrap_or_default().trim().to_string();
     // Typed fields arrive as text; an emptied field leaves the input to its default.
     let inputs = form
         .bracketed("inputs")
@@ -197,7 +267,14 @@ pub async fn run(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload)
         .collect();
     let request = CreateRequest {
         inputs,
-        ..CreateRequest::new(PipelineSource::Web, user, access, ref_name, variables, count)
+        ..CreateRequest::new(
+            PipelineSource::Web,
+            user,
+            access.clone(),
+            ref_name.clone(),
+            variables,
+            count,
+        )
     };
     let created = crate::pipeline_create::create(spur.clone().into_inner(), project.clone(), request)
         .await
@@ -206,7 +283,12 @@ pub async fn run(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload)
         Ok(p) => Ok(redirect(&req, &format!("{back}/{}", p.id), None)),
         Err(CreateRefusal::NotFound) => Err(UiError::NotFound),
         Err(CreateRefusal::Invalid(text) | CreateRefusal::Unprocessable(text) | CreateRefusal::Unauthorized(text)) => {
-            Ok(redirect(&req, &back, Some(("alert", &text))))
+            let text = if text == "Reference not found" {
+                format!("Reference not found: no branch or tag is named {ref_name:?}.")
+            } else {
+                text
+            };
+            render_list(&req, &spur, &visitor, &project, &access, Some(refuse(text))).await
         }
     }
 }

@@ -25,11 +25,39 @@ struct Home {
     l: Layout,
     projects: Vec<ProjectRow>,
     admin: bool,
+    /// The New project form as sent, when it was refused.
+    new_project: NewProjectForm,
+}
+
+/// The New project form's values and why it was refused.
+struct NewProjectForm {
+    name: String,
+    namespace: String,
+    import_url: String,
+    visibility: &'static str,
+    /// The field at fault (`name`, `namespace`, `import_url`) and why.
+    error: Option<(String, String)>,
+}
+
+impl Default for NewProjectForm {
+    fn default() -> Self {
+        NewProjectForm {
+            name: String::new(),
+            namespace: String::new(),
+            import_url: String::new(),
+            visibility: "private",
+            error: None,
+        }
+    }
 }
 
 /// `GET /`: the projects the signed-in user can see, with their last pipeline's status.
 pub async fn home(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpResponse, UiError> {
-    let visitor = super::session::visitor(&req, &spur).await?;
+    home_page(&req, &spur, NewProjectForm::default()).await
+}
+
+async fn home_page(req: &HttpRequest, spur: &Spur, new_project: NewProjectForm) -> Result<HttpResponse, UiError> {
+    let visitor = super::session::visitor(req, spur).await?;
     let user = visitor.signed_in()?;
     let now = clock::now();
     let mut projects = Vec::new();
@@ -48,8 +76,16 @@ pub async fn home(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
         });
     }
     let admin = user.admin;
-    let l = Layout::new(&req, &visitor, "Projects");
-    html(&req, &Home { l, projects, admin })
+    let l = Layout::new(req, &visitor, "Projects");
+    html(
+        req,
+        &Home {
+            l,
+            projects,
+            admin,
+            new_project,
+        },
+    )
 }
 
 /// `POST /projects`: "New project" (administrators).
@@ -74,14 +110,32 @@ pub async fn create(req: HttpRequest, spur: web::Data<Spur>, payload: web::Paylo
         description: String::new(),
         import_url: text("project[import_url]"),
     };
-    let alert = |message: String| Ok(redirect(&req, "/", Some(("alert", &message))));
-    match crate::project_create::create(&spur, &user, request).await? {
-        Ok(project) => Ok(redirect(&req, &format!("/{}/-/pipelines", project.full_path), None)),
-        Err(ProjectRefusal::Invalid(attr, text)) => alert(format!("Project {attr} {text}")),
-        Err(ProjectRefusal::Taken) => alert("Project name has already been taken".into()),
-        Err(ProjectRefusal::NamespaceNotFound) => alert("Namespace not found".into()),
-        Err(ProjectRefusal::Forbidden) => alert("You may not create projects in that namespace".into()),
-    }
+    let mut kept = NewProjectForm {
+        name: request.name.clone().unwrap_or_default(),
+        namespace: request.namespace.clone().unwrap_or_default(),
+        // Credentials typed into the URL are not sent back.
+        import_url: request
+            .import_url
+            .as_deref()
+            .map(|u| crate::git::split_credentials(u).0)
+            .unwrap_or_default(),
+        visibility: request.visibility.as_str(),
+        error: None,
+    };
+    let at = |field: &str, text: String| Some((field.to_string(), text));
+    kept.error = match crate::project_create::create(&spur, &user, request).await? {
+        Ok(project) => return Ok(redirect(&req, &format!("/{}", project.full_path), None)),
+        Err(ProjectRefusal::Invalid(attr, text)) => {
+            let field = if attr == "import_url" { "import_url" } else { "name" };
+            at(field, format!("Project {attr} {text}"))
+        }
+        Err(ProjectRefusal::Taken) => at("name", "Project name has already been taken".into()),
+        Err(ProjectRefusal::NamespaceNotFound) => at("namespace", "Namespace not found".into()),
+        Err(ProjectRefusal::Forbidden) => at("namespace", "You may not create projects in that namespace".into()),
+    };
+    let mut page = home_page(&req, &spur, kept).await?;
+    *page.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+    Ok(page)
 }
 
 struct MemberRow {

@@ -74,6 +74,8 @@ struct SettingsPage {
     protected: Vec<ProtectedRow>,
     clone_url: String,
     mirror: Option<MirrorBlock>,
+    /// The Add variable form (kept as sent when it was refused).
+    new_variable: NewVariable,
     /// The trigger token just created by the visitor (`?created=<id>`), shown at the top.
     created: Option<CreatedToken>,
 }
@@ -114,9 +116,25 @@ struct RoleOption {
 /// GitLab masks a token as 47 asterisks until it is revealed.
 const STARS: &str = "***********************************************";
 
+/// The Add variable form as it was sent, when it was refused.
+#[derive(Default)]
+struct NewVariable {
+    key: String,
+    value: String,
+    protected: bool,
+    masked: bool,
+    file: bool,
+    error: Option<String>,
+}
+
 /// `GET /{ns}/{project}/-/settings/ci_cd`.
 pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpResponse, UiError> {
-    let (visitor, project, access) = project_page(&req, &spur, Some(AccessLevel::Maintainer)).await?;
+    render(&req, &spur, NewVariable::default()).await
+}
+
+/// The settings page, with the Add variable form filled in as `new_variable` says.
+async fn render(req: &HttpRequest, spur: &web::Data<Spur>, new_variable: NewVariable) -> Result<HttpResponse, UiError> {
+    let (visitor, project, access) = project_page(req, spur, Some(AccessLevel::Maintainer)).await?;
     let viewer = visitor.signed_in()?;
     let now = clock::now();
     let mut triggers = Vec::new();
@@ -226,6 +244,7 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
             clone_url: spur.url(&format!("{}.git", project.full_path)),
             mirror,
             created,
+            new_variable,
         },
     )
 }
@@ -392,26 +411,37 @@ fn variable_from(form: &Form, key: String) -> ProjectVariable {
 
 async fn save_variable(
     req: &HttpRequest,
-    spur: &Spur,
+    spur: &web::Data<Spur>,
     project: &Project,
     variable: ProjectVariable,
     create_only: bool,
 ) -> Result<HttpResponse, UiError> {
     let back = settings_url(project, "js-cicd-variables-settings");
-    if let Err((attr, text)) = crate::project_variables::validate(&variable) {
-        let message = format!("Variable {}: {attr} {text}", variable.key);
-        return Ok(redirect(req, &back, Some(("alert", &message))));
+    let refusal = match crate::project_variables::validate(&variable) {
+        Err((attr, text)) => format!("Variable {}: {attr} {text}", variable.key),
+        Ok(()) => match crate::project_variables::store(spur, project.id, &variable, create_only)
+            .await
+            .map_err(UiError::Internal)?
+        {
+            Ok(()) => return Ok(redirect(req, &back, Some(("notice", "Variable was saved.")))),
+            Err(_) => format!("Variable {}: key has already been taken", variable.key),
+        },
+    };
+    if !create_only {
+        return Ok(redirect(req, &back, Some(("alert", &refusal))));
     }
-    match crate::project_variables::store(spur, project.id, &variable, create_only)
-        .await
-        .map_err(UiError::Internal)?
-    {
-        Ok(()) => Ok(redirect(req, &back, Some(("notice", "Variable was saved.")))),
-        Err(_) => {
-            let message = format!("Variable {}: key has already been taken", variable.key);
-            Ok(redirect(req, &back, Some(("alert", &message))))
-        }
-    }
+    // A refused new variable comes back in its form, as sent (the value is the sender's own).
+    let kept = NewVariable {
+        file: variable.variable_type == VariableType::File,
+        key: variable.key,
+        value: variable.value,
+        protected: variable.protected,
+        masked: variable.masked,
+        error: Some(refusal),
+    };
+    let mut page = render(req, spur, kept).await?;
+    *page.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+    Ok(page)
 }
 
 /// `POST /{ns}/{project}/-/settings/ci_cd/pipeline_variables`: the minimum role.
