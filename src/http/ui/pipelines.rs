@@ -270,7 +270,7 @@ pub async fn run(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload)
         ..CreateRequest::new(
             PipelineSource::Web,
             user,
-            access.clone(),
+            access,
             ref_name.clone(),
             variables,
             count,

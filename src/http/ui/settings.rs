@@ -148,7 +148,7 @@ async fn render(req: &HttpRequest, spur: &web::Data<Spur>, new_variable: NewVari
             .map_or_else(|| "unknown".into(), |u| u.username);
         triggers.push(TriggerRow {
             id: t.id,
-            full: trigger_tokens::full_token(&spur, &t, viewer, &access).map_err(UiError::Internal)?,
+            full: trigger_tokens::full_token(spur, &t, viewer, &access).map_err(UiError::Internal)?,
             short_token: t.short_token.clone(),
             description: t.description.clone().unwrap_or_default(),
             owner,
@@ -160,10 +160,10 @@ async fn render(req: &HttpRequest, spur: &web::Data<Spur>, new_variable: NewVari
             refs: t.ref_patterns.join(", "),
             keys: t.allowed_variables.as_ref().map(|k| k.join(", ")),
             expires: t.expires_at.map_or_else(|| "Never".into(), clock::date),
-            valid: trigger_tokens::owner_can_run(&spur, &t, &project),
+            valid: trigger_tokens::owner_can_run(spur, &t, &project),
         });
     }
-    let variables = crate::project_variables::list(&spur, project.id)
+    let variables = crate::project_variables::list(spur, project.id)
         .map_err(UiError::Internal)?
         .into_iter()
         .map(|v| VariableRow {
@@ -202,11 +202,11 @@ async fn render(req: &HttpRequest, spur: &web::Data<Spur>, new_variable: NewVari
         .collect();
     let mirror = project.import_url.as_ref().map(|_| MirrorBlock {
         hook_url: spur.url(&format!("api/v4/projects/{}/mirror/hook", project.id)),
-        secret: crate::push::hook_secret(&spur, project.id),
+        secret: crate::push::hook_secret(spur, project.id),
         deploy_key: project.deploy_key.as_ref().map(|k| k.public.clone()),
     });
     // Only the token's owner sees it, as in the list (`full` is theirs alone).
-    let created = super::query(&req, "created")
+    let created = super::query(req, "created")
         .and_then(|id| id.parse::<u64>().ok())
         .and_then(|id| triggers.iter().find(|t| t.id == id))
         .and_then(|t| {
@@ -215,9 +215,9 @@ async fn render(req: &HttpRequest, spur: &web::Data<Spur>, new_variable: NewVari
                 description: t.description.clone(),
             })
         });
-    let l = Layout::new(&req, &visitor, "CI/CD Settings").in_project(&project, &access, "settings");
+    let l = Layout::new(req, &visitor, "CI/CD Settings").in_project(&project, &access, "settings");
     html(
-        &req,
+        req,
         &SettingsPage {
             l,
             full_path: project.full_path.clone(),
