@@ -267,14 +267,7 @@ pub async fn run(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload)
         .collect();
     let request = CreateRequest {
         inputs,
-        ..CreateRequest::new(
-            PipelineSource::Web,
-            user,
-            access,
-            ref_name.clone(),
-            variables,
-            count,
-        )
+        ..CreateRequest::new(PipelineSource::Web, user, access, ref_name.clone(), variables, count)
     };
     let created = crate::pipeline_create::create(spur.clone().into_inner(), project.clone(), request)
         .await
