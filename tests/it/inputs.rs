@@ -246,8 +246,8 @@ async fn the_run_pipeline_form_offers_typed_fields_with_defaults() {
     assert_eq!(jobs.as_array().unwrap().len(), 2, "{jobs}");
     assert_eq!(list[0]["source"], "web");
 
-    // A wrong value comes back as the form's alert; nothing is created.
-    let (status, _, location, _) = b
+    // A wrong value comes back in the form with the reason beside it; nothing is created.
+    let (status, page, _, _) = b
         .post(
             "/root/form/-/pipelines",
             &[
@@ -257,12 +257,12 @@ async fn the_run_pipeline_form_offers_typed_fields_with_defaults() {
             ],
         )
         .await;
-    assert_eq!((status, location.as_deref()), (302, Some("/root/form/-/pipelines")));
-    let (_, page, _) = b.get("/root/form/-/pipelines").await;
+    assert_eq!(status, 422);
     assert!(
         page.contains("`region` input: required value has not been provided"),
         "{page}"
     );
+    assert!(page.contains(r#"value="x""#), "the value entered is kept: {page}");
     let (_, again) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines"))).await;
     assert_eq!(again.as_array().unwrap().len(), 1);
 }
