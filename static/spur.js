@@ -1,15 +1,7 @@
-// spur's only script: the reveal toggles' labels, copy buttons, confirmations and the live job
-// log. Every page works without it (values are revealed by a CSS checkbox; tokens can be
-// selected and copied by hand).
+// spur's only script: copy buttons, confirmations and the live job log. Every page works
+// without it (values are revealed by a CSS checkbox; tokens can be selected and copied by hand).
 (function () {
   "use strict";
-  document.addEventListener("change", function (event) {
-    var toggle = event.target;
-    if (toggle.classList && toggle.classList.contains("reveal-toggle")) {
-      var label = document.querySelector("label[for='" + toggle.id + "']");
-      if (label) { label.textContent = toggle.checked ? "Hide values" : "Reveal values"; }
-    }
-  });
   document.addEventListener("click", function (event) {
     var copy = event.target.closest("[data-copy]");
     if (copy) {
@@ -17,7 +9,7 @@
       var done = function () { copy.textContent = "Copied"; copy.setAttribute("data-copied", "true"); };
       // No clipboard (a plain-http host) or a refusal: say so and select the text to copy by hand.
       var failed = function () {
-        copy.textContent = "Copy failed: press Ctrl+C";
+        copy.textContent = "Copy failed: copy the selected text";
         copy.setAttribute("data-copied", "false");
         var target = copy.parentNode && copy.parentNode.querySelector(".token, #new-token");
         if (target && window.getSelection) {

@@ -564,7 +564,13 @@ async fn no_dead_ends_project_and_namespace_homes_the_admin_area_raw_logs_and_co
         )
         .await;
     assert_eq!((status, location.as_deref()), (302, Some("/root/demo/-/jobs/1/raw")));
-    for evil in ["//evil.example/x", "https://evil.example/", "/\\evil.example"] {
+    for evil in [
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil.example",
+        "/..//evil.example",
+        "/./x",
+    ] {
         let mut b = Browser::new(&s);
         let (_, form, _) = b
             .get(&format!("/users/sign_in?redirect_to={}", evil.replace('/', "%2F")))
@@ -702,6 +708,12 @@ async fn a_rejected_form_comes_back_with_what_was_entered_and_the_error_beside_t
     assert_eq!(status, 422);
     assert!(page.contains(r#"id="variable-error""#), "{page}");
     assert!(page.contains(r#"value="BAD KEY""#) && page.contains(">kept-value</textarea>"));
+    // Reloading the address the refused form was shown at leads back to the form.
+    let (status, _, location) = mia.get("/root/demo/-/variables").await;
+    assert_eq!(
+        (status, location.as_deref()),
+        (302, Some("/root/demo/-/settings/ci_cd#js-cicd-variables-settings"))
+    );
 
     let mut root = Browser::new(&s);
     root.sign_in("root", "root-password-123").await;

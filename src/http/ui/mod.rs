@@ -36,6 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/users/sign_out", web::post().to(session::sign_out))
         .route("/", web::get().to(projects::home))
         .route("/projects", web::post().to(projects::create))
+        .route("/projects", web::get().to(to_home))
         .route(
             "/-/user_settings/personal_access_tokens",
             web::get().to(account::tokens),
@@ -125,6 +126,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(settings::change_trigger),
         )
         .route("/{ns}/{project}/-/variables", web::post().to(settings::create_variable))
+        .route("/{ns}/{project}/-/variables", web::get().to(settings::to_settings))
         .route(
             "/{ns}/{project}/-/variables/{key}",
             web::post().to(settings::change_variable),
@@ -134,15 +136,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// `path` when it is a safe place to send a browser back to: a path on this site (not `//host`
-/// or `/\host`), without control characters, and not the sign-in page itself.
+/// or `/\host`), without control characters or dot segments, and not the sign-in page itself.
 pub fn safe_redirect(path: &str) -> Option<&str> {
+    let route = path.split(['?', '#']).next().unwrap_or_default();
     let ok = path.starts_with('/')
         && !path.starts_with("//")
         && !path.contains('\\')
+        && !route.split('/').any(|segment| segment == ".." || segment == ".")
+        && !route.contains("//")
         && !path.starts_with("/users/sign_in")
         && path.len() <= 2048
         && !path.chars().any(|c| c.is_control());
     ok.then_some(path)
+}
+
+/// `GET /projects`: the address a refused New project form was shown at; the projects page.
+async fn to_home(req: HttpRequest) -> HttpResponse {
+    redirect(&req, "/", None)
 }
 
 /// What every page's frame shows.

@@ -233,20 +233,7 @@ where
         let (req, mut res) = response.into_parts();
         res.headers_mut().remove(FINISH);
         let res = match mark.as_bytes() {
-            b"sign-in" if req.method() == Method::GET => {
-                let back = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-                let location = match super::safe_redirect(back) {
-                    Some(back) if back != "/" => format!(
-                        "/users/sign_in?{}",
-                        serde_urlencoded::to_string([("redirect_to", back)]).unwrap_or_default()
-                    ),
-                    _ => "/users/sign_in".to_string(),
-                };
-                if let Ok(value) = header::HeaderValue::from_str(&location) {
-                    res.headers_mut().insert(header::LOCATION, value);
-                }
-                res
-            }
+            b"sign-in" if req.method() == Method::GET => sign_in_redirect(&req),
             b"not-found" => not_found_page(&req).await.unwrap_or(res),
             _ => res,
         };
@@ -254,10 +241,29 @@ where
     }
 }
 
-/// The styled 404 in the visitor's frame.
+/// To the sign-in form, with the page asked for to come back to.
+fn sign_in_redirect(req: &HttpRequest) -> HttpResponse<BoxBody> {
+    let back = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    let location = match super::safe_redirect(back) {
+        Some(back) if back != "/" => format!(
+            "/users/sign_in?{}",
+            serde_urlencoded::to_string([("redirect_to", back)]).unwrap_or_default()
+        ),
+        _ => "/users/sign_in".to_string(),
+    };
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// The styled 404 in the visitor's frame; a signed-out visitor is sent to sign in first (as
+/// GitLab does), to come back here.
 async fn not_found_page(req: &HttpRequest) -> Option<HttpResponse<BoxBody>> {
     let spur = req.app_data::<web::Data<Spur>>()?;
     let visitor = session::visitor(req, spur).await.ok()?;
+    if visitor.user.is_none() && req.method() == Method::GET {
+        return Some(sign_in_redirect(req));
+    }
     let heading = "Page not found";
     let page = ErrorPage {
         l: Layout::new(req, &visitor, heading),

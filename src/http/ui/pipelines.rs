@@ -102,8 +102,9 @@ struct ListPage {
     default_ref: String,
     inputs: Vec<InputField>,
     inputs_error: Option<String>,
-    /// Why the last Run pipeline was refused, shown beside the form it came from.
-    run_error: Option<String>,
+    /// Why the last Run pipeline was refused: the field at fault (`ref`, `variables`,
+    /// `inputs`) and the reason, shown beside that field.
+    run_error: Option<(&'static str, String)>,
     /// The variable rows of the form (what was entered, then empty rows).
     variable_rows: Vec<(String, String)>,
     page: usize,
@@ -117,6 +118,7 @@ struct Refused {
     ref_name: String,
     variables: Vec<(String, String)>,
     inputs: Vec<(String, String)>,
+    field: &'static str,
     error: String,
 }
 
@@ -177,11 +179,13 @@ async fn render_list(
                     }
                 }
             }
-            (Some(r.error), r.variables)
+            (Some((r.field, r.error)), r.variables)
         }
         None => (None, Vec::new()),
     };
-    while variable_rows.len() < 3 {
+    // One empty row past what was entered, so that a refused form can take one more.
+    let wanted = (variable_rows.len() + 1).max(3);
+    while variable_rows.len() < wanted {
         variable_rows.push((String::new(), String::new()));
     }
     let mut response = html(
@@ -233,10 +237,11 @@ pub async fn run(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload)
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let refuse = |error: String| Refused {
+    let refuse = |field: &'static str, error: String| Refused {
         ref_name: ref_name.clone(),
         variables: entered.clone(),
         inputs: entered_inputs.clone(),
+        field,
         error,
     };
     let visitor = super::session::visitor(&req, &spur).await?;
@@ -247,8 +252,16 @@ pub async fn run(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload)
             continue;
         }
         if !crate::domain::is_valid_variable_key(key) {
-            let text = format!("Variable key {key:?} can contain only letters, digits and '_'.");
-            return render_list(&req, &spur, &visitor, &project, &access, Some(refuse(text))).await;
+            let text = format!("Variable key “{key}” can contain only letters, digits and '_'.");
+            return render_list(
+                &req,
+                &spur,
+                &visitor,
+                &project,
+                &access,
+                Some(refuse("variables", text)),
+            )
+            .await;
         }
         variables.push(Variable {
             key: key.to_string(),
@@ -276,12 +289,19 @@ pub async fn run(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload)
         Ok(p) => Ok(redirect(&req, &format!("{back}/{}", p.id), None)),
         Err(CreateRefusal::NotFound) => Err(UiError::NotFound),
         Err(CreateRefusal::Invalid(text) | CreateRefusal::Unprocessable(text) | CreateRefusal::Unauthorized(text)) => {
-            let text = if text == "Reference not found" {
-                format!("Reference not found: no branch or tag is named {ref_name:?}.")
+            let (field, text) = if text == "Reference not found" {
+                (
+                    "ref",
+                    format!("Reference not found: no branch or tag is named “{ref_name}”."),
+                )
+            } else if text.contains("input") {
+                ("inputs", text)
+            } else if text.contains("ariable") {
+                ("variables", text)
             } else {
-                text
+                ("ref", text)
             };
-            render_list(&req, &spur, &visitor, &project, &access, Some(refuse(text))).await
+            render_list(&req, &spur, &visitor, &project, &access, Some(refuse(field, text))).await
         }
     }
 }

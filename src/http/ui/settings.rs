@@ -127,6 +127,16 @@ struct NewVariable {
     error: Option<String>,
 }
 
+/// `GET /{ns}/{project}/-/variables`: where a refused Add variable form was shown; its section.
+pub async fn to_settings(req: HttpRequest) -> HttpResponse {
+    let path = format!(
+        "/{}/{}/-/settings/ci_cd#js-cicd-variables-settings",
+        req.match_info().get("ns").unwrap_or_default(),
+        req.match_info().get("project").unwrap_or_default()
+    );
+    redirect(&req, &path, None)
+}
+
 /// `GET /{ns}/{project}/-/settings/ci_cd`.
 pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpResponse, UiError> {
     render(&req, &spur, NewVariable::default()).await
