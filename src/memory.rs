@@ -12,8 +12,9 @@ pub async fn return_freed_memory() {
     }
 }
 
+/// Asks the allocator to return its free memory to the system now.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn trim() {
+pub fn trim() {
     // SAFETY: malloc_trim only walks glibc's own heap bookkeeping under its locks; it takes a
     // plain integer and touches no memory of ours.
     unsafe {
@@ -21,5 +22,6 @@ fn trim() {
     }
 }
 
+/// Asks the allocator to return its free memory to the system now (glibc only).
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn trim() {}
+pub fn trim() {}

@@ -220,55 +220,67 @@ pub(super) fn update_pipeline(p: &mut Pipeline, jobs: &[Job], now: Millis) {
     p.status = status;
 }
 
+/// Unfinished jobs recovered per commit after a restart.
+const RECOVERY_SLICE: usize = 1000;
+
 /// After a restart: jobs that were running failed (their process died with the old server),
 /// pending ones are queued again, delayed ones get their timers back, and every touched
 /// pipeline is moved on.
 pub(super) async fn recover(spur: &Arc<Spur>, state: &mut State) -> Result<(), String> {
-    let jobs = spur.store.active_jobs().map_err(|e| e.to_string())?;
-    if jobs.is_empty() {
+    let ids = spur.store.active_job_ids().map_err(|e| e.to_string())?;
+    if ids.is_empty() {
         return Ok(());
     }
-    let mut batch = Batch {
-        spur,
-        now: clock::now(),
-        pipelines: HashMap::new(),
-        replies: Vec::new(),
-        cancel_signals: Vec::new(),
-        bridges: Vec::new(),
-    };
     let mut interrupted = 0;
-    for job in &jobs {
-        let Some((pid, i)) = batch.job(job.id)? else { continue };
-        match job.status {
-            _ if job.external.is_some() => {}
-            JobStatus::Running if job.runner_id.is_some() => {
-                // A GitLab runner still runs it; `runners::liveness` fails it if it went silent.
-            }
-            JobStatus::Running => {
-                interrupted += 1;
-                spur.traces.append_notice(
-                    job.id,
-                    "ERROR: Job failed: spur stopped while the job was running (runner_system_failure)",
-                );
-                let end = JobEnd::Failed {
-                    reason: "runner_system_failure".into(),
-                    exit_code: None,
-                };
-                finish(&mut batch, pid, i, &end);
-            }
-            JobStatus::Pending | JobStatus::Scheduled | JobStatus::Created => {
-                if let Some(w) = batch.pipelines.get_mut(&pid) {
-                    w.changed.insert(i);
+    // In slices, each its own commit: a long queue left behind is never all in memory at once.
+    for slice in ids.chunks(RECOVERY_SLICE) {
+        let mut batch = Batch {
+            spur,
+            now: clock::now(),
+            pipelines: HashMap::new(),
+            replies: Vec::new(),
+            cancel_signals: Vec::new(),
+            bridges: Vec::new(),
+        };
+        for &id in slice {
+            let Some((pid, i)) = batch.job(id)? else { continue };
+            let Some(job) = batch.pipelines.get(&pid).map(|w| &w.jobs[i]) else {
+                continue;
+            };
+            match job.status {
+                _ if job.external.is_some() => {}
+                JobStatus::Running if job.runner_id.is_some() => {
+                    // A GitLab runner still runs it; `runners::liveness` fails it if it went silent.
                 }
+                JobStatus::Running => {
+                    interrupted += 1;
+                    spur.traces.append_notice(
+                        id,
+                        "ERROR: Job failed: spur stopped while the job was running (runner_system_failure)",
+                    );
+                    let end = JobEnd::Failed {
+                        reason: "runner_system_failure".into(),
+                        exit_code: None,
+                    };
+                    finish(&mut batch, pid, i, &end);
+                }
+                JobStatus::Pending | JobStatus::Scheduled | JobStatus::Created => {
+                    if let Some(w) = batch.pipelines.get_mut(&pid) {
+                        w.changed.insert(i);
+                    }
+                }
+                _ => {}
             }
-            _ => {}
         }
+        commit(batch, state).await;
     }
     tracing::info!(
-        unfinished = jobs.len(),
+        unfinished = ids.len(),
         interrupted,
         "recovered the jobs a previous run left unfinished"
     );
-    commit(batch, state).await;
+    // Give what recovery read back now rather than at the next periodic trim, so that a
+    // restarted spur idles small.
+    crate::memory::trim();
     Ok(())
 }

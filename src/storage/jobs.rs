@@ -52,7 +52,18 @@ impl Store {
         self.read(|tx| Ok(tx.open_table(JOB_VARIABLES)?.get(job_id)?.map(|g| g.value().to_vec())))
     }
 
-    /// Every job not in a final status.
+    /// The ids of every job not in a final status.
+    pub fn active_job_ids(&self) -> Result<Vec<u64>, Error> {
+        self.read(|tx| {
+            let mut out = Vec::new();
+            for entry in tx.open_table(ACTIVE_JOBS)?.iter()? {
+                out.push(entry?.0.value());
+            }
+            Ok(out)
+        })
+    }
+
+    /// Every job not yet in a final status.
     pub fn active_jobs(&self) -> Result<Vec<Job>, Error> {
         self.read(|tx| {
             let index = tx.open_table(ACTIVE_JOBS)?;
