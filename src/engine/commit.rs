@@ -2,7 +2,6 @@
 //! announcing) and its recovery after a restart.
 
 use super::{Batch, Reply, State, Working, finish};
-use crate::clock;
 use crate::context::Spur;
 use crate::domain::{Job, JobStatus, Millis, Pipeline, PipelineStatus};
 use crate::scheduler::queue::QueuedJob;
@@ -234,14 +233,7 @@ pub(super) async fn recover(spur: &Arc<Spur>, state: &mut State) -> Result<(), S
     let mut interrupted = 0;
     // In slices, each its own commit: a long queue left behind is never all in memory at once.
     for slice in ids.chunks(RECOVERY_SLICE) {
-        let mut batch = Batch {
-            spur,
-            now: clock::now(),
-            pipelines: HashMap::new(),
-            replies: Vec::new(),
-            cancel_signals: Vec::new(),
-            bridges: Vec::new(),
-        };
+        let mut batch = Batch::new(spur);
         for &id in slice {
             let Some((pid, i)) = batch.job(id)? else { continue };
             let Some(job) = batch.pipelines.get(&pid).map(|w| &w.jobs[i]) else {

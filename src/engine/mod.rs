@@ -102,7 +102,19 @@ struct Batch<'a> {
     bridges: Vec<(Job, Pipeline)>,
 }
 
-impl Batch<'_> {
+impl<'a> Batch<'a> {
+    /// An empty batch, stamped now.
+    fn new(spur: &'a Arc<Spur>) -> Batch<'a> {
+        Batch {
+            spur,
+            now: clock::now(),
+            pipelines: HashMap::new(),
+            replies: Vec::new(),
+            cancel_signals: Vec::new(),
+            bridges: Vec::new(),
+        }
+    }
+
     /// The working copy of a job's pipeline and the job's index in it.
     fn job(&mut self, job_id: u64) -> Result<Option<(u64, usize)>, String> {
         let Some(job) = self.spur.store.job(job_id).map_err(|e| e.to_string())? else {
@@ -137,14 +149,7 @@ impl Batch<'_> {
 }
 
 async fn process(spur: &Arc<Spur>, state: &mut State, commands: Vec<Command>) {
-    let mut batch = Batch {
-        spur,
-        now: clock::now(),
-        pipelines: HashMap::new(),
-        replies: Vec::new(),
-        cancel_signals: Vec::new(),
-        bridges: Vec::new(),
-    };
+    let mut batch = Batch::new(spur);
     for command in commands {
         if let Err(e) = apply(&mut batch, state, command) {
             tracing::error!(error = %e, "scheduler could not read a job");
