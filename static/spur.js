@@ -38,13 +38,19 @@
     var url = log.getAttribute("data-poll");
     var size = log.getAttribute("data-size");
     var status = document.getElementById("job-status");
+    // Follow the end from the start; the user's scrolling up stops it.
+    log.scrollTop = log.scrollHeight;
     var poll = function () {
       fetch(url + "?size=" + encodeURIComponent(size), { credentials: "same-origin" })
         .then(function (r) { return r.json(); })
         .then(function (data) {
           var atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 40;
           if (data.html !== null) {
+            // Keep the sections the user folded or unfolded (sections only ever get appended).
+            var before = Array.prototype.map.call(log.querySelectorAll("details.section"), function (d) { return d.open; });
             log.innerHTML = data.html;
+            var after = log.querySelectorAll("details.section");
+            for (var k = 0; k < before.length && k < after.length; k++) { after[k].open = before[k]; }
             size = String(data.size);
             if (atBottom) { log.scrollTop = log.scrollHeight; }
           }

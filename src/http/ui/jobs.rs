@@ -220,7 +220,11 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
         log_size,
         truncated,
         live: job.status.is_active(),
-        failure_reason: job.failure_reason.clone().filter(|_| job.status == JobStatus::Failed),
+        failure_reason: job
+            .failure_reason
+            .as_deref()
+            .filter(|_| job.status == JobStatus::Failed)
+            .map(failure_message),
         runner: job.runner.clone(),
         artifacts: spur.store.artifacts(job.id)?.map(|a| ArtifactsBlock {
             filename: a.filename,
@@ -234,6 +238,58 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
         playable: !job.retried && matches!(job.status, JobStatus::Manual | JobStatus::Scheduled),
     };
     html(&req, &page)
+}
+
+/// What a failure reason means, in GitLab's words (its `failure_reason` values).
+fn failure_message(reason: &str) -> String {
+    let text = match reason {
+        "unknown_failure" => "There is an unknown failure, please try again",
+        "script_failure" => "There has been a script failure. Check the job log for more information",
+        "api_failure" => "There has been an API failure, please try again",
+        "stuck_or_timeout_failure" => {
+            "There has been a timeout failure or the job got stuck. Check your timeout limits or try again"
+        }
+        "runner_system_failure" => "There has been a runner system failure, please try again",
+        "missing_dependency_failure" => {
+            "There has been a missing dependency failure, check the job log for more information"
+        }
+        "runner_unsupported" => "Your runner is outdated, please upgrade your runner",
+        "stale_schedule" => "Delayed job could not be executed by some reason, please try again",
+        "job_execution_timeout" => "The script exceeded the maximum execution time set for the job",
+        "archived_failure" => "The job is archived and cannot be run",
+        "unmet_prerequisites" => "The job failed to complete prerequisite tasks",
+        "scheduler_failure" => {
+            "The scheduler failed to assign job to the runner, please try again or contact system administrator"
+        }
+        "data_integrity_failure" => {
+            "There has been a structural integrity problem detected, please contact system administrator"
+        }
+        "pipeline_loop_detected" => {
+            "This job could not be executed because it would create infinitely looping pipelines"
+        }
+        "invalid_bridge_trigger" => {
+            "This job could not be executed because downstream pipeline trigger definition is invalid"
+        }
+        "downstream_bridge_project_not_found" => {
+            "This job could not be executed because downstream bridge project could not be found"
+        }
+        "insufficient_bridge_permissions" => {
+            "This job could not be executed because of insufficient permissions to create a downstream pipeline"
+        }
+        "bridge_pipeline_is_child_pipeline" => {
+            "This job belongs to a child pipeline and cannot create further child pipelines"
+        }
+        "downstream_pipeline_creation_failed" => "The downstream pipeline could not be created",
+        "reached_max_descendant_pipelines_depth" => "You reached the maximum depth of child pipelines",
+        "reached_max_pipeline_hierarchy_size" => "The downstream pipeline tree is too large",
+        "project_deleted" => "The job belongs to a deleted project",
+        "user_blocked" => "The user who created this job is blocked",
+        "no_matching_runner" => "No matching runner available",
+        "trace_size_exceeded" => "The job log size limit was reached",
+        "builds_disabled" => "The CI/CD is disabled for this project",
+        other => return other.replace('_', " "),
+    };
+    format!("{text} ({reason})")
 }
 
 /// `GET /{ns}/{project}/-/jobs/{id}/trace.json?size=N`: the rendered log when it grew past `N`

@@ -1,18 +1,32 @@
 //! A job log as HTML: ANSI colours (SGR) become classed spans, GitLab's `section_start` /
-//! `section_end` markers become collapsible `<details>`, carriage returns keep the last
-//! rewrite of a line, and every character of the log is escaped. Pure.
+//! `section_end` markers become collapsible `<details>` (closed for `[collapsed=true]`, with
+//! the section's duration), carriage returns keep the last rewrite of a line, and every
+//! character of the log is escaped. Pure.
 
 /// Renders a log. Never panics on any input.
 pub fn render(log: &str) -> String {
     let mut out = String::with_capacity(log.len() + log.len() / 4);
     let mut style = Style::default();
     let mut open_sections = 0usize;
+    let mut durations = durations(log).into_iter();
     for line in log.split_inclusive('\n') {
         let line = line.strip_suffix('\n').unwrap_or(line);
         if let Some(rest) = marker(line, "section_start:") {
             let header = after_marker(rest);
-            out.push_str("<details class=\"section\" open><summary>");
+            let collapsed = rest.split('\r').next().unwrap_or_default().contains("[collapsed=true]");
+            out.push_str(if collapsed {
+                "<details class=\"section\"><summary>"
+            } else {
+                "<details class=\"section\" open><summary>"
+            });
             render_text(header, &mut style, &mut out);
+            if let Some(Some(secs)) = durations.next() {
+                out.push_str(&format!(
+                    "<span class=\"section-duration\">{:02}:{:02}</span>",
+                    secs / 60,
+                    secs % 60
+                ));
+            }
             out.push_str("</summary>");
             open_sections += 1;
             continue;
@@ -31,6 +45,25 @@ pub fn render(log: &str) -> String {
     }
     for _ in 0..open_sections {
         out.push_str("</details>");
+    }
+    out
+}
+
+/// Each section's duration in seconds, in the order the sections start (`None` while a section
+/// has not ended, or when its times do not read).
+fn durations(log: &str) -> Vec<Option<u64>> {
+    let time = |rest: &str| rest.split(':').next().and_then(|t| t.trim().parse::<u64>().ok());
+    let mut out = Vec::new();
+    let mut open: Vec<(usize, Option<u64>)> = Vec::new();
+    for line in log.split('\n') {
+        if let Some(rest) = marker(line, "section_start:") {
+            open.push((out.len(), time(rest)));
+            out.push(None);
+        } else if let Some(rest) = marker(line, "section_end:")
+            && let Some((index, started)) = open.pop()
+        {
+            out[index] = started.zip(time(rest)).map(|(a, b)| b.saturating_sub(a));
+        }
     }
     out
 }
@@ -162,12 +195,30 @@ mod tests {
         let log = "\x1b[0Ksection_start:1:step_script\r\x1b[0KExecuting step\nprogress 10%\rprogress 100%\n\x1b[0Ksection_end:2:step_script\r\x1b[0K\nafter\n";
         let html = render(log);
         assert!(
-            html.starts_with("<details class=\"section\" open><summary>Executing step</summary>"),
+            html.starts_with(
+                "<details class=\"section\" open><summary>Executing step<span class=\"section-duration\">00:01</span></summary>"
+            ),
             "{html}"
         );
         assert!(html.contains("<span class=\"line\">progress 100%</span>"));
         assert!(!html.contains("progress 10%"));
         assert!(html.contains("</details><span class=\"line\">after</span>"));
+    }
+
+    #[test]
+    fn collapsed_sections_start_closed_and_show_their_duration() {
+        let log = "\x1b[0Ksection_start:100:deps[collapsed=true]\r\x1b[0KInstall\nnpm ci\n\x1b[0Ksection_end:175:deps\r\x1b[0K\n\x1b[0Ksection_start:175:open\r\x1b[0KStill running\n";
+        let html = render(log);
+        assert!(
+            html.starts_with(
+                "<details class=\"section\"><summary>Install<span class=\"section-duration\">01:15</span>"
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains("<details class=\"section\" open><summary>Still running</summary>"),
+            "{html}"
+        );
     }
 
     #[test]
