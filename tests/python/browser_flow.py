@@ -180,7 +180,39 @@ def main():
     finally:
         driver.quit()
     no_javascript()
+    every_page_at_both_widths()
     print("browser flow OK")
+
+
+def every_page_at_both_widths():
+    """Every page a Maintainer and an administrator open: a screenshot at each width, and no
+    page scrolls sideways on a phone (wide tables scroll inside their box)."""
+    pages = ["/", f"/{PROJECT}", f"/{PROJECT.split('/')[0]}", f"/{PROJECT}/-/pipelines", f"/{PROJECT}/-/jobs",
+             f"/{PROJECT}/-/settings/ci_cd", f"/{PROJECT}/-/project_members", f"/{PROJECT}/-/hooks",
+             "/-/user_settings/personal_access_tokens", "/no/such/page"]
+    admin_pages = ["/admin", "/admin/users", "/admin/runners", "/admin/application_settings/network"]
+    for size, label in (("1366,900", "desktop"), ("390,844", "phone")):
+        driver = browser(size=size)
+        try:
+            for who, password, paths in (("mia", "password123", pages),
+                                         ("root", os.environ.get("SPUR_TEST_ROOT_PASSWORD", "root-password-123"), admin_pages)):
+                sign_in(driver, who, password)
+                for path in paths:
+                    driver.get(URL + path)
+                    # One pipeline and one job page too, from their lists.
+                    detail = {f"/{PROJECT}/-/pipelines": "/-/pipelines/", f"/{PROJECT}/-/jobs": "/-/jobs/"}.get(path)
+                    links = driver.find_elements(By.CSS_SELECTOR, f"table.list a[href*='{detail}']") if detail else []
+                    extra = [links[0].get_attribute("href")] if links else []
+                    for target in [URL + path] + extra:
+                        driver.get(target)
+                        name = target[len(URL):].strip("/").replace("/", "_").replace("-", "") or "home"
+                        shot(driver, f"30-{label}-{who}-{name}")
+                        if label == "phone":
+                            wide = driver.execute_script(
+                                "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+                            assert wide[0] <= wide[1] + 1, f"{target} scrolls sideways at 390 px: {wide}"
+        finally:
+            driver.quit()
 
 
 def no_javascript():
