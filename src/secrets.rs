@@ -131,9 +131,64 @@ pub fn new_token(prefix: &str) -> Result<String, SecretsError> {
     Ok(format!("{prefix}{}", hex(&random_array::<20>()?)))
 }
 
+/// A form token masked for one response, as Rails masks its CSRF token: a fresh random pad and
+/// the token XOR the pad, in hex. Pages then never repeat the token's bytes, so compressing a
+/// page that also reflects input cannot leak it (BREACH). Falls back to the token itself if the
+/// system has no randomness to give.
+pub fn mask_token(token: &str) -> String {
+    let bytes = token.as_bytes();
+    let mut pad = vec![0u8; bytes.len()];
+    if getrandom::fill(&mut pad).is_err() {
+        return token.to_string();
+    }
+    let masked: Vec<u8> = pad.iter().zip(bytes).map(|(p, b)| p ^ b).collect();
+    format!("{}{}", hex(&pad), hex(&masked))
+}
+
+/// Whether `sent` is `token`, masked by [`mask_token`] or as it is; in constant time.
+pub fn token_matches(sent: &str, token: &str) -> bool {
+    if sent.len() == token.len() * 4 {
+        let (pad, masked) = sent.split_at(token.len() * 2);
+        if let (Some(pad), Some(masked)) = (from_hex(pad), from_hex(masked)) {
+            let unmasked: Vec<u8> = pad.iter().zip(&masked).map(|(p, m)| p ^ m).collect();
+            return constant_time_eq(&unmasked, token.as_bytes());
+        }
+    }
+    constant_time_eq(sent.as_bytes(), token.as_bytes())
+}
+
+/// The bytes of lower- or upper-case hex text.
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 /// Compares two secrets in time independent of where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
+}
+
+#[cfg(test)]
+mod mask_tests {
+    use super::*;
+
+    #[test]
+    fn a_masked_token_differs_each_time_and_still_matches() {
+        let token = hex(&[7u8; 32]);
+        let (a, b) = (mask_token(&token), mask_token(&token));
+        assert_ne!(a, b);
+        assert!(!a.contains(&token));
+        assert!(token_matches(&a, &token) && token_matches(&b, &token));
+        assert!(token_matches(&token, &token), "the plain token still works");
+        assert!(!token_matches(&mask_token(&hex(&[8u8; 32])), &token));
+        assert!(!token_matches("zz", &token));
+        assert!(!token_matches(&"g".repeat(256), &token));
+    }
 }
 
 #[cfg(test)]

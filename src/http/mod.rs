@@ -22,6 +22,53 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use error::ApiError;
 use serde_json::json;
 
+/// Marks answers that are compressed already or binary (archives, git packs, backups) so that
+/// the `Compress` middleware around everything leaves them as they are; pages, JSON and logs
+/// are gzipped for clients that accept it.
+pub fn keep_compressed_as_is<S>(
+    req: actix_web::dev::ServiceRequest,
+    service: &S,
+) -> impl std::future::Future<Output = Result<actix_web::dev::ServiceResponse, actix_web::Error>> + use<S>
+where
+    S: actix_web::dev::Service<
+            actix_web::dev::ServiceRequest,
+            Response = actix_web::dev::ServiceResponse,
+            Error = actix_web::Error,
+        >,
+{
+    let call = service.call(req);
+    async move {
+        let mut response = call.await?;
+        let binary = response
+            .headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| {
+                [
+                    "application/zip",
+                    "application/gzip",
+                    "application/x-gzip",
+                    "application/x-git-",
+                    "application/octet-stream",
+                    "application/x-tar",
+                ]
+                .iter()
+                .any(|kind| t.starts_with(kind))
+            });
+        if binary
+            && !response
+                .headers()
+                .contains_key(actix_web::http::header::CONTENT_ENCODING)
+        {
+            response.headers_mut().insert(
+                actix_web::http::header::CONTENT_ENCODING,
+                actix_web::http::header::HeaderValue::from_static("identity"),
+            );
+        }
+        Ok(response)
+    }
+}
+
 /// Logs one line per request: method, the matched route's pattern (never the path itself,
 /// which may hold a token in its query), status and duration.
 pub fn log_request<S>(

@@ -208,7 +208,10 @@ impl Layout {
                 username: u.username.clone(),
                 admin: u.admin,
             }),
-            csrf: visitor.csrf().to_string(),
+            csrf: match visitor.csrf() {
+                "" => String::new(),
+                token => crate::secrets::mask_token(token),
+            },
             asset_version: assets::version(),
             project: None,
             current: "",

@@ -38,7 +38,7 @@ impl Visitor {
     pub fn check_csrf(&self, form: &Form) -> Result<(), UiError> {
         let sent = form.get("authenticity_token").unwrap_or_default();
         match &self.session {
-            Some((_, s)) if secrets::constant_time_eq(sent.as_bytes(), s.csrf_token.as_bytes()) => Ok(()),
+            Some((_, s)) if secrets::token_matches(sent, &s.csrf_token) => Ok(()),
             Some(_) => Err(UiError::Csrf),
             None => Err(UiError::SignIn),
         }
@@ -141,7 +141,7 @@ fn render_sign_in(
         session: None,
     };
     let mut l = Layout::new(req, &visitor, "Sign in");
-    l.csrf = csrf.clone();
+    l.csrf = secrets::mask_token(&csrf);
     if let Some(text) = alert {
         l.flash = Some(super::Flash {
             kind: "alert",
@@ -166,7 +166,7 @@ pub async fn sign_in(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payl
         .map(|c| c.value().to_string())
         .unwrap_or_default();
     let sent = form.get("authenticity_token").unwrap_or_default();
-    if expected.is_empty() || !secrets::constant_time_eq(sent.as_bytes(), expected.as_bytes()) {
+    if expected.is_empty() || !secrets::token_matches(sent, &expected) {
         return Err(UiError::Csrf);
     }
     let login = form.get("user[login]").unwrap_or_default().trim().to_string();
