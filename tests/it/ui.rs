@@ -625,6 +625,17 @@ async fn no_dead_ends_project_and_namespace_homes_the_admin_area_raw_logs_and_co
         "the job page offers the download"
     );
 
+    // An empty hosted project says to push first instead of offering a run of a missing branch.
+    let (status, _) = send(s.root(Method::POST, "/projects").form(&[("name", "empty")])).await;
+    assert_eq!(status, 201);
+    let mut root = Browser::new(&s);
+    root.sign_in("root", "root-password-123").await;
+    let (_, page, _) = root.get("/root/empty/-/pipelines").await;
+    assert!(
+        page.contains(r#"id="empty-repository""#) && !page.contains("Run pipeline"),
+        "{page}"
+    );
+
     // The project's home: clone URL, default branch and recent pipelines; the namespace lists it.
     let (status, home, _) = mia.get("/root/demo").await;
     assert_eq!(status, 200);

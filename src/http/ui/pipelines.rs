@@ -98,6 +98,8 @@ struct ListPage {
     full_path: String,
     rows: Vec<PipelineRow>,
     can_run: bool,
+    /// The repository has no branch yet (an empty hosted project): nothing to run.
+    empty: bool,
     run_open: bool,
     default_ref: String,
     inputs: Vec<InputField>,
@@ -150,7 +152,8 @@ async fn render_list(
     let mut users = HashMap::new();
     let rows = pipelines.iter().map(|p| row(spur, p, &mut users, now)).collect();
     let l = Layout::new(req, visitor, "Pipelines").in_project(project, access, "pipelines");
-    let can_run = visitor.user.is_some() && access.at_least(AccessLevel::Developer);
+    let empty = project.default_branch.is_none() && project.import_url.is_none();
+    let can_run = visitor.user.is_some() && access.at_least(AccessLevel::Developer) && !empty;
     let asked_ref = refused
         .as_ref()
         .map(|r| r.ref_name.clone())
@@ -195,6 +198,7 @@ async fn render_list(
             full_path: project.full_path.clone(),
             rows,
             can_run,
+            empty,
             run_open: total == 0 || asked_ref.is_some(),
             default_ref: run_ref,
             inputs,
