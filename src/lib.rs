@@ -79,15 +79,13 @@ pub async fn shutdown(spur: &Arc<Spur>, grace: std::time::Duration) {
     spur.shutdown.begin();
     let deadline = std::time::Instant::now() + grace;
     loop {
-        let running = spur
-            .store
-            .active_jobs()
-            .map(|jobs| {
-                // Jobs on GitLab runners go on without spur and report after its restart.
-                let local = |j: &&domain::Job| j.status == domain::JobStatus::Running && j.runner_id.is_none();
-                jobs.iter().filter(local).count()
-            })
-            .unwrap_or(0);
+        // Jobs on GitLab runners go on without spur and report after its restart.
+        let mut running = 0;
+        let _ = spur.store.for_each_active_job(|j| {
+            if j.status == domain::JobStatus::Running && j.runner_id.is_none() {
+                running += 1;
+            }
+        });
         if running == 0 {
             tracing::info!("spur stopped; no job was running");
             spur.isolation.remove_shared_builds_dir();

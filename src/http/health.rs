@@ -50,10 +50,20 @@ pub async fn metrics(req: actix_web::HttpRequest, spur: State) -> Result<HttpRes
         return Err(crate::http::error::ApiError::forbidden());
     }
     let s = spur.clone();
-    let active = actix_web::web::block(move || s.store.active_jobs()).await??;
+    const COUNTED: [&str; 5] = ["created", "pending", "running", "manual", "scheduled"];
+    let counts = actix_web::web::block(move || {
+        let mut counts = [0usize; COUNTED.len()];
+        s.store
+            .for_each_active_job(|j| {
+                if let Some(i) = COUNTED.iter().position(|c| *c == j.status.as_str()) {
+                    counts[i] += 1;
+                }
+            })
+            .map(|_| counts)
+    })
+    .await??;
     let mut gauges: Vec<(&str, &str, String, f64)> = Vec::new();
-    for status in ["created", "pending", "running", "manual", "scheduled"] {
-        let n = active.iter().filter(|j| j.status.as_str() == status).count();
+    for (status, n) in COUNTED.iter().zip(counts) {
         gauges.push((
             "spur_jobs",
             "Unfinished jobs, by status.",

@@ -26,11 +26,15 @@ pub async fn run(spur: std::sync::Arc<Spur>) {
 /// start and this server's start) is failed.
 fn sweep(spur: &Spur, server_started: Millis, timeout_ms: Millis) -> Result<(), String> {
     let now = clock::now();
-    let jobs = spur.store.active_jobs().map_err(|e| e.to_string())?;
+    let mut jobs = Vec::new();
+    spur.store
+        .for_each_active_job(|job| {
+            if job.status == JobStatus::Running && job.runner_id.is_some() {
+                jobs.push(job);
+            }
+        })
+        .map_err(|e| e.to_string())?;
     for job in jobs {
-        if job.status != JobStatus::Running || job.runner_id.is_none() {
-            continue;
-        }
         let since = job.started_at.unwrap_or(0).max(server_started);
         let last = spur.runner_contacts.last(job.id).unwrap_or(since).max(since);
         if now - last < timeout_ms {

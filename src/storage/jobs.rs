@@ -63,18 +63,18 @@ impl Store {
         })
     }
 
-    /// Every job not yet in a final status.
-    pub fn active_jobs(&self) -> Result<Vec<Job>, Error> {
+    /// Hands every job not in a final status to `each`, one at a time: a long queue is never
+    /// all in memory at once.
+    pub fn for_each_active_job(&self, mut each: impl FnMut(Job)) -> Result<(), Error> {
         self.read(|tx| {
             let index = tx.open_table(ACTIVE_JOBS)?;
             let jobs = tx.open_table(JOBS)?;
-            let mut out = Vec::new();
             for entry in index.iter()? {
                 if let Some(job) = get_json(&jobs, entry?.0.value())? {
-                    out.push(job);
+                    each(job);
                 }
             }
-            Ok(out)
+            Ok(())
         })
     }
 
