@@ -48,7 +48,15 @@ impl Spur {
         let secrets = Secrets::load_or_create(&dir.join(crate::config::layout::SECRET_KEY))
             .map_err(|e| StartError(e.to_string()))?;
         let db_path = dir.join(crate::config::layout::DATABASE);
-        let store = Store::open(&db_path).map_err(|e| match e {
+        // Right after a crash the lock can outlive the old process for a moment (a child it was
+        // forking still holds the file until its exec closes it): try again for two seconds.
+        let mut opened = Store::open(&db_path);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while matches!(opened, Err(crate::storage::Error::AlreadyOpen)) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            opened = Store::open(&db_path);
+        }
+        let store = opened.map_err(|e| match e {
             crate::storage::Error::AlreadyOpen => StartError(format!(
                 "another spur is already using the data dir {} (its database is locked); stop it or choose another --data-dir",
                 dir.display()
