@@ -63,13 +63,7 @@ fn backup_snapshot(
     secret_key: &[u8],
     created_at: i64,
 ) -> Result<BackupInfo, Error> {
-    let version = snapshot
-        .open_table(tables::META)?
-        .get("schema_version")?
-        .map_or(0, |g| g.value());
-    if version > super::SCHEMA_VERSION {
-        return Err(Error::TooNew(version));
-    }
+    let schema_version = readable_version(snapshot)?;
     let target = Database::builder().create(out)?;
     let tx = target.begin_write()?;
     let rows = copy_every_table(snapshot, &tx)?;
@@ -80,10 +74,6 @@ fn backup_snapshot(
         meta.insert("created_at", created_at.to_string().as_bytes())?;
     }
     tx.commit()?;
-    let schema_version = snapshot
-        .open_table(tables::META)?
-        .get("schema_version")?
-        .map_or(0, |g| g.value());
     let mut projects = Vec::new();
     for entry in snapshot.open_table(tables::PROJECTS)?.iter()? {
         projects.push(decode::<Project>(entry?.1.value())?);
@@ -104,6 +94,18 @@ fn backup_snapshot(
     })
 }
 
+/// The schema version of `snapshot`, refused when a newer spur wrote it.
+fn readable_version(snapshot: &ReadTransaction) -> Result<u64, Error> {
+    let version = snapshot
+        .open_table(tables::META)?
+        .get("schema_version")?
+        .map_or(0, |g| g.value());
+    if version > super::SCHEMA_VERSION {
+        return Err(Error::TooNew(version));
+    }
+    Ok(version)
+}
+
 /// Creates the database `target` (which must not exist, made private) from the backup copy
 /// `backup` (which may be changed: open a copy); answers the secret key it carries and its
 /// projects. Refuses a copy from a newer spur.
@@ -117,13 +119,7 @@ pub fn restore_backup(backup: &Path, target: &Path) -> Result<(Vec<u8>, Vec<Proj
         .get("secret_key")?
         .map(|g| g.value().to_vec())
         .ok_or_else(|| Error::Codec("the backup holds no secret key".into()))?;
-    let version = snapshot
-        .open_table(tables::META)?
-        .get("schema_version")?
-        .map_or(0, |g| g.value());
-    if version > super::SCHEMA_VERSION {
-        return Err(Error::TooNew(version));
-    }
+    readable_version(&snapshot)?;
     let mut projects = Vec::new();
     for entry in snapshot.open_table(tables::PROJECTS)?.iter()? {
         projects.push(decode::<Project>(entry?.1.value())?);
