@@ -10,6 +10,12 @@
 //! 3. fan-out: 50 pipelines of 20 jobs triggered at once; the time until all are final and the
 //!    most jobs seen running at once (from the jobs' start and end times) against `--concurrent`.
 //!
+//! 4. container start (`SPUR_BENCH_ONLY=container` only; it needs podman): part 1 for a job
+//!    with `image:` (a local image of the host's bash and busybox, `pull_policy: never`) with
+//!    `--job-engine podman` and `--job-engine none` (the same job on the host) in alternating
+//!    runs; the difference of the p50s is what a container adds. Set `CONTAINERS_CONF` as the
+//!    host needs (on these VMs: `tests/containers.conf`).
+//!
 //! `SPUR_BENCH_RUNS` (default 3) repeats each part; medians are printed. `SPUR_BENCH_ONLY=latency`
 //! or `fanout` runs one part alone.
 
@@ -37,6 +43,10 @@ fn main() {
         .unwrap();
 
     let only = std::env::var("SPUR_BENCH_ONLY").unwrap_or_default();
+    if only == "container" {
+        container_start(&rt, runs, triggers);
+        return;
+    }
     // The two isolation settings alternate run by run, so the machine's drift hits both alike.
     let modes = ["landlock", "none"];
     let latency_runs = if only.is_empty() || only == "latency" { runs } else { 0 };
@@ -238,7 +248,21 @@ fn now_us() -> f64 {
 async fn latency_run(triggers: usize, sandbox: &str) -> Vec<f64> {
     let config = "stamp:\n  script:\n    - echo \"STAMP $EPOCHREALTIME\"\n";
     let concurrent = CONCURRENT.to_string();
-    let f = fixture(config, &["--concurrent", &concurrent, "--job-sandbox", sandbox]).await;
+    let extra = [
+        "--concurrent",
+        &concurrent,
+        "--job-sandbox",
+        sandbox,
+        "--job-engine",
+        "none",
+    ];
+    stamps(config, &extra, triggers).await
+}
+
+/// Triggers `config`'s one job `triggers` times (after 5 to warm up), one at a time, and
+/// answers each trigger-to-stamp latency in ms.
+async fn stamps(config: &str, extra: &[&str], triggers: usize) -> Vec<f64> {
+    let f = fixture(config, extra).await;
     let mut latencies = Vec::with_capacity(triggers);
     for i in 0..triggers + 5 {
         let sent = now_us();
@@ -251,6 +275,82 @@ async fn latency_run(triggers: usize, sandbox: &str) -> Vec<f64> {
     }
     kill(f.child);
     latencies
+}
+
+/// Part 4: what starting a container adds to trigger-to-first-line.
+fn container_start(rt: &tokio::runtime::Runtime, runs: usize, triggers: usize) {
+    let image = "localhost/spur-bench-bash:1";
+    build_bash_image(image);
+    let config = format!(
+        "stamp:\n  image: {{name: {image}, pull_policy: never}}\n  script:\n    - echo \"STAMP $EPOCHREALTIME\"\n"
+    );
+    let concurrent = CONCURRENT.to_string();
+    let engines = ["podman", "none"];
+    let mut p50s = [Vec::new(), Vec::new()];
+    for run in 1..=runs {
+        for (e, engine) in engines.iter().enumerate() {
+            let extra = ["--concurrent", &concurrent, "--job-engine", engine];
+            let mut lat = rt.block_on(stamps(&config, &extra, triggers));
+            lat.sort_by(|a, b| a.total_cmp(b));
+            let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
+            println!(
+                "container run {run} (--job-engine {engine}): {} triggers, trigger to first script line p50 {:.2} ms, p99 {:.2} ms",
+                lat.len(),
+                pct(0.50),
+                pct(0.99)
+            );
+            p50s[e].push(pct(0.50));
+        }
+    }
+    let mut diffs: Vec<f64> = p50s[0].iter().zip(&p50s[1]).map(|(a, b)| a - b).collect();
+    println!(
+        "trigger to first script line, median of {runs} runs: in a container p50 {:.2} ms {:?}, on the host p50 {:.2} ms {:?}; the container adds {:.2} ms {:?}",
+        median(&mut p50s[0].clone()),
+        rounded(&p50s[0]),
+        median(&mut p50s[1].clone()),
+        rounded(&p50s[1]),
+        median(&mut diffs),
+        rounded(&diffs)
+    );
+}
+
+/// Imports `name`: the host's bash with the libraries `ldd` names, and busybox as `sh`.
+fn build_bash_image(name: &str) {
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("rootfs");
+    let copy = |from: &str| {
+        let to = root.join(from.trim_start_matches('/'));
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, &to).unwrap();
+    };
+    copy("/bin/bash");
+    copy("/bin/busybox");
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).unwrap();
+    let ldd = Command::new("ldd").arg("/bin/bash").output().unwrap();
+    for lib in String::from_utf8_lossy(&ldd.stdout)
+        .split_whitespace()
+        .filter(|w| w.starts_with('/'))
+    {
+        copy(lib);
+    }
+    let archive = dir.path().join("rootfs.tar");
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&archive)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let import = Command::new("podman")
+        .arg("import")
+        .arg(&archive)
+        .arg(name)
+        .output()
+        .unwrap();
+    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
 }
 
 struct Ingestion {

@@ -85,6 +85,14 @@ impl Spur {
         .map_err(StartError)?;
         secure_data_dir(dir, isolation.other_uid() && isolation.builds_dir.starts_with(dir))
             .map_err(|e| StartError(format!("cannot secure the data dir {}: {e}", dir.display())))?;
+        let engine_choice = crate::sandbox::engine::Choice::parse(&config.job_engine).ok_or_else(|| {
+            StartError(format!(
+                "--job-engine {:?}: choose auto, podman, docker or none",
+                config.job_engine
+            ))
+        })?;
+        let engine = crate::sandbox::engine::Engine::find(engine_choice)
+            .map_err(|e| StartError(format!("--job-engine {}: {e}", config.job_engine)))?;
         let (scheduler, inbox) = scheduler::channel();
         let concurrent = config
             .concurrent
@@ -99,6 +107,8 @@ impl Spur {
             metrics: crate::metrics::Metrics::default(),
             shutdown: crate::context::Shutdown::default(),
             isolation: Arc::new(isolation),
+            engine,
+            engine_label: crate::sandbox::engine::instance_label(dir),
             import_path_dirs: config.import_path_dirs.clone(),
             allow_local_requests: config.allow_local_requests,
             outbound: Arc::new(std::sync::RwLock::new(crate::outbound::Policy::new(
@@ -140,6 +150,7 @@ impl Spur {
         spur.bootstrap_root(config).await?;
         crate::accounts::remove_stale_root_credentials(dir);
         tracing::info!(isolation = %spur.isolation.describe(), builds_dir = %spur.isolation.builds_dir.display(), "job isolation");
+        tracing::info!(engine = %spur.describe_engine(), "job containers");
         secure_data_dir(
             dir,
             spur.isolation.other_uid() && spur.isolation.builds_dir.starts_with(dir),

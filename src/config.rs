@@ -68,6 +68,8 @@ pub struct Config {
     pub job_uids: (u32, u32),
     /// Folders jobs may read besides the system ones.
     pub job_read_paths: Vec<PathBuf>,
+    /// The container engine for jobs with `image:`: `auto`, `podman`, `docker` or `none`.
+    pub job_engine: String,
     /// Whether webhooks, integrations and mirrors may reach the local network from the start
     /// (the application setting can allow it too).
     pub allow_local_requests: bool,
@@ -108,6 +110,7 @@ impl fmt::Debug for Config {
             .field("job_sandbox", &self.job_sandbox)
             .field("job_uids", &self.job_uids)
             .field("job_read_paths", &self.job_read_paths)
+            .field("job_engine", &self.job_engine)
             .field("allow_local_requests", &self.allow_local_requests)
             .field("import_path_dirs", &self.import_path_dirs)
             .finish()
@@ -176,6 +179,7 @@ impl Config {
             job_sandbox: "landlock".into(),
             job_uids: DEFAULT_JOB_UIDS,
             job_read_paths: Vec::new(),
+            job_engine: "auto".into(),
             allow_local_requests: false,
             import_path_dirs: Vec::new(),
             runner_poll_timeout_secs: 50,
@@ -230,6 +234,8 @@ pub struct FileConfig {
     pub job_uids: Option<String>,
     /// See [`Config::job_read_paths`].
     pub job_read_paths: Option<Vec<PathBuf>>,
+    /// See [`Config::job_engine`].
+    pub job_engine: Option<String>,
     /// See [`Config::allow_local_requests`].
     pub allow_local_requests: Option<bool>,
     /// See [`Config::import_path_dirs`].

@@ -56,6 +56,10 @@ pub struct Spur {
     pub hook_resend_quota: crate::rate_limit::Quota,
     /// Who jobs run as and the fence around them.
     pub isolation: Arc<crate::sandbox::Isolation>,
+    /// The container engine jobs with `image:` run in; `None`: on the host.
+    pub engine: Option<crate::sandbox::engine::Engine>,
+    /// The label on every container and network this spur makes.
+    pub engine_label: String,
     /// Folders administrators may import local repositories from (empty: anywhere).
     pub import_path_dirs: Vec<PathBuf>,
     /// Whether the `--allow-local-requests` flag allows outbound requests to the local network.
@@ -84,6 +88,14 @@ impl Spur {
     /// What outbound requests may reach now.
     pub fn outbound_policy(&self) -> crate::outbound::Policy {
         self.outbound.read().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// Where jobs with `image:` run, in words for the log and the Admin area.
+    pub fn describe_engine(&self) -> String {
+        match &self.engine {
+            Some(e) => format!("{} {}: jobs with image: run in containers", e.program, e.version),
+            None => "none: jobs with image: run on the host, with a warning in their log".into(),
+        }
     }
 }
 

@@ -84,6 +84,9 @@ pub fn runtime_variables(
     if job.when != crate::domain::JobWhen::Manual {
         vars.retain(|(k, _)| *k != "CI_JOB_MANUAL");
     }
+    if let Some(image) = &job.settings.image {
+        vars.push(("CI_JOB_IMAGE", image.name.clone()));
+    }
     vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 

@@ -205,6 +205,11 @@ struct ServeArgs {
     /// A folder jobs may read besides the system ones (/usr, /etc, /opt, ...); repeatable.
     #[arg(long = "job-read-path", env = "SPUR_JOB_READ_PATHS", value_delimiter = ',')]
     job_read_paths: Vec<PathBuf>,
+    /// Where jobs with `image:` run: in containers of `podman` or `docker` (a reachable
+    /// daemon), or `none` (on the host with a warning, as a shell executor); `auto` takes
+    /// podman, then docker, then none [default: auto].
+    #[arg(long, env = "SPUR_JOB_ENGINE", value_parser = ["auto", "podman", "docker", "none"])]
+    job_engine: Option<String>,
     /// Let webhooks, integrations and mirrors reach loopback and private addresses (GitLab's
     /// allow_local_requests_from_web_hooks_and_services; also an application setting).
     #[arg(long, env = "SPUR_ALLOW_LOCAL_REQUESTS")]
@@ -353,6 +358,9 @@ impl ServeArgs {
         }
         if let Some(range) = self.job_uids.or(file.job_uids) {
             config.job_uids = parse_uid_range(&range)?;
+        }
+        if let Some(engine) = self.job_engine.or(file.job_engine) {
+            config.job_engine = engine;
         }
         config.job_read_paths = if self.job_read_paths.is_empty() {
             file.job_read_paths.unwrap_or_default()

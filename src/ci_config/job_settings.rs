@@ -5,7 +5,7 @@
 
 use super::variables::scalar_text;
 use super::yaml::{Mapping, Yaml};
-use crate::domain::{ArtifactsSpec, JobSettings};
+use crate::domain::{ArtifactsSpec, Image, JobSettings};
 
 /// Reads a job's settings from its composed configuration; `vars` expands `cache:key`.
 pub fn read(config: &Mapping, vars: &[(String, String)]) -> JobSettings {
@@ -19,9 +19,9 @@ pub fn read(config: &Mapping, vars: &[(String, String)]) -> JobSettings {
             .and_then(scalar_text)
             .and_then(|t| parse_duration(&t)),
         interruptible: matches!(config.get("interruptible"), Some(Yaml::Bool(true))),
-        image: config.get("image").and_then(image_name),
+        image: config.get("image").and_then(image),
         services: match config.get("services") {
-            Some(Yaml::Seq(items)) => items.iter().filter_map(image_name).collect(),
+            Some(Yaml::Seq(items)) => items.iter().filter_map(image).collect(),
             _ => Vec::new(),
         },
         ..JobSettings::default()
@@ -87,11 +87,43 @@ fn read_artifacts(artifacts: Option<&Yaml>, vars: &[(String, String)]) -> Option
     (!spec.paths.is_empty() || spec.untracked).then_some(spec)
 }
 
-fn image_name(y: &Yaml) -> Option<String> {
-    match y {
-        Yaml::Map(m) => m.get("name").and_then(scalar_text),
-        other => scalar_text(other).filter(|s| !s.is_empty()),
-    }
+/// An `image:` or `services:` entry: a name, or a mapping of GitLab's sub-keys.
+fn image(y: &Yaml) -> Option<Image> {
+    let Yaml::Map(m) = y else {
+        return scalar_text(y).filter(|s| !s.is_empty()).map(|name| Image {
+            name,
+            ..Image::default()
+        });
+    };
+    let list = |key: &str| match m.get(key) {
+        Some(Yaml::Seq(items)) => Some(items.iter().filter_map(scalar_text).collect()),
+        Some(other) => scalar_text(other).map(|s| vec![s]),
+        None => None,
+    };
+    Some(Image {
+        name: m.get("name").and_then(scalar_text).filter(|s| !s.is_empty())?,
+        entrypoint: list("entrypoint"),
+        command: list("command"),
+        alias: m.get("alias").and_then(scalar_text),
+        pull_policy: strings(m.get("pull_policy")),
+        variables: match m.get("variables") {
+            Some(Yaml::Map(vars)) => vars
+                .iter()
+                .filter_map(|(k, v)| {
+                    let value = match v {
+                        Yaml::Map(full) => full.get("value").and_then(scalar_text),
+                        other => scalar_text(other),
+                    };
+                    Some((k.clone(), value?))
+                })
+                .collect(),
+            _ => Vec::new(),
+        },
+        user: match m.get("docker") {
+            Some(Yaml::Map(docker)) => docker.get("user").and_then(scalar_text),
+            _ => None,
+        },
+    })
 }
 
 fn read_retry(retry: Option<&Yaml>, s: &mut JobSettings) {

@@ -3,12 +3,14 @@
 //! and `http::api` turns them into GitLab's JSON at the edge.
 
 mod accounts;
+mod images;
 mod pipelines;
 mod projects;
 mod runners;
 mod variables;
 
 pub use accounts::*;
+pub use images::*;
 pub use pipelines::*;
 pub use projects::*;
 pub use runners::*;

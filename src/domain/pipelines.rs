@@ -461,10 +461,11 @@ pub struct JobSettings {
     pub start_in_secs: Option<u64>,
     /// `interruptible`.
     pub interruptible: bool,
-    /// `image:name`, kept for runners; the shell executor ignores it with a warning.
-    pub image: Option<String>,
-    /// `services` names, kept for runners.
-    pub services: Vec<String>,
+    /// `image:`: the container the job's scripts run in (on a runner, or the built-in executor
+    /// with a container engine).
+    pub image: Option<Image>,
+    /// `services:`: containers started beside the job's, reachable by their host names.
+    pub services: Vec<Image>,
     /// `cache:key` (after expansion), when the job has a cache.
     pub cache_key: Option<String>,
     /// `cache:paths`.

@@ -15,13 +15,20 @@ use std::sync::Arc;
 /// The name jobs run by this executor show as their runner.
 pub const RUNNER_NAME: &str = "spur-shell";
 
-/// Starts `concurrent` workers (none for 0). Removes workspaces a previous run left behind.
+/// Starts `concurrent` workers (none for 0). Removes workspaces, containers and networks a
+/// previous run left behind, before any worker starts.
 pub fn start(spur: Arc<Spur>, concurrent: usize) {
     workspace::clean_builds_dir(&spur.isolation.builds_dir, spur.isolation.other_uid());
-    for _ in 0..concurrent {
-        let spur = spur.clone();
-        tokio::spawn(async move { worker(spur).await });
-    }
+    tokio::spawn(async move {
+        if let Some(engine) = spur.engine.clone() {
+            let label = spur.engine_label.clone();
+            let _ = tokio::task::spawn_blocking(move || engine.remove_labelled(&label)).await;
+        }
+        for _ in 0..concurrent {
+            let spur = spur.clone();
+            tokio::spawn(async move { worker(spur).await });
+        }
+    });
 }
 
 async fn worker(spur: Arc<Spur>) {

@@ -46,6 +46,9 @@ pub struct Workspace {
     pub scripts: PathBuf,
     /// `(uid, gid)` the job runs as, when not spur's: its folders are handed over.
     pub owner: Option<(u32, u32)>,
+    /// Its scripts run in containers, whose root could write a linked file: object files are
+    /// copied, never linked.
+    pub contained: bool,
 }
 
 impl Workspace {
@@ -60,6 +63,7 @@ impl Workspace {
             scripts: private_dir.join("scripts"),
             private_dir,
             owner: None,
+            contained: false,
         }
     }
 
@@ -165,7 +169,10 @@ impl Workspace {
             } else if kind.is_file() {
                 use std::os::unix::fs::MetadataExt;
                 let read_only = entry.metadata().is_ok_and(|m| m.mode() & 0o222 == 0);
-                let linked = self.owner.is_some() && read_only && fs::hard_link(entry.path(), &target).is_ok();
+                let linked = self.owner.is_some()
+                    && !self.contained
+                    && read_only
+                    && fs::hard_link(entry.path(), &target).is_ok();
                 if !linked {
                     fs::copy(entry.path(), &target)?;
                 }
@@ -188,6 +195,38 @@ impl Workspace {
         let mode = if self.owner.is_some() { 0o644 } else { 0o600 };
         write_new(&path, text.as_bytes(), mode)?;
         Ok(path)
+    }
+
+    /// Writes a script only spur (and a container's root) may read: it holds the job's
+    /// variables.
+    pub fn private_script(&self, name: &str, text: &str) -> io::Result<PathBuf> {
+        let path = self.scripts.join(name);
+        write_new(&path, text.as_bytes(), 0o600)?;
+        Ok(path)
+    }
+
+    /// Gives the job's user back everything a container's root made in the checkout, walking
+    /// without recursion and never through a link (`lchown` also drops set-id bits).
+    pub fn reclaim(&self) {
+        let Some((uid, gid)) = self.owner else { return };
+        let _ = std::os::unix::fs::lchown(&self.project_dir, Some(uid), Some(gid));
+        let mut stack = vec![self.project_dir.clone()];
+        let mut seen = 0usize;
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                seen += 1;
+                if seen > MAX_RECLAIMED {
+                    tracing::warn!(dir = %self.project_dir.display(), "too many files to hand back to the job's user");
+                    return;
+                }
+                let path = entry.path();
+                let _ = std::os::unix::fs::lchown(&path, Some(uid), Some(gid));
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(path);
+                }
+            }
+        }
     }
 
     /// Removes both folders (never following a link the job left).
@@ -234,6 +273,9 @@ fn objects_dir(repository: &Path) -> Result<PathBuf, String> {
         .and_then(|p| p.canonicalize().ok())
         .ok_or_else(|| format!("{} is not a git repository spur can read", repository.display()))
 }
+
+/// The most entries `reclaim` walks.
+const MAX_RECLAIMED: usize = 2_000_000;
 
 fn mkdir(path: &Path, mode: u32) -> io::Result<()> {
     fs::DirBuilder::new().mode(mode).create(path)?;

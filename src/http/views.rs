@@ -381,6 +381,7 @@ pub fn application_settings(s: &crate::domain::ApplicationSettings, spur: &Spur)
         "outbound_local_requests_allowlist_raw": s.outbound_local_requests_whitelist.join("\n"),
         "dns_rebinding_protection_enabled": true,
         "spur_job_isolation": spur.isolation.describe(),
+        "spur_job_engine": spur.describe_engine(),
     })
 }
 

@@ -98,8 +98,8 @@ pub fn build(spur: &Spur, a: &Assignment) -> Result<Value, String> {
         "variables": variables,
         "steps": steps,
         "hooks": [],
-        "image": job.settings.image.as_ref().map(|name| json!({"name": name})),
-        "services": job.settings.services.iter().map(|name| json!({"name": name})).collect::<Vec<_>>(),
+        "image": job.settings.image.as_ref().map(image),
+        "services": job.settings.services.iter().map(image).collect::<Vec<_>>(),
         "artifacts": artifacts(job),
         "cache": [],
         "credentials": [],
@@ -110,6 +110,34 @@ pub fn build(spur: &Spur, a: &Assignment) -> Result<Value, String> {
             "token_mask_prefixes": ["glcbt-", "glpat-", "glrt-", "glptt-"],
         },
     }))
+}
+
+/// An `image` or `services` entry as the runner reads it (`Spec::Image`).
+fn image(image: &crate::domain::Image) -> Value {
+    let mut v = json!({"name": image.name});
+    if let Some(entrypoint) = &image.entrypoint {
+        v["entrypoint"] = json!(entrypoint);
+    }
+    if let Some(command) = &image.command {
+        v["command"] = json!(command);
+    }
+    if let Some(alias) = &image.alias {
+        v["alias"] = json!(alias);
+    }
+    if !image.pull_policy.is_empty() {
+        v["pull_policy"] = json!(image.pull_policy);
+    }
+    if !image.variables.is_empty() {
+        v["variables"] = image
+            .variables
+            .iter()
+            .map(|(k, value)| json!({"key": k, "value": value}))
+            .collect();
+    }
+    if let Some(user) = &image.user {
+        v["executor_opts"] = json!({"docker": {"user": user}});
+    }
+    v
 }
 
 /// Whether the pipeline's branch or tag is protected.

@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use job_user::JobUser;
+pub mod engine;
 pub mod job_user;
 pub mod landlock;
 

@@ -113,7 +113,7 @@ async fn a_triggered_pipeline_runs_its_stages_with_gitlab_logs_and_statuses() {
     let log = trace(&s, pid, build["id"].as_u64().unwrap()).await;
     for want in [
         "Running with spur",
-        "WARNING: the shell executor ignores image and services",
+        "WARNING: spur has no container engine: image and services are ignored",
         "section_start:",
         "Checking out ",
         "$ echo before-script-ran",

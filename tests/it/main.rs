@@ -7,6 +7,7 @@
 mod browser;
 mod cli;
 mod commit_statuses;
+mod containers;
 mod durability;
 mod execution;
 mod hardening;

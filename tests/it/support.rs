@@ -49,6 +49,7 @@ impl Server {
     /// Starts spur on a fresh data dir with `extra` flags and environment variables.
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
         let data_dir = dir.path().join("data");
         let (child, base, log) = spawn_binary_env(Path::new(env!("CARGO_BIN_EXE_spur")), None, &data_dir, extra, env)
             .unwrap_or_else(|e| panic!("spur did not start: {e}"));
@@ -273,6 +274,12 @@ pub fn spawn_binary_env(
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .args(["--job-uids", &uids])
+        // Jobs with `image:` run on the host unless a test asks for containers.
+        .args(if extra.contains(&"--job-engine") {
+            &[][..]
+        } else {
+            &["--job-engine", "none"][..]
+        })
         .args(extra)
         .env("SPUR_ROOT_TOKEN", ROOT_TOKEN)
         .env("SPUR_ROOT_PASSWORD", "root-password-123")

@@ -5,7 +5,9 @@
 //! into the job log with GitLab's sections and final line. Timeout and cancel kill the group.
 
 use crate::sandbox::{Fence, Isolation};
+mod container;
 mod files;
+mod process;
 
 use super::mask::Masker;
 use super::workspace::Workspace;
@@ -14,18 +16,15 @@ use crate::domain::{CachePolicy, Job, Pipeline, Project};
 use crate::git::Origin;
 use crate::scheduler::{JobEnd, Started};
 use crate::trace::TraceWriter;
+pub use process::LIVE_SHELLS;
+use process::{kill_process_group, run_bash};
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::io::{self, Read};
-use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
-use std::process::Stdio;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// Job shells alive now (shutdown waits for them to be killed and reaped).
-pub static LIVE_SHELLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// How long `after_script` may run (gitlab-runner's default).
 const AFTER_SCRIPT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -125,6 +124,7 @@ pub async fn run(spur: Arc<Spur>, started: Started) -> Option<JobEnd> {
     };
     let iso = spur.isolation.clone();
     let mut ws = Workspace::at(&iso.builds_dir, job.id);
+    ws.contained = spur.engine.is_some() && job.settings.image.is_some();
     let fence = match iso.fence(ws.writable(), ws.readable()) {
         Ok(f) => f,
         Err(e) => {
@@ -207,6 +207,8 @@ struct JobRun<'a> {
 }
 
 impl JobRun<'_> {
+    /// Runs the job, in containers when it has an image and spur an engine, and removes
+    /// whatever containers it started.
     async fn execute(
         &self,
         mut log: Log,
@@ -214,24 +216,59 @@ impl JobRun<'_> {
         cancel: &mut watch::Receiver<bool>,
         durable: tokio::sync::oneshot::Receiver<bool>,
     ) -> (Option<JobEnd>, Log) {
-        let job = self.job;
-        log.framing(&format!(
-            "\x1b[0KRunning with spur {} (shell executor)\x1b[0;m\n",
-            env!("CARGO_PKG_VERSION")
-        ));
-        log.section_start("prepare_executor", "Preparing the \"shell\" executor");
-        log.framing("\x1b[0KUsing Shell (bash) executor...\x1b[0;m\n");
-        if job.settings.image.is_some() || !job.settings.services.is_empty() {
-            log.framing("\x1b[0;33mWARNING: the shell executor ignores image and services; the job runs on the spur host\x1b[0;m\n");
-        }
-        log.section_end("prepare_executor");
-        let Some(project) = self.spur.store.project(job.project_id).ok().flatten() else {
+        let Some(project) = self.spur.store.project(self.job.project_id).ok().flatten() else {
             log.framing("ERROR: the job's project no longer exists\n");
             return (Some(system_failure()), log);
         };
+        let mut containers = self.containers(&project.full_path);
+        let out = self
+            .execute_in(&project, containers.as_mut(), log, vars, cancel, durable)
+            .await;
+        if let Some(c) = &containers {
+            c.remove_all().await;
+        }
+        out
+    }
+
+    async fn execute_in(
+        &self,
+        project: &Project,
+        mut containers: Option<&mut container::Containers>,
+        mut log: Log,
+        vars: &crate::domain::JobVariables,
+        cancel: &mut watch::Receiver<bool>,
+        durable: tokio::sync::oneshot::Receiver<bool>,
+    ) -> (Option<JobEnd>, Log) {
+        let job = self.job;
+        let executor = match &containers {
+            Some(c) => c.engine_name(),
+            None => "shell",
+        };
+        log.framing(&format!(
+            "\x1b[0KRunning with spur {} ({executor} executor)\x1b[0;m\n",
+            env!("CARGO_PKG_VERSION")
+        ));
+        log.section_start("prepare_executor", &format!("Preparing the \"{executor}\" executor"));
+        if let Some(c) = containers.as_deref_mut() {
+            if let Err(e) = self.prepare_containers(c, project, vars, &mut log).await {
+                log.framing(&format!("\x1b[31;1mERROR: Preparation failed: {}\x1b[0;m\n", e.message));
+                log.section_end("prepare_executor");
+                let end = JobEnd::Failed {
+                    reason: e.reason.into(),
+                    exit_code: None,
+                };
+                return (Some(end), log);
+            }
+        } else {
+            log.framing("\x1b[0KUsing Shell (bash) executor...\x1b[0;m\n");
+            if job.settings.image.is_some() || !job.settings.services.is_empty() {
+                log.framing("\x1b[0;33mWARNING: spur has no container engine: image and services are ignored and the job runs on the spur host\x1b[0;m\n");
+            }
+        }
+        log.section_end("prepare_executor");
         log.section_start("get_sources", "Getting source from Git repository");
         log.framing("\x1b[32;1mFetching changes...\x1b[0;m\n");
-        let checked_out = self.checkout(&project).await;
+        let checked_out = self.checkout(project).await;
         if let Err(e) = checked_out {
             log.framing(&format!(
                 "\x1b[31;1mERROR: cannot check out {}: {e}\x1b[0;m\n",
@@ -251,8 +288,17 @@ impl JobRun<'_> {
         }
         // Everything spur writes for the job (file variables, scripts) is in place before any
         // process of the job runs, in folders the job cannot write.
-        let prepared = self.environment(&project, vars).and_then(|env| {
+        let mounts = containers.as_deref().map(|c| &c.mounts);
+        let prepared = self.environment(project, vars, mounts).and_then(|env| {
             let steps: Vec<String> = job.before_script.iter().chain(&job.script).cloned().collect();
+            if mounts.is_some() {
+                // In a container the variables travel in the script, a file only spur and the
+                // container's root can read.
+                let step = self
+                    .ws
+                    .private_script("step_script.sh", &container::script(&env, &steps))?;
+                return Ok((env, step, PathBuf::new()));
+            }
             let step = self.ws.script("step_script.sh", &script_text(&steps))?;
             let after = self.ws.script("after_script.sh", &script_text(&job.after_script))?;
             Ok((env, step, after))
@@ -276,7 +322,10 @@ impl JobRun<'_> {
         self.download_artifacts(&mut log).await;
         let timeout = Duration::from_secs(job.settings.timeout_secs.unwrap_or(self.spur.job_timeout_secs));
         log.section_start("step_script", "Executing \"step_script\" stage of the job script");
-        let (ended, returned) = self.shell(&step_script, &env, timeout, Some(cancel), log).await;
+        let (ended, returned) = match containers.as_deref_mut() {
+            Some(c) => self.contained(c, "step_script.sh", timeout, Some(cancel), log).await,
+            None => self.shell(&step_script, &env, timeout, Some(cancel), log).await,
+        };
         log = returned;
         log.section_end("step_script");
         let end = match ended {
@@ -297,7 +346,7 @@ impl JobRun<'_> {
         };
         let stopping = self.spur.shutdown.is_started();
         if !job.after_script.is_empty() && !stopping {
-            log = self.after_script(log, &after_script, &env, &end).await;
+            log = self.after_script(log, containers, &after_script, &env, &end).await;
         }
         if end == JobEnd::Success && job.settings.cache_policy != CachePolicy::Pull {
             self.save_cache(&mut log).await;
@@ -317,17 +366,29 @@ impl JobRun<'_> {
     }
 
     /// The whole environment: a fixed base, predefined variables, then the job's variables
-    /// (later wins); file variables become paths to private files.
-    fn environment(&self, project: &Project, vars: &crate::domain::JobVariables) -> io::Result<Vec<(String, String)>> {
-        let mut env: Vec<(String, String)> = vec![
-            ("PATH".into(), DEFAULT_PATH.into()),
-            ("HOME".into(), self.ws.home.to_string_lossy().into()),
-            ("TMPDIR".into(), self.ws.tmp.to_string_lossy().into()),
-            ("LANG".into(), "C.UTF-8".into()),
-            ("SHELL".into(), "/bin/bash".into()),
-            ("CI_PROJECT_DIR".into(), self.ws.project_dir.to_string_lossy().into()),
-            ("CI_BUILDS_DIR".into(), self.iso.builds_dir.to_string_lossy().into()),
-        ];
+    /// (later wins); file variables become paths to private files. In a container (`mounts`)
+    /// the image keeps its own `PATH` and `HOME`, and paths are the container's.
+    fn environment(
+        &self,
+        project: &Project,
+        vars: &crate::domain::JobVariables,
+        mounts: Option<&container::Mounts>,
+    ) -> io::Result<Vec<(String, String)>> {
+        let mut env: Vec<(String, String)> = match mounts {
+            None => vec![
+                ("PATH".into(), DEFAULT_PATH.into()),
+                ("HOME".into(), self.ws.home.to_string_lossy().into()),
+                ("TMPDIR".into(), self.ws.tmp.to_string_lossy().into()),
+                ("LANG".into(), "C.UTF-8".into()),
+                ("SHELL".into(), "/bin/bash".into()),
+                ("CI_PROJECT_DIR".into(), self.ws.project_dir.to_string_lossy().into()),
+                ("CI_BUILDS_DIR".into(), self.iso.builds_dir.to_string_lossy().into()),
+            ],
+            Some(m) => vec![
+                ("CI_PROJECT_DIR".into(), m.project_dir.clone()),
+                ("CI_BUILDS_DIR".into(), "/builds".into()),
+            ],
+        };
         env.extend(crate::job_env::runtime_variables(
             self.spur,
             project,
@@ -351,7 +412,11 @@ impl JobRun<'_> {
         for k in order {
             let Some(mut v) = last.remove(&k) else { continue };
             if vars.file_keys.contains(&k) {
-                v = self.ws.file_variable(&k, v.as_bytes())?.to_string_lossy().into();
+                let on_host = self.ws.file_variable(&k, v.as_bytes())?;
+                v = match mounts {
+                    None => on_host.to_string_lossy().into(),
+                    Some(m) => format!("{}/{k}", m.files_dir),
+                };
             }
             out.push((k, v));
         }
@@ -372,12 +437,37 @@ impl JobRun<'_> {
             .iso
             .command(self.fence, &self.ws.project_dir, "bash".as_ref(), &args)
         {
-            Ok(cmd) => run_bash(cmd, env, timeout, cancel, log).await,
+            Ok(cmd) => run_bash(cmd, Some(env), timeout, cancel, log).await,
             Err(e) => (Err(e), log),
         }
     }
 
-    async fn after_script(&self, mut log: Log, script: &Path, env: &[(String, String)], end: &JobEnd) -> Log {
+    /// Runs a script spur wrote in a new container of the job's image, removes the container
+    /// and gives the job's user back what the container's root made.
+    async fn contained(
+        &self,
+        c: &mut container::Containers,
+        script: &str,
+        timeout: Duration,
+        cancel: Option<&mut watch::Receiver<bool>>,
+        log: Log,
+    ) -> (io::Result<ShellEnd>, Log) {
+        let cmd = c.script_command(self.ws, script);
+        let out = run_bash(cmd, None, timeout, cancel, log).await;
+        c.remove_build().await;
+        let ws = self.ws.clone();
+        let _ = tokio::task::spawn_blocking(move || ws.reclaim()).await;
+        out
+    }
+
+    async fn after_script(
+        &self,
+        mut log: Log,
+        containers: Option<&mut container::Containers>,
+        script: &Path,
+        env: &[(String, String)],
+        end: &JobEnd,
+    ) -> Log {
         let status = match end {
             JobEnd::Success => "success",
             JobEnd::Canceled => "canceled",
@@ -387,7 +477,19 @@ impl JobRun<'_> {
         env.push(("CI_JOB_STATUS".into(), status.into()));
         log.section_start("after_script", "Running after_script");
         log.framing("\x1b[32;1mRunning after script...\x1b[0;m\n");
-        let (ended, mut log) = self.shell(script, &env, AFTER_SCRIPT_TIMEOUT, None, log).await;
+        let (ended, mut log) = match containers {
+            Some(c) => {
+                let text = container::script(&env, &self.job.after_script);
+                match self.ws.private_script("after_script.sh", &text) {
+                    Ok(_) => {
+                        self.contained(c, "after_script.sh", AFTER_SCRIPT_TIMEOUT, None, log)
+                            .await
+                    }
+                    Err(e) => (Err(e), log),
+                }
+            }
+            None => self.shell(script, &env, AFTER_SCRIPT_TIMEOUT, None, log).await,
+        };
         match ended {
             Ok(ShellEnd::Exited(0)) => {}
             Ok(ShellEnd::Exited(code)) => log.framing(&format!(
@@ -407,7 +509,12 @@ impl JobRun<'_> {
 /// it; `set -eo pipefail` stops at the first failing command. Only the repository's own script
 /// lines are written here: variables reach the shell as environment, never as text.
 fn script_text(lines: &[String]) -> String {
-    let mut s = String::from("set -eo pipefail\nset +o noclobber\n");
+    script_body("set -eo pipefail\nset +o noclobber\n", lines)
+}
+
+/// `header`, then each line echoed and run.
+fn script_body(header: &str, lines: &[String]) -> String {
+    let mut s = String::from(header);
     for line in lines {
         let mut shown = line.lines().next().unwrap_or_default().to_string();
         if line.trim_end().contains('\n') {
@@ -425,108 +532,6 @@ fn script_text(lines: &[String]) -> String {
 /// Quotes text for bash: `'...'`, with each `'` written as `'\''`.
 fn single_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
-}
-
-/// Runs a prepared job shell with exactly `env`, its output (stdout and stderr in one pipe)
-/// streamed into the log, until it exits, times out or is canceled; then kills its process
-/// group so nothing it started outlives it.
-async fn run_bash(
-    mut cmd: tokio::process::Command,
-    env: &[(String, String)],
-    timeout: Duration,
-    cancel: Option<&mut watch::Receiver<bool>>,
-    log: Log,
-) -> (io::Result<ShellEnd>, Log) {
-    let (reader, writer) = match io::pipe() {
-        Ok(p) => p,
-        Err(e) => return (Err(e), log),
-    };
-    let stderr = match writer.try_clone() {
-        Ok(w) => w,
-        Err(e) => return (Err(e), log),
-    };
-    cmd.env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(writer)
-        .stderr(stderr)
-        .process_group(0)
-        .kill_on_drop(true);
-    let spawned = cmd.spawn();
-    drop(cmd);
-    let mut child = match spawned {
-        Ok(c) => c,
-        Err(e) => return (Err(e), log),
-    };
-    let pid = child.id();
-    LIVE_SHELLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let masker_for_loss = Masker::new(&[]);
-    let pump = tokio::task::spawn_blocking(move || pump(reader, log));
-    let ended = tokio::select! {
-        status = child.wait() => match status {
-            Ok(s) => Ok(ShellEnd::Exited(s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0)))),
-            Err(e) => Err(e),
-        },
-        _ = tokio::time::sleep(timeout) => Ok(ShellEnd::TimedOut),
-        _ = canceled(cancel) => Ok(ShellEnd::Canceled),
-    };
-    if let Some(pid) = pid {
-        kill_process_group(pid);
-    }
-    let _ = child.wait().await;
-    LIVE_SHELLS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    match pump.await {
-        Ok(log) => (ended, log),
-        Err(e) => {
-            tracing::error!(error = %e, "the log pump stopped; the rest of this job's log is lost");
-            let lost = Log {
-                writer: None,
-                masker: masker_for_loss,
-                failed: None,
-            };
-            (ended, lost)
-        }
-    }
-}
-
-/// Resolves when the cancel switch turns on; never without one.
-async fn canceled(cancel: Option<&mut watch::Receiver<bool>>) {
-    let Some(rx) = cancel else {
-        return std::future::pending().await;
-    };
-    while !*rx.borrow_and_update() {
-        if rx.changed().await.is_err() {
-            return std::future::pending().await;
-        }
-    }
-}
-
-/// Copies the pipe into the log until every writer closed it.
-fn pump(mut reader: io::PipeReader, mut log: Log) -> Log {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => log.output(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                log.failed.get_or_insert(e);
-                break;
-            }
-        }
-    }
-    log.end_output();
-    log
-}
-
-/// Sends SIGKILL to a process group.
-fn kill_process_group(pgid: u32) {
-    let Ok(pgid) = i32::try_from(pgid) else { return };
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours; a negative pid
-    // addresses the process group the job's shell leads (spawned with process_group(0)).
-    unsafe {
-        libc::kill(-pgid, libc::SIGKILL);
-    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use askama::Template;
 struct NetworkPage {
     l: Layout,
     isolation: String,
+    engine: String,
     allow_local: bool,
     forced_by_flag: bool,
     allowlist: String,
@@ -29,6 +30,7 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
     let page = NetworkPage {
         l: Layout::new(&req, &visitor, "Settings"),
         isolation: spur.isolation.describe(),
+        engine: spur.describe_engine(),
         allow_local: settings.allow_local_requests_from_web_hooks_and_services,
         forced_by_flag: spur.allow_local_requests,
         allowlist: settings.outbound_local_requests_whitelist.join("\n"),
