@@ -198,6 +198,13 @@ impl Containers {
     /// Pulls `image` as its `pull_policy` says (`always` when it says nothing), trying each
     /// policy in turn until one yields the image.
     async fn pull(&self, log: &mut Log, image: &Image) -> Result<(), PrepareError> {
+        if !is_reference(&image.name) {
+            // Never handed to the engine: a name like `--privileged` would read as an option.
+            return Err(PrepareError {
+                reason: "image_pull_failure",
+                message: format!("invalid reference format: {:?}", image.name),
+            });
+        }
         let policies: Vec<String> = if image.pull_policy.is_empty() {
             vec!["always".into()]
         } else {
@@ -343,11 +350,15 @@ impl Containers {
             "--pids-limit".into(),
             "4096".into(),
         ];
+        // `--flag=value`: a value is never read as an option of its own.
         if let Some(user) = &image.user {
-            args.extend(["--user".into(), user.clone()]);
+            args.push(format!("--user={user}"));
         }
         if let Some(entrypoint) = &image.entrypoint {
-            args.extend(["--entrypoint".into(), entrypoint.first().cloned().unwrap_or_default()]);
+            args.push(format!(
+                "--entrypoint={}",
+                entrypoint.first().cloned().unwrap_or_default()
+            ));
         }
         args
     }
@@ -460,6 +471,16 @@ pub(super) fn expanded(image: &Image, env: &[(String, String)]) -> Image {
     }
 }
 
+/// An image reference as engines read it (`registry:port/path:tag@digest`): it starts with a
+/// letter or digit, so no name is ever read as an option.
+fn is_reference(name: &str) -> bool {
+    name.len() <= 1024
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'@'))
+}
+
 /// A name a POSIX shell can export.
 pub(super) fn is_shell_name(name: &str) -> bool {
     let mut bytes = name.bytes();
@@ -540,6 +561,16 @@ mod tests {
         assert!(!is_shell_name("1X"));
         assert!(!is_shell_name("A-B"));
         assert!(!is_shell_name(""));
+    }
+
+    #[test]
+    fn references_never_read_as_options() {
+        assert!(is_reference("registry.example.com:5000/group/app:1.2@sha256:abc"));
+        assert!(is_reference("node"));
+        assert!(!is_reference("--privileged"));
+        assert!(!is_reference("-v=/:/host"));
+        assert!(!is_reference("alpine latest"));
+        assert!(!is_reference(""));
     }
 
     #[test]
