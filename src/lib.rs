@@ -47,6 +47,7 @@ pub(crate) mod push;
 pub(crate) mod rate_limit;
 /// Creating and deleting branches and tags through the API, with push pipelines.
 pub(crate) mod refs;
+pub(crate) mod releases;
 pub(crate) mod retention;
 pub(crate) mod runners;
 pub mod sandbox;

@@ -5,7 +5,7 @@
 
 use super::variables::scalar_text;
 use super::yaml::{Mapping, Yaml};
-use crate::domain::{ArtifactsSpec, Image, JobSettings};
+use crate::domain::{ArtifactsSpec, Image, JobSettings, ReleaseLink, ReleaseSpec};
 
 /// Reads a job's settings from its composed configuration; `vars` expands `cache:key`.
 pub fn read(config: &Mapping, vars: &[(String, String)]) -> JobSettings {
@@ -26,6 +26,7 @@ pub fn read(config: &Mapping, vars: &[(String, String)]) -> JobSettings {
         },
         ..JobSettings::default()
     };
+    s.release = read_release(config.get("release"));
     read_retry(config.get("retry"), &mut s);
     read_cache(config.get("cache"), vars, &mut s);
     s.artifacts = read_artifacts(config.get("artifacts"), vars);
@@ -85,6 +86,41 @@ fn read_artifacts(artifacts: Option<&Yaml>, vars: &[(String, String)]) -> Option
         expire_in: m.get("expire_in").and_then(scalar_text),
     };
     (!spec.paths.is_empty() || spec.untracked).then_some(spec)
+}
+
+/// `release:` with its `tag_name` (GitLab requires it); values are expanded when the job runs.
+fn read_release(release: Option<&Yaml>) -> Option<ReleaseSpec> {
+    let Some(Yaml::Map(m)) = release else { return None };
+    let text = |k: &str| m.get(k).and_then(scalar_text);
+    let links = match m.get("assets") {
+        Some(Yaml::Map(assets)) => match assets.get("links") {
+            Some(Yaml::Seq(items)) => items
+                .iter()
+                .filter_map(|item| {
+                    let Yaml::Map(l) = item else { return None };
+                    let text = |k: &str| l.get(k).and_then(scalar_text);
+                    Some(ReleaseLink {
+                        id: 0,
+                        name: text("name")?,
+                        url: text("url")?,
+                        direct_asset_path: text("direct_asset_path").or_else(|| text("filepath")),
+                        link_type: text("link_type").unwrap_or_else(|| "other".into()),
+                    })
+                })
+                .collect(),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    Some(ReleaseSpec {
+        tag_name: text("tag_name").filter(|t| !t.is_empty())?,
+        name: text("name"),
+        description: text("description"),
+        reference: text("ref"),
+        tag_message: text("tag_message"),
+        released_at: text("released_at"),
+        links,
+    })
 }
 
 /// An `image:` or `services:` entry: a name, or a mapping of GitLab's sub-keys.

@@ -6,6 +6,7 @@ mod accounts;
 mod images;
 mod pipelines;
 mod projects;
+mod releases;
 mod runners;
 mod variables;
 
@@ -13,6 +14,7 @@ pub use accounts::*;
 pub use images::*;
 pub use pipelines::*;
 pub use projects::*;
+pub use releases::*;
 pub use runners::*;
 pub use variables::*;
 

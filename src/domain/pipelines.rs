@@ -486,6 +486,9 @@ pub struct JobSettings {
     /// `needs:project` and `needs:pipeline:job` entries whose artifacts the job receives.
     #[serde(default)]
     pub artifact_needs: Vec<ArtifactNeed>,
+    /// `release:`: the release the job makes when its script succeeds.
+    #[serde(default)]
+    pub release: Option<ReleaseSpec>,
 }
 
 /// An artifact dependency outside the pipeline: the latest successful `job` of `project` on

@@ -124,6 +124,31 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .route("/projects/{id}/ci/lint", web::post().to(lint::lint))
             .route("/projects/{id}/ci/lint", web::get().to(lint::lint))
+            .route("/projects/{id}/releases", web::get().to(releases::list))
+            .route("/projects/{id}/releases", web::post().to(releases::create))
+            .route("/projects/{id}/releases/{tag_name}", web::get().to(releases::show))
+            .route("/projects/{id}/releases/{tag_name}", web::put().to(releases::update))
+            .route("/projects/{id}/releases/{tag_name}", web::delete().to(releases::delete))
+            .route(
+                "/projects/{id}/releases/{tag_name}/assets/links",
+                web::get().to(releases::links),
+            )
+            .route(
+                "/projects/{id}/releases/{tag_name}/assets/links",
+                web::post().to(releases::create_link),
+            )
+            .route(
+                "/projects/{id}/releases/{tag_name}/assets/links/{link_id}",
+                web::get().to(releases::link),
+            )
+            .route(
+                "/projects/{id}/releases/{tag_name}/assets/links/{link_id}",
+                web::put().to(releases::update_link),
+            )
+            .route(
+                "/projects/{id}/releases/{tag_name}/assets/links/{link_id}",
+                web::delete().to(releases::delete_link),
+            )
             .route("/projects/{id}/badges", web::get().to(badges::list))
             .route("/projects/{id}/badges", web::post().to(badges::create))
             .route("/projects/{id}/badges/render", web::get().to(badges::render))

@@ -15,6 +15,7 @@ mod pipelines;
 mod project_variables;
 mod projects;
 mod protected_refs;
+mod releases;
 mod runners;
 mod sessions;
 mod settings;

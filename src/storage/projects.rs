@@ -427,5 +427,7 @@ fn delete_project_in(tx: &WriteTransaction, id: u64) -> Result<Result<Project, R
     tx.open_table(super::tables::JOB_TOKEN_SCOPE_OFF)?.remove(id)?;
     tx.open_table(super::tables::PROJECT_BADGES)?
         .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
+    tx.open_table(super::tables::RELEASES)?
+        .retain_in((id, "")..(id + 1, ""), |_, _| false)?;
     Ok(Ok(project))
 }

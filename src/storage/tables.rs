@@ -125,6 +125,8 @@ pub const PENDING_EVENTS: TableDefinition<u64, Json> = TableDefinition::new("pen
 pub const HOOK_LOGS: TableDefinition<(u64, u64), Json> = TableDefinition::new("hook_logs");
 /// (project id, badge id) → the badge, JSON.
 pub const PROJECT_BADGES: TableDefinition<(u64, u64), Json> = TableDefinition::new("project_badges");
+/// Releases by (project id, tag name).
+pub const RELEASES: TableDefinition<(u64, &str), Json> = TableDefinition::new("releases");
 /// Project id → `domain::StatusIntegration` (commit statuses to GitHub or Gitea).
 pub const STATUS_INTEGRATIONS: TableDefinition<u64, Json> = TableDefinition::new("status_integrations");
 
@@ -184,6 +186,7 @@ macro_rules! for_every_table {
         $each!(HOOK_LOGS);
         $each!(PENDING_EVENTS);
         $each!(PROJECT_BADGES);
+        $each!(RELEASES);
         $each!(STATUS_INTEGRATIONS);
         $each!(OUTBOX);
         $each!(SETTINGS);

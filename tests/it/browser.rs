@@ -33,6 +33,20 @@ async fn the_trigger_workflow_in_a_real_browser() {
     let (max_id, max_token) = s.user("max2").await;
     s.add_member(pid, max_id, 40).await;
     let (_, _) = s.trigger_token(&max_token, pid).await;
+    // A release with long unbroken words, for the phone width.
+    crate::support::git(repo.path(), &["tag", "v1.0"]);
+    let long = "a-very-long-release-name-without-any-space-at-all-".repeat(3);
+    let (status, release) = send(
+        s.root(Method::POST, &format!("/projects/{pid}/releases"))
+            .json(&serde_json::json!({
+                "tag_name": "v1.0",
+                "name": long,
+                "description": format!("<script>alert(1)</script> {long}"),
+                "assets": {"links": [{"name": "linux binary", "url": "https://example.com/linux"}]},
+            })),
+    )
+    .await;
+    assert_eq!(status, 201, "{release}");
     let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/browser_flow.py");

@@ -54,6 +54,7 @@ const LAYERS: &[&[&str]] = &[
         "project_create",
         "push",
         "refs",
+        "releases",
         "commit_statuses",
         "engine",
         "executor",

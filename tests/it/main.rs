@@ -23,6 +23,7 @@ mod protected_refs;
 mod push;
 mod python_gitlab;
 mod python_runner;
+mod releases;
 mod repository;
 mod role_matrix;
 mod runners;

@@ -1,6 +1,6 @@
 """python-gitlab against spur's wider API: repository branches, tags, files, tree and commits,
 pipelines/latest and filters, group members and variables, artifacts by ref, PAT rotation,
-commit statuses, compare, archives, badges, job erase, keyset pagination, job token scope."""
+commit statuses, compare, archives, badges, releases, job erase, keyset pagination, job token scope."""
 import base64
 import os
 import time
@@ -107,6 +107,22 @@ badge = project.badges.create({"link_url": "https://x/%{project_path}", "image_u
 assert badge.rendered_link_url.endswith("/" + path), badge
 assert badge.rendered_image_url == "https://x/main.svg"
 project.badges.delete(badge.id)
+
+# Releases: a new tag cut from main, links, an edit, the list, a delete that keeps the tag
+release = project.releases.create({"tag_name": "v8.0", "ref": "main", "name": "Eight", "description": "notes",
+                                   "assets": {"links": [{"name": "bin", "url": "https://example.com/bin"}]}})
+assert release.tag_name == "v8.0" and release.commit["id"] == main.commit["id"], release
+release = project.releases.get("v8.0")
+link = release.links.create({"name": "docs", "url": "https://example.com/docs", "link_type": "runbook"})
+assert {l.name for l in release.links.list(get_all=True)} == {"bin", "docs"}
+release.links.delete(link.id)
+release.description = "new notes"
+release.save()
+assert project.releases.get("v8.0").description == "new notes"
+assert [r.tag_name for r in project.releases.list(get_all=True)] == ["v8.0"]
+project.releases.delete("v8.0")
+assert project.tags.get("v8.0").name == "v8.0"
+project.tags.delete("v8.0")
 
 # Erasing a finished job
 job = project.jobs.get(jobs[0].id)

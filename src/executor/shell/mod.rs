@@ -8,6 +8,7 @@ use crate::sandbox::{Fence, Isolation};
 mod container;
 mod files;
 mod process;
+mod release;
 
 use super::mask::Masker;
 use super::workspace::Workspace;
@@ -197,7 +198,7 @@ fn go_duration(secs: u64) -> String {
 }
 
 struct JobRun<'a> {
-    spur: &'a Spur,
+    spur: &'a Arc<Spur>,
     job: &'a Job,
     pipeline: &'a Pipeline,
     token: &'a str,
@@ -343,6 +344,15 @@ impl JobRun<'_> {
                 log.framing(&format!("\x1b[31;1mERROR: cannot run the script: {e}\x1b[0;m\n"));
                 system_failure()
             }
+        };
+        let end = match &job.settings.release {
+            Some(spec) if end == JobEnd::Success && !self.release_step(&mut log, project, spec, &env).await => {
+                JobEnd::Failed {
+                    reason: "script_failure".into(),
+                    exit_code: Some(1),
+                }
+            }
+            _ => end,
         };
         let stopping = self.spur.shutdown.is_started();
         if !job.after_script.is_empty() && !stopping {

@@ -19,6 +19,7 @@ pub mod mirror;
 pub mod pipelines;
 pub mod projects;
 pub mod protected_refs;
+pub mod releases;
 pub mod repository;
 pub mod runner_jobs;
 pub mod runners;

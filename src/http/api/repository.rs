@@ -82,7 +82,12 @@ fn tag_view(spur: &State, project: &Project, entry: &crate::git::RefEntry) -> Va
         "message": entry.message.clone().unwrap_or_default(),
         "target": entry.target.clone().unwrap_or_else(|| entry.sha.clone()),
         "commit": views::commit(spur, project, &entry.sha),
-        "release": null,
+        "release": spur
+            .store
+            .release(project.id, &entry.name)
+            .ok()
+            .flatten()
+            .map(|r| json!({"tag_name": r.tag_name, "description": r.description})),
         "protected": crate::protected_refs::is_protected(spur, project.id, &entry.name, true).unwrap_or(false),
         "created_at": null,
     })

@@ -11,6 +11,7 @@ pub mod log_html;
 mod overview;
 mod pipelines;
 mod projects;
+mod releases;
 mod runners;
 mod session;
 mod settings;
@@ -86,6 +87,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(pipelines::act),
         )
         .route("/{ns}/{project}/-/jobs", web::get().to(jobs::list))
+        .route("/{ns}/{project}/-/releases", web::get().to(releases::list))
+        .route("/{ns}/{project}/-/releases/{rest:.*}", web::get().to(releases::show))
         .route("/{ns}/{project}/-/jobs/{id}", web::get().to(jobs::show))
         .route("/{ns}/{project}/-/jobs/{id}/trace.json", web::get().to(jobs::trace))
         .route("/{ns}/{project}/-/jobs/{id}/raw", web::get().to(jobs::raw))
