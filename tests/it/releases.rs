@@ -124,7 +124,7 @@ async fn releases_through_the_api_follow_gitlab() {
     assert_eq!(status, 200);
     let (_, page, _) = browser.get("/root/rel/-/releases").await;
     assert!(
-        page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        page.contains("&#60;script&#62;alert(1)&#60;/script&#62;"),
         "notes are text: {page}"
     );
     assert!(page.contains("id=\"release-v1.0\""), "{page}");
