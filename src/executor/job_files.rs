@@ -187,7 +187,21 @@ fn pack_artifacts(spec: &str) -> io::Result<serde_json::Value> {
 /// Files git does not track here (`artifacts:untracked`); git runs as the job, in its fence.
 fn untracked_files() -> Vec<PathBuf> {
     let out = std::process::Command::new("git")
-        .args(["-c", "safe.directory=*", "ls-files", "--others", "-z"])
+        // The checkout's own config is the job's to write: nothing in it may run a program
+        // here (`core.fsmonitor` is a command git runs).
+        .args([
+            "-c",
+            "safe.directory=*",
+            "-c",
+            "core.fsmonitor=false",
+            "-c",
+            "core.hooksPath=/dev/null",
+            "ls-files",
+            "--others",
+            "-z",
+        ])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .output();

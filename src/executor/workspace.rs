@@ -49,6 +49,8 @@ pub struct Workspace {
     /// Its scripts run in containers, whose root could write a linked file: object files are
     /// copied, never linked.
     pub contained: bool,
+    /// A contained job's root-owned folder around its checkout (see `set_gate`).
+    pub gate: Option<PathBuf>,
 }
 
 impl Workspace {
@@ -64,6 +66,18 @@ impl Workspace {
             private_dir,
             owner: None,
             contained: false,
+            gate: None,
+        }
+    }
+
+    /// The folders of a job whose scripts run in containers: its checkout behind a gate.
+    pub fn contained_at(builds: &Path, job_id: u64) -> Workspace {
+        let gate = builds.join(format!("{job_id}.gate"));
+        Workspace {
+            project_dir: gate.join(job_id.to_string()),
+            contained: true,
+            gate: Some(gate),
+            ..Workspace::at(builds, job_id)
         }
     }
 
@@ -89,6 +103,9 @@ impl Workspace {
         for own in [&ws.home, &ws.tmp] {
             mkdir(own, 0o700)?;
             ws.give(own)?;
+        }
+        if let Some(gate) = &ws.gate {
+            mkdir(gate, 0o711)?;
         }
         // spur's until the checkout is in it; then the job's.
         mkdir(&ws.project_dir, 0o700)?;
@@ -197,35 +214,65 @@ impl Workspace {
         Ok(path)
     }
 
-    /// Writes a script only spur (and a container's root) may read: it holds the job's
-    /// variables.
-    pub fn private_script(&self, name: &str, text: &str) -> io::Result<PathBuf> {
-        let path = self.scripts.join(name);
-        write_new(&path, text.as_bytes(), 0o600)?;
-        Ok(path)
+    /// Gives the job's user back everything a container's root made in the checkout (walking
+    /// without recursion, never through a link) and drops set-id bits. Fails closed: on any
+    /// error, a tree too deep or too large, the checkout is removed and the error answered, so
+    /// that nothing the container made (a set-uid-root file) outlives the gate.
+    pub fn reclaim(&self) -> io::Result<()> {
+        let walked = self.reclaim_walk();
+        if walked.is_err() {
+            let _ = fs::remove_dir_all(&self.project_dir);
+        }
+        walked
     }
 
-    /// Gives the job's user back everything a container's root made in the checkout, walking
-    /// without recursion and never through a link (`lchown` also drops set-id bits).
-    pub fn reclaim(&self) {
-        let Some((uid, gid)) = self.owner else { return };
-        let _ = std::os::unix::fs::lchown(&self.project_dir, Some(uid), Some(gid));
-        let mut stack = vec![self.project_dir.clone()];
+    fn reclaim_walk(&self) -> io::Result<()> {
+        let (uid, gid) = self.owner.map_or((None, None), |(u, g)| (Some(u), Some(g)));
+        let hand_back = |path: &Path, meta: &fs::Metadata| -> io::Result<()> {
+            use std::os::unix::fs::MetadataExt;
+            if uid.is_some() {
+                std::os::unix::fs::lchown(path, uid, gid)?;
+            }
+            if meta.is_file() && meta.mode() & 0o6000 != 0 {
+                fs::set_permissions(path, fs::Permissions::from_mode(meta.mode() & 0o1777))?;
+            }
+            Ok(())
+        };
+        let top = fs::symlink_metadata(&self.project_dir)?;
+        if !top.is_dir() {
+            return Err(io::Error::other("the checkout is no longer a folder"));
+        }
+        hand_back(&self.project_dir, &top)?;
+        let mut stack = vec![(self.project_dir.clone(), 0usize)];
         let mut seen = 0usize;
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = fs::read_dir(&dir) else { continue };
-            for entry in entries.flatten() {
+        while let Some((dir, depth)) = stack.pop() {
+            for entry in fs::read_dir(&dir)? {
+                let entry = entry?;
                 seen += 1;
                 if seen > MAX_RECLAIMED {
-                    tracing::warn!(dir = %self.project_dir.display(), "too many files to hand back to the job's user");
-                    return;
+                    return Err(io::Error::other("too many files in the checkout"));
                 }
                 let path = entry.path();
-                let _ = std::os::unix::fs::lchown(&path, Some(uid), Some(gid));
-                if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    stack.push(path);
+                let meta = fs::symlink_metadata(&path)?;
+                hand_back(&path, &meta)?;
+                if meta.is_dir() {
+                    if depth >= MAX_RECLAIM_DEPTH {
+                        return Err(io::Error::other("folders nested too deep in the checkout"));
+                    }
+                    stack.push((path, depth + 1));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Opens (`0711`) or closes (`0700`, root's) the gate in front of a contained job's
+    /// checkout: closed while a container runs, so no user of the host reaches what the
+    /// container's root makes before `reclaim` checked it.
+    pub fn set_gate(&self, open: bool) -> io::Result<()> {
+        match &self.gate {
+            Some(gate) => fs::set_permissions(gate, fs::Permissions::from_mode(if open { 0o711 } else { 0o700 })),
+            None => Ok(()),
         }
     }
 
@@ -233,6 +280,9 @@ impl Workspace {
     pub fn remove(&self) {
         let _ = fs::remove_dir_all(&self.project_dir);
         let _ = fs::remove_dir_all(&self.private_dir);
+        if let Some(gate) = &self.gate {
+            let _ = fs::remove_dir_all(gate);
+        }
     }
 
     fn give(&self, path: &Path) -> io::Result<()> {
@@ -276,6 +326,8 @@ fn objects_dir(repository: &Path) -> Result<PathBuf, String> {
 
 /// The most entries `reclaim` walks.
 const MAX_RECLAIMED: usize = 2_000_000;
+/// The deepest folder `reclaim` walks into.
+const MAX_RECLAIM_DEPTH: usize = 256;
 
 fn mkdir(path: &Path, mode: u32) -> io::Result<()> {
     fs::DirBuilder::new().mode(mode).create(path)?;

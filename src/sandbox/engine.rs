@@ -85,7 +85,11 @@ impl Engine {
                 .collect();
             if !ids.is_empty() {
                 let _ = Command::new(self.program)
-                    .args(["rm", "-f", "-t", "0"])
+                    .args(if self.is_podman() {
+                        &["rm", "-f", "-v", "-t", "0"][..]
+                    } else {
+                        &["rm", "-f", "-v"][..]
+                    })
                     .args(&ids)
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())

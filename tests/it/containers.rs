@@ -244,6 +244,74 @@ async fn a_missing_image_with_pull_policy_never_fails_as_image_pull_failure() {
 }
 
 #[tokio::test]
+async fn image_names_are_registry_references_only() {
+    let config = "archive:\n  image: {name: 'docker-archive:/etc/passwd', pull_policy: always}\n  script: [echo never-runs]\nfolder:\n  image: 'dir:/root'\n  script: [echo never-runs]\noption:\n  image: '--privileged'\n  script: [echo never-runs]\n";
+    let (s, _repo, pid, token) = setup(config).await;
+    let id = trigger(&s, pid, &token).await;
+    finished_pipeline(&s, pid, id).await;
+    for name in ["archive", "folder", "option"] {
+        let j = job(&s, pid, id, name).await;
+        assert_eq!(j["failure_reason"], "image_pull_failure", "{j}");
+        let log = trace(&s, pid, j["id"].as_u64().unwrap()).await;
+        assert!(log.contains("invalid reference format"), "{log}");
+        assert!(!log.contains("never-runs"), "{log}");
+    }
+    no_leftovers(&s).await;
+}
+
+#[tokio::test]
+async fn what_a_containers_root_makes_stays_behind_a_closed_gate_and_deep_trees_fail_closed() {
+    let config = format!(
+        r#"
+suid:
+  image: {{name: {IMAGE}, pull_policy: never}}
+  script:
+    - cp /bin/busybox suid && chmod 4755 suid && chmod 755 .
+    - echo ready
+    - sleep 300
+deep:
+  image: {{name: {IMAGE}, pull_policy: never}}
+  script:
+    - d=.; i=0; while [ $i -lt 300 ]; do d=$d/x; mkdir $d; i=$((i+1)); done; echo nested
+"#
+    );
+    let (s, _repo, pid, token) = setup(&config).await;
+    let id = trigger(&s, pid, &token).await;
+    let suid = job(&s, pid, id, "suid").await["id"].as_u64().unwrap();
+    let start = Instant::now();
+    while !trace(&s, pid, suid).await.contains("\nready") {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{}",
+            trace(&s, pid, suid).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Another user of the host cannot reach the set-uid file the container's root made.
+    let file = s.data_dir.join(format!("builds/{suid}.gate/{suid}/suid"));
+    assert!(
+        std::fs::symlink_metadata(&file).is_ok(),
+        "{} is not where expected",
+        file.display()
+    );
+    let other = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "stat"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!other.status.success(), "nobody reached {}", file.display());
+    let (status, _) = send(s.root(Method::POST, &format!("/projects/{pid}/jobs/{suid}/cancel"))).await;
+    assert_eq!(status, 201);
+    finished_pipeline(&s, pid, id).await;
+    let deep = job(&s, pid, id, "deep").await;
+    let log = trace(&s, pid, deep["id"].as_u64().unwrap()).await;
+    assert!(log.contains("nested"), "{log}");
+    assert_eq!(deep["failure_reason"], "runner_system_failure", "{log}");
+    assert!(log.contains("the checkout was removed"), "{log}");
+    no_leftovers(&s).await;
+}
+
+#[tokio::test]
 async fn cancel_and_timeout_remove_the_containers() {
     let config = format!(
         "slow:\n  image: {{name: {IMAGE}, pull_policy: never}}\n  services: [{{name: {IMAGE}, pull_policy: never, command: [sleep, '300']}}]\n  script: [echo started, sleep 300]\nhang:\n  image: {{name: {IMAGE}, pull_policy: never}}\n  timeout: 2s\n  script: [sleep 300]\n"
@@ -287,6 +355,10 @@ hostile:
     - ls /dev | tr '\n' ' '; echo
     - chmod -R u+w .git/objects; find .git/objects -type f -exec sh -c 'echo corrupt > "$1"' _ {{}} \;
     - echo wrote-objects
+    - printf '[core]\n\tfsmonitor = "echo ran-on-the-host > fsmonitor-proof.txt; false"\n' >> .git/config
+    - echo made > untracked.txt
+  artifacts:
+    untracked: true
 "#
     );
     let (s, repo, pid, token) = setup(&config).await;
@@ -321,5 +393,16 @@ hostile:
         .output()
         .unwrap();
     assert!(fsck.status.success(), "{}", String::from_utf8_lossy(&fsck.stderr));
+    // spur's helper listed the untracked files without running the job's fsmonitor.
+    let zip = send_raw(s.root(
+        Method::GET,
+        &format!("/projects/{pid}/jobs/{}/artifacts", j["id"].as_u64().unwrap()),
+    ))
+    .await;
+    assert_eq!(zip.status(), 200);
+    let zip = zip::ZipArchive::new(std::io::Cursor::new(zip.bytes().await.unwrap().to_vec())).unwrap();
+    let names: Vec<String> = zip.file_names().filter_map(|n| n.ok().map(|n| n.to_string())).collect();
+    assert!(names.contains(&"untracked.txt".to_string()), "{names:?}");
+    assert!(!names.iter().any(|n| n.contains("fsmonitor-proof")), "{names:?}");
     no_leftovers(&s).await;
 }

@@ -468,10 +468,15 @@ async fn a_mixed_load_gets_no_server_error_and_memory_settles() {
                             .get(format!("{api}/projects/{pid}/jobs/1/trace"))
                             .header("PRIVATE-TOKEN", ROOT_TOKEN),
                     };
-                    if let Ok(resp) = req.send().await {
+                    let sent = req.send().await;
+                    if let Err(e) = &sent {
+                        eprintln!("{kind}: no answer: {e}");
+                    }
+                    if let Ok(resp) = sent {
                         requests.fetch_add(1, Ordering::Relaxed);
                         let status = resp.status().as_u16();
                         if status >= 500 {
+                            eprintln!("{kind}: answered {status}");
                             errors.fetch_add(1, Ordering::Relaxed);
                         }
                         if kind == "trigger" && status == 201 {

@@ -5,6 +5,7 @@
 //! the checkout mounted at `/builds/<namespace>/<project>`. Never privileged, never the host's
 //! network, pid namespace or data dir; every container and the network are removed after.
 
+use super::container_script::{DETECT_SHELL, expanded, is_reference, is_shell_name};
 use super::{FILES_TIMEOUT, JobRun, Log};
 use crate::domain::Image;
 use crate::sandbox::engine::Engine;
@@ -18,7 +19,9 @@ const SERVICES_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an engine command other than a pull may take.
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(120);
 /// The most services a job may start.
-const MAX_SERVICES: usize = 20;
+const MAX_SERVICES: usize = 10;
+/// The most processes of each container (the job's and each service's).
+const PIDS_LIMIT: &str = "1024";
 /// The most bytes of an engine command's output kept for the log.
 const MAX_ENGINE_OUTPUT: usize = 64 * 1024;
 
@@ -28,8 +31,6 @@ pub(super) struct Mounts {
     pub project_dir: String,
     /// File variables: `<CI_PROJECT_DIR>.tmp`, read-only.
     pub files_dir: String,
-    /// spur's scripts: `<CI_PROJECT_DIR>.scripts`, read-only.
-    pub scripts_dir: String,
 }
 
 impl Mounts {
@@ -38,7 +39,6 @@ impl Mounts {
         let project_dir = format!("/builds/{full_path}");
         Mounts {
             files_dir: format!("{project_dir}.tmp"),
-            scripts_dir: format!("{project_dir}.scripts"),
             project_dir,
         }
     }
@@ -58,6 +58,8 @@ pub(super) struct Containers {
     name: String,
     /// The job's image, its name expanded.
     pub image: Image,
+    /// The id its pull yielded: what every build container runs.
+    image_id: String,
     pub mounts: Mounts,
     /// spur's private folder for the engine's files (credentials, service variables).
     private: PathBuf,
@@ -84,6 +86,7 @@ impl Containers {
             label: label.to_string(),
             name: format!("spur-{}-job-{job_id}", &instance[..instance.len().min(8)]),
             image,
+            image_id: String::new(),
             mounts: Mounts::of(full_path),
             private,
             auth: None,
@@ -117,9 +120,15 @@ impl Containers {
         Ok(path)
     }
 
-    /// Writes `DOCKER_AUTH_CONFIG` where only spur reads it, for pulls.
+    /// Writes the `auths` of `DOCKER_AUTH_CONFIG` where only spur reads it, for pulls. The rest
+    /// (`credHelpers`, `credsStore`) would name programs the engine runs as spur: dropped.
     pub fn set_auth(&mut self, config: &str) -> std::io::Result<()> {
-        self.auth = Some(self.private_file("config.json", config)?);
+        let auths = serde_json::from_str::<serde_json::Value>(config)
+            .ok()
+            .and_then(|v| v.get("auths").filter(|a| a.is_object()).cloned())
+            .unwrap_or_else(|| serde_json::json!({}));
+        let kept = serde_json::json!({ "auths": auths }).to_string();
+        self.auth = Some(self.private_file("config.json", &kept)?);
         Ok(())
     }
 
@@ -132,6 +141,17 @@ impl Containers {
         env: &[(String, String)],
     ) -> Result<(), PrepareError> {
         let engine = self.engine.program;
+        // Names are checked before any is printed or handed to the engine: a name is a
+        // registry reference, never a file on the host, an option or a line of its own.
+        for name in std::iter::once(&self.image.name).chain(services.iter().map(|s| &s.name)) {
+            let name = crate::ci_config::job_settings::expand(name, env);
+            if !is_reference(&name) {
+                return Err(PrepareError {
+                    reason: "image_pull_failure",
+                    message: format!("invalid reference format: {}", name.escape_debug()),
+                });
+            }
+        }
         log.framing(&format!(
             "\x1b[0KUsing {engine} executor with image {} ...\x1b[0;m\n",
             self.image.name
@@ -159,7 +179,7 @@ impl Containers {
         for (i, service) in services.iter().enumerate() {
             let service = expanded(service, env);
             log.framing(&format!("\x1b[0KStarting service {} ...\x1b[0;m\n", service.name));
-            self.pull(log, &service).await?;
+            let id = self.pull(log, &service).await?;
             let name = format!("{}-service-{i}", self.name);
             let mut args = self.run_args(&name, &service);
             args.insert(1, "-d".into());
@@ -178,7 +198,8 @@ impl Containers {
                 .private_file(&format!("service-{i}.env"), &lines)
                 .map_err(|e| system(format!("cannot write the service's variables: {e}")))?;
             args.extend(["--env-file".into(), env_file.to_string_lossy().into()]);
-            args.push(service.name.clone());
+            // By the id the pull yielded: nothing between may swap what the name means.
+            args.push(id);
             if let Some(entrypoint) = &service.entrypoint {
                 args.extend(entrypoint.iter().skip(1).cloned());
             }
@@ -192,12 +213,13 @@ impl Containers {
             self.wait_for_services(log).await;
         }
         let image = self.image.clone();
-        self.pull(log, &image).await
+        self.image_id = self.pull(log, &image).await?;
+        Ok(())
     }
 
     /// Pulls `image` as its `pull_policy` says (`always` when it says nothing), trying each
-    /// policy in turn until one yields the image.
-    async fn pull(&self, log: &mut Log, image: &Image) -> Result<(), PrepareError> {
+    /// policy in turn until one yields the image; its id.
+    async fn pull(&self, log: &mut Log, image: &Image) -> Result<String, PrepareError> {
         if !is_reference(&image.name) {
             // Never handed to the engine: a name like `--privileged` would read as an option.
             return Err(PrepareError {
@@ -241,7 +263,13 @@ impl Containers {
                             if let Some(auth) = &self.auth {
                                 args.extend(self.auth_args(auth));
                             }
-                            args.push(image.name.clone());
+                            // podman reads other transports (archives, folders) from a prefix:
+                            // a registry's only.
+                            args.push(if self.engine.is_podman() {
+                                format!("docker://{}", image.name)
+                            } else {
+                                image.name.clone()
+                            });
                             self.engine_run(&args, FILES_TIMEOUT).await.map(|_| None)
                         }
                     }
@@ -251,15 +279,20 @@ impl Containers {
             match found {
                 Ok(known) => {
                     let id = match known {
-                        Some(id) => id,
-                        None => present().await.unwrap_or_default(),
+                        Some(id) => Ok(id),
+                        None => present().await,
                     };
+                    let id = id.unwrap_or_default().trim().to_string();
+                    let hex = id.trim_start_matches("sha256:");
+                    if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        last_error = format!("the engine gave no id for {}", image.name);
+                        continue;
+                    }
                     log.framing(&format!(
-                        "\x1b[0KUsing docker image sha256:{} for {} ...\x1b[0;m\n",
-                        id.trim().trim_start_matches("sha256:"),
+                        "\x1b[0KUsing docker image sha256:{hex} for {} ...\x1b[0;m\n",
                         image.name
                     ));
-                    return Ok(());
+                    return Ok(hex.to_string());
                 }
                 Err(e) => last_error = e,
             }
@@ -348,7 +381,7 @@ impl Containers {
             "--cap-drop".into(),
             "NET_RAW".into(),
             "--pids-limit".into(),
-            "4096".into(),
+            PIDS_LIMIT.into(),
         ];
         // `--flag=value`: a value is never read as an option of its own.
         if let Some(user) = &image.user {
@@ -363,34 +396,28 @@ impl Containers {
         args
     }
 
-    /// The command that runs `script` (inside the scripts mount) in a new container of the
-    /// job's image, with the shell gitlab-runner would pick (bash when present, else sh).
-    pub fn script_command(
-        &mut self,
-        ws: &crate::executor::workspace::Workspace,
-        script: &str,
-    ) -> tokio::process::Command {
+    /// The command that starts a new container of the job's image with the shell gitlab-runner
+    /// would pick (bash when present, else sh), reading its script from stdin.
+    pub fn script_command(&mut self, ws: &crate::executor::workspace::Workspace) -> tokio::process::Command {
         self.builds += 1;
         let name = format!("{}-build-{}", self.name, self.builds);
         let mut args = self.run_args(&name, &self.image);
         let m = &self.mounts;
         args.extend([
+            "-i".into(),
             "-w".into(),
             m.project_dir.clone(),
             "-v".into(),
             format!("{}:{}", ws.project_dir.display(), m.project_dir),
             "-v".into(),
             format!("{}:{}:ro", ws.files.display(), m.files_dir),
-            "-v".into(),
-            format!("{}:{}:ro", ws.scripts.display(), m.scripts_dir),
-            self.image.name.clone(),
+            self.image_id.clone(),
         ]);
         // The rest of an entrypoint list comes before the command, as `docker run` would pass it.
         if let Some(entrypoint) = &self.image.entrypoint {
             args.extend(entrypoint.iter().skip(1).cloned());
         }
-        let path = format!("{}/{script}", m.scripts_dir);
-        args.extend(["sh".into(), "-c".into(), DETECT_SHELL.into(), "sh".into(), path]);
+        args.extend(["sh".into(), "-c".into(), DETECT_SHELL.into(), "sh".into()]);
         let mut cmd = self.engine.command();
         cmd.args(args);
         cmd
@@ -407,7 +434,8 @@ impl Containers {
     /// `rm` that kills at once: podman would wait 10 s for a `SIGTERM` a shell as pid 1 ignores;
     /// docker's `-f` kills.
     fn remove_args(&self) -> Vec<String> {
-        let mut args: Vec<String> = vec!["rm".into(), "-f".into()];
+        // `-v`: the anonymous volumes an image's `VOLUME` made go too.
+        let mut args: Vec<String> = vec!["rm".into(), "-f".into(), "-v".into()];
         if self.engine.is_podman() {
             args.extend(["-t".into(), "0".into()]);
         }
@@ -453,59 +481,11 @@ impl Containers {
     }
 }
 
-/// gitlab-runner's shell detection: the first bash, else the first sh, of the usual places.
-const DETECT_SHELL: &str = "if [ -x /usr/local/bin/bash ]; then exec /usr/local/bin/bash --noprofile --norc \"$@\"; \
-elif [ -x /usr/bin/bash ]; then exec /usr/bin/bash --noprofile --norc \"$@\"; \
-elif [ -x /bin/bash ]; then exec /bin/bash --noprofile --norc \"$@\"; \
-elif [ -x /usr/local/bin/sh ]; then exec /usr/local/bin/sh \"$@\"; \
-elif [ -x /usr/bin/sh ]; then exec /usr/bin/sh \"$@\"; \
-elif [ -x /bin/sh ]; then exec /bin/sh \"$@\"; \
-elif [ -x /busybox/sh ]; then exec /busybox/sh \"$@\"; \
-else echo shell not found; exit 1; fi";
-
-/// A copy of `image` with variables in its name expanded by the job's.
-pub(super) fn expanded(image: &Image, env: &[(String, String)]) -> Image {
-    Image {
-        name: crate::ci_config::job_settings::expand(&image.name, env),
-        ..image.clone()
-    }
-}
-
-/// An image reference as engines read it (`registry:port/path:tag@digest`): it starts with a
-/// letter or digit, so no name is ever read as an option.
-fn is_reference(name: &str) -> bool {
-    name.len() <= 1024
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'@'))
-}
-
-/// A name a POSIX shell can export.
-pub(super) fn is_shell_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
 fn system(message: String) -> PrepareError {
     PrepareError {
         reason: "runner_system_failure",
         message,
     }
-}
-
-/// A script for a container: the job's variables exported (quoted, so that no value is ever
-/// read as code), then its lines as on the host, under a header any POSIX shell accepts
-/// (`pipefail` where the shell has it).
-pub(super) fn script(env: &[(String, String)], lines: &[String]) -> String {
-    let mut s = String::new();
-    for (k, v) in env.iter().filter(|(k, _)| is_shell_name(k)) {
-        s.push_str(&format!("export {k}={}\n", super::single_quote(v)));
-    }
-    s.push_str("set -e\n(set -o pipefail) 2>/dev/null && set -o pipefail\n");
-    s.push_str(&super::script_body("", lines));
-    s
 }
 
 impl JobRun<'_> {
@@ -525,7 +505,8 @@ impl JobRun<'_> {
     }
 
     /// Expands the image's name, writes the registry credentials and prepares the containers.
-    /// Services see the job's variables but its secrets: masked and file variables, tokens.
+    /// Services and image names see the job's variables but its secrets: masked and file
+    /// variables, tokens.
     pub(super) async fn prepare_containers(
         &self,
         c: &mut Containers,
@@ -535,7 +516,6 @@ impl JobRun<'_> {
     ) -> Result<(), PrepareError> {
         let mut env = crate::job_env::runtime_variables(self.spur, project, self.pipeline, self.job, self.token);
         env.extend(vars.vars.iter().cloned());
-        c.image = expanded(&c.image, &env);
         if let Some((_, auth)) = vars.vars.iter().rev().find(|(k, _)| k == "DOCKER_AUTH_CONFIG") {
             c.set_auth(auth)
                 .map_err(|e| system(format!("cannot write DOCKER_AUTH_CONFIG: {e}")))?;
@@ -546,6 +526,8 @@ impl JobRun<'_> {
                 !vars.file_keys.contains(k) && !vars.masked.contains(v) && v != self.token && k != "DOCKER_AUTH_CONFIG"
             })
             .collect();
+        // Image names are expanded without secrets, so none reaches the log or a command line.
+        c.image = expanded(&c.image, &shared);
         c.prepare(log, &self.job.settings.services, &shared).await
     }
 }
@@ -555,22 +537,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shell_names() {
-        assert!(is_shell_name("CI_JOB_ID"));
-        assert!(is_shell_name("_x1"));
-        assert!(!is_shell_name("1X"));
-        assert!(!is_shell_name("A-B"));
-        assert!(!is_shell_name(""));
-    }
-
-    #[test]
-    fn references_never_read_as_options() {
-        assert!(is_reference("registry.example.com:5000/group/app:1.2@sha256:abc"));
-        assert!(is_reference("node"));
-        assert!(!is_reference("--privileged"));
-        assert!(!is_reference("-v=/:/host"));
-        assert!(!is_reference("alpine latest"));
-        assert!(!is_reference(""));
+    fn registry_credentials_keep_auths_only() {
+        let dir = std::env::temp_dir().join(format!("spur-auth-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let engine = Engine {
+            program: "podman",
+            version: "4".into(),
+        };
+        let mut c = Containers::new(
+            engine,
+            "spur.instance=x",
+            1,
+            Image::default(),
+            "g/p",
+            dir.join("engine"),
+        );
+        c.set_auth(r#"{"auths":{"r.example":{"auth":"dTpw"}},"credHelpers":{"r.example":"evil"},"credsStore":"evil"}"#)
+            .unwrap();
+        let written = std::fs::read_to_string(dir.join("engine/config.json")).unwrap();
+        assert_eq!(written, r#"{"auths":{"r.example":{"auth":"dTpw"}}}"#);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

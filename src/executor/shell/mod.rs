@@ -6,6 +6,7 @@
 
 use crate::sandbox::{Fence, Isolation};
 mod container;
+mod container_script;
 mod files;
 mod process;
 mod release;
@@ -124,8 +125,11 @@ pub async fn run(spur: Arc<Spur>, started: Started) -> Option<JobEnd> {
         failed: None,
     };
     let iso = spur.isolation.clone();
-    let mut ws = Workspace::at(&iso.builds_dir, job.id);
-    ws.contained = spur.engine.is_some() && job.settings.image.is_some();
+    let mut ws = if spur.engine.is_some() && job.settings.image.is_some() {
+        Workspace::contained_at(&iso.builds_dir, job.id)
+    } else {
+        Workspace::at(&iso.builds_dir, job.id)
+    };
     let fence = match iso.fence(ws.writable(), ws.readable()) {
         Ok(f) => f,
         Err(e) => {
@@ -293,12 +297,8 @@ impl JobRun<'_> {
         let prepared = self.environment(project, vars, mounts).and_then(|env| {
             let steps: Vec<String> = job.before_script.iter().chain(&job.script).cloned().collect();
             if mounts.is_some() {
-                // In a container the variables travel in the script, a file only spur and the
-                // container's root can read.
-                let step = self
-                    .ws
-                    .private_script("step_script.sh", &container::script(&env, &steps))?;
-                return Ok((env, step, PathBuf::new()));
+                // In a container the variables travel in the script, on the shell's stdin.
+                return Ok((env, PathBuf::new(), PathBuf::new()));
             }
             let step = self.ws.script("step_script.sh", &script_text(&steps))?;
             let after = self.ws.script("after_script.sh", &script_text(&job.after_script))?;
@@ -324,7 +324,11 @@ impl JobRun<'_> {
         let timeout = Duration::from_secs(job.settings.timeout_secs.unwrap_or(self.spur.job_timeout_secs));
         log.section_start("step_script", "Executing \"step_script\" stage of the job script");
         let (ended, returned) = match containers.as_deref_mut() {
-            Some(c) => self.contained(c, "step_script.sh", timeout, Some(cancel), log).await,
+            Some(c) => {
+                let steps: Vec<String> = job.before_script.iter().chain(&job.script).cloned().collect();
+                let script = container_script::script(&env, &steps);
+                self.contained(c, script, timeout, Some(cancel), log).await
+            }
             None => self.shell(&step_script, &env, timeout, Some(cancel), log).await,
         };
         log = returned;
@@ -447,27 +451,35 @@ impl JobRun<'_> {
             .iso
             .command(self.fence, &self.ws.project_dir, "bash".as_ref(), &args)
         {
-            Ok(cmd) => run_bash(cmd, Some(env), timeout, cancel, log).await,
+            Ok(cmd) => run_bash(cmd, Some(env), None, timeout, cancel, log).await,
             Err(e) => (Err(e), log),
         }
     }
 
-    /// Runs a script spur wrote in a new container of the job's image, removes the container
-    /// and gives the job's user back what the container's root made.
+    /// Runs `script` (on the shell's stdin) in a new container of the job's image, behind the
+    /// closed gate; removes the container and gives the job's user back what its root made.
     async fn contained(
         &self,
         c: &mut container::Containers,
-        script: &str,
+        script: String,
         timeout: Duration,
         cancel: Option<&mut watch::Receiver<bool>>,
         log: Log,
     ) -> (io::Result<ShellEnd>, Log) {
-        let cmd = c.script_command(self.ws, script);
-        let out = run_bash(cmd, None, timeout, cancel, log).await;
+        if let Err(e) = self.ws.set_gate(false) {
+            return (Err(e), log);
+        }
+        let cmd = c.script_command(self.ws);
+        let (ended, log) = run_bash(cmd, None, Some(script.into_bytes()), timeout, cancel, log).await;
         c.remove_build().await;
         let ws = self.ws.clone();
-        let _ = tokio::task::spawn_blocking(move || ws.reclaim()).await;
-        out
+        let reclaimed = tokio::task::spawn_blocking(move || ws.reclaim().and_then(|()| ws.set_gate(true)))
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(e.to_string())));
+        match reclaimed {
+            Ok(()) => (ended, log),
+            Err(e) => (Err(io::Error::other(format!("the checkout was removed: {e}"))), log),
+        }
     }
 
     async fn after_script(
@@ -489,14 +501,8 @@ impl JobRun<'_> {
         log.framing("\x1b[32;1mRunning after script...\x1b[0;m\n");
         let (ended, mut log) = match containers {
             Some(c) => {
-                let text = container::script(&env, &self.job.after_script);
-                match self.ws.private_script("after_script.sh", &text) {
-                    Ok(_) => {
-                        self.contained(c, "after_script.sh", AFTER_SCRIPT_TIMEOUT, None, log)
-                            .await
-                    }
-                    Err(e) => (Err(e), log),
-                }
+                let text = container_script::script(&env, &self.job.after_script);
+                self.contained(c, text, AFTER_SCRIPT_TIMEOUT, None, log).await
             }
             None => self.shell(script, &env, AFTER_SCRIPT_TIMEOUT, None, log).await,
         };

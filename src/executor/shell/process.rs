@@ -1,4 +1,5 @@
-//! The processes of a job's scripts: one shell (or container engine client) with its output
+//! The processes of a job's scripts: one shell (or container engine client, its script on
+//! stdin) with its output
 //! streamed into the log through the masker, until it exits, times out or is canceled; then its
 //! process group is killed, so nothing it started outlives it.
 
@@ -19,6 +20,7 @@ pub static LIVE_SHELLS: std::sync::atomic::AtomicUsize = std::sync::atomic::Atom
 pub(super) async fn run_bash(
     mut cmd: tokio::process::Command,
     env: Option<&[(String, String)]>,
+    input: Option<Vec<u8>>,
     timeout: Duration,
     cancel: Option<&mut watch::Receiver<bool>>,
     log: Log,
@@ -34,7 +36,7 @@ pub(super) async fn run_bash(
     if let Some(env) = env {
         cmd.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
     }
-    cmd.stdin(Stdio::null())
+    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(writer)
         .stderr(stderr)
         .process_group(0)
@@ -45,6 +47,12 @@ pub(super) async fn run_bash(
         Ok(c) => c,
         Err(e) => return (Err(e), log),
     };
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = stdin.write_all(&input).await;
+        });
+    }
     let pid = child.id();
     LIVE_SHELLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let masker_for_loss = Masker::new(&[]);
