@@ -122,6 +122,7 @@ impl Spur {
             runner_poll_timeout: std::time::Duration::from_secs(config.runner_poll_timeout_secs),
             runner_job_timeout_secs: config.runner_job_timeout_secs,
             max_artifacts_bytes: config.max_artifacts_bytes,
+            max_test_report_bytes: config.max_test_report_bytes,
             push_locks: crate::context::ProjectLocks::default(),
             events: crate::events::Events::default(),
             mirror_interval: std::time::Duration::from_secs(config.mirror_interval_secs.max(1)),

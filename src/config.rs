@@ -81,6 +81,8 @@ pub struct Config {
     pub runner_job_timeout_secs: u64,
     /// Largest artifacts archive accepted, in bytes.
     pub max_artifacts_bytes: u64,
+    /// Most bytes of one job's JUnit reports, unpacked.
+    pub max_test_report_bytes: u64,
     /// How often mirrored projects are fetched for push pipelines, in seconds.
     pub mirror_interval_secs: u64,
 }
@@ -185,6 +187,7 @@ impl Config {
             runner_poll_timeout_secs: 50,
             runner_job_timeout_secs: 3600,
             max_artifacts_bytes: DEFAULT_MAX_ARTIFACTS_BYTES,
+            max_test_report_bytes: 10 << 20,
             mirror_interval_secs: 300,
         }
     }
@@ -246,6 +249,8 @@ pub struct FileConfig {
     pub runner_job_timeout: Option<String>,
     /// See [`Config::max_artifacts_bytes`].
     pub max_artifacts_bytes: Option<u64>,
+    /// See [`Config::max_test_report_bytes`].
+    pub max_test_report_bytes: Option<u64>,
     /// See [`Config::mirror_interval_secs`] (a duration).
     pub mirror_interval: Option<String>,
 }

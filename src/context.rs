@@ -76,6 +76,8 @@ pub struct Spur {
     pub runner_job_timeout_secs: u64,
     /// Largest artifacts archive accepted, in bytes.
     pub max_artifacts_bytes: u64,
+    /// Most bytes of one job's JUnit reports, unpacked.
+    pub max_test_report_bytes: u64,
     /// One lock per project for comparing its refs (push pipelines).
     pub push_locks: ProjectLocks,
     /// How often mirrors are fetched for push pipelines.

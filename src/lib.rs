@@ -54,6 +54,7 @@ pub mod sandbox;
 pub(crate) mod scheduler;
 pub(crate) mod secrets;
 pub mod storage;
+pub(crate) mod test_reports;
 pub(crate) mod trace;
 pub(crate) mod trigger_tokens;
 

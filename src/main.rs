@@ -229,6 +229,9 @@ struct ServeArgs {
     /// Largest artifacts archive a job may upload, in bytes [default: 104857600].
     #[arg(long, env = "SPUR_MAX_ARTIFACTS_BYTES")]
     max_artifacts_bytes: Option<u64>,
+    /// Most bytes of one job's JUnit test reports (`artifacts:reports:junit`), unpacked [default: 10485760].
+    #[arg(long, env = "SPUR_MAX_TEST_REPORT_BYTES")]
+    max_test_report_bytes: Option<u64>,
     /// Log format: `text` or `json` (one JSON object per line) [default: text].
     #[arg(long, env = "SPUR_LOG_FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
@@ -336,6 +339,9 @@ impl ServeArgs {
         }
         if let Some(n) = self.max_artifacts_bytes.or(file.max_artifacts_bytes) {
             config.max_artifacts_bytes = n;
+        }
+        if let Some(n) = self.max_test_report_bytes.or(file.max_test_report_bytes) {
+            config.max_test_report_bytes = n;
         }
         if let Some(n) = duration(
             "retention-interval",

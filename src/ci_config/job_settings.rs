@@ -30,6 +30,14 @@ pub fn read(config: &Mapping, vars: &[(String, String)]) -> JobSettings {
     read_retry(config.get("retry"), &mut s);
     read_cache(config.get("cache"), vars, &mut s);
     s.artifacts = read_artifacts(config.get("artifacts"), vars);
+    if let Some(Yaml::Map(artifacts)) = config.get("artifacts") {
+        if let Some(Yaml::Map(reports)) = artifacts.get("reports") {
+            s.junit = strings(reports.get("junit")).iter().map(|p| expand(p, vars)).collect();
+        }
+        if !s.junit.is_empty() {
+            s.reports_expire_in = artifacts.get("expire_in").and_then(scalar_text);
+        }
+    }
     s.dependencies = match config.get("dependencies") {
         Some(Yaml::Seq(items)) => Some(items.iter().filter_map(scalar_text).collect()),
         _ => None,

@@ -8,6 +8,7 @@ mod pipelines;
 mod projects;
 mod releases;
 mod runners;
+mod test_reports;
 mod variables;
 
 pub use accounts::*;
@@ -16,6 +17,7 @@ pub use pipelines::*;
 pub use projects::*;
 pub use releases::*;
 pub use runners::*;
+pub use test_reports::*;
 pub use variables::*;
 
 /// Milliseconds since the Unix epoch, UTC; every timestamp spur stores.

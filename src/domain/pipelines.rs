@@ -489,6 +489,12 @@ pub struct JobSettings {
     /// `release:`: the release the job makes when its script succeeds.
     #[serde(default)]
     pub release: Option<ReleaseSpec>,
+    /// `artifacts:reports:junit`: the JUnit files (globs) read after the job, whatever its end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub junit: Vec<String>,
+    /// `artifacts:expire_in` as written, for the reports' upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reports_expire_in: Option<String>,
 }
 
 /// An artifact dependency outside the pipeline: the latest successful `job` of `project` on

@@ -283,6 +283,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::get().to(pipelines::variables),
             )
             .route(
+                "/projects/{id}/pipelines/{pipeline_id}/test_report",
+                web::get().to(test_reports::report),
+            )
+            .route(
+                "/projects/{id}/pipelines/{pipeline_id}/test_report_summary",
+                web::get().to(test_reports::summary),
+            )
+            .route(
                 "/projects/{id}/pipelines/{pipeline_id}/jobs",
                 web::get().to(jobs::for_pipeline),
             )

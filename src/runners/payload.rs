@@ -193,20 +193,34 @@ fn variables(spur: &Spur, a: &Assignment, repo_url: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The archive, then each report: GitLab sends reports with `when: always`, gzip, named
+/// after their type.
 fn artifacts(job: &Job) -> Vec<Value> {
-    let Some(spec) = &job.settings.artifacts else {
-        return Vec::new();
-    };
-    vec![json!({
-        "name": spec.name.clone().unwrap_or_else(|| "artifacts".into()),
-        "untracked": spec.untracked,
-        "paths": spec.paths,
-        "exclude": spec.exclude,
-        "when": spec.when,
-        "expire_in": spec.expire_in,
-        "artifact_type": "archive",
-        "artifact_format": "zip",
-    })]
+    let mut out = Vec::new();
+    if let Some(spec) = &job.settings.artifacts {
+        out.push(json!({
+            "name": spec.name.clone().unwrap_or_else(|| "artifacts".into()),
+            "untracked": spec.untracked,
+            "paths": spec.paths,
+            "exclude": spec.exclude,
+            "when": spec.when,
+            "expire_in": spec.expire_in,
+            "artifact_type": "archive",
+            "artifact_format": "zip",
+        }));
+    }
+    if !job.settings.junit.is_empty() {
+        out.push(json!({
+            "name": "junit.xml",
+            "untracked": false,
+            "paths": job.settings.junit,
+            "when": "always",
+            "expire_in": job.settings.reports_expire_in,
+            "artifact_type": "junit",
+            "artifact_format": "gzip",
+        }));
+    }
+    out
 }
 
 /// The jobs whose artifacts this job downloads; `token` (the running job's) authorizes it.

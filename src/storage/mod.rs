@@ -21,6 +21,7 @@ mod sessions;
 mod settings;
 mod slot;
 mod tables;
+mod test_reports;
 mod triggers;
 mod users;
 mod writer;

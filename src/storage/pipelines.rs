@@ -489,8 +489,12 @@ pub(super) fn remove_jobs(tx: &redb::WriteTransaction, project_id: u64, pipeline
     let mut sealed = tx.open_table(JOB_VARIABLES)?;
     let mut active = tx.open_table(ACTIVE_JOBS)?;
     let mut artifacts = tx.open_table(super::tables::ARTIFACTS)?;
+    let mut reports = tx.open_table(super::tables::TEST_REPORTS)?;
+    let mut summaries = tx.open_table(super::tables::TEST_SUMMARIES)?;
     for id in ids {
         artifacts.remove(id)?;
+        reports.remove(id)?;
+        summaries.remove(id)?;
         active.remove(id)?;
         jobs.remove(id)?;
         by_project.remove((project_id, id))?;

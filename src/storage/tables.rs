@@ -109,6 +109,11 @@ pub const RUNNER_TOKENS: TableDefinition<&[u8], u64> = TableDefinition::new("run
 /// Job id → `domain::ArtifactsFile`: jobs whose artifacts archive is stored.
 pub const ARTIFACTS: TableDefinition<u64, Json> = TableDefinition::new("artifacts");
 
+/// Job id → `domain::JobTestReport`: the test cases of a job's `artifacts:reports:junit`.
+pub const TEST_REPORTS: TableDefinition<u64, Json> = TableDefinition::new("test_reports");
+/// Job id → `domain::TestCounts` of that report, read by lists and summaries without the cases.
+pub const TEST_SUMMARIES: TableDefinition<u64, Json> = TableDefinition::new("test_summaries");
+
 /// (project id, `branch:<name>` or `tag:<name>`) → `domain::ProtectedRef`.
 pub const PROTECTED_REFS: TableDefinition<(u64, &str), Json> = TableDefinition::new("protected_refs");
 /// (project id, full ref name) → commit (or tag object) id: the refs spur last saw in a
@@ -180,6 +185,8 @@ macro_rules! for_every_table {
         $each!(RUNNERS);
         $each!(RUNNER_TOKENS);
         $each!(ARTIFACTS);
+        $each!(TEST_REPORTS);
+        $each!(TEST_SUMMARIES);
         $each!(PROTECTED_REFS);
         $each!(PROJECT_REFS);
         $each!(PROJECT_HOOKS);

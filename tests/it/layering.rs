@@ -40,6 +40,7 @@ const LAYERS: &[&[&str]] = &[
         "project_variables",
         "mirror",
         "artifacts",
+        "test_reports",
         "job_env",
         "backup",
         "hooks",

@@ -29,6 +29,7 @@ mod role_matrix;
 mod runners;
 mod security;
 mod support;
+mod test_reports;
 mod trigger_api;
 mod triggers_crud;
 mod ui;

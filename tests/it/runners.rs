@@ -569,6 +569,13 @@ fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
     zip.finish().unwrap().into_inner()
 }
 
+fn gzip(body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(body).unwrap();
+    e.finish().unwrap()
+}
+
 #[tokio::test]
 async fn runners_upload_artifacts_and_later_jobs_and_users_download_them() {
     let (s, _repo, pid, _pipeline) = setup(
@@ -621,15 +628,46 @@ async fn runners_upload_artifacts_and_later_jobs_and_users_download_them() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "201");
-    // A report (not an archive) is accepted and not kept.
-    let part = reqwest::multipart::Part::bytes(b"<xml/>".to_vec()).file_name("junit.xml");
+    // A junit report is gzip, one member a file, as gitlab-runner packs it: it becomes the
+    // job's test report. Other reports are accepted and not kept.
+    let mut gz = gzip(br#"<testsuite name="a"><testcase classname="c" name="one"/></testsuite>"#);
+    gz.extend(gzip(
+        br#"<testsuite name="b"><testcase name="two"><failure>boom</failure></testcase></testsuite>"#,
+    ));
+    for (kind, format, body) in [("junit", "gzip", gz), ("dotenv", "gzip", gzip(b"A=1"))] {
+        let part = reqwest::multipart::Part::bytes(body).file_name("junit.xml.gz");
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let url = format!("{}?artifact_type={kind}&artifact_format={format}", upload(&compile));
+        assert_eq!(
+            send(s.http.post(url).header("JOB-TOKEN", &token).multipart(form))
+                .await
+                .0,
+            201
+        );
+    }
+    let pipeline_id = compile["job_info"]["pipeline_id"].as_u64().unwrap();
+    let (_, report) = send(s.root(
+        Method::GET,
+        &format!("/projects/{pid}/pipelines/{pipeline_id}/test_report"),
+    ))
+    .await;
+    assert_eq!(
+        (&report["total_count"], &report["failed_count"]),
+        (&2.into(), &1.into()),
+        "{report}"
+    );
+    assert_eq!(report["test_suites"][0]["name"], "compile");
+    assert_eq!(report["test_suites"][0]["test_cases"][0]["system_output"], "boom");
+    // A small gzip that unpacks past --max-test-report-bytes is refused like a large one.
+    let bomb = gzip(&vec![b' '; 20 << 20]);
+    let part = reqwest::multipart::Part::bytes(bomb).file_name("junit.xml.gz");
     let form = reqwest::multipart::Form::new().part("file", part);
     let url = format!("{}?artifact_type=junit&artifact_format=gzip", upload(&compile));
     assert_eq!(
         send(s.http.post(url).header("JOB-TOKEN", &token).multipart(form))
             .await
             .0,
-        201
+        413
     );
     runner.update(&compile, json!({"state": "success"})).await;
 

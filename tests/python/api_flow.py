@@ -1,6 +1,6 @@
 """python-gitlab against spur's wider API: repository branches, tags, files, tree and commits,
 pipelines/latest and filters, group members and variables, artifacts by ref, PAT rotation,
-commit statuses, compare, archives, badges, releases, job erase, keyset pagination, job token scope."""
+commit statuses, compare, archives, badges, releases, test reports, job erase, keyset pagination, job token scope."""
 import base64
 import os
 import time
@@ -49,6 +49,14 @@ assert project.pipelines.latest(ref="main").id == pipeline.id
 assert [p.id for p in project.pipelines.list(scope="finished", get_all=True)][0] == pipeline.id
 jobs = pipeline.jobs.list(include_retried=True, get_all=True)
 assert jobs, jobs
+
+# Unit test reports
+report = pipeline.test_report.get()
+assert (report.total_count, report.failed_count) == (2, 1), report
+assert report.test_suites[0]["name"] == "build", report
+assert report.test_suites[0]["test_cases"][0]["system_output"] == "no", report
+summary = pipeline.test_report_summary.get()
+assert summary.total["count"] == 2 and summary.test_suites[0]["build_ids"], summary
 
 # Artifacts by ref
 data = project.artifacts.raw("main", "out/result.txt", "build")

@@ -204,6 +204,8 @@ def every_page_at_both_widths():
                     detail = {f"/{PROJECT}/-/pipelines": "/-/pipelines/", f"/{PROJECT}/-/jobs": "/-/jobs/"}.get(path)
                     links = driver.find_elements(By.CSS_SELECTOR, f"table.list a[href*='{detail}']") if detail else []
                     extra = [links[0].get_attribute("href")] if links else []
+                    if extra and detail == "/-/pipelines/":
+                        extra.append(extra[0] + "/test_report")
                     for target in [URL + path] + extra:
                         driver.get(target)
                         name = target[len(URL):].strip("/").replace("/", "_").replace("-", "") or "home"

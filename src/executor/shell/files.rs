@@ -13,7 +13,7 @@ use std::process::Stdio;
 impl JobRun<'_> {
     /// Runs `spur job-files ARGS` in the job's fence with `stdin`/`stdout` as given; answers
     /// its JSON report.
-    async fn files_helper(
+    pub(super) async fn files_helper(
         &self,
         args: &[OsString],
         stdin: Option<std::fs::File>,
@@ -290,7 +290,7 @@ fn open_archive(path: &Path) -> io::Result<Option<std::fs::File>> {
 }
 
 /// Creates a new private file for a helper to write an archive into.
-fn new_private_file(path: &Path) -> io::Result<std::fs::File> {
+pub(super) fn new_private_file(path: &Path) -> io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .read(true)

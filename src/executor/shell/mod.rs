@@ -10,6 +10,7 @@ mod container_script;
 mod files;
 mod process;
 mod release;
+mod reports;
 
 use super::mask::Masker;
 use super::workspace::Workspace;
@@ -366,6 +367,7 @@ impl JobRun<'_> {
             self.save_cache(&mut log).await;
         }
         let end = self.upload_artifacts(&mut log, end).await;
+        let end = self.upload_test_reports(&mut log, end).await;
         (Some(end), log)
     }
 

@@ -23,6 +23,7 @@ pub mod releases;
 pub mod repository;
 pub mod runner_jobs;
 pub mod runners;
+pub mod test_reports;
 pub mod tokens;
 pub mod trigger;
 pub mod triggers;

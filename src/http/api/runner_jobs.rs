@@ -327,8 +327,8 @@ pub async fn patch_trace(req: HttpRequest, payload: web::Payload, spur: State) -
 }
 
 /// `POST /jobs/:id/artifacts`: a multipart `file` (streamed, possibly chunked) becomes the
-/// job's archive. `artifact_type`/`artifact_format` come as query or form fields; reports and
-/// metadata (anything but a zip `archive`) are accepted and not kept.
+/// job's archive, or a gzip `junit` report its test report. `artifact_type`/`artifact_format`
+/// come as query or form fields; other reports and metadata are accepted and not kept.
 pub async fn upload_artifacts(req: HttpRequest, payload: web::Payload, spur: State) -> Result<HttpResponse, ApiError> {
     let job = runner_job(&spur, &req, None)?;
     if job.status != JobStatus::Running {
@@ -362,6 +362,13 @@ pub async fn upload_artifacts(req: HttpRequest, payload: web::Payload, spur: Sta
     };
     let kind = fields.get("artifact_type").map_or("archive", String::as_str);
     let format = fields.get("artifact_format").map_or("zip", String::as_str);
+    if kind == "junit" && format == "gzip" {
+        return match crate::test_reports::store_upload(&spur, job.id, upload).await {
+            Ok(()) => Ok(json_response(StatusCode::CREATED, &json!({}))),
+            Err(crate::test_reports::UploadError::TooLarge) => Err(ApiError::too_large()),
+            Err(crate::test_reports::UploadError::Internal(e)) => Err(ApiError::internal(e)),
+        };
+    }
     if kind != "archive" || format != "zip" {
         let _ = tokio::fs::remove_file(&upload).await;
         return Ok(json_response(StatusCode::CREATED, &json!({})));

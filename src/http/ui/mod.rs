@@ -15,6 +15,7 @@ mod releases;
 mod runners;
 mod session;
 mod settings;
+mod test_reports;
 mod webhooks;
 
 pub use overview::{finish_pages, unknown};
@@ -82,6 +83,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/{ns}/{project}/-/pipelines", web::get().to(pipelines::list))
         .route("/{ns}/{project}/-/pipelines", web::post().to(pipelines::run))
         .route("/{ns}/{project}/-/pipelines/{id}", web::get().to(pipelines::show))
+        .route(
+            "/{ns}/{project}/-/pipelines/{id}/test_report",
+            web::get().to(test_reports::show),
+        )
         .route(
             "/{ns}/{project}/-/pipelines/{id}/{action}",
             web::post().to(pipelines::act),

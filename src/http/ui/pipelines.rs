@@ -28,6 +28,8 @@ pub struct PipelineRow {
     duration: String,
     created_iso: String,
     created_ago: String,
+    /// Tests that failed or errored, when its jobs have test reports.
+    failed_tests: Option<u64>,
 }
 
 fn row(spur: &Spur, p: &Pipeline, users: &mut HashMap<u64, String>, now: i64) -> PipelineRow {
@@ -51,6 +53,7 @@ fn row(spur: &Spur, p: &Pipeline, users: &mut HashMap<u64, String>, now: i64) ->
         duration: duration(p.started_at, p.finished_at, now),
         created_iso: clock::iso8601(p.created_at),
         created_ago: ago(p.created_at, now),
+        failed_tests: crate::test_reports::failed_count(spur, p.id).ok().flatten(),
     }
 }
 
