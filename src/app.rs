@@ -126,6 +126,10 @@ impl Spur {
             push_locks: crate::context::ProjectLocks::default(),
             events: crate::events::Events::default(),
             mirror_interval: std::time::Duration::from_secs(config.mirror_interval_secs.max(1)),
+            min_schedule_interval_ms: i64::try_from(config.min_schedule_interval_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX / 4),
+            schedules_changed: tokio::sync::Notify::new(),
+            schedule_play_quota: crate::rate_limit::Quota::new(1, std::time::Duration::from_secs(60)),
             sign_in_limiter: crate::rate_limit::Limiter::new(
                 config.sign_in_rate_limit,
                 std::time::Duration::from_secs(60),
@@ -271,6 +275,7 @@ impl Spur {
                         background(Box::pin(crate::hooks::run(spur.clone(), events)));
                     }
                     background(Box::pin(crate::retention::sweep_sessions(spur.clone())));
+                    background(Box::pin(crate::schedules::spawn(spur.clone())));
                     background(Box::pin(crate::memory::return_freed_memory()));
                     crate::engine::run(spur, inbox).await;
                     tasks.shutdown().await;

@@ -78,12 +78,17 @@ pub fn remove_job_files(spur: &Spur, job_id: u64) {
 pub async fn erase(spur: &Spur, job: &Job) -> Result<(), crate::scheduler::Refusal> {
     let has_log = spur.traces.path(job.id).exists();
     let has_artifacts = spur.store.artifacts(job.id).ok().flatten().is_some();
-    if !has_log && !has_artifacts {
+    let has_report = spur.store.test_report(job.id).ok().flatten().is_some();
+    if !has_log && !has_artifacts && !has_report {
         return Err(crate::scheduler::Refusal::NotErasable);
     }
     spur.scheduler.erase(job.id).await?;
     spur.store
         .delete_artifacts(job.id)
+        .await
+        .map_err(|e| crate::scheduler::Refusal::Storage(e.to_string()))?;
+    spur.store
+        .delete_test_report(job.id)
         .await
         .map_err(|e| crate::scheduler::Refusal::Storage(e.to_string()))?;
     remove_job_files(spur, job.id);

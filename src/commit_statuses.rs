@@ -134,6 +134,7 @@ async fn create_external(
         .seal(&plain)
         .map_err(|e| StatusRefusal::Internal(e.to_string()))?;
     let new = NewPipeline {
+        schedule_run: None,
         project_id: project.id,
         sha: sha.to_string(),
         ref_name: ref_name.to_string(),

@@ -85,6 +85,8 @@ pub struct Config {
     pub max_test_report_bytes: u64,
     /// How often mirrored projects are fetched for push pipelines, in seconds.
     pub mirror_interval_secs: u64,
+    /// Shortest time between two runs of one pipeline schedule, in seconds.
+    pub min_schedule_interval_secs: u64,
 }
 
 impl fmt::Debug for Config {
@@ -189,6 +191,7 @@ impl Config {
             max_artifacts_bytes: DEFAULT_MAX_ARTIFACTS_BYTES,
             max_test_report_bytes: 10 << 20,
             mirror_interval_secs: 300,
+            min_schedule_interval_secs: 60,
         }
     }
 }
@@ -253,6 +256,8 @@ pub struct FileConfig {
     pub max_test_report_bytes: Option<u64>,
     /// See [`Config::mirror_interval_secs`] (a duration).
     pub mirror_interval: Option<String>,
+    /// See [`Config::min_schedule_interval_secs`] (a duration).
+    pub min_schedule_interval: Option<String>,
 }
 
 impl FileConfig {

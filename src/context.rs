@@ -82,6 +82,12 @@ pub struct Spur {
     pub push_locks: ProjectLocks,
     /// How often mirrors are fetched for push pipelines.
     pub mirror_interval: std::time::Duration,
+    /// Shortest time between two runs of one pipeline schedule, in milliseconds.
+    pub min_schedule_interval_ms: i64,
+    /// Wakes the schedule runner when a schedule changes.
+    pub schedules_changed: tokio::sync::Notify,
+    /// Schedule plays per user and schedule (GitLab's `play_pipeline_schedule`: 1 a minute).
+    pub schedule_play_quota: crate::rate_limit::Quota,
     /// Pipeline and job changes, for webhooks and commit statuses.
     pub events: crate::events::Events,
 }

@@ -52,6 +52,8 @@ pub(crate) mod retention;
 pub(crate) mod runners;
 pub mod sandbox;
 pub(crate) mod scheduler;
+/// Pipeline schedules and the task that runs them.
+pub(crate) mod schedules;
 pub(crate) mod secrets;
 pub mod storage;
 pub(crate) mod test_reports;

@@ -226,6 +226,9 @@ struct ServeArgs {
     /// How often projects mirrored from an import_url are fetched for push pipelines [default: 5m].
     #[arg(long, env = "SPUR_MIRROR_INTERVAL")]
     mirror_interval: Option<String>,
+    /// Shortest time between two runs of one pipeline schedule, whatever its cron says [default: 1m].
+    #[arg(long, env = "SPUR_MIN_SCHEDULE_INTERVAL")]
+    min_schedule_interval: Option<String>,
     /// Largest artifacts archive a job may upload, in bytes [default: 104857600].
     #[arg(long, env = "SPUR_MAX_ARTIFACTS_BYTES")]
     max_artifacts_bytes: Option<u64>,
@@ -336,6 +339,12 @@ impl ServeArgs {
         }
         if let Some(n) = duration("mirror-interval", self.mirror_interval.or(file.mirror_interval))? {
             config.mirror_interval_secs = n.max(1);
+        }
+        if let Some(n) = duration(
+            "min-schedule-interval",
+            self.min_schedule_interval.or(file.min_schedule_interval),
+        )? {
+            config.min_schedule_interval_secs = n;
         }
         if let Some(n) = self.max_artifacts_bytes.or(file.max_artifacts_bytes) {
             config.max_artifacts_bytes = n;

@@ -8,6 +8,7 @@ mod pipelines;
 mod projects;
 mod releases;
 mod runners;
+mod schedules;
 mod test_reports;
 mod variables;
 
@@ -17,6 +18,7 @@ pub use pipelines::*;
 pub use projects::*;
 pub use releases::*;
 pub use runners::*;
+pub use schedules::*;
 pub use test_reports::*;
 pub use variables::*;
 

@@ -73,6 +73,8 @@ pub enum PipelineSource {
     Api,
     /// A commit status posted for a commit that had no pipeline (`external`).
     External,
+    /// A pipeline schedule (`schedule`).
+    Schedule,
 }
 
 impl PipelineSource {
@@ -86,6 +88,7 @@ impl PipelineSource {
             PipelineSource::Web => "web",
             PipelineSource::Api => "api",
             PipelineSource::External => "external",
+            PipelineSource::Schedule => "schedule",
         }
     }
 
@@ -108,6 +111,7 @@ impl PipelineSource {
             "web" => PipelineSource::Web,
             "api" => PipelineSource::Api,
             "external" => PipelineSource::External,
+            "schedule" => PipelineSource::Schedule,
             _ => return None,
         })
     }

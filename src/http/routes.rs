@@ -283,6 +283,50 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::get().to(pipelines::variables),
             )
             .route(
+                "/projects/{id}/pipeline_schedules",
+                web::get().to(pipeline_schedules::list),
+            )
+            .route(
+                "/projects/{id}/pipeline_schedules",
+                web::post().to(pipeline_schedules::create),
+            )
+            .route(
+                "/projects/{id}/pipeline_schedules/{pipeline_schedule_id}",
+                web::get().to(pipeline_schedules::show),
+            )
+            .route(
+                "/projects/{id}/pipeline_schedules/{pipeline_schedule_id}",
+                web::put().to(pipeline_schedules::update),
+            )
+            .route(
+                "/projects/{id}/pipeline_schedules/{pipeline_schedule_id}",
+                web::delete().to(pipeline_schedules::delete),
+            )
+            .route(
+                "/projects/{id}/pipeline_schedules/{pipeline_schedule_id}/pipelines",
+                web::get().to(pipeline_schedules::pipelines),
+            )
+            .route(
+                "/projects/{id}/pipeline_schedules/{pipeline_schedule_id}/take_ownership",
+                web::post().to(pipeline_schedules::take_ownership),
+            )
+            .route(
+                "/projects/{id}/pipeline_schedules/{pipeline_schedule_id}/play",
+                web::post().to(pipeline_schedules::play),
+            )
+            .route(
+                "/projects/{id}/pipeline_schedules/{pipeline_schedule_id}/variables",
+                web::post().to(pipeline_schedules::create_variable),
+            )
+            .route(
+                "/projects/{id}/pipeline_schedules/{pipeline_schedule_id}/variables/{key}",
+                web::put().to(pipeline_schedules::update_variable),
+            )
+            .route(
+                "/projects/{id}/pipeline_schedules/{pipeline_schedule_id}/variables/{key}",
+                web::delete().to(pipeline_schedules::delete_variable),
+            )
+            .route(
                 "/projects/{id}/pipelines/{pipeline_id}/test_report",
                 web::get().to(test_reports::report),
             )

@@ -83,6 +83,8 @@ pub struct CreateRequest {
     pub client: Option<String>,
     /// The trigger token's id and `updated_at` as checked (the commit refuses if it changed).
     pub trigger_version: Option<(u64, crate::domain::Millis)>,
+    /// The schedule run that makes it (the commit refuses a run made already).
+    pub schedule_run: Option<crate::domain::ScheduleRun>,
 }
 
 impl CreateRequest {
@@ -111,6 +113,7 @@ impl CreateRequest {
             idempotency: None,
             client: None,
             trigger_version: None,
+            schedule_run: None,
         }
     }
 }
@@ -277,6 +280,7 @@ pub fn prepare(
         client: request.client.clone(),
         trigger_version: request.trigger_version,
         announce: spur.events.listened(),
+        schedule_run: request.schedule_run,
     };
     Ok(Ok(Prepared {
         pipeline: new,
@@ -382,6 +386,25 @@ pub async fn create(
     let prepared = blocking(move || prepare(&s, &project, &origin, &request)).await?;
     match prepared {
         Ok(prepared) => record(&spur, prepared, false).await,
+        Err(refusal) => Ok(Err(refusal)),
+    }
+}
+
+/// As `create`, but a configuration error is recorded as a failed pipeline (and answered as
+/// `Unprocessable`), as GitLab does for pipelines nobody is waiting on (schedules).
+pub async fn create_recording_errors(
+    spur: Arc<Spur>,
+    project: Project,
+    request: CreateRequest,
+) -> Result<Result<Pipeline, CreateRefusal>, CreateError> {
+    let origin = Origin::of(&project);
+    if let Err(e) = crate::mirror::fetch_origin(&spur, &project).await {
+        tracing::warn!(project_id = project.id, error = %e, "mirror fetch failed; resolving against the last fetched state");
+    }
+    let s = spur.clone();
+    let prepared = blocking(move || prepare(&s, &project, &origin, &request)).await?;
+    match prepared {
+        Ok(prepared) => record(&spur, prepared, true).await,
         Err(refusal) => Ok(Err(refusal)),
     }
 }

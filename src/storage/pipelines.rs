@@ -50,6 +50,9 @@ pub struct NewPipeline {
     pub trigger_version: Option<(u64, Millis)>,
     /// Record the pipeline's creation as an event in this commit (something listens).
     pub announce: bool,
+    /// The schedule run that makes it: the commit moves the schedule on, or refuses when the
+    /// run was done already.
+    pub schedule_run: Option<crate::domain::ScheduleRun>,
 }
 
 /// A job to record with its pipeline: the record (ids filled in at commit) and its sealed
@@ -180,6 +183,12 @@ impl Store {
                     return Ok(Err(super::Refusal::NotFound));
                 }
             }
+            // A schedule's run is made once: refused when the schedule has moved on.
+            if let Some(run) = new.schedule_run
+                && !super::schedules::is_due(tx, run)?
+            {
+                return Ok(Err(super::Refusal::NotFound));
+            }
             let id = next_id(tx, "next_pipeline_id")?;
             let mut indexed = None;
             let iid = {
@@ -212,6 +221,9 @@ impl Store {
                 upstream: new.upstream,
                 name: new.name,
             };
+            if let Some(run) = new.schedule_run {
+                super::schedules::record_run(tx, run, id, new.now)?;
+            }
             tx.open_table(PIPELINES)?.insert(id, encode(&pipeline)?.as_slice())?;
             if new.announce {
                 let event = crate::events::Event::Pipeline(id, pipeline.project_id, pipeline.status);

@@ -429,5 +429,6 @@ fn delete_project_in(tx: &WriteTransaction, id: u64) -> Result<Result<Project, R
         .retain_in((id, 0)..=(id, u64::MAX), |_, _| false)?;
     tx.open_table(super::tables::RELEASES)?
         .retain_in((id, "")..(id + 1, ""), |_, _| false)?;
+    super::schedules::remove_project_schedules(tx, id)?;
     Ok(Ok(project))
 }

@@ -114,6 +114,15 @@ pub const TEST_REPORTS: TableDefinition<u64, Json> = TableDefinition::new("test_
 /// Job id → `domain::TestCounts` of that report, read by lists and summaries without the cases.
 pub const TEST_SUMMARIES: TableDefinition<u64, Json> = TableDefinition::new("test_summaries");
 
+/// Schedule id → `domain::PipelineSchedule`.
+pub const SCHEDULES: TableDefinition<u64, Json> = TableDefinition::new("pipeline_schedules");
+/// (project id, schedule id) → (); a project's schedules in id order.
+pub const PROJECT_SCHEDULES: TableDefinition<(u64, u64), ()> = TableDefinition::new("project_schedules");
+/// Schedule id → its variables (`Vec<domain::Variable>` as JSON), sealed with the data dir's key.
+pub const SCHEDULE_VARIABLES: TableDefinition<u64, &[u8]> = TableDefinition::new("schedule_variables");
+/// (schedule id, pipeline id) → (): the pipelines a schedule made (written in their commit).
+pub const SCHEDULE_PIPELINES: TableDefinition<(u64, u64), ()> = TableDefinition::new("schedule_pipelines");
+
 /// (project id, `branch:<name>` or `tag:<name>`) → `domain::ProtectedRef`.
 pub const PROTECTED_REFS: TableDefinition<(u64, &str), Json> = TableDefinition::new("protected_refs");
 /// (project id, full ref name) → commit (or tag object) id: the refs spur last saw in a
@@ -187,6 +196,10 @@ macro_rules! for_every_table {
         $each!(ARTIFACTS);
         $each!(TEST_REPORTS);
         $each!(TEST_SUMMARIES);
+        $each!(SCHEDULES);
+        $each!(PROJECT_SCHEDULES);
+        $each!(SCHEDULE_VARIABLES);
+        $each!(SCHEDULE_PIPELINES);
         $each!(PROTECTED_REFS);
         $each!(PROJECT_REFS);
         $each!(PROJECT_HOOKS);

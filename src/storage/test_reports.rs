@@ -18,6 +18,16 @@ impl Store {
         .await
     }
 
+    /// Forgets a job's test report (the job is erased).
+    pub async fn delete_test_report(&self, job_id: u64) -> Result<(), Error> {
+        self.write(move |tx| {
+            tx.open_table(TEST_REPORTS)?.remove(job_id)?;
+            tx.open_table(TEST_SUMMARIES)?.remove(job_id)?;
+            Ok(())
+        })
+        .await
+    }
+
     /// A job's test report, if it has one.
     pub fn test_report(&self, job_id: u64) -> Result<Option<JobTestReport>, Error> {
         self.read(|tx| get_json(&tx.open_table(TEST_REPORTS)?, job_id))

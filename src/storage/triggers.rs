@@ -257,6 +257,7 @@ mod tests {
             idempotency: None,
             client: None,
             trigger_version: Some((trigger.id, version)),
+            schedule_run: None,
             announce: false,
         }
     }

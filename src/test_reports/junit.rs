@@ -13,6 +13,12 @@ pub const MAX_CASES: usize = 100_000;
 const MAX_DEPTH: usize = 256;
 /// Most bytes kept of one test case's output.
 const MAX_OUTPUT: usize = 64 * 1024;
+/// Most bytes kept of a name, class, file or suite name.
+const MAX_ATTRIBUTE: usize = 1024;
+/// Most bytes of text one job's cases may hold once read (a suite name is copied into each).
+pub const MAX_READ_BYTES: usize = 32 * 1024 * 1024;
+/// Longest time a case may claim, in seconds (so that sums stay finite).
+const MAX_SECONDS: f64 = 1e12;
 
 /// Where an element sits, as far as the parser cares.
 #[derive(Clone, Copy, PartialEq)]
@@ -31,13 +37,24 @@ enum Place {
 /// (or has a DOCTYPE, or too many cases) adds none and sets `suite_error` as GitLab words it.
 pub fn parse_into(xml: &[u8], report: &mut JobTestReport) {
     let room = MAX_CASES.saturating_sub(report.cases.len());
-    match parse(xml, room) {
+    let used: usize = report.cases.iter().map(weight).sum();
+    match parse(xml, room, MAX_READ_BYTES.saturating_sub(used)) {
         Ok(cases) => report.cases.extend(cases),
         Err(e) => report.suite_error = Some(e),
     }
 }
 
-fn parse(xml: &[u8], room: usize) -> Result<Vec<TestCase>, String> {
+/// Bytes of text a case holds.
+fn weight(c: &TestCase) -> usize {
+    [&c.suite_name, &c.name, &c.classname, &c.file, &c.system_output]
+        .iter()
+        .map(|s| s.as_ref().map_or(0, String::len))
+        .sum::<usize>()
+        + 64
+}
+
+fn parse(xml: &[u8], room: usize, budget: usize) -> Result<Vec<TestCase>, String> {
+    let mut spent = 0usize;
     let syntax = |e: &dyn std::fmt::Display| format!("JUnit XML parsing failed: {e}");
     let text = String::from_utf8_lossy(xml);
     let mut reader = Reader::from_str(&text);
@@ -47,7 +64,17 @@ fn parse(xml: &[u8], room: usize) -> Result<Vec<TestCase>, String> {
     let mut case: Option<TestCase> = None;
     let mut output: Option<String> = None;
     let mut saw_element = false;
+    let mut counted = 0;
     loop {
+        while counted < cases.len() {
+            spent += weight(&cases[counted]);
+            counted += 1;
+        }
+        if spent > budget {
+            return Err(format!(
+                "JUnit data parsing failed: the cases hold more than {MAX_READ_BYTES} bytes of text"
+            ));
+        }
         let event = reader.read_event().map_err(|e| syntax(&e))?;
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
@@ -202,9 +229,19 @@ fn attribute(e: &BytesStart, key: &str) -> Option<String> {
     e.attributes()
         .flatten()
         .find(|a| a.key.local_name().as_ref() == key)
-        .map(|a| match a.normalized_value(quick_xml::XmlVersion::Implicit1_0) {
-            Ok(v) => v.into_owned(),
-            Err(_) => a.value.into_owned(),
+        .map(|a| {
+            let mut value = match a.normalized_value(quick_xml::XmlVersion::Implicit1_0) {
+                Ok(v) => v.into_owned(),
+                Err(_) => a.value.into_owned(),
+            };
+            if value.len() > MAX_ATTRIBUTE {
+                let mut end = MAX_ATTRIBUTE;
+                while !value.is_char_boundary(end) {
+                    end -= 1;
+                }
+                value.truncate(end);
+            }
+            value
         })
 }
 
@@ -232,7 +269,11 @@ fn leading_number(text: &str) -> f64 {
     while !slice.is_empty() && slice.parse::<f64>().is_err() {
         slice = &slice[..slice.len() - 1];
     }
-    slice.parse::<f64>().ok().filter(|n| n.is_finite()).unwrap_or(0.0)
+    slice
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite())
+        .map_or(0.0, |n| n.clamp(-MAX_SECONDS, MAX_SECONDS))
 }
 
 #[cfg(test)]
@@ -352,7 +393,25 @@ mod tests {
     }
 
     #[test]
+    fn a_long_suite_name_copied_into_many_cases_is_bounded() {
+        let xml = format!(
+            "<testsuite name=\"{}\">{}</testsuite>",
+            "S".repeat(1_000_000),
+            "<testcase/>".repeat(50_000)
+        );
+        let report = read(&xml);
+        assert!(report.cases.is_empty());
+        assert!(report.suite_error.unwrap().contains("bytes of text"));
+        let one = read(&format!(
+            "<testsuite name=\"{}\"><testcase/></testsuite>",
+            "S".repeat(5000)
+        ));
+        assert_eq!(one.cases[0].suite_name.as_ref().unwrap().len(), MAX_ATTRIBUTE);
+    }
+
+    #[test]
     fn times_read_like_ruby_to_f() {
+        assert_eq!(leading_number("1.7e308"), MAX_SECONDS);
         assert_eq!(leading_number("1.25"), 1.25);
         assert_eq!(leading_number("3s"), 3.0);
         assert_eq!(leading_number("1e2"), 100.0);

@@ -266,14 +266,20 @@ fn dedupe(cases: &[TestCase]) -> Vec<TestCase> {
     out
 }
 
-/// Counts of the kept cases; the time is summed over every case read, as GitLab adds it.
+/// Counts of the kept cases (none when a file could not be read); the time is summed over every
+/// case read, as GitLab adds it.
 fn counts_of(kept: &[TestCase], read: &[TestCase], suite_error: Option<String>) -> TestCounts {
     let mut counts = TestCounts {
         total: kept.len() as u64,
         time: read.iter().map(|c| c.execution_time).sum(),
-        suite_error,
         ..TestCounts::default()
     };
+    // GitLab counts nothing in a suite it could not read.
+    if suite_error.is_some() {
+        counts.total = 0;
+        counts.suite_error = suite_error;
+        return counts;
+    }
     for case in kept {
         match case.status {
             TestStatus::Success => counts.success += 1,

@@ -56,6 +56,7 @@ const LAYERS: &[&[&str]] = &[
         "push",
         "refs",
         "releases",
+        "schedules",
         "commit_statuses",
         "engine",
         "executor",

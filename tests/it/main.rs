@@ -27,6 +27,7 @@ mod releases;
 mod repository;
 mod role_matrix;
 mod runners;
+mod schedules;
 mod security;
 mod support;
 mod test_reports;

@@ -198,4 +198,11 @@ async fn junit_reports_of_jobs_reach_the_api_and_the_tests_tab() {
         list.contains("4 failed tests"),
         "failures and errors of both jobs: {list}"
     );
+
+    // Erasing a job erases its report.
+    let hostile_id = job("hostile")["id"].as_u64().unwrap();
+    let (status, _) = send(s.root(Method::POST, &format!("/projects/{pid}/jobs/{hostile_id}/erase"))).await;
+    assert_eq!(status, 201);
+    let (_, report) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/{id}/test_report"))).await;
+    assert_eq!(report["test_suites"].as_array().unwrap().len(), 1, "{report}");
 }

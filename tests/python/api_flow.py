@@ -1,6 +1,6 @@
 """python-gitlab against spur's wider API: repository branches, tags, files, tree and commits,
 pipelines/latest and filters, group members and variables, artifacts by ref, PAT rotation,
-commit statuses, compare, archives, badges, releases, test reports, job erase, keyset pagination, job token scope."""
+commit statuses, compare, archives, badges, releases, test reports, pipeline schedules, job erase, keyset pagination, job token scope."""
 import base64
 import os
 import time
@@ -57,6 +57,37 @@ assert report.test_suites[0]["name"] == "build", report
 assert report.test_suites[0]["test_cases"][0]["system_output"] == "no", report
 summary = pipeline.test_report_summary.get()
 assert summary.total["count"] == 2 and summary.test_suites[0]["build_ids"], summary
+
+# Pipeline schedules
+sched = project.pipelineschedules.create({"description": "nightly", "ref": "main", "cron": "0 3 * * *",
+                                          "cron_timezone": "Europe/Berlin"})
+assert sched.ref == "refs/heads/main" and sched.next_run_at.endswith(":00:00.000Z"), sched
+sched.variables.create({"key": "NIGHTLY", "value": "1"})
+var = sched.variables.create({"key": "LATER", "value": "x"})
+var.value = "y"
+var.save()
+sched.variables.delete("LATER")
+sched = project.pipelineschedules.get(sched.id)
+assert [v["key"] for v in sched.attributes["variables"]] == ["NIGHTLY"], sched.attributes
+sched.cron = "30 4 * * 1-5"
+sched.save()
+assert project.pipelineschedules.get(sched.id).cron == "30 4 * * 1-5"
+try:
+    project.pipelineschedules.create({"description": "bad", "ref": "main", "cron": "* * *"})
+    raise AssertionError("a bad cron was accepted")
+except gitlab.exceptions.GitlabCreateError as e:
+    assert e.response_code == 400 and "cron" in str(e.error_message), e.error_message
+sched_id = sched.id
+sched.play()  # python-gitlab keeps GitLab's answer ({"message": ...}) as the object's attributes
+sched = project.pipelineschedules.get(sched_id)
+deadline = time.time() + 30
+while not sched.pipelines.list(get_all=True):
+    assert time.time() < deadline, "the played schedule made no pipeline"
+    time.sleep(0.2)
+sched.take_ownership()
+assert [s.id for s in project.pipelineschedules.list(scope="active", get_all=True)] == [sched.id]
+sched.delete()
+assert project.pipelineschedules.list(get_all=True) == []
 
 # Artifacts by ref
 data = project.artifacts.raw("main", "out/result.txt", "build")

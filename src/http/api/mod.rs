@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod lint;
 pub mod members;
 pub mod mirror;
+pub mod pipeline_schedules;
 pub mod pipelines;
 pub mod projects;
 pub mod protected_refs;

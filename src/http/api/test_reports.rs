@@ -1,6 +1,6 @@
 //! `GET /projects/:id/pipelines/:pipeline_id/test_report` and `.../test_report_summary`: a
 //! pipeline's unit test reports in GitLab's entities (`TestReportEntity`,
-//! `TestReportSummaryEntity`), for whoever may see the project's pipelines.
+//! `TestReportSummaryEntity`), for whoever may read the project's jobs (`read_build`).
 
 use super::{id_segment, segment};
 use crate::domain::{Pipeline, TestCase, TestCounts};
@@ -14,7 +14,13 @@ use serde_json::{Value, json};
 async fn pipeline_of(req: &HttpRequest, spur: &State) -> Result<Pipeline, ApiError> {
     let pipeline_id = id_segment(req, "pipeline_id")?;
     let actor = caller(req, spur).await?;
-    let (project, _) = visible_project(spur, &segment(req, "id"), actor.as_ref())?;
+    let (project, access) = visible_project(spur, &segment(req, "id"), actor.as_ref())?;
+    // GitLab's `read_build`: Guests of a private project see no job's output.
+    if project.visibility == crate::domain::Visibility::Private
+        && !access.at_least(crate::domain::AccessLevel::Reporter)
+    {
+        return Err(ApiError::forbidden());
+    }
     match spur.store.pipeline(pipeline_id)? {
         Some(p) if p.project_id == project.id => Ok(p),
         _ => Err(ApiError::not_found("")),

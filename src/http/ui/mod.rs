@@ -13,6 +13,7 @@ mod pipelines;
 mod projects;
 mod releases;
 mod runners;
+mod schedules;
 mod session;
 mod settings;
 mod test_reports;
@@ -92,6 +93,24 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(pipelines::act),
         )
         .route("/{ns}/{project}/-/jobs", web::get().to(jobs::list))
+        .route("/{ns}/{project}/-/pipeline_schedules", web::get().to(schedules::list))
+        .route("/{ns}/{project}/-/pipeline_schedules", web::post().to(schedules::save))
+        .route(
+            "/{ns}/{project}/-/pipeline_schedules/new",
+            web::get().to(schedules::new),
+        )
+        .route(
+            "/{ns}/{project}/-/pipeline_schedules/{id}",
+            web::post().to(schedules::save),
+        )
+        .route(
+            "/{ns}/{project}/-/pipeline_schedules/{id}/edit",
+            web::get().to(schedules::edit),
+        )
+        .route(
+            "/{ns}/{project}/-/pipeline_schedules/{id}/{action}",
+            web::post().to(schedules::act),
+        )
         .route("/{ns}/{project}/-/releases", web::get().to(releases::list))
         .route("/{ns}/{project}/-/releases/{rest:.*}", web::get().to(releases::show))
         .route("/{ns}/{project}/-/jobs/{id}", web::get().to(jobs::show))

@@ -20,6 +20,11 @@ struct TestReportPage {
 /// `GET /{ns}/{project}/-/pipelines/{id}/test_report`: anyone who sees the project.
 pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpResponse, UiError> {
     let (visitor, project, access) = project_page(&req, &spur, None).await?;
+    if project.visibility == crate::domain::Visibility::Private
+        && !access.at_least(crate::domain::AccessLevel::Reporter)
+    {
+        return Err(UiError::NotFound);
+    }
     let id = id_in_path(&req, "id")?;
     spur.store
         .pipeline(id)?
