@@ -87,6 +87,23 @@ pub fn runtime_variables(
     if let Some(image) = &job.settings.image {
         vars.push(("CI_JOB_IMAGE", image.name.clone()));
     }
+    if let Some(env) = &job.settings.environment {
+        vars.push(("CI_ENVIRONMENT_NAME", env.name.clone()));
+        let slug = spur
+            .store
+            .environments(job.project_id)
+            .ok()
+            .and_then(|all| all.into_iter().find(|e| e.name == env.name))
+            .map(|e| e.slug);
+        if let Some(slug) = slug {
+            vars.push(("CI_ENVIRONMENT_SLUG", slug));
+        }
+        if let Some(url) = &env.url {
+            vars.push(("CI_ENVIRONMENT_URL", url.clone()));
+        }
+        vars.push(("CI_ENVIRONMENT_ACTION", env.action.clone()));
+        vars.push(("CI_ENVIRONMENT_TIER", env.tier.clone()));
+    }
     vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 

@@ -22,6 +22,8 @@ pub mod config;
 pub(crate) mod context;
 pub(crate) mod domain;
 pub(crate) mod engine;
+/// Environments and deployments.
+pub(crate) mod environments;
 pub(crate) mod events;
 pub mod executor;
 pub(crate) mod git;

@@ -30,6 +30,12 @@ pub fn read(config: &Mapping, vars: &[(String, String)]) -> JobSettings {
     read_retry(config.get("retry"), &mut s);
     read_cache(config.get("cache"), vars, &mut s);
     s.artifacts = read_artifacts(config.get("artifacts"), vars);
+    s.environment = read_environment(config.get("environment"), vars);
+    s.resource_group = config
+        .get("resource_group")
+        .and_then(scalar_text)
+        .map(|g| expand(&g, vars))
+        .filter(|g| !g.is_empty());
     if let Some(Yaml::Map(artifacts)) = config.get("artifacts") {
         if let Some(Yaml::Map(reports)) = artifacts.get("reports") {
             s.junit = strings(reports.get("junit")).iter().map(|p| expand(p, vars)).collect();
@@ -94,6 +100,31 @@ fn read_artifacts(artifacts: Option<&Yaml>, vars: &[(String, String)]) -> Option
         expire_in: m.get("expire_in").and_then(scalar_text),
     };
     (!spec.paths.is_empty() || spec.untracked).then_some(spec)
+}
+
+/// `environment:` as a name or a mapping; names and URLs expanded with the pipeline's variables.
+fn read_environment(env: Option<&Yaml>, vars: &[(String, String)]) -> Option<crate::domain::EnvironmentSpec> {
+    let env = env?;
+    let (name, m) = match env {
+        Yaml::Map(m) => (m.get("name").and_then(scalar_text)?, Some(m)),
+        other => (scalar_text(other)?, None),
+    };
+    let name = expand(&name, vars).trim().to_string();
+    if name.is_empty() || name.len() > 255 {
+        return None;
+    }
+    let text = |k: &str| m.and_then(|m| m.get(k)).and_then(scalar_text);
+    let tier = text("deployment_tier")
+        .filter(|t| ["production", "staging", "testing", "development", "other"].contains(&t.as_str()))
+        .unwrap_or_else(|| crate::domain::guess_tier(&name).to_string());
+    Some(crate::domain::EnvironmentSpec {
+        url: text("url").map(|u| expand(&u, vars)).filter(|u| !u.is_empty()),
+        action: text("action").unwrap_or_else(|| "start".into()),
+        on_stop: text("on_stop"),
+        auto_stop_in: text("auto_stop_in"),
+        tier,
+        name,
+    })
 }
 
 /// `release:` with its `tag_name` (GitLab requires it); values are expanded when the job runs.

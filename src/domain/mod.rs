@@ -3,7 +3,9 @@
 //! and `http::api` turns them into GitLab's JSON at the edge.
 
 mod accounts;
+mod environments;
 mod images;
+mod job_files;
 mod pipelines;
 mod projects;
 mod releases;
@@ -13,7 +15,9 @@ mod test_reports;
 mod variables;
 
 pub use accounts::*;
+pub use environments::*;
 pub use images::*;
+pub use job_files::*;
 pub use pipelines::*;
 pub use projects::*;
 pub use releases::*;

@@ -101,6 +101,7 @@ pub(super) async fn commit(mut batch: Batch<'_>, state: &mut State) {
                             job_id: w.jobs[i].id,
                             tags: w.jobs[i].tags.clone(),
                             protected_ref: protected_ref(batch.spur, &w.pipeline),
+                            resource_group: crate::scheduler::queued_group(&w.jobs[i]),
                         });
                     }
                 }
@@ -123,6 +124,15 @@ pub(super) async fn commit(mut batch: Batch<'_>, state: &mut State) {
         }
     }
     announce(batch.spur, &batch.pipelines);
+    // A job of a resource group that ended lets the group's next job be taken.
+    let released = batch.pipelines.values().any(|w| {
+        w.changed
+            .iter()
+            .any(|&i| w.jobs[i].status.is_complete() && w.jobs[i].settings.resource_group.is_some())
+    });
+    if released {
+        batch.spur.scheduler.queue.wake();
+    }
     for w in batch.pipelines.values() {
         let mut protected = None;
         for &i in &w.changed {
@@ -134,6 +144,7 @@ pub(super) async fn commit(mut batch: Batch<'_>, state: &mut State) {
                     job_id: job.id,
                     tags: job.tags.clone(),
                     protected_ref: *protected.get_or_insert_with(|| protected_ref(batch.spur, &w.pipeline)),
+                    resource_group: crate::scheduler::queued_group(job),
                 }),
                 JobStatus::Scheduled => {
                     state.timers.insert((job.scheduled_at.unwrap_or(now), job.id));

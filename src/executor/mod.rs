@@ -34,7 +34,7 @@ pub fn start(spur: Arc<Spur>, concurrent: usize) {
 async fn worker(spur: Arc<Spur>) {
     loop {
         let queued = tokio::select! {
-            queued = spur.scheduler.queue.next(|j| j.tags.is_empty()) => queued,
+            queued = spur.scheduler.queue.next(|j| j.tags.is_empty() && crate::scheduler::may_take(&spur.scheduler, &spur.store, j)) => queued,
             () = spur.shutdown.started() => return,
         };
         if spur.shutdown.is_started() {

@@ -282,6 +282,33 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/projects/{id}/pipelines/{pipeline_id}/variables",
                 web::get().to(pipelines::variables),
             )
+            .route("/projects/{id}/environments", web::get().to(environments::list))
+            .route("/projects/{id}/environments", web::post().to(environments::create))
+            .route(
+                "/projects/{id}/environments/stop_stale",
+                web::post().to(environments::stop_stale),
+            )
+            .route(
+                "/projects/{id}/environments/{environment_id}",
+                web::get().to(environments::show),
+            )
+            .route(
+                "/projects/{id}/environments/{environment_id}",
+                web::put().to(environments::update),
+            )
+            .route(
+                "/projects/{id}/environments/{environment_id}",
+                web::delete().to(environments::delete),
+            )
+            .route(
+                "/projects/{id}/environments/{environment_id}/stop",
+                web::post().to(environments::stop),
+            )
+            .route("/projects/{id}/deployments", web::get().to(environments::deployments))
+            .route(
+                "/projects/{id}/deployments/{deployment_id}",
+                web::get().to(environments::deployment),
+            )
             .route(
                 "/projects/{id}/pipeline_schedules",
                 web::get().to(pipeline_schedules::list),

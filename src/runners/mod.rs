@@ -197,6 +197,7 @@ mod tests {
             job_id: 1,
             tags: tags.iter().map(|t| t.to_string()).collect(),
             protected_ref: false,
+            resource_group: None,
         }
     }
 

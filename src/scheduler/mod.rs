@@ -5,6 +5,7 @@
 
 pub mod decide;
 pub mod queue;
+pub mod resource_groups;
 
 use crate::domain::{Job, JobStatus, Millis, Pipeline};
 use queue::{JobQueue, QueuedJob};
@@ -173,6 +174,8 @@ pub struct Scheduler {
     commands: mpsc::UnboundedSender<Command>,
     /// Pending jobs, for executors.
     pub queue: Arc<JobQueue>,
+    /// Which job holds each resource group.
+    pub groups: resource_groups::ResourceGroups,
 }
 
 /// The receiving end, handed to the engine once.
@@ -184,8 +187,22 @@ pub fn channel() -> (Scheduler, Inbox) {
     let scheduler = Scheduler {
         commands,
         queue: Arc::new(JobQueue::default()),
+        groups: resource_groups::ResourceGroups::default(),
     };
     (scheduler, Inbox(inbox))
+}
+
+/// Whether a queued job may be taken now: its resource group (if any) is free, and it holds
+/// the group from now on.
+pub fn may_take(scheduler: &Scheduler, store: &crate::storage::Store, job: &QueuedJob) -> bool {
+    scheduler.groups.try_claim(job, |holder| {
+        store.job(holder).ok().flatten().is_some_and(|j| j.status.is_active())
+    })
+}
+
+/// A job's (project, `resource_group`), as the queue keeps it.
+pub fn queued_group(job: &Job) -> Option<(u64, String)> {
+    job.settings.resource_group.clone().map(|g| (job.project_id, g))
 }
 
 impl Scheduler {
@@ -198,6 +215,7 @@ impl Scheduler {
                     job_id: job.id,
                     tags: job.tags.clone(),
                     protected_ref,
+                    resource_group: queued_group(job),
                 }),
                 JobStatus::Scheduled => {
                     let at = job.scheduled_at.unwrap_or_default();

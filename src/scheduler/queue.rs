@@ -15,6 +15,8 @@ pub struct QueuedJob {
     pub tags: Vec<String>,
     /// Whether its pipeline's ref is protected (for runners limited to protected refs).
     pub protected_ref: bool,
+    /// Its project and `resource_group`, if it has one.
+    pub resource_group: Option<(u64, String)>,
 }
 
 /// Pending jobs in arrival order, shared by every executor.
@@ -41,6 +43,13 @@ impl JobQueue {
         {
             jobs.order.push_back(job);
         }
+        self.version.fetch_add(1, Ordering::SeqCst);
+        self.arrived.notify_waiters();
+    }
+
+    /// Wakes the executors and held runner requests to look at the queue again (a resource
+    /// group was let go).
+    pub fn wake(&self) {
         self.version.fetch_add(1, Ordering::SeqCst);
         self.arrived.notify_waiters();
     }
@@ -114,21 +123,25 @@ mod tests {
             job_id: 1,
             tags: vec!["docker".into()],
             protected_ref: false,
+            resource_group: None,
         });
         q.push(QueuedJob {
             job_id: 2,
             tags: vec![],
             protected_ref: false,
+            resource_group: None,
         });
         q.push(QueuedJob {
             job_id: 3,
             tags: vec![],
             protected_ref: false,
+            resource_group: None,
         });
         q.push(QueuedJob {
             job_id: 3,
             tags: vec![],
             protected_ref: false,
+            resource_group: None,
         });
         let untagged = |j: &QueuedJob| j.tags.is_empty();
         assert_eq!(q.next(untagged).await.job_id, 2);

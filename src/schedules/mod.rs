@@ -93,8 +93,13 @@ fn may_run_on(spur: &Spur, project: &Project, full_ref: &str, access: &ProjectAc
         && crate::protected_refs::pipeline_rights(spur, project.id, short, tag, access)?.may_run)
 }
 
-fn spec_of(cron: &str, timezone: &str) -> Result<CronSpec, Refusal> {
-    CronSpec::parse(cron, timezone).map_err(|e| match e {
+/// Parses on the blocking pool: a pattern that never matches is searched for years ahead.
+async fn spec_of(cron: &str, timezone: &str) -> Result<CronSpec, Refusal> {
+    let (cron, timezone) = (cron.to_string(), timezone.to_string());
+    let parsed = tokio::task::spawn_blocking(move || CronSpec::parse(&cron, &timezone))
+        .await
+        .map_err(|_| Refusal::Invalid("cron", " is invalid syntax".into()))?;
+    parsed.map_err(|e| match e {
         CronError::Cron => Refusal::Invalid("cron", " is invalid syntax".into()),
         CronError::Timezone => Refusal::Invalid("cron_timezone", " is invalid syntax".into()),
     })
@@ -157,7 +162,7 @@ pub async fn create(
     }
     let cron_text = input.cron.unwrap_or_default();
     let timezone = input.cron_timezone.unwrap_or_else(|| "UTC".into());
-    let spec = match spec_of(&cron_text, &timezone) {
+    let spec = match spec_of(&cron_text, &timezone).await {
         Ok(s) => s,
         Err(r) => return Ok(Err(r)),
     };
@@ -271,25 +276,40 @@ pub async fn update(
     if let Some(a) = input.active {
         schedule.active = a;
     }
-    let spec = match spec_of(&schedule.cron, &schedule.cron_timezone) {
+    let spec = match spec_of(&schedule.cron, &schedule.cron_timezone).await {
         Ok(s) => s,
         Err(r) => return Ok(Err(r)),
     };
     let now = clock::now();
-    if retime {
-        schedule.next_run_at = next_run(spur, &spec, now, None);
-    }
-    schedule.updated_at = now;
-    if !spur
+    // A new pattern keeps the minimum interval after the last run.
+    let last_run = schedule
+        .last_pipeline_id
+        .and_then(|p| spur.store.pipeline(p).ok().flatten())
+        .map(|p| p.created_at);
+    let next = retime.then(|| next_run(spur, &spec, now, last_run));
+    // Only the fields changed here are written, in the write itself: a run committed
+    // meanwhile keeps its `next_run_at` and last pipeline.
+    let edited = schedule.clone();
+    let saved = spur
         .store
-        .save_schedule(schedule.clone(), None)
+        .change_schedule(id, move |s| {
+            s.description = edited.description;
+            s.ref_name = edited.ref_name;
+            s.cron = edited.cron;
+            s.cron_timezone = edited.cron_timezone;
+            s.active = edited.active;
+            if let Some(next) = next {
+                s.next_run_at = next;
+            }
+            s.updated_at = now;
+        })
         .await
-        .map_err(|e| e.to_string())?
-    {
+        .map_err(|e| e.to_string())?;
+    let Some(saved) = saved else {
         return Ok(Err(Refusal::NotFound("Pipeline Schedule")));
-    }
+    };
     spur.schedules_changed.notify_one();
-    Ok(Ok(schedule))
+    Ok(Ok(saved))
 }
 
 /// `update`, and the schedule's variables replaced by `variables` (the form's whole set).
@@ -314,7 +334,7 @@ pub async fn update_with_variables(
     if changed {
         let sealed = seal(spur, &new_variables)?;
         spur.store
-            .save_schedule(schedule.clone(), Some(sealed))
+            .put_schedule_variables(id, sealed)
             .await
             .map_err(|e| e.to_string())?;
     }
@@ -329,24 +349,23 @@ pub async fn take_ownership(
     access: &ProjectAccess,
     id: u64,
 ) -> Result<Result<PipelineSchedule, Refusal>, String> {
-    let mut schedule = match find(spur, project, id)? {
+    let schedule = match find(spur, project, id)? {
         Ok(s) => s,
         Err(r) => return Ok(Err(r)),
     };
     if !may_admin(&schedule, user, access) {
         return Ok(Err(Refusal::Forbidden));
     }
-    schedule.owner_id = user.id;
-    schedule.updated_at = clock::now();
-    if !spur
+    let (owner, now) = (user.id, clock::now());
+    let saved = spur
         .store
-        .save_schedule(schedule.clone(), None)
+        .change_schedule(id, move |s| {
+            s.owner_id = owner;
+            s.updated_at = now;
+        })
         .await
-        .map_err(|e| e.to_string())?
-    {
-        return Ok(Err(Refusal::NotFound("Pipeline Schedule")));
-    }
-    Ok(Ok(schedule))
+        .map_err(|e| e.to_string())?;
+    Ok(saved.ok_or(Refusal::NotFound("Pipeline Schedule")))
 }
 
 /// `DELETE /pipeline_schedules/:id`: Maintainers, or the owner.
@@ -443,7 +462,13 @@ pub async fn change_variable(
         Ok(s) => s,
         Err(r) => return Ok(Err(r)),
     };
-    if !may_update(&schedule, user, access) && !may_admin(&schedule, user, access) {
+    // Adding or changing a variable changes what runs as the owner: the owner's (GitLab's
+    // `update_pipeline_schedule`); Maintainers take ownership first. Deleting is theirs too.
+    let allowed = match change {
+        VariableChange::Delete(_) => may_update(&schedule, user, access) || may_admin(&schedule, user, access),
+        _ => may_update(&schedule, user, access),
+    };
+    if !allowed {
         return Ok(Err(Refusal::Forbidden));
     }
     if !project.variables_override_role.allows(access.level) {
@@ -466,7 +491,7 @@ pub async fn change_variable(
         }
         VariableChange::Update(key, value, kind) => {
             let Some(v) = vars.iter_mut().find(|v| v.key == key) else {
-                return Ok(Err(Refusal::NotFound("Variable")));
+                return Ok(Err(Refusal::NotFound("Pipeline Schedule Variable")));
             };
             if let Some(value) = value {
                 v.value = value;
@@ -478,7 +503,7 @@ pub async fn change_variable(
         }
         VariableChange::Delete(key) => {
             let Some(at) = vars.iter().position(|v| v.key == key) else {
-                return Ok(Err(Refusal::NotFound("Variable")));
+                return Ok(Err(Refusal::NotFound("Pipeline Schedule Variable")));
             };
             vars.remove(at)
         }
@@ -486,7 +511,7 @@ pub async fn change_variable(
     let sealed = seal(spur, &vars)?;
     if !spur
         .store
-        .save_schedule(schedule, Some(sealed))
+        .put_schedule_variables(schedule.id, sealed)
         .await
         .map_err(|e| e.to_string())?
     {

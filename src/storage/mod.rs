@@ -7,6 +7,7 @@ mod backup;
 mod badges;
 mod codec;
 mod downstream;
+mod environments;
 mod hooks;
 mod idempotency;
 mod jobs;
@@ -28,6 +29,7 @@ mod users;
 mod writer;
 
 pub use backup::{BackupInfo, backup_file, restore_backup};
+pub use environments::new_environment;
 pub use idempotency::{IdempotencyRecord, IdempotencyTag};
 pub use jobs::{AddedJob, PipelineChange};
 pub use pipelines::{NewJob, NewPipeline, PipelineFilter, PipelineOrder, PipelineScope};

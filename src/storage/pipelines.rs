@@ -277,6 +277,9 @@ impl Store {
                     created.push(job);
                 }
             }
+            for job in &created {
+                super::environments::record_job(tx, job, new.now)?;
+            }
             Ok(Ok((pipeline, created, indexed)))
         })
         .await
@@ -507,6 +510,7 @@ pub(super) fn remove_jobs(tx: &redb::WriteTransaction, project_id: u64, pipeline
         artifacts.remove(id)?;
         reports.remove(id)?;
         summaries.remove(id)?;
+        super::environments::remove_job(tx, id)?;
         active.remove(id)?;
         jobs.remove(id)?;
         by_project.remove((project_id, id))?;

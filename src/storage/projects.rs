@@ -430,5 +430,6 @@ fn delete_project_in(tx: &WriteTransaction, id: u64) -> Result<Result<Project, R
     tx.open_table(super::tables::RELEASES)?
         .retain_in((id, "")..(id + 1, ""), |_, _| false)?;
     super::schedules::remove_project_schedules(tx, id)?;
+    super::environments::remove_project(tx, id)?;
     Ok(Ok(project))
 }

@@ -66,22 +66,32 @@ impl Store {
         })
     }
 
-    /// Replaces a schedule (and its variables, when given); false when it is gone.
-    pub async fn save_schedule(
+    /// Changes a schedule in the write itself (so that a run committed meanwhile is kept);
+    /// answers it as changed, `None` when it is gone.
+    pub async fn change_schedule(
         &self,
-        schedule: PipelineSchedule,
-        variables_sealed: Option<Vec<u8>>,
-    ) -> Result<bool, Error> {
+        id: u64,
+        change: impl FnOnce(&mut PipelineSchedule) + Send + 'static,
+    ) -> Result<Option<PipelineSchedule>, Error> {
         self.write(move |tx| {
-            let mut table = tx.open_table(SCHEDULES)?;
-            if table.get(schedule.id)?.is_none() {
+            let found: Option<PipelineSchedule> = get_json(&tx.open_table(SCHEDULES)?, id)?;
+            let Some(mut schedule) = found else {
+                return Ok(None);
+            };
+            change(&mut schedule);
+            tx.open_table(SCHEDULES)?.insert(id, encode(&schedule)?.as_slice())?;
+            Ok(Some(schedule))
+        })
+        .await
+    }
+
+    /// Replaces a schedule's sealed variables; false when it is gone.
+    pub async fn put_schedule_variables(&self, id: u64, sealed: Vec<u8>) -> Result<bool, Error> {
+        self.write(move |tx| {
+            if tx.open_table(SCHEDULES)?.get(id)?.is_none() {
                 return Ok(false);
             }
-            table.insert(schedule.id, encode(&schedule)?.as_slice())?;
-            if let Some(sealed) = variables_sealed {
-                tx.open_table(SCHEDULE_VARIABLES)?
-                    .insert(schedule.id, sealed.as_slice())?;
-            }
+            tx.open_table(SCHEDULE_VARIABLES)?.insert(id, sealed.as_slice())?;
             Ok(true)
         })
         .await

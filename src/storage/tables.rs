@@ -114,6 +114,19 @@ pub const TEST_REPORTS: TableDefinition<u64, Json> = TableDefinition::new("test_
 /// Job id → `domain::TestCounts` of that report, read by lists and summaries without the cases.
 pub const TEST_SUMMARIES: TableDefinition<u64, Json> = TableDefinition::new("test_summaries");
 
+/// Environment id → `domain::Environment`.
+pub const ENVIRONMENTS: TableDefinition<u64, Json> = TableDefinition::new("environments");
+/// (project id, environment name) → environment id.
+pub const PROJECT_ENVIRONMENTS: TableDefinition<(u64, &str), u64> = TableDefinition::new("project_environments");
+/// Deployment id → `domain::Deployment` (one per job naming an environment).
+pub const DEPLOYMENTS: TableDefinition<u64, Json> = TableDefinition::new("deployments");
+/// (project id, deployment id) → (); a project's deployments in id order.
+pub const PROJECT_DEPLOYMENTS: TableDefinition<(u64, u64), ()> = TableDefinition::new("project_deployments");
+/// Job id → its deployment's id.
+pub const JOB_DEPLOYMENTS: TableDefinition<u64, u64> = TableDefinition::new("job_deployments");
+/// Project id → the last deployment iid handed out in it.
+pub const DEPLOYMENT_IIDS: TableDefinition<u64, u64> = TableDefinition::new("deployment_iids");
+
 /// Schedule id → `domain::PipelineSchedule`.
 pub const SCHEDULES: TableDefinition<u64, Json> = TableDefinition::new("pipeline_schedules");
 /// (project id, schedule id) → (); a project's schedules in id order.
@@ -196,6 +209,12 @@ macro_rules! for_every_table {
         $each!(ARTIFACTS);
         $each!(TEST_REPORTS);
         $each!(TEST_SUMMARIES);
+        $each!(ENVIRONMENTS);
+        $each!(PROJECT_ENVIRONMENTS);
+        $each!(DEPLOYMENTS);
+        $each!(PROJECT_DEPLOYMENTS);
+        $each!(JOB_DEPLOYMENTS);
+        $each!(DEPLOYMENT_IIDS);
         $each!(SCHEDULES);
         $each!(PROJECT_SCHEDULES);
         $each!(SCHEDULE_VARIABLES);

@@ -41,6 +41,7 @@ const LAYERS: &[&[&str]] = &[
         "mirror",
         "artifacts",
         "test_reports",
+        "environments",
         "job_env",
         "backup",
         "hooks",

@@ -9,6 +9,7 @@ mod cli;
 mod commit_statuses;
 mod containers;
 mod durability;
+mod environments;
 mod execution;
 mod hardening;
 mod hooks;

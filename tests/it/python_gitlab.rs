@@ -36,7 +36,7 @@ async fn python_gitlab_drives_the_repository_groups_artifacts_and_tokens() {
     let s = Server::start_with(&["--concurrent", "1"]);
     let repo = Repo::with_files(&[(
         ".gitlab-ci.yml",
-        "build:\n  script:\n    - mkdir -p out\n    - echo built > out/result.txt\n    - printf '%s' '<testsuite name=\"py\"><testcase name=\"t1\"/><testcase name=\"t2\"><failure>no</failure></testcase></testsuite>' > junit.xml\n  artifacts:\n    paths: [out/]\n    reports:\n      junit: junit.xml\n",
+        "build:\n  script:\n    - mkdir -p out\n    - echo built > out/result.txt\n    - printf '%s' '<testsuite name=\"py\"><testcase name=\"t1\"/><testcase name=\"t2\"><failure>no</failure></testcase></testsuite>' > junit.xml\n  artifacts:\n    paths: [out/]\n    reports:\n      junit: junit.xml\n  environment:\n    name: py-env\n    url: https://py.example.com\n",
     )]);
     // A hosted project (mirrors refuse ref changes), filled by a push.
     let (status, hosted) =

@@ -182,6 +182,12 @@ async fn schedules_through_the_api_and_the_form_follow_gitlab() {
     // A Maintainer takes ownership; deleting is theirs (204), then it is gone.
     let (mid, maint) = s.user("maint").await;
     s.add_member(pid, mid, 40).await;
+    let (status, _) = send(
+        s.as_token(&maint, Method::POST, &one("/variables"))
+            .form(&[("key", "INJECTED"), ("value", "x")]),
+    )
+    .await;
+    assert_eq!(status, 403, "what runs as the owner is the owner's to change");
     let (status, owned) = send(s.as_token(&maint, Method::POST, &one("/take_ownership"))).await;
     assert_eq!((status, &owned["owner"]["username"]), (201, &json!("maint")), "{owned}");
     let (status, _) = send(s.as_token(&dev, Method::PUT, &one("")).form(&[("description", "mine")])).await;

@@ -1,6 +1,6 @@
 """python-gitlab against spur's wider API: repository branches, tags, files, tree and commits,
 pipelines/latest and filters, group members and variables, artifacts by ref, PAT rotation,
-commit statuses, compare, archives, badges, releases, test reports, pipeline schedules, job erase, keyset pagination, job token scope."""
+commit statuses, compare, archives, badges, releases, test reports, environments, pipeline schedules, job erase, keyset pagination, job token scope."""
 import base64
 import os
 import time
@@ -57,6 +57,18 @@ assert report.test_suites[0]["name"] == "build", report
 assert report.test_suites[0]["test_cases"][0]["system_output"] == "no", report
 summary = pipeline.test_report_summary.get()
 assert summary.total["count"] == 2 and summary.test_suites[0]["build_ids"], summary
+
+# Environments and deployments
+env = [e for e in project.environments.list(get_all=True) if e.name == "py-env"][0]
+assert env.external_url == "https://py.example.com" and env.state == "available", env
+deployments = project.deployments.list(environment="py-env", get_all=True)
+assert deployments and all(d.status in ("success", "created", "running") for d in deployments), [d.status for d in deployments]
+assert project.deployments.get(deployments[0].id).deployable["name"] == "build"
+env.stop()
+assert project.environments.get(env.id).state == "stopped"
+project.environments.delete(env.id)
+made = project.environments.create({"name": "py-made", "external_url": "https://made.example.com"})
+assert made.tier == "other", made
 
 # Pipeline schedules
 sched = project.pipelineschedules.create({"description": "nightly", "ref": "main", "cron": "0 3 * * *",

@@ -189,6 +189,7 @@ def every_page_at_both_widths():
     page scrolls sideways on a phone (wide tables scroll inside their box)."""
     pages = ["/", f"/{PROJECT}", f"/{PROJECT.split('/')[0]}", f"/{PROJECT}/-/pipelines", f"/{PROJECT}/-/jobs",
              f"/{PROJECT}/-/releases", f"/{PROJECT}/-/pipeline_schedules", f"/{PROJECT}/-/pipeline_schedules/new",
+             f"/{PROJECT}/-/environments",
              f"/{PROJECT}/-/settings/ci_cd", f"/{PROJECT}/-/project_members", f"/{PROJECT}/-/hooks",
              "/-/user_settings/personal_access_tokens", "/no/such/page"]
     admin_pages = ["/admin", "/admin/users", "/admin/runners", "/admin/application_settings/network"]

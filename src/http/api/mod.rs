@@ -7,6 +7,7 @@ pub mod badges;
 pub mod commit_statuses;
 pub mod compare;
 pub mod create_pipeline;
+pub mod environments;
 pub mod group_members;
 pub mod groups;
 pub mod hooks;

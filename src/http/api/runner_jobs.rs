@@ -46,7 +46,9 @@ pub async fn request(req: HttpRequest, payload: web::Payload, spur: State) -> Re
         };
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let accept = |q: &crate::scheduler::queue::QueuedJob| runners::accepts(&runner, q);
+        let accept = |q: &crate::scheduler::queue::QueuedJob| {
+            runners::accepts(&runner, q) && crate::scheduler::may_take(&spur.scheduler, &spur.store, q)
+        };
         // A shutting-down server lets go of held requests at once.
         let taken = tokio::select! {
             taken = spur.scheduler.queue.take_within(accept, left) => taken,

@@ -6,6 +6,7 @@
 mod account;
 mod admin_settings;
 mod assets;
+mod environments;
 mod jobs;
 pub mod log_html;
 mod overview;
@@ -93,6 +94,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(pipelines::act),
         )
         .route("/{ns}/{project}/-/jobs", web::get().to(jobs::list))
+        .route("/{ns}/{project}/-/environments", web::get().to(environments::list))
+        .route("/{ns}/{project}/-/environments/{id}", web::get().to(environments::show))
+        .route(
+            "/{ns}/{project}/-/environments/{id}/stop",
+            web::post().to(environments::stop),
+        )
         .route("/{ns}/{project}/-/pipeline_schedules", web::get().to(schedules::list))
         .route("/{ns}/{project}/-/pipeline_schedules", web::post().to(schedules::save))
         .route(

@@ -130,7 +130,7 @@ fn preview(cron: &str, timezone: &str) -> Option<(String, Vec<String>)> {
     Some((spec.describe(), runs))
 }
 
-fn form_page(
+async fn form_page(
     req: &HttpRequest,
     l: Layout,
     project: &Project,
@@ -138,7 +138,9 @@ fn form_page(
     f: FormValues,
     error: Option<(String, String)>,
 ) -> Result<HttpResponse, UiError> {
-    let preview = preview(&f.cron, &f.cron_timezone);
+    let (cron, tz) = (f.cron.clone(), f.cron_timezone.clone());
+    // Off the request's thread: a pattern that never matches is searched for years ahead.
+    let preview = web::block(move || preview(&cron, &tz)).await.ok().flatten();
     let mut variables = f.variables;
     variables.push((String::new(), String::new()));
     html(
@@ -165,7 +167,7 @@ pub async fn new(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpResponse
         active: true,
         ..FormValues::default()
     };
-    form_page(&req, l, &project, None, f, None)
+    form_page(&req, l, &project, None, f, None).await
 }
 
 /// `GET .../pipeline_schedules/{id}/edit`: the owner (or an administrator).
@@ -195,7 +197,7 @@ pub async fn edit(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
         active: s.active,
         variables,
     };
-    form_page(&req, l, &project, Some(id), f, None)
+    form_page(&req, l, &project, Some(id), f, None).await
 }
 
 fn values(post: &ProjectPost) -> FormValues {
@@ -255,7 +257,7 @@ pub async fn save(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload
     let visitor = super::session::visitor(&req, &spur).await?;
     let layout = || Layout::new(&req, &visitor, title).in_project(&post.project, &post.access, "schedules");
     if post.form.get("preview").is_some() {
-        return form_page(&req, layout(), &post.project, id, f, None);
+        return form_page(&req, layout(), &post.project, id, f, None).await;
     }
     let input = Input {
         description: Some(f.description.clone()),
@@ -264,14 +266,22 @@ pub async fn save(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload
         cron_timezone: Some(f.cron_timezone.clone()),
         active: Some(f.active),
     };
+    // A variable the form shows unchanged keeps its type (a file stays a file).
+    let current = match id {
+        Some(id) => crate::schedules::variables(&spur, id).map_err(UiError::Internal)?,
+        None => Vec::new(),
+    };
     let variables: Vec<Variable> = f
         .variables
         .iter()
-        .map(|(k, v)| Variable {
-            key: k.clone(),
-            value: v.clone(),
-            variable_type: VariableType::EnvVar,
-            raw: false,
+        .map(|(k, v)| {
+            let kept = current.iter().find(|c| &c.key == k);
+            Variable {
+                key: k.clone(),
+                value: v.clone(),
+                variable_type: kept.map_or(VariableType::EnvVar, |c| c.variable_type),
+                raw: kept.is_some_and(|c| c.raw),
+            }
         })
         .collect();
     let saved = match id {
@@ -298,7 +308,7 @@ pub async fn save(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload
         )),
         Err(r) => {
             let error = field_message(r);
-            form_page(&req, layout(), &post.project, id, f, Some(error))
+            form_page(&req, layout(), &post.project, id, f, Some(error)).await
         }
     }
 }

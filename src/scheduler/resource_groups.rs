@@ -1,0 +1,69 @@
+//! `resource_group:`: at most one job of a group (per project) runs at a time. An executor or
+//! runner takes a queued job of a group only when no other job holding the group is still
+//! active; waiting jobs keep their place in the queue, so the group's jobs run in the order
+//! they were queued (GitLab's `unordered` and `oldest_first`).
+
+use super::queue::QueuedJob;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Which job holds each (project, group).
+#[derive(Default)]
+pub struct ResourceGroups {
+    holders: Mutex<HashMap<(u64, String), u64>>,
+}
+
+impl ResourceGroups {
+    /// Whether `job` may be taken now; if it may and has a group, it holds the group from now
+    /// on. `active` says whether a job is still unfinished (the holder lets go when it ends).
+    pub fn try_claim(&self, job: &QueuedJob, active: impl Fn(u64) -> bool) -> bool {
+        let Some(key) = &job.resource_group else {
+            return true;
+        };
+        let Ok(mut holders) = self.holders.lock() else {
+            return false;
+        };
+        if let Some(&holder) = holders.get(key)
+            && holder != job.job_id
+            && active(holder)
+        {
+            return false;
+        }
+        holders.insert(key.clone(), job.job_id);
+        true
+    }
+
+    /// Marks `job_id` as holding its group (a job found running at start-up).
+    pub fn hold(&self, key: (u64, String), job_id: u64) {
+        if let Ok(mut holders) = self.holders.lock() {
+            holders.insert(key, job_id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: u64, group: Option<&str>) -> QueuedJob {
+        QueuedJob {
+            job_id: id,
+            tags: Vec::new(),
+            protected_ref: false,
+            resource_group: group.map(|g| (1, g.to_string())),
+        }
+    }
+
+    #[test]
+    fn one_job_of_a_group_at_a_time() {
+        let groups = ResourceGroups::default();
+        let running = std::cell::RefCell::new(vec![1u64]);
+        let active = |id: u64| running.borrow().contains(&id);
+        assert!(groups.try_claim(&job(1, Some("prod")), active));
+        assert!(!groups.try_claim(&job(2, Some("prod")), active), "1 holds prod");
+        assert!(groups.try_claim(&job(3, Some("staging")), active), "another group");
+        assert!(groups.try_claim(&job(4, None), active), "no group");
+        running.borrow_mut().clear();
+        assert!(groups.try_claim(&job(2, Some("prod")), |id: u64| running.borrow().contains(&id)));
+    }
+}
