@@ -276,6 +276,7 @@ impl Spur {
                     }
                     background(Box::pin(crate::retention::sweep_sessions(spur.clone())));
                     background(Box::pin(crate::schedules::spawn(spur.clone())));
+                    background(Box::pin(crate::environments::auto_stop(spur.clone())));
                     background(Box::pin(crate::memory::return_freed_memory()));
                     crate::engine::run(spur, inbox).await;
                     tasks.shutdown().await;

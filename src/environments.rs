@@ -134,12 +134,7 @@ pub async fn create(
         return Ok(Err(Refusal::Forbidden));
     }
     let name = name.trim().to_string();
-    let valid = !name.is_empty()
-        && name.len() <= 255
-        && name.chars().all(|c| c.is_alphanumeric() || " -_/.{}$".contains(c))
-        && !name.starts_with('/')
-        && !name.ends_with('/');
-    if !valid {
+    if !crate::domain::valid_environment_name(&name) {
         return Ok(Err(Refusal::Invalid(
             "name",
             "can contain only letters, digits, '-', '_', '/', '$', '{', '}', '.', and spaces, but it cannot start or end with '/'".into(),
@@ -224,6 +219,27 @@ pub async fn stop(
     if !access.at_least(AccessLevel::Developer) {
         return Ok(Err(Refusal::Forbidden));
     }
+    // Playing the on_stop job needs the right to run pipelines on its ref (protected refs).
+    if !force
+        && let Ok(shown) = find(spur, project, id)?
+        && let Some(job) = stop_job_of(spur, &shown)?
+        && let Some(pipeline) = spur.store.pipeline(job.pipeline_id).map_err(|e| e.to_string())?
+        && !crate::protected_refs::may_update_pipeline(spur, &pipeline, access)?
+    {
+        return Ok(Err(Refusal::Forbidden));
+    }
+    stop_as(spur, project, user, id, force).await
+}
+
+/// Stops an environment for `user` without checking their role (the caller did, or spur stops
+/// it itself when `auto_stop_in` passed).
+async fn stop_as(
+    spur: &Spur,
+    project: &Project,
+    user: &User,
+    id: u64,
+    force: bool,
+) -> Result<Result<Shown, Refusal>, String> {
     let shown = match find(spur, project, id)? {
         Ok(s) => s,
         Err(r) => return Ok(Err(r)),
@@ -233,10 +249,10 @@ pub async fn stop(
     let now = clock::now();
     match stop_job {
         Some(job) => {
-            spur.scheduler
-                .play(job.id, user.id)
-                .await
-                .map_err(|e| format!("{e:?}"))?;
+            // Another stop played it a moment ago: the environment is stopping already.
+            if spur.scheduler.play(job.id, user.id).await.is_err() {
+                return find(spur, project, id);
+            }
             env.state = "stopping".into();
             env.stop_job_id = Some(job.id);
         }
@@ -288,4 +304,45 @@ pub async fn stop_stale(
         }
     }
     Ok(Ok(()))
+}
+
+/// Stops, once a minute, every environment whose `auto_stop_in` has passed since its last
+/// deployment, as the user who deployed it (the `on_stop` job runs if there is one).
+pub async fn auto_stop(spur: std::sync::Arc<Spur>) {
+    loop {
+        if let Err(e) = auto_stop_once(&spur, clock::now()).await {
+            tracing::warn!(error = %e, "environments could not be stopped automatically");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    }
+}
+
+/// One pass of `auto_stop`; answers how many environments it stopped.
+pub async fn auto_stop_once(spur: &Spur, now: Millis) -> Result<usize, String> {
+    let mut stopped = 0;
+    for project in spur.store.projects().map_err(|e| e.to_string())? {
+        let envs = spur.store.environments(project.id).map_err(|e| e.to_string())?;
+        if envs.is_empty() {
+            continue;
+        }
+        let all = deployments(spur, project.id)?;
+        for env in envs {
+            let shown = show(env, &all);
+            if shown.auto_stop_at.is_none_or(|at| at > now) {
+                continue;
+            }
+            let Some((_, job)) = &shown.last else { continue };
+            let Some(user) = spur.store.user(job.user_id).map_err(|e| e.to_string())? else {
+                continue;
+            };
+            let access =
+                crate::auth::project_access(&spur.store, Some(&user), &project, now).map_err(|e| e.to_string())?;
+            // The deployer plays the on_stop job while they still may; else it is stopped as is.
+            let force = !access.at_least(AccessLevel::Developer);
+            if stop_as(spur, &project, &user, shown.env.id, force).await?.is_ok() {
+                stopped += 1;
+            }
+        }
+    }
+    Ok(stopped)
 }

@@ -110,16 +110,23 @@ fn read_environment(env: Option<&Yaml>, vars: &[(String, String)]) -> Option<cra
         other => (scalar_text(other)?, None),
     };
     let name = expand(&name, vars).trim().to_string();
-    if name.is_empty() || name.len() > 255 {
+    // A name GitLab would refuse (after expansion) names no environment.
+    if !crate::domain::valid_environment_name(&name) {
         return None;
     }
     let text = |k: &str| m.and_then(|m| m.get(k)).and_then(scalar_text);
+    let action = text("action").unwrap_or_else(|| "start".into());
+    if !["start", "prepare", "stop", "verify", "access"].contains(&action.as_str()) {
+        return None;
+    }
     let tier = text("deployment_tier")
         .filter(|t| ["production", "staging", "testing", "development", "other"].contains(&t.as_str()))
         .unwrap_or_else(|| crate::domain::guess_tier(&name).to_string());
     Some(crate::domain::EnvironmentSpec {
-        url: text("url").map(|u| expand(&u, vars)).filter(|u| !u.is_empty()),
-        action: text("action").unwrap_or_else(|| "start".into()),
+        url: text("url")
+            .map(|u| expand(&u, vars))
+            .filter(|u| (u.starts_with("https://") || u.starts_with("http://")) && u.len() <= 255),
+        action,
         on_stop: text("on_stop"),
         auto_stop_in: text("auto_stop_in"),
         tier,

@@ -87,18 +87,31 @@ pub fn deployment_status(job: JobStatus) -> &'static str {
     }
 }
 
+/// GitLab's rule for environment names: letters, digits, `-`, `_`, `/`, `$`, `{`, `}`, `.`
+/// and spaces, not starting or ending with `/`, at most 255 characters.
+pub fn valid_environment_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " -_/.{}$".contains(c))
+        && !name.starts_with('/')
+        && !name.ends_with('/')
+}
+
 /// The tier GitLab guesses from an environment's name (`Environment#guess_tier`).
 pub fn guess_tier(name: &str) -> &'static str {
     let n = name.to_lowercase();
     let has = |words: &[&str]| words.iter().any(|w| n.contains(w));
-    if has(&["prod", "live"]) {
-        "production"
-    } else if has(&["stag", "model", "pre", "demo"]) {
-        "staging"
+    // GitLab's order: development, testing, staging, production.
+    if has(&["dev", "review", "trunk"]) {
+        "development"
     } else if has(&["test", "tst", "int", "accept", "acpt", "qa", "qc", "control", "quality"]) {
         "testing"
-    } else if has(&["dev", "review", "trunk"]) {
-        "development"
+    } else if has(&["stag", "stg", "model", "modl", "pre", "demo", "non"]) {
+        "staging"
+    } else if has(&["prod", "prd", "live"]) {
+        "production"
     } else {
         "other"
     }
@@ -171,5 +184,10 @@ mod tests {
         assert_eq!(guess_tier("review/x"), "development");
         assert_eq!(guess_tier("qa"), "testing");
         assert_eq!(guess_tier("moon"), "other");
+        assert_eq!(guess_tier("review/prod-fix"), "development");
+        assert_eq!(guess_tier("preprod"), "staging");
+        assert_eq!(guess_tier("prd"), "production");
+        assert!(valid_environment_name("review/feature-1.2 ${X}"));
+        assert!(!valid_environment_name("x<img>") && !valid_environment_name("a/") && !valid_environment_name("ünï"));
     }
 }

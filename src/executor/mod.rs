@@ -46,8 +46,18 @@ async fn worker(spur: Arc<Spur>) {
             continue;
         };
         let job_id = started.job.id;
+        let grouped = queued.resource_group.is_some();
+        if grouped {
+            spur.scheduler.groups.executing(job_id);
+        }
         if let Some(end) = shell::run(spur.clone(), started).await {
             spur.scheduler.finish(job_id, end);
+        }
+        if grouped {
+            // The group is free once the job's last script (a canceled job's after_script
+            // too) has ended.
+            spur.scheduler.groups.executed(job_id);
+            spur.scheduler.queue.wake();
         }
     }
 }

@@ -11,6 +11,8 @@ use std::sync::Mutex;
 #[derive(Default)]
 pub struct ResourceGroups {
     holders: Mutex<HashMap<(u64, String), u64>>,
+    /// Jobs the built-in executor is still running (a canceled job's `after_script` included).
+    executing: Mutex<std::collections::HashSet<u64>>,
 }
 
 impl ResourceGroups {
@@ -23,9 +25,10 @@ impl ResourceGroups {
         let Ok(mut holders) = self.holders.lock() else {
             return false;
         };
+        let executing = |id: u64| self.executing.lock().map_or(true, |e| e.contains(&id));
         if let Some(&holder) = holders.get(key)
             && holder != job.job_id
-            && active(holder)
+            && (active(holder) || executing(holder))
         {
             return false;
         }
@@ -33,10 +36,18 @@ impl ResourceGroups {
         true
     }
 
-    /// Marks `job_id` as holding its group (a job found running at start-up).
-    pub fn hold(&self, key: (u64, String), job_id: u64) {
-        if let Ok(mut holders) = self.holders.lock() {
-            holders.insert(key, job_id);
+    /// The built-in executor runs `job_id` (its group stays held until `executed`, whatever
+    /// the job's status says meanwhile).
+    pub fn executing(&self, job_id: u64) {
+        if let Ok(mut e) = self.executing.lock() {
+            e.insert(job_id);
+        }
+    }
+
+    /// The built-in executor is done with `job_id`.
+    pub fn executed(&self, job_id: u64) {
+        if let Ok(mut e) = self.executing.lock() {
+            e.remove(&job_id);
         }
     }
 }

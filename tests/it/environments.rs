@@ -102,6 +102,24 @@ async fn deploy_jobs_record_deployments_and_stopping_runs_on_stop() {
     // Reporters read but do not stop; Developers stop: the on_stop job runs.
     let (status, _) = send(s.as_token(&rep, Method::POST, &format!("{envs_path}/{review_id}/stop"))).await;
     assert_eq!(status, 403);
+    // A Developer who may not run pipelines on the (now Maintainers-only) branch cannot play its
+    // on_stop job by stopping the environment.
+    let (dev_id, dev) = s.user("dev").await;
+    s.add_member(pid, dev_id, 30).await;
+    send(s.root(Method::DELETE, &format!("/projects/{pid}/protected_branches/main"))).await;
+    let rule = [
+        ("name", "main"),
+        ("push_access_level", "40"),
+        ("merge_access_level", "40"),
+    ];
+    let (status, _) = send(
+        s.root(Method::POST, &format!("/projects/{pid}/protected_branches"))
+            .form(&rule),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = send(s.as_token(&dev, Method::POST, &format!("{envs_path}/{review_id}/stop"))).await;
+    assert_eq!(status, 403);
     let (status, stopping) = send(s.root(Method::POST, &format!("{envs_path}/{review_id}/stop"))).await;
     assert_eq!((status, &stopping["state"]), (200, &json!("stopping")), "{stopping}");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -223,4 +241,35 @@ async fn a_resource_group_runs_one_job_at_a_time_across_pipelines() {
             .all(|j| at(j, "started_at") < at(&deploys[0], "finished_at")),
         "{unrelated:?}"
     );
+}
+
+#[tokio::test]
+async fn an_environment_past_auto_stop_in_is_stopped_with_its_on_stop_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = "deploy:\n  script: [echo up]\n  environment:\n    name: temp\n    on_stop: down\n    auto_stop_in: 1 second\ndown:\n  script: [echo down]\n  when: manual\n  environment:\n    name: temp\n    action: stop\n";
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", config)]);
+    let mut s = Server::start_on(&data, &[]);
+    let pid = s.project("auto", repo.path()).await;
+    let (_, p) = send(
+        s.root(Method::POST, &format!("/projects/{pid}/pipeline"))
+            .form(&[("ref", "main")]),
+    )
+    .await;
+    finished_pipeline(&s, pid, p["id"].as_u64().unwrap()).await;
+    // The sweep runs at start and then each minute: a restart makes it run now.
+    s.terminate(Duration::from_secs(10));
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let s = Server::start_on(&data, &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, envs) = send(s.root(Method::GET, &format!("/projects/{pid}/environments"))).await;
+        if envs[0]["state"] == "stopped" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{envs}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, jobs) = send(s.root(Method::GET, &format!("/projects/{pid}/pipelines/{}/jobs", p["id"]))).await;
+    assert_eq!(named(&jobs, "down")["status"], "success", "{jobs}");
 }

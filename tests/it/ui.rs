@@ -816,3 +816,34 @@ async fn pages_and_logs_are_gzipped_with_a_csrf_token_masked_afresh_each_time() 
         "only for clients that accept it"
     );
 }
+
+#[tokio::test]
+async fn the_pipelines_list_nests_children_and_shows_stages_titles_and_warnings() {
+    let s = Server::start_with(&[]);
+    let config = "stages: [build, test]\nbuild:\n  stage: build\n  script: [echo]\nflaky:\n  stage: test\n  script: [exit 1]\n  allow_failure: true\nchild:\n  stage: test\n  trigger:\n    include: child.yml\n";
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", config), ("child.yml", "inner:\n  script: [echo]\n")]);
+    let pid = s.project("graph", repo.path()).await;
+    let (_, p) = send(
+        s.root(Method::POST, &format!("/projects/{pid}/pipeline"))
+            .form(&[("ref", "main")]),
+    )
+    .await;
+    let id = p["id"].as_u64().unwrap();
+    let done = crate::support::finished_pipeline(&s, pid, id).await;
+    assert_eq!(done["status"], "success", "{done}");
+    let mut b = Browser::new(&s);
+    b.sign_in("root", "root-password-123").await;
+    let (_, page, _) = b.get("/root/graph/-/pipelines").await;
+    assert!(page.contains("passed with warnings"), "{page}");
+    assert!(
+        page.contains("title=\"build: success\"") && page.contains("title=\"test: warning\""),
+        "{page}"
+    );
+    assert!(
+        page.contains("class=\"commit-title\">files<"),
+        "the commit's title: {page}"
+    );
+    let child = page.find("child pipeline").expect("the child under its parent");
+    assert_eq!(page.matches("<tr class=\"child\">").count(), 1);
+    assert!(page[..child].contains(&format!("#{id}<")), "{page}");
+}

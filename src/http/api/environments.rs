@@ -7,7 +7,7 @@ use super::{Query, id_segment, segment};
 use crate::domain::{AccessLevel, Deployment, Environment, Job, Project, deployment_status};
 use crate::environments::{Refusal, Shown};
 use crate::http::error::ApiError;
-use crate::http::pagination::paginated;
+use crate::http::pagination::{PageRequest, page_response, paginated};
 use crate::http::params::{Params, Validation};
 use crate::http::{State, caller, json_response, project_with_role, views, visible_project};
 use actix_web::http::StatusCode;
@@ -96,7 +96,11 @@ pub async fn list(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErro
     {
         return Err(ApiError::Params("states does not have a valid value".into()));
     }
-    let all = crate::environments::deployments(&spur, project.id).map_err(ApiError::internal)?;
+    let (s, project_id) = (spur.clone(), project.id);
+    let all = web::block(move || crate::environments::deployments(&s, project_id))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
     let items = spur
         .store
         .environments(project.id)?
@@ -218,7 +222,11 @@ pub async fn deployments(req: HttpRequest, spur: State) -> Result<HttpResponse, 
         return Err(ApiError::Params("status does not have a valid value".into()));
     }
     let envs = spur.store.environments(project.id)?;
-    let mut all: Vec<(Deployment, Job)> = crate::environments::deployments(&spur, project.id)
+    let (s, project_id) = (spur.clone(), project.id);
+    let loaded = web::block(move || crate::environments::deployments(&s, project_id))
+        .await
+        .map_err(ApiError::internal)?;
+    let mut all: Vec<(Deployment, Job)> = loaded
         .map_err(ApiError::internal)?
         .into_iter()
         .filter(|(d, _)| d.action == "start")
@@ -238,12 +246,15 @@ pub async fn deployments(req: HttpRequest, spur: State) -> Result<HttpResponse, 
     if q.get("sort").as_deref() == Some("desc") {
         all.reverse();
     }
-    paginated(
-        &req,
-        all.iter()
-            .map(|(d, j)| deployment_view(&spur, &project, d, j, None))
-            .collect(),
-    )
+    // Only the page asked for is turned into JSON.
+    let page = PageRequest::from_request(&req)?;
+    let on_page = all
+        .iter()
+        .skip(page.offset())
+        .take(page.per_page)
+        .map(|(d, j)| deployment_view(&spur, &project, d, j, None))
+        .collect();
+    Ok(page_response(&req, page, on_page, all.len()))
 }
 
 /// `GET /projects/:id/deployments/:deployment_id`.

@@ -98,7 +98,11 @@ pub async fn list(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
     if !crate::environments::may_read(&project, &access) {
         return Err(UiError::NotFound);
     }
-    let all = crate::environments::deployments(&spur, project.id).map_err(UiError::Internal)?;
+    let (s, project_id) = (spur.clone(), project.id);
+    let all = web::block(move || crate::environments::deployments(&s, project_id))
+        .await
+        .map_err(|e| UiError::Internal(e.to_string()))?
+        .map_err(UiError::Internal)?;
     let rows = spur
         .store
         .environments(project.id)?
@@ -124,7 +128,11 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
         return Err(UiError::NotFound);
     }
     let id = id_in_path(&req, "id")?;
-    let all = crate::environments::deployments(&spur, project.id).map_err(UiError::Internal)?;
+    let (s, project_id) = (spur.clone(), project.id);
+    let all = web::block(move || crate::environments::deployments(&s, project_id))
+        .await
+        .map_err(|e| UiError::Internal(e.to_string()))?
+        .map_err(UiError::Internal)?;
     let env = spur
         .store
         .environment(id)?

@@ -30,6 +30,18 @@ pub struct PipelineRow {
     created_ago: String,
     /// Tests that failed or errored, when its jobs have test reports.
     failed_tests: Option<u64>,
+    /// Its stages and each one's status (the list's mini-graph).
+    stages: Vec<(String, &'static str)>,
+    /// The commit's title.
+    title: String,
+    /// Child pipelines (id, status), shown under it.
+    children: Vec<(u64, &'static str)>,
+    /// It passed, but with allowed failures ("passed with warnings").
+    warnings: bool,
+    /// `running for` rather than `took`.
+    running: bool,
+    /// Why `.gitlab-ci.yml` could not be read (the "yaml invalid" badge).
+    yaml_errors: Option<String>,
 }
 
 fn row(spur: &Spur, p: &Pipeline, users: &mut HashMap<u64, String>, now: i64) -> PipelineRow {
@@ -54,7 +66,60 @@ fn row(spur: &Spur, p: &Pipeline, users: &mut HashMap<u64, String>, now: i64) ->
         created_iso: clock::iso8601(p.created_at),
         created_ago: ago(p.created_at, now),
         failed_tests: crate::test_reports::failed_count(spur, p.id).ok().flatten(),
+        stages: Vec::new(),
+        title: String::new(),
+        children: Vec::new(),
+        warnings: false,
+        running: p.finished_at.is_none() && p.started_at.is_some(),
+        yaml_errors: p.yaml_errors.clone(),
     }
+}
+
+/// What the list shows besides the pipeline itself: the stage mini-graph, the commit title,
+/// child pipelines and whether it passed with warnings.
+fn with_details(spur: &Spur, project: &crate::domain::Project, p: &Pipeline, mut r: PipelineRow) -> PipelineRow {
+    let jobs: Vec<Job> = spur
+        .store
+        .pipeline_jobs(p.id)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|j| !j.retried)
+        .collect();
+    for j in &jobs {
+        let status = if j.status == JobStatus::Failed && j.allow_failure {
+            "warning"
+        } else {
+            j.status.as_str()
+        };
+        match r.stages.last_mut() {
+            Some((name, s)) if *name == j.stage => *s = worse(s, status),
+            _ => r.stages.push((j.stage.clone(), status)),
+        }
+        if j.bridge.is_some()
+            && let Some((path, id, status)) = downstream_of(spur, j.id)
+            && path == project.full_path
+        {
+            r.children.push((id, status));
+        }
+    }
+    r.warnings = p.status == crate::domain::PipelineStatus::Success
+        && jobs.iter().any(|j| j.status == JobStatus::Failed && j.allow_failure);
+    let path = spur.repos.path_of(&project.repo_name, &crate::git::Origin::of(project));
+    r.title = spur
+        .repos
+        .commit_info(&path, &p.sha)
+        .map(|c| c.title.clone())
+        .unwrap_or_default();
+    r
+}
+
+/// The status a stage shows: the most pressing of its jobs'.
+fn worse(a: &'static str, b: &'static str) -> &'static str {
+    const ORDER: [&str; 9] = [
+        "failed", "running", "pending", "canceled", "warning", "manual", "created", "success", "skipped",
+    ];
+    let rank = |s: &str| ORDER.iter().position(|o| *o == s).unwrap_or(ORDER.len());
+    if rank(b) < rank(a) { b } else { a }
 }
 
 /// A typed field of the Run pipeline form, from `.gitlab-ci.yml`'s `spec:inputs`.
@@ -153,7 +218,13 @@ async fn render_list(
     )?;
     let now = clock::now();
     let mut users = HashMap::new();
-    let rows = pipelines.iter().map(|p| row(spur, p, &mut users, now)).collect();
+    // Child pipelines show under their parent, as on GitLab (a page's newest pipelines are read
+    // through the index, so the count still includes them).
+    let rows = pipelines
+        .iter()
+        .filter(|p| p.source != PipelineSource::ParentPipeline)
+        .map(|p| with_details(spur, project, p, row(spur, p, &mut users, now)))
+        .collect();
     let l = Layout::new(req, visitor, "Pipelines").in_project(project, access, "pipelines");
     let empty = project.default_branch.is_none() && project.import_url.is_none();
     let can_run = visitor.user.is_some() && access.at_least(AccessLevel::Developer) && !empty;
