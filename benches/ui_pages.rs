@@ -70,6 +70,9 @@ fn main() {
             "/root/bench/-/pipelines".into(),
             format!("/root/bench/-/pipelines?page={}", pipelines / 40),
             format!("/root/bench/-/pipelines/{middle}"),
+            format!("/root/bench/-/pipelines/{middle}/test_report"),
+            "/root/bench/-/pipeline_schedules".into(),
+            "/root/bench/-/environments".into(),
             "/root/bench/-/jobs".into(),
             format!("/root/bench/-/jobs/{middle}"),
             "/root/bench/-/settings/ci_cd".into(),
@@ -125,7 +128,8 @@ async fn sign_in(base: &str) -> String {
     let page = form.text().await.unwrap();
     let marker = "name=\"authenticity_token\" value=\"";
     let i = page.find(marker).unwrap() + marker.len();
-    let csrf = &page[i..i + 64];
+    // The token is masked afresh on every page (its length is not fixed).
+    let csrf = page[i..].split('"').next().unwrap_or_default();
     let resp = http
         .post(format!("{base}/users/sign_in"))
         .header("Cookie", pre)

@@ -378,6 +378,15 @@ pub async fn create(
     project: Project,
     request: CreateRequest,
 ) -> Result<Result<Pipeline, CreateRefusal>, CreateError> {
+    create_with(spur, project, request, false).await
+}
+
+async fn create_with(
+    spur: Arc<Spur>,
+    project: Project,
+    request: CreateRequest,
+    store_config_errors: bool,
+) -> Result<Result<Pipeline, CreateRefusal>, CreateError> {
     let origin = Origin::of(&project);
     if let Err(e) = crate::mirror::fetch_origin(&spur, &project).await {
         tracing::warn!(project_id = project.id, error = %e, "mirror fetch failed; resolving against the last fetched state");
@@ -385,7 +394,7 @@ pub async fn create(
     let s = spur.clone();
     let prepared = blocking(move || prepare(&s, &project, &origin, &request)).await?;
     match prepared {
-        Ok(prepared) => record(&spur, prepared, false).await,
+        Ok(prepared) => record(&spur, prepared, store_config_errors).await,
         Err(refusal) => Ok(Err(refusal)),
     }
 }
@@ -397,16 +406,7 @@ pub async fn create_recording_errors(
     project: Project,
     request: CreateRequest,
 ) -> Result<Result<Pipeline, CreateRefusal>, CreateError> {
-    let origin = Origin::of(&project);
-    if let Err(e) = crate::mirror::fetch_origin(&spur, &project).await {
-        tracing::warn!(project_id = project.id, error = %e, "mirror fetch failed; resolving against the last fetched state");
-    }
-    let s = spur.clone();
-    let prepared = blocking(move || prepare(&s, &project, &origin, &request)).await?;
-    match prepared {
-        Ok(prepared) => record(&spur, prepared, true).await,
-        Err(refusal) => Ok(Err(refusal)),
-    }
+    create_with(spur, project, request, true).await
 }
 
 /// The inputs `.gitlab-ci.yml` declares at `ref_name` (for the Run pipeline form): none when

@@ -144,12 +144,7 @@ pub fn suite_name(job: &Job) -> String {
 
 /// The report of a pipeline's current jobs (retried ones left out), one suite a job name.
 pub fn pipeline_report(spur: &Spur, pipeline_id: u64) -> Result<PipelineReport, crate::storage::Error> {
-    let jobs: Vec<Job> = spur
-        .store
-        .pipeline_jobs(pipeline_id)?
-        .into_iter()
-        .filter(|j| !j.retried)
-        .collect();
+    let jobs = current_jobs(spur, pipeline_id)?;
     let mut suites: Vec<(Suite, Vec<TestCase>)> = Vec::new();
     for job in &jobs {
         let Some(report) = spur.store.test_report(job.id)? else {
@@ -197,12 +192,7 @@ pub fn pipeline_report(spur: &Spur, pipeline_id: u64) -> Result<PipelineReport, 
 /// A pipeline's summary from its jobs' stored counts (no cases read): the total and one entry
 /// a job name.
 pub fn pipeline_summary(spur: &Spur, pipeline_id: u64) -> Result<PipelineReport, crate::storage::Error> {
-    let jobs: Vec<Job> = spur
-        .store
-        .pipeline_jobs(pipeline_id)?
-        .into_iter()
-        .filter(|j| !j.retried)
-        .collect();
+    let jobs = current_jobs(spur, pipeline_id)?;
     let ids: Vec<u64> = jobs.iter().map(|j| j.id).collect();
     let names: HashMap<u64, String> = jobs.iter().map(|j| (j.id, suite_name(j))).collect();
     let mut out = PipelineReport::default();
@@ -231,15 +221,19 @@ pub fn pipeline_summary(spur: &Spur, pipeline_id: u64) -> Result<PipelineReport,
 
 /// How many tests failed or errored in a pipeline, when its jobs have reports.
 pub fn failed_count(spur: &Spur, pipeline_id: u64) -> Result<Option<u64>, crate::storage::Error> {
-    let ids: Vec<u64> = spur
+    let ids: Vec<u64> = current_jobs(spur, pipeline_id)?.iter().map(|j| j.id).collect();
+    let counts = spur.store.test_counts(&ids)?;
+    Ok((!counts.is_empty()).then(|| counts.iter().map(|(_, c)| c.failed + c.error).sum()))
+}
+
+/// A pipeline's jobs, retried attempts left out.
+fn current_jobs(spur: &Spur, pipeline_id: u64) -> Result<Vec<Job>, crate::storage::Error> {
+    Ok(spur
         .store
         .pipeline_jobs(pipeline_id)?
         .into_iter()
         .filter(|j| !j.retried)
-        .map(|j| j.id)
-        .collect();
-    let counts = spur.store.test_counts(&ids)?;
-    Ok((!counts.is_empty()).then(|| counts.iter().map(|(_, c)| c.failed + c.error).sum()))
+        .collect())
 }
 
 /// One case per status, suite, class and name (the last read wins, in the first one's place),
