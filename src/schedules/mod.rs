@@ -224,6 +224,16 @@ pub fn find(spur: &Spur, project: &Project, id: u64) -> Result<Result<PipelineSc
     }
 }
 
+/// A schedule of `project` the caller may act on (`allowed`), else 404 or 403.
+fn find_allowed(
+    spur: &Spur,
+    project: &Project,
+    id: u64,
+    allowed: impl FnOnce(&PipelineSchedule) -> bool,
+) -> Result<Result<PipelineSchedule, Refusal>, String> {
+    Ok(find(spur, project, id)?.and_then(|s| if allowed(&s) { Ok(s) } else { Err(Refusal::Forbidden) }))
+}
+
 /// `PUT /pipeline_schedules/:id`: the owner (or an administrator); a new cron, zone or
 /// activation recomputes the next run.
 pub async fn update(
@@ -349,12 +359,8 @@ pub async fn take_ownership(
     access: &ProjectAccess,
     id: u64,
 ) -> Result<Result<PipelineSchedule, Refusal>, String> {
-    let schedule = match find(spur, project, id)? {
-        Ok(s) => s,
-        Err(r) => return Ok(Err(r)),
-    };
-    if !may_admin(&schedule, user, access) {
-        return Ok(Err(Refusal::Forbidden));
+    if let Err(r) = find_allowed(spur, project, id, |s| may_admin(s, user, access))? {
+        return Ok(Err(r));
     }
     let (owner, now) = (user.id, clock::now());
     let saved = spur
@@ -376,12 +382,8 @@ pub async fn delete(
     access: &ProjectAccess,
     id: u64,
 ) -> Result<Result<(), Refusal>, String> {
-    let schedule = match find(spur, project, id)? {
-        Ok(s) => s,
-        Err(r) => return Ok(Err(r)),
-    };
-    if !may_admin(&schedule, user, access) {
-        return Ok(Err(Refusal::Forbidden));
+    if let Err(r) = find_allowed(spur, project, id, |s| may_admin(s, user, access))? {
+        return Ok(Err(r));
     }
     spur.store.delete_schedule(id).await.map_err(|e| e.to_string())?;
     spur.schedules_changed.notify_one();

@@ -169,14 +169,7 @@ impl JobRun<'_> {
                 log.framing(&format!(
                     "\x1b[31;1mERROR: Uploading artifacts to coordinator... {e}\x1b[0;m\n"
                 ));
-                if end == JobEnd::Success {
-                    JobEnd::Failed {
-                        reason: "unknown_failure".into(),
-                        exit_code: None,
-                    }
-                } else {
-                    end
-                }
+                upload_failed(end)
             }
         };
         log.section_end(title.0);
@@ -272,6 +265,19 @@ impl JobRun<'_> {
             Err(e) => log.framing(&format!("\x1b[0;33mWARNING: cannot save the cache: {e}\x1b[0;m\n")),
         }
         log.section_end("archive_cache");
+    }
+}
+
+/// How a job ends when an upload after its script failed: a success becomes an
+/// `unknown_failure`, as on GitLab; a failure stays what it was.
+pub(super) fn upload_failed(end: JobEnd) -> JobEnd {
+    if end == JobEnd::Success {
+        JobEnd::Failed {
+            reason: "unknown_failure".into(),
+            exit_code: None,
+        }
+    } else {
+        end
     }
 }
 

@@ -35,14 +35,7 @@ impl JobRun<'_> {
                 log.framing(&format!(
                     "\x1b[31;1mERROR: Uploading artifacts as \"junit\" to coordinator... {e}\x1b[0;m\n"
                 ));
-                if end == JobEnd::Success {
-                    JobEnd::Failed {
-                        reason: "unknown_failure".into(),
-                        exit_code: None,
-                    }
-                } else {
-                    end
-                }
+                super::files::upload_failed(end)
             }
         }
     }
