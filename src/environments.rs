@@ -250,7 +250,7 @@ async fn stop_as(
     match stop_job {
         Some(job) => {
             // Another stop played it a moment ago: the environment is stopping already.
-            if spur.scheduler.play(job.id, user.id).await.is_err() {
+            if spur.scheduler.play(job.id, user.id, Vec::new()).await.is_err() {
                 return find(spur, project, id);
             }
             env.state = "stopping".into();

@@ -21,7 +21,7 @@ pub(super) async fn commit(mut batch: Batch<'_>, state: &mut State) {
         for i in decide::advance(&mut w.jobs, now) {
             w.changed.insert(i);
         }
-        if w.changed.is_empty() && w.tokens.is_empty() {
+        if w.changed.is_empty() && w.tokens.is_empty() && w.sealed.is_empty() {
             continue;
         }
         let was_final = is_final(w.pipeline.status);
@@ -54,6 +54,7 @@ pub(super) async fn commit(mut batch: Batch<'_>, state: &mut State) {
             updated,
             added,
             tokens: std::mem::take(&mut w.tokens),
+            sealed: std::mem::take(&mut w.sealed),
             events,
         });
         order.push((*pid, added_idx));

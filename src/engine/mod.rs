@@ -59,6 +59,7 @@ pub async fn run(spur: Arc<Spur>, inbox: Inbox) {
             commands.push(Command::Play {
                 job_id,
                 user_id: 0,
+                variables: Vec::new(),
                 reply: oneshot::channel().0,
             });
         }
@@ -81,6 +82,8 @@ struct Working {
     changed: BTreeSet<usize>,
     /// Index of an added job → the job whose variables it shares.
     added_from: HashMap<usize, u64>,
+    /// Jobs whose sealed variables are replaced (a manual job played with variables).
+    sealed: Vec<(u64, Vec<u8>)>,
     /// The pipeline's and its jobs' statuses when loaded (to tell listeners what changed).
     loaded: (PipelineStatus, Vec<JobStatus>),
     tokens: Vec<(Vec<u8>, u64)>,
@@ -140,6 +143,7 @@ impl<'a> Batch<'a> {
                 jobs,
                 changed: BTreeSet::new(),
                 added_from: HashMap::new(),
+                sealed: Vec::new(),
                 tokens: Vec::new(),
             };
             self.pipelines.insert(pipeline_id, working);
@@ -200,18 +204,32 @@ fn apply(batch: &mut Batch, state: &mut State, command: Command) -> Result<(), S
             Ok(())
         }
         Command::Retry { target, user_id, reply } => retry(batch, target, user_id, reply),
-        Command::Play { job_id, user_id, reply } => {
+        Command::Play {
+            job_id,
+            user_id,
+            variables,
+            reply,
+        } => {
             let Some((pid, i)) = batch.job(job_id)? else {
                 let _ = reply.send(Err(Refusal::NotFound));
                 return Ok(());
             };
-            let now = batch.now;
+            let (now, spur) = (batch.now, batch.spur);
             let Some(w) = batch.pipeline(pid)? else { return Ok(()) };
-            let job = &mut w.jobs[i];
+            let job = &w.jobs[i];
             if job.retried || !matches!(job.status, JobStatus::Manual | JobStatus::Scheduled) {
                 let _ = reply.send(Err(Refusal::NotPlayable));
                 return Ok(());
             }
+            if !variables.is_empty() {
+                // GitLab's manual job variables come after every other variable: they win.
+                let mut sealed = crate::job_env::job_variables(spur, job_id)?;
+                sealed.vars.extend(variables);
+                let plain = serde_json::to_vec(&sealed).map_err(|e| e.to_string())?;
+                w.sealed
+                    .push((job_id, spur.secrets.seal(&plain).map_err(|e| e.to_string())?));
+            }
+            let job = &mut w.jobs[i];
             job.status = JobStatus::Pending;
             job.queued_at = Some(now);
             if user_id != 0 {

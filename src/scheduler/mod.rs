@@ -99,6 +99,8 @@ pub(crate) enum Command {
     Play {
         job_id: u64,
         user_id: u64,
+        /// Variables the user set for this run (they win over every other variable).
+        variables: Vec<(String, String)>,
         reply: Answer,
     },
     Scheduled {
@@ -292,10 +294,15 @@ impl Scheduler {
     }
 
     /// Starts a manual job, or a delayed one at once.
-    pub async fn play(&self, job_id: u64, user_id: u64) -> Result<(), Refusal> {
-        self.ask(|reply| Command::Play { job_id, user_id, reply })
-            .await
-            .map(|_| ())
+    pub async fn play(&self, job_id: u64, user_id: u64, variables: Vec<(String, String)>) -> Result<(), Refusal> {
+        self.ask(|reply| Command::Play {
+            job_id,
+            user_id,
+            variables,
+            reply,
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Adds or moves on an external commit status in a pipeline; answers the job's id.
@@ -320,4 +327,70 @@ impl Scheduler {
         self.commands.send(command(reply)).map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
+}
+
+/// Most variables one run of a manual job takes, and the longest value.
+const MAX_PLAY_VARIABLES: usize = 100;
+const MAX_PLAY_VALUE: usize = 10_000;
+
+/// Why variables for a manual job were refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PlayVariablesRefusal {
+    /// The project's minimum role for setting variables is above the caller's (GitLab: 403).
+    Forbidden,
+    /// A key or value GitLab would refuse: the field and the reason.
+    Invalid(&'static str, String),
+}
+
+/// Checks the variables a caller sets when running a manual job, as GitLab's
+/// `Ci::PlayBuildService` and `Ci::JobVariable` do; rows with neither key nor value are dropped.
+pub fn play_variables(
+    project: &crate::domain::Project,
+    level: Option<crate::domain::AccessLevel>,
+    rows: Vec<(String, String)>,
+) -> Result<Vec<(String, String)>, PlayVariablesRefusal> {
+    let rows: Vec<(String, String)> = rows
+        .into_iter()
+        .map(|(k, v)| (k.trim().to_string(), v))
+        .filter(|(k, v)| !k.is_empty() || !v.is_empty())
+        .collect();
+    if rows.is_empty() {
+        return Ok(rows);
+    }
+    if !project.variables_override_role.allows(level) {
+        return Err(PlayVariablesRefusal::Forbidden);
+    }
+    if rows.len() > MAX_PLAY_VARIABLES {
+        return Err(PlayVariablesRefusal::Invalid(
+            "job_variables",
+            format!("are more than {MAX_PLAY_VARIABLES}"),
+        ));
+    }
+    for (i, (key, value)) in rows.iter().enumerate() {
+        if key.is_empty() {
+            return Err(PlayVariablesRefusal::Invalid(
+                "job_variables.key",
+                "can't be blank".into(),
+            ));
+        }
+        if !crate::domain::is_valid_variable_key(key) {
+            return Err(PlayVariablesRefusal::Invalid(
+                "job_variables.key",
+                "can contain only letters, digits and '_'.".into(),
+            ));
+        }
+        if rows[..i].iter().any(|(k, _)| k == key) {
+            return Err(PlayVariablesRefusal::Invalid(
+                "job_variables.key",
+                "has already been taken".into(),
+            ));
+        }
+        if value.len() > MAX_PLAY_VALUE {
+            return Err(PlayVariablesRefusal::Invalid(
+                "job_variables.value",
+                format!("is too long (maximum is {MAX_PLAY_VALUE} characters)"),
+            ));
+        }
+    }
+    Ok(rows)
 }

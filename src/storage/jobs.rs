@@ -28,6 +28,8 @@ pub struct PipelineChange {
     pub added: Vec<AddedJob>,
     /// `(token digest, job id)` of job tokens handed out.
     pub tokens: Vec<(Vec<u8>, u64)>,
+    /// `(job id, sealed variables)` replacing a job's variables.
+    pub sealed: Vec<(u64, Vec<u8>)>,
     /// Events to record in the same commit (`None`: nobody listens); added jobs announce
     /// their status once they have ids.
     pub events: Option<Vec<crate::events::Event>>,
@@ -144,6 +146,9 @@ fn apply_change(tx: &WriteTransaction, change: PipelineChange) -> Result<Vec<Job
     }
     let mut added = Vec::with_capacity(change.added.len());
     let mut variables = tx.open_table(JOB_VARIABLES)?;
+    for (job_id, sealed) in &change.sealed {
+        variables.insert(job_id, sealed.as_slice())?;
+    }
     for new in change.added {
         let job = Job {
             id: next_id(tx, "next_job_id")?,

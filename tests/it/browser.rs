@@ -2,7 +2,8 @@
 //! (`chromium-driver`, selenium in the test venv; `tests/run` installs both). The flow is the
 //! seed's: sign in as a Maintainer, add a trigger token, reveal and copy it, trigger a pipeline
 //! with it over HTTP, see the `triggered` label, follow the job's live log and its Trigger
-//! block, check what another Maintainer and a Developer see, reveal variables, revoke the token
+//! block (it follows the end and keeps the user's folds), check what another Maintainer and a
+//! Developer see, see a refused form come back as it was typed, reveal variables, revoke the token
 //! and watch the next trigger get 404. Screenshots of each page go to `target/screenshots/`.
 
 use crate::support::{ROOT_TOKEN, Repo, Server, python, send};
@@ -13,11 +14,23 @@ use std::process::Command;
 const CONFIG: &str =
     "deploy:\n  script:\n    - echo \"step one for $DEPLOY_ENV\"\n    - sleep 3\n    - echo \"step two done\"\n";
 
+/// A job that folds a section early, then logs a line every 0.1 s for 20 s (the live log test).
+const LIVE_CONFIG: &str = r#"live:
+  script:
+    - |
+      printf '\033[0Ksection_start:%s:prep[collapsed=true]\r\033[0KInstalling deps\n' "$(date +%s)"
+      echo prep-detail
+      printf '\033[0Ksection_end:%s:prep\r\033[0K\n' "$(date +%s)"
+      for i in $(seq 1 200); do echo "line $i"; sleep 0.1; done
+"#;
+
 #[tokio::test]
 async fn the_trigger_workflow_in_a_real_browser() {
     let s = Server::start_with(&["--concurrent", "2"]);
     let repo = Repo::with_files(&[(".gitlab-ci.yml", CONFIG)]);
     let pid = s.project("demo", repo.path()).await;
+    let live_repo = Repo::with_files(&[(".gitlab-ci.yml", LIVE_CONFIG)]);
+    let live_pid = s.project("live", live_repo.path()).await;
     for (name, level) in [("mia", 40), ("max", 40), ("dev", 30)] {
         let (status, user) = send(s.root(Method::POST, "/users").form(&[
             ("username", name),
@@ -28,6 +41,7 @@ async fn the_trigger_workflow_in_a_real_browser() {
         .await;
         assert_eq!(status, 201, "{user}");
         s.add_member(pid, user["id"].as_u64().unwrap(), level).await;
+        s.add_member(live_pid, user["id"].as_u64().unwrap(), level).await;
     }
     // Another Maintainer's token, which mia must see as 4 characters only.
     let (max_id, max_token) = s.user("max2").await;
@@ -57,6 +71,7 @@ async fn the_trigger_workflow_in_a_real_browser() {
             .env("SPUR_URL", base)
             .env("SPUR_PROJECT", "root/demo")
             .env("SPUR_PROJECT_ID", pid.to_string())
+            .env("SPUR_LIVE_PROJECT_ID", live_pid.to_string())
             .env("SPUR_SCREENSHOTS", shots)
             .env("SPUR_ROOT_TOKEN", ROOT_TOKEN)
             .output()

@@ -35,3 +35,4 @@ mod test_reports;
 mod trigger_api;
 mod triggers_crud;
 mod ui;
+mod ui_live;

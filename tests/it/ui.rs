@@ -25,6 +25,10 @@ impl Browser {
         }
     }
 
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
     pub(crate) fn cookie_header(&self) -> String {
         self.cookies
             .iter()
@@ -282,7 +286,7 @@ async fn the_badge_and_the_log_endpoint() {
     let (status, svg, _) = b.get("/root/demo/badges/main/pipeline.svg").await;
     assert_eq!(status, 200);
     assert!(svg.starts_with("<svg") && svg.contains("pipeline: pending"), "{svg}");
-    let (status, body, _) = b.get("/root/demo/-/jobs/1/trace.json?size=0").await;
+    let (status, body, _) = b.get("/root/demo/-/jobs/1/trace.json?cursor=0.-").await;
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["status"], "pending");

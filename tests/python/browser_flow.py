@@ -60,6 +60,65 @@ def trigger(token):
         return e.code, json.load(e)
 
 
+def api(method, path, data=None):
+    """The REST API as root (PRIVATE-TOKEN)."""
+    body = urllib.parse.urlencode(data).encode() if data is not None else None
+    request = urllib.request.Request(f"{URL}/api/v4{path}", data=body, method=method,
+                                     headers={"PRIVATE-TOKEN": os.environ["SPUR_ROOT_TOKEN"]})
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)
+
+
+def live_log(driver):
+    """A running job's log: new lines are appended (no reload), a section the user unfolded
+    stays unfolded, the box follows the end, and stops following once the user scrolls up."""
+    live = os.environ["SPUR_LIVE_PROJECT_ID"]
+    pipeline = api("POST", f"/projects/{live}/pipeline", {"ref": "main"})
+    job = api("GET", f"/projects/{live}/pipelines/{pipeline['id']}/jobs")[0]
+    driver.get(f"{URL}/root/live/-/jobs/{job['id']}")
+    driver.execute_script("window.__spurNoReload = true;")
+    wait(driver, EC.text_to_be_present_in_element((By.ID, "job-log"), "line 5"), timeout=30)
+    prep = [d for d in driver.find_elements(By.CSS_SELECTOR, "#job-log details.section")
+            if d.find_element(By.TAG_NAME, "summary").text.startswith("Installing deps")][0]
+    assert prep.get_attribute("open") is None, "[collapsed=true] starts folded: " + prep.get_attribute("outerHTML")[:600]
+    prep.find_element(By.TAG_NAME, "summary").click()
+    assert prep.get_attribute("open") is not None
+    wait(driver, EC.text_to_be_present_in_element((By.ID, "job-log"), "line 80"), timeout=30)
+    assert prep.get_attribute("open") is not None, "the section the user unfolded stays unfolded"
+    at_end = "var l = document.getElementById('job-log'); return l.scrollTop + l.clientHeight >= l.scrollHeight - 30;"
+    taller = driver.execute_script("var l = document.getElementById('job-log'); return l.scrollHeight > l.clientHeight + 100;")
+    assert taller, "the log is taller than its box by now"
+    assert driver.execute_script(at_end), "the box follows the end"
+    texts = driver.execute_script("return Array.prototype.map.call(document.querySelectorAll('#job-log .line'), function (l) { return l.textContent; });")
+    numbered = [t for t in texts if t.startswith("line ")]
+    assert numbered == [f"line {i}" for i in range(1, len(numbered) + 1)], "each line once, in order"
+    shot(driver, "14-live-log-following")
+    driver.execute_script("var l = document.getElementById('job-log'); l.scrollTop = 0; l.dispatchEvent(new Event('scroll'));")
+    wait(driver, EC.text_to_be_present_in_element((By.ID, "job-log"), "line 120"), timeout=30)
+    assert driver.execute_script("return document.getElementById('job-log').scrollTop;") < 50, "scrolled up, it stays put"
+    assert driver.execute_script("return window.__spurNoReload === true;"), "the page reloaded"
+    api("POST", f"/projects/{live}/jobs/{job['id']}/cancel")
+
+
+def rejected_form(driver):
+    """Run pipeline with a ref that does not exist: the form comes back open, as typed, with
+    the error beside the ref."""
+    driver.get(f"{URL}/{PROJECT}/-/pipelines")
+    driver.find_element(By.CSS_SELECTOR, "#run-pipeline > summary").click()
+    ref = driver.find_element(By.ID, "run_ref")
+    ref.clear()
+    ref.send_keys("no-such-branch")
+    driver.find_element(By.NAME, "variables[][key]").send_keys("KEPT_KEY")
+    driver.find_element(By.NAME, "variables[][value]").send_keys("kept value")
+    driver.find_element(By.XPATH, "//button[text()='Run pipeline']").click()
+    error = wait(driver, EC.visibility_of_element_located((By.ID, "run-error")))
+    assert "no-such-branch" in error.text, error.text
+    assert driver.find_element(By.ID, "run_ref").get_attribute("value") == "no-such-branch"
+    assert driver.find_element(By.NAME, "variables[][key]").get_attribute("value") == "KEPT_KEY"
+    assert driver.find_element(By.NAME, "variables[][value]").get_attribute("value") == "kept value"
+    shot(driver, "15-rejected-form-kept")
+
+
 def main():
     driver = browser()
     try:
@@ -125,6 +184,8 @@ def main():
         wait(driver, lambda d: value.is_displayed())
         assert "staging" in block.text
         shot(driver, "08-job")
+        live_log(driver)
+        rejected_form(driver)
 
         # Variables: add one, values hidden until revealed.
         driver.get(settings)

@@ -240,13 +240,38 @@ pub async fn retry(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiErr
     Ok(json_response(StatusCode::CREATED, &job_view(&spur, &project, &job)?))
 }
 
-/// `POST /projects/:id/jobs/:job_id/play` (Developer+): starts a manual (or delayed) job; 200.
-pub async fn play(req: HttpRequest, spur: State) -> Result<HttpResponse, ApiError> {
+/// `POST /projects/:id/jobs/:job_id/play` (Developer+): starts a manual (or delayed) job, with
+/// the `job_variables_attributes` (`[{key, value}]`) the caller sets; 200.
+pub async fn play(req: HttpRequest, spur: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
     let job_id = id_segment(&req, "job_id")?;
     let (actor, project, access) = project_with_role(&req, &spur, Some(AccessLevel::Developer)).await?;
+    let params = crate::http::params::Params::read(&req, payload, spur.max_body_bytes).await?;
     let job = find_job(&spur, &project, job_id)?;
     may_update(&spur, job.pipeline_id, &access)?;
-    spur.scheduler.play(job.id, actor.user.id).await.map_err(refusal)?;
+    let rows = match params.get("job_variables_attributes") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                let text = |field: &str| match item.get(field) {
+                    None | Some(Value::Null) => Some(String::new()),
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(_) => None,
+                };
+                text("key").zip(text("value"))
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| ApiError::bad_request("job_variables_attributes is invalid"))?,
+        Some(_) => return Err(ApiError::bad_request("job_variables_attributes is invalid")),
+    };
+    let variables = crate::scheduler::play_variables(&project, access.level, rows).map_err(|e| match e {
+        crate::scheduler::PlayVariablesRefusal::Forbidden => ApiError::forbidden(),
+        crate::scheduler::PlayVariablesRefusal::Invalid(field, text) => ApiError::invalid(field, &text),
+    })?;
+    spur.scheduler
+        .play(job.id, actor.user.id, variables)
+        .await
+        .map_err(refusal)?;
     let job = find_job(&spur, &project, job_id)?;
     Ok(json_response(StatusCode::OK, &job_view(&spur, &project, &job)?))
 }

@@ -115,7 +115,8 @@ struct ShowPage {
     j: JobRow,
     source: &'static str,
     log_html: String,
-    log_size: u64,
+    /// Where the live script resumes: `<offset>.<style>`.
+    cursor: String,
     truncated: bool,
     live: bool,
     failure_reason: Option<String>,
@@ -126,6 +127,17 @@ struct ShowPage {
     cancelable: bool,
     retryable: bool,
     playable: bool,
+    /// A manual or delayed job's Run form: variable rows, and why it was refused.
+    play: PlayForm,
+    /// For a bridge: the downstream pipeline (`path`, id, status).
+    downstream: Option<(String, u64, &'static str)>,
+}
+
+/// The variables form of a manual job (kept as sent when refused).
+#[derive(Default)]
+struct PlayForm {
+    rows: Vec<(String, String)>,
+    error: Option<String>,
 }
 
 fn find_job(spur: &Spur, project: &Project, id: u64) -> Result<(Job, Pipeline), UiError> {
@@ -138,28 +150,45 @@ fn find_job(spur: &Spur, project: &Project, id: u64) -> Result<(Job, Pipeline), 
     Ok((job, pipeline))
 }
 
-/// The end of a job's log (at most `MAX_LOG_BYTES`), its size, and whether it was cut.
-fn read_log(spur: &Spur, job_id: u64) -> Result<(String, u64, bool), UiError> {
+/// A job's log as the page reads it.
+struct LogEnd {
+    /// The log's last `MAX_LOG_BYTES` at most, from the start of a line.
+    bytes: Vec<u8>,
+    /// Where `bytes` start in the log.
+    start: u64,
+    /// The log's size.
+    size: u64,
+}
+
+/// The end of a job's log: at most `max` bytes from `offset` on (`None`: the last
+/// `MAX_LOG_BYTES`, from the first line that starts in them).
+fn read_log(spur: &Spur, job_id: u64, offset: Option<u64>, max: u64) -> Result<LogEnd, UiError> {
+    let internal = |e: std::io::Error| UiError::Internal(e.to_string());
     let mut file = match std::fs::File::open(spur.traces.path(job_id)) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((String::new(), 0, false)),
-        Err(e) => return Err(UiError::Internal(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(LogEnd {
+                bytes: Vec::new(),
+                start: 0,
+                size: 0,
+            });
+        }
+        Err(e) => return Err(internal(e)),
     };
-    let size = file.metadata().map_err(|e| UiError::Internal(e.to_string()))?.len();
-    let start = size.saturating_sub(MAX_LOG_BYTES);
-    file.seek(SeekFrom::Start(start))
-        .map_err(|e| UiError::Internal(e.to_string()))?;
-    let mut bytes = Vec::with_capacity((size - start) as usize);
-    file.take(size - start)
-        .read_to_end(&mut bytes)
-        .map_err(|e| UiError::Internal(e.to_string()))?;
-    let mut text = String::from_utf8_lossy(&bytes).into_owned();
-    if start > 0
-        && let Some(i) = text.find('\n')
+    let size = file.metadata().map_err(internal)?.len();
+    let mut start = offset.unwrap_or_else(|| size.saturating_sub(MAX_LOG_BYTES)).min(size);
+    file.seek(SeekFrom::Start(start)).map_err(internal)?;
+    let len = (size - start).min(max);
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(len).read_to_end(&mut bytes).map_err(internal)?;
+    if offset.is_none()
+        && start > 0
+        && let Some(i) = bytes.iter().position(|b| *b == b'\n')
     {
-        text.drain(..=i);
+        bytes.drain(..=i);
+        start += i as u64 + 1;
     }
-    Ok((text, size, start > 0))
+    Ok(LogEnd { bytes, start, size })
 }
 
 fn trigger_block(spur: &Spur, pipeline: &Pipeline, values_visible: bool) -> Result<Option<TriggerBlock>, UiError> {
@@ -204,22 +233,31 @@ pub async fn download_artifacts(req: HttpRequest, spur: web::Data<Spur>) -> Resu
 
 /// `GET /{ns}/{project}/-/jobs/{id}`.
 pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpResponse, UiError> {
-    let (visitor, project, access) = project_page(&req, &spur, None).await?;
-    let (job, pipeline) = find_job(&spur, &project, id_in_path(&req, "id")?)?;
-    let (log, log_size, truncated) = read_log(&spur, job.id)?;
+    render(&req, &spur, PlayForm::default()).await
+}
+
+/// The job page, its Run form as `play` holds it.
+async fn render(req: &HttpRequest, spur: &Spur, mut play: PlayForm) -> Result<HttpResponse, UiError> {
+    let (visitor, project, access) = project_page(req, spur, None).await?;
+    let (job, pipeline) = find_job(spur, &project, id_in_path(req, "id")?)?;
+    // One empty row past what was sent, at least three.
+    let wanted = (play.rows.len() + 1).max(3);
+    play.rows.resize(wanted, (String::new(), String::new()));
+    let log = read_log(spur, job.id, None, MAX_LOG_BYTES)?;
+    let live = job.status.is_active();
+    let (log_html, style, consumed) = super::log_html::render(&log.bytes, live);
     let now = clock::now();
     let can_act = visitor.user.is_some() && access.at_least(AccessLevel::Developer);
-    let l =
-        Layout::new(&req, &visitor, format!("{} · job #{}", job.name, job.id)).in_project(&project, &access, "jobs");
+    let l = Layout::new(req, &visitor, format!("{} · job #{}", job.name, job.id)).in_project(&project, &access, "jobs");
     let page = ShowPage {
         l,
         full_path: project.full_path.clone(),
         j: row(&job, Some(&pipeline), now),
         source: pipeline.source.as_str(),
-        log_html: super::log_html::render(&log),
-        log_size,
-        truncated,
-        live: job.status.is_active(),
+        log_html,
+        cursor: format!("{}.{}", log.start + consumed as u64, style.encode()),
+        truncated: log.start > 0,
+        live,
         failure_reason: job
             .failure_reason
             .as_deref()
@@ -231,13 +269,23 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
             size: a.size,
             expires: a.expire_at.map(clock::iso8601),
         }),
-        trigger: trigger_block(&spur, &pipeline, access.at_least(AccessLevel::Maintainer))?,
+        trigger: trigger_block(spur, &pipeline, access.at_least(AccessLevel::Maintainer))?,
         can_act,
         cancelable: !job.retried && job.status.is_active(),
         retryable: !job.retried && matches!(job.status, JobStatus::Success | JobStatus::Failed | JobStatus::Canceled),
         playable: !job.retried && matches!(job.status, JobStatus::Manual | JobStatus::Scheduled),
+        play,
+        downstream: job
+            .bridge
+            .is_some()
+            .then(|| super::pipelines::downstream_of(spur, job.id))
+            .flatten(),
     };
-    html(&req, &page)
+    let mut response = html(req, &page)?;
+    if page.play.error.is_some() {
+        *response.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(response)
 }
 
 /// What a failure reason means, in GitLab's words (its `failure_reason` values).
@@ -292,24 +340,44 @@ fn failure_message(reason: &str) -> String {
     format!("{text} ({reason})")
 }
 
-/// `GET /{ns}/{project}/-/jobs/{id}/trace.json?size=N`: the rendered log when it grew past `N`
-/// bytes (else `html: null`), the job's status, and whether it is complete.
+/// The most of a log one `trace.json` answer carries; the script asks again at once for more.
+const CHUNK_BYTES: u64 = 256 << 10;
+
+/// `GET /{ns}/{project}/-/jobs/{id}/trace.json?cursor=<offset>.<style>`: what the log gained
+/// since the cursor, as operations for the page's script (see `log_html::render_chunk`), the
+/// unfinished last line apart, the next cursor, whether more is waiting, the job's status and
+/// whether it is complete. A log shorter than the cursor (erased) answers `reset`.
 pub async fn trace(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpResponse, UiError> {
     let (_, project, _) = project_page(&req, &spur, None).await?;
     let (job, _) = find_job(&spur, &project, id_in_path(&req, "id")?)?;
-    let known: u64 = super::query(&req, "size").and_then(|s| s.parse().ok()).unwrap_or(0);
-    let (log, size, _) = read_log(&spur, job.id)?;
-    let html = (size != known).then(|| super::log_html::render(&log));
-    let body = json!({
-        "size": size,
-        "html": html,
+    let cursor = super::query(&req, "cursor").unwrap_or_default();
+    let (offset, style) = cursor.split_once('.').unwrap_or((&cursor, ""));
+    let offset: u64 = offset.parse().unwrap_or(0);
+    let mut style = super::log_html::Style::decode(style);
+    let complete = !job.status.is_active();
+    let log = read_log(&spur, job.id, Some(offset), CHUNK_BYTES)?;
+    let no_store = ("Cache-Control", "no-store");
+    if offset > log.size {
+        return Ok(HttpResponse::Ok()
+            .insert_header(no_store)
+            .json(json!({ "reset": true, "status": job.status.as_str(), "complete": complete })));
+    }
+    let at_end = log.start + log.bytes.len() as u64 == log.size;
+    // A chunk cut short of the end stops at its last whole line (or is all one line).
+    let mut chunk: &[u8] = &log.bytes;
+    if !at_end && let Some(i) = chunk.iter().rposition(|b| *b == b'\n') {
+        chunk = &chunk[..=i];
+    }
+    let (ops, tail, consumed) = super::log_html::render_chunk(chunk, &mut style, at_end && !complete);
+    let next = offset + consumed as u64;
+    Ok(HttpResponse::Ok().insert_header(no_store).json(json!({
+        "ops": ops,
+        "tail": tail,
+        "cursor": format!("{next}.{}", style.encode()),
+        "more": !at_end,
         "status": job.status.as_str(),
-        "complete": !job.status.is_active(),
-    });
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .insert_header(("Cache-Control", "no-store"))
-        .body(body.to_string()))
+        "complete": complete,
+    })))
 }
 
 /// `GET /{ns}/{project}/-/jobs/{id}/raw`: the whole log as plain text, for the visitor's
@@ -344,7 +412,10 @@ pub async fn raw(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpResponse
 /// `POST /{ns}/{project}/-/jobs/{id}/cancel|retry|play` (Developer+).
 pub async fn act(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload) -> Result<HttpResponse, UiError> {
     let ProjectPost {
-        user, project, access, ..
+        user,
+        project,
+        access,
+        form,
     } = project_post(&req, &spur, payload, AccessLevel::Developer).await?;
     let (job, _) = find_job(&spur, &project, id_in_path(&req, "id")?)?;
     super::pipelines::may_update(&spur, job.pipeline_id, &access)?;
@@ -372,7 +443,36 @@ pub async fn act(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload)
             .map_err(refused)?
             .unwrap_or(job.id),
         Some("play") => {
-            spur.scheduler.play(job.id, user.id).await.map_err(refused)?;
+            let rows: Vec<(String, String)> = form
+                .all("job_variables_attributes[][key]")
+                .into_iter()
+                .zip(form.all("job_variables_attributes[][value]"))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let variables = match crate::scheduler::play_variables(&project, access.level, rows.clone()) {
+                Ok(variables) => variables,
+                Err(e) => {
+                    let error = match e {
+                        crate::scheduler::PlayVariablesRefusal::Forbidden => {
+                            "You are not allowed to set variables in this project.".to_string()
+                        }
+                        crate::scheduler::PlayVariablesRefusal::Invalid(field, text) => {
+                            let what = if field.ends_with("value") { "Value" } else { "Key" };
+                            format!("{what} {text}")
+                        }
+                    };
+                    return render(
+                        &req,
+                        &spur,
+                        PlayForm {
+                            rows,
+                            error: Some(error),
+                        },
+                    )
+                    .await;
+                }
+            };
+            spur.scheduler.play(job.id, user.id, variables).await.map_err(refused)?;
             job.id
         }
         _ => return Err(UiError::NotFound),

@@ -8,6 +8,7 @@ mod admin_settings;
 mod assets;
 mod environments;
 mod jobs;
+mod live;
 pub mod log_html;
 mod overview;
 mod pipelines;
@@ -205,8 +206,10 @@ pub struct Layout {
     pub current: &'static str,
     /// A message from the previous request.
     pub flash: Option<Flash>,
-    /// Reload the page after this many seconds (pages of unfinished pipelines).
+    /// Without scripts, reload the page after this many seconds (unfinished pipelines).
     pub refresh: Option<u32>,
+    /// The page's ETag, for the script that keeps its live regions current (`live`).
+    pub etag: Option<String>,
 }
 
 /// The signed-in user in the header.
@@ -251,6 +254,7 @@ impl Layout {
             current: "",
             flash: session::take_flash(req),
             refresh: None,
+            etag: None,
         }
     }
 
@@ -348,6 +352,7 @@ impl ResponseError for UiError {
                 current: "",
                 flash: None,
                 refresh: None,
+                etag: None,
             },
             heading: heading.to_string(),
             message,

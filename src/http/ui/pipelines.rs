@@ -2,7 +2,7 @@
 //! stages of jobs, and its cancel and retry buttons.
 
 use super::{
-    Layout, ProjectPost, UiError, ago, duration, html, id_in_path, page_number, project_page, project_post, redirect,
+    Layout, ProjectPost, UiError, ago, duration, id_in_path, page_number, project_page, project_post, redirect,
 };
 use crate::clock;
 use crate::context::Spur;
@@ -216,6 +216,17 @@ async fn render_list(
         (page - 1) * PER_PAGE,
         PER_PAGE,
     )?;
+    // The list's ETag: what its rows show moves a pipeline's `updated_at` (or its status).
+    let shown: Vec<(u64, &str, i64)> = pipelines
+        .iter()
+        .map(|p| (p.id, p.status.as_str(), p.updated_at))
+        .collect();
+    let etag = super::live::etag_of(&(visitor.user.as_ref().map(|u| u.id), page, total, shown));
+    if refused.is_none()
+        && let Some(unchanged) = super::live::not_modified(req, &etag)
+    {
+        return Ok(unchanged);
+    }
     let now = clock::now();
     let mut users = HashMap::new();
     // Child pipelines show under their parent, as on GitLab (a page's newest pipelines are read
@@ -225,7 +236,8 @@ async fn render_list(
         .filter(|p| p.source != PipelineSource::ParentPipeline)
         .map(|p| with_details(spur, project, p, row(spur, p, &mut users, now)))
         .collect();
-    let l = Layout::new(req, visitor, "Pipelines").in_project(project, access, "pipelines");
+    let mut l = Layout::new(req, visitor, "Pipelines").in_project(project, access, "pipelines");
+    l.etag = Some(etag.clone());
     let empty = project.default_branch.is_none() && project.import_url.is_none();
     let can_run = visitor.user.is_some() && access.at_least(AccessLevel::Developer) && !empty;
     let asked_ref = refused
@@ -265,7 +277,7 @@ async fn render_list(
     while variable_rows.len() < wanted {
         variable_rows.push((String::new(), String::new()));
     }
-    let mut response = html(
+    let mut response = super::live::tagged_html(
         req,
         &ListPage {
             l,
@@ -284,6 +296,7 @@ async fn render_list(
             prev_page: (page > 1).then(|| page - 1),
             next_page: (page * PER_PAGE < total).then_some(page + 1),
         },
+        &etag,
     )?;
     if run_error.is_some() {
         *response.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
@@ -385,11 +398,14 @@ pub async fn run(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload)
 }
 
 /// A job in the pipeline graph or a list.
+#[derive(Hash)]
 pub struct JobCell {
     id: u64,
     name: String,
     status: &'static str,
     warning: bool,
+    /// The jobs of the graph it `needs` (id, name), drawn as links.
+    needs: Vec<(u64, String)>,
     /// For a bridge: the downstream pipeline (`path`, id, status).
     downstream: Option<(String, u64, &'static str)>,
 }
@@ -402,6 +418,7 @@ pub struct PipelineLink {
 }
 
 /// One stage column.
+#[derive(Hash)]
 pub struct StageColumn {
     name: String,
     jobs: Vec<JobCell>,
@@ -419,6 +436,8 @@ struct ShowPage {
     can_act: bool,
     cancelable: bool,
     retryable: bool,
+    /// While jobs are unfinished: the page's script asks again (ms).
+    live: Option<u32>,
 }
 
 /// The latest attempt of each job, grouped into stage columns in stage order; bridges carry
@@ -426,8 +445,9 @@ struct ShowPage {
 fn stage_columns(spur: &Spur, jobs: &[Job]) -> Vec<StageColumn> {
     let mut latest: Vec<&Job> = jobs.iter().filter(|j| !j.retried).collect();
     latest.sort_by_key(|j| (j.stage_index, j.id));
+    let ids: HashMap<&str, u64> = latest.iter().map(|j| (j.name.as_str(), j.id)).collect();
     let mut columns: Vec<StageColumn> = Vec::new();
-    for j in latest {
+    for j in &latest {
         let downstream = if j.bridge.is_some() {
             downstream_of(spur, j.id)
         } else {
@@ -438,6 +458,9 @@ fn stage_columns(spur: &Spur, jobs: &[Job]) -> Vec<StageColumn> {
             name: j.name.clone(),
             status: j.status.as_str(),
             warning: j.status == JobStatus::Failed && j.allow_failure,
+            needs: (j.needs.iter().flatten())
+                .filter_map(|n| ids.get(n.as_str()).map(|id| (*id, n.clone())))
+                .collect(),
             downstream,
         };
         match columns.last_mut() {
@@ -451,7 +474,7 @@ fn stage_columns(spur: &Spur, jobs: &[Job]) -> Vec<StageColumn> {
     columns
 }
 
-fn downstream_of(spur: &Spur, job_id: u64) -> Option<(String, u64, &'static str)> {
+pub(super) fn downstream_of(spur: &Spur, job_id: u64) -> Option<(String, u64, &'static str)> {
     let id = spur.store.downstream_of(job_id).ok()??;
     let p = spur.store.pipeline(id).ok()??;
     let project = spur.store.project(p.project_id).ok()??;
@@ -480,23 +503,46 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
     let jobs = spur.store.pipeline_jobs(id)?;
     let latest = || jobs.iter().filter(|j| !j.retried);
     let now = clock::now();
+    let stages = stage_columns(&spur, &jobs);
+    let p = row(&spur, &pipeline, &mut HashMap::new(), now);
+    let can_act = visitor.user.is_some() && access.at_least(AccessLevel::Developer);
+    let active = latest().any(|j| matches!(j.status, JobStatus::Created | JobStatus::Pending | JobStatus::Running))
+        || stages.iter().flat_map(|s| &s.jobs).any(|j| {
+            j.downstream
+                .as_ref()
+                .is_some_and(|d| matches!(d.2, "created" | "pending" | "running"))
+        });
+    let etag = super::live::etag_of(&(
+        visitor.user.as_ref().map(|u| u.id),
+        can_act,
+        pipeline.status.as_str(),
+        pipeline.updated_at,
+        &stages,
+        p.failed_tests,
+    ));
+    if let Some(unchanged) = super::live::not_modified(&req, &etag) {
+        return Ok(unchanged);
+    }
     let mut l = Layout::new(&req, &visitor, format!("Pipeline #{id}")).in_project(&project, &access, "pipelines");
-    if latest().any(|j| matches!(j.status, JobStatus::Created | JobStatus::Pending | JobStatus::Running)) {
+    if active {
         l.refresh = Some(5);
     }
-    html(
+    l.etag = Some(etag.clone());
+    super::live::tagged_html(
         &req,
         &ShowPage {
             l,
             full_path: project.full_path.clone(),
-            p: row(&spur, &pipeline, &mut HashMap::new(), now),
+            p,
             yaml_errors: pipeline.yaml_errors.clone(),
             upstream: upstream_of(&spur, &pipeline),
-            stages: stage_columns(&spur, &jobs),
-            can_act: visitor.user.is_some() && access.at_least(AccessLevel::Developer),
+            stages,
+            can_act,
             cancelable: latest().any(|j| j.status.is_active()),
             retryable: latest().any(|j| matches!(j.status, JobStatus::Failed | JobStatus::Canceled)),
+            live: active.then_some(3000),
         },
+        &etag,
     )
 }
 
