@@ -14,6 +14,9 @@ pub fn validate(variable: &ProjectVariable) -> Result<(), (&'static str, &'stati
     if variable.masked && !crate::domain::is_maskable(&variable.value) {
         return Err(("value", "is invalid"));
     }
+    if variable.description.as_ref().is_some_and(|d| d.chars().count() > 255) {
+        return Err(("description", "is too long (maximum is 255 characters)"));
+    }
     Ok(())
 }
 

@@ -716,6 +716,7 @@ async fn a_rejected_form_comes_back_with_what_was_entered_and_the_error_beside_t
                 ("authenticity_token", &csrf),
                 ("variable[key]", "BAD KEY"),
                 ("variable[value]", "kept-value"),
+                ("variable[description]", "kept description"),
                 ("variable[protected]", "true"),
             ],
         )
@@ -723,6 +724,39 @@ async fn a_rejected_form_comes_back_with_what_was_entered_and_the_error_beside_t
     assert_eq!(status, 422);
     assert!(page.contains(r#"id="variable-error""#), "{page}");
     assert!(page.contains(r#"value="BAD KEY""#) && page.contains(">kept-value</textarea>"));
+    assert!(page.contains(r#"value="kept description""#));
+    // Accepted, the description shows beside the key; one over 255 characters is refused.
+    let (status, _, _, _) = mia
+        .post(
+            "/root/demo/-/variables",
+            &[
+                ("authenticity_token", &csrf),
+                ("variable[key]", "DOCUMENTED"),
+                ("variable[value]", "v"),
+                ("variable[description]", "Where the <deploy> goes"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 302);
+    let (_, page, _) = mia.get("/root/demo/-/settings/ci_cd").await;
+    assert!(
+        page.contains("variable-description\">Where the &#60;deploy&#62; goes</small>"),
+        "{page}"
+    );
+    let long = "d".repeat(256);
+    let (status, page, _, _) = mia
+        .post(
+            "/root/demo/-/variables",
+            &[
+                ("authenticity_token", &csrf),
+                ("variable[key]", "TOO_LONG"),
+                ("variable[value]", "v"),
+                ("variable[description]", &long),
+            ],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("description is too long"), "{page}");
     // Reloading the address the refused form was shown at leads back to the form.
     let (status, _, location) = mia.get("/root/demo/-/variables").await;
     assert_eq!(

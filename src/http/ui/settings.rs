@@ -54,6 +54,7 @@ fn scope_from(form: &Form) -> trigger_tokens::Scope {
 struct VariableRow {
     key: String,
     value: String,
+    description: String,
     file: bool,
     protected: bool,
     masked: bool,
@@ -121,6 +122,7 @@ const STARS: &str = "***********************************************";
 struct NewVariable {
     key: String,
     value: String,
+    description: String,
     protected: bool,
     masked: bool,
     file: bool,
@@ -179,6 +181,7 @@ async fn render(req: &HttpRequest, spur: &web::Data<Spur>, new_variable: NewVari
         .map(|v| VariableRow {
             key: v.key,
             value: v.value,
+            description: v.description.unwrap_or_default(),
             file: v.variable_type == VariableType::File,
             protected: v.protected,
             masked: v.masked,
@@ -399,7 +402,6 @@ pub async fn change_variable(
         .ok_or(UiError::NotFound)?;
     let mut variable = variable_from(&form, key);
     variable.raw = existing.raw;
-    variable.description = existing.description;
     save_variable(&req, &spur, &project, variable, false).await
 }
 
@@ -415,7 +417,10 @@ fn variable_from(form: &Form, key: String) -> ProjectVariable {
         protected: form.checked("variable[protected]"),
         masked: form.checked("variable[masked]"),
         raw: false,
-        description: None,
+        description: form
+            .get("variable[description]")
+            .map(|d| d.trim().to_string())
+            .filter(|d| !d.is_empty()),
     }
 }
 
@@ -445,6 +450,7 @@ async fn save_variable(
         file: variable.variable_type == VariableType::File,
         key: variable.key,
         value: variable.value,
+        description: variable.description.unwrap_or_default(),
         protected: variable.protected,
         masked: variable.masked,
         error: Some(refusal),
