@@ -4,8 +4,11 @@
 //! then kills the server with SIGKILL, opens the database it left and checks that every pipeline
 //! acknowledged with 201 is there, and restarts the server on it. Each run does this twice: plain
 //! triggers and triggers that each carry a fresh `Idempotency-Key` (the keyed phase first in
-//! every other run), and prints what the keys cost as a ratio of the two rates. Repeats `SPUR_BENCH_RUNS` times (default 3) and prints
-//! medians.
+//! every other run), and prints what the keys cost as a ratio of the two rates. Before the
+//! plain triggers, the same server answers authenticated `GET /api/v4/version` under the same
+//! load: the trigger rate over that rate is the figure that stays comparable on a noisy
+//! machine. After the restart on the data dir the triggers filled, it prints the idle memory
+//! with that history. Repeats `SPUR_BENCH_RUNS` times (default 3) and prints medians.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -71,6 +74,9 @@ fn main() {
     let mut keyed_rates = Vec::new();
     let mut keyed_p99s = Vec::new();
     let mut ratios = Vec::new();
+    let mut version_rates = Vec::new();
+    let mut version_ratios = Vec::new();
+    let mut history_rss = Vec::new();
     for run in 1..=runs {
         // Even runs measure the keyed phase first, so that the machine drifting within a run
         // does not always count against the same phase.
@@ -81,6 +87,16 @@ fn main() {
             "run {run}: {} acknowledged in {:.2} s = {:.0} triggers/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, non-201 {}, socket errors {}, all {} found after kill -9",
             r.created, r.seconds, r.rate, r.p50_ms, r.p99_ms, r.max_ms, r.other, r.socket_errors, r.verified
         );
+        println!(
+            "run {run}: GET /api/v4/version {:.0}/s on the same server; triggers/version {:.3}; idle {:.1} MiB after a restart with {} pipelines",
+            r.version_rate,
+            r.rate / r.version_rate,
+            r.history_rss_mib,
+            r.verified
+        );
+        version_rates.push(r.version_rate);
+        version_ratios.push(r.rate / r.version_rate);
+        history_rss.push(r.history_rss_mib);
         let k = match early {
             Some(k) => k,
             None => rt.block_on(load_run(seconds, connections, true)),
@@ -113,6 +129,29 @@ fn main() {
         median(&mut keyed_p99s),
         median(&mut ratios)
     );
+    println!(
+        "GET /api/v4/version: median {:.0}/s; triggers/version ratio median {:.3}; idle after a restart with the history: median {:.1} MiB {:?}",
+        median(&mut version_rates),
+        median(&mut version_ratios),
+        median(&mut history_rss),
+        rounded(&history_rss)
+    );
+}
+
+/// Requests per second `wrk` gets from authenticated `GET /api/v4/version`.
+fn version_rate(base: &str, seconds: u64, connections: usize) -> f64 {
+    let out = Command::new("wrk")
+        .args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "-H"])
+        .arg(format!("PRIVATE-TOKEN: {ROOT_TOKEN}"))
+        .arg(format!("{base}/api/v4/version"))
+        .output()
+        .expect("wrk is installed (apt-get install wrk)");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("wrk said: {stdout}"))
 }
 
 struct RunResult {
@@ -125,6 +164,8 @@ struct RunResult {
     p99_ms: f64,
     max_ms: f64,
     verified: usize,
+    version_rate: f64,
+    history_rss_mib: f64,
 }
 
 async fn load_run(seconds: u64, connections: usize, keyed: bool) -> RunResult {
@@ -146,6 +187,11 @@ async fn load_run(seconds: u64, connections: usize, keyed: bool) -> RunResult {
     let triggers_url = format!("{base}/api/v4/projects/{pid}/triggers");
     let trigger = post_as_root(&http, &triggers_url, &[("description", "bench")]).await;
     let token = trigger["token"].as_str().unwrap().to_string();
+    let version = if keyed {
+        0.0
+    } else {
+        version_rate(&base, seconds, connections)
+    };
     let ids_file = dir.path().join("ids");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/trigger.lua");
     let out = Command::new("wrk")
@@ -204,6 +250,8 @@ async fn load_run(seconds: u64, connections: usize, keyed: bool) -> RunResult {
         "{stored} stored < {} acknowledged",
         acknowledged.len()
     );
+    std::thread::sleep(Duration::from_secs(1));
+    let history_rss_mib = rss_kib(child.id()) as f64 / 1024.0;
     kill(child);
     let seconds = field("duration_us") / 1e6;
     RunResult {
@@ -216,5 +264,7 @@ async fn load_run(seconds: u64, connections: usize, keyed: bool) -> RunResult {
         p99_ms: field("p99_us") / 1000.0,
         max_ms: field("max_us") / 1000.0,
         verified: acknowledged.len(),
+        version_rate: version,
+        history_rss_mib,
     }
 }

@@ -27,7 +27,12 @@ pub async fn run(spur: Arc<Spur>, job: Job, upstream: Pipeline) {
                 job.id,
                 &format!(
                     "Downstream pipeline #{} created in {}",
-                    downstream.id, downstream.project_id
+                    downstream.id,
+                    spur.store
+                        .project(downstream.project_id)
+                        .ok()
+                        .flatten()
+                        .map_or_else(|| downstream.project_id.to_string(), |p| p.full_path)
                 ),
             );
             if !bridge.mirror {

@@ -553,6 +553,12 @@ fn run(config: Config) -> ExitCode {
         // actix stops on SIGTERM/SIGINT: no new connections, in-flight requests finish.
         running.server.await.map_err(|e| e.to_string())?;
         spur::shutdown(&running.spur, grace).await;
+        // Closed cleanly, the database opens at the next start without redb's repair pass.
+        let store = running.spur.store.clone();
+        let closed = tokio::task::spawn_blocking(move || store.close())
+            .await
+            .unwrap_or(false);
+        tracing::info!(closed, "database closed");
         Ok::<(), String>(())
     });
     match result {

@@ -41,6 +41,7 @@
     var url = log.getAttribute("data-poll");
     var cursor = log.getAttribute("data-cursor");
     var status = document.getElementById("job-status");
+    var lastStatus = status ? status.textContent : "";
     var stack = [log].concat(Array.prototype.slice.call(log.querySelectorAll("details[data-running]")));
     var following = true;
     var atEnd = function () { return log.scrollTop + log.clientHeight >= log.scrollHeight - 24; };
@@ -99,6 +100,9 @@
           if (status && data.status) {
             status.className = "status status-" + data.status;
             status.textContent = data.status;
+            // Started (or otherwise moved on): the sidebar's runner, times and buttons too.
+            if (data.status !== lastStatus && !data.complete) { refreshSidebar(); }
+            lastStatus = data.status;
           }
           if (data.more) { setTimeout(poll, 0); }
           else if (!data.complete) { setTimeout(poll, 1000); }
@@ -111,6 +115,17 @@
     };
     setTimeout(poll, 500);
   }
+  // A running job's duration ticks in the sidebar (the same words as the server's).
+  var ticking = function () {
+    var el = document.getElementById("job-duration");
+    var since = el && el.getAttribute("data-running-since");
+    if (!since) { return; }
+    var s = Math.max(0, Math.floor((Date.now() - Number(since)) / 1000));
+    var two = function (n) { return (n < 10 ? "0" : "") + n; };
+    el.textContent = s < 60 ? s + "s" : s < 3600 ? Math.floor(s / 60) + "m " + two(s % 60) + "s"
+      : Math.floor(s / 3600) + "h " + two(Math.floor(s / 60) % 60) + "m";
+  };
+  setInterval(ticking, 1000);
   // Live regions (a pipeline, the pipelines list): the page is asked again with the ETag it
   // was sent with; only a changed page (200, not 304) replaces the regions, by id.
   var regions = document.querySelectorAll("[data-live-region]");
@@ -130,11 +145,12 @@
           var live = true;
           if (text) {
             var fresh = new DOMParser().parseFromString(text, "text/html");
+            // Read before the fresh regions move into the page.
+            live = fresh.querySelector("[data-live-region]") !== null;
             Array.prototype.forEach.call(document.querySelectorAll("[data-live-region]"), function (old) {
               var next = fresh.getElementById(old.id);
               if (next) { old.replaceWith(next); }
             });
-            live = fresh.querySelector("[data-live-region]") !== null;
             document.dispatchEvent(new Event("spur:refreshed"));
           }
           if (live) { setTimeout(refresh, every); }

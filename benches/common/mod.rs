@@ -42,8 +42,21 @@ pub async fn post_as_root(http: &reqwest::Client, url: &str, form: &[(&str, &str
 /// Starts the release binary (or `SPUR_BENCH_BINARY`, to measure another build in the same
 /// hour) on `data` with `extra` flags; returns it and its base URL.
 pub fn start(data: &Path, extra: &[&str]) -> (Child, String) {
+    start_wrapped(&[], data, extra)
+}
+
+/// Like `start`, run under `wrapper` (a command and its arguments, e.g. valgrind's).
+pub fn start_wrapped(wrapper: &[&str], data: &Path, extra: &[&str]) -> (Child, String) {
     let binary = std::env::var("SPUR_BENCH_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_spur").to_string());
-    let mut child = Command::new(binary)
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(&binary);
+            c
+        }
+        None => Command::new(&binary),
+    };
+    let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .args(extra)
@@ -73,8 +86,14 @@ pub fn start(data: &Path, extra: &[&str]) -> (Child, String) {
 
 /// Waits until the server answers.
 pub async fn wait_ready(base: &str) {
+    wait_ready_for(base, Duration::from_secs(5)).await;
+}
+
+/// Waits up to `limit` until the server answers.
+pub async fn wait_ready_for(base: &str, limit: Duration) {
     let http = http_client();
-    for _ in 0..5000 {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
         let answer = http
             .get(format!("{base}/api/v4/version"))
             .header("PRIVATE-TOKEN", ROOT_TOKEN)

@@ -338,8 +338,8 @@ const MAX_PLAY_VALUE: usize = 10_000;
 pub enum PlayVariablesRefusal {
     /// The project's minimum role for setting variables is above the caller's (GitLab: 403).
     Forbidden,
-    /// A key or value GitLab would refuse: the field and the reason.
-    Invalid(&'static str, String),
+    /// A key or value GitLab would refuse: the field, the reason and the row at fault.
+    Invalid(&'static str, String, Option<usize>),
 }
 
 /// Checks the variables a caller sets when running a manual job, as GitLab's
@@ -364,6 +364,7 @@ pub fn play_variables(
         return Err(PlayVariablesRefusal::Invalid(
             "job_variables",
             format!("are more than {MAX_PLAY_VARIABLES}"),
+            None,
         ));
     }
     for (i, (key, value)) in rows.iter().enumerate() {
@@ -371,24 +372,28 @@ pub fn play_variables(
             return Err(PlayVariablesRefusal::Invalid(
                 "job_variables.key",
                 "can't be blank".into(),
+                Some(i),
             ));
         }
         if !crate::domain::is_valid_variable_key(key) {
             return Err(PlayVariablesRefusal::Invalid(
                 "job_variables.key",
                 "can contain only letters, digits and '_'.".into(),
+                Some(i),
             ));
         }
         if rows[..i].iter().any(|(k, _)| k == key) {
             return Err(PlayVariablesRefusal::Invalid(
                 "job_variables.key",
                 "has already been taken".into(),
+                Some(i),
             ));
         }
         if value.len() > MAX_PLAY_VALUE {
             return Err(PlayVariablesRefusal::Invalid(
                 "job_variables.value",
                 format!("is too long (maximum is {MAX_PLAY_VALUE} characters)"),
+                Some(i),
             ));
         }
     }

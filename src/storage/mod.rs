@@ -189,6 +189,11 @@ impl Store {
         })
     }
 
+    /// Closes the database at shutdown (see `Slot::close`); answers whether it closed cleanly.
+    pub fn close(&self) -> bool {
+        self.slot.close(std::time::Duration::from_secs(5))
+    }
+
     /// Writes are refused (503) while the disk has less than `bytes` free (0: never).
     pub fn set_min_free_bytes(&self, bytes: u64) {
         self.slot.set_min_free(bytes);

@@ -67,6 +67,26 @@ impl Slot {
         self.get()
     }
 
+    /// Closes the database for good at shutdown, once the reads and writes in flight are done
+    /// (at most `wait`): redb then records its free pages, so the next start opens the file
+    /// without the repair a crash needs. Later reads and writes are refused.
+    pub(super) fn close(&self, wait: Duration) -> bool {
+        let Some(db) = self.db.write().ok().and_then(|mut guard| guard.take()) else {
+            return false;
+        };
+        let start = Instant::now();
+        while Arc::strong_count(&db) > 1 && start.elapsed() < wait {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        match Arc::try_unwrap(db) {
+            Ok(db) => {
+                drop(db);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Closes the failed handle (once the reads on it are done) and opens the file again, which
     /// runs redb's repair. The slot stays empty, and reads and writes are refused, until this
     /// succeeds; the caller retries.

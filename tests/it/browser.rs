@@ -22,6 +22,9 @@ const LIVE_CONFIG: &str = r#"live:
       echo prep-detail
       printf '\033[0Ksection_end:%s:prep\r\033[0K\n' "$(date +%s)"
       for i in $(seq 1 200); do echo "line $i"; sleep 0.1; done
+poke:
+  when: manual
+  script: [sleep 60]
 "#;
 
 #[tokio::test]

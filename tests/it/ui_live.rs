@@ -80,6 +80,10 @@ async fn the_live_log_sends_only_what_it_gained_and_pages_answer_304_until_they_
         !body.contains("first-line"),
         "what the page holds is not sent again: {body}"
     );
+    assert!(
+        page.contains("data-n=\"1\""),
+        "lines are numbered by the server, folded or not"
+    );
 
     // The pipeline page and the list: an ETag, and 304 while nothing shown changed.
     let pipeline_page = format!("/root/demo/-/pipelines/{id}");
@@ -122,6 +126,11 @@ async fn the_live_log_sends_only_what_it_gained_and_pages_answer_304_until_they_
     assert_eq!(
         get_with(&b, "/root/demo/-/pipelines", Some(&list_etag)).await.status(),
         200
+    );
+    let (_, job_page, _) = b.get("/root/demo/-/jobs/1").await;
+    assert!(
+        job_page.contains("/root/demo/-/jobs/1/raw?download=1"),
+        "a job with a log offers its download"
     );
 
     // The rest of the log comes by cursor: each line once, the script's section closed.
@@ -267,8 +276,13 @@ async fn a_manual_job_runs_with_the_variables_its_runner_sets() {
         "{page}"
     );
     assert!(
-        page.contains("id=\"play-error\"") && page.contains("Key can contain only letters"),
+        page.contains("id=\"play-error\"") && page.contains("Key NOT OK can contain only letters"),
         "{page}"
+    );
+    assert_eq!(
+        page.matches("aria-invalid=\"true\"").count(),
+        1,
+        "only the row at fault is marked"
     );
     let form = [
         ("authenticity_token", csrf.as_str()),
@@ -279,6 +293,12 @@ async fn a_manual_job_runs_with_the_variables_its_runner_sets() {
     ];
     let (status, _, location, _) = b.post(&format!("{path}/play"), &form).await;
     assert_eq!((status, location.as_deref()), (302, Some(path.as_str())));
+    let (status, _, location) = b.get(&format!("{path}/play")).await;
+    assert_eq!(
+        (status, location.as_deref()),
+        (302, Some(path.as_str())),
+        "a reload of the refused form"
+    );
     let start = Instant::now();
     while !job_log(&s, pid, &other).await.contains("other=from-page") {
         assert!(start.elapsed() < Duration::from_secs(30));

@@ -97,7 +97,19 @@ def live_log(driver):
     wait(driver, EC.text_to_be_present_in_element((By.ID, "job-log"), "line 120"), timeout=30)
     assert driver.execute_script("return document.getElementById('job-log').scrollTop;") < 50, "scrolled up, it stays put"
     assert driver.execute_script("return window.__spurNoReload === true;"), "the page reloaded"
-    api("POST", f"/projects/{live}/jobs/{job['id']}/cancel")
+    shot(driver, "14-live-log-scrolled-up")
+
+    # The pipeline page follows two changes in a row without reloading: a manual job played,
+    # then the pipeline canceled.
+    driver.get(f"{URL}/root/live/-/pipelines/{pipeline['id']}")
+    driver.execute_script("window.__spurNoReload = true;")
+    poke = [j for j in api("GET", f"/projects/{live}/pipelines/{pipeline['id']}/jobs") if j["name"] == "poke"][0]
+    api("POST", f"/projects/{live}/jobs/{poke['id']}/play")
+    wait(driver, lambda d: any(s in d.find_element(By.ID, f"job-cell-{poke['id']}").text for s in ("pending", "running")), timeout=30)
+    api("POST", f"/projects/{live}/pipelines/{pipeline['id']}/cancel")
+    wait(driver, EC.text_to_be_present_in_element((By.ID, "pipeline-status"), "canceled"), timeout=30)
+    assert driver.execute_script("return window.__spurNoReload === true;"), "the pipeline page reloaded"
+    shot(driver, "16-pipeline-live-canceled")
 
 
 def rejected_form(driver):

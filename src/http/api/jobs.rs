@@ -266,7 +266,7 @@ pub async fn play(req: HttpRequest, spur: State, payload: web::Payload) -> Resul
     };
     let variables = crate::scheduler::play_variables(&project, access.level, rows).map_err(|e| match e {
         crate::scheduler::PlayVariablesRefusal::Forbidden => ApiError::forbidden(),
-        crate::scheduler::PlayVariablesRefusal::Invalid(field, text) => ApiError::invalid(field, &text),
+        crate::scheduler::PlayVariablesRefusal::Invalid(field, text, _) => ApiError::invalid(field, &text),
     })?;
     spur.scheduler
         .play(job.id, actor.user.id, variables)

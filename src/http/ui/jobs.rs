@@ -115,8 +115,12 @@ struct ShowPage {
     j: JobRow,
     source: &'static str,
     log_html: String,
-    /// Where the live script resumes: `<offset>.<style>`.
+    /// Where the live script resumes: `<offset>.<style>.<line>`.
     cursor: String,
+    /// A running job's start (ms), for the sidebar's ticking duration.
+    running_since: Option<i64>,
+    /// Whether the job has logged anything.
+    has_log: bool,
     truncated: bool,
     live: bool,
     failure_reason: Option<String>,
@@ -138,6 +142,8 @@ struct ShowPage {
 struct PlayForm {
     rows: Vec<(String, String)>,
     error: Option<String>,
+    /// The row at fault, marked invalid.
+    bad_row: Option<usize>,
 }
 
 fn find_job(spur: &Spur, project: &Project, id: u64) -> Result<(Job, Pipeline), UiError> {
@@ -148,6 +154,32 @@ fn find_job(spur: &Spur, project: &Project, id: u64) -> Result<(Job, Pipeline), 
         .ok_or(UiError::NotFound)?;
     let pipeline = spur.store.pipeline(job.pipeline_id)?.ok_or(UiError::NotFound)?;
     Ok((job, pipeline))
+}
+
+/// The most of a log's start counted for the first shown line's number.
+const MAX_COUNTED_BYTES: u64 = 16 << 20;
+
+/// How many lines a job's log has before byte `start` (`None` past `MAX_COUNTED_BYTES`:
+/// the page then shows no line numbers).
+fn lines_before(spur: &Spur, job_id: u64, start: u64) -> Option<u64> {
+    if start == 0 {
+        return Some(0);
+    }
+    if start > MAX_COUNTED_BYTES {
+        return None;
+    }
+    let file = std::fs::File::open(spur.traces.path(job_id)).ok()?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file.take(start));
+    let mut lines = 0u64;
+    loop {
+        let buf = std::io::BufRead::fill_buf(&mut reader).ok()?;
+        if buf.is_empty() {
+            return Some(lines);
+        }
+        lines += buf.iter().filter(|b| **b == b'\n').count() as u64;
+        let n = buf.len();
+        std::io::BufRead::consume(&mut reader, n);
+    }
 }
 
 /// A job's log as the page reads it.
@@ -245,17 +277,24 @@ async fn render(req: &HttpRequest, spur: &Spur, mut play: PlayForm) -> Result<Ht
     play.rows.resize(wanted, (String::new(), String::new()));
     let log = read_log(spur, job.id, None, MAX_LOG_BYTES)?;
     let live = job.status.is_active();
-    let (log_html, style, consumed) = super::log_html::render(&log.bytes, live);
+    let first = super::log_html::State::at_line(lines_before(spur, job.id, log.start));
+    let (log_html, state, consumed) = super::log_html::render(&log.bytes, live, first);
     let now = clock::now();
     let can_act = visitor.user.is_some() && access.at_least(AccessLevel::Developer);
-    let l = Layout::new(req, &visitor, format!("{} · job #{}", job.name, job.id)).in_project(&project, &access, "jobs");
+    let mut l =
+        Layout::new(req, &visitor, format!("{} · job #{}", job.name, job.id)).in_project(&project, &access, "jobs");
+    if live {
+        l.refresh = Some(10);
+    }
     let page = ShowPage {
         l,
         full_path: project.full_path.clone(),
         j: row(&job, Some(&pipeline), now),
         source: pipeline.source.as_str(),
         log_html,
-        cursor: format!("{}.{}", log.start + consumed as u64, style.encode()),
+        cursor: format!("{}.{}", log.start + consumed as u64, state.encode()),
+        running_since: job.started_at.filter(|_| job.status == JobStatus::Running),
+        has_log: log.size > 0,
         truncated: log.start > 0,
         live,
         failure_reason: job
@@ -353,7 +392,7 @@ pub async fn trace(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespon
     let cursor = super::query(&req, "cursor").unwrap_or_default();
     let (offset, style) = cursor.split_once('.').unwrap_or((&cursor, ""));
     let offset: u64 = offset.parse().unwrap_or(0);
-    let mut style = super::log_html::Style::decode(style);
+    let mut state = super::log_html::State::decode(style);
     let complete = !job.status.is_active();
     let log = read_log(&spur, job.id, Some(offset), CHUNK_BYTES)?;
     let no_store = ("Cache-Control", "no-store");
@@ -368,12 +407,12 @@ pub async fn trace(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespon
     if !at_end && let Some(i) = chunk.iter().rposition(|b| *b == b'\n') {
         chunk = &chunk[..=i];
     }
-    let (ops, tail, consumed) = super::log_html::render_chunk(chunk, &mut style, at_end && !complete);
+    let (ops, tail, consumed) = super::log_html::render_chunk(chunk, &mut state, at_end && !complete);
     let next = offset + consumed as u64;
     Ok(HttpResponse::Ok().insert_header(no_store).json(json!({
         "ops": ops,
         "tail": tail,
-        "cursor": format!("{next}.{}", style.encode()),
+        "cursor": format!("{next}.{}", state.encode()),
         "more": !at_end,
         "status": job.status.as_str(),
         "complete": complete,
@@ -407,6 +446,13 @@ pub async fn raw(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpResponse
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(response.body("")),
         Err(e) => Err(UiError::Internal(e.to_string())),
     }
+}
+
+/// `GET /{ns}/{project}/-/jobs/{id}/play`: where a refused Run form was shown (reloaded or
+/// bookmarked); the job's page.
+pub async fn to_job(req: HttpRequest) -> HttpResponse {
+    let job = req.path().strip_suffix("/play").unwrap_or("/");
+    redirect(&req, job, None)
 }
 
 /// `POST /{ns}/{project}/-/jobs/{id}/cancel|retry|play` (Developer+).
@@ -452,24 +498,32 @@ pub async fn act(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload)
             let variables = match crate::scheduler::play_variables(&project, access.level, rows.clone()) {
                 Ok(variables) => variables,
                 Err(e) => {
-                    let error = match e {
-                        crate::scheduler::PlayVariablesRefusal::Forbidden => {
-                            "You are not allowed to set variables in this project.".to_string()
-                        }
-                        crate::scheduler::PlayVariablesRefusal::Invalid(field, text) => {
-                            let what = if field.ends_with("value") { "Value" } else { "Key" };
-                            format!("{what} {text}")
+                    // The refusal counts the rows sent with a key or a value; the form shows all.
+                    let filled: Vec<usize> = (0..rows.len())
+                        .filter(|&i| !rows[i].0.trim().is_empty() || !rows[i].1.is_empty())
+                        .collect();
+                    let (error, bad_row) = match e {
+                        crate::scheduler::PlayVariablesRefusal::Forbidden => (
+                            "You are not allowed to set variables in this project.".to_string(),
+                            None,
+                        ),
+                        crate::scheduler::PlayVariablesRefusal::Invalid(field, text, row) => {
+                            let bad_row = row.and_then(|i| filled.get(i).copied());
+                            let key = bad_row.map(|i| rows[i].0.trim().to_string()).unwrap_or_default();
+                            let what = match (field.ends_with("value"), key.is_empty()) {
+                                (true, false) => format!("The value of {key}"),
+                                (false, false) => format!("Key {key}"),
+                                _ => "Key".to_string(),
+                            };
+                            (format!("{what} {text}"), bad_row)
                         }
                     };
-                    return render(
-                        &req,
-                        &spur,
-                        PlayForm {
-                            rows,
-                            error: Some(error),
-                        },
-                    )
-                    .await;
+                    let form = PlayForm {
+                        rows,
+                        error: Some(error),
+                        bad_row,
+                    };
+                    return render(&req, &spur, form).await;
                 }
             };
             spur.scheduler.play(job.id, user.id, variables).await.map_err(refused)?;

@@ -6,14 +6,47 @@
 
 use serde_json::{Value, json};
 
-/// Renders a whole log; `live` keeps an unfinished last line apart (class `tail`), as it may
-/// still be rewritten. Answers the HTML and the cursor to resume from (`consumed` bytes of `log`
-/// rendered as finished lines). Never panics on any input.
-pub fn render(log: &[u8], live: bool) -> (String, Style, usize) {
+/// Where rendering stopped, carried between chunks of a live log: the colours in force and
+/// the number of the last line shown (`None`: lines are not numbered, the start being unknown).
+#[derive(Default, Clone, PartialEq, Eq, Debug)]
+pub struct State {
+    style: Style,
+    line: Option<u64>,
+}
+
+impl State {
+    /// A state at line `line` (the lines before it shown), default colours.
+    pub fn at_line(line: Option<u64>) -> State {
+        State {
+            style: Style::default(),
+            line,
+        }
+    }
+
+    /// The state as a short token for a cursor: the style, `.`, the line number (or `-`).
+    pub fn encode(&self) -> String {
+        let line = self.line.map_or_else(|| "-".to_string(), |n| n.to_string());
+        format!("{}.{line}", self.style.encode())
+    }
+
+    /// The state of a token made by `encode`; anything unreadable is the default.
+    pub fn decode(token: &str) -> State {
+        let (style, line) = token.split_once('.').unwrap_or((token, "0"));
+        State {
+            style: Style::decode(style),
+            line: line.parse().ok(),
+        }
+    }
+}
+
+/// Renders a whole log whose first line is number `state.line + 1`; `live` keeps an unfinished
+/// last line apart (class `tail`), as it may still be rewritten. Answers the HTML, the state and
+/// the bytes of `log` rendered as finished lines (where the live script resumes). Never panics
+/// on any input.
+pub fn render(log: &[u8], live: bool, mut state: State) -> (String, State, usize) {
     let (raw_body, raw_tail) = split_tail(log, live);
     let body = String::from_utf8_lossy(raw_body);
     let mut out = String::with_capacity(body.len() + body.len() / 4);
-    let mut style = Style::default();
     let mut open_sections = 0usize;
     let mut durations = durations(&body).into_iter();
     for piece in pieces(&body) {
@@ -36,7 +69,7 @@ pub fn render(log: &[u8], live: bool) -> (String, Style, usize) {
                     out.push_str(" data-running");
                 }
                 out.push_str("><summary>");
-                render_text(header, &mut style, &mut out);
+                render_text(header, &mut state.style, &mut out);
                 if let Some(Some(secs)) = duration {
                     push_duration(secs, &mut out);
                 }
@@ -49,16 +82,16 @@ pub fn render(log: &[u8], live: bool) -> (String, Style, usize) {
                     open_sections -= 1;
                 }
             }
-            Piece::Line(text) => push_line(text, "line", &mut style, &mut out),
+            Piece::Line(text) => push_line(text, "line", &mut state, &mut out),
         }
     }
     if let Some(tail) = raw_tail {
-        push_tail(tail, &style, &mut out);
+        push_tail(tail, &state, &mut out);
     }
     for _ in 0..open_sections {
         out.push_str("</details>");
     }
-    (out, style, raw_body.len())
+    (out, state, raw_body.len())
 }
 
 /// Renders a chunk appended to a log as operations for the page's script: `{"lines": html}`,
@@ -66,7 +99,7 @@ pub fn render(log: &[u8], live: bool) -> (String, Style, usize) {
 /// `{"close": secs}` (the innermost open section ends). With `live`, an unfinished last line
 /// is answered apart as the tail (rendered, not consumed). Answers the operations, the tail
 /// and the bytes of `chunk` consumed.
-pub fn render_chunk(chunk: &[u8], style: &mut Style, live: bool) -> (Vec<Value>, Option<String>, usize) {
+pub fn render_chunk(chunk: &[u8], state: &mut State, live: bool) -> (Vec<Value>, Option<String>, usize) {
     let mut ops = Vec::new();
     let mut lines = String::new();
     let (raw_body, raw_tail) = split_tail(chunk, live);
@@ -82,11 +115,11 @@ pub fn render_chunk(chunk: &[u8], style: &mut Style, live: bool) -> (Vec<Value>,
                 start,
             } => {
                 let mut summary = String::new();
-                render_text(header, style, &mut summary);
+                render_text(header, &mut state.style, &mut summary);
                 ops.push(json!({ "open": summary, "collapsed": collapsed, "start": start }));
             }
             Piece::Close { end } => ops.push(json!({ "close": end })),
-            Piece::Line(text) => push_line(text, "line", style, &mut lines),
+            Piece::Line(text) => push_line(text, "line", state, &mut lines),
         }
     }
     if !lines.is_empty() {
@@ -94,7 +127,7 @@ pub fn render_chunk(chunk: &[u8], style: &mut Style, live: bool) -> (Vec<Value>,
     }
     let tail = raw_tail.map(|t| {
         let mut out = String::new();
-        push_tail(t, style, &mut out);
+        push_tail(t, state, &mut out);
         out
     });
     (ops, tail, raw_body.len())
@@ -144,20 +177,26 @@ fn pieces(log: &str) -> impl Iterator<Item = Piece<'_>> {
     })
 }
 
-fn push_line(text: &str, class: &str, style: &mut Style, out: &mut String) {
+/// One line, numbered (`data-n`, shown by the style sheet) when the state counts lines.
+fn push_line(text: &str, class: &str, state: &mut State, out: &mut String) {
     out.push_str("<span class=\"");
     out.push_str(class);
-    out.push_str("\">");
-    render_text(text, style, out);
+    out.push('"');
+    if let Some(n) = state.line.as_mut() {
+        *n += 1;
+        out.push_str(&format!(" data-n=\"{n}\""));
+    }
+    out.push('>');
+    render_text(text, &mut state.style, out);
     out.push_str("</span>");
 }
 
 /// The unfinished last line as it reads now (its last carriage-return rewrite); the style
 /// is not carried on, as the line will be rendered again once finished.
-fn push_tail(raw: &[u8], style: &Style, out: &mut String) {
+fn push_tail(raw: &[u8], state: &State, out: &mut String) {
     let text = String::from_utf8_lossy(raw);
     let visible = text.rsplit('\r').find(|s| !s.is_empty()).unwrap_or("");
-    push_line(visible, "line tail", &mut style.clone(), out);
+    push_line(visible, "line tail", &mut state.clone(), out);
 }
 
 fn push_duration(secs: u64, out: &mut String) {
@@ -204,22 +243,22 @@ fn after_marker(rest: &str) -> &str {
     }
 }
 
-/// The colours in force where rendering stopped; carried between chunks of a live log.
+/// The colours in force where rendering stopped.
 #[derive(Default, Clone, PartialEq, Eq, Debug)]
-pub struct Style {
+struct Style {
     fg: Option<u8>,
     bold: bool,
 }
 
 impl Style {
     /// The style as a short token for a cursor (`-` or a colour, then `b` when bold).
-    pub fn encode(&self) -> String {
+    fn encode(&self) -> String {
         let fg = self.fg.map_or_else(|| "-".to_string(), |c| c.to_string());
         if self.bold { format!("{fg}b") } else { fg }
     }
 
     /// The style of a token made by `encode`; anything else is the default style.
-    pub fn decode(token: &str) -> Style {
+    fn decode(token: &str) -> Style {
         let (fg, bold) = match token.strip_suffix('b') {
             Some(fg) => (fg, true),
             None => (token, false),
@@ -320,10 +359,10 @@ fn render_text(text: &str, style: &mut Style, out: &mut String) {
 
 #[cfg(test)]
 mod tests {
-    use super::{Style, render, render_chunk};
+    use super::{State, Style, render, render_chunk};
 
     fn html(log: &str) -> String {
-        render(log.as_bytes(), false).0
+        render(log.as_bytes(), false, State::default()).0
     }
 
     #[test]
@@ -377,47 +416,46 @@ mod tests {
 
     #[test]
     fn a_live_log_keeps_its_unfinished_line_apart() {
-        let (html, style, consumed) = render(b"\x1b[31mred\nprogress 10%\rprogress 20%", true);
+        let (html, state, consumed) = render(b"\x1b[31mred\nprogress 10%\rprogress 20%", true, State::default());
         assert_eq!(consumed, "\x1b[31mred\n".len());
         assert!(
             html.ends_with("<span class=\"line tail\"><span class=\"term-fg1\">progress 20%</span></span>"),
             "{html}"
         );
-        assert_eq!(style.encode(), "1");
+        assert_eq!(state.encode(), "1.-");
         // Finished, the same log has no tail.
-        let (html, _, consumed) = render(b"a\nb", false);
+        let (html, _, consumed) = render(b"a\nb", false, State::default());
         assert_eq!(consumed, 3);
         assert!(!html.contains("tail"));
     }
 
     #[test]
-    fn chunks_resume_colours_and_sections_from_the_cursor() {
+    fn chunks_resume_colours_sections_and_line_numbers_from_the_cursor() {
         let log = "\x1b[0Ksection_start:10:build[collapsed=true]\r\x1b[0KBuilding\n\x1b[1;32mok\nmore\n\x1b[0Ksection_end:75:build\r\x1b[0K\nafter\npartial";
         let cut = log.find("more").unwrap();
-        let (_, mut style, consumed) = render(&log.as_bytes()[..cut], true);
+        let (html, mut state, consumed) = render(&log.as_bytes()[..cut], true, State::at_line(Some(0)));
         assert_eq!(consumed, cut);
-        assert_eq!(
-            style,
-            Style::decode(&style.encode()),
-            "the cursor's style token round-trips"
-        );
-        let (ops, tail, used) = render_chunk(&log.as_bytes()[cut..], &mut style, true);
+        assert!(html.contains("<span class=\"line\" data-n=\"1\">"), "{html}");
+        assert_eq!(state.encode(), "2b.1");
+        assert_eq!(state, State::decode(&state.encode()), "the cursor's token round-trips");
+        let (ops, tail, used) = render_chunk(&log.as_bytes()[cut..], &mut state, true);
         assert_eq!(used, log.len() - cut - "partial".len());
         assert_eq!(
             serde_json::Value::Array(ops),
             serde_json::json!([
-                {"lines": "<span class=\"line\"><span class=\"term-fg2 term-bold\">more</span></span>"},
+                {"lines": "<span class=\"line\" data-n=\"2\"><span class=\"term-fg2 term-bold\">more</span></span>"},
                 {"close": 75},
-                {"lines": "<span class=\"line\"><span class=\"term-fg2 term-bold\">after</span></span>"},
+                {"lines": "<span class=\"line\" data-n=\"3\"><span class=\"term-fg2 term-bold\">after</span></span>"},
             ])
         );
         assert_eq!(
             tail.as_deref(),
-            Some("<span class=\"line tail\"><span class=\"term-fg2 term-bold\">partial</span></span>")
+            Some("<span class=\"line tail\" data-n=\"4\"><span class=\"term-fg2 term-bold\">partial</span></span>")
         );
+        assert_eq!(state.encode(), "2b.3", "the tail is not counted until it is finished");
         let (ops, _, _) = render_chunk(
             b"\x1b[0Ksection_start:5:x[collapsed=true]\r\x1b[0K<b>\n",
-            &mut Style::default(),
+            &mut State::default(),
             true,
         );
         assert_eq!(
@@ -428,10 +466,11 @@ mod tests {
 
     #[test]
     fn a_marker_still_being_written_is_not_shown_as_text() {
-        let (html, _, consumed) = render(b"x\n\x1b[0Ksection_sta", true);
+        let (html, _, consumed) = render(b"x\n\x1b[0Ksection_sta", true, State::default());
         assert_eq!(consumed, 2);
         assert!(!html.contains("section_sta"), "{html}");
         assert_eq!(Style::decode("junk"), Style::default());
         assert_eq!(Style::decode("99b").encode(), "-b");
+        assert_eq!(State::decode("x.y.z"), State::at_line(None));
     }
 }

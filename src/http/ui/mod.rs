@@ -128,6 +128,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/{ns}/{project}/-/jobs/{id}/artifacts/download",
             web::get().to(jobs::download_artifacts),
         )
+        .route("/{ns}/{project}/-/jobs/{id}/play", web::get().to(jobs::to_job))
         .route("/{ns}/{project}/-/jobs/{id}/{action}", web::post().to(jobs::act))
         .route("/{ns}/{project}/-/settings/ci_cd", web::get().to(settings::show))
         .route("/{ns}/{project}/-/hooks", web::get().to(webhooks::show))

@@ -50,9 +50,12 @@ pub async fn project_home(req: HttpRequest, spur: web::Data<Spur>) -> Result<Htt
     let recent_of = |filter: &PipelineFilter, n: usize| -> Result<Vec<Recent>, UiError> {
         let (list, _) = spur
             .store
-            .project_pipelines(project.id, filter, PipelineOrder::Id, true, 0, n)?;
+            .project_pipelines(project.id, filter, PipelineOrder::Id, true, 0, n * 4)?;
+        // Child pipelines show under their parents, not as pipelines of their own.
         Ok(list
             .iter()
+            .filter(|p| p.source != crate::domain::PipelineSource::ParentPipeline)
+            .take(n)
             .map(|p| Recent {
                 id: p.id,
                 status: p.status.as_str(),

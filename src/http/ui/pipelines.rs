@@ -238,6 +238,16 @@ async fn render_list(
         .collect();
     let mut l = Layout::new(req, visitor, "Pipelines").in_project(project, access, "pipelines");
     l.etag = Some(etag.clone());
+    let unfinished = |p: &&Pipeline| {
+        use crate::domain::PipelineStatus as S;
+        matches!(
+            p.status,
+            S::Created | S::Pending | S::Running | S::WaitingForResource | S::Preparing
+        )
+    };
+    if refused.is_none() && pipelines.iter().any(|p| unfinished(&p)) {
+        l.refresh = Some(10);
+    }
     let empty = project.default_branch.is_none() && project.import_url.is_none();
     let can_run = visitor.user.is_some() && access.at_least(AccessLevel::Developer) && !empty;
     let asked_ref = refused
