@@ -4,6 +4,8 @@
 //! sends `SPUR_BENCH_TRIGGERS` (default 200) sequential valid trigger POSTs while the other idles
 //! for as long; the difference of their instruction totals over the triggers is the cost of one
 //! trigger, planning, the durable commit and the JSON answer included. Needs `valgrind`.
+//! `SPUR_BENCH_CALLGRIND_OUT=<file>` keeps the busy run's profile; with an unstripped binary
+//! (`CARGO_PROFILE_RELEASE_STRIP=false`, `SPUR_BENCH_BINARY`) `callgrind_annotate` reads it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -126,6 +128,10 @@ async fn run(triggers: u64, idle_for: Option<Duration>) -> (u64, Duration) {
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
+    // `SPUR_BENCH_CALLGRIND_OUT`: keep the busy run's profile (for `callgrind_annotate`).
+    if let (Ok(keep), None) = (std::env::var("SPUR_BENCH_CALLGRIND_OUT"), idle_for) {
+        let _ = std::fs::copy(&out, keep);
+    }
     (total_instructions(&out), elapsed)
 }
 

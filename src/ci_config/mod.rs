@@ -6,6 +6,7 @@
 pub mod bridge;
 pub mod component;
 pub mod compose;
+mod composed;
 pub mod inputs;
 pub mod job_settings;
 mod needs;

@@ -2,13 +2,13 @@
 //! jobs run for this source, ref and variables, and with which attributes. Pure: the caller
 //! passes a file reader and the list of files at the pipeline's commit.
 
-use super::compose::{self, FileSource};
-use super::inputs;
+use super::compose::FileSource;
+use super::composed::{Composed, compose_config, composed};
 use super::needs::{OPTIONAL_MARK, check_needs, matrix_expressions, resolve_needs};
 use super::parallel::parallel_instances;
 use super::policy::{self, Situation};
 use super::predefined::{predefined, user_vars};
-use super::validate::{GLOBAL_KEYS, needs_entries, validate};
+use super::validate::{GLOBAL_KEYS, needs_entries};
 use super::variables::{self, VarList};
 use super::yaml::{self, Mapping, Yaml};
 
@@ -144,29 +144,15 @@ pub enum PlanError {
 /// pipeline's repository (for `rules:exists`).
 pub fn plan(source: &dyn FileSource, files: &[String], ctx: &Context) -> Result<Plan, PlanError> {
     let pushed = source.pushed_changes();
-    let include_situation = Situation {
-        pushed: pushed.as_deref(),
-        repo: source,
-        source: &ctx.source,
-        ref_name: &ctx.ref_name,
-        ref_is_tag: ctx.ref_is_tag,
-        project_path: &ctx.project_path,
-        files,
-    };
-    let mut include_vars = predefined(ctx);
-    include_vars.extend(&user_vars(&ctx.project_variables, &ctx.raw_variables));
-    include_vars.extend(&user_vars(&ctx.pipeline_variables, &ctx.raw_variables));
-    let include_context = compose::IncludeContext {
-        masked: &ctx.masked_variables,
-        vars: &include_vars,
-        situation: &include_situation,
-    };
-    let config = compose_config(source, Some(&include_context), &ctx.inputs)?;
-    let stages = stages(&config).map_err(PlanError::Config)?;
-    let jobs = job_definitions(&config).map_err(PlanError::Config)?;
-    let defaults = defaults(&config).map_err(PlanError::Config)?;
-    let has_workflow_rules = workflow_rules(&config).is_some();
-    validate(&config, &jobs, &stages).map_err(PlanError::Config)?;
+    let composed = composed(source, files, ctx, pushed.as_deref())?;
+    let Composed {
+        config,
+        stages,
+        jobs,
+        defaults,
+        has_workflow_rules,
+    } = &*composed;
+    let has_workflow_rules = *has_workflow_rules;
     let situation = Situation {
         pushed: pushed.as_deref(),
         repo: source,
@@ -177,7 +163,7 @@ pub fn plan(source: &dyn FileSource, files: &[String], ctx: &Context) -> Result<
         files,
     };
     let top_vars = variables::from_yaml(config.get("variables"), "root").map_err(PlanError::Config)?;
-    let workflow_vars = evaluate_workflow(&config, &top_vars, ctx, &situation)?;
+    let workflow_vars = evaluate_workflow(config, &top_vars, ctx, &situation)?;
     let shared = Shared {
         base: predefined(ctx),
         outside: {
@@ -191,9 +177,9 @@ pub fn plan(source: &dyn FileSource, files: &[String], ctx: &Context) -> Result<
         has_workflow_rules,
     };
     let mut planned = Vec::new();
-    for stage in &stages {
+    for stage in stages {
         for (name, job) in jobs.iter().filter(|(_, j)| job_stage(j) == *stage) {
-            let job = with_defaults(job, &defaults);
+            let job = with_defaults(job, defaults);
             for (instance, instance_vars) in parallel_instances(name, &job) {
                 if let Some(p) = plan_job(&instance, &job, stage, &instance_vars, &shared)? {
                     planned.push(p);
@@ -201,7 +187,7 @@ pub fn plan(source: &dyn FileSource, files: &[String], ctx: &Context) -> Result<
             }
         }
     }
-    check_needs(&jobs, &planned).map_err(PlanError::Config)?;
+    check_needs(jobs, &planned).map_err(PlanError::Config)?;
     resolve_needs(&mut planned);
     let used: Vec<String> = stages
         .iter()
@@ -211,7 +197,7 @@ pub fn plan(source: &dyn FileSource, files: &[String], ctx: &Context) -> Result<
     if used.iter().all(|s| s == ".pre" || s == ".post") {
         return Err(PlanError::Filtered(NO_JOBS.into()));
     }
-    let name = workflow_name(&config, &shared);
+    let name = workflow_name(config, &shared);
     Ok(Plan {
         stages: used,
         jobs: planned,
@@ -248,34 +234,8 @@ pub fn merged_yaml(source: &dyn FileSource) -> Result<String, String> {
     yaml_serde::to_string(&yaml::to_json(&Yaml::Map(config))).map_err(|e| e.to_string())
 }
 
-/// `.gitlab-ci.yml` with the pipeline's `inputs` interpolated, then includes, `extends` and
-/// `!reference`.
-fn compose_config(
-    source: &dyn FileSource,
-    context: Option<&compose::IncludeContext>,
-    args: &Mapping,
-) -> Result<Mapping, PlanError> {
-    let text = source
-        .read(".gitlab-ci.yml")
-        .ok_or_else(|| PlanError::Config("Missing CI config file".to_string()))?;
-    let raw: Vec<(String, String)> = context
-        .map(|c| c.vars.0.iter().map(|v| (v.name.clone(), v.value.clone())).collect())
-        .unwrap_or_default();
-    let vars = inputs::Vars {
-        values: &raw,
-        masked: context.map_or(&[][..], |c| c.masked),
-    };
-    let config = inputs::load(&text, args, inputs::Origin::Request, vars).map_err(|e| match e {
-        inputs::InputsError::Load(e) => PlanError::Config(e.to_string()),
-        inputs::InputsError::Inputs(m) => PlanError::Inputs(m),
-    })?;
-    let config = compose::resolve_includes(config, source, context).map_err(PlanError::Config)?;
-    let config = compose::resolve_extends(config).map_err(PlanError::Config)?;
-    compose::resolve_references(config).map_err(PlanError::Config)
-}
-
 /// `.pre`, the user's stages (flattened, deduplicated) or `build, test, deploy`, then `.post`.
-fn stages(config: &Mapping) -> Result<Vec<String>, String> {
+pub(super) fn stages(config: &Mapping) -> Result<Vec<String>, String> {
     let mut listed = Vec::new();
     match config.get("stages") {
         None => listed.extend(["build", "test", "deploy"].map(String::from)),
@@ -320,7 +280,7 @@ fn script_lines(y: Option<&Yaml>, location: &str, key: &str) -> Result<Vec<Strin
 }
 
 /// Visible jobs in file order; hidden keys and globals are skipped.
-fn job_definitions(config: &Mapping) -> Result<Vec<(String, Mapping)>, String> {
+pub(super) fn job_definitions(config: &Mapping) -> Result<Vec<(String, Mapping)>, String> {
     let mut jobs = Vec::new();
     for (name, value) in config.iter() {
         if GLOBAL_KEYS.contains(&name.as_str()) || name.starts_with('.') {
@@ -351,7 +311,7 @@ pub(super) fn job_stage(job: &Mapping) -> String {
 }
 
 /// `default:` plus the deprecated top-level keys, refusing a key defined in both.
-fn defaults(config: &Mapping) -> Result<Mapping, String> {
+pub(super) fn defaults(config: &Mapping) -> Result<Mapping, String> {
     let mut out = match config.get("default") {
         Some(Yaml::Map(m)) => m.clone(),
         _ => Mapping::default(),
@@ -603,6 +563,34 @@ mod tests {
             &[".gitlab-ci.yml".to_string()],
             &ctx,
         )
+    }
+
+    #[test]
+    fn a_remembered_configuration_is_planned_afresh_for_each_pipeline() {
+        let text = "variables:\n  WHO: yaml\njob:\n  script: [echo $WHO]\n  rules:\n    - if: $GO == \"yes\"\n";
+        let files = [".gitlab-ci.yml".to_string()];
+        let source = |p: &str| (p == ".gitlab-ci.yml").then(|| text.to_string());
+        let with = |go: &str| Context {
+            source: "trigger".into(),
+            ref_name: "main".into(),
+            pipeline_variables: vec![("GO".into(), go.into())],
+            ..Context::default()
+        };
+        // The same text twice (the second from the cache): the rules see each pipeline's own
+        // variables.
+        assert!(matches!(
+            plan(&source, &files, &with("no")),
+            Err(PlanError::Filtered(_))
+        ));
+        let planned = plan(&source, &files, &with("yes")).unwrap();
+        assert_eq!(planned.jobs.len(), 1);
+        assert!(planned.jobs[0].variables.iter().any(|(k, v)| k == "GO" && v == "yes"));
+        // A configuration with an error is never remembered as good.
+        let bad = "job:\n  script: [x]\n  stage: nowhere\n";
+        let source = |p: &str| (p == ".gitlab-ci.yml").then(|| bad.to_string());
+        for _ in 0..2 {
+            assert!(matches!(plan(&source, &files, &with("yes")), Err(PlanError::Config(_))));
+        }
     }
 
     #[test]

@@ -25,7 +25,10 @@ pub struct VarList(pub Vec<Var>);
 impl VarList {
     /// Adds or replaces a variable.
     pub fn set(&mut self, name: &str, value: &str, raw: bool) {
-        self.0.retain(|v| v.name != name);
+        // Names are unique in the list: at most one to drop (it moves to the end).
+        if let Some(i) = self.0.iter().position(|v| v.name == name) {
+            self.0.remove(i);
+        }
         self.0.push(Var {
             name: name.to_string(),
             value: value.to_string(),

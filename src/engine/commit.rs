@@ -243,6 +243,7 @@ pub(super) async fn recover(spur: &Arc<Spur>, state: &mut State) -> Result<(), S
         return Ok(());
     }
     let mut interrupted = 0;
+    let mut requeue = Vec::new();
     // In slices, each its own commit: a long queue left behind is never all in memory at once.
     for slice in ids.chunks(RECOVERY_SLICE) {
         let mut batch = Batch::new(spur);
@@ -268,15 +269,30 @@ pub(super) async fn recover(spur: &Arc<Spur>, state: &mut State) -> Result<(), S
                     };
                     finish(&mut batch, pid, i, &end);
                 }
-                JobStatus::Pending | JobStatus::Scheduled | JobStatus::Created => {
-                    if let Some(w) = batch.pipelines.get_mut(&pid) {
-                        w.changed.insert(i);
+                // Pending jobs go back on the queue and delayed ones get their timers, without
+                // writing them again; created ones move on in the commit if their turn came.
+                JobStatus::Pending => {
+                    if let Some(w) = batch.pipelines.get(&pid) {
+                        requeue.push(QueuedJob {
+                            job_id: id,
+                            tags: job.tags.clone(),
+                            protected_ref: protected_ref(spur, &w.pipeline),
+                            resource_group: crate::scheduler::queued_group(job),
+                        });
                     }
+                }
+                JobStatus::Scheduled => {
+                    state
+                        .timers
+                        .insert((job.scheduled_at.unwrap_or_else(crate::clock::now), id));
                 }
                 _ => {}
             }
         }
         commit(batch, state).await;
+        for queued in requeue.drain(..) {
+            spur.scheduler.queue.push(queued);
+        }
     }
     tracing::info!(
         unfinished = ids.len(),

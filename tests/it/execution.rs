@@ -478,6 +478,24 @@ async fn pending_jobs_wait_for_an_executor_and_run_after_restart() {
 }
 
 #[tokio::test]
+async fn a_delayed_job_keeps_its_timer_and_a_pending_one_its_place_across_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = "later:\n  when: delayed\n  start_in: 2 seconds\n  script: [echo later]\nnow:\n  script: [echo now]\n";
+    let repo = Repo::with_files(&[(".gitlab-ci.yml", config)]);
+    let mut s = Server::start_on(&data, &["--concurrent", "0"]);
+    let pid = s.project("demo", repo.path()).await;
+    let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
+    let id = trigger(&s, pid, &token, &[]).await;
+    s.kill9();
+    let s = Server::start_on(&data, &["--concurrent", "1"]);
+    // The pending job runs; the delayed one waits for its timer and then runs too.
+    assert_eq!(finished_pipeline(&s, pid, id).await["status"], "success");
+    let all = jobs(&s, pid, id, "").await;
+    assert_eq!(job(&all, "later")["status"], "success", "{all:?}");
+}
+
+#[tokio::test]
 async fn the_api_pipeline_endpoint_runs_jobs_and_pipelines_can_be_canceled() {
     let config = "wait:\n  script: [sleep 30]\n";
     let (s, _repo, pid, _token) = setup(config, &[]).await;
