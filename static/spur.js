@@ -115,15 +115,15 @@
     };
     setTimeout(poll, 500);
   }
-  // A running job's duration ticks in the sidebar (the same words as the server's).
+  // Running durations (a job's sidebar, a pipeline's header) tick, in the server's words; a
+  // page answered 304 keeps its text otherwise.
   var ticking = function () {
-    var el = document.getElementById("job-duration");
-    var since = el && el.getAttribute("data-running-since");
-    if (!since) { return; }
-    var s = Math.max(0, Math.floor((Date.now() - Number(since)) / 1000));
-    var two = function (n) { return (n < 10 ? "0" : "") + n; };
-    el.textContent = s < 60 ? s + "s" : s < 3600 ? Math.floor(s / 60) + "m " + two(s % 60) + "s"
-      : Math.floor(s / 3600) + "h " + two(Math.floor(s / 60) % 60) + "m";
+    Array.prototype.forEach.call(document.querySelectorAll("[data-running-since]"), function (el) {
+      var s = Math.max(0, Math.floor((Date.now() - Number(el.getAttribute("data-running-since"))) / 1000));
+      var two = function (n) { return (n < 10 ? "0" : "") + n; };
+      el.textContent = s < 60 ? s + "s" : s < 3600 ? Math.floor(s / 60) + "m " + two(s % 60) + "s"
+        : Math.floor(s / 3600) + "h " + two(Math.floor(s / 60) % 60) + "m";
+    });
   };
   setInterval(ticking, 1000);
   // Live regions (a pipeline, the pipelines list): the page is asked again with the ETag it

@@ -381,6 +381,11 @@ pub struct Job {
     /// When its log and artifacts were erased (`POST .../jobs/:id/erase`).
     #[serde(default)]
     pub erased_at: Option<Millis>,
+    /// The keys of the variables set when it was last played (GitLab's job variables): their
+    /// values are sealed with its other variables, after them. A retry keeps them; the next
+    /// play replaces them.
+    #[serde(default)]
+    pub played_variables: Vec<String>,
 }
 
 /// What an external system posted with a commit status.

@@ -106,6 +106,7 @@ fn new_status_job(pipeline_id: u64, project_id: u64, status: &PostedStatus, now:
         runner_id: None,
         external: Some(ExternalStatus::default()),
         erased_at: None,
+        played_variables: Vec::new(),
     }
 }
 

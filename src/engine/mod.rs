@@ -221,13 +221,21 @@ fn apply(batch: &mut Batch, state: &mut State, command: Command) -> Result<(), S
                 let _ = reply.send(Err(Refusal::NotPlayable));
                 return Ok(());
             }
-            if !variables.is_empty() {
-                // GitLab's manual job variables come after every other variable: they win.
+            if !variables.is_empty() || !job.played_variables.is_empty() {
+                // GitLab's manual job variables come after every other variable: they win. A
+                // new play replaces those of the last one (which a retry carried over).
                 let mut sealed = crate::job_env::job_variables(spur, job_id)?;
+                for key in job.played_variables.iter().rev() {
+                    if let Some(at) = sealed.vars.iter().rposition(|(k, _)| k == key) {
+                        sealed.vars.remove(at);
+                    }
+                }
+                let keys: Vec<String> = variables.iter().map(|(k, _)| k.clone()).collect();
                 sealed.vars.extend(variables);
                 let plain = serde_json::to_vec(&sealed).map_err(|e| e.to_string())?;
                 w.sealed
                     .push((job_id, spur.secrets.seal(&plain).map_err(|e| e.to_string())?));
+                w.jobs[i].played_variables = keys;
             }
             let job = &mut w.jobs[i];
             job.status = JobStatus::Pending;

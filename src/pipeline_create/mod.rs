@@ -530,6 +530,7 @@ fn planned_jobs(
             bridge,
             external: None,
             erased_at: None,
+            played_variables: Vec::new(),
         };
         out.push(NewJob { job, variables_sealed });
     }

@@ -48,6 +48,7 @@ fn job(line: &str) -> Job {
         bridge: None,
         external: None,
         erased_at: None,
+        played_variables: Vec::new(),
     }
 }
 

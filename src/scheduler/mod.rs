@@ -375,6 +375,13 @@ pub fn play_variables(
                 Some(i),
             ));
         }
+        if key.chars().count() > 255 {
+            return Err(PlayVariablesRefusal::Invalid(
+                "job_variables.key",
+                "is too long (maximum is 255 characters)".into(),
+                Some(i),
+            ));
+        }
         if !crate::domain::is_valid_variable_key(key) {
             return Err(PlayVariablesRefusal::Invalid(
                 "job_variables.key",
@@ -389,7 +396,7 @@ pub fn play_variables(
                 Some(i),
             ));
         }
-        if value.len() > MAX_PLAY_VALUE {
+        if value.chars().count() > MAX_PLAY_VALUE {
             return Err(PlayVariablesRefusal::Invalid(
                 "job_variables.value",
                 format!("is too long (maximum is {MAX_PLAY_VALUE} characters)"),

@@ -236,6 +236,43 @@ async fn a_manual_job_runs_with_the_variables_its_runner_sets() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // A retry keeps the played variables (GitLab's job variables) for its page's form.
+    let (status, retried) = send(s.root(Method::POST, &format!("/projects/{pid}/jobs/{deploy}/retry"))).await;
+    assert_eq!(status, 201, "{retried}");
+    let again = retried["id"].as_u64().unwrap();
+    let start = Instant::now();
+    let mut state = Value::Null;
+    while start.elapsed() < Duration::from_secs(30) {
+        let (_, j) = send(s.root(Method::GET, &format!("/projects/{pid}/jobs/{again}"))).await;
+        state = j["status"].clone();
+        if state == "manual" || state == "success" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state, "manual", "a retried manual job waits for its action again");
+    // Its page shows the last run's variables in the form, to keep, change or drop.
+    let mut root = Browser::new(&s);
+    root.sign_in("root", "root-password-123").await;
+    let (_, page, _) = root.get(&format!("/root/demo/-/jobs/{again}")).await;
+    assert!(
+        page.contains("value=\"from-play\"") && page.contains("value=\"EXTRA\""),
+        "{page}"
+    );
+    // Played again without variables, the last run's are dropped, not silently kept.
+    let (status, _) = play(again, json!({})).await;
+    assert_eq!(status, 200);
+    let start = Instant::now();
+    loop {
+        let log = job_log(&s, pid, &again).await;
+        if log.contains("target=from-yaml extra=") {
+            break;
+        }
+        assert!(!log.contains("from-play"), "{log}");
+        assert!(start.elapsed() < Duration::from_secs(30), "{log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Nobody may set variables here now: variables are refused (403), a bare play is not.
     let (status, body) = send(
         s.root(Method::PUT, &format!("/projects/{pid}"))
@@ -320,4 +357,35 @@ async fn a_manual_job_runs_with_the_variables_its_runner_sets() {
         assert!(start.elapsed() < Duration::from_secs(30), "{page}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn a_line_longer_than_one_answer_is_sent_whole_and_numbered_once() {
+    let config = "big:\n  script:\n    - head -c 600000 /dev/zero | tr '\\0' x; echo\n    - echo after-big\n";
+    let (s, _repo, pid, token) = setup(config).await;
+    let id = trigger(&s, pid, &token, &[]).await;
+    assert_eq!(finished_pipeline(&s, pid, id).await["status"], "success");
+    let mut b = Browser::new(&s);
+    b.sign_in("root", "root-password-123").await;
+    let (_, page, _) = b.get("/root/demo/-/jobs/1").await;
+    let page_lines = page.matches("class=\"line\"").count();
+    let mut cursor = "0.-.0".to_string();
+    let (mut lines, mut longest) = (0, 0);
+    for _ in 0..50 {
+        let (_, body, _) = b.get(&format!("/root/demo/-/jobs/1/trace.json?cursor={cursor}")).await;
+        let v: Value = serde_json::from_str(&body).unwrap();
+        for op in v["ops"].as_array().unwrap() {
+            if let Some(html) = op["lines"].as_str() {
+                lines += html.matches("class=\"line\"").count();
+                longest = longest.max(html.split("class=\"line\"").map(str::len).max().unwrap_or(0));
+            }
+        }
+        cursor = v["cursor"].as_str().unwrap().to_string();
+        if v["more"] == false {
+            break;
+        }
+    }
+    assert_eq!(lines, page_lines, "the cursor's lines are the page's lines");
+    assert!(longest > 600_000, "the long line came whole");
+    assert!(cursor.ends_with(&format!(".{lines}")), "{cursor}");
 }

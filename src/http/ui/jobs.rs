@@ -272,6 +272,16 @@ pub async fn show(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespons
 async fn render(req: &HttpRequest, spur: &Spur, mut play: PlayForm) -> Result<HttpResponse, UiError> {
     let (visitor, project, access) = project_page(req, spur, None).await?;
     let (job, pipeline) = find_job(spur, &project, id_in_path(req, "id")?)?;
+    // A retried manual job shows the variables of its last run, to keep, change or drop.
+    let may_play = visitor.user.is_some() && access.at_least(AccessLevel::Developer);
+    if play.rows.is_empty() && may_play && !job.played_variables.is_empty() {
+        let sealed = crate::job_env::job_variables(spur, job.id).map_err(UiError::Internal)?;
+        play.rows = job
+            .played_variables
+            .iter()
+            .filter_map(|key| sealed.vars.iter().rev().find(|(k, _)| k == key).cloned())
+            .collect();
+    }
     // One empty row past what was sent, at least three.
     let wanted = (play.rows.len() + 1).max(3);
     play.rows.resize(wanted, (String::new(), String::new()));
@@ -280,7 +290,8 @@ async fn render(req: &HttpRequest, spur: &Spur, mut play: PlayForm) -> Result<Ht
     let first = super::log_html::State::at_line(lines_before(spur, job.id, log.start));
     let (log_html, state, consumed) = super::log_html::render(&log.bytes, live, first);
     let now = clock::now();
-    let can_act = visitor.user.is_some() && access.at_least(AccessLevel::Developer);
+    // Buttons only for those the action would accept: protected refs included.
+    let can_act = may_play && super::pipelines::may_update(spur, pipeline.id, &access).is_ok();
     let mut l =
         Layout::new(req, &visitor, format!("{} · job #{}", job.name, job.id)).in_project(&project, &access, "jobs");
     if live {
@@ -394,7 +405,8 @@ pub async fn trace(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespon
     let offset: u64 = offset.parse().unwrap_or(0);
     let mut state = super::log_html::State::decode(style);
     let complete = !job.status.is_active();
-    let log = read_log(&spur, job.id, Some(offset), CHUNK_BYTES)?;
+    // Read as much as the page shows at most, so that a long line is sent whole.
+    let log = read_log(&spur, job.id, Some(offset), MAX_LOG_BYTES)?;
     let no_store = ("Cache-Control", "no-store");
     if offset > log.size {
         return Ok(HttpResponse::Ok()
@@ -402,18 +414,25 @@ pub async fn trace(req: HttpRequest, spur: web::Data<Spur>) -> Result<HttpRespon
             .json(json!({ "reset": true, "status": job.status.as_str(), "complete": complete })));
     }
     let at_end = log.start + log.bytes.len() as u64 == log.size;
-    // A chunk cut short of the end stops at its last whole line (or is all one line).
+    // A chunk cut short of the end stops at a line's end: the last within `CHUNK_BYTES`, else
+    // the first after (a line longer than `MAX_LOG_BYTES` is cut, as the page cuts it).
     let mut chunk: &[u8] = &log.bytes;
-    if !at_end && let Some(i) = chunk.iter().rposition(|b| *b == b'\n') {
+    let short = (chunk.len() as u64).min(CHUNK_BYTES) as usize;
+    let cut = chunk[..short]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .or_else(|| chunk.iter().position(|b| *b == b'\n'));
+    if let Some(i) = cut.filter(|_| !at_end || chunk.len() as u64 > CHUNK_BYTES) {
         chunk = &chunk[..=i];
     }
-    let (ops, tail, consumed) = super::log_html::render_chunk(chunk, &mut state, at_end && !complete);
+    let whole = chunk.len() == log.bytes.len();
+    let (ops, tail, consumed) = super::log_html::render_chunk(chunk, &mut state, at_end && whole && !complete);
     let next = offset + consumed as u64;
     Ok(HttpResponse::Ok().insert_header(no_store).json(json!({
         "ops": ops,
         "tail": tail,
         "cursor": format!("{next}.{}", state.encode()),
-        "more": !at_end,
+        "more": !(at_end && whole),
         "status": job.status.as_str(),
         "complete": complete,
     })))
@@ -510,14 +529,18 @@ pub async fn act(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payload)
                         crate::scheduler::PlayVariablesRefusal::Invalid(field, text, row) => {
                             let bad_row = row.and_then(|i| filled.get(i).copied());
                             let key = bad_row.map(|i| rows[i].0.trim().to_string()).unwrap_or_default();
-                            let what = match (field.ends_with("value"), key.is_empty()) {
-                                (true, false) => format!("The value of {key}"),
-                                (false, false) => format!("Key {key}"),
+                            let what = match (field, key.is_empty()) {
+                                ("job_variables", _) => "Variables".to_string(),
+                                (f, false) if f.ends_with("value") => format!("The value of {key}"),
+                                (_, false) => format!("Key {key}"),
                                 _ => "Key".to_string(),
                             };
                             (format!("{what} {text}"), bad_row)
                         }
                     };
+                    // What comes back is bounded like what is accepted (plus the row at fault).
+                    let mut rows = rows;
+                    rows.truncate(101);
                     let form = PlayForm {
                         rows,
                         error: Some(error),

@@ -183,7 +183,8 @@ fn push_line(text: &str, class: &str, state: &mut State, out: &mut String) {
     out.push_str(class);
     out.push('"');
     if let Some(n) = state.line.as_mut() {
-        *n += 1;
+        // The number comes back from the client in the cursor: it never overflows.
+        *n = n.saturating_add(1);
         out.push_str(&format!(" data-n=\"{n}\""));
     }
     out.push('>');
@@ -472,5 +473,10 @@ mod tests {
         assert_eq!(Style::decode("junk"), Style::default());
         assert_eq!(Style::decode("99b").encode(), "-b");
         assert_eq!(State::decode("x.y.z"), State::at_line(None));
+        let (ops, _, _) = render_chunk(b"a\nb\n", &mut State::decode("-.18446744073709551615"), false);
+        assert!(
+            ops[0].to_string().contains("18446744073709551615"),
+            "a hostile line number saturates"
+        );
     }
 }

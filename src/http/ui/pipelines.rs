@@ -40,6 +40,8 @@ pub struct PipelineRow {
     warnings: bool,
     /// `running for` rather than `took`.
     running: bool,
+    /// When it started (ms), for the page's ticking duration.
+    started_ms: Option<i64>,
     /// Why `.gitlab-ci.yml` could not be read (the "yaml invalid" badge).
     yaml_errors: Option<String>,
 }
@@ -71,6 +73,7 @@ fn row(spur: &Spur, p: &Pipeline, users: &mut HashMap<u64, String>, now: i64) ->
         children: Vec::new(),
         warnings: false,
         running: p.finished_at.is_none() && p.started_at.is_some(),
+        started_ms: p.started_at,
         yaml_errors: p.yaml_errors.clone(),
     }
 }
