@@ -21,7 +21,8 @@ async fn setup(config: &str, extra: &[&str]) -> (Server, Repo, u64, String) {
     (s, repo, pid, token)
 }
 
-async fn trigger(s: &Server, pid: u64, token: &str, vars: &[(&str, &str)]) -> u64 {
+/// Triggers a pipeline on `main` with `vars` and answers its id.
+pub(crate) async fn trigger(s: &Server, pid: u64, token: &str, vars: &[(&str, &str)]) -> u64 {
     let mut form = vec![("token".to_string(), token.to_string()), ("ref".into(), "main".into())];
     for (k, v) in vars {
         form.push((format!("variables[{k}]"), v.to_string()));

@@ -2,6 +2,7 @@
 //! opened and closed as operations), ETags that answer 304 until a pipeline changes, the
 //! pipeline graph's `needs` links, and manual jobs run with variables (API and page).
 
+use crate::execution::trigger;
 use crate::support::{Mailbox, ROOT_TOKEN, Repo, Server, finished_pipeline, job_log, send, wait_cmd};
 use crate::ui::{Browser, csrf_of};
 use reqwest::Method;
@@ -14,21 +15,6 @@ async fn setup(config: &str) -> (Server, Repo, u64, String) {
     let pid = s.project("demo", repo.path()).await;
     let (_, token) = s.trigger_token(ROOT_TOKEN, pid).await;
     (s, repo, pid, token)
-}
-
-async fn trigger(s: &Server, pid: u64, token: &str, vars: &[(&str, &str)]) -> u64 {
-    let mut form = vec![("token".to_string(), token.to_string()), ("ref".into(), "main".into())];
-    for (k, v) in vars {
-        form.push((format!("variables[{k}]"), v.to_string()));
-    }
-    let (status, p) = send(
-        s.http
-            .post(s.api(&format!("/projects/{pid}/trigger/pipeline")))
-            .form(&form),
-    )
-    .await;
-    assert_eq!(status, 201, "{p}");
-    p["id"].as_u64().unwrap()
 }
 
 fn attribute(page: &str, name: &str) -> String {
