@@ -24,7 +24,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{ROOT_TOKEN, env_or, kill, median, post_as_root, rounded, rss_kib, start, wait_ready};
+use common::{ROOT_TOKEN, env_or, kill, median, rounded, rss_kib, start, wait_ready};
 use serde_json::Value;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -152,20 +152,7 @@ async fn fixture(config: &str, extra: &[&str]) -> Fixture {
     let (child, base) = start(&dir.path().join("data"), extra);
     wait_ready(&base).await;
     let http = common::http_client();
-    let project = post_as_root(
-        &http,
-        &format!("{base}/api/v4/projects"),
-        &[("name", "bench"), ("import_url", repo.to_str().unwrap())],
-    )
-    .await;
-    let pid = project["id"].as_u64().expect("project created");
-    let trigger = post_as_root(
-        &http,
-        &format!("{base}/api/v4/projects/{pid}/triggers"),
-        &[("description", "bench")],
-    )
-    .await;
-    let token = trigger["token"].as_str().unwrap().to_string();
+    let (pid, token) = common::project_with_trigger(&http, &base, &repo).await;
     Fixture {
         _dir: dir,
         child,

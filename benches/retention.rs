@@ -9,7 +9,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{env_or, kill, post_as_root, start, wait_ready};
+use common::{env_or, kill, start, wait_ready};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -44,15 +44,7 @@ fn main() {
         let (child, base) = start(&data, &flags);
         wait_ready(&base).await;
         let http = common::http_client();
-        let project = post_as_root(
-            &http,
-            &format!("{base}/api/v4/projects"),
-            &[("name", "bench"), ("import_url", repo.to_str().unwrap())],
-        )
-        .await;
-        let pid = project["id"].as_u64().unwrap();
-        let trigger = post_as_root(&http, &format!("{base}/api/v4/projects/{pid}/triggers"), &[("description", "b")]).await;
-        let token = trigger["token"].as_str().unwrap().to_string();
+        let (pid, token) = common::project_with_trigger(&http, &base, &repo).await;
         let url = format!("{base}/api/v4/projects/{pid}/trigger/pipeline");
         let started = Instant::now();
         let mut next_report = Duration::ZERO;

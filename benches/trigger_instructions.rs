@@ -12,7 +12,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{env_or, post_as_root, start_wrapped, wait_ready_for};
+use common::{env_or, start_wrapped, wait_ready_for};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -83,20 +83,7 @@ async fn run(triggers: u64, idle_for: Option<Duration>) -> (u64, Duration) {
     );
     wait_ready_for(&base, Duration::from_secs(120)).await;
     let http = common::http_client();
-    let project = post_as_root(
-        &http,
-        &format!("{base}/api/v4/projects"),
-        &[("name", "bench"), ("import_url", repo.to_str().unwrap())],
-    )
-    .await;
-    let pid = project["id"].as_u64().expect("project created");
-    let trigger = post_as_root(
-        &http,
-        &format!("{base}/api/v4/projects/{pid}/triggers"),
-        &[("description", "bench")],
-    )
-    .await;
-    let token = trigger["token"].as_str().unwrap().to_string();
+    let (pid, token) = common::project_with_trigger(&http, &base, &repo).await;
     let url = format!("{base}/api/v4/projects/{pid}/trigger/pipeline");
     let send = |n: u64| {
         let (http, url, token) = (http.clone(), url.clone(), token.clone());

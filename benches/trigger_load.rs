@@ -15,7 +15,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{ROOT_TOKEN, env_or, kill, median, post_as_root, rounded, rss_kib, start, wait_ready};
+use common::{ROOT_TOKEN, env_or, kill, median, rounded, rss_kib, start, wait_ready};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -176,17 +176,7 @@ async fn load_run(seconds: u64, connections: usize, keyed: bool) -> RunResult {
     let (child, base) = start(&data, &["--concurrent", "0"]);
     wait_ready(&base).await;
     let http = common::http_client();
-    let project_url = format!("{base}/api/v4/projects");
-    let project = post_as_root(
-        &http,
-        &project_url,
-        &[("name", "bench"), ("import_url", repo.to_str().unwrap())],
-    )
-    .await;
-    let pid = project["id"].as_u64().expect("project created");
-    let triggers_url = format!("{base}/api/v4/projects/{pid}/triggers");
-    let trigger = post_as_root(&http, &triggers_url, &[("description", "bench")]).await;
-    let token = trigger["token"].as_str().unwrap().to_string();
+    let (pid, token) = common::project_with_trigger(&http, &base, &repo).await;
     let version = if keyed {
         0.0
     } else {

@@ -8,7 +8,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{env_or, kill, median, post_as_root, start, wait_ready};
+use common::{env_or, kill, median, start, wait_ready};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -29,20 +29,7 @@ fn main() {
         let (child, base) = start(&dir.path().join("data"), &["--concurrent", "0"]);
         wait_ready(&base).await;
         let http = common::http_client();
-        let project = post_as_root(
-            &http,
-            &format!("{base}/api/v4/projects"),
-            &[("name", "bench"), ("import_url", repo.to_str().unwrap())],
-        )
-        .await;
-        let pid = project["id"].as_u64().unwrap();
-        let trigger = post_as_root(
-            &http,
-            &format!("{base}/api/v4/projects/{pid}/triggers"),
-            &[("description", "b")],
-        )
-        .await;
-        let token = trigger["token"].as_str().unwrap().to_string();
+        let (pid, token) = common::project_with_trigger(&http, &base, &repo).await;
         let started = Instant::now();
         let url = format!("{base}/api/v4/projects/{pid}/trigger/pipeline");
         for chunk in (0..pipelines).collect::<Vec<_>>().chunks(64) {

@@ -84,6 +84,25 @@ pub fn start_wrapped(wrapper: &[&str], data: &Path, extra: &[&str]) -> (Child, S
     (child, base)
 }
 
+/// Creates project `bench` from `repo` as root and a trigger token for it; answers the
+/// project's id and the token.
+pub async fn project_with_trigger(http: &reqwest::Client, base: &str, repo: &Path) -> (u64, String) {
+    let project = post_as_root(
+        http,
+        &format!("{base}/api/v4/projects"),
+        &[("name", "bench"), ("import_url", repo.to_str().unwrap())],
+    )
+    .await;
+    let pid = project["id"].as_u64().expect("project created");
+    let trigger = post_as_root(
+        http,
+        &format!("{base}/api/v4/projects/{pid}/triggers"),
+        &[("description", "bench")],
+    )
+    .await;
+    (pid, trigger["token"].as_str().expect("trigger created").to_string())
+}
+
 /// Waits until the server answers.
 pub async fn wait_ready(base: &str) {
     wait_ready_for(base, Duration::from_secs(5)).await;
