@@ -37,8 +37,13 @@ def shot(driver, name):
     driver.save_screenshot(os.path.join(SHOTS, f"{name}.png"))
 
 
-def wait(driver, condition, timeout=20):
+def wait(driver, condition, timeout=40):
     return WebDriverWait(driver, timeout).until(condition)
+
+
+def step(name):
+    """Marks where the flow is, so a failure names its step."""
+    print(f"step: {name}", flush=True)
 
 
 def sign_in(driver, login, password="password123"):
@@ -77,13 +82,13 @@ def live_log(driver):
     job = api("GET", f"/projects/{live}/pipelines/{pipeline['id']}/jobs")[0]
     driver.get(f"{URL}/root/live/-/jobs/{job['id']}")
     driver.execute_script("window.__spurNoReload = true;")
-    wait(driver, EC.text_to_be_present_in_element((By.ID, "job-log"), "line 5"), timeout=30)
+    wait(driver, EC.text_to_be_present_in_element((By.ID, "job-log"), "line 5"), timeout=60)
     prep = [d for d in driver.find_elements(By.CSS_SELECTOR, "#job-log details.section")
             if d.find_element(By.TAG_NAME, "summary").text.startswith("Installing deps")][0]
     assert prep.get_attribute("open") is None, "[collapsed=true] starts folded: " + prep.get_attribute("outerHTML")[:600]
     prep.find_element(By.TAG_NAME, "summary").click()
     assert prep.get_attribute("open") is not None
-    wait(driver, EC.text_to_be_present_in_element((By.ID, "job-log"), "line 80"), timeout=30)
+    wait(driver, EC.text_to_be_present_in_element((By.ID, "job-log"), "line 80"), timeout=60)
     assert prep.get_attribute("open") is not None, "the section the user unfolded stays unfolded"
     at_end = "var l = document.getElementById('job-log'); return l.scrollTop + l.clientHeight >= l.scrollHeight - 30;"
     taller = driver.execute_script("var l = document.getElementById('job-log'); return l.scrollHeight > l.clientHeight + 100;")
@@ -94,20 +99,21 @@ def live_log(driver):
     assert numbered == [f"line {i}" for i in range(1, len(numbered) + 1)], "each line once, in order"
     shot(driver, "14-live-log-following")
     driver.execute_script("var l = document.getElementById('job-log'); l.scrollTop = 0; l.dispatchEvent(new Event('scroll'));")
-    wait(driver, EC.text_to_be_present_in_element((By.ID, "job-log"), "line 120"), timeout=30)
+    wait(driver, EC.text_to_be_present_in_element((By.ID, "job-log"), "line 120"), timeout=60)
     assert driver.execute_script("return document.getElementById('job-log').scrollTop;") < 50, "scrolled up, it stays put"
     assert driver.execute_script("return window.__spurNoReload === true;"), "the page reloaded"
     shot(driver, "14-live-log-scrolled-up")
 
+    step("live pipeline page")
     # The pipeline page follows two changes in a row without reloading: a manual job played,
     # then the pipeline canceled.
     driver.get(f"{URL}/root/live/-/pipelines/{pipeline['id']}")
     driver.execute_script("window.__spurNoReload = true;")
     poke = [j for j in api("GET", f"/projects/{live}/pipelines/{pipeline['id']}/jobs") if j["name"] == "poke"][0]
     api("POST", f"/projects/{live}/jobs/{poke['id']}/play")
-    wait(driver, lambda d: any(s in d.find_element(By.ID, f"job-cell-{poke['id']}").text for s in ("pending", "running")), timeout=30)
+    wait(driver, lambda d: any(s in d.find_element(By.ID, f"job-cell-{poke['id']}").text for s in ("pending", "running")), timeout=60)
     api("POST", f"/projects/{live}/pipelines/{pipeline['id']}/cancel")
-    wait(driver, EC.text_to_be_present_in_element((By.ID, "pipeline-status"), "canceled"), timeout=30)
+    wait(driver, EC.text_to_be_present_in_element((By.ID, "pipeline-status"), "canceled"), timeout=60)
     assert driver.execute_script("return window.__spurNoReload === true;"), "the pipeline page reloaded"
     shot(driver, "16-pipeline-live-canceled")
 
@@ -134,6 +140,7 @@ def rejected_form(driver):
 def main():
     driver = browser()
     try:
+        step('A Maintainer signs in and adds a trigger token.')
         # A Maintainer signs in and adds a trigger token.
         driver.get(URL + "/users/sign_in")
         assert driver.find_element(By.NAME, "authenticity_token").get_attribute("value")
@@ -169,6 +176,7 @@ def main():
         assert not other.find_elements(By.CSS_SELECTOR, "[data-copy]"), "no copy button for others' tokens"
         shot(driver, "04-settings-revealed")
 
+        step('curl-equivalent trigger with the token; the pipeline shows as triggered.')
         # curl-equivalent trigger with the token; the pipeline shows as triggered.
         status, pipeline = trigger(token)
         assert status == 201, (status, pipeline)
@@ -181,12 +189,13 @@ def main():
         assert "triggered" in driver.find_element(By.CSS_SELECTOR, "table.list").text
         shot(driver, "07-jobs")
 
+        step('The job page follows the log live, without reloading.')
         # The job page follows the log live, without reloading.
         driver.find_element(By.CSS_SELECTOR, "table.list tbody tr a").click()
         driver.execute_script("window.__spurNoReload = true;")
         wait(driver, EC.text_to_be_present_in_element((By.ID, "job-log"), "step one for staging"))
-        wait(driver, EC.text_to_be_present_in_element((By.ID, "job-log"), "step two done"), timeout=30)
-        wait(driver, EC.text_to_be_present_in_element((By.ID, "job-status"), "success"), timeout=30)
+        wait(driver, EC.text_to_be_present_in_element((By.ID, "job-log"), "step two done"), timeout=60)
+        wait(driver, EC.text_to_be_present_in_element((By.ID, "job-status"), "success"), timeout=60)
         assert driver.execute_script("return window.__spurNoReload === true;"), "the page reloaded"
         block = driver.find_element(By.ID, "trigger-block")
         assert f"Trigger token: {token[6:10]}" in block.text, block.text
@@ -196,9 +205,12 @@ def main():
         wait(driver, lambda d: value.is_displayed())
         assert "staging" in block.text
         shot(driver, "08-job")
+        step("live log")
         live_log(driver)
+        step("rejected form")
         rejected_form(driver)
 
+        step('Variables: add one, values hidden until revealed.')
         # Variables: add one, values hidden until revealed.
         driver.get(settings)
         driver.find_element(By.ID, "variable_key").send_keys("DEPLOY_KEY")
@@ -212,6 +224,7 @@ def main():
         assert secret.text == "s3cr3t-value-123"
         shot(driver, "09-variables")
 
+        step("Another Maintainer sees mia's token only as its 4 characters; a Developer gets 404.")
         # Another Maintainer sees mia's token only as its 4 characters; a Developer gets 404.
         sign_in(driver, "max")
         driver.get(settings)
@@ -225,6 +238,7 @@ def main():
         assert "Page not found" in driver.page_source
         shot(driver, "11-developer-404")
 
+        step('mia revokes the token; the next trigger with it gets 404.')
         # mia revokes the token; the next trigger with it gets 404.
         sign_in(driver, "mia")
         driver.get(settings)
@@ -238,6 +252,7 @@ def main():
         status, body = trigger(token)
         assert status == 404, (status, body)
 
+        step('The administrator sees the job isolation in force and allows one private network')
         # The administrator sees the job isolation in force and allows one private network
         # for webhooks on Admin > Settings.
         sign_in(driver, "root", os.environ.get("SPUR_TEST_ROOT_PASSWORD", "root-password-123"))
@@ -252,7 +267,9 @@ def main():
         shot(driver, "13-admin-settings")
     finally:
         driver.quit()
+    step("no javascript")
     no_javascript()
+    step("every page at both widths")
     every_page_at_both_widths()
     print("browser flow OK")
 
