@@ -142,7 +142,12 @@ pub fn resolve_includes(
     let values = match context {
         Some(c) => Values {
             expanded: c.vars.expanded().unwrap_or_default(),
-            raw: c.vars.0.iter().map(|v| (v.name.clone(), v.value.clone())).collect(),
+            raw: c
+                .vars
+                .0
+                .iter()
+                .map(|v| (v.name.to_string(), v.value.to_string()))
+                .collect(),
             masked: c.masked.to_vec(),
         },
         None => Values::default(),

@@ -107,7 +107,13 @@ fn compose_text(
     args: &Mapping,
 ) -> Result<(Mapping, bool), PlanError> {
     let raw: Vec<(String, String)> = context
-        .map(|c| c.vars.0.iter().map(|v| (v.name.clone(), v.value.clone())).collect())
+        .map(|c| {
+            c.vars
+                .0
+                .iter()
+                .map(|v| (v.name.to_string(), v.value.to_string()))
+                .collect()
+        })
         .unwrap_or_default();
     let vars = inputs::Vars {
         values: &raw,

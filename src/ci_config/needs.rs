@@ -79,12 +79,22 @@ pub(super) fn check_needs(jobs: &[(String, Mapping)], planned: &[PlannedJob]) ->
             continue;
         };
         let Some(needs) = def.get("needs") else { continue };
-        let mut own = VarList::default();
-        for (k, v) in &job.variables {
-            own.set(k, v, false);
-        }
+        // The job's own variables, for `$[[ matrix.NAME ]]` in its needs: built only when one
+        // has such an expression.
+        let mut own: Option<VarList> = None;
         for (need, optional) in needs_entries(needs) {
-            let need = matrix_expressions(&need, &own);
+            let need = if need.contains("$[[") {
+                let own = own.get_or_insert_with(|| {
+                    let mut list = VarList::default();
+                    for (k, v) in &job.variables {
+                        list.set(k, v, false);
+                    }
+                    list
+                });
+                matrix_expressions(&need, own)
+            } else {
+                need
+            };
             let present = names.contains(need.as_str()) || planned.iter().any(|p| is_instance_of(&p.name, &need));
             if !present && !optional {
                 return Err(format!(

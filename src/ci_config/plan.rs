@@ -411,7 +411,12 @@ fn plan_job(
     vars.set("CI_JOB_STAGE", stage, false);
     vars.extend(instance_vars);
     let inherited = inherited_top_vars(job, top, workflow_vars);
-    let mut yaml_names: Vec<String> = inherited.0.iter().chain(&job_vars.0).map(|v| v.name.clone()).collect();
+    let mut yaml_names: Vec<String> = inherited
+        .0
+        .iter()
+        .chain(&job_vars.0)
+        .map(|v| v.name.to_string())
+        .collect();
     vars.extend(&inherited);
     vars.extend(&job_vars);
     // Rules see project and pipeline variables above the YAML's (without any, `vars` itself).
@@ -451,7 +456,7 @@ fn plan_job(
                 exit_codes
             };
             vars.extend(&m.variables);
-            yaml_names.extend(m.variables.0.iter().map(|v| v.name.clone()));
+            yaml_names.extend(m.variables.0.iter().map(|v| v.name.to_string()));
             if m.needs.is_some() {
                 needs = m.needs;
             }
@@ -478,7 +483,7 @@ fn plan_job(
         (variables, own)
     } else {
         let mut yaml_only = VarList::default();
-        for v in vars.0.iter().filter(|v| yaml_names.contains(&v.name)) {
+        for v in vars.0.iter().filter(|v| yaml_names.iter().any(|n| **n == *v.name)) {
             yaml_only.set(&v.name, &v.value, v.raw);
         }
         vars.extend(outside);
@@ -523,7 +528,12 @@ fn inherited_top_vars(job: &Mapping, top: &VarList, workflow_vars: &VarList) -> 
         Some(Yaml::Bool(false)) => VarList::default(),
         Some(Yaml::Seq(names)) => {
             let names: Vec<String> = names.iter().filter_map(variables::scalar_text).collect();
-            VarList(all.0.into_iter().filter(|v| names.contains(&v.name)).collect())
+            VarList(
+                all.0
+                    .into_iter()
+                    .filter(|v| names.iter().any(|n| **n == *v.name))
+                    .collect(),
+            )
         }
         _ => all,
     }

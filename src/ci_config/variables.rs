@@ -3,17 +3,19 @@
 
 use super::yaml::Yaml;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Largest expanded value, in bytes: references can otherwise grow a value exponentially.
 pub const MAX_EXPANDED_BYTES: usize = 1 << 20;
 
-/// One variable definition.
+/// One variable definition. Name and value are shared, so that the per-job copies of the
+/// pipeline's ~60 variables cost reference counts, not allocations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Var {
     /// Name.
-    pub name: String,
+    pub name: Arc<str>,
     /// Value, unexpanded.
-    pub value: String,
+    pub value: Arc<str>,
     /// `expand: false`: never expanded, not even when referenced.
     pub raw: bool,
 }
@@ -25,27 +27,32 @@ pub struct VarList(pub Vec<Var>);
 impl VarList {
     /// Adds or replaces a variable.
     pub fn set(&mut self, name: &str, value: &str, raw: bool) {
-        // Names are unique in the list: at most one to drop (it moves to the end).
-        if let Some(i) = self.0.iter().position(|v| v.name == name) {
-            self.0.remove(i);
-        }
-        self.0.push(Var {
-            name: name.to_string(),
-            value: value.to_string(),
+        self.put(Var {
+            name: name.into(),
+            value: value.into(),
             raw,
         });
+    }
+
+    /// Adds or replaces a variable, sharing its strings.
+    fn put(&mut self, var: Var) {
+        // Names are unique in the list: at most one to drop (it moves to the end).
+        if let Some(i) = self.0.iter().position(|v| v.name == var.name) {
+            self.0.remove(i);
+        }
+        self.0.push(var);
     }
 
     /// Adds every variable of `other`, replacing same-named ones.
     pub fn extend(&mut self, other: &VarList) {
         for v in &other.0 {
-            self.set(&v.name, &v.value, v.raw);
+            self.put(v.clone());
         }
     }
 
     /// The raw (unexpanded) value of `name`, as `rules:if` sees it.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|v| v.name == name).map(|v| v.value.as_str())
+        self.0.iter().find(|v| &*v.name == name).map(|v| &*v.value)
     }
 
     /// Every variable with references expanded; a reference cycle is an error naming the cycle,
@@ -65,11 +72,11 @@ impl VarList {
         for v in self.0.iter().filter(|v| wanted(&v.name)) {
             // Most values reference nothing: no lookups, no memo.
             if v.raw || !v.value.contains('$') {
-                out.push((v.name.clone(), v.value.clone()));
+                out.push((v.name.to_string(), v.value.to_string()));
                 continue;
             }
             let mut stack = Vec::new();
-            out.push((v.name.clone(), self.expand_var(v, &mut stack, &mut done)?));
+            out.push((v.name.to_string(), self.expand_var(v, &mut stack, &mut done)?));
         }
         Ok(out)
     }
@@ -81,23 +88,23 @@ impl VarList {
         done: &mut HashMap<String, String>,
     ) -> Result<String, String> {
         if v.raw {
-            return Ok(v.value.clone());
+            return Ok(v.value.to_string());
         }
-        if let Some(value) = done.get(&v.name) {
+        if let Some(value) = done.get(&*v.name) {
             return Ok(value.clone());
         }
-        if stack.contains(&v.name) {
-            let start = stack.iter().position(|n| *n == v.name).unwrap_or(0);
+        if stack.iter().any(|n| **n == *v.name) {
+            let start = stack.iter().position(|n| **n == *v.name).unwrap_or(0);
             return Err(format!(
                 "circular variable reference detected: {}",
                 stack[start..].join(", ")
             ));
         }
-        stack.push(v.name.clone());
+        stack.push(v.name.to_string());
         let result = self.expand_text(&v.value, stack, done);
         stack.pop();
         if let Ok(value) = &result {
-            done.insert(v.name.clone(), value.clone());
+            done.insert(v.name.to_string(), value.clone());
         }
         result
     }
@@ -108,7 +115,7 @@ impl VarList {
         stack: &mut Vec<String>,
         done: &mut HashMap<String, String>,
     ) -> Result<String, String> {
-        let mut value_of = |name: &str| match self.0.iter().find(|v| v.name == name) {
+        let mut value_of = |name: &str| match self.0.iter().find(|v| &*v.name == name) {
             Some(var) => self.expand_var(var, stack, done).map(Some),
             None => Ok(None),
         };

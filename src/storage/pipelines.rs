@@ -177,8 +177,7 @@ impl Store {
             // The trigger token checked before planning must be unchanged now: a rotation,
             // a revocation or new limits committed meanwhile refuse the request.
             if let Some((trigger_id, version)) = new.trigger_version {
-                let current =
-                    get_json::<_, crate::domain::Trigger>(&tx.open_table(super::tables::TRIGGERS)?, trigger_id)?;
+                let current = get_json::<_, Versioned>(&tx.open_table(super::tables::TRIGGERS)?, trigger_id)?;
                 if current.is_none_or(|t| t.updated_at != version) {
                     return Ok(Err(super::Refusal::NotFound));
                 }
@@ -247,11 +246,7 @@ impl Store {
             tx.open_table(PIPELINE_VARIABLES)?
                 .insert(id, new.variables_sealed.as_slice())?;
             if let Some(trigger_id) = new.trigger_id {
-                tx.open_table(TRIGGER_LAST_USED)?.insert(trigger_id, new.now)?;
-                if let Some(client) = &new.client {
-                    tx.open_table(super::tables::TRIGGER_LAST_ADDRESS)?
-                        .insert(trigger_id, client.as_str())?;
-                }
+                record_trigger_use(tx, trigger_id, new.now, new.client.as_deref())?;
             }
             let mut created = Vec::with_capacity(new.jobs.len());
             if !new.jobs.is_empty() {
@@ -260,9 +255,10 @@ impl Store {
                 let mut by_pipeline = tx.open_table(PIPELINE_JOBS)?;
                 let mut by_project = tx.open_table(PROJECT_JOBS)?;
                 let mut sealed = tx.open_table(JOB_VARIABLES)?;
-                for new_job in new.jobs {
+                let first_id = super::next_ids(tx, "next_job_id", new.jobs.len() as u64)?;
+                for (new_job, job_id) in new.jobs.into_iter().zip(first_id..) {
                     let job = Job {
-                        id: next_id(tx, "next_job_id")?,
+                        id: job_id,
                         pipeline_id: id,
                         project_id: new.project_id,
                         ..new_job.job
@@ -497,6 +493,37 @@ impl Store {
 }
 
 /// Removes a pipeline's jobs and their variables.
+/// Just the version of a stored record: the trigger check reads no more than it compares.
+#[derive(serde::Deserialize)]
+struct Versioned {
+    updated_at: Millis,
+}
+
+/// Keeps a trigger token's last use (to the second: a burst of triggers from one client writes
+/// it once a second, not once a request) and the address it came from when that changed.
+fn record_trigger_use(
+    tx: &redb::WriteTransaction,
+    trigger_id: u64,
+    now: Millis,
+    client: Option<&str>,
+) -> Result<(), Error> {
+    let mut last_used = tx.open_table(TRIGGER_LAST_USED)?;
+    let before = last_used.get(trigger_id)?.map(|g| g.value());
+    if before.is_none_or(|at| now.saturating_sub(at) >= LAST_USE_RESOLUTION_MS || now < at) {
+        last_used.insert(trigger_id, now)?;
+    }
+    if let Some(client) = client {
+        let mut addresses = tx.open_table(super::tables::TRIGGER_LAST_ADDRESS)?;
+        if addresses.get(trigger_id)?.is_none_or(|g| g.value() != client) {
+            addresses.insert(trigger_id, client)?;
+        }
+    }
+    Ok(())
+}
+
+/// How finely a trigger token's last use is kept, in milliseconds.
+const LAST_USE_RESOLUTION_MS: Millis = 1000;
+
 pub(super) fn remove_jobs(tx: &redb::WriteTransaction, project_id: u64, pipeline_id: u64) -> Result<(), Error> {
     let ids = super::ids_under(&tx.open_table(PIPELINE_JOBS)?, pipeline_id)?;
     let mut jobs = tx.open_table(JOBS)?;
