@@ -91,7 +91,7 @@ impl Spur {
                 config.job_engine
             ))
         })?;
-        let engine = crate::sandbox::engine::Engine::find(engine_choice)
+        let engine = crate::sandbox::engine::Detected::start(engine_choice)
             .map_err(|e| StartError(format!("--job-engine {}: {e}", config.job_engine)))?;
         let (scheduler, inbox) = scheduler::channel();
         let concurrent = config

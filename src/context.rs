@@ -56,8 +56,9 @@ pub struct Spur {
     pub hook_resend_quota: crate::rate_limit::Quota,
     /// Who jobs run as and the fence around them.
     pub isolation: Arc<crate::sandbox::Isolation>,
-    /// The container engine jobs with `image:` run in; `None`: on the host.
-    pub engine: Option<crate::sandbox::engine::Engine>,
+    /// The container engine jobs with `image:` run in (none: on the host), known before the
+    /// executor takes a job.
+    pub engine: crate::sandbox::engine::Detected,
     /// The label on every container and network this spur makes.
     pub engine_label: String,
     /// Folders administrators may import local repositories from (empty: anywhere).
@@ -100,8 +101,9 @@ impl Spur {
 
     /// Where jobs with `image:` run, in words for the log and the Admin area.
     pub fn describe_engine(&self) -> String {
-        match &self.engine {
+        match self.engine.get() {
             Some(e) => format!("{} {}: jobs with image: run in containers", e.program, e.version),
+            None if !self.engine.is_known() => "auto: still looking for podman or docker".into(),
             None => "none: jobs with image: run on the host, with a warning in their log".into(),
         }
     }

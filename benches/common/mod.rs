@@ -1,5 +1,6 @@
 //! What the benchmarks share: starting the release binary, waiting for it, a repository with a
-//! given `.gitlab-ci.yml`, resident memory, and medians.
+//! given `.gitlab-ci.yml`, resident memory, and medians. `SPUR_BENCH_SERVER_LOG=<file>` appends
+//! the servers' logs there (each request's route and `duration_us`), to see where time goes.
 
 #![allow(dead_code)]
 
@@ -80,7 +81,17 @@ pub fn start_wrapped(wrapper: &[&str], data: &Path, extra: &[&str]) -> (Child, S
                 .to_string();
         }
     };
-    std::thread::spawn(move || for _ in lines {});
+    std::thread::spawn(move || {
+        let mut keep = std::env::var("SPUR_BENCH_SERVER_LOG")
+            .ok()
+            .and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok());
+        for line in lines.map_while(Result::ok) {
+            if let Some(f) = keep.as_mut() {
+                use std::io::Write;
+                let _ = writeln!(f, "{line}");
+            }
+        }
+    });
     (child, base)
 }
 

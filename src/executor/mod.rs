@@ -15,15 +15,20 @@ use std::sync::Arc;
 /// The name jobs run by this executor show as their runner.
 pub const RUNNER_NAME: &str = "spur-shell";
 
-/// Starts `concurrent` workers (none for 0). Removes workspaces, containers and networks a
-/// previous run left behind, before any worker starts.
+/// Starts `concurrent` workers (none for 0). Settles the container engine and removes
+/// workspaces, containers and networks a previous run left behind, before any worker starts.
 pub fn start(spur: Arc<Spur>, concurrent: usize) {
     workspace::clean_builds_dir(&spur.isolation.builds_dir, spur.isolation.other_uid());
     tokio::spawn(async move {
-        if let Some(engine) = spur.engine.clone() {
-            let label = spur.engine_label.clone();
-            let _ = tokio::task::spawn_blocking(move || engine.remove_labelled(&label)).await;
-        }
+        // The engine is looked for here, off the start-up path: the server answers meanwhile,
+        // and no worker takes a job before it is known.
+        let cleanup = spur.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(engine) = cleanup.engine.detect() {
+                engine.remove_labelled(&cleanup.engine_label);
+            }
+        })
+        .await;
         for _ in 0..concurrent {
             let spur = spur.clone();
             tokio::spawn(async move { worker(spur).await });

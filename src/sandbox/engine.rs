@@ -1,10 +1,12 @@
 //! The OCI engine (`--job-engine`) that runs the built-in executor's jobs with `image:` in
 //! containers: podman or a reachable docker daemon, driven through its command line. Found
-//! once at start; without one, such jobs run on the host with a warning, as gitlab-runner's
-//! shell executor does.
+//! once: at start when one is named, in the background for `auto` (asking podman takes longer
+//! than spur needs to start); without one, such jobs run on the host with a warning, as
+//! gitlab-runner's shell executor does.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Which engine `--job-engine` asks for.
@@ -42,21 +44,50 @@ pub struct Engine {
     pub version: String,
 }
 
+/// The engine spur settled on: known at start, or still to be looked for (`auto`).
+#[derive(Debug, Default)]
+pub struct Detected {
+    found: OnceLock<Option<Engine>>,
+}
+
+impl Detected {
+    /// For `--job-engine podman|docker|none`: probes the one named now (an error when it does
+    /// not answer); for `auto`, leaves the looking to [`Detected::detect`].
+    pub fn start(choice: Choice) -> Result<Detected, String> {
+        let detected = Detected::default();
+        let known = match choice {
+            Choice::Auto => return Ok(detected),
+            Choice::None => None,
+            Choice::Podman => Some(probe("podman")?),
+            Choice::Docker => Some(probe("docker")?),
+        };
+        let _ = detected.found.set(known);
+        Ok(detected)
+    }
+
+    /// Looks for podman, else docker, unless the engine is known already. Blocks for as long as
+    /// the engine takes to answer: run it off the async threads, before jobs are taken.
+    pub fn detect(&self) -> Option<&Engine> {
+        self.found
+            .get_or_init(|| probe("podman").or_else(|_| probe("docker")).ok())
+            .as_ref()
+    }
+
+    /// The engine, once known; `None` when there is none or `auto` is still looking.
+    pub fn get(&self) -> Option<&Engine> {
+        self.found.get().and_then(Option::as_ref)
+    }
+
+    /// Whether the looking is over.
+    pub fn is_known(&self) -> bool {
+        self.found.get().is_some()
+    }
+}
+
 /// How long the engine may take to say its version.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Engine {
-    /// Finds the engine `choice` asks for: `Ok(None)` for `none`, or for `auto` when neither
-    /// answers; an error when the one asked for by name does not.
-    pub fn find(choice: Choice) -> Result<Option<Engine>, String> {
-        match choice {
-            Choice::None => Ok(None),
-            Choice::Podman => probe("podman").map(Some),
-            Choice::Docker => probe("docker").map(Some),
-            Choice::Auto => Ok(probe("podman").or_else(|_| probe("docker")).ok()),
-        }
-    }
-
     /// Whether this is podman (pods, `isolate` networks, JSON entrypoints).
     pub fn is_podman(&self) -> bool {
         self.program == "podman"
@@ -166,7 +197,12 @@ mod tests {
         assert_eq!(Choice::parse("auto"), Some(Choice::Auto));
         assert_eq!(Choice::parse("none"), Some(Choice::None));
         assert_eq!(Choice::parse("lxc"), None);
-        assert_eq!(Engine::find(Choice::None), Ok(None));
+        let none = Detected::start(Choice::None).unwrap();
+        assert!(none.is_known() && none.get().is_none(), "none is known at once");
+        let auto = Detected::start(Choice::Auto).unwrap();
+        assert!(!auto.is_known(), "auto looks later, off the start-up path");
+        auto.detect();
+        assert!(auto.is_known());
     }
 
     #[test]

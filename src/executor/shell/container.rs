@@ -491,7 +491,7 @@ fn system(message: String) -> PrepareError {
 impl JobRun<'_> {
     /// The job's containers, when it has an image and spur a container engine.
     pub(super) fn containers(&self, project_path: &str) -> Option<Containers> {
-        let engine = self.spur.engine.clone()?;
+        let engine = self.spur.engine.get()?.clone();
         let image = self.job.settings.image.clone()?;
         let private = self.ws.private_dir.join("engine");
         Some(Containers::new(

@@ -126,7 +126,7 @@ pub async fn run(spur: Arc<Spur>, started: Started) -> Option<JobEnd> {
         failed: None,
     };
     let iso = spur.isolation.clone();
-    let mut ws = if spur.engine.is_some() && job.settings.image.is_some() {
+    let mut ws = if spur.engine.get().is_some() && job.settings.image.is_some() {
         Workspace::contained_at(&iso.builds_dir, job.id)
     } else {
         Workspace::at(&iso.builds_dir, job.id)
