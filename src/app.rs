@@ -155,7 +155,6 @@ impl Spur {
         spur.bootstrap_root(config).await?;
         crate::accounts::remove_stale_root_credentials(dir);
         tracing::info!(isolation = %spur.isolation.describe(), builds_dir = %spur.isolation.builds_dir.display(), "job isolation");
-        tracing::info!(engine = %spur.describe_engine(), "job containers");
         secure_data_dir(
             dir,
             spur.isolation.other_uid() && spur.isolation.builds_dir.starts_with(dir),

@@ -101,10 +101,10 @@ impl Spur {
 
     /// Where jobs with `image:` run, in words for the log and the Admin area.
     pub fn describe_engine(&self) -> String {
-        match self.engine.get() {
-            Some(e) => format!("{} {}: jobs with image: run in containers", e.program, e.version),
-            None if !self.engine.is_known() => "auto: still looking for podman or docker".into(),
-            None => "none: jobs with image: run on the host, with a warning in their log".into(),
+        match self.engine.state() {
+            Some(Some(e)) => format!("{} {}: jobs with image: run in containers", e.program, e.version),
+            None => "auto: still looking for podman or docker".into(),
+            Some(None) => "none: jobs with image: run on the host, with a warning in their log".into(),
         }
     }
 }

@@ -23,12 +23,17 @@ pub fn start(spur: Arc<Spur>, concurrent: usize) {
         // The engine is looked for here, off the start-up path: the server answers meanwhile,
         // and no worker takes a job before it is known.
         let cleanup = spur.clone();
-        let _ = tokio::task::spawn_blocking(move || {
+        if let Err(e) = tokio::task::spawn_blocking(move || {
             if let Some(engine) = cleanup.engine.detect() {
                 engine.remove_labelled(&cleanup.engine_label);
             }
         })
-        .await;
+        .await
+        {
+            tracing::error!(error = %e, "looking for a container engine failed; jobs with image: run on the host");
+        }
+        spur.engine.settle_none();
+        tracing::info!(engine = %spur.describe_engine(), "job containers");
         for _ in 0..concurrent {
             let spur = spur.clone();
             tokio::spawn(async move { worker(spur).await });

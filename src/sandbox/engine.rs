@@ -78,9 +78,14 @@ impl Detected {
         self.found.get().and_then(Option::as_ref)
     }
 
-    /// Whether the looking is over.
-    pub fn is_known(&self) -> bool {
-        self.found.get().is_some()
+    /// What is known, read once: `None` while `auto` is still looking, else the engine or none.
+    pub fn state(&self) -> Option<Option<&Engine>> {
+        self.found.get().map(Option::as_ref)
+    }
+
+    /// Settles on no engine if the looking ended without an answer (it failed outright).
+    pub fn settle_none(&self) {
+        let _ = self.found.set(None);
     }
 }
 
@@ -198,11 +203,11 @@ mod tests {
         assert_eq!(Choice::parse("none"), Some(Choice::None));
         assert_eq!(Choice::parse("lxc"), None);
         let none = Detected::start(Choice::None).unwrap();
-        assert!(none.is_known() && none.get().is_none(), "none is known at once");
+        assert!(matches!(none.state(), Some(None)), "none is known at once");
         let auto = Detected::start(Choice::Auto).unwrap();
-        assert!(!auto.is_known(), "auto looks later, off the start-up path");
-        auto.detect();
-        assert!(auto.is_known());
+        assert!(auto.state().is_none(), "auto looks later, off the start-up path");
+        auto.settle_none();
+        assert!(matches!(auto.state(), Some(None)));
     }
 
     #[test]

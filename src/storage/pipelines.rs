@@ -492,7 +492,6 @@ impl Store {
     }
 }
 
-/// Removes a pipeline's jobs and their variables.
 /// Just the version of a stored record: the trigger check reads no more than it compares.
 #[derive(serde::Deserialize)]
 struct Versioned {
@@ -524,6 +523,7 @@ fn record_trigger_use(
 /// How finely a trigger token's last use is kept, in milliseconds.
 const LAST_USE_RESOLUTION_MS: Millis = 1000;
 
+/// Removes a pipeline's jobs and their variables.
 pub(super) fn remove_jobs(tx: &redb::WriteTransaction, project_id: u64, pipeline_id: u64) -> Result<(), Error> {
     let ids = super::ids_under(&tx.open_table(PIPELINE_JOBS)?, pipeline_id)?;
     let mut jobs = tx.open_table(JOBS)?;

@@ -43,7 +43,8 @@ pub const TRIGGERS: TableDefinition<u64, Json> = TableDefinition::new("triggers"
 pub const TRIGGER_DIGESTS: TableDefinition<&[u8], u64> = TableDefinition::new("trigger_digests");
 /// (project id, trigger id) → (); lists a project's triggers in id order.
 pub const PROJECT_TRIGGERS: TableDefinition<(u64, u64), ()> = TableDefinition::new("project_triggers");
-/// Trigger id → creation time (ms) of the newest pipeline it created (`last_used`).
+/// Trigger id → creation time (ms) of the newest pipeline it created (`last_used`), to the
+/// second: a later pipeline within a second of it does not rewrite it.
 pub const TRIGGER_LAST_USED: TableDefinition<u64, i64> = TableDefinition::new("trigger_last_used");
 /// Trigger id → the client address of its last use.
 pub const TRIGGER_LAST_ADDRESS: TableDefinition<u64, &str> = TableDefinition::new("trigger_last_address");
