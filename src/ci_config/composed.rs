@@ -7,8 +7,7 @@
 
 use super::compose::{self, FileSource};
 use super::inputs;
-use super::plan::{Context, PlanError, defaults, job_definitions, stages, workflow_rules};
-use super::policy::Situation;
+use super::plan::{Context, PlanError, defaults, job_definitions, situation, stages, workflow_rules};
 use super::predefined::{predefined, user_vars};
 use super::validate::validate;
 use super::yaml::{self, Mapping};
@@ -49,15 +48,7 @@ pub(super) fn composed(
     if let Some(hit) = key.as_ref().and_then(get) {
         return Ok(hit);
     }
-    let include_situation = Situation {
-        pushed,
-        repo: source,
-        source: &ctx.source,
-        ref_name: &ctx.ref_name,
-        ref_is_tag: ctx.ref_is_tag,
-        project_path: &ctx.project_path,
-        files,
-    };
+    let include_situation = situation(ctx, source, files, pushed);
     let mut include_vars = predefined(ctx);
     include_vars.extend(&user_vars(&ctx.project_variables, &ctx.raw_variables));
     include_vars.extend(&user_vars(&ctx.pipeline_variables, &ctx.raw_variables));

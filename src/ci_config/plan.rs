@@ -153,15 +153,7 @@ pub fn plan(source: &dyn FileSource, files: &[String], ctx: &Context) -> Result<
         has_workflow_rules,
     } = &*composed;
     let has_workflow_rules = *has_workflow_rules;
-    let situation = Situation {
-        pushed: pushed.as_deref(),
-        repo: source,
-        source: &ctx.source,
-        ref_name: &ctx.ref_name,
-        ref_is_tag: ctx.ref_is_tag,
-        project_path: &ctx.project_path,
-        files,
-    };
+    let situation = situation(ctx, source, files, pushed.as_deref());
     let top_vars = variables::from_yaml(config.get("variables"), "root").map_err(PlanError::Config)?;
     let workflow_vars = evaluate_workflow(config, &top_vars, ctx, &situation)?;
     let shared = Shared {
@@ -203,6 +195,24 @@ pub fn plan(source: &dyn FileSource, files: &[String], ctx: &Context) -> Result<
         jobs: planned,
         name,
     })
+}
+
+/// The situation of the pipeline `ctx` describes, on `repo` with `files` at its commit.
+pub(super) fn situation<'a>(
+    ctx: &'a Context,
+    repo: &'a dyn FileSource,
+    files: &'a [String],
+    pushed: Option<&'a [String]>,
+) -> Situation<'a> {
+    Situation {
+        pushed,
+        repo,
+        source: &ctx.source,
+        ref_name: &ctx.ref_name,
+        ref_is_tag: ctx.ref_is_tag,
+        project_path: &ctx.project_path,
+        files,
+    }
 }
 
 /// `workflow:name` with the pipeline's global variables expanded (predefined, project and
