@@ -54,12 +54,36 @@ pub async fn trigger_pipeline(
             tracing::warn!(project_id = project.id, error = %e, "mirror fetch failed; resolving against the last fetched state");
         }
     }
-    let s = spur.clone();
-    match blocking(move || check(&s, &project, &origin, &request)).await? {
+    // A small configuration already checked plans in well under a millisecond, less than the
+    // hop to the blocking pool costs in wake-ups; anything else (includes to fetch, a config
+    // never seen, inputs) is planned there, off the HTTP worker.
+    let quick = request.inputs.is_empty() && config_plans_quickly(&spur, &project, &origin, &request.ref_name);
+    let checked = if quick {
+        check(&spur, &project, &origin, &request)?
+    } else {
+        let s = spur.clone();
+        blocking(move || check(&s, &project, &origin, &request)).await?
+    };
+    match checked {
         // The trigger API stores a failed pipeline for a configuration error, then answers 422.
         Ok(prepared) => pipeline_create::record(&spur, prepared, true).await,
         Err(refusal) => Ok(Err(refusal)),
     }
+}
+
+/// Whether the `.gitlab-ci.yml` at `ref_name` is one `ci_config::plans_quickly` says plans
+/// without composing (false when the ref or file cannot be read: the full path reports that).
+fn config_plans_quickly(spur: &Spur, project: &Project, origin: &Origin, ref_name: &str) -> bool {
+    let path = spur.repos.path_of(&project.repo_name, origin);
+    let Ok(resolved) = spur.repos.resolve(&path, ref_name) else {
+        return false;
+    };
+    let Ok(files) = spur.repos.commit_files(&path, &resolved.sha) else {
+        return false;
+    };
+    files
+        .read(".gitlab-ci.yml")
+        .is_some_and(|text| crate::ci_config::plans_quickly(&text))
 }
 
 /// Whether `token` may still start pipelines on `project` at all: a live trigger token of the

@@ -137,6 +137,20 @@ struct Cache {
 
 static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
 
+/// At most this many jobs for [`plans_quickly`].
+const QUICK_JOBS: usize = 50;
+
+/// Whether a pipeline of `text` (given no inputs) is planned without composing: its checked
+/// form is kept and has at most [`QUICK_JOBS`] jobs. Such a plan reads nothing outside the
+/// repository and costs less than a hop to another thread.
+pub fn plans_quickly(text: &str) -> bool {
+    key(text).and_then(|k| get(&k)).is_some_and(|c| is_quick(&c))
+}
+
+fn is_quick(composed: &Composed) -> bool {
+    composed.jobs.len() <= QUICK_JOBS
+}
+
 /// The key of `text`, when a composition of it may be kept.
 pub fn key(text: &str) -> Option<[u8; 32]> {
     (text.len() <= MAX_TEXT).then(|| *blake3::hash(text.as_bytes()).as_bytes())
@@ -193,5 +207,23 @@ mod tests {
         assert!(get(&k).is_none());
         let total = CACHE.lock().unwrap().as_ref().unwrap().total;
         assert!(total <= MAX_TOTAL, "{total}");
+    }
+
+    #[test]
+    fn only_kept_small_configurations_plan_quickly() {
+        assert!(
+            !plans_quickly("never:\n  script: seen\n"),
+            "one not kept is planned off the worker"
+        );
+        let job = (String::from("j"), Mapping::default());
+        let small = Composed {
+            jobs: vec![job.clone(); QUICK_JOBS],
+            ..Composed::default()
+        };
+        let large = Composed {
+            jobs: vec![job; QUICK_JOBS + 1],
+            ..Composed::default()
+        };
+        assert!(is_quick(&small) && !is_quick(&large));
     }
 }

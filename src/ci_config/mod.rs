@@ -7,6 +7,7 @@ pub mod bridge;
 pub mod component;
 pub mod compose;
 mod composed;
+pub use composed::plans_quickly;
 pub mod inputs;
 pub mod job_settings;
 mod needs;
