@@ -769,7 +769,10 @@ async fn expired_artifacts_are_deleted() {
     // the file follows the commit the API already shows.
     let start = std::time::Instant::now();
     while file.exists() {
-        assert!(start.elapsed() < std::time::Duration::from_secs(20), "the expired file stayed");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "the expired file stayed"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert_eq!(
