@@ -146,7 +146,7 @@ pub fn resolve_includes(
                 .vars
                 .0
                 .iter()
-                .map(|v| (v.name.to_string(), v.value.to_string()))
+                .map(|v| (String::from(&*v.name), String::from(&*v.value)))
                 .collect(),
             masked: c.masked.to_vec(),
         },

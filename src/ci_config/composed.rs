@@ -102,7 +102,7 @@ fn compose_text(
             c.vars
                 .0
                 .iter()
-                .map(|v| (v.name.to_string(), v.value.to_string()))
+                .map(|v| (String::from(&*v.name), String::from(&*v.value)))
                 .collect()
         })
         .unwrap_or_default();

@@ -425,7 +425,7 @@ fn plan_job(
         .0
         .iter()
         .chain(&job_vars.0)
-        .map(|v| v.name.to_string())
+        .map(|v| String::from(&*v.name))
         .collect();
     vars.extend(&inherited);
     vars.extend(&job_vars);
@@ -466,7 +466,7 @@ fn plan_job(
                 exit_codes
             };
             vars.extend(&m.variables);
-            yaml_names.extend(m.variables.0.iter().map(|v| v.name.to_string()));
+            yaml_names.extend(m.variables.0.iter().map(|v| String::from(&*v.name)));
             if m.needs.is_some() {
                 needs = m.needs;
             }

@@ -72,11 +72,11 @@ impl VarList {
         for v in self.0.iter().filter(|v| wanted(&v.name)) {
             // Most values reference nothing: no lookups, no memo.
             if v.raw || !v.value.contains('$') {
-                out.push((v.name.to_string(), v.value.to_string()));
+                out.push((String::from(&*v.name), String::from(&*v.value)));
                 continue;
             }
             let mut stack = Vec::new();
-            out.push((v.name.to_string(), self.expand_var(v, &mut stack, &mut done)?));
+            out.push((String::from(&*v.name), self.expand_var(v, &mut stack, &mut done)?));
         }
         Ok(out)
     }
@@ -88,7 +88,7 @@ impl VarList {
         done: &mut HashMap<String, String>,
     ) -> Result<String, String> {
         if v.raw {
-            return Ok(v.value.to_string());
+            return Ok(String::from(&*v.value));
         }
         if let Some(value) = done.get(&*v.name) {
             return Ok(value.clone());
@@ -100,11 +100,11 @@ impl VarList {
                 stack[start..].join(", ")
             ));
         }
-        stack.push(v.name.to_string());
+        stack.push(String::from(&*v.name));
         let result = self.expand_text(&v.value, stack, done);
         stack.pop();
         if let Ok(value) = &result {
-            done.insert(v.name.to_string(), value.clone());
+            done.insert(String::from(&*v.name), value.clone());
         }
         result
     }

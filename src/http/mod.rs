@@ -153,7 +153,7 @@ async fn api_not_found() -> HttpResponse {
 pub fn json_response(status: StatusCode, body: &serde_json::Value) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header(("Content-Type", "application/json"))
-        .body(body.to_string())
+        .body(serde_json::to_vec(body).unwrap_or_default())
 }
 
 /// The token a request presents: `PRIVATE-TOKEN`, `Authorization: Bearer`, or the

@@ -4,7 +4,7 @@
 use super::codec::{encode, get_json};
 use super::tables::{ACTIVE_JOBS, JOB_TOKENS, JOB_VARIABLES, JOBS, PIPELINE_JOBS, PIPELINES, PROJECT_JOBS};
 use super::{Error, Store, next_id};
-use crate::domain::{Job, Pipeline};
+use crate::domain::{Job, JobStatus, Millis, Pipeline};
 use redb::{ReadableTable, WriteTransaction};
 
 /// A job to add to a pipeline (a retry): the record (`id` set at commit) and the job whose sealed
@@ -15,6 +15,20 @@ pub struct AddedJob {
     pub job: Job,
     /// The job whose variables it copies.
     pub variables_from: u64,
+}
+
+/// The fields of an unfinished job that sweeps (shutdown, silent runners, metrics) read.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ActiveJob {
+    /// The job's id.
+    pub id: u64,
+    /// Its status.
+    pub status: JobStatus,
+    /// When it started.
+    pub started_at: Option<Millis>,
+    /// The GitLab runner running it, if any.
+    #[serde(default)]
+    pub runner_id: Option<u64>,
 }
 
 /// One pipeline's new state as the scheduler decided it.
@@ -65,9 +79,10 @@ impl Store {
         })
     }
 
-    /// Hands every job not in a final status to `each`, one at a time: a long queue is never
-    /// all in memory at once.
-    pub fn for_each_active_job(&self, mut each: impl FnMut(Job)) -> Result<(), Error> {
+    /// Hands what sweeps need of every job not in a final status to `each`, one at a time: a
+    /// long queue is never all in memory at once, and the rest of each record (scripts,
+    /// settings) is skipped rather than built.
+    pub fn for_each_active_job(&self, mut each: impl FnMut(ActiveJob)) -> Result<(), Error> {
         self.read(|tx| {
             let index = tx.open_table(ACTIVE_JOBS)?;
             let jobs = tx.open_table(JOBS)?;

@@ -31,7 +31,7 @@ mod writer;
 pub use backup::{BackupInfo, backup_file, restore_backup};
 pub use environments::new_environment;
 pub use idempotency::{IdempotencyRecord, IdempotencyTag};
-pub use jobs::{AddedJob, PipelineChange};
+pub use jobs::{ActiveJob, AddedJob, PipelineChange};
 pub use pipelines::{NewJob, NewPipeline, PipelineFilter, PipelineOrder, PipelineScope};
 pub use projects::{NewProject, ProjectChange};
 pub use protected_refs::{RefSnapshot, default_branch_rule};
@@ -257,16 +257,9 @@ fn init_schema(db: &Database) -> Result<(), Error> {
 
 /// Hands out the next id of a kind (`next_<kind>_id` in `META`), starting at 1.
 fn next_id(tx: &WriteTransaction, kind: &'static str) -> Result<u64, Error> {
-    next_ids(tx, kind, 1)
-}
-
-/// Reserves `count` consecutive ids of `kind` in one update; answers the first.
-fn next_ids(tx: &WriteTransaction, kind: &'static str, count: u64) -> Result<u64, Error> {
     let mut meta = tx.open_table(tables::META)?;
     let id = meta.get(kind)?.map_or(1, |g| g.value());
-    if count > 0 {
-        meta.insert(kind, id.saturating_add(count))?;
-    }
+    meta.insert(kind, id.saturating_add(1))?;
     Ok(id)
 }
 

@@ -5,7 +5,7 @@ use super::tables::{
     ACTIVE_JOBS, DOWNSTREAM, HIERARCHY_SIZES, JOB_VARIABLES, JOBS, PIPELINE_IIDS, PIPELINE_JOBS, PIPELINE_VARIABLES,
     PIPELINES, PROJECT_JOBS, PROJECT_PIPELINES, TRIGGER_LAST_USED,
 };
-use super::{Error, Refusal, Store, next_id};
+use super::{Error, Refusal, Store};
 use crate::domain::{Job, Millis, Pipeline, PipelineSource, PipelineStatus};
 use redb::ReadableTable;
 
@@ -188,7 +188,17 @@ impl Store {
             {
                 return Ok(Err(super::Refusal::NotFound));
             }
-            let id = next_id(tx, "next_pipeline_id")?;
+            // The pipeline's id and its jobs' ids, reserved in one update of the counters.
+            let (id, first_job_id) = {
+                let mut meta = tx.open_table(super::tables::META)?;
+                let id = meta.get("next_pipeline_id")?.map_or(1, |g| g.value());
+                meta.insert("next_pipeline_id", id.saturating_add(1))?;
+                let first_job_id = meta.get("next_job_id")?.map_or(1, |g| g.value());
+                if !new.jobs.is_empty() {
+                    meta.insert("next_job_id", first_job_id.saturating_add(new.jobs.len() as u64))?;
+                }
+                (id, first_job_id)
+            };
             let mut indexed = None;
             let iid = {
                 let mut iids = tx.open_table(PIPELINE_IIDS)?;
@@ -255,8 +265,7 @@ impl Store {
                 let mut by_pipeline = tx.open_table(PIPELINE_JOBS)?;
                 let mut by_project = tx.open_table(PROJECT_JOBS)?;
                 let mut sealed = tx.open_table(JOB_VARIABLES)?;
-                let first_id = super::next_ids(tx, "next_job_id", new.jobs.len() as u64)?;
-                for (new_job, job_id) in new.jobs.into_iter().zip(first_id..) {
+                for (new_job, job_id) in new.jobs.into_iter().zip(first_job_id..) {
                     let job = Job {
                         id: job_id,
                         pipeline_id: id,
