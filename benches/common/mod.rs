@@ -48,6 +48,12 @@ pub fn start(data: &Path, extra: &[&str]) -> (Child, String) {
 
 /// Like `start`, run under `wrapper` (a command and its arguments, e.g. valgrind's).
 pub fn start_wrapped(wrapper: &[&str], data: &Path, extra: &[&str]) -> (Child, String) {
+    start_env(wrapper, data, extra, true)
+}
+
+/// Like `start_wrapped`; with `bench_env` false it starts as a user would, without the
+/// benchmarks' root credentials and log filter (root's token is generated, logs at `info`).
+pub fn start_env(wrapper: &[&str], data: &Path, extra: &[&str], bench_env: bool) -> (Child, String) {
     let binary = std::env::var("SPUR_BENCH_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_spur").to_string());
     let mut command = match wrapper.split_first() {
         Some((program, args)) => {
@@ -57,18 +63,23 @@ pub fn start_wrapped(wrapper: &[&str], data: &Path, extra: &[&str]) -> (Child, S
         }
         None => Command::new(&binary),
     };
-    let mut child = command
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .args(extra)
-        .env("SPUR_ROOT_TOKEN", ROOT_TOKEN)
-        .env("SPUR_ROOT_PASSWORD", ROOT_PASSWORD)
-        .env("RUST_LOG", "warn,spur=info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .env("NO_COLOR", "1");
+    if bench_env {
+        command
+            .env("SPUR_ROOT_TOKEN", ROOT_TOKEN)
+            .env("SPUR_ROOT_PASSWORD", ROOT_PASSWORD)
+            .env("RUST_LOG", "warn,spur=info");
+    } else {
+        command
+            .env_remove("SPUR_ROOT_TOKEN")
+            .env_remove("SPUR_ROOT_PASSWORD")
+            .env_remove("RUST_LOG");
+    }
+    let mut child = command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let base = loop {
