@@ -57,12 +57,14 @@ pub async fn trigger_pipeline(
     // A small configuration already checked plans in well under a millisecond, less than the
     // hop to the blocking pool costs in wake-ups; anything else (includes to fetch, a config
     // never seen, inputs) is planned there, off the HTTP worker.
-    let quick = request.inputs.is_empty() && config_plans_quickly(&spur, &project, &origin, &request.ref_name);
+    // The ref is resolved once for the request: the plan reads the commit this check saw.
+    let (resolved, quick) = resolve_and_gauge(&spur, &project, &origin, &request.ref_name);
+    let quick = quick && request.inputs.is_empty();
     let checked = if quick {
-        check(&spur, &project, &origin, &request)?
+        check(&spur, &project, &origin, &request, resolved)?
     } else {
         let s = spur.clone();
-        blocking(move || check(&s, &project, &origin, &request)).await?
+        blocking(move || check(&s, &project, &origin, &request, resolved)).await?
     };
     match checked {
         // The trigger API stores a failed pipeline for a configuration error, then answers 422.
@@ -71,19 +73,24 @@ pub async fn trigger_pipeline(
     }
 }
 
-/// Whether the `.gitlab-ci.yml` at `ref_name` is one `ci_config::plans_quickly` says plans
-/// without composing (false when the ref or file cannot be read: the full path reports that).
-fn config_plans_quickly(spur: &Spur, project: &Project, origin: &Origin, ref_name: &str) -> bool {
+/// `ref_name` resolved (`None` when it cannot be: the full path reports why), and whether the
+/// `.gitlab-ci.yml` there is one `ci_config::plans_quickly` says plans without composing.
+fn resolve_and_gauge(
+    spur: &Spur,
+    project: &Project,
+    origin: &Origin,
+    ref_name: &str,
+) -> (Option<crate::git::ResolvedRef>, bool) {
     let path = spur.repos.path_of(&project.repo_name, origin);
     let Ok(resolved) = spur.repos.resolve(&path, ref_name) else {
-        return false;
+        return (None, false);
     };
-    let Ok(files) = spur.repos.commit_files(&path, &resolved.sha) else {
-        return false;
-    };
-    files
-        .read(".gitlab-ci.yml")
-        .is_some_and(|text| crate::ci_config::plans_quickly(&text))
+    let quick = spur.repos.commit_files(&path, &resolved.sha).is_ok_and(|files| {
+        files
+            .read(".gitlab-ci.yml")
+            .is_some_and(|text| crate::ci_config::plans_quickly(&text))
+    });
+    (Some(resolved), quick)
 }
 
 /// Whether `token` may still start pipelines on `project` at all: a live trigger token of the
@@ -124,6 +131,7 @@ fn check(
     project: &Project,
     origin: &Origin,
     request: &TriggerRequest,
+    resolved: Option<crate::git::ResolvedRef>,
 ) -> Result<Result<Prepared, TriggerRefusal>, TriggerError> {
     let now = clock::now();
     let digest = spur.secrets.digest(&request.token);
@@ -161,6 +169,7 @@ fn check(
         idempotency: request.idempotency,
         client: request.client.clone(),
         trigger_version: Some((trigger.id, trigger.updated_at)),
+        commit: resolved,
         ..CreateRequest::new(
             PipelineSource::Trigger,
             owner,
