@@ -26,9 +26,17 @@ fn main() {
 fn link_order() {
     println!("cargo:rerun-if-changed=src/startup.order");
     println!("cargo:rerun-if-env-changed=SPUR_LINK_ORDER");
+    println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     let var = |name: &str| std::env::var(name).unwrap_or_default();
-    let wanted =
-        var("PROFILE") == "release" && var("TARGET") == "x86_64-unknown-linux-gnu" && var("SPUR_LINK_ORDER") != "0";
+    // GNU ld and gold do not read the list: a build told to use them goes without it.
+    let flags = var("CARGO_ENCODED_RUSTFLAGS");
+    let other_linker = ["fuse-ld=bfd", "fuse-ld=gold", "linker-features=-lld"]
+        .iter()
+        .any(|f| flags.contains(f));
+    let wanted = var("PROFILE") == "release"
+        && var("TARGET") == "x86_64-unknown-linux-gnu"
+        && var("SPUR_LINK_ORDER") != "0"
+        && !other_linker;
     let list = std::path::Path::new(&var("CARGO_MANIFEST_DIR")).join("src/startup.order");
     if wanted && list.is_file() {
         println!(
