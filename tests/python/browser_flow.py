@@ -12,6 +12,7 @@ import urllib.parse
 import urllib.request
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -38,7 +39,9 @@ def shot(driver, name):
 
 
 def wait(driver, condition, timeout=40):
-    return WebDriverWait(driver, timeout).until(condition)
+    # Live regions are replaced while the page polls: an element found a moment ago may be
+    # gone when read, which only means "look again".
+    return WebDriverWait(driver, timeout, ignored_exceptions=[StaleElementReferenceException]).until(condition)
 
 
 def step(name):
@@ -334,8 +337,11 @@ def no_javascript():
 if __name__ == "__main__":
     try:
         main()
-    except Exception:
+    except Exception as e:
         import traceback
 
         traceback.print_exc()
+        # Selenium's messages end in the driver's native stack: the first line says what failed,
+        # and stdout's last lines are what a failing test shows.
+        print(f"failed: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}")
         sys.exit(1)
