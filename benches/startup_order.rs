@@ -35,16 +35,7 @@ test:
 ";
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("startup_order: run with `cargo bench --bench startup_order` (needs valgrind)");
-        return;
-    }
-    if std::process::Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        println!("startup_order: valgrind is not installed (apt-get install valgrind); skipped");
+    if !common::callgrind_bench("startup_order") {
         return;
     }
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -40,16 +40,7 @@ deploy:
 ";
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("trigger_instructions: run with `cargo bench --bench trigger_instructions` (needs valgrind)");
-        return;
-    }
-    if std::process::Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        println!("trigger_instructions: valgrind is not installed (apt-get install valgrind); skipped");
+    if !common::callgrind_bench("trigger_instructions") {
         return;
     }
     let triggers: u64 = env_or("SPUR_BENCH_TRIGGERS", 200).max(1);

@@ -202,3 +202,17 @@ pub fn http_client_builder() -> reqwest::ClientBuilder {
     spur::outbound::install_tls_provider();
     reqwest::Client::builder()
 }
+
+/// Whether a callgrind bench should run: under `cargo bench`, with valgrind installed (it says
+/// why not otherwise).
+pub fn callgrind_bench(name: &str) -> bool {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("{name}: run with `cargo bench --bench {name}` (needs valgrind)");
+        return false;
+    }
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        println!("{name}: valgrind is not installed (apt-get install valgrind); skipped");
+        return false;
+    }
+    true
+}
