@@ -120,18 +120,9 @@ async fn run(phase: Phase) -> BTreeSet<String> {
                 answer.text().await.unwrap_or_default()
             }
         };
+        let url = format!("{base}/api/v4/projects/{pid}/trigger/pipeline");
         for i in 0..5 {
-            let resp = http
-                .post(format!("{base}/api/v4/projects/{pid}/trigger/pipeline"))
-                .form(&[
-                    ("token", token.as_str()),
-                    ("ref", "main"),
-                    ("variables[RUN]", &i.to_string()),
-                ])
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), 201);
+            common::trigger(&http, &url, &token, i).await;
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
         for path in [

@@ -80,17 +80,7 @@ async fn run(triggers: u64, idle_for: Option<Duration>) -> (u64, Duration) {
         let (http, url, token) = (http.clone(), url.clone(), token.clone());
         async move {
             for i in 0..n {
-                let resp = http
-                    .post(&url)
-                    .form(&[
-                        ("token", token.as_str()),
-                        ("ref", "main"),
-                        ("variables[RUN]", &i.to_string()),
-                    ])
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap_or_default());
+                common::trigger(&http, &url, &token, i).await;
             }
         }
     };

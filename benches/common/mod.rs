@@ -216,3 +216,14 @@ pub fn callgrind_bench(name: &str) -> bool {
     }
     true
 }
+
+/// Sends one trigger POST (`ref=main`, variable `RUN`) and asserts it was acknowledged.
+pub async fn trigger(http: &reqwest::Client, url: &str, token: &str, run: u64) {
+    let resp = http
+        .post(url)
+        .form(&[("token", token), ("ref", "main"), ("variables[RUN]", &run.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap_or_default());
+}
