@@ -5,9 +5,10 @@
 //! sees them) and `build.rs` has the linker put them side by side in release builds, then
 //! the functions a first trigger, API reads and job logs run.
 //!
-//! This bench runs the release binary under Valgrind's callgrind on fresh data dirs: twice from
+//! This bench runs the release binary under Valgrind's callgrind: twice on fresh data dirs from
 //! start to the first answers and two seconds' idling (started as the benchmarks start it, and
-//! as a user does), once through a small workload. It
+//! as a user does), once the same on a data dir with history (finished pipelines, and pending
+//! jobs the start recovers), once through a small workload. It
 //! prints how many of the functions that ran are in `src/startup.order`: renamed functions and
 //! new dependencies let the list go stale, and the idle memory `trigger_load` prints grows
 //! back. `SPUR_BENCH_WRITE_ORDER=1` writes the list anew (start-up functions first). Needs
@@ -43,6 +44,7 @@ fn main() {
     // default log filter): each runs a few functions of its own.
     let mut startup = rt.block_on(run(Phase::Start { bench_env: true }));
     startup.extend(rt.block_on(run(Phase::Start { bench_env: false })));
+    startup.extend(rt.block_on(run(Phase::Restart)));
     let all = rt.block_on(run(Phase::Workload));
     let workload: BTreeSet<&String> = all.iter().filter(|f| !startup.contains(*f)).collect();
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/startup.order");
@@ -79,6 +81,9 @@ fn main() {
 enum Phase {
     /// Starts, answers its first requests and idles.
     Start { bench_env: bool },
+    /// Starts on a data dir with history (one finished pipeline, the jobs of others pending,
+    /// no executor) and idles: reading what is there and recovering unfinished jobs.
+    Restart,
     /// Starts, then makes a project, triggers pipelines, runs their jobs and reads them.
     Workload,
 }
@@ -93,7 +98,12 @@ async fn run(phase: Phase) -> BTreeSet<String> {
     let out_arg = format!("--callgrind-out-file={}", out.display());
     let wrapper = ["valgrind", "--tool=callgrind", "--demangle=no", &out_arg];
     let bench_env = !matches!(phase, Phase::Start { bench_env: false });
-    let (mut child, base) = start_env(&wrapper, &data, &[], bench_env);
+    let mut extra: &[&str] = &[];
+    if matches!(phase, Phase::Restart) {
+        history(&data, &repo).await;
+        extra = &["--concurrent", "0"];
+    }
+    let (mut child, base) = start_env(&wrapper, &data, extra, bench_env);
     // Health probes are what an idle server answers most; the benchmarks wait on the version.
     for probe in ["liveness", "readiness"] {
         let url = format!("{base}/-/{probe}");
@@ -137,11 +147,34 @@ async fn run(phase: Phase) -> BTreeSet<String> {
     } else {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+    stop(&mut child);
+    executed_functions(&out)
+}
+
+/// Fills `data` with the history `Phase::Restart` starts on, then stops the server.
+async fn history(data: &Path, repo: &Path) {
+    let (mut child, base) = start_env(&[], data, &["--concurrent", "0"], true);
+    wait_ready_for(&base, Duration::from_secs(10)).await;
+    let http = common::http_client();
+    let (pid, token) = common::project_with_trigger(&http, &base, repo).await;
+    let url = format!("{base}/api/v4/projects/{pid}/trigger/pipeline");
+    for i in 0..5 {
+        common::trigger(&http, &url, &token, i).await;
+    }
+    http.post(format!("{base}/api/v4/projects/{pid}/pipelines/1/cancel"))
+        .header("PRIVATE-TOKEN", common::ROOT_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    stop(&mut child);
+}
+
+/// Stops a server as an operator does (SIGTERM) and waits for it.
+fn stop(child: &mut std::process::Child) {
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
     let _ = child.wait();
-    executed_functions(&out)
 }
 
 /// The functions of the `spur` object named in a callgrind profile (each `fn=` block is one

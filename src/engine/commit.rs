@@ -4,7 +4,7 @@
 use super::{Batch, Reply, State, Working, finish};
 use crate::context::Spur;
 use crate::domain::{Job, JobStatus, Millis, Pipeline, PipelineStatus};
-use crate::scheduler::queue::QueuedJob;
+use crate::scheduler::queue::{JobClass, QueuedJob};
 use crate::scheduler::{JobEnd, Refusal, decide};
 use crate::storage::{AddedJob, PipelineChange};
 use std::collections::HashMap;
@@ -98,12 +98,14 @@ pub(super) async fn commit(mut batch: Batch<'_>, state: &mut State) {
             for w in batch.pipelines.values() {
                 for &i in &w.changed {
                     if w.jobs[i].status == JobStatus::Running && w.jobs[i].external.is_none() {
-                        batch.spur.scheduler.queue.push(QueuedJob {
-                            job_id: w.jobs[i].id,
-                            tags: w.jobs[i].tags.clone(),
-                            protected_ref: protected_ref(batch.spur, &w.pipeline),
-                            resource_group: crate::scheduler::queued_group(&w.jobs[i]),
-                        });
+                        batch.spur.scheduler.queue.push(QueuedJob::new(
+                            w.jobs[i].id,
+                            JobClass {
+                                tags: w.jobs[i].tags.clone(),
+                                protected_ref: protected_ref(batch.spur, &w.pipeline),
+                                resource_group: crate::scheduler::queued_group(&w.jobs[i]),
+                            },
+                        ));
                     }
                 }
             }
@@ -141,12 +143,14 @@ pub(super) async fn commit(mut batch: Batch<'_>, state: &mut State) {
             match job.status {
                 // An external status waits for its system, not for an executor.
                 _ if job.external.is_some() => {}
-                JobStatus::Pending => batch.spur.scheduler.queue.push(QueuedJob {
-                    job_id: job.id,
-                    tags: job.tags.clone(),
-                    protected_ref: *protected.get_or_insert_with(|| protected_ref(batch.spur, &w.pipeline)),
-                    resource_group: crate::scheduler::queued_group(job),
-                }),
+                JobStatus::Pending => batch.spur.scheduler.queue.push(QueuedJob::new(
+                    job.id,
+                    JobClass {
+                        tags: job.tags.clone(),
+                        protected_ref: *protected.get_or_insert_with(|| protected_ref(batch.spur, &w.pipeline)),
+                        resource_group: crate::scheduler::queued_group(job),
+                    },
+                )),
                 JobStatus::Scheduled => {
                     state.timers.insert((job.scheduled_at.unwrap_or(now), job.id));
                 }
@@ -232,7 +236,7 @@ pub(super) fn update_pipeline(p: &mut Pipeline, jobs: &[Job], now: Millis) {
 }
 
 /// Unfinished jobs recovered per commit after a restart.
-const RECOVERY_SLICE: usize = 1000;
+const RECOVERY_SLICE: usize = 100;
 
 /// After a restart: jobs that were running failed (their process died with the old server),
 /// pending ones are queued again, delayed ones get their timers back, and every touched
@@ -273,12 +277,14 @@ pub(super) async fn recover(spur: &Arc<Spur>, state: &mut State) -> Result<(), S
                 // writing them again; created ones move on in the commit if their turn came.
                 JobStatus::Pending => {
                     if let Some(w) = batch.pipelines.get(&pid) {
-                        requeue.push(QueuedJob {
-                            job_id: id,
-                            tags: job.tags.clone(),
-                            protected_ref: protected_ref(spur, &w.pipeline),
-                            resource_group: crate::scheduler::queued_group(job),
-                        });
+                        requeue.push(QueuedJob::new(
+                            id,
+                            JobClass {
+                                tags: job.tags.clone(),
+                                protected_ref: protected_ref(spur, &w.pipeline),
+                                resource_group: crate::scheduler::queued_group(job),
+                            },
+                        ));
                     }
                 }
                 JobStatus::Scheduled => {

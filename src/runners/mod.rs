@@ -193,12 +193,14 @@ mod tests {
     }
 
     fn job(tags: &[&str]) -> QueuedJob {
-        QueuedJob {
-            job_id: 1,
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            protected_ref: false,
-            resource_group: None,
-        }
+        QueuedJob::new(
+            1,
+            crate::scheduler::queue::JobClass {
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+                protected_ref: false,
+                resource_group: None,
+            },
+        )
     }
 
     #[test]
@@ -215,10 +217,14 @@ mod tests {
         assert!(!accepts(&protected_only, &job(&[])));
         assert!(accepts(
             &protected_only,
-            &QueuedJob {
-                protected_ref: true,
-                ..job(&[])
-            }
+            &QueuedJob::new(
+                1,
+                crate::scheduler::queue::JobClass {
+                    tags: Vec::new(),
+                    protected_ref: true,
+                    resource_group: None,
+                },
+            )
         ));
     }
 

@@ -8,7 +8,7 @@ pub mod queue;
 pub mod resource_groups;
 
 use crate::domain::{Job, JobStatus, Millis, Pipeline};
-use queue::{JobQueue, QueuedJob};
+use queue::{JobClass, JobQueue, QueuedJob};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -213,12 +213,14 @@ impl Scheduler {
     pub fn pipeline_created(&self, jobs: &[Job], protected_ref: bool) {
         for job in jobs {
             match job.status {
-                JobStatus::Pending => self.queue.push(QueuedJob {
-                    job_id: job.id,
-                    tags: job.tags.clone(),
-                    protected_ref,
-                    resource_group: queued_group(job),
-                }),
+                JobStatus::Pending => self.queue.push(QueuedJob::new(
+                    job.id,
+                    JobClass {
+                        tags: job.tags.clone(),
+                        protected_ref,
+                        resource_group: queued_group(job),
+                    },
+                )),
                 JobStatus::Scheduled => {
                     let at = job.scheduled_at.unwrap_or_default();
                     let _ = self.commands.send(Command::Scheduled { job_id: job.id, at });

@@ -57,12 +57,14 @@ mod tests {
     use super::*;
 
     fn job(id: u64, group: Option<&str>) -> QueuedJob {
-        QueuedJob {
-            job_id: id,
-            tags: Vec::new(),
-            protected_ref: false,
-            resource_group: group.map(|g| (1, g.to_string())),
-        }
+        QueuedJob::new(
+            id,
+            super::super::queue::JobClass {
+                tags: Vec::new(),
+                protected_ref: false,
+                resource_group: group.map(|g| (1, g.to_string())),
+            },
+        )
     }
 
     #[test]

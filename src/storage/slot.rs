@@ -27,7 +27,7 @@ pub(super) struct Slot {
 pub(super) fn open_file(path: &Path) -> Result<Database, Error> {
     // A small page cache: the hot paths touch few pages, and the OS caches the file anyway;
     // a bigger one holds memory long after a burst of work.
-    Ok(Database::builder().set_cache_size(4 << 20).create(path)?)
+    Ok(Database::builder().set_cache_size(1 << 20).create(path)?)
 }
 
 fn reopening() -> Error {
