@@ -164,15 +164,21 @@ impl Spur {
     }
 
     /// Creates the administrator `root` on first start and writes its credentials to
-    /// `<data-dir>/initial_root_credentials` (mode 0600). Never logs them.
+    /// `<data-dir>/initial_root_credentials` (mode 0600). Never logs them. Root's password is
+    /// hashed after this returns (see `set_root_password`), so that a first start answers as
+    /// soon as a later one does.
     async fn bootstrap_root(&self, config: &Config) -> Result<(), StartError> {
         let err = |e: String| StartError(format!("first start: {e}"));
-        if self
-            .store
-            .user_by_username("root")
-            .map_err(|e| err(e.to_string()))?
-            .is_some()
-        {
+        if let Some(root) = self.store.user_by_username("root").map_err(|e| err(e.to_string()))? {
+            // A first start that stopped before root's hash was written: hash it again.
+            if root.password_hash == auth::PASSWORD_BEING_SET {
+                match config.root_password.clone().or_else(|| self.generated_root_password()) {
+                    Some(password) => self.set_root_password(root.id, password),
+                    None => tracing::error!(
+                        "root has no password (its first start stopped early and its credentials file is gone); sign in with its token and set one"
+                    ),
+                }
+            }
             return Ok(());
         }
         // Only what spur chose itself is written down: secrets given through the environment
@@ -194,12 +200,17 @@ impl Spur {
                 t
             }
         };
+        if !generated.is_empty() {
+            let path = self.data_dir.join(crate::accounts::ROOT_CREDENTIALS);
+            write_private(&path, &format!("# spur's first administrator; change or revoke these. This file is deleted after 24 hours.\nusername: root\n{generated}"))
+                .map_err(|e| err(format!("cannot write {}: {e}", path.display())))?;
+        }
         let now = clock::now();
         let new = NewUser {
             username: "root".into(),
             name: "Administrator".into(),
             email: "admin@example.com".into(),
-            password_hash: auth::hash_password(&password).map_err(err)?,
+            password_hash: auth::PASSWORD_BEING_SET.into(),
             admin: true,
             now,
         };
@@ -221,15 +232,41 @@ impl Spur {
             )
             .await
             .map_err(|e| err(e.to_string()))?;
+        self.set_root_password(user.id, password);
         if generated.is_empty() {
             tracing::info!("created the administrator root with the password and token given");
-            return Ok(());
+        } else {
+            let path = self.data_dir.join(crate::accounts::ROOT_CREDENTIALS);
+            tracing::info!(path = %path.display(), "created the administrator root; its credentials are in this file for 24 hours");
         }
-        let path = self.data_dir.join(crate::accounts::ROOT_CREDENTIALS);
-        write_private(&path, &format!("# spur's first administrator; change or revoke these. This file is deleted after 24 hours.\nusername: root\n{generated}"))
-            .map_err(|e| err(format!("cannot write {}: {e}", path.display())))?;
-        tracing::info!(path = %path.display(), "created the administrator root; its credentials are in this file for 24 hours");
         Ok(())
+    }
+
+    /// Hashes root's first password in the background and stores the hash.
+    fn set_root_password(&self, root_id: u64, password: String) {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let hashed = tokio::task::spawn_blocking(move || auth::hash_password(&password)).await;
+            let stored = match hashed {
+                Ok(Ok(hash)) => store
+                    .update_user(root_id, None, None, Some(hash))
+                    .await
+                    .map_err(|e| e.to_string()),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = stored {
+                tracing::error!(error = %e, "cannot store root's password; it is hashed again at the next start");
+            }
+        });
+    }
+
+    /// The password spur generated for root on its first start, from the credentials file.
+    fn generated_root_password(&self) -> Option<String> {
+        let text = fs::read_to_string(self.data_dir.join(crate::accounts::ROOT_CREDENTIALS)).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("password: "))
+            .map(|p| p.trim().to_string())
     }
 
     /// Starts the pipeline engine on its own runtime thread: the scheduler (which first recovers

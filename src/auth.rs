@@ -79,6 +79,11 @@ pub fn hash_password(password: &str) -> Result<String, String> {
         .map_err(|e| format!("cannot hash password: {e}"))
 }
 
+/// The stored hash of a password being hashed: root's on a first start, until its hash (argon2,
+/// tens of milliseconds) is written, which happens while spur already answers. No password
+/// matches it; sign-in waits for the real one (`session`).
+pub const PASSWORD_BEING_SET: &str = "!being-set";
+
 /// Checks a password against its stored hash.
 pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)

@@ -641,6 +641,50 @@ async fn generated_root_credentials_are_written_once_and_expire_after_a_day() {
 }
 
 #[tokio::test]
+async fn root_signs_in_at_once_on_a_first_start_and_after_one_cut_short() {
+    // Root's password is hashed while the first start already answers: signing in at once
+    // waits for it.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    let generated = [("SPUR_ROOT_PASSWORD", ""), ("SPUR_ROOT_TOKEN", "")];
+    let mut s = Server::start_on_with_env(&data, &["--concurrent", "0"], &generated);
+    let text = std::fs::read_to_string(data.join("initial_root_credentials")).unwrap();
+    let password = text
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .unwrap()
+        .to_string();
+    let (status, _) = Browser::new(&s).sign_in("root", &password).await;
+    assert_eq!(status, 302, "{}", s.log_text());
+    let (status, _) = Browser::new(&s).sign_in("root", "not-the-password").await;
+    assert_eq!(status, 200, "a wrong password is refused");
+    assert!(s.terminate(std::time::Duration::from_secs(10)));
+    // A first start stopped before the hash was stored: the next start hashes the password
+    // again, from the credentials file or from the environment.
+    let db = data.join("spur.redb");
+    let cut_short = move || {
+        let store = spur::storage::Store::open(&db).unwrap();
+        let root = store.user_by_username("root").unwrap().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        // `auth::PASSWORD_BEING_SET`, as stored
+        rt.block_on(store.update_user(root.id, None, None, Some("!being-set".into())))
+            .unwrap()
+            .unwrap();
+        assert!(store.close());
+    };
+    std::thread::spawn(cut_short.clone()).join().unwrap();
+    let mut s = Server::start_on_with_env(&data, &["--concurrent", "0"], &generated);
+    let (status, _) = Browser::new(&s).sign_in("root", &password).await;
+    assert_eq!(status, 302, "{}", s.log_text());
+    assert!(s.terminate(std::time::Duration::from_secs(10)));
+    std::thread::spawn(cut_short.clone()).join().unwrap();
+    let given = [("SPUR_ROOT_PASSWORD", "given-password-1"), ("SPUR_ROOT_TOKEN", "")];
+    let s = Server::start_on_with_env(&data, &["--concurrent", "0"], &given);
+    let (status, _) = Browser::new(&s).sign_in("root", "given-password-1").await;
+    assert_eq!(status, 302, "{}", s.log_text());
+}
+
+#[tokio::test]
 async fn blocking_ends_browser_sessions_and_pages_carry_security_headers() {
     let s = Server::start();
     let (uid, _) = s.user("blocked-one").await;

@@ -68,6 +68,21 @@ impl Server {
         Server::start_as(None, data_dir, extra)
     }
 
+    /// Starts spur on `data_dir` (which may hold an earlier server's data) with `extra` flags
+    /// and environment variables.
+    pub fn start_on_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let (child, base, log) = spawn_binary_env(Path::new(env!("CARGO_BIN_EXE_spur")), None, data_dir, extra, env)
+            .unwrap_or_else(|e| panic!("spur did not start: {e}"));
+        Server {
+            child,
+            base,
+            data_dir: data_dir.to_path_buf(),
+            _dir: None,
+            log,
+            http: crate::support::http_client(),
+        }
+    }
+
     /// Starts another copy of the binary on a fresh data dir.
     pub fn start_binary(binary: &Path, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();

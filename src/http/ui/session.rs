@@ -175,12 +175,25 @@ pub async fn sign_in(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payl
     let s = spur.clone();
     let who = login.clone();
     let user = web::block(move || -> Result<Option<User>, UiError> {
-        let user = s.store.user_by_username(&who)?.or_else(|| {
-            s.store
-                .users()
-                .ok()
-                .and_then(|all| all.into_iter().find(|u| u.email.eq_ignore_ascii_case(&who)))
-        });
+        let find = || -> Result<Option<User>, UiError> {
+            Ok(s.store.user_by_username(&who)?.or_else(|| {
+                s.store
+                    .users()
+                    .ok()
+                    .and_then(|all| all.into_iter().find(|u| u.email.eq_ignore_ascii_case(&who)))
+            }))
+        };
+        let mut user = find()?;
+        // Root's first password is hashed while spur already answers: wait for it (briefly).
+        let waited = std::time::Instant::now();
+        while user
+            .as_ref()
+            .is_some_and(|u| u.password_hash == crate::auth::PASSWORD_BEING_SET)
+            && waited.elapsed() < std::time::Duration::from_secs(10)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            user = find()?;
+        }
         let ok = crate::auth::verify_sign_in(&password, user.as_ref());
         Ok(user.filter(|_| ok))
     })
