@@ -50,7 +50,7 @@ fn main() {
             "created {pipelines} pipelines in {:.1} s",
             started.elapsed().as_secs_f64()
         );
-        let cookie = sign_in(&base).await;
+        let cookie = common::sign_in(&base).await;
         let middle = pipelines / 2;
         let pages = [
             "/".to_string(),
@@ -102,41 +102,4 @@ fn main() {
         }
         kill(child);
     });
-}
-
-/// Signs in as root (password set at first start) and returns the Cookie header.
-async fn sign_in(base: &str) -> String {
-    let http = common::http_client_builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let form = http.get(format!("{base}/users/sign_in")).send().await.unwrap();
-    let pre = cookie_pair(&form, "_spur_csrf");
-    let page = form.text().await.unwrap();
-    let marker = "name=\"authenticity_token\" value=\"";
-    let i = page.find(marker).unwrap() + marker.len();
-    // The token is masked afresh on every page (its length is not fixed).
-    let csrf = page[i..].split('"').next().unwrap_or_default();
-    let resp = http
-        .post(format!("{base}/users/sign_in"))
-        .header("Cookie", pre)
-        .form(&[
-            ("authenticity_token", csrf),
-            ("user[login]", "root"),
-            ("user[password]", common::ROOT_PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 302, "sign-in failed");
-    cookie_pair(&resp, "_spur_session")
-}
-
-fn cookie_pair(resp: &reqwest::Response, name: &str) -> String {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|h| h.to_str().unwrap().split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no {name} cookie"))
 }

@@ -120,6 +120,11 @@ pub async fn shutdown(spur: &Arc<Spur>, grace: std::time::Duration) {
     }
 }
 
+/// Sets up the allocator (see `memory::configure`); the binary calls it first thing.
+pub fn configure_allocator() {
+    memory::configure();
+}
+
 /// Opens the data dir and starts serving on `listener`. The server runs when awaited.
 pub async fn serve(config: Config, listener: TcpListener) -> Result<Running, StartError> {
     let spur = Arc::new(Spur::open(&config).await?);

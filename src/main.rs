@@ -404,6 +404,7 @@ impl ServeArgs {
 
 fn main() -> ExitCode {
     let root_secrets = take_root_secrets();
+    spur::configure_allocator();
     // The job helpers: run inside a job's fence, before anything else starts.
     let mut argv = std::env::args_os();
     if let Some(mode) = argv.nth(1) {

@@ -227,3 +227,41 @@ pub async fn trigger(http: &reqwest::Client, url: &str, token: &str, run: u64) {
         .unwrap();
     assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap_or_default());
 }
+
+/// Signs in as root through the sign-in form; answers the session cookie (`name=value`).
+pub async fn sign_in(base: &str) -> String {
+    let http = http_client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = http.get(format!("{base}/users/sign_in")).send().await.unwrap();
+    let pre = cookie_pair(&form, "_spur_csrf");
+    let page = form.text().await.unwrap();
+    let marker = "name=\"authenticity_token\" value=\"";
+    let i = page.find(marker).unwrap() + marker.len();
+    // The token is masked afresh on every page (its length is not fixed).
+    let csrf = page[i..].split('"').next().unwrap_or_default();
+    let resp = http
+        .post(format!("{base}/users/sign_in"))
+        .header("Cookie", pre)
+        .form(&[
+            ("authenticity_token", csrf),
+            ("user[login]", "root"),
+            ("user[password]", ROOT_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302, "sign-in failed");
+    cookie_pair(&resp, "_spur_session")
+}
+
+/// The `name=value` pair of cookie `name` an answer sets.
+fn cookie_pair(resp: &reqwest::Response, name: &str) -> String {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|h| h.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+}
