@@ -349,7 +349,8 @@ struct Ingestion {
 }
 
 async fn ingestion_run() -> Ingestion {
-    let config = "flood:\n  script:\n    - yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c 1073741824\n";
+    // `yes` ends by SIGPIPE when `head` is done, which `pipefail` would call a failure.
+    let config = "flood:\n  script:\n    - (yes 0123456789abcdefghijklmnopqrstuvwxyz || true) | head -c 1073741824\n";
     let f = fixture(config, &["--max-trace-bytes", "2147483648"]).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let server = f.child.id();
