@@ -11,7 +11,8 @@
 //! jobs the start recovers), once through a small workload. It
 //! prints how many of the functions that ran are in `src/startup.order`: renamed functions and
 //! new dependencies let the list go stale, and the idle memory `trigger_load` prints grows
-//! back. `SPUR_BENCH_WRITE_ORDER=1` writes the list anew (start-up functions first). Needs
+//! back. `SPUR_BENCH_WRITE_ORDER=1` writes the list anew (start-up functions first, then those
+//! only a start on history runs, then the workload's). Needs
 //! `valgrind`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -44,7 +45,11 @@ fn main() {
     // default log filter): each runs a few functions of its own.
     let mut startup = rt.block_on(run(Phase::Start { bench_env: true }));
     startup.extend(rt.block_on(run(Phase::Start { bench_env: false })));
-    startup.extend(rt.block_on(run(Phase::Restart)));
+    // What only a start on history runs comes right after, so that a fresh start's code stays
+    // as dense as it was.
+    let restart = rt.block_on(run(Phase::Restart));
+    let history: BTreeSet<String> = restart.difference(&startup).cloned().collect();
+    startup.extend(history.iter().cloned());
     let all = rt.block_on(run(Phase::Workload));
     let workload: BTreeSet<&String> = all.iter().filter(|f| !startup.contains(*f)).collect();
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/startup.order");
@@ -67,7 +72,8 @@ fn main() {
     );
     if std::env::var("SPUR_BENCH_WRITE_ORDER").is_ok_and(|v| v == "1") {
         let mut text = String::new();
-        for name in startup.iter().chain(workload.iter().copied()) {
+        let fresh = startup.iter().filter(|f| !history.contains(*f));
+        for name in fresh.chain(history.iter()).chain(workload.iter().copied()) {
             text.push_str(name);
             text.push('\n');
         }
