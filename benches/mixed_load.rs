@@ -49,7 +49,7 @@ fn main() {
     for run in 1..=runs {
         let r = rt.block_on(one_run(seconds));
         println!(
-            "run {run}: {} requests in {seconds} s ({:.0}/s, {} triggers); RSS idle {:.1} MiB, after warm-up {:.1}, during load {:.1}-{:.1}, last {:.1}, rise {:.1} MiB",
+            "run {run}: {} requests in {seconds} s ({:.0}/s, {} triggers); RSS idle {:.1} MiB, after warm-up {:.1}, during load {:.1}-{:.1}, last {:.1}, rise {:.1} MiB (heap and stacks {:+.1}, mapped files {:+.1} from the warm-up to the end)",
             r.requests,
             r.requests as f64 / seconds as f64,
             r.triggers,
@@ -58,7 +58,9 @@ fn main() {
             r.low,
             r.high,
             r.last,
-            r.high - r.warmed
+            r.high - r.warmed,
+            r.anon_change,
+            r.file_change
         );
         rises.push(r.high - r.warmed);
         warmed.push(r.warmed);
@@ -81,6 +83,8 @@ struct RunResult {
     low: f64,
     high: f64,
     last: f64,
+    anon_change: f64,
+    file_change: f64,
 }
 
 async fn one_run(seconds: u64) -> RunResult {
@@ -112,6 +116,7 @@ async fn one_run(seconds: u64) -> RunResult {
     drive(&load, Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let warmed = mib(child.id());
+    let parts_warmed = parts(child.id());
     let (requests_before, triggers_before) = (
         load.requests.load(Ordering::Relaxed),
         load.triggers.load(Ordering::Relaxed),
@@ -132,6 +137,7 @@ async fn one_run(seconds: u64) -> RunResult {
     drive(&load, Duration::from_secs(seconds)).await;
     sampling.store(false, Ordering::Relaxed);
     let samples = sampler.await.unwrap();
+    let parts_end = parts(child.id());
     kill(child);
     RunResult {
         requests: load.requests.load(Ordering::Relaxed) - requests_before,
@@ -141,11 +147,27 @@ async fn one_run(seconds: u64) -> RunResult {
         low: samples.iter().copied().fold(f64::MAX, f64::min),
         high: samples.iter().copied().fold(0.0, f64::max),
         last: samples.last().copied().unwrap_or(0.0),
+        anon_change: parts_end.0 - parts_warmed.0,
+        file_change: parts_end.1 - parts_warmed.1,
     }
 }
 
 fn mib(pid: u32) -> f64 {
     rss_kib(pid) as f64 / 1024.0
+}
+
+/// Resident anonymous memory (heap, stacks) and mapped files (code, libraries), in MiB.
+fn parts(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| -> f64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("RssAnon:"), field("RssFile:"))
 }
 
 /// Waits until the first pipelines' jobs have finished and left their logs.
