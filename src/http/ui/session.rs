@@ -189,7 +189,7 @@ pub async fn sign_in(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payl
         while user
             .as_ref()
             .is_some_and(|u| u.password_hash == crate::auth::PASSWORD_BEING_SET)
-            && waited.elapsed() < std::time::Duration::from_secs(10)
+            && waited.elapsed() < std::time::Duration::from_secs(3)
         {
             std::thread::sleep(std::time::Duration::from_millis(20));
             user = find()?;
