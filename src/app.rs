@@ -151,6 +151,7 @@ impl Spur {
             external_url: config.external_url.clone(),
             data_dir: dir.clone(),
             max_body_bytes: config.max_body_bytes,
+            root_password_pending: Arc::default(),
         };
         spur.bootstrap_root(config).await?;
         crate::accounts::remove_stale_root_credentials(dir);
@@ -242,19 +243,24 @@ impl Spur {
         Ok(())
     }
 
-    /// Hashes root's first password in the background and stores the hash.
+    /// Hashes root's first password in the background and stores the hash, unless root's
+    /// password was set some other way meanwhile.
     fn set_root_password(&self, root_id: u64, password: String) {
+        use std::sync::atomic::Ordering;
         let store = self.store.clone();
+        let pending = self.root_password_pending.clone();
+        pending.store(true, Ordering::SeqCst);
         tokio::spawn(async move {
             let hashed = tokio::task::spawn_blocking(move || auth::hash_password(&password)).await;
             let stored = match hashed {
                 Ok(Ok(hash)) => store
-                    .update_user(root_id, None, None, Some(hash))
+                    .replace_password_hash(root_id, auth::PASSWORD_BEING_SET, hash)
                     .await
                     .map_err(|e| e.to_string()),
                 Ok(Err(e)) => Err(e),
                 Err(e) => Err(e.to_string()),
             };
+            pending.store(false, Ordering::SeqCst);
             if let Err(e) = stored {
                 tracing::error!(error = %e, "cannot store root's password; it is hashed again at the next start");
             }

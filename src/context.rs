@@ -27,6 +27,8 @@ pub struct Spur {
     pub data_dir: PathBuf,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Set while root's first password is being hashed: sign-in waits for the hash only then.
+    pub root_password_pending: Arc<std::sync::atomic::AtomicBool>,
     /// The owner of job state; every job change goes through it.
     pub scheduler: Scheduler,
     /// The scheduler's inbox until `start_engine` takes it.

@@ -136,6 +136,24 @@ impl Store {
         .await
     }
 
+    /// Sets user `id`'s password hash to `hash` only if it is still `expected`, in one
+    /// transaction; answers whether it did.
+    pub async fn replace_password_hash(&self, id: u64, expected: &'static str, hash: String) -> Result<bool, Error> {
+        self.write(move |tx| {
+            let mut users = tx.open_table(USERS)?;
+            let Some(mut user) = get_json::<_, User>(&users, id)? else {
+                return Ok(false);
+            };
+            if user.password_hash != expected {
+                return Ok(false);
+            }
+            user.password_hash = hash;
+            users.insert(id, encode(&user)?.as_slice())?;
+            Ok(true)
+        })
+        .await
+    }
+
     /// Changes a user's name, e-mail (unique, case-insensitive) and password hash; `None`
     /// leaves a field as it is.
     pub async fn update_user(

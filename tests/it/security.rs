@@ -659,6 +659,26 @@ async fn root_signs_in_at_once_on_a_first_start_and_after_one_cut_short() {
     let (status, _) = Browser::new(&s).sign_in("root", "not-the-password").await;
     assert_eq!(status, 200, "a wrong password is refused");
     assert!(s.terminate(std::time::Duration::from_secs(10)));
+    // A password changed right after a first start stays changed: the background hash only
+    // replaces the marker.
+    let fresh = dir.path().join("fresh");
+    let s2 = Server::start_on_with_env(&fresh, &["--concurrent", "0"], &generated);
+    let text = std::fs::read_to_string(fresh.join("initial_root_credentials")).unwrap();
+    let token = text
+        .lines()
+        .find_map(|l| l.strip_prefix("personal_access_token: "))
+        .unwrap()
+        .to_string();
+    let (status, _) = send(
+        s2.as_token(&token, Method::PUT, "/users/1")
+            .form(&[("password", "changed-password-1")]),
+    )
+    .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (status, _) = Browser::new(&s2).sign_in("root", "changed-password-1").await;
+    assert_eq!(status, 302, "{}", s2.log_text());
+    drop(s2);
     // A first start stopped before the hash was stored: the next start hashes the password
     // again, from the credentials file or from the environment.
     let db = data.join("spur.redb");
@@ -679,9 +699,20 @@ async fn root_signs_in_at_once_on_a_first_start_and_after_one_cut_short() {
     assert!(s.terminate(std::time::Duration::from_secs(10)));
     std::thread::spawn(cut_short.clone()).join().unwrap();
     let given = [("SPUR_ROOT_PASSWORD", "given-password-1"), ("SPUR_ROOT_TOKEN", "")];
-    let s = Server::start_on_with_env(&data, &["--concurrent", "0"], &given);
+    let mut s = Server::start_on_with_env(&data, &["--concurrent", "0"], &given);
     let (status, _) = Browser::new(&s).sign_in("root", "given-password-1").await;
     assert_eq!(status, 302, "{}", s.log_text());
+    assert!(s.terminate(std::time::Duration::from_secs(10)));
+    // With no password to hash again, root has none, and sign-in fails at once (it never
+    // waits for a hash nobody computes).
+    std::thread::spawn(cut_short.clone()).join().unwrap();
+    std::fs::remove_file(data.join("initial_root_credentials")).unwrap();
+    let s = Server::start_on_with_env(&data, &["--concurrent", "0"], &generated);
+    let started = std::time::Instant::now();
+    let (status, _) = Browser::new(&s).sign_in("root", &password).await;
+    assert_eq!(status, 200);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "sign-in waited");
+    assert!(s.log_text().contains("root has no password"));
 }
 
 #[tokio::test]

@@ -184,11 +184,13 @@ pub async fn sign_in(req: HttpRequest, spur: web::Data<Spur>, payload: web::Payl
             }))
         };
         let mut user = find()?;
-        // Root's first password is hashed while spur already answers: wait for it (briefly).
+        // Root's first password is hashed while spur already answers: wait for it (briefly),
+        // only while this process is hashing it (a marker left by a crash fails at once).
         let waited = std::time::Instant::now();
         while user
             .as_ref()
             .is_some_and(|u| u.password_hash == crate::auth::PASSWORD_BEING_SET)
+            && s.root_password_pending.load(std::sync::atomic::Ordering::SeqCst)
             && waited.elapsed() < std::time::Duration::from_secs(3)
         {
             std::thread::sleep(std::time::Duration::from_millis(20));
