@@ -50,17 +50,9 @@ impl Server {
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
-        let data_dir = dir.path().join("data");
-        let (child, base, log) = spawn_binary_env(Path::new(env!("CARGO_BIN_EXE_spur")), None, &data_dir, extra, env)
-            .unwrap_or_else(|e| panic!("spur did not start: {e}"));
-        Server {
-            child,
-            base,
-            data_dir,
-            _dir: Some(dir),
-            log,
-            http: crate::support::http_client(),
-        }
+        let mut s = Server::start_on_with_env(&dir.path().join("data"), extra, env);
+        s._dir = Some(dir);
+        s
     }
 
     /// Starts spur on `data_dir` (which may hold an earlier server's data) with extra flags.
